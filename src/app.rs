@@ -1,0 +1,245 @@
+//! Builds and runs the application: database, first admin, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, TtlExtensionPolicy};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use rand::RngExt;
+
+use crate::auth::password::{PasswordHasher, Plaintext};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::web::session_store::DbSessionStore;
+use crate::web::{AppError, middleware as mw};
+
+/// Shared by every request handler (as `web::Data<AppState>`).
+pub struct AppState {
+    pub db: Db,
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: PasswordHasher,
+}
+
+/// The admin created at the first start, with the temporary password to print once.
+pub struct FirstAdmin {
+    pub email: String,
+    pub password: Plaintext,
+}
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    pub first_admin: Option<FirstAdmin>,
+}
+
+impl Application {
+    /// Connects and migrates the database, creates the first admin when there is no
+    /// system user, and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let db = Db::connect(config.database_url.expose()).await?;
+        db.migrate().await?;
+        let hasher = PasswordHasher::start(config.hash_threads);
+        let first_admin =
+            crate::auth::bootstrap_first_admin(&db, &hasher, clock.as_ref(), &config.admin_email).await?;
+        let key = session_key(&config)?;
+        let listener = TcpListener::bind(config.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            db,
+            config,
+            clock,
+            hasher,
+        });
+        let server = server(state.clone(), key, listener)?;
+        Ok(Self {
+            port,
+            server,
+            state,
+            first_admin,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The address actually listened on (with the real port when 0 was asked for).
+    pub fn address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.state.config.bind.ip(), self.port)
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server (graceful, as on SIGTERM).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM / Ctrl-C (or [`ServerHandle::stop`]), then lets running
+    /// requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let maintenance = tokio::spawn(maintenance(self.state.clone()));
+        let result = self.server.await;
+        maintenance.abort();
+        self.state.hasher.shutdown();
+        self.state.db.close().await;
+        result
+    }
+}
+
+/// The cookie key: from `secret_key`, else from `data_dir/secret_key`, generated once.
+fn session_key(config: &Config) -> anyhow::Result<Key> {
+    if let Some(secret) = &config.secret_key {
+        return Ok(Key::derive_from(secret.expose().as_bytes()));
+    }
+    let path = config.data_dir.join("secret_key");
+    if let Ok(hex) = std::fs::read_to_string(&path) {
+        let bytes = decode_hex(hex.trim())
+            .filter(|b| b.len() == 64)
+            .ok_or_else(|| anyhow::anyhow!("{} is damaged: delete it to make a new one (everyone will have to sign in again)", path.display()))?;
+        return Ok(Key::from(&bytes));
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let mut bytes = [0u8; 64];
+    rand::rng().fill(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &hex)?;
+    if config.database_url.expose().starts_with("postgres") {
+        tracing::warn!(
+            "no HERALD_SECRET_KEY set: generated {}; instances on other machines need the same key",
+            path.display()
+        );
+    }
+    Ok(Key::from(&bytes))
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(content.as_bytes())
+}
+
+fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow::Result<Server> {
+    let workers = state.config.workers;
+    let server = HttpServer::new(move || {
+        let config = &state.config;
+        let store = DbSessionStore::new(
+            state.db.clone(),
+            state.clock.clone(),
+            "staff",
+            config.session_absolute_timeout,
+        );
+        let idle = actix_web::cookie::time::Duration::seconds(config.session_idle_timeout.as_secs() as i64);
+        let sessions = SessionMiddleware::builder(store, key.clone())
+            .cookie_name("herald_session".into())
+            .cookie_secure(config.is_https())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .session_lifecycle(
+                BrowserSession::default()
+                    .state_ttl(idle)
+                    .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+            )
+            .build();
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::FormConfig::default().error_handler(|e, _| {
+                AppError::BadRequest(format!("The form could not be read: {e}.")).into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                AppError::BadRequest(format!("The address could not be read: {e}.")).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+            .wrap(from_fn(crate::web::csrf::protect))
+            .wrap(sessions)
+            .wrap(from_fn(mw::request_id))
+            .wrap(mw::security_headers(config.is_https()))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/static/{file}", web::get().to(crate::web::assets::serve))
+            .configure(crate::auth::public_routes)
+            .service(
+                web::scope("")
+                    .wrap(from_fn(mw::require_staff))
+                    .configure(crate::auth::staff_routes)
+                    .configure(crate::dashboard::routes)
+                    .service(
+                        web::scope("/admin")
+                            .wrap(from_fn(mw::require_admin))
+                            .configure(crate::auth::admin_routes)
+                            .configure(crate::admin::routes),
+                    )
+                    .default_service(web::to(not_found)),
+            )
+    })
+    .shutdown_timeout(10)
+    .listen(listener)?;
+    let server = if workers > 0 { server.workers(workers) } else { server };
+    Ok(server.run())
+}
+
+async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// Ready when the database answers and every migration is applied.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.db.is_migrated().await {
+        Ok(true) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
+        Ok(false) => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("migrations pending\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: database unreachable");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("database unreachable\n")
+        }
+    }
+}
+
+/// Removes expired sessions and old sign-in failures now and then.
+async fn maintenance(state: web::Data<AppState>) {
+    loop {
+        let now = state.clock.now_ms();
+        if let Err(e) = crate::web::session_store::purge_expired(&state.db, now).await {
+            tracing::warn!(error = %e, "purging expired sessions failed");
+        }
+        if let Err(e) = crate::auth::throttle::purge_old(&state.db, now).await {
+            tracing::warn!(error = %e, "purging old sign-in failures failed");
+        }
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+}

@@ -1,0 +1,423 @@
+//! System users: sign-in and sign-out, the forced and voluntary password change,
+//! the admin pages for system users, throttling and password hashing.
+
+pub mod password;
+mod staff_pages;
+pub mod throttle;
+pub mod users;
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::app::{AppState, FirstAdmin};
+use crate::audit::{self, Action, Actor};
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::settings::Settings;
+use crate::types::{EmailAddress, PersonName};
+use crate::web::middleware::MUST_CHANGE_KEY;
+use crate::web::session_store::{USER_ID_KEY, end_sessions_of};
+use crate::web::{AppError, CurrentUser, FlashKind, PageContext, client_ip, csrf, flash, redirect, render};
+pub use password::{PasswordHasher, Plaintext, Priority};
+pub use staff_pages::routes as admin_routes;
+use users::{CreateError, Role};
+
+/// Length of generated temporary passwords (SPEC §7 default).
+pub const TEMP_PASSWORD_LENGTH: usize = 16;
+/// The shortest password a system user may choose.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+const MAX_PASSWORD_CHARS: usize = 256;
+const STAFF: &str = "staff";
+
+pub fn public_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::get().to(login_page))
+        .route("/login", web::post().to(login));
+}
+
+pub fn staff_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/logout", web::post().to(logout))
+        .route("/password", web::get().to(password_page))
+        .route("/password", web::post().to(change_password));
+}
+
+/// A new system user as entered.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: EmailAddress,
+    pub name: PersonName,
+    pub role: Role,
+}
+
+/// Creates a system user with a fresh temporary password (returned once, to show
+/// or print; only its hash is stored) and audits it, in one transaction.
+pub async fn create_user(
+    db: &Db,
+    hasher: &PasswordHasher,
+    now_ms: i64,
+    new: &NewUser,
+    actor: &Actor,
+    ip: &str,
+) -> Result<(i64, Plaintext), CreateError> {
+    let (password, hash, expires_at) = temporary_password(db, hasher, now_ms).await?;
+    let mut tx = db.begin().await?;
+    let id = users::create(&mut tx, &new.email, &new.name, new.role, &hash, expires_at, now_ms).await?;
+    audit::record(
+        &mut tx,
+        now_ms,
+        audit::Entry {
+            actor,
+            action: Action::UserCreated,
+            target: new.email.as_str(),
+            detail: new.role.code(),
+            ip,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((id, password))
+}
+
+/// A fresh temporary password, its hash and its expiry (lifetime from settings).
+pub async fn temporary_password(
+    db: &Db,
+    hasher: &PasswordHasher,
+    now_ms: i64,
+) -> anyhow::Result<(Plaintext, String, i64)> {
+    let hours = Settings::load(db).await?.temp_password_lifetime_hours;
+    let password = password::generate(TEMP_PASSWORD_LENGTH);
+    let hash = hasher.hash(&password, Priority::Interactive).await?;
+    Ok((password, hash, now_ms + hours * 3_600_000))
+}
+
+/// On the first start (no system user at all) creates the admin `email`.
+pub async fn bootstrap_first_admin(
+    db: &Db,
+    hasher: &PasswordHasher,
+    clock: &dyn Clock,
+    email: &str,
+) -> anyhow::Result<Option<FirstAdmin>> {
+    if users::count(db).await? > 0 {
+        return Ok(None);
+    }
+    let new = NewUser {
+        email: EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("admin_email: {e}"))?,
+        name: PersonName::parse("Administrator").expect("valid name"),
+        role: Role::Admin,
+    };
+    match create_user(db, hasher, clock.now_ms(), &new, &Actor::named("system (first start)"), "").await {
+        Ok((_, password)) => Ok(Some(FirstAdmin {
+            email: new.email.to_string(),
+            password,
+        })),
+        // Another instance created it at the same moment.
+        Err(CreateError::Exists) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    ctx: PageContext,
+    email: String,
+    next: String,
+    error: Option<&'static str>,
+    signed_out: bool,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    signed_out: Option<String>,
+}
+
+/// Only local paths, so the sign-in page cannot send people elsewhere.
+fn safe_next(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next.to_string()
+    } else {
+        String::new()
+    }
+}
+
+async fn login_page(ctx: PageContext, query: web::Query<LoginQuery>, session: Session) -> Result<HttpResponse, AppError> {
+    if session.get::<i64>(USER_ID_KEY).ok().flatten().is_some() {
+        return Ok(redirect("/dashboard"));
+    }
+    render(
+        StatusCode::OK,
+        &LoginPage {
+            ctx,
+            email: String::new(),
+            next: safe_next(&query.next),
+            error: None,
+            signed_out: query.signed_out.is_some(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// The one message for every failed sign-in, whatever the reason.
+const SIGN_IN_FAILED: &str = "The email or password is not right. Check both and try again.";
+
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: PageContext,
+    session: Session,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let account: String = form.email.trim().to_lowercase().chars().take(254).collect();
+    let delay = throttle::delay_before_attempt(&state.db, state.clock.now_ms(), &account, &ip).await?;
+    if !delay.is_zero() {
+        tracing::info!(delay_ms = delay.as_millis() as u64, "sign-in throttled");
+        tokio::time::sleep(delay).await;
+    }
+    let now = state.clock.now_ms();
+    let password = Plaintext::new(form.password);
+    let user = users::find_by_email(&state.db, &account).await?;
+    // Verify even for unknown or disabled accounts (against a dummy hash), so the
+    // answer takes the same time whether or not the account exists.
+    let (verified, with_temp) = match &user {
+        Some(u) if !u.disabled => {
+            let permanent = state
+                .hasher
+                .verify(&password, u.password_hash.as_deref(), Priority::Interactive)
+                .await;
+            if permanent {
+                (true, false)
+            } else if let Some(temp) = u.usable_temp_hash(now) {
+                let ok = state.hasher.verify(&password, Some(temp), Priority::Interactive).await;
+                (ok, ok)
+            } else {
+                (false, false)
+            }
+        }
+        _ => {
+            state.hasher.verify(&password, None, Priority::Interactive).await;
+            (false, false)
+        }
+    };
+    let user = match user {
+        Some(u) if verified && (!with_temp || users::use_temp_password(&state.db, u.id, now).await?) => u,
+        _ => {
+            throttle::record_failure(&state.db, now, &account, &ip).await?;
+            audit::record_now(
+                &state.db,
+                now,
+                audit::Entry {
+                    actor: &Actor::named(account.clone()),
+                    action: Action::SignInFailed,
+                    target: "",
+                    detail: "",
+                    ip: &ip,
+                },
+            )
+            .await?;
+            return render(
+                StatusCode::UNAUTHORIZED,
+                &LoginPage {
+                    ctx,
+                    email: form.email,
+                    next: safe_next(&form.next),
+                    error: Some(SIGN_IN_FAILED),
+                    signed_out: false,
+                },
+            );
+        }
+    };
+    throttle::clear_account(&state.db, &account).await?;
+    if with_temp {
+        // The temporary password is used: end every other session of this user.
+        end_sessions_of(&state.db, STAFF, user.id).await?;
+    }
+    audit::record_now(
+        &state.db,
+        now,
+        audit::Entry {
+            actor: &Actor::user(user.id, &user.email),
+            action: Action::SignInSucceeded,
+            target: "",
+            detail: if with_temp { "temporary password" } else { "" },
+            ip: &ip,
+        },
+    )
+    .await?;
+    // A new session id at sign-in, with nothing carried over from before.
+    session.clear();
+    session.renew();
+    session
+        .insert(USER_ID_KEY, user.id)
+        .map_err(|e| anyhow::anyhow!("session: {e}"))?;
+    csrf::rotate(&session);
+    if with_temp {
+        session
+            .insert(MUST_CHANGE_KEY, true)
+            .map_err(|e| anyhow::anyhow!("session: {e}"))?;
+        return Ok(redirect("/password"));
+    }
+    let next = safe_next(&form.next);
+    Ok(redirect(if next.is_empty() { "/dashboard" } else { &next }))
+}
+
+async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: CurrentUser,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    let ip = client_ip(&req, &state.config.trusted_proxies);
+    audit::record_now(
+        &state.db,
+        state.clock.now_ms(),
+        audit::Entry {
+            actor: &Actor::user(user.id, &user.email),
+            action: Action::SignedOut,
+            target: "",
+            detail: "",
+            ip: &ip,
+        },
+    )
+    .await?;
+    session.purge();
+    Ok(redirect("/login?signed_out=1"))
+}
+
+#[derive(Template)]
+#[template(path = "auth/password.html")]
+struct PasswordPage {
+    ctx: PageContext,
+    forced: bool,
+    errors: crate::settings::FieldErrors,
+}
+
+impl PasswordPage {
+    fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+}
+
+fn is_forced(session: &Session) -> bool {
+    session.get::<bool>(MUST_CHANGE_KEY).ok().flatten().unwrap_or(false)
+}
+
+async fn password_page(ctx: PageContext, session: Session) -> Result<HttpResponse, AppError> {
+    render(
+        StatusCode::OK,
+        &PasswordPage {
+            ctx,
+            forced: is_forced(&session),
+            errors: Default::default(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+/// Checks a chosen password against the policy of SPEC §5.1: length, not the email.
+pub fn check_new_password(new: &str, email: &str) -> Result<(), String> {
+    let n = new.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(format!("Use at least {MIN_PASSWORD_CHARS} characters."));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(format!("Use at most {MAX_PASSWORD_CHARS} characters."));
+    }
+    if new.trim().eq_ignore_ascii_case(email) {
+        return Err("Your password cannot be your email address.".into());
+    }
+    Ok(())
+}
+
+async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: PageContext,
+    user: CurrentUser,
+    session: Session,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let forced = is_forced(&session);
+    let stored = users::find(&state.db, user.id).await?.ok_or(AppError::Forbidden)?;
+    let new = Plaintext::new(form.new_password.clone());
+    let mut errors = crate::settings::FieldErrors::new();
+    if !forced
+        && !state
+            .hasher
+            .verify(
+                &Plaintext::new(form.current_password.clone()),
+                stored.password_hash.as_deref(),
+                Priority::Interactive,
+            )
+            .await
+    {
+        errors.insert("current_password", "This is not your current password.".into());
+    }
+    if let Err(e) = check_new_password(new.expose(), &stored.email) {
+        errors.insert("new_password", e);
+    } else if form.confirm_password != form.new_password {
+        errors.insert("confirm_password", "The two passwords are not the same.".into());
+    } else if forced
+        && state
+            .hasher
+            .verify(&new, stored.temp_hash.as_deref(), Priority::Interactive)
+            .await
+    {
+        errors.insert(
+            "new_password",
+            "Choose a password of your own, not the temporary one.".into(),
+        );
+    }
+    if !errors.is_empty() {
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &PasswordPage { ctx, forced, errors });
+    }
+    let hash = state.hasher.hash(&new, Priority::Interactive).await?;
+    let now = state.clock.now_ms();
+    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let mut tx = state.db.begin().await?;
+    users::set_password(&mut tx, user.id, &hash, now).await?;
+    audit::record(
+        &mut tx,
+        now,
+        audit::Entry {
+            actor: &Actor::user(user.id, &user.email),
+            action: Action::PasswordChanged,
+            target: &user.email,
+            detail: if forced { "replaced temporary password" } else { "" },
+            ip: &ip,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    // Every other session of this user ends; this one continues under a new id.
+    end_sessions_of(&state.db, STAFF, user.id).await?;
+    session.remove(MUST_CHANGE_KEY);
+    session.renew();
+    csrf::rotate(&session);
+    flash(&session, FlashKind::Success, "Your password has been changed.");
+    Ok(redirect("/dashboard"))
+}

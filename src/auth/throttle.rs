@@ -1,0 +1,80 @@
+//! Sign-in throttling (SPEC §11.4): after 10 failures for one account within 15
+//! minutes, each further attempt waits longer (1 s, 2 s, 4 s … up to 30 s); the same
+//! per client address after 50. Nobody is locked out for good: failures older than
+//! the window stop counting. Failures are stored, so every instance sees them.
+
+use std::time::Duration;
+
+use crate::db::Db;
+
+pub const WINDOW_MS: i64 = 15 * 60 * 1000;
+pub const ACCOUNT_FREE_FAILURES: i64 = 10;
+pub const IP_FREE_FAILURES: i64 = 50;
+pub const MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// The delay for a count of recent failures, given how many are free.
+pub fn delay_for(failures: i64, free: i64) -> Duration {
+    if failures < free {
+        return Duration::ZERO;
+    }
+    let exp = (failures - free).min(10) as u32;
+    Duration::from_secs(1u64 << exp).min(MAX_DELAY)
+}
+
+/// How long the next attempt for `account` from `ip` must wait.
+pub async fn delay_before_attempt(db: &Db, now_ms: i64, account: &str, ip: &str) -> Result<Duration, sqlx::Error> {
+    let since = now_ms - WINDOW_MS;
+    let (by_account, by_ip): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM signin_failures WHERE account = $1 AND at > $2), \
+                (SELECT COUNT(*) FROM signin_failures WHERE ip = $3 AND at > $2)",
+    )
+    .bind(account)
+    .bind(since)
+    .bind(ip)
+    .fetch_one(db.read())
+    .await?;
+    Ok(delay_for(by_account, ACCOUNT_FREE_FAILURES).max(delay_for(by_ip, IP_FREE_FAILURES)))
+}
+
+pub async fn record_failure(db: &Db, now_ms: i64, account: &str, ip: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO signin_failures (account, ip, at) VALUES ($1, $2, $3)")
+        .bind(account)
+        .bind(ip)
+        .bind(now_ms)
+        .execute(db.write())
+        .await?;
+    Ok(())
+}
+
+/// A successful sign-in clears the account's failures.
+pub async fn clear_account(db: &Db, account: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM signin_failures WHERE account = $1")
+        .bind(account)
+        .execute(db.write())
+        .await?;
+    Ok(())
+}
+
+/// Forgets failures older than the window.
+pub async fn purge_old(db: &Db, now_ms: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM signin_failures WHERE at <= $1")
+        .bind(now_ms - WINDOW_MS)
+        .execute(db.write())
+        .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delay_grows_after_the_free_failures_and_is_capped() {
+        assert_eq!(delay_for(0, 10), Duration::ZERO);
+        assert_eq!(delay_for(9, 10), Duration::ZERO);
+        assert_eq!(delay_for(10, 10), Duration::from_secs(1));
+        assert_eq!(delay_for(11, 10), Duration::from_secs(2));
+        assert_eq!(delay_for(13, 10), Duration::from_secs(8));
+        assert_eq!(delay_for(100, 10), MAX_DELAY);
+    }
+}

@@ -1,0 +1,180 @@
+//! The command line: `serve` (default), `migrate`, `user create`,
+//! `user reset-password`, `check-config`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::Application;
+use crate::audit::Actor;
+use crate::auth::users::{self, CreateError, Role};
+use crate::auth::{NewUser, PasswordHasher};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::db::Db;
+use crate::types::{EmailAddress, PersonName};
+
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about = "Event-based automations with a durable scheduler")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web UI and the scheduler (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage system users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the effective configuration (secrets redacted) and check it.
+    CheckConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a system user and print a temporary password once.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// admin or marketer
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Give a system user a new temporary password and print it once.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// Runs one command; the exit code says whether it worked.
+pub async fn run(cli: Cli, config: Config) -> ExitCode {
+    if matches!(cli.command, Some(Command::CheckConfig)) {
+        print!("{}", config.describe());
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => migrate(&config).await,
+        Command::User(cmd) => user(&config, cmd).await,
+        Command::CheckConfig => unreachable!("handled above"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let base = config.base_url.clone();
+    let app = Application::build(config, Arc::new(SystemClock)).await?;
+    if let Some(admin) = &app.first_admin {
+        // Printed once, on the console only (not into the logs).
+        println!(
+            "First start: created the admin {}. Sign in at {}login with the temporary password: {}",
+            admin.email,
+            base,
+            admin.password.expose()
+        );
+    }
+    println!("Herald is listening on http://{}", app.address());
+    tracing::info!(address = %app.address(), "listening");
+    app.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let db = Db::connect(config.database_url.expose()).await?;
+    db.migrate().await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let db = Db::connect(config.database_url.expose()).await?;
+    db.migrate().await?;
+    let hasher = PasswordHasher::start(1);
+    let now = SystemClock.now_ms();
+    let actor = Actor::named("command line");
+    match cmd {
+        UserCommand::Create { email, role, name } => {
+            let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let role = Role::parse(&role).map_err(|_| anyhow::anyhow!("--role: expected admin or marketer"))?;
+            let name = if name.trim().is_empty() {
+                email.as_str().split('@').next().unwrap_or("User").to_string()
+            } else {
+                name
+            };
+            let name = PersonName::parse(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+            let new = NewUser { email, name, role };
+            match crate::auth::create_user(&db, &hasher, now, &new, &actor, "").await {
+                Ok((_, password)) => {
+                    println!(
+                        "Created {} {} with the temporary password: {}",
+                        new.role.code(),
+                        new.email,
+                        password.expose()
+                    );
+                    Ok(())
+                }
+                Err(CreateError::Exists) => anyhow::bail!(
+                    "a system user {} already exists (use `herald user reset-password --email {}`)",
+                    new.email,
+                    new.email
+                ),
+                Err(e) => Err(e.into()),
+            }
+        }
+        UserCommand::ResetPassword { email } => {
+            let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let user = users::find_by_email(&db, email.as_str())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no system user {email}"))?;
+            let (password, hash, expires_at) = crate::auth::temporary_password(&db, &hasher, now).await?;
+            let mut tx = db.begin().await?;
+            users::set_temp_password(&mut tx, user.id, &hash, expires_at, now).await?;
+            crate::audit::record(
+                &mut tx,
+                now,
+                crate::audit::Entry {
+                    actor: &actor,
+                    action: crate::audit::Action::UserPasswordReset,
+                    target: email.as_str(),
+                    detail: "",
+                    ip: "",
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            println!("New temporary password for {email}: {}", password.expose());
+            Ok(())
+        }
+    }
+}

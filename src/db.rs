@@ -1,0 +1,177 @@
+//! One code path for two engines: SQLite (embedded default) and PostgreSQL
+//! (several instances). Queries are written once with `$1` placeholders, which both
+//! accept, and run through sqlx's `Any` driver; only pragmas, the write-transaction
+//! statement and the migrations folder differ.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which engine is behind the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Connection pools. On SQLite all writes go through one connection (SQLite has one
+/// writer anyway; queueing in the pool beats spinning on `SQLITE_BUSY`) and reads
+/// through several; on PostgreSQL both are the same pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub backend: Backend,
+    read: AnyPool,
+    write: AnyPool,
+}
+
+pub type Tx = Transaction<'static, Any>;
+
+impl Db {
+    /// Connects, creating the SQLite file (and its folder) when missing.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("sqlite:") {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:")
+                .split('?')
+                .next()
+                .unwrap_or_default();
+            if let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            }
+            let url = if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            let options = AnyConnectOptions::from_str(&url)?;
+            let pragmas = || {
+                AnyPoolOptions::new().after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+            };
+            let write = pragmas()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options.clone())
+                .await?;
+            let read = pragmas()
+                .max_connections(8)
+                .connect_with(options)
+                .await?;
+            Ok(Self {
+                backend: Backend::Sqlite,
+                read,
+                write,
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(20)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            Ok(Self {
+                backend: Backend::Postgres,
+                read: pool.clone(),
+                write: pool,
+            })
+        } else {
+            anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)")
+        }
+    }
+
+    /// Pool for queries that only read.
+    pub fn read(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Pool for single statements that write.
+    pub fn write(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so it cannot fail half-way with a busy error; a busy
+    /// answer at the start (another process writing for longer than the busy
+    /// timeout) is retried.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Postgres => self.write.begin().await,
+            Backend::Sqlite => {
+                let mut attempt = 0;
+                loop {
+                    match self.write.begin_with("BEGIN IMMEDIATE").await {
+                        Err(e) if is_busy(&e) && attempt < 5 => {
+                            attempt += 1;
+                            tracing::warn!(attempt, "database busy, retrying");
+                            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies the migrations that are missing.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        self.migrator().run(&self.write).await?;
+        Ok(())
+    }
+
+    /// Whether every migration this binary knows is applied.
+    pub async fn is_migrated(&self) -> Result<bool, sqlx::Error> {
+        let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_one(&self.read)
+                .await?;
+        Ok(applied.unwrap_or(0) >= latest)
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+/// SQLite's "database is locked / busy" errors.
+pub fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "6" | "517")),
+        _ => false,
+    }
+}
+
+/// Whether a write failed because a unique key already holds the value.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}

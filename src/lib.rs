@@ -1,0 +1,19 @@
+//! Herald: event-based automations for marketing teams, with a durable in-process
+//! scheduler. The binary (`src/main.rs`) only parses the command line and calls
+//! [`cli::run`]; tests build the same [`app::Application`].
+
+pub mod admin;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod dashboard;
+pub mod db;
+pub mod settings;
+pub mod types;
+pub mod web;
+
+/// The version, also used to bust caches of static files.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

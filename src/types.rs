@@ -1,0 +1,99 @@
+//! Values parsed at the boundary: once one of these exists, it is valid.
+
+use std::fmt;
+
+/// Why a value was refused, in words for the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// An email address, trimmed and lower-cased, so that comparisons ignore case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(Invalid::new("Enter an email address."));
+        }
+        if s.len() > 254 {
+            return Err(Invalid::new("An email address has at most 254 characters."));
+        }
+        let options = email_address::Options {
+            allow_display_text: false,
+            allow_domain_literal: false,
+            ..Default::default()
+        };
+        if email_address::EmailAddress::parse_with_options(s, options).is_err() {
+            return Err(Invalid::new(
+                "Enter an email address like name@example.com.",
+            ));
+        }
+        Ok(Self(s.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A person's display name: trimmed, 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(Invalid::new("Enter a name."));
+        }
+        if s.chars().count() > 100 {
+            return Err(Invalid::new("A name has at most 100 characters."));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(Invalid::new("A name cannot contain control characters."));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(EmailAddress::parse("  Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        assert_eq!(EmailAddress::parse("admin@localhost").unwrap().as_str(), "admin@localhost");
+        for bad in ["", "ann", "ann@", "@example.com", "a b@example.com", "Ann <ann@example.com>"] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(EmailAddress::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        assert_eq!(PersonName::parse(" Ann Lee ").unwrap().as_str(), "Ann Lee");
+        assert!(PersonName::parse("  ").is_err());
+        assert!(PersonName::parse(&"x".repeat(101)).is_err());
+        assert!(PersonName::parse(&"x".repeat(100)).is_ok());
+        assert!(PersonName::parse("a\u{7}b").is_err());
+    }
+}

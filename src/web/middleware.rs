@@ -1,0 +1,154 @@
+//! Middleware: security headers, request ids with a log line per request, and the
+//! two access scopes (signed-in staff; admins).
+
+use std::time::Instant;
+
+use actix_session::SessionExt;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
+use rand::RngExt;
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::audit::{self, Action, Actor};
+use crate::auth::users;
+use crate::web::session_store::USER_ID_KEY;
+use crate::web::{AppError, CurrentUser, client_ip, redirect};
+
+/// The CSP of SPEC §11.5 (plus `data:` images, which Bootstrap's form controls use).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'; form-action 'self'; img-src 'self' data:";
+
+/// Headers on every response; HSTS only when served over HTTPS.
+pub fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::CACHE_CONTROL, "no-store"));
+    if https {
+        headers.add((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ))
+    } else {
+        headers
+    }
+}
+
+/// The id of the request, also sent back as `X-Request-Id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Gives each request an id, a tracing span and one log line with status and time.
+/// The query string is left out: it may hold tokens.
+pub async fn request_id<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, Error> {
+    let mut bytes = [0u8; 8];
+    rand::rng().fill(&mut bytes);
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let started = Instant::now();
+    async move {
+        let mut res = next.call(req).await?;
+        let status = res.status().as_u16();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::error!(status, ms, "request failed");
+        } else {
+            tracing::info!(status, ms, "request");
+        }
+        if let Ok(v) = header::HeaderValue::from_str(&id) {
+            res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+        }
+        Ok(res)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Session key set when the session began with a temporary password: until a new
+/// password is chosen, only the password page and sign-out are reachable.
+pub const MUST_CHANGE_KEY: &str = "must_change";
+
+fn state_of(req: &ServiceRequest) -> web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .expect("application state")
+}
+
+/// Lets signed-in, enabled system users through and puts [`CurrentUser`] into the
+/// request; sends everyone else to the sign-in page.
+pub async fn require_staff<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let state = state_of(&req);
+    let session = req.get_session();
+    let uid: Option<i64> = session.get(USER_ID_KEY).ok().flatten();
+    let user = match uid {
+        Some(uid) => users::find(&state.db, uid).await.map_err(AppError::from)?,
+        None => None,
+    };
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        if uid.is_some() {
+            session.purge();
+        }
+        let to = if req.method() == Method::GET && req.path() != "/" {
+            let next_path = url::form_urlencoded::byte_serialize(req.path().as_bytes()).collect::<String>();
+            format!("/login?next={next_path}")
+        } else {
+            "/login".to_string()
+        };
+        return Ok(req.into_response(redirect(&to)).map_into_right_body());
+    };
+    let must_change = session.get::<bool>(MUST_CHANGE_KEY).ok().flatten().unwrap_or(false);
+    if must_change && !matches!(req.path(), "/password" | "/logout") {
+        return Ok(req.into_response(redirect("/password")).map_into_right_body());
+    }
+    req.extensions_mut().insert(CurrentUser {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+        role: user.role,
+    });
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Lets admins through; a marketer gets the 403 page (and an audit entry).
+pub async fn require_admin<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let user = req.extensions().get::<CurrentUser>().cloned();
+    match user {
+        Some(u) if u.is_admin() => Ok(next.call(req).await?.map_into_left_body()),
+        other => {
+            let state = state_of(&req);
+            let ip = client_ip(req.request(), &state.config.trusted_proxies);
+            let actor = other.map_or_else(|| Actor::named("anonymous"), |u| Actor::user(u.id, &u.email));
+            let _ = audit::record_now(
+                &state.db,
+                state.clock.now_ms(),
+                audit::Entry {
+                    actor: &actor,
+                    action: Action::AccessDenied,
+                    target: req.path(),
+                    detail: "admin page",
+                    ip: &ip,
+                },
+            )
+            .await;
+            tracing::warn!(path = req.path(), "access denied: admin page");
+            let response: HttpResponse = AppError::Forbidden.error_response();
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}

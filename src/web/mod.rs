@@ -1,0 +1,271 @@
+//! Plumbing shared by all pages: errors, rendering, flash messages, the page
+//! context, CSRF, security headers, request ids and static files.
+
+pub mod assets;
+pub mod csrf;
+pub mod middleware;
+pub mod session_store;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_session::{Session, SessionExt};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
+use askama::Template;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::users::Role;
+
+/// Everything a handler can fail with. "The user's input is wrong" is not here: it
+/// is a page with messages next to the fields, returned as `Ok`.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("form rejected")]
+    Csrf,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Unexpected(e.into())
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        Self::Unexpected(e.into())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    ctx: PageContext,
+    title: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (title, message): (&str, &str) = match self {
+            AppError::NotFound => ("Page not found", "There is nothing at this address."),
+            AppError::Forbidden => (
+                "Not allowed",
+                "Your role does not give access to this page. Ask an admin if you need it.",
+            ),
+            AppError::Csrf => (
+                "Form expired",
+                "This form has expired or did not come from this site. Go back, reload the page and try again.",
+            ),
+            AppError::BadRequest(msg) => ("Bad request", msg.as_str()),
+            AppError::Unexpected(e) => {
+                tracing::error!(error = ?e, "unexpected error");
+                (
+                    "Something went wrong",
+                    "Herald could not finish this request. Nothing you entered is lost; try again in a moment. The error has been logged.",
+                )
+            }
+        };
+        let page = ErrorPage {
+            ctx: PageContext::bare(),
+            title,
+            message,
+        };
+        match page.render() {
+            Ok(body) => HttpResponse::build(self.status_code())
+                .content_type("text/html; charset=utf-8")
+                .body(body),
+            Err(_) => HttpResponse::build(self.status_code()).body(title.to_string()),
+        }
+    }
+}
+
+/// Renders a template as an HTML response with the given status.
+pub fn render<T: Template>(status: StatusCode, page: &T) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
+
+/// 303 See Other: the answer to a successful POST (post-redirect-get).
+pub fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// How a flash message looks.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum FlashKind {
+    Success,
+    Info,
+    Error,
+}
+
+/// A message shown once on the next page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flash {
+    pub kind: FlashKind,
+    pub text: String,
+}
+
+impl Flash {
+    /// The Bootstrap alert class.
+    pub fn class(&self) -> &'static str {
+        match self.kind {
+            FlashKind::Success => "alert-success",
+            FlashKind::Info => "alert-info",
+            FlashKind::Error => "alert-danger",
+        }
+    }
+}
+
+const FLASH_KEY: &str = "flash";
+
+/// Queues a message for the next page this session sees.
+pub fn flash(session: &Session, kind: FlashKind, text: impl Into<String>) {
+    let mut all: Vec<Flash> = session.get(FLASH_KEY).ok().flatten().unwrap_or_default();
+    all.push(Flash {
+        kind,
+        text: text.into(),
+    });
+    let _ = session.insert(FLASH_KEY, all);
+}
+
+/// The signed-in system user, put into the request by the staff scope.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl CurrentUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<CurrentUser>()
+                .cloned()
+                .ok_or(AppError::Forbidden),
+        )
+    }
+}
+
+/// What the layout needs on every page.
+#[derive(Debug, Clone)]
+pub struct PageContext {
+    pub user: Option<CurrentUser>,
+    pub csrf: String,
+    pub flashes: Vec<Flash>,
+    pub brand: String,
+    pub path: String,
+}
+
+impl PageContext {
+    /// For pages rendered outside a request's normal flow (error pages).
+    pub fn bare() -> Self {
+        Self {
+            user: None,
+            csrf: String::new(),
+            flashes: Vec::new(),
+            brand: "Herald".into(),
+            path: String::new(),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.as_ref().is_some_and(CurrentUser::is_admin)
+    }
+
+    /// `active` when the current page is under `prefix` (for the navigation).
+    pub fn nav(&self, prefix: &str) -> &'static str {
+        if self.path.starts_with(prefix) { "active" } else { "" }
+    }
+}
+
+impl FromRequest for PageContext {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = req.get_session();
+        let user = req.extensions().get::<CurrentUser>().cloned();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let path = req.path().to_string();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| anyhow::anyhow!("application state missing"))?;
+            let brand = crate::settings::Settings::load(&state.db).await?.brand_name;
+            let flashes = session
+                .remove_as::<Vec<Flash>>(FLASH_KEY)
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            Ok(PageContext {
+                user,
+                csrf: csrf::token(&session),
+                flashes,
+                brand,
+                path,
+            })
+        })
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the last
+/// address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> String {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let Some(peer) = peer else {
+        return "unknown".into();
+    };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(&peer)
+        .to_string()
+}
+
+/// Whether a header value is exactly `expected`.
+pub fn header_is(value: Option<&HeaderValue>, expected: &str) -> bool {
+    value.and_then(|v| v.to_str().ok()) == Some(expected)
+}
