@@ -9,7 +9,9 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::settings::{FieldErrors, Settings, SettingsForm};
-use crate::web::{AppError, CurrentUser, FlashKind, PageContext, client_ip, flash, redirect, render};
+use crate::web::{
+    AppError, CurrentUser, FlashKind, PageContext, client_ip, flash, redirect, render,
+};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/audit", web::get().to(audit_log))
@@ -40,7 +42,15 @@ async fn audit_log(
 ) -> Result<HttpResponse, AppError> {
     let page = query.page.unwrap_or(1).clamp(1, 1_000_000);
     let (rows, more) = audit::page(&state.db, page, AUDIT_PAGE_SIZE).await?;
-    render(StatusCode::OK, &AuditPage { ctx, rows, page, more })
+    render(
+        StatusCode::OK,
+        &AuditPage {
+            ctx,
+            rows,
+            page,
+            more,
+        },
+    )
 }
 
 #[derive(Template)]
@@ -65,7 +75,10 @@ pub fn time_zone_names() -> Vec<String> {
     names
 }
 
-async fn settings_page(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
+async fn settings_page(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+) -> Result<HttpResponse, AppError> {
     let settings = Settings::load(&state.db).await?;
     render(
         StatusCode::OK,

@@ -49,7 +49,8 @@ impl Application {
         db.migrate().await?;
         let hasher = PasswordHasher::start(config.hash_threads);
         let first_admin =
-            crate::auth::bootstrap_first_admin(&db, &hasher, clock.as_ref(), &config.admin_email).await?;
+            crate::auth::bootstrap_first_admin(&db, &hasher, clock.as_ref(), &config.admin_email)
+                .await?;
         let key = session_key(&config)?;
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
@@ -126,7 +127,7 @@ fn session_key(config: &Config) -> anyhow::Result<Key> {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -157,7 +158,9 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
             "staff",
             config.session_absolute_timeout,
         );
-        let idle = actix_web::cookie::time::Duration::seconds(config.session_idle_timeout.as_secs() as i64);
+        let idle = actix_web::cookie::time::Duration::seconds(
+            config.session_idle_timeout.as_secs() as i64,
+        );
         let sessions = SessionMiddleware::builder(store, key.clone())
             .cookie_name("herald_session".into())
             .cookie_secure(config.is_https())
@@ -202,7 +205,11 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
     })
     .shutdown_timeout(10)
     .listen(listener)?;
-    let server = if workers > 0 { server.workers(workers) } else { server };
+    let server = if workers > 0 {
+        server.workers(workers)
+    } else {
+        server
+    };
     Ok(server.run())
 }
 
@@ -217,7 +224,9 @@ async fn healthz() -> HttpResponse {
 /// Ready when the database answers and every migration is applied.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.db.is_migrated().await {
-        Ok(true) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
+        Ok(true) => HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n"),
         Ok(false) => HttpResponse::ServiceUnavailable()
             .content_type("text/plain")
             .body("migrations pending\n"),

@@ -16,7 +16,11 @@ use crate::db::Db;
 use crate::types::{EmailAddress, PersonName};
 
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about = "Event-based automations with a durable scheduler")]
+#[command(
+    name = "herald",
+    version,
+    about = "Event-based automations with a durable scheduler"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -56,8 +60,10 @@ pub enum UserCommand {
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&config.log);
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
     for warning in &config.warnings {
@@ -126,9 +132,15 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Create { email, role, name } => {
             let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
-            let role = Role::parse(&role).map_err(|_| anyhow::anyhow!("--role: expected admin or marketer"))?;
+            let role = Role::parse(&role)
+                .map_err(|_| anyhow::anyhow!("--role: expected admin or marketer"))?;
             let name = if name.trim().is_empty() {
-                email.as_str().split('@').next().unwrap_or("User").to_string()
+                email
+                    .as_str()
+                    .split('@')
+                    .next()
+                    .unwrap_or("User")
+                    .to_string()
             } else {
                 name
             };
@@ -157,7 +169,8 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
             let user = users::find_by_email(&db, email.as_str())
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no system user {email}"))?;
-            let (password, hash, expires_at) = crate::auth::temporary_password(&db, &hasher, now).await?;
+            let (password, hash, expires_at) =
+                crate::auth::temporary_password(&db, &hasher, now).await?;
             let mut tx = db.begin().await?;
             users::set_temp_password(&mut tx, user.id, &hash, expires_at, now).await?;
             crate::audit::record(

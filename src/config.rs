@@ -86,19 +86,71 @@ struct Key {
 }
 
 const KEYS: &[Key] = &[
-    Key { name: "bind", default: "127.0.0.1:8080", secret: false },
-    Key { name: "database_url", default: "", secret: true },
-    Key { name: "base_url", default: "", secret: false },
-    Key { name: "smtp_url", default: "", secret: true },
-    Key { name: "secret_key", default: "", secret: true },
-    Key { name: "admin_email", default: "admin@localhost", secret: false },
-    Key { name: "data_dir", default: "data", secret: false },
-    Key { name: "trusted_proxies", default: "", secret: false },
-    Key { name: "session_idle_timeout_minutes", default: "30", secret: false },
-    Key { name: "session_absolute_timeout_hours", default: "8", secret: false },
-    Key { name: "hash_threads", default: "0", secret: false },
-    Key { name: "workers", default: "0", secret: false },
-    Key { name: "log", default: "info", secret: false },
+    Key {
+        name: "bind",
+        default: "127.0.0.1:8080",
+        secret: false,
+    },
+    Key {
+        name: "database_url",
+        default: "",
+        secret: true,
+    },
+    Key {
+        name: "base_url",
+        default: "",
+        secret: false,
+    },
+    Key {
+        name: "smtp_url",
+        default: "",
+        secret: true,
+    },
+    Key {
+        name: "secret_key",
+        default: "",
+        secret: true,
+    },
+    Key {
+        name: "admin_email",
+        default: "admin@localhost",
+        secret: false,
+    },
+    Key {
+        name: "data_dir",
+        default: "data",
+        secret: false,
+    },
+    Key {
+        name: "trusted_proxies",
+        default: "",
+        secret: false,
+    },
+    Key {
+        name: "session_idle_timeout_minutes",
+        default: "30",
+        secret: false,
+    },
+    Key {
+        name: "session_absolute_timeout_hours",
+        default: "8",
+        secret: false,
+    },
+    Key {
+        name: "hash_threads",
+        default: "0",
+        secret: false,
+    },
+    Key {
+        name: "workers",
+        default: "0",
+        secret: false,
+    },
+    Key {
+        name: "log",
+        default: "info",
+        secret: false,
+    },
 ];
 
 /// Raw values by key, each remembering where it came from for error messages.
@@ -134,7 +186,9 @@ impl Config {
             let lower = rest.to_ascii_lowercase();
             match KEYS.iter().find(|k| k.name == lower) {
                 Some(key) => {
-                    layers.values.insert(key.name, (value.clone(), name.clone()));
+                    layers
+                        .values
+                        .insert(key.name, (value.clone(), name.clone()));
                 }
                 None if rest == "CONFIG" || rest.starts_with("TEST_") => {}
                 None => layers
@@ -207,9 +261,9 @@ impl Config {
 /// Shows a URL without its password, e.g. `postgres://herald:[redacted]@db/herald`.
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("[redacted]"));
-            url.to_string()
+        Ok(url) if url.password().is_some() => {
+            let password = url.password().unwrap_or_default();
+            raw.replacen(&format!(":{password}@"), ":[redacted]@", 1)
         }
         Ok(url) => url.to_string(),
         Err(_) => "[unparseable, redacted]".to_string(),
@@ -238,12 +292,16 @@ impl Layers {
         let table: toml::Table = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
         for (name, value) in table {
             let Some(key) = KEYS.iter().find(|k| k.name == name) else {
-                self.warnings
-                    .push(format!("unknown key {name:?} in {} ignored", path.display()));
+                self.warnings.push(format!(
+                    "unknown key {name:?} in {} ignored",
+                    path.display()
+                ));
                 continue;
             };
             let text = match &value {
-                toml::Value::Array(items) => items.iter().map(scalar_text).collect::<Vec<_>>().join(","),
+                toml::Value::Array(items) => {
+                    items.iter().map(scalar_text).collect::<Vec<_>>().join(",")
+                }
                 other => scalar_text(other),
             };
             let origin = format!("{name} in {}", path.display());
@@ -285,7 +343,10 @@ impl Layers {
                 let file = data_dir.join("herald.db");
                 return Ok(format!("sqlite://{}", file.display()));
             }
-            if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://") {
+            if v.starts_with("sqlite:")
+                || v.starts_with("postgres://")
+                || v.starts_with("postgresql://")
+            {
                 Ok(v.to_string())
             } else {
                 Err("expected a sqlite:// or postgres:// URL".into())
@@ -327,7 +388,10 @@ impl Layers {
             v.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<IpAddr>().map_err(|_| format!("{s:?} is not an IP address")))
+                .map(|s| {
+                    s.parse::<IpAddr>()
+                        .map_err(|_| format!("{s:?} is not an IP address"))
+                })
                 .collect()
         })?;
         let minutes = |v: &str, max: u64| -> Result<u64, String> {
@@ -401,13 +465,19 @@ mod tests {
         assert_eq!(c.bind.port(), 9000);
         let err = Config::load(env(&[("HERALD_BIND", "nope")])).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("HERALD_BIND") && text.contains("nope"), "{text}");
+        assert!(
+            text.contains("HERALD_BIND") && text.contains("nope"),
+            "{text}"
+        );
     }
 
     #[test]
     fn secrets_never_print() {
         let c = Config::load(env(&[
-            ("HERALD_DATABASE_URL", "postgres://u:hunter2secret@db/herald"),
+            (
+                "HERALD_DATABASE_URL",
+                "postgres://u:hunter2secret@db/herald",
+            ),
             ("HERALD_SECRET_KEY", "k".repeat(40).as_str()),
             ("HERALD_SMTP_URL", "smtp://mailer:smtppass99@mail:25"),
         ]))

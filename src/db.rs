@@ -72,10 +72,7 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options.clone())
                 .await?;
-            let read = pragmas()
-                .max_connections(8)
-                .connect_with(options)
-                .await?;
+            let read = pragmas().max_connections(8).connect_with(options).await?;
             Ok(Self {
                 backend: Backend::Sqlite,
                 read,

@@ -78,7 +78,11 @@ pub fn parse_time_zone(raw: &str) -> Result<String, Invalid> {
     }
     jiff::tz::TimeZone::get(s)
         .map(|_| s.to_string())
-        .map_err(|_| Invalid::new(format!("{s:?} is not a time zone name such as Europe/Berlin.")))
+        .map_err(|_| {
+            Invalid::new(format!(
+                "{s:?} is not a time zone name such as Europe/Berlin."
+            ))
+        })
 }
 
 impl SettingsForm {
@@ -92,8 +96,14 @@ impl SettingsForm {
                 String::new()
             }
         };
-        let brand_name = check("brand_name", short_text(&self.brand_name, "brand name", 100));
-        let sender_name = check("sender_name", short_text(&self.sender_name, "sender name", 100));
+        let brand_name = check(
+            "brand_name",
+            short_text(&self.brand_name, "brand name", 100),
+        );
+        let sender_name = check(
+            "sender_name",
+            short_text(&self.sender_name, "sender name", 100),
+        );
         let sender_address = check(
             "sender_address",
             EmailAddress::parse(&self.sender_address).map(|e| e.to_string()),
@@ -113,7 +123,10 @@ impl SettingsForm {
                 }
             }
         });
-        let default_time_zone = check("default_time_zone", parse_time_zone(&self.default_time_zone));
+        let default_time_zone = check(
+            "default_time_zone",
+            parse_time_zone(&self.default_time_zone),
+        );
         let hours = check(
             "temp_password_lifetime_hours",
             match self.temp_password_lifetime_hours.trim().parse::<i64>() {
@@ -172,7 +185,11 @@ impl Settings {
     }
 
     /// Stores every setting; returns the names of those that changed.
-    pub async fn save(&self, tx: &mut crate::db::Tx, now_ms: i64) -> Result<Vec<&'static str>, sqlx::Error> {
+    pub async fn save(
+        &self,
+        tx: &mut crate::db::Tx,
+        now_ms: i64,
+    ) -> Result<Vec<&'static str>, sqlx::Error> {
         let before: HashMap<String, String> = sqlx::query_as("SELECT key, value FROM settings")
             .fetch_all(&mut **tx)
             .await?

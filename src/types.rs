@@ -80,9 +80,22 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(EmailAddress::parse("  Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
-        assert_eq!(EmailAddress::parse("admin@localhost").unwrap().as_str(), "admin@localhost");
-        for bad in ["", "ann", "ann@", "@example.com", "a b@example.com", "Ann <ann@example.com>"] {
+        assert_eq!(
+            EmailAddress::parse("  Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
+        assert_eq!(
+            EmailAddress::parse("admin@localhost").unwrap().as_str(),
+            "admin@localhost"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "a b@example.com",
+            "Ann <ann@example.com>",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(EmailAddress::parse(&format!("{}@example.com", "a".repeat(250))).is_err());

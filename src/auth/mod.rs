@@ -20,7 +20,9 @@ use crate::settings::Settings;
 use crate::types::{EmailAddress, PersonName};
 use crate::web::middleware::MUST_CHANGE_KEY;
 use crate::web::session_store::{USER_ID_KEY, end_sessions_of};
-use crate::web::{AppError, CurrentUser, FlashKind, PageContext, client_ip, csrf, flash, redirect, render};
+use crate::web::{
+    AppError, CurrentUser, FlashKind, PageContext, client_ip, csrf, flash, redirect, render,
+};
 pub use password::{PasswordHasher, Plaintext, Priority};
 pub use staff_pages::routes as admin_routes;
 use users::{CreateError, Role};
@@ -63,7 +65,10 @@ pub async fn create_user(
 ) -> Result<(i64, Plaintext), CreateError> {
     let (password, hash, expires_at) = temporary_password(db, hasher, now_ms).await?;
     let mut tx = db.begin().await?;
-    let id = users::create(&mut tx, &new.email, &new.name, new.role, &hash, expires_at, now_ms).await?;
+    let id = users::create(
+        &mut tx, &new.email, &new.name, new.role, &hash, expires_at, now_ms,
+    )
+    .await?;
     audit::record(
         &mut tx,
         now_ms,
@@ -107,7 +112,16 @@ pub async fn bootstrap_first_admin(
         name: PersonName::parse("Administrator").expect("valid name"),
         role: Role::Admin,
     };
-    match create_user(db, hasher, clock.now_ms(), &new, &Actor::named("system (first start)"), "").await {
+    match create_user(
+        db,
+        hasher,
+        clock.now_ms(),
+        &new,
+        &Actor::named("system (first start)"),
+        "",
+    )
+    .await
+    {
         Ok((_, password)) => Ok(Some(FirstAdmin {
             email: new.email.to_string(),
             password,
@@ -145,7 +159,11 @@ fn safe_next(next: &str) -> String {
     }
 }
 
-async fn login_page(ctx: PageContext, query: web::Query<LoginQuery>, session: Session) -> Result<HttpResponse, AppError> {
+async fn login_page(
+    ctx: PageContext,
+    query: web::Query<LoginQuery>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
     if session.get::<i64>(USER_ID_KEY).ok().flatten().is_some() {
         return Ok(redirect("/dashboard"));
     }
@@ -184,7 +202,8 @@ async fn login(
     let form = form.into_inner();
     let ip = client_ip(&req, &state.config.trusted_proxies);
     let account: String = form.email.trim().to_lowercase().chars().take(254).collect();
-    let delay = throttle::delay_before_attempt(&state.db, state.clock.now_ms(), &account, &ip).await?;
+    let delay =
+        throttle::delay_before_attempt(&state.db, state.clock.now_ms(), &account, &ip).await?;
     if !delay.is_zero() {
         tracing::info!(delay_ms = delay.as_millis() as u64, "sign-in throttled");
         tokio::time::sleep(delay).await;
@@ -203,19 +222,30 @@ async fn login(
             if permanent {
                 (true, false)
             } else if let Some(temp) = u.usable_temp_hash(now) {
-                let ok = state.hasher.verify(&password, Some(temp), Priority::Interactive).await;
+                let ok = state
+                    .hasher
+                    .verify(&password, Some(temp), Priority::Interactive)
+                    .await;
                 (ok, ok)
             } else {
                 (false, false)
             }
         }
         _ => {
-            state.hasher.verify(&password, None, Priority::Interactive).await;
+            state
+                .hasher
+                .verify(&password, None, Priority::Interactive)
+                .await;
             (false, false)
         }
     };
     let user = match user {
-        Some(u) if verified && (!with_temp || users::use_temp_password(&state.db, u.id, now).await?) => u,
+        Some(u)
+            if verified
+                && (!with_temp || users::use_temp_password(&state.db, u.id, now).await?) =>
+        {
+            u
+        }
         _ => {
             throttle::record_failure(&state.db, now, &account, &ip).await?;
             audit::record_now(
@@ -314,7 +344,11 @@ impl PasswordPage {
 }
 
 fn is_forced(session: &Session) -> bool {
-    session.get::<bool>(MUST_CHANGE_KEY).ok().flatten().unwrap_or(false)
+    session
+        .get::<bool>(MUST_CHANGE_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 async fn password_page(ctx: PageContext, session: Session) -> Result<HttpResponse, AppError> {
@@ -362,7 +396,9 @@ async fn change_password(
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let forced = is_forced(&session);
-    let stored = users::find(&state.db, user.id).await?.ok_or(AppError::Forbidden)?;
+    let stored = users::find(&state.db, user.id)
+        .await?
+        .ok_or(AppError::Forbidden)?;
     let new = Plaintext::new(form.new_password.clone());
     let mut errors = crate::settings::FieldErrors::new();
     if !forced
@@ -375,12 +411,18 @@ async fn change_password(
             )
             .await
     {
-        errors.insert("current_password", "This is not your current password.".into());
+        errors.insert(
+            "current_password",
+            "This is not your current password.".into(),
+        );
     }
     if let Err(e) = check_new_password(new.expose(), &stored.email) {
         errors.insert("new_password", e);
     } else if form.confirm_password != form.new_password {
-        errors.insert("confirm_password", "The two passwords are not the same.".into());
+        errors.insert(
+            "confirm_password",
+            "The two passwords are not the same.".into(),
+        );
     } else if forced
         && state
             .hasher
@@ -393,7 +435,14 @@ async fn change_password(
         );
     }
     if !errors.is_empty() {
-        return render(StatusCode::UNPROCESSABLE_ENTITY, &PasswordPage { ctx, forced, errors });
+        return render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &PasswordPage {
+                ctx,
+                forced,
+                errors,
+            },
+        );
     }
     let hash = state.hasher.hash(&new, Priority::Interactive).await?;
     let now = state.clock.now_ms();
@@ -407,7 +456,11 @@ async fn change_password(
             actor: &Actor::user(user.id, &user.email),
             action: Action::PasswordChanged,
             target: &user.email,
-            detail: if forced { "replaced temporary password" } else { "" },
+            detail: if forced {
+                "replaced temporary password"
+            } else {
+                ""
+            },
             ip: &ip,
         },
     )
@@ -418,6 +471,10 @@ async fn change_password(
     session.remove(MUST_CHANGE_KEY);
     session.renew();
     csrf::rotate(&session);
-    flash(&session, FlashKind::Success, "Your password has been changed.");
+    flash(
+        &session,
+        FlashKind::Success,
+        "Your password has been changed.",
+    );
     Ok(redirect("/dashboard"))
 }

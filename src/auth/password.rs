@@ -135,7 +135,12 @@ impl PasswordHasher {
 
     /// Whether `password` matches `phc`. With no hash (unknown account) it verifies
     /// against a dummy hash and answers `false`, taking the same time.
-    pub async fn verify(&self, password: &Plaintext, phc: Option<&str>, priority: Priority) -> bool {
+    pub async fn verify(
+        &self,
+        password: &Plaintext,
+        phc: Option<&str>,
+        priority: Priority,
+    ) -> bool {
         let (tx, rx) = oneshot::channel();
         self.submit(
             priority,
@@ -157,7 +162,11 @@ fn worker(shared: &Shared) {
         let work = {
             let mut q = shared.queues.lock().expect("hash queue");
             loop {
-                if let Some(w) = q.interactive.pop_front().or_else(|| q.background.pop_front()) {
+                if let Some(w) = q
+                    .interactive
+                    .pop_front()
+                    .or_else(|| q.background.pop_front())
+                {
                     break w;
                 }
                 if q.closed {
@@ -187,9 +196,7 @@ fn worker(shared: &Shared) {
 /// A hash of a random password, verified against for unknown accounts.
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        hash_with(&mut Vec::new(), generate(24).expose())
-    })
+    DUMMY.get_or_init(|| hash_with(&mut Vec::new(), generate(24).expose()))
 }
 
 fn hash_with(memory: &mut Vec<Block>, password: &str) -> String {
@@ -236,7 +243,12 @@ fn verify_with(memory: &mut Vec<Block>, password: &str, phc: &str) -> bool {
     let mut out = vec![0u8; expected.len()];
     let n = params.block_count();
     Argon2::new(algorithm, version, params)
-        .hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), &mut out, &mut memory[..n])
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt.as_ref(),
+            &mut out,
+            &mut memory[..n],
+        )
         .is_ok()
         && bool::from(out.as_slice().ct_eq(expected.as_ref()))
 }
@@ -296,9 +308,16 @@ mod tests {
         assert!(!verify_with(&mut memory, "x", "not a hash"));
         // Hashes made by the crate's own API verify too (and the other way round).
         use argon2::{PasswordHasher as _, PasswordVerifier as _};
-        let theirs = Argon2::default().hash_password(b"pw-from-crate").unwrap().to_string();
+        let theirs = Argon2::default()
+            .hash_password(b"pw-from-crate")
+            .unwrap()
+            .to_string();
         assert!(verify_with(&mut memory, "pw-from-crate", &theirs));
-        assert!(Argon2::default().verify_password(b"correct horse", phc.as_str()).is_ok());
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", phc.as_str())
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -307,7 +326,11 @@ mod tests {
         let pw = Plaintext::new("a long passphrase");
         let phc = hasher.hash(&pw, Priority::Background).await.unwrap();
         assert!(hasher.verify(&pw, Some(&phc), Priority::Interactive).await);
-        assert!(!hasher.verify(&Plaintext::new("wrong"), Some(&phc), Priority::Interactive).await);
+        assert!(
+            !hasher
+                .verify(&Plaintext::new("wrong"), Some(&phc), Priority::Interactive)
+                .await
+        );
         assert!(!hasher.verify(&pw, None, Priority::Interactive).await);
         hasher.shutdown();
     }

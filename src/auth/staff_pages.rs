@@ -14,7 +14,9 @@ use crate::audit::{self, Action, Actor};
 use crate::settings::FieldErrors;
 use crate::types::{EmailAddress, PersonName};
 use crate::web::session_store::end_sessions_of;
-use crate::web::{AppError, CurrentUser, FlashKind, PageContext, client_ip, flash, redirect, render};
+use crate::web::{
+    AppError, CurrentUser, FlashKind, PageContext, client_ip, flash, redirect, render,
+};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(list))
@@ -24,7 +26,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/role", web::post().to(change_role))
         .route("/users/{id}/disable", web::post().to(disable))
         .route("/users/{id}/enable", web::post().to(enable))
-        .route("/users/{id}/temporary-password", web::post().to(reset_password));
+        .route(
+            "/users/{id}/temporary-password",
+            web::post().to(reset_password),
+        );
 }
 
 #[derive(Template)]
@@ -52,9 +57,15 @@ struct UserForm {
 impl UserForm {
     fn parse(&self) -> Result<NewUser, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let email = EmailAddress::parse(&self.email).map_err(|e| errors.insert("email", e.0)).ok();
-        let name = PersonName::parse(&self.name).map_err(|e| errors.insert("name", e.0)).ok();
-        let role = Role::parse(&self.role).map_err(|e| errors.insert("role", e.0)).ok();
+        let email = EmailAddress::parse(&self.email)
+            .map_err(|e| errors.insert("email", e.0))
+            .ok();
+        let name = PersonName::parse(&self.name)
+            .map_err(|e| errors.insert("name", e.0))
+            .ok();
+        let role = Role::parse(&self.role)
+            .map_err(|e| errors.insert("role", e.0))
+            .ok();
         match (email, name, role) {
             (Some(email), Some(name), Some(role)) => Ok(NewUser { email, name, role }),
             _ => Err(errors),
@@ -129,7 +140,16 @@ async fn create(
     };
     let ip = client_ip(&req, &state.config.trusted_proxies);
     let actor = Actor::user(me.id, &me.email);
-    match create_user(&state.db, &state.hasher, state.clock.now_ms(), &new, &actor, &ip).await {
+    match create_user(
+        &state.db,
+        &state.hasher,
+        state.clock.now_ms(),
+        &new,
+        &actor,
+        &ip,
+    )
+    .await
+    {
         Ok((id, password)) => render(
             StatusCode::CREATED,
             &PasswordShownPage {
@@ -186,9 +206,18 @@ struct RoleForm {
 }
 
 /// Admins cannot demote or disable themselves: there must always be one admin.
-fn refuse_self(session: &Session, me: &CurrentUser, target: &SystemUser, what: &str) -> Option<HttpResponse> {
+fn refuse_self(
+    session: &Session,
+    me: &CurrentUser,
+    target: &SystemUser,
+    what: &str,
+) -> Option<HttpResponse> {
     (me.id == target.id).then(|| {
-        flash(session, FlashKind::Error, format!("You cannot {what} your own account. Ask another admin."));
+        flash(
+            session,
+            FlashKind::Error,
+            format!("You cannot {what} your own account. Ask another admin."),
+        );
         redirect(&format!("/admin/users/{}", target.id))
     })
 }
@@ -239,12 +268,22 @@ async fn change_role(
             return Ok(refused);
         }
         let detail = format!("{} → {}", target.role, role);
-        audit_change(&state, &req, &me, Action::UserRoleChanged, &target, &detail, async |tx, now| {
-            users::set_role(tx, target.id, role, now).await
-        })
+        audit_change(
+            &state,
+            &req,
+            &me,
+            Action::UserRoleChanged,
+            &target,
+            &detail,
+            async |tx, now| users::set_role(tx, target.id, role, now).await,
+        )
         .await?;
     }
-    flash(&session, FlashKind::Success, format!("{} is now {}.", target.email, role.label()));
+    flash(
+        &session,
+        FlashKind::Success,
+        format!("{} is now {}.", target.email, role.label()),
+    );
     Ok(redirect(&format!("/admin/users/{}", target.id)))
 }
 
@@ -257,19 +296,25 @@ async fn set_disabled(
     disabled: bool,
 ) -> Result<HttpResponse, AppError> {
     let target = load(&state, id).await?;
-    if disabled {
-        if let Some(refused) = refuse_self(&session, &me, &target, "disable") {
-            return Ok(refused);
-        }
+    if disabled && let Some(refused) = refuse_self(&session, &me, &target, "disable") {
+        return Ok(refused);
     }
-    let action = if disabled { Action::UserDisabled } else { Action::UserEnabled };
+    let action = if disabled {
+        Action::UserDisabled
+    } else {
+        Action::UserEnabled
+    };
     audit_change(&state, &req, &me, action, &target, "", async |tx, now| {
         users::set_disabled(tx, target.id, disabled, now).await
     })
     .await?;
     if disabled {
         let ended = end_sessions_of(&state.db, STAFF, target.id).await?;
-        tracing::info!(user = target.id, sessions = ended, "user disabled, sessions ended");
+        tracing::info!(
+            user = target.id,
+            sessions = ended,
+            "user disabled, sessions ended"
+        );
     }
     let text = if disabled {
         format!("{} is disabled and signed out everywhere.", target.email)
@@ -312,9 +357,15 @@ async fn reset_password(
     let target = load(&state, *id).await?;
     let now = state.clock.now_ms();
     let (password, hash, expires_at) = temporary_password(&state.db, &state.hasher, now).await?;
-    audit_change(&state, &req, &me, Action::UserPasswordReset, &target, "", async |tx, now| {
-        users::set_temp_password(tx, target.id, &hash, expires_at, now).await
-    })
+    audit_change(
+        &state,
+        &req,
+        &me,
+        Action::UserPasswordReset,
+        &target,
+        "",
+        async |tx, now| users::set_temp_password(tx, target.id, &hash, expires_at, now).await,
+    )
     .await?;
     render(
         StatusCode::OK,

@@ -22,7 +22,12 @@ pub fn delay_for(failures: i64, free: i64) -> Duration {
 }
 
 /// How long the next attempt for `account` from `ip` must wait.
-pub async fn delay_before_attempt(db: &Db, now_ms: i64, account: &str, ip: &str) -> Result<Duration, sqlx::Error> {
+pub async fn delay_before_attempt(
+    db: &Db,
+    now_ms: i64,
+    account: &str,
+    ip: &str,
+) -> Result<Duration, sqlx::Error> {
     let since = now_ms - WINDOW_MS;
     let (by_account, by_ip): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM signin_failures WHERE account = $1 AND at > $2), \
@@ -36,7 +41,12 @@ pub async fn delay_before_attempt(db: &Db, now_ms: i64, account: &str, ip: &str)
     Ok(delay_for(by_account, ACCOUNT_FREE_FAILURES).max(delay_for(by_ip, IP_FREE_FAILURES)))
 }
 
-pub async fn record_failure(db: &Db, now_ms: i64, account: &str, ip: &str) -> Result<(), sqlx::Error> {
+pub async fn record_failure(
+    db: &Db,
+    now_ms: i64,
+    account: &str,
+    ip: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO signin_failures (account, ip, at) VALUES ($1, $2, $3)")
         .bind(account)
         .bind(ip)

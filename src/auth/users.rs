@@ -228,7 +228,12 @@ pub async fn use_temp_password(db: &Db, id: i64, now_ms: i64) -> Result<bool, sq
 }
 
 /// Sets the permanent password and removes any temporary one.
-pub async fn set_password(tx: &mut Tx, id: i64, hash: &str, now_ms: i64) -> Result<(), sqlx::Error> {
+pub async fn set_password(
+    tx: &mut Tx,
+    id: i64,
+    hash: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE system_users SET password_hash = $1, temp_hash = NULL, temp_expires_at = NULL, \
          temp_used_at = NULL, updated_at = $2 WHERE id = $3",
@@ -251,7 +256,12 @@ pub async fn set_role(tx: &mut Tx, id: i64, role: Role, now_ms: i64) -> Result<(
     Ok(())
 }
 
-pub async fn set_disabled(tx: &mut Tx, id: i64, disabled: bool, now_ms: i64) -> Result<(), sqlx::Error> {
+pub async fn set_disabled(
+    tx: &mut Tx,
+    id: i64,
+    disabled: bool,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE system_users SET disabled = $1, updated_at = $2 WHERE id = $3")
         .bind(i64::from(disabled))
         .bind(now_ms)

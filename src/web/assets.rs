@@ -6,10 +6,26 @@ use actix_web::{HttpResponse, web};
 use crate::web::AppError;
 
 const FILES: &[(&str, &str, &[u8])] = &[
-    ("bootstrap.min.css", "text/css; charset=utf-8", include_bytes!("../../static/bootstrap.min.css")),
-    ("herald.css", "text/css; charset=utf-8", include_bytes!("../../static/herald.css")),
-    ("herald.js", "text/javascript; charset=utf-8", include_bytes!("../../static/herald.js")),
-    ("favicon.svg", "image/svg+xml", include_bytes!("../../static/favicon.svg")),
+    (
+        "bootstrap.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/bootstrap.min.css"),
+    ),
+    (
+        "herald.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/herald.css"),
+    ),
+    (
+        "herald.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/herald.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/favicon.svg"),
+    ),
 ];
 
 /// `GET /static/{file}`. Links carry `?v=<version>`, so a day of caching is safe.

@@ -111,11 +111,13 @@ pub async fn protect<B: MessageBody>(
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     let mut too_large = false;
     if presented.is_none() && is_form {
-        let body = req
-            .extract::<Bytes>()
-            .await
-            .map_err(|_| ())
-            .and_then(|b| if b.len() > MAX_FORM_BYTES { Err(()) } else { Ok(b) });
+        let body = req.extract::<Bytes>().await.map_err(|_| ()).and_then(|b| {
+            if b.len() > MAX_FORM_BYTES {
+                Err(())
+            } else {
+                Ok(b)
+            }
+        });
         match body {
             Ok(body) => {
                 presented = form_token(&body);
@@ -130,7 +132,8 @@ pub async fn protect<B: MessageBody>(
         _ => false,
     };
     if too_large {
-        let response = AppError::BadRequest("The form is larger than 1 MiB.".into()).error_response();
+        let response =
+            AppError::BadRequest("The form is larger than 1 MiB.".into()).error_response();
         return Ok(req.into_response(response).map_into_right_body());
     }
     if origin_ok && token_ok {
@@ -145,7 +148,10 @@ pub async fn protect<B: MessageBody>(
     };
     let ip = client_ip(req.request(), &state.config.trusted_proxies);
     tracing::warn!(reason, path = req.path(), %ip, "form rejected (CSRF check)");
-    let actor = match req.get_session().get::<i64>(crate::web::session_store::USER_ID_KEY) {
+    let actor = match req
+        .get_session()
+        .get::<i64>(crate::web::session_store::USER_ID_KEY)
+    {
         Ok(Some(id)) => Actor {
             id: Some(id),
             label: format!("system user #{id}"),

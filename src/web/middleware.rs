@@ -66,7 +66,8 @@ pub async fn request_id<B: MessageBody>(
             tracing::info!(status, ms, "request");
         }
         if let Ok(v) = header::HeaderValue::from_str(&id) {
-            res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+            res.headers_mut()
+                .insert(header::HeaderName::from_static("x-request-id"), v);
         }
         Ok(res)
     }
@@ -102,16 +103,23 @@ pub async fn require_staff<B: MessageBody>(
             session.purge();
         }
         let to = if req.method() == Method::GET && req.path() != "/" {
-            let next_path = url::form_urlencoded::byte_serialize(req.path().as_bytes()).collect::<String>();
+            let next_path =
+                url::form_urlencoded::byte_serialize(req.path().as_bytes()).collect::<String>();
             format!("/login?next={next_path}")
         } else {
             "/login".to_string()
         };
         return Ok(req.into_response(redirect(&to)).map_into_right_body());
     };
-    let must_change = session.get::<bool>(MUST_CHANGE_KEY).ok().flatten().unwrap_or(false);
+    let must_change = session
+        .get::<bool>(MUST_CHANGE_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or(false);
     if must_change && !matches!(req.path(), "/password" | "/logout") {
-        return Ok(req.into_response(redirect("/password")).map_into_right_body());
+        return Ok(req
+            .into_response(redirect("/password"))
+            .map_into_right_body());
     }
     req.extensions_mut().insert(CurrentUser {
         id: user.id,
@@ -133,7 +141,10 @@ pub async fn require_admin<B: MessageBody>(
         other => {
             let state = state_of(&req);
             let ip = client_ip(req.request(), &state.config.trusted_proxies);
-            let actor = other.map_or_else(|| Actor::named("anonymous"), |u| Actor::user(u.id, &u.email));
+            let actor = other.map_or_else(
+                || Actor::named("anonymous"),
+                |u| Actor::user(u.id, &u.email),
+            );
             let _ = audit::record_now(
                 &state.db,
                 state.clock.now_ms(),

@@ -13,7 +13,9 @@ use std::pin::Pin;
 use actix_session::{Session, SessionExt};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
+use actix_web::{
+    FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, dev::Payload, web,
+};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
@@ -209,7 +211,11 @@ impl PageContext {
 
     /// `active` when the current page is under `prefix` (for the navigation).
     pub fn nav(&self, prefix: &str) -> &'static str {
-        if self.path.starts_with(prefix) { "active" } else { "" }
+        if self.path.starts_with(prefix) {
+            "active"
+        } else {
+            ""
+        }
     }
 }
 

@@ -107,8 +107,8 @@ impl SessionStore for DbSessionStore {
         session_state: HashMap<String, String>,
         ttl: &CookieDuration,
     ) -> Result<SessionKey, SaveError> {
-        let state =
-            serde_json::to_string(&session_state).map_err(|e| SaveError::Serialization(e.into()))?;
+        let state = serde_json::to_string(&session_state)
+            .map_err(|e| SaveError::Serialization(e.into()))?;
         let now = self.clock.now_ms();
         let absolute_at = now + self.absolute.as_millis() as i64;
         let key = new_key();
@@ -162,7 +162,11 @@ impl SessionStore for DbSessionStore {
         Ok(session_key)
     }
 
-    async fn update_ttl(&self, session_key: &SessionKey, ttl: &CookieDuration) -> anyhow::Result<()> {
+    async fn update_ttl(
+        &self,
+        session_key: &SessionKey,
+        ttl: &CookieDuration,
+    ) -> anyhow::Result<()> {
         let now = self.clock.now_ms();
         let ttl_ms = ttl.whole_milliseconds() as i64;
         let new_expiry = now + ttl_ms;

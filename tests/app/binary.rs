@@ -1,0 +1,453 @@
+//! Tests that run the real `herald` binary, as a user would from a fresh checkout.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{Engine, TestDb, browser, find_form, location, text_of};
+
+const BIN: &str = env!("CARGO_BIN_EXE_herald");
+
+/// A running `herald serve` whose output is captured.
+struct Herald {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    address: String,
+}
+
+fn capture(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl Herald {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HERALD_BIND", "127.0.0.1:0")
+            .env("HERALD_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start herald");
+        let stdout = capture(child.stdout.take().unwrap());
+        let stderr = capture(child.stderr.take().unwrap());
+        let started = Instant::now();
+        let address = loop {
+            if let Some(line) = stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with("Herald is listening on "))
+            {
+                break line
+                    .trim_start_matches("Herald is listening on ")
+                    .to_string();
+            }
+            if started.elapsed() > Duration::from_secs(30) || child.try_wait().unwrap().is_some() {
+                panic!(
+                    "herald did not start:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self {
+            child,
+            stdout,
+            stderr,
+            address,
+        }
+    }
+
+    fn output(&self) -> String {
+        let mut all = self.stdout.lock().unwrap().join("\n");
+        all.push('\n');
+        all.push_str(&self.stderr.lock().unwrap().join("\n"));
+        all
+    }
+
+    /// SIGTERM, and wait for a graceful exit.
+    fn stop(mut self) -> String {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "herald exited with {status} on SIGTERM:\n{}",
+            self.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        self.output()
+    }
+}
+
+fn env_for(db: &TestDb, engine: Engine) -> Vec<(&'static str, String)> {
+    match engine {
+        // The embedded default: no database setting at all.
+        Engine::Sqlite => vec![],
+        Engine::Postgres => vec![("HERALD_DATABASE_URL", db.url.clone())],
+    }
+}
+
+fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("herald_session="))
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap()
+                .trim_start_matches("herald_session=")
+                .to_string()
+        })
+}
+
+async fn first_start_then_restart(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = TestDb::create(engine, dir.path()).await else {
+        return;
+    };
+    let env = env_for(&db, engine);
+    let herald = Herald::start(dir.path(), &refs(&env));
+    let base = herald.address.clone();
+    let first = herald
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("password: "))
+        .cloned()
+        .expect("temporary password printed");
+    let temp = first
+        .rsplit("password: ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(temp.len(), 16, "{first}");
+    if engine == Engine::Sqlite {
+        assert!(
+            dir.path().join("data/herald.db").exists(),
+            "SQLite file at data/herald.db"
+        );
+    }
+
+    let client = browser();
+    let html = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form = find_form(&html, "/login");
+    form.set("email", "admin@localhost").set("password", &temp);
+    let r = client
+        .post(format!("{base}/login"))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&r),
+        "/password",
+        "a temporary password forces a change"
+    );
+    let mut cookies: Vec<String> = session_cookie(&r).into_iter().collect();
+    let r = client
+        .get(format!("{base}/dashboard"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/password");
+
+    let new_password = "correct horse battery staple";
+    let html = client
+        .get(format!("{base}/password"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form = find_form(&html, "/password");
+    form.set("new_password", new_password)
+        .set("confirm_password", new_password);
+    let r = client
+        .post(format!("{base}/password"))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    cookies.extend(session_cookie(&r));
+    let html = client
+        .get(format!("{base}/dashboard"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text_of(&html, "h1").unwrap(), "Welcome, Administrator");
+    find_form(&html, "/logout");
+
+    let output = herald.stop();
+    // The temporary password appears once: on the console line meant for it.
+    assert_eq!(
+        output.matches(temp.as_str()).count(),
+        1,
+        "temporary password leaked into the logs"
+    );
+    assert!(!output.contains(new_password), "new password in the logs");
+    assert!(!cookies.is_empty());
+    for cookie in &cookies {
+        assert!(
+            !output.contains(cookie.as_str()),
+            "session cookie in the logs"
+        );
+        let decoded: String = url::form_urlencoded::parse(format!("c={cookie}").as_bytes())
+            .next()
+            .unwrap()
+            .1
+            .into_owned();
+        assert!(!output.contains(&decoded), "session cookie in the logs");
+    }
+    assert!(
+        output.contains("audit=\"password.changed\""),
+        "the logs do tell the story"
+    );
+
+    // Restart: no new admin; the chosen password works, the temporary one does not.
+    let herald = Herald::start(dir.path(), &refs(&env));
+    let base = herald.address.clone();
+    assert!(!herald.output().contains("First start"));
+    for (password, expected) in [
+        (new_password, StatusCode::SEE_OTHER),
+        (temp.as_str(), StatusCode::UNAUTHORIZED),
+    ] {
+        let client = browser();
+        let html = client
+            .get(format!("{base}/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mut form = find_form(&html, "/login");
+        form.set("email", "admin@localhost")
+            .set("password", password);
+        let r = client
+            .post(format!("{base}/login"))
+            .form(&form.fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected);
+    }
+    herald.stop();
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_a_temporary_password_and_restart_keeps_the_chosen_one_sqlite() {
+    first_start_then_restart(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_a_temporary_password_and_restart_keeps_the_chosen_one_postgres() {
+    first_start_then_restart(Engine::Postgres).await;
+}
+
+async fn user_create_prints_a_password_that_signs_in(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = TestDb::create(engine, dir.path()).await else {
+        return;
+    };
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir.path()).args([
+        "user",
+        "create",
+        "--email",
+        "Mia@Example.com",
+        "--role",
+        "marketer",
+    ]);
+    for (k, v) in env_for(&db, engine) {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let password = stdout
+        .lines()
+        .find(|l| l.contains("password: "))
+        .unwrap()
+        .rsplit("password: ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    // Again: refused, naming the fix.
+    let again = cmd.output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "user",
+            "create",
+            "--email",
+            "x@example.com",
+            "--role",
+            "root",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--role"));
+
+    let env = env_for(&db, engine);
+    let herald = Herald::start(dir.path(), &refs(&env));
+    let base = herald.address.clone();
+    let client = browser();
+    let html = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form = find_form(&html, "/login");
+    form.set("email", "mia@example.com")
+        .set("password", &password);
+    let r = client
+        .post(format!("{base}/login"))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/password");
+    herald.stop();
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_create_prints_a_password_that_signs_in_sqlite() {
+    user_create_prints_a_password_that_signs_in(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_create_prints_a_password_that_signs_in_postgres() {
+    user_create_prints_a_password_that_signs_in(Engine::Postgres).await;
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_value_and_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir.path()).env_clear().arg("check-config");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[("HERALD_BIND", "localhost-ish")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HERALD_BIND") && err.contains("localhost-ish"),
+        "{err}"
+    );
+
+    let out = run(&[
+        (
+            "HERALD_DATABASE_URL",
+            "postgres://herald:db-secret-77@db.example/herald",
+        ),
+        (
+            "HERALD_SMTP_URL",
+            "smtp://mailer:smtp-secret-88@mail.example:587",
+        ),
+        (
+            "HERALD_SECRET_KEY",
+            "0123456789abcdef0123456789abcdef-key-secret",
+        ),
+        ("HERALD_WHATEVER", "1"),
+    ]);
+    assert!(out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in ["db-secret-77", "smtp-secret-88", "key-secret"] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    assert!(
+        text.contains("database_url = postgres://herald:[redacted]@db.example/herald"),
+        "{text}"
+    );
+    assert!(
+        text.contains("HERALD_WHATEVER"),
+        "unknown keys are warned about:\n{text}"
+    );
+
+    std::fs::write(
+        dir.path().join("herald.toml"),
+        "bind = \"127.0.0.1:9999\"\nlog = \"warn\"\nbogus = 1\n",
+    )
+    .unwrap();
+    let out = run(&[("HERALD_LOG", "info")]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("bind = 127.0.0.1:9999"),
+        "the file is read:\n{text}"
+    );
+    assert!(
+        text.contains("log = info"),
+        "the environment wins over the file:\n{text}"
+    );
+    assert!(
+        text.contains("bogus"),
+        "unknown file keys are warned about:\n{text}"
+    );
+}

@@ -1,0 +1,410 @@
+//! The test harness: a real Herald per test (fresh SQLite file, or a fresh
+//! PostgreSQL database when `HERALD_TEST_POSTGRES_URL` is set), a cookie-keeping
+//! client, and one method per user action.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use herald::app::{AppState, Application};
+use herald::auth::users::{self, Role};
+use herald::auth::{NewUser, Plaintext, Priority};
+use herald::clock::{Clock, ManualClock};
+use herald::config::{Config, Secret};
+use herald::types::{EmailAddress, PersonName};
+use reqwest::{Client, Response, StatusCode, header};
+use scraper::{Html, Selector};
+use sqlx::Connection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test; PostgreSQL ones are dropped at the end.
+pub struct TestDb {
+    pub url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh database, or `None` when PostgreSQL is not configured (outside CI).
+    pub async fn create(engine: Engine, dir: &std::path::Path) -> Option<Self> {
+        match engine {
+            Engine::Sqlite => Some(Self {
+                url: format!("sqlite://{}", dir.join("herald.db").display()),
+                postgres: None,
+            }),
+            Engine::Postgres => {
+                let Ok(admin_url) = std::env::var("HERALD_TEST_POSTGRES_URL") else {
+                    if std::env::var("CI").is_ok_and(|v| v == "true") {
+                        panic!(
+                            "CI=true but HERALD_TEST_POSTGRES_URL is not set: PostgreSQL tests must run in CI"
+                        );
+                    }
+                    eprintln!(
+                        "skipped: set HERALD_TEST_POSTGRES_URL to run this test on PostgreSQL"
+                    );
+                    return None;
+                };
+                let name = format!("herald_t_{}", random_hex(8));
+                let mut conn = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at HERALD_TEST_POSTGRES_URL is not reachable: {e}")
+                    });
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let mut url =
+                    url::Url::parse(&admin_url).expect("HERALD_TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                Some(Self {
+                    url: url.to_string(),
+                    postgres: Some((admin_url, name)),
+                })
+            }
+        }
+    }
+
+    pub async fn drop_database(&self) {
+        if let Some((admin_url, name)) = &self.postgres
+            && let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await
+        {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+/// A running Herald and a browser-like client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub clock: Arc<ManualClock>,
+    pub state: web::Data<AppState>,
+    handle: ServerHandle,
+    db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+/// A client that keeps cookies and does not follow redirects (tests look at them).
+pub fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+pub fn test_config(database_url: &str, data_dir: &std::path::Path) -> Config {
+    let mut config = Config::defaults();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.database_url = Secret::new(database_url);
+    config.data_dir = data_dir.to_path_buf();
+    config.hash_threads = 2;
+    config.workers = 2;
+    config
+}
+
+/// Runs `test` against a fresh app on `engine`; a skipped PostgreSQL run returns.
+pub async fn run_on<F, Fut>(engine: Engine, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let handle = app.handle.clone();
+    let db = TestDb {
+        url: app.db.url.clone(),
+        postgres: app.db.postgres.clone(),
+    };
+    let state = app.state.clone();
+    test(app).await;
+    handle.stop(false).await;
+    state.db.close().await;
+    db.drop_database().await;
+}
+
+pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = TestDb::create(engine, dir.path()).await?;
+    let config = test_config(&db.url, dir.path());
+    let clock = ManualClock::new(jiff::Timestamp::now());
+    let app = Application::build(config, clock.clone())
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address,
+        client: browser(),
+        clock,
+        state,
+        handle,
+        db,
+        _dir: dir,
+    })
+}
+
+/// A form as a page shows it: where it posts and its fields with their values.
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Form {
+    pub fn set(&mut self, name: &str, value: &str) -> &mut Self {
+        self.fields.retain(|(k, _)| k != name);
+        self.fields.push((name.to_string(), value.to_string()));
+        self
+    }
+    pub fn remove(&mut self, name: &str) -> &mut Self {
+        self.fields.retain(|(k, _)| k != name);
+        self
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Finds the form posting to `action` in `html` and reads its fields.
+pub fn find_form(html: &str, action: &str) -> Form {
+    let doc = Html::parse_document(html);
+    let form_sel = Selector::parse(&format!("form[action=\"{action}\"]")).unwrap();
+    let form = doc
+        .select(&form_sel)
+        .next()
+        .unwrap_or_else(|| panic!("no form posting to {action} in:\n{html}"));
+    let mut fields = Vec::new();
+    let input = Selector::parse("input[name]").unwrap();
+    for el in form.select(&input) {
+        let v = el.value();
+        let kind = v.attr("type").unwrap_or("text");
+        if matches!(kind, "checkbox" | "radio") && v.attr("checked").is_none() {
+            continue;
+        }
+        if matches!(kind, "submit" | "button") {
+            continue;
+        }
+        fields.push((
+            v.attr("name").unwrap().to_string(),
+            v.attr("value").unwrap_or("").to_string(),
+        ));
+    }
+    let select = Selector::parse("select[name]").unwrap();
+    let option = Selector::parse("option").unwrap();
+    for el in form.select(&select) {
+        let options: Vec<_> = el.select(&option).collect();
+        let chosen = options
+            .iter()
+            .find(|o| o.value().attr("selected").is_some())
+            .or(options.first());
+        if let Some(o) = chosen {
+            let value = o
+                .value()
+                .attr("value")
+                .map(str::to_string)
+                .unwrap_or_else(|| o.text().collect());
+            fields.push((el.value().attr("name").unwrap().to_string(), value));
+        }
+    }
+    let textarea = Selector::parse("textarea[name]").unwrap();
+    for el in form.select(&textarea) {
+        fields.push((
+            el.value().attr("name").unwrap().to_string(),
+            el.text().collect(),
+        ));
+    }
+    Form {
+        action: action.to_string(),
+        fields,
+    }
+}
+
+/// The text of the first element matching `selector`.
+pub fn text_of(html: &str, selector: &str) -> Option<String> {
+    let doc = Html::parse_document(html);
+    let sel = Selector::parse(selector).unwrap();
+    doc.select(&sel)
+        .next()
+        .map(|e| e.text().collect::<String>().trim().to_string())
+}
+
+pub fn location(resp: &Response) -> String {
+    resp.headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get_with(&self, client: &Client, path: &str) -> Response {
+        client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.get_with(&self.client, path).await
+    }
+
+    /// GET a page and return its status and HTML.
+    pub async fn page_with(&self, client: &Client, path: &str) -> (StatusCode, String) {
+        let r = self.get_with(client, path).await;
+        (r.status(), r.text().await.unwrap())
+    }
+
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        self.page_with(&self.client, path).await
+    }
+
+    /// Loads `page`, finds the form posting to `action`.
+    pub async fn form_with(&self, client: &Client, page: &str, action: &str) -> Form {
+        let (status, html) = self.page_with(client, page).await;
+        assert!(status.is_success(), "GET {page} answered {status}:\n{html}");
+        find_form(&html, action)
+    }
+
+    pub async fn post_form_with(&self, client: &Client, form: &Form) -> Response {
+        client
+            .post(self.url(&form.action))
+            .form(&form.fields)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Loads `page`, fills the form posting to `action` with `values` and submits it
+    /// (with the CSRF token the page holds).
+    pub async fn submit_with(
+        &self,
+        client: &Client,
+        page: &str,
+        action: &str,
+        values: &[(&str, &str)],
+    ) -> Response {
+        let mut form = self.form_with(client, page, action).await;
+        for (k, v) in values {
+            form.set(k, v);
+        }
+        self.post_form_with(client, &form).await
+    }
+
+    pub async fn submit(&self, page: &str, action: &str, values: &[(&str, &str)]) -> Response {
+        self.submit_with(&self.client, page, action, values).await
+    }
+
+    pub async fn sign_in_with(&self, client: &Client, email: &str, password: &str) -> Response {
+        self.submit_with(
+            client,
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Response {
+        self.sign_in_with(&self.client, email, password).await
+    }
+
+    /// Creates an enabled system user with a permanent password, directly in the store.
+    pub async fn create_user(&self, email: &str, role: Role, password: &str) -> i64 {
+        let state = &self.state;
+        let now = state.clock.now_ms();
+        let new = NewUser {
+            email: EmailAddress::parse(email).unwrap(),
+            name: PersonName::parse(&format!("{} Test", role.label())).unwrap(),
+            role,
+        };
+        let actor = herald::audit::Actor::named("test");
+        let (id, _temp) =
+            herald::auth::create_user(&state.db, &state.hasher, now, &new, &actor, "")
+                .await
+                .expect("create user");
+        let hash = state
+            .hasher
+            .hash(&Plaintext::new(password), Priority::Interactive)
+            .await
+            .unwrap();
+        let mut tx = state.db.begin().await.unwrap();
+        users::set_password(&mut tx, id, &hash, now).await.unwrap();
+        tx.commit().await.unwrap();
+        id
+    }
+
+    /// A new client signed in as a fresh user of `role`; returns it and the email.
+    pub async fn signed_in(&self, role: Role) -> (Client, String) {
+        let email = format!("{}-{}@example.com", role.code(), random_hex(4));
+        self.create_user(&email, role, "a good long password").await;
+        let client = browser();
+        let r = self
+            .sign_in_with(&client, &email, "a good long password")
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "sign-in as {email} failed"
+        );
+        (client, email)
+    }
+
+    /// Every text value stored in the database, for "no secret stored" checks.
+    pub async fn all_stored_text(&self) -> String {
+        let db = &self.state.db;
+        let mut out = String::new();
+        for (table, cols) in [
+            (
+                "system_users",
+                "email || ' ' || name || ' ' || COALESCE(password_hash, '') || ' ' || COALESCE(temp_hash, '')",
+            ),
+            ("sessions", "id_hash || ' ' || state"),
+            (
+                "audit_log",
+                "actor || ' ' || action || ' ' || target || ' ' || detail",
+            ),
+            ("signin_failures", "account || ' ' || ip"),
+            ("settings", "key || ' ' || value"),
+        ] {
+            let rows: Vec<(String,)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {cols} FROM {table}")))
+                    .fetch_all(db.read())
+                    .await
+                    .unwrap();
+            for (text,) in rows {
+                out.push_str(&text);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}

@@ -1,0 +1,33 @@
+//! Integration tests: one binary, every test on SQLite and (when
+//! `HERALD_TEST_POSTGRES_URL` is set) on PostgreSQL.
+
+/// Declares tests that run once per engine: `mod name { fn sqlite; fn postgres }`.
+macro_rules! on_both_engines {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)+) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn body($app: crate::helpers::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    crate::helpers::run_on(crate::helpers::Engine::Sqlite, body).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    crate::helpers::run_on(crate::helpers::Engine::Postgres, body).await
+                }
+            }
+        )+
+    };
+}
+
+mod helpers;
+
+mod admin;
+mod binary;
+mod security;
+mod sign_in;
