@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use actix_session::{Session, SessionExt};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{
     FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, dev::Payload, web,
 };
@@ -271,7 +271,47 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> String {
         .to_string()
 }
 
-/// Whether a header value is exactly `expected`.
-pub fn header_is(value: Option<&HeaderValue>, expected: &str) -> bool {
-    value.and_then(|v| v.to_str().ok()) == Some(expected)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn request(peer: &str, forwarded: Option<&str>) -> HttpRequest {
+        let mut r = TestRequest::default().peer_addr(peer.parse().unwrap());
+        if let Some(f) = forwarded {
+            r = r.insert_header(("x-forwarded-for", f));
+        }
+        r.to_http_request()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        // Not from a proxy: the header is ignored, whatever it says.
+        assert_eq!(
+            client_ip(&request("203.0.113.9:5000", Some("1.2.3.4")), &[proxy]),
+            "203.0.113.9"
+        );
+        // From the proxy: the last address that is not a trusted proxy.
+        assert_eq!(
+            client_ip(
+                &request("10.0.0.1:5000", Some("6.6.6.6, 198.51.100.7")),
+                &[proxy]
+            ),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            client_ip(
+                &request("10.0.0.1:5000", Some("198.51.100.7, 10.0.0.1")),
+                &[proxy]
+            ),
+            "198.51.100.7"
+        );
+        // From the proxy without a usable header: the proxy itself.
+        assert_eq!(
+            client_ip(&request("10.0.0.1:5000", Some("garbage")), &[proxy]),
+            "10.0.0.1"
+        );
+        assert_eq!(client_ip(&request("10.0.0.1:5000", None), &[]), "10.0.0.1");
+    }
 }

@@ -143,9 +143,18 @@ where
 }
 
 pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
+    spawn_app_with(engine, |_| {}).await
+}
+
+/// Like [`spawn_app`], with the configuration adjusted by `configure` first.
+pub async fn spawn_app_with(
+    engine: Engine,
+    configure: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = TestDb::create(engine, dir.path()).await?;
-    let config = test_config(&db.url, dir.path());
+    let mut config = test_config(&db.url, dir.path());
+    configure(&mut config);
     let clock = ManualClock::new(jiff::Timestamp::now());
     let app = Application::build(config, clock.clone())
         .await

@@ -116,3 +116,19 @@ on_both_engines! {
         assert!(stored.contains("$argon2id$v=19$m=19456,t=2,p=1$"), "hashes are argon2id PHC");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_https_cookies_are_secure_and_hsts_is_sent() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Engine::Sqlite, |c| {
+        c.base_url = "https://herald.example.com/".parse().unwrap();
+    })
+    .await
+    .unwrap();
+    let r = app.get("/login").await;
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(r.headers().get("strict-transport-security").is_some());
+}
