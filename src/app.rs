@@ -47,6 +47,7 @@ impl Application {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let db = Db::connect(config.database_url.expose()).await?;
         db.migrate().await?;
+        crate::contacts::import::fail_stale(&db, clock.now_ms()).await?;
         let hasher = PasswordHasher::start(config.hash_threads);
         let first_admin =
             crate::auth::bootstrap_first_admin(&db, &hasher, clock.as_ref(), &config.admin_email)
@@ -194,6 +195,7 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
                     .wrap(from_fn(mw::require_staff))
                     .configure(crate::auth::staff_routes)
                     .configure(crate::dashboard::routes)
+                    .configure(crate::contacts::routes)
                     .service(
                         web::scope("/admin")
                             .wrap(from_fn(mw::require_admin))

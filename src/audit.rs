@@ -21,6 +21,10 @@ pub enum Action {
     SettingsChanged,
     CsrfRejected,
     AccessDenied,
+    ContactBlocked,
+    ContactUnblocked,
+    ContactDeleted,
+    ContactsImported,
 }
 
 impl Action {
@@ -38,6 +42,10 @@ impl Action {
             Self::SettingsChanged => "settings.changed",
             Self::CsrfRejected => "security.csrf_rejected",
             Self::AccessDenied => "security.access_denied",
+            Self::ContactBlocked => "contact.blocked",
+            Self::ContactUnblocked => "contact.unblocked",
+            Self::ContactDeleted => "contact.deleted",
+            Self::ContactsImported => "contacts.imported",
         }
     }
 
@@ -61,11 +69,15 @@ impl Action {
             Self::SettingsChanged => "Settings changed",
             Self::CsrfRejected => "Form rejected (CSRF)",
             Self::AccessDenied => "Access denied",
+            Self::ContactBlocked => "Contact blocked",
+            Self::ContactUnblocked => "Contact unblocked",
+            Self::ContactDeleted => "Contact deleted",
+            Self::ContactsImported => "Contacts imported",
         }
     }
 }
 
-const ALL: [Action; 12] = [
+const ALL: [Action; 16] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -78,6 +90,10 @@ const ALL: [Action; 12] = [
     Action::SettingsChanged,
     Action::CsrfRejected,
     Action::AccessDenied,
+    Action::ContactBlocked,
+    Action::ContactUnblocked,
+    Action::ContactDeleted,
+    Action::ContactsImported,
 ];
 
 /// Who acted: a system user, or a description such as "anonymous" or "system".

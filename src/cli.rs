@@ -37,6 +37,12 @@ pub enum Command {
     User(UserCommand),
     /// Print the effective configuration (secrets redacted) and check it.
     CheckConfig,
+    /// Add synthetic demo contacts, groups and memberships (for trying and measuring).
+    SeedDemo {
+        /// How many contacts to add.
+        #[arg(long, default_value_t = 1000)]
+        contacts: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +92,7 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(&config).await,
         Command::User(cmd) => user(&config, cmd).await,
+        Command::SeedDemo { contacts } => seed_demo(&config, contacts).await,
         Command::CheckConfig => unreachable!("handled above"),
     };
     match result {
@@ -113,6 +120,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %app.address(), "listening");
     app.run_until_stopped().await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn seed_demo(config: &Config, contacts: u64) -> anyhow::Result<()> {
+    let db = Db::connect(config.database_url.expose()).await?;
+    db.migrate().await?;
+    crate::contacts::demo::seed(&db, SystemClock.now_ms(), contacts).await?;
+    println!("added {contacts} demo contacts");
     Ok(())
 }
 

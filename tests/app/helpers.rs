@@ -417,3 +417,108 @@ impl TestApp {
         self.clock.now_ms()
     }
 }
+
+/// An import's state, as its status endpoint reports it.
+#[derive(Debug, serde::Deserialize)]
+pub struct ImportStatus {
+    pub id: i64,
+    pub status: String,
+    pub total_rows: i64,
+    pub rows_done: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub rejected: i64,
+}
+
+impl TestApp {
+    /// Uploads a CSV through the import form; returns the response.
+    pub async fn upload_csv(
+        &self,
+        client: &Client,
+        file: Vec<u8>,
+        group_id: Option<i64>,
+        fire_registered: bool,
+    ) -> Response {
+        let (status, html) = self.page_with(client, "/contacts/import").await;
+        assert_eq!(status, StatusCode::OK);
+        let action = {
+            let doc = Html::parse_document(&html);
+            let sel = Selector::parse("form[enctype=\"multipart/form-data\"]").unwrap();
+            doc.select(&sel)
+                .next()
+                .expect("upload form")
+                .value()
+                .attr("action")
+                .unwrap()
+                .to_string()
+        };
+        let mut form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(file)
+                    .file_name("contacts.csv")
+                    .mime_str("text/csv")
+                    .unwrap(),
+            )
+            .text(
+                "group_id",
+                group_id.map(|g| g.to_string()).unwrap_or_default(),
+            );
+        if fire_registered {
+            form = form.text("fire_registered", "on");
+        }
+        client
+            .post(self.url(&action))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+    }
+
+    /// Uploads a CSV and waits for the import to finish.
+    pub async fn import_csv(
+        &self,
+        client: &Client,
+        file: &str,
+        group_id: Option<i64>,
+        fire_registered: bool,
+    ) -> ImportStatus {
+        let r = self
+            .upload_csv(client, file.as_bytes().to_vec(), group_id, fire_registered)
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "upload refused: {}",
+            r.text().await.unwrap()
+        );
+        let page = location(&r);
+        let started = std::time::Instant::now();
+        loop {
+            let status: ImportStatus = client
+                .get(self.url(&format!("{page}/status")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if status.status != "running" {
+                return status;
+            }
+            assert!(started.elapsed().as_secs() < 60, "import did not finish");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The stored events, oldest first, as (type code, contact id, group id, params).
+    pub async fn events(&self) -> Vec<(String, Option<i64>, Option<i64>, serde_json::Value)> {
+        let mut all = herald::events::latest(&self.state.db, 100_000)
+            .await
+            .unwrap();
+        all.reverse();
+        all.into_iter()
+            .map(|e| (e.kind.clone(), e.contact_id, e.group_id, e.params_json()))
+            .collect()
+    }
+}

@@ -29,5 +29,6 @@ mod helpers;
 
 mod admin;
 mod binary;
+mod contacts;
 mod security;
 mod sign_in;

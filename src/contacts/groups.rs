@@ -1,0 +1,351 @@
+//! Groups: message-preference topics ("Weekly newsletter"). Membership means
+//! subscribed. The model, its store and its pages.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::db::{Db, Tx, is_unique_violation};
+use crate::settings::FieldErrors;
+use crate::web::{AppError, FlashKind, PageContext, flash, redirect, render};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Row {
+    id: i64,
+    name: String,
+    description: String,
+    visible_in_preference_center: i64,
+    members: i64,
+}
+
+/// A group, with its member count.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub visible_in_preference_center: bool,
+    pub members: i64,
+}
+
+impl From<Row> for Group {
+    fn from(r: Row) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            visible_in_preference_center: r.visible_in_preference_center != 0,
+            members: r.members,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT g.id, g.name, g.description, g.visible_in_preference_center, \
+     (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS members FROM contact_groups g";
+
+pub async fn list(db: &Db) -> Result<Vec<Group>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY g.name")))
+        .fetch_all(db.read())
+        .await?;
+    Ok(rows.into_iter().map(Group::from).collect())
+}
+
+pub async fn find(db: &Db, id: i64) -> Result<Option<Group>, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE g.id = $1")))
+        .bind(id)
+        .fetch_optional(db.read())
+        .await?;
+    Ok(row.map(Group::from))
+}
+
+/// The groups a contact belongs to.
+pub async fn of_contact(db: &Db, contact_id: i64) -> Result<Vec<Group>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE g.id IN (SELECT group_id FROM group_members WHERE contact_id = $1) ORDER BY g.name"
+    )))
+    .bind(contact_id)
+    .fetch_all(db.read())
+    .await?;
+    Ok(rows.into_iter().map(Group::from).collect())
+}
+
+/// A group as entered, parsed.
+#[derive(Debug, Clone)]
+pub struct GroupInput {
+    pub name: String,
+    pub description: String,
+    pub visible: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GroupForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub visible_in_preference_center: Option<String>,
+}
+
+impl GroupForm {
+    pub fn parse(&self) -> Result<GroupInput, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let name = self.name.trim();
+        if name.is_empty() {
+            errors.insert("name", "Enter a name.".into());
+        } else if name.chars().count() > 100 || name.chars().any(char::is_control) {
+            errors.insert("name", "A group name has at most 100 characters.".into());
+        }
+        if self.description.chars().count() > 1000 {
+            errors.insert(
+                "description",
+                "The description has at most 1,000 characters.".into(),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(GroupInput {
+            name: name.to_string(),
+            description: self.description.trim().to_string(),
+            visible: self.visible_in_preference_center.is_some(),
+        })
+    }
+}
+
+fn duplicate_or(e: sqlx::Error) -> Result<FieldErrors, sqlx::Error> {
+    if is_unique_violation(&e) {
+        Ok(FieldErrors::from([(
+            "name",
+            "A group with this name already exists.".to_string(),
+        )]))
+    } else {
+        Err(e)
+    }
+}
+
+pub async fn create(
+    tx: &mut Tx,
+    input: &GroupInput,
+    now_ms: i64,
+) -> Result<Result<i64, FieldErrors>, sqlx::Error> {
+    let r = sqlx::query_scalar(
+        "INSERT INTO contact_groups (name, description, visible_in_preference_center, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(&input.name)
+    .bind(&input.description)
+    .bind(i64::from(input.visible))
+    .bind(now_ms)
+    .fetch_one(&mut **tx)
+    .await;
+    match r {
+        Ok(id) => Ok(Ok(id)),
+        Err(e) => duplicate_or(e).map(Err),
+    }
+}
+
+pub async fn update(
+    tx: &mut Tx,
+    id: i64,
+    input: &GroupInput,
+    now_ms: i64,
+) -> Result<Result<(), FieldErrors>, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE contact_groups SET name = $1, description = $2, visible_in_preference_center = $3, updated_at = $4 \
+         WHERE id = $5",
+    )
+    .bind(&input.name)
+    .bind(&input.description)
+    .bind(i64::from(input.visible))
+    .bind(now_ms)
+    .bind(id)
+    .execute(&mut **tx)
+    .await;
+    match r {
+        Ok(_) => Ok(Ok(())),
+        Err(e) => duplicate_or(e).map(Err),
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/groups", web::get().to(list_page))
+        .route("/groups", web::post().to(create_group))
+        .route("/groups/new", web::get().to(new_page))
+        .route("/groups/{id}", web::get().to(edit_page))
+        .route("/groups/{id}", web::post().to(update_group))
+        .route("/groups/{id}/delete", web::get().to(confirm_delete))
+        .route("/groups/{id}/delete", web::post().to(delete_group));
+}
+
+#[derive(Template)]
+#[template(path = "groups/list.html")]
+struct ListPage {
+    ctx: PageContext,
+    groups: Vec<Group>,
+}
+
+async fn list_page(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
+    let groups = list(&state.db).await?;
+    render(StatusCode::OK, &ListPage { ctx, groups })
+}
+
+#[derive(Template)]
+#[template(path = "groups/form.html")]
+struct FormPage {
+    ctx: PageContext,
+    id: Option<i64>,
+    form: GroupForm,
+    errors: FieldErrors,
+}
+
+impl FormPage {
+    fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+    fn action(&self) -> String {
+        self.id
+            .map_or_else(|| "/groups".to_string(), |id| format!("/groups/{id}"))
+    }
+}
+
+async fn new_page(ctx: PageContext) -> Result<HttpResponse, AppError> {
+    render(
+        StatusCode::OK,
+        &FormPage {
+            ctx,
+            id: None,
+            form: GroupForm::default(),
+            errors: FieldErrors::new(),
+        },
+    )
+}
+
+async fn load(state: &AppState, id: i64) -> Result<Group, AppError> {
+    find(&state.db, id).await?.ok_or(AppError::NotFound)
+}
+
+async fn edit_page(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let g = load(&state, *id).await?;
+    let form = GroupForm {
+        name: g.name,
+        description: g.description,
+        visible_in_preference_center: g.visible_in_preference_center.then(|| "on".to_string()),
+    };
+    render(
+        StatusCode::OK,
+        &FormPage {
+            ctx,
+            id: Some(g.id),
+            form,
+            errors: FieldErrors::new(),
+        },
+    )
+}
+
+async fn save(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    session: Session,
+    id: Option<i64>,
+    form: GroupForm,
+) -> Result<HttpResponse, AppError> {
+    let invalid = |ctx, form, errors| {
+        render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &FormPage {
+                ctx,
+                id,
+                form,
+                errors,
+            },
+        )
+    };
+    let input = match form.parse() {
+        Ok(i) => i,
+        Err(errors) => return invalid(ctx, form, errors),
+    };
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    let saved = match id {
+        Some(id) => update(&mut tx, id, &input, now).await?.map(|()| id),
+        None => create(&mut tx, &input, now).await?,
+    };
+    match saved {
+        Ok(_) => {
+            tx.commit().await?;
+            flash(
+                &session,
+                FlashKind::Success,
+                format!("Group {:?} saved.", input.name),
+            );
+            Ok(redirect("/groups"))
+        }
+        Err(errors) => invalid(ctx, form, errors),
+    }
+}
+
+async fn create_group(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    session: Session,
+    form: web::Form<GroupForm>,
+) -> Result<HttpResponse, AppError> {
+    save(state, ctx, session, None, form.into_inner()).await
+}
+
+async fn update_group(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    session: Session,
+    id: web::Path<i64>,
+    form: web::Form<GroupForm>,
+) -> Result<HttpResponse, AppError> {
+    load(&state, *id).await?;
+    save(state, ctx, session, Some(*id), form.into_inner()).await
+}
+
+#[derive(Template)]
+#[template(path = "groups/delete.html")]
+struct DeletePage {
+    ctx: PageContext,
+    group: Group,
+}
+
+async fn confirm_delete(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let group = load(&state, *id).await?;
+    render(StatusCode::OK, &DeletePage { ctx, group })
+}
+
+/// Deleting a group ends its memberships without firing *Unsubscribed from Group*
+/// for each member: the topic is gone, nobody chose to leave it.
+async fn delete_group(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let group = load(&state, *id).await?;
+    let mut tx = state.db.begin().await?;
+    sqlx::query("DELETE FROM contact_groups WHERE id = $1")
+        .bind(group.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    flash(
+        &session,
+        FlashKind::Success,
+        format!("Group {:?} deleted.", group.name),
+    );
+    Ok(redirect("/groups"))
+}

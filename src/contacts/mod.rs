@@ -1,0 +1,592 @@
+//! Contacts: the model, its parsing at the boundary and its store. Groups, the CSV
+//! import and the pages live beside it.
+
+pub mod demo;
+pub mod groups;
+pub mod import;
+mod pages;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use pages::routes;
+
+use crate::db::{Db, Tx, is_unique_violation};
+use crate::events::{self, NewEvent, Source};
+use crate::settings::FieldErrors;
+use crate::types::{EmailAddress, Invalid};
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_ATTRIBUTE_NAME_CHARS: usize = 64;
+pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1000;
+/// Column names that are contact fields, not attributes.
+pub const RESERVED_NAMES: [&str; 3] = ["email", "first_name", "last_name"];
+
+/// Active contacts receive jobs; blocked ones are skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    Active,
+    Blocked,
+}
+
+impl Status {
+    pub fn code(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Blocked => "blocked",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Active => "Active",
+            Status::Blocked => "Blocked",
+        }
+    }
+}
+
+/// A contact as pages and jobs see it (no credentials).
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    pub id: i64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub status: Status,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Contact {
+    pub fn name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+            .trim()
+            .to_string()
+    }
+    pub fn is_blocked(&self) -> bool {
+        self.status == Status::Blocked
+    }
+    pub fn created(&self) -> String {
+        crate::clock::format_utc(self.created_at)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    email: String,
+    first_name: String,
+    last_name: String,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<Row> for Contact {
+    fn from(r: Row) -> Self {
+        Self {
+            id: r.id,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            status: if r.status == "blocked" {
+                Status::Blocked
+            } else {
+                Status::Active
+            },
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, email, first_name, last_name, status, created_at, updated_at";
+
+/// The lower-case form names are searched by.
+pub fn search_key(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// A first or last name: trimmed, at most 100 characters, may be empty.
+pub fn parse_name_part(raw: &str, what: &str) -> Result<String, Invalid> {
+    let s = raw.trim();
+    if s.chars().count() > MAX_NAME_CHARS {
+        return Err(Invalid::new(format!(
+            "The {what} has at most {MAX_NAME_CHARS} characters."
+        )));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(Invalid::new(format!(
+            "The {what} cannot contain control characters."
+        )));
+    }
+    Ok(s.to_string())
+}
+
+/// An attribute name: 1 to 64 letters, digits, spaces, `_`, `-` or `.`; not a
+/// contact field's name.
+pub fn parse_attribute_name(raw: &str) -> Result<String, Invalid> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(Invalid::new("Enter the attribute's name."));
+    }
+    if s.chars().count() > MAX_ATTRIBUTE_NAME_CHARS
+        || !s
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ' '))
+    {
+        return Err(Invalid::new(format!(
+            "An attribute name has 1 to {MAX_ATTRIBUTE_NAME_CHARS} letters, digits, spaces, _ - or ."
+        )));
+    }
+    if RESERVED_NAMES.contains(&s.to_lowercase().as_str()) {
+        return Err(Invalid::new(format!(
+            "{s:?} is a contact field, not an attribute."
+        )));
+    }
+    Ok(s.to_string())
+}
+
+pub fn parse_attribute_value(raw: &str) -> Result<String, Invalid> {
+    if raw.chars().count() > MAX_ATTRIBUTE_VALUE_CHARS {
+        return Err(Invalid::new(format!(
+            "A value has at most {MAX_ATTRIBUTE_VALUE_CHARS} characters."
+        )));
+    }
+    Ok(raw.trim().to_string())
+}
+
+/// A contact as entered, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactInput {
+    pub email: EmailAddress,
+    pub first_name: String,
+    pub last_name: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The contact form as typed: fields plus attribute rows `attr_name_N` /
+/// `attr_value_N`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ContactForm {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl ContactForm {
+    /// Reads the form from its URL-encoded pairs.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        let mut form = ContactForm::default();
+        let mut names: BTreeMap<usize, String> = BTreeMap::new();
+        let mut values: BTreeMap<usize, String> = BTreeMap::new();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "email" => form.email = v,
+                "first_name" => form.first_name = v,
+                "last_name" => form.last_name = v,
+                _ => {
+                    if let Some(n) = k.strip_prefix("attr_name_").and_then(|n| n.parse().ok()) {
+                        names.insert(n, v);
+                    } else if let Some(n) =
+                        k.strip_prefix("attr_value_").and_then(|n| n.parse().ok())
+                    {
+                        values.insert(n, v);
+                    }
+                }
+            }
+        }
+        for (n, name) in names {
+            let value = values.remove(&n).unwrap_or_default();
+            if !name.trim().is_empty() || !value.trim().is_empty() {
+                form.attributes.push((name, value));
+            }
+        }
+        form
+    }
+
+    /// Parses every field, collecting a message per bad field (attribute rows are
+    /// `attr_N`).
+    pub fn parse(&self) -> Result<ContactInput, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let email = EmailAddress::parse(&self.email)
+            .map_err(|e| errors.insert("email", e.0))
+            .ok();
+        let first_name = parse_name_part(&self.first_name, "first name")
+            .map_err(|e| errors.insert("first_name", e.0))
+            .ok();
+        let last_name = parse_name_part(&self.last_name, "last name")
+            .map_err(|e| errors.insert("last_name", e.0))
+            .ok();
+        let mut attributes = BTreeMap::new();
+        for (name, value) in &self.attributes {
+            match (parse_attribute_name(name), parse_attribute_value(value)) {
+                (Ok(n), Ok(v)) => {
+                    if attributes.insert(n.clone(), v).is_some() {
+                        errors.insert(
+                            "attributes",
+                            format!("The attribute {n:?} is listed twice."),
+                        );
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    errors.insert("attributes", e.0);
+                }
+            }
+        }
+        match (email, first_name, last_name) {
+            (Some(email), Some(first_name), Some(last_name)) if errors.is_empty() => {
+                Ok(ContactInput {
+                    email,
+                    first_name,
+                    last_name,
+                    attributes,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Why a contact could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("A contact with this email already exists.")]
+    Duplicate,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+fn map_unique(e: sqlx::Error) -> SaveError {
+    if is_unique_violation(&e) {
+        SaveError::Duplicate
+    } else {
+        SaveError::Database(e)
+    }
+}
+
+pub async fn find(db: &Db, id: i64) -> Result<Option<Contact>, sqlx::Error> {
+    Ok(sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM contacts WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.read())
+    .await?
+    .map(Contact::from))
+}
+
+pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<Contact>, sqlx::Error> {
+    Ok(sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM contacts WHERE email = $1"
+    )))
+    .bind(email.trim().to_lowercase())
+    .fetch_optional(db.read())
+    .await?
+    .map(Contact::from))
+}
+
+pub async fn attributes(db: &Db, id: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT name, value FROM contact_attributes WHERE contact_id = $1 ORDER BY name")
+        .bind(id)
+        .fetch_all(db.read())
+        .await
+}
+
+async fn write_attributes(
+    tx: &mut Tx,
+    id: i64,
+    attributes: &BTreeMap<String, String>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM contact_attributes WHERE contact_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    for (name, value) in attributes {
+        sqlx::query("INSERT INTO contact_attributes (contact_id, name, value) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(name)
+            .bind(value)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Creates a contact and records *Registered to System (C)* in the same
+/// transaction. Returns the contact id.
+pub async fn create(
+    tx: &mut Tx,
+    input: &ContactInput,
+    source: Source,
+    now_ms: i64,
+) -> Result<i64, SaveError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO contacts (email, first_name, last_name, first_key, last_key, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) RETURNING id",
+    )
+    .bind(input.email.as_str())
+    .bind(&input.first_name)
+    .bind(&input.last_name)
+    .bind(search_key(&input.first_name))
+    .bind(search_key(&input.last_name))
+    .bind(now_ms)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_unique)?;
+    write_attributes(tx, id, &input.attributes).await?;
+    events::record(tx, now_ms, &NewEvent::registered(id, source)).await?;
+    Ok(id)
+}
+
+/// Saves changed fields and attributes; records *Profile Data Changed (C)* with the
+/// names of what changed (when anything did). Returns those names.
+pub async fn update(
+    tx: &mut Tx,
+    before: &Contact,
+    input: &ContactInput,
+    now_ms: i64,
+) -> Result<Vec<String>, SaveError> {
+    let old_attributes: BTreeMap<String, String> = sqlx::query_as::<_, (String, String)>(
+        "SELECT name, value FROM contact_attributes WHERE contact_id = $1",
+    )
+    .bind(before.id)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut changed = Vec::new();
+    for (name, old, new) in [
+        ("email", before.email.as_str(), input.email.as_str()),
+        ("first_name", &before.first_name, &input.first_name),
+        ("last_name", &before.last_name, &input.last_name),
+    ] {
+        if old != new {
+            changed.push(name.to_string());
+        }
+    }
+    let attribute_names: std::collections::BTreeSet<&String> = old_attributes
+        .keys()
+        .chain(input.attributes.keys())
+        .collect();
+    for name in attribute_names {
+        if old_attributes.get(name) != input.attributes.get(name) {
+            changed.push(name.clone());
+        }
+    }
+    if changed.is_empty() {
+        return Ok(changed);
+    }
+    sqlx::query(
+        "UPDATE contacts SET email = $1, first_name = $2, last_name = $3, first_key = $4, last_key = $5, \
+         updated_at = $6 WHERE id = $7",
+    )
+    .bind(input.email.as_str())
+    .bind(&input.first_name)
+    .bind(&input.last_name)
+    .bind(search_key(&input.first_name))
+    .bind(search_key(&input.last_name))
+    .bind(now_ms)
+    .bind(before.id)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_unique)?;
+    write_attributes(tx, before.id, &input.attributes).await?;
+    events::record(tx, now_ms, &NewEvent::profile_changed(before.id, &changed)).await?;
+    Ok(changed)
+}
+
+pub async fn set_status(
+    tx: &mut Tx,
+    id: i64,
+    status: Status,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE contacts SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status.code())
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the contact with its attributes and memberships. Its events stay, as
+/// history.
+pub async fn delete(tx: &mut Tx, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM contacts WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds a membership and records *Subscribed to Group (C)*; `false` when the
+/// contact already was a member (nothing recorded).
+pub async fn join_group(
+    tx: &mut Tx,
+    contact_id: i64,
+    group_id: i64,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let added = sqlx::query(
+        "INSERT INTO group_members (group_id, contact_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(group_id)
+    .bind(contact_id)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if added {
+        events::record(
+            tx,
+            now_ms,
+            &NewEvent::membership(contact_id, group_id, true),
+        )
+        .await?;
+    }
+    Ok(added)
+}
+
+/// Ends a membership and records *Unsubscribed from Group (C)*; `false` when the
+/// contact was not a member.
+pub async fn leave_group(
+    tx: &mut Tx,
+    contact_id: i64,
+    group_id: i64,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let removed = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND contact_id = $2")
+        .bind(group_id)
+        .bind(contact_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if removed {
+        events::record(
+            tx,
+            now_ms,
+            &NewEvent::membership(contact_id, group_id, false),
+        )
+        .await?;
+    }
+    Ok(removed)
+}
+
+/// Where a page of search results ends: the matched key and the contact id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub key: String,
+    pub id: i64,
+}
+
+/// The upper bound of a prefix range: every string starting with `prefix` sorts
+/// below it byte-wise.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}{}", char::MAX)
+}
+
+#[derive(sqlx::FromRow)]
+struct Hit {
+    #[sqlx(flatten)]
+    row: Row,
+    k: String,
+}
+
+/// One search branch: an index range scan in key order. Placeholders: `$1`/`$2`
+/// the range, then the first name (when given), then the cursor, then the limit.
+fn branch_sql(key: &str, with_first: bool, with_cursor: bool) -> String {
+    let mut n = 2;
+    let mut extra = String::new();
+    if with_first {
+        n += 1;
+        extra.push_str(&format!(" AND first_key = ${n}"));
+    }
+    if with_cursor {
+        extra.push_str(&format!(" AND ({key}, id) > (${}, ${})", n + 1, n + 2));
+        n += 2;
+    }
+    format!(
+        "SELECT {COLUMNS}, {key} AS k FROM contacts WHERE {key} >= $1 AND {key} < $2{extra} \
+         ORDER BY {key}, id LIMIT ${}",
+        n + 1
+    )
+}
+
+/// How a query is searched: (key column, exact first name, prefix).
+fn branches(query: &str) -> Vec<(&'static str, Option<String>, String)> {
+    let q = search_key(query);
+    match q.split_once(' ') {
+        Some((first, last)) => vec![("last_key", Some(first.to_string()), last.trim().to_string())],
+        None if q.is_empty() => vec![("email", None, q)],
+        None => ["email", "first_key", "last_key"]
+            .into_iter()
+            .map(|k| (k, None, q.clone()))
+            .collect(),
+    }
+}
+
+/// The SQL of each search branch for `query`, first page (for query plans).
+pub fn search_statements(query: &str) -> Vec<String> {
+    branches(query)
+        .into_iter()
+        .map(|(key, first, _)| branch_sql(key, first.is_some(), false))
+        .collect()
+}
+
+/// Contacts whose email, first name or last name starts with `query` (or, for
+/// "first last", whose first name is `first` and last name starts with `last`),
+/// ordered by the matched text; with an empty query, all contacts by email.
+/// Returns a page and the cursor of the next page, if any.
+pub async fn search(
+    db: &Db,
+    query: &str,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<(Vec<Contact>, Option<Cursor>), sqlx::Error> {
+    // A contact can match up to three branches; fetch enough to fill a page.
+    let per_branch = limit * 3 + 1;
+    let mut hits: Vec<Hit> = Vec::new();
+    for (key, first, prefix) in branches(query) {
+        let sql = branch_sql(key, first.is_some(), after.is_some());
+        let mut q = sqlx::query_as::<_, Hit>(sqlx::AssertSqlSafe(sql))
+            .bind(prefix.clone())
+            .bind(prefix_end(&prefix));
+        if let Some(first) = first {
+            q = q.bind(first);
+        }
+        if let Some(c) = after {
+            q = q.bind(c.key.clone()).bind(c.id);
+        }
+        hits.extend(q.bind(per_branch).fetch_all(db.read()).await?);
+    }
+    hits.sort_by(|a, b| (a.k.as_str(), a.row.id).cmp(&(b.k.as_str(), b.row.id)));
+    let mut seen = std::collections::HashSet::new();
+    let mut page: Vec<Contact> = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for hit in hits {
+        if !seen.insert(hit.row.id) {
+            continue;
+        }
+        if page.len() as i64 == limit {
+            more = true;
+            break;
+        }
+        last = Some(Cursor {
+            key: hit.k,
+            id: hit.row.id,
+        });
+        page.push(Contact::from(hit.row));
+    }
+    Ok((page, if more { last } else { None }))
+}
+
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM contacts")
+        .fetch_one(db.read())
+        .await
+}

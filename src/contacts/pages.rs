@@ -1,0 +1,523 @@
+//! Contact pages: list and search, create, edit, block, delete, group membership,
+//! and the picker endpoint the automation editor uses.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::{Deserialize, Serialize};
+
+use super::groups::{self, Group};
+use super::{Contact, ContactForm, Cursor, SaveError, Status};
+use crate::app::AppState;
+use crate::audit::{self, Action, Actor};
+use crate::events::{self, Event, Source};
+use crate::settings::FieldErrors;
+use crate::web::{
+    AppError, CurrentUser, FlashKind, PageContext, client_ip, flash, redirect, render,
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/contacts", web::get().to(list))
+        .route("/contacts", web::post().to(create))
+        .route("/contacts/new", web::get().to(new_page))
+        .route("/contacts/picker", web::get().to(picker))
+        .configure(super::import::routes)
+        .route("/contacts/{id}", web::get().to(show))
+        .route("/contacts/{id}", web::post().to(update))
+        .route("/contacts/{id}/edit", web::get().to(edit_page))
+        .route("/contacts/{id}/block", web::post().to(block))
+        .route("/contacts/{id}/unblock", web::post().to(unblock))
+        .route("/contacts/{id}/delete", web::get().to(confirm_delete))
+        .route("/contacts/{id}/delete", web::post().to(delete))
+        .route("/contacts/{id}/groups", web::post().to(join))
+        .route(
+            "/contacts/{id}/groups/{group_id}/remove",
+            web::post().to(leave),
+        )
+        .configure(groups::routes);
+}
+
+const PAGE_SIZE: i64 = 50;
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    after: Option<String>,
+    after_id: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "contacts/list.html")]
+struct ListPage {
+    ctx: PageContext,
+    q: String,
+    contacts: Vec<Contact>,
+    next: Option<String>,
+    paged: bool,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let after = match (&query.after, query.after_id) {
+        (Some(key), Some(id)) => Some(Cursor {
+            key: key.clone(),
+            id,
+        }),
+        _ => None,
+    };
+    let q: String = query.q.chars().take(200).collect();
+    let (contacts, next) = super::search(&state.db, &q, after.as_ref(), PAGE_SIZE).await?;
+    let next = next.map(|c| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", &q)
+            .append_pair("after", &c.key)
+            .append_pair("after_id", &c.id.to_string())
+            .finish()
+    });
+    render(
+        StatusCode::OK,
+        &ListPage {
+            ctx,
+            q,
+            contacts,
+            next,
+            paged: after.is_some(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct PickerQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// One match of the contact picker.
+#[derive(Serialize)]
+struct PickerItem {
+    id: i64,
+    email: String,
+    name: String,
+    blocked: bool,
+}
+
+/// `GET /contacts/picker?q=…`: at most 20 contacts by email or name prefix, as JSON.
+async fn picker(
+    state: web::Data<AppState>,
+    query: web::Query<PickerQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q: String = query.q.chars().take(200).collect();
+    let items: Vec<PickerItem> = if q.trim().is_empty() {
+        Vec::new()
+    } else {
+        super::search(&state.db, &q, None, 20)
+            .await?
+            .0
+            .into_iter()
+            .map(|c| PickerItem {
+                id: c.id,
+                name: c.name(),
+                blocked: c.is_blocked(),
+                email: c.email,
+            })
+            .collect()
+    };
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// One attribute row of the form.
+pub struct AttributeRow {
+    pub index: usize,
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "contacts/form.html")]
+struct FormPage {
+    ctx: PageContext,
+    id: Option<i64>,
+    form: ContactForm,
+    rows: Vec<AttributeRow>,
+    errors: FieldErrors,
+}
+
+impl FormPage {
+    fn new(ctx: PageContext, id: Option<i64>, form: ContactForm, errors: FieldErrors) -> Self {
+        let mut rows: Vec<AttributeRow> = form
+            .attributes
+            .iter()
+            .enumerate()
+            .map(|(index, (name, value))| AttributeRow {
+                index,
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        let n = rows.len();
+        rows.extend((n..n + 3).map(|index| AttributeRow {
+            index,
+            name: String::new(),
+            value: String::new(),
+        }));
+        Self {
+            ctx,
+            id,
+            form,
+            rows,
+            errors,
+        }
+    }
+    fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+    fn action(&self) -> String {
+        self.id
+            .map_or_else(|| "/contacts".to_string(), |id| format!("/contacts/{id}"))
+    }
+}
+
+async fn new_page(ctx: PageContext) -> Result<HttpResponse, AppError> {
+    render(
+        StatusCode::OK,
+        &FormPage::new(ctx, None, ContactForm::default(), FieldErrors::new()),
+    )
+}
+
+fn saved_error(e: SaveError) -> Result<FieldErrors, AppError> {
+    match e {
+        SaveError::Duplicate => Ok(FieldErrors::from([(
+            "email",
+            SaveError::Duplicate.to_string(),
+        )])),
+        SaveError::Database(e) => Err(e.into()),
+    }
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    session: Session,
+    pairs: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let form = ContactForm::from_pairs(pairs.into_inner());
+    let input = match form.parse() {
+        Ok(i) => i,
+        Err(errors) => {
+            return render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &FormPage::new(ctx, None, form, errors),
+            );
+        }
+    };
+    let mut tx = state.db.begin().await?;
+    match super::create(&mut tx, &input, Source::Ui, state.clock.now_ms()).await {
+        Ok(id) => {
+            tx.commit().await?;
+            flash(
+                &session,
+                FlashKind::Success,
+                format!("Contact {} created.", input.email),
+            );
+            Ok(redirect(&format!("/contacts/{id}")))
+        }
+        Err(e) => {
+            let errors = saved_error(e)?;
+            render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &FormPage::new(ctx, None, form, errors),
+            )
+        }
+    }
+}
+
+async fn load(state: &AppState, id: i64) -> Result<Contact, AppError> {
+    super::find(&state.db, id).await?.ok_or(AppError::NotFound)
+}
+
+#[derive(Template)]
+#[template(path = "contacts/show.html")]
+struct ShowPage {
+    ctx: PageContext,
+    contact: Contact,
+    attributes: Vec<(String, String)>,
+    groups: Vec<Group>,
+    other_groups: Vec<Group>,
+    events: Vec<Event>,
+}
+
+impl ShowPage {
+    fn group_name(&self, id: &Option<i64>) -> String {
+        let Some(id) = id else { return String::new() };
+        self.groups
+            .iter()
+            .chain(&self.other_groups)
+            .find(|g| g.id == *id)
+            .map_or_else(|| format!("group #{id} (deleted)"), |g| g.name.clone())
+    }
+}
+
+async fn show(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let contact = load(&state, *id).await?;
+    let attributes = super::attributes(&state.db, contact.id).await?;
+    let groups = groups::of_contact(&state.db, contact.id).await?;
+    let other_groups = groups::list(&state.db)
+        .await?
+        .into_iter()
+        .filter(|g| !groups.iter().any(|m| m.id == g.id))
+        .collect();
+    let events = events::for_contact(&state.db, contact.id, 50).await?;
+    render(
+        StatusCode::OK,
+        &ShowPage {
+            ctx,
+            contact,
+            attributes,
+            groups,
+            other_groups,
+            events,
+        },
+    )
+}
+
+async fn edit_page(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let contact = load(&state, *id).await?;
+    let form = ContactForm {
+        email: contact.email.clone(),
+        first_name: contact.first_name.clone(),
+        last_name: contact.last_name.clone(),
+        attributes: super::attributes(&state.db, contact.id).await?,
+    };
+    render(
+        StatusCode::OK,
+        &FormPage::new(ctx, Some(contact.id), form, FieldErrors::new()),
+    )
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    session: Session,
+    id: web::Path<i64>,
+    pairs: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let before = load(&state, *id).await?;
+    let form = ContactForm::from_pairs(pairs.into_inner());
+    let input = match form.parse() {
+        Ok(i) => i,
+        Err(errors) => {
+            return render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &FormPage::new(ctx, Some(before.id), form, errors),
+            );
+        }
+    };
+    let mut tx = state.db.begin().await?;
+    match super::update(&mut tx, &before, &input, state.clock.now_ms()).await {
+        Ok(changed) => {
+            tx.commit().await?;
+            let text = if changed.is_empty() {
+                "Nothing changed."
+            } else {
+                "Contact saved."
+            };
+            flash(&session, FlashKind::Success, text);
+            Ok(redirect(&format!("/contacts/{}", before.id)))
+        }
+        Err(e) => {
+            let errors = saved_error(e)?;
+            render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &FormPage::new(ctx, Some(before.id), form, errors),
+            )
+        }
+    }
+}
+
+/// Runs `change` and its audit entry in one transaction.
+async fn audited(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &CurrentUser,
+    action: Action,
+    contact: &Contact,
+    change: impl AsyncFnOnce(&mut crate::db::Tx, i64) -> Result<(), sqlx::Error>,
+) -> Result<(), AppError> {
+    let now = state.clock.now_ms();
+    let ip = client_ip(req, &state.config.trusted_proxies);
+    let mut tx = state.db.begin().await?;
+    change(&mut tx, now).await?;
+    audit::record(
+        &mut tx,
+        now,
+        audit::Entry {
+            actor: &Actor::user(me.id, &me.email),
+            action,
+            target: &contact.email,
+            detail: &format!("contact #{}", contact.id),
+            ip: &ip,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn set_status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    session: Session,
+    id: i64,
+    status: Status,
+) -> Result<HttpResponse, AppError> {
+    let contact = load(&state, id).await?;
+    if contact.status != status {
+        let action = if status == Status::Blocked {
+            Action::ContactBlocked
+        } else {
+            Action::ContactUnblocked
+        };
+        audited(&state, &req, &me, action, &contact, async |tx, now| {
+            super::set_status(tx, contact.id, status, now).await
+        })
+        .await?;
+    }
+    let text = match status {
+        Status::Blocked => format!(
+            "{} is blocked: Herald runs no job for this contact.",
+            contact.email
+        ),
+        Status::Active => format!("{} is active again.", contact.email),
+    };
+    flash(&session, FlashKind::Success, text);
+    Ok(redirect(&format!("/contacts/{}", contact.id)))
+}
+
+async fn block(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    set_status(state, req, me, session, *id, Status::Blocked).await
+}
+
+async fn unblock(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    set_status(state, req, me, session, *id, Status::Active).await
+}
+
+#[derive(Template)]
+#[template(path = "contacts/delete.html")]
+struct DeletePage {
+    ctx: PageContext,
+    contact: Contact,
+}
+
+async fn confirm_delete(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let contact = load(&state, *id).await?;
+    render(StatusCode::OK, &DeletePage { ctx, contact })
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let contact = load(&state, *id).await?;
+    audited(
+        &state,
+        &req,
+        &me,
+        Action::ContactDeleted,
+        &contact,
+        async |tx, _| super::delete(tx, contact.id).await,
+    )
+    .await?;
+    flash(
+        &session,
+        FlashKind::Success,
+        format!("Contact {} deleted.", contact.email),
+    );
+    Ok(redirect("/contacts"))
+}
+
+#[derive(Deserialize)]
+struct JoinForm {
+    #[serde(default)]
+    group_id: String,
+}
+
+async fn join(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+    form: web::Form<JoinForm>,
+) -> Result<HttpResponse, AppError> {
+    let contact = load(&state, *id).await?;
+    let group = match form.group_id.trim().parse::<i64>() {
+        Ok(gid) => groups::find(&state.db, gid).await?,
+        Err(_) => None,
+    };
+    let Some(group) = group else {
+        flash(
+            &session,
+            FlashKind::Error,
+            "Choose a group to add the contact to.",
+        );
+        return Ok(redirect(&format!("/contacts/{}", contact.id)));
+    };
+    let mut tx = state.db.begin().await?;
+    let added = super::join_group(&mut tx, contact.id, group.id, state.clock.now_ms()).await?;
+    tx.commit().await?;
+    if added {
+        flash(
+            &session,
+            FlashKind::Success,
+            format!("Added to {}.", group.name),
+        );
+    }
+    Ok(redirect(&format!("/contacts/{}", contact.id)))
+}
+
+async fn leave(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, group_id) = path.into_inner();
+    let contact = load(&state, id).await?;
+    let mut tx = state.db.begin().await?;
+    let removed = super::leave_group(&mut tx, contact.id, group_id, state.clock.now_ms()).await?;
+    tx.commit().await?;
+    if removed {
+        flash(&session, FlashKind::Success, "Removed from the group.");
+    }
+    Ok(redirect(&format!("/contacts/{}", contact.id)))
+}

@@ -1,0 +1,231 @@
+//! The event catalogue (SPEC §3) and the one function that records an event, inside
+//! the caller's transaction, so an event exists exactly when its change committed.
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+/// Contact-related (C) or system (S).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Scope {
+    Contact,
+    System,
+}
+
+impl Scope {
+    pub fn code(self) -> &'static str {
+        match self {
+            Scope::Contact => "C",
+            Scope::System => "S",
+        }
+    }
+}
+
+/// Every kind of event Herald knows. A closed list: adding one is a new variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EventType {
+    RegisteredToSystem,
+    SubscribedToGroup,
+    UnsubscribedFromGroup,
+    ProfileDataChanged,
+    NewPasswordRequested,
+    ExternalEventReceived,
+    LoggedOnToSystem,
+    SystemUserCreated,
+    ContactImportFinished,
+    ExternalHttpRequestReceived,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 10] = [
+        EventType::RegisteredToSystem,
+        EventType::SubscribedToGroup,
+        EventType::UnsubscribedFromGroup,
+        EventType::ProfileDataChanged,
+        EventType::NewPasswordRequested,
+        EventType::ExternalEventReceived,
+        EventType::LoggedOnToSystem,
+        EventType::SystemUserCreated,
+        EventType::ContactImportFinished,
+        EventType::ExternalHttpRequestReceived,
+    ];
+
+    /// The stable code stored in the database.
+    pub fn code(self) -> &'static str {
+        match self {
+            EventType::RegisteredToSystem => "registered_to_system",
+            EventType::SubscribedToGroup => "subscribed_to_group",
+            EventType::UnsubscribedFromGroup => "unsubscribed_from_group",
+            EventType::ProfileDataChanged => "profile_data_changed",
+            EventType::NewPasswordRequested => "new_password_requested",
+            EventType::ExternalEventReceived => "external_event_received",
+            EventType::LoggedOnToSystem => "logged_on_to_system",
+            EventType::SystemUserCreated => "system_user_created",
+            EventType::ContactImportFinished => "contact_import_finished",
+            EventType::ExternalHttpRequestReceived => "external_http_request_received",
+        }
+    }
+
+    /// The label staff see, with its (C)/(S) suffix.
+    pub fn label(self) -> &'static str {
+        match self {
+            EventType::RegisteredToSystem => "Registered to System (C)",
+            EventType::SubscribedToGroup => "Subscribed to Group (C)",
+            EventType::UnsubscribedFromGroup => "Unsubscribed from Group (C)",
+            EventType::ProfileDataChanged => "Profile Data Changed (C)",
+            EventType::NewPasswordRequested => "New Password Requested (C)",
+            EventType::ExternalEventReceived => "External Event Received (C)",
+            EventType::LoggedOnToSystem => "Logged on to System (S)",
+            EventType::SystemUserCreated => "System User Created (S)",
+            EventType::ContactImportFinished => "Contact Import Finished (S)",
+            EventType::ExternalHttpRequestReceived => "External HTTP Request Received (S)",
+        }
+    }
+
+    pub fn scope(self) -> Scope {
+        match self {
+            EventType::RegisteredToSystem
+            | EventType::SubscribedToGroup
+            | EventType::UnsubscribedFromGroup
+            | EventType::ProfileDataChanged
+            | EventType::NewPasswordRequested
+            | EventType::ExternalEventReceived => Scope::Contact,
+            EventType::LoggedOnToSystem
+            | EventType::SystemUserCreated
+            | EventType::ContactImportFinished
+            | EventType::ExternalHttpRequestReceived => Scope::System,
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.code() == code)
+    }
+}
+
+/// Where a contact came from (the `source` parameter of Registered to System).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Ui,
+    Import,
+    Api,
+    PreferenceCenter,
+}
+
+/// An event to record. Parameters beyond the ids go into `params` (JSON).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: EventType,
+    pub contact_id: Option<i64>,
+    pub system_user_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub params: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn contact(kind: EventType, contact_id: i64) -> Self {
+        Self {
+            kind,
+            contact_id: Some(contact_id),
+            system_user_id: None,
+            group_id: None,
+            params: serde_json::json!({}),
+        }
+    }
+
+    pub fn registered(contact_id: i64, source: Source) -> Self {
+        let mut e = Self::contact(EventType::RegisteredToSystem, contact_id);
+        e.params = serde_json::json!({ "source": source });
+        e
+    }
+
+    pub fn membership(contact_id: i64, group_id: i64, joined: bool) -> Self {
+        let kind = if joined {
+            EventType::SubscribedToGroup
+        } else {
+            EventType::UnsubscribedFromGroup
+        };
+        let mut e = Self::contact(kind, contact_id);
+        e.group_id = Some(group_id);
+        e
+    }
+
+    pub fn profile_changed(contact_id: i64, changed: &[String]) -> Self {
+        let mut e = Self::contact(EventType::ProfileDataChanged, contact_id);
+        e.params = serde_json::json!({ "changed": changed });
+        e
+    }
+}
+
+/// Records `event` on `conn`: pass the transaction that makes the change, so the
+/// event commits with it or not at all. Returns the event id.
+pub async fn record(
+    conn: &mut AnyConnection,
+    at_ms: i64,
+    event: &NewEvent,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO events (type, scope, contact_id, system_user_id, group_id, params, occurred_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(event.kind.code())
+    .bind(event.kind.scope().code())
+    .bind(event.contact_id)
+    .bind(event.system_user_id)
+    .bind(event.group_id)
+    .bind(event.params.to_string())
+    .bind(at_ms)
+    .fetch_one(conn)
+    .await
+}
+
+/// A stored event.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub contact_id: Option<i64>,
+    pub system_user_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub params: String,
+    pub occurred_at: i64,
+}
+
+impl Event {
+    pub fn label(&self) -> &'static str {
+        EventType::from_code(&self.kind).map_or("Unknown event", EventType::label)
+    }
+    pub fn when(&self) -> String {
+        crate::clock::format_utc(self.occurred_at)
+    }
+    pub fn params_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.params).unwrap_or_default()
+    }
+}
+
+const EVENT_COLUMNS: &str = "id, type, contact_id, system_user_id, group_id, params, occurred_at";
+
+/// The newest events of a contact.
+pub async fn for_contact(
+    db: &crate::db::Db,
+    contact_id: i64,
+    limit: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE contact_id = $1 ORDER BY id DESC LIMIT $2"
+    )))
+    .bind(contact_id)
+    .bind(limit)
+    .fetch_all(db.read())
+    .await
+}
+
+/// The newest events of every kind (for tests and diagnostics).
+pub async fn latest(db: &crate::db::Db, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(db.read())
+    .await
+}

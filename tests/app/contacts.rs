@@ -1,0 +1,319 @@
+use herald::auth::users::Role;
+use herald::contacts::{self, ContactForm, Cursor};
+use herald::events::Source;
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, find_form, location, text_of};
+
+/// Creates a contact through the form; returns its id.
+async fn create_contact(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    first: &str,
+    last: &str,
+) -> i64 {
+    let r = app
+        .submit_with(
+            client,
+            "/contacts/new",
+            "/contacts",
+            &[("email", email), ("first_name", first), ("last_name", last)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "creating {email}");
+    location(&r)
+        .trim_start_matches("/contacts/")
+        .parse()
+        .unwrap()
+}
+
+async fn create_group(app: &TestApp, client: &reqwest::Client, name: &str, visible: bool) -> i64 {
+    let mut values = vec![("name", name), ("description", "A topic")];
+    if visible {
+        values.push(("visible_in_preference_center", "on"));
+    }
+    let r = app
+        .submit_with(client, "/groups/new", "/groups", &values)
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let groups = contacts::groups::list(&app.state.db).await.unwrap();
+    groups.into_iter().find(|g| g.name == name).unwrap().id
+}
+
+on_both_engines! {
+    async fn contacts_are_created_edited_blocked_and_deleted_through_the_forms(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        // Validation next to the field, values kept.
+        let long = "x".repeat(101);
+        for (values, field, message) in [
+            (vec![("email", "not an email"), ("first_name", "Ann")], "email", "Enter an email address like"),
+            (vec![("email", "ann@example.com"), ("first_name", long.as_str())], "first_name", "at most 100"),
+            (vec![("email", "ann@example.com"), ("attr_name_0", "email"), ("attr_value_0", "x")], "attributes", "contact field"),
+        ] {
+            let r = app.submit_with(&client, "/contacts/new", "/contacts", &values).await;
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            let html = r.text().await.unwrap();
+            let shown = text_of(&html, &format!("#{field}-error")).unwrap_or_else(|| panic!("no {field} message"));
+            assert!(shown.contains(message), "{field}: {shown}");
+            assert_eq!(find_form(&html, "/contacts").get("email"), Some(values[0].1));
+        }
+        let id = create_contact(&app, &client, "Ann.Lee@Example.com", "Ann", "Lee").await;
+        let (_, html) = app.page_with(&client, &format!("/contacts/{id}")).await;
+        assert!(html.contains("ann.lee@example.com") && html.contains("Contact ann.lee@example.com created."));
+        // The same address in another case is a duplicate.
+        let r = app.submit_with(&client, "/contacts/new", "/contacts", &[("email", "ANN.LEE@example.COM")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(text_of(&r.text().await.unwrap(), "#email-error").unwrap().contains("already exists"));
+
+        // Edit: name and an attribute; Profile Data Changed names them.
+        let r = app.submit_with(&client, &format!("/contacts/{id}/edit"), &format!("/contacts/{id}"), &[("first_name", "Anna"), ("attr_name_0", "city"), ("attr_value_0", "Berlin")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let c = contacts::find(&app.state.db, id).await.unwrap().unwrap();
+        assert_eq!(c.first_name, "Anna");
+        assert_eq!(contacts::attributes(&app.state.db, id).await.unwrap(), vec![("city".to_string(), "Berlin".to_string())]);
+        // Saving unchanged records nothing.
+        app.submit_with(&client, &format!("/contacts/{id}/edit"), &format!("/contacts/{id}"), &[]).await;
+
+        let r = app.submit_with(&client, &format!("/contacts/{id}"), &format!("/contacts/{id}/block"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(contacts::find(&app.state.db, id).await.unwrap().unwrap().is_blocked());
+        app.submit_with(&client, &format!("/contacts/{id}"), &format!("/contacts/{id}/unblock"), &[]).await;
+        assert!(!contacts::find(&app.state.db, id).await.unwrap().unwrap().is_blocked());
+
+        let r = app.submit_with(&client, &format!("/contacts/{id}/delete"), &format!("/contacts/{id}/delete"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(contacts::find(&app.state.db, id).await.unwrap().is_none());
+        assert_eq!(app.get_with(&client, &format!("/contacts/{id}")).await.status(), StatusCode::NOT_FOUND);
+
+        let events = app.events().await;
+        let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(kinds, ["registered_to_system", "profile_data_changed"]);
+        assert_eq!(events[0].3["source"], "ui");
+        assert_eq!(events[1].3["changed"], serde_json::json!(["first_name", "city"]));
+        let stored = app.all_stored_text().await;
+        for action in ["contact.blocked", "contact.unblocked", "contact.deleted"] {
+            assert!(stored.contains(action), "audit lacks {action}");
+        }
+    }
+
+    async fn group_membership_changes_record_events(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let r = app.submit_with(&client, "/groups/new", "/groups", &[("name", " ")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let news = create_group(&app, &client, "Weekly newsletter", true).await;
+        let r = app.submit_with(&client, "/groups/new", "/groups", &[("name", "Weekly newsletter")]).await;
+        assert!(text_of(&r.text().await.unwrap(), "#name-error").unwrap().contains("already exists"));
+        let id = create_contact(&app, &client, "bob@example.com", "Bob", "Stone").await;
+        let page = format!("/contacts/{id}");
+        // A forged group id changes nothing.
+        let r = app.submit_with(&client, &page, &format!("{page}/groups"), &[("group_id", "999999")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(app.page_with(&client, &page).await.1.contains("Choose a group"));
+        let r = app.submit_with(&client, &page, &format!("{page}/groups"), &[("group_id", &news.to_string())]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, html) = app.page_with(&client, &page).await;
+        assert!(text_of(&html, "#memberships").unwrap().contains("Weekly newsletter"));
+        let r = app.submit_with(&client, &page, &format!("{page}/groups/{news}/remove"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let events = app.events().await;
+        let tail: Vec<(&str, Option<i64>, Option<i64>)> = events.iter().skip(1).map(|e| (e.0.as_str(), e.1, e.2)).collect();
+        assert_eq!(tail, [("subscribed_to_group", Some(id), Some(news)), ("unsubscribed_from_group", Some(id), Some(news))]);
+        // Visibility is edited on the group form.
+        let r = app.submit_with(&client, &format!("/groups/{news}"), &format!("/groups/{news}"), &[("name", "Weekly news")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let g = contacts::groups::find(&app.state.db, news).await.unwrap().unwrap();
+        assert_eq!(g.name, "Weekly news");
+        assert!(g.visible_in_preference_center, "the checkbox stays as loaded");
+        let r = app.submit_with(&client, &format!("/groups/{news}/delete"), &format!("/groups/{news}/delete"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(contacts::groups::find(&app.state.db, news).await.unwrap().is_none());
+    }
+
+    async fn a_change_that_fails_records_no_event(app: TestApp) {
+        let input = ContactForm { email: "carl@example.com".into(), ..Default::default() }.parse().unwrap();
+        let mut tx = app.state.db.begin().await.unwrap();
+        contacts::create(&mut tx, &input, Source::Api, app.now_ms()).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert!(app.events().await.is_empty());
+        assert!(contacts::find_by_email(&app.state.db, "carl@example.com").await.unwrap().is_none());
+        // A duplicate fails inside the transaction: nothing of it is kept.
+        let mut tx = app.state.db.begin().await.unwrap();
+        contacts::create(&mut tx, &input, Source::Api, app.now_ms()).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = app.state.db.begin().await.unwrap();
+        assert!(matches!(contacts::create(&mut tx, &input, Source::Api, app.now_ms()).await, Err(contacts::SaveError::Duplicate)));
+        tx.rollback().await.unwrap();
+        let events = app.events().await;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].3["source"], "api");
+    }
+
+    async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        for (email, first, last) in [
+            ("ann.lee@example.com", "Ann", "Lee"),
+            ("anna@acme.example", "Anna", "Berg"),
+            ("zed@example.com", "Zed", "Annson"),
+            ("bob@example.com", "Bob", "Stone"),
+            ("leeroy@example.com", "Leeroy", "Jenkins"),
+        ] {
+            create_contact(&app, &client, email, first, last).await;
+        }
+        let emails = |cs: Vec<contacts::Contact>| cs.into_iter().map(|c| c.email).collect::<Vec<_>>();
+        let db = &app.state.db;
+        let found = emails(contacts::search(db, "ANN", None, 50).await.unwrap().0);
+        assert_eq!(found, ["ann.lee@example.com", "anna@acme.example", "zed@example.com"], "email, first and last name prefixes");
+        assert_eq!(emails(contacts::search(db, "lee", None, 50).await.unwrap().0), ["ann.lee@example.com", "leeroy@example.com"]);
+        assert_eq!(emails(contacts::search(db, "ann le", None, 50).await.unwrap().0), ["ann.lee@example.com"]);
+        assert_eq!(emails(contacts::search(db, "bob@", None, 50).await.unwrap().0), ["bob@example.com"]);
+        assert!(contacts::search(db, "nobody", None, 50).await.unwrap().0.is_empty());
+        // Pages: two at a time, no contact twice, all of them in the end.
+        let mut seen = Vec::new();
+        let mut after: Option<Cursor> = None;
+        loop {
+            let (page, next) = contacts::search(db, "", after.as_ref(), 2).await.unwrap();
+            seen.extend(emails(page));
+            match next { Some(c) => after = Some(c), None => break }
+        }
+        assert_eq!(seen.len(), 5);
+        // Through the page and the picker.
+        let (_, html) = app.page_with(&client, "/contacts?q=ann").await;
+        assert!(html.contains("anna@acme.example") && !html.contains("bob@example.com"));
+        let picked: serde_json::Value = client.get(app.url("/contacts/picker?q=Bo")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(picked, serde_json::json!([{"id": picked[0]["id"], "email": "bob@example.com", "name": "Bob Stone", "blocked": false}]));
+        // The query plan of every branch uses an index.
+        for sql in contacts::search_statements("ann").into_iter().chain(contacts::search_statements("ann le")) {
+            let plan = explain(&app, &sql).await;
+            assert!(plan.contains("INDEX") || plan.contains("Index"), "no index in the plan of {sql}:\n{plan}");
+            assert!(!plan.contains("SCAN contacts\n") && !plan.contains("Seq Scan"), "full scan in {sql}:\n{plan}");
+        }
+    }
+
+    async fn the_picker_answers_at_most_twenty_and_needs_a_session(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let db = &app.state.db;
+        let mut tx = db.begin().await.unwrap();
+        for i in 0..30 {
+            let input = ContactForm { email: format!("pick{i:02}@example.com"), ..Default::default() }.parse().unwrap();
+            contacts::create(&mut tx, &input, Source::Ui, app.now_ms()).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let picked: Vec<serde_json::Value> = client.get(app.url("/contacts/picker?q=pick")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(picked.len(), 20);
+        assert_eq!(picked[0]["email"], "pick00@example.com");
+        let anonymous = crate::helpers::browser();
+        let r = anonymous.get(app.url("/contacts/picker?q=pick")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+
+    async fn an_import_reports_exactly_and_a_second_one_updates(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let group = create_group(&app, &client, "Imported", false).await;
+        let csv = "email,first_name,last_name,city\n\
+                   ann@example.com,Ann,Lee,Berlin\n\
+                   BOB@example.com,Bob,,Paris\n\
+                   not-an-email,Carl,Doe,Rome\n\
+                   ann@example.com,Ann,Again,Oslo\n\
+                   dora@example.com,Dora\n\
+                   \"eve@example.com\",\"Eve, the second\",Long,\"Lisbon\"\n";
+        let report = app.import_csv(&client, csv, Some(group), false).await;
+        assert_eq!((report.status.as_str(), report.total_rows, report.rows_done), ("done", 6, 6));
+        assert_eq!((report.created, report.updated, report.rejected), (3, 0, 3));
+        let (_, html) = app.page_with(&client, &format!("/contacts/imports/{}", report.id)).await;
+        let rejections = text_of(&html, "#rejections tbody").unwrap();
+        for expected in ["4", "not-an-email", "5", "already appears on line 2", "6", "has 2 fields; the header row has 4"] {
+            assert!(rejections.contains(expected), "{expected} missing from:\n{rejections}");
+        }
+        let eve = contacts::find_by_email(&app.state.db, "eve@example.com").await.unwrap().unwrap();
+        assert_eq!(eve.first_name, "Eve, the second");
+        let bob = contacts::find_by_email(&app.state.db, "bob@example.com").await.unwrap().unwrap();
+        assert_eq!(contacts::attributes(&app.state.db, bob.id).await.unwrap(), vec![("city".into(), "Paris".into())]);
+        assert_eq!(contacts::groups::find(&app.state.db, group).await.unwrap().unwrap().members, 3);
+        // No Registered events unless asked; one Import Finished with the counts.
+        let events = app.events().await;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].0, "contact_import_finished");
+        assert_eq!(events[0].3["success"], true);
+        assert_eq!((events[0].3["created"].as_i64(), events[0].3["rejected"].as_i64()), (Some(3), Some(3)));
+
+        // The same file again: updates, no duplicates; a new row fires Registered when asked.
+        let again = format!("{csv}fred@example.com,Fred,Nox,Kyiv\n");
+        let report = app.import_csv(&client, &again, None, true).await;
+        assert_eq!((report.created, report.updated, report.rejected), (1, 3, 3));
+        assert_eq!(contacts::count(&app.state.db).await.unwrap(), 4);
+        let events = app.events().await;
+        let registered: Vec<_> = events.iter().filter(|e| e.0 == "registered_to_system").collect();
+        assert_eq!(registered.len(), 1, "only the new contact");
+        assert_eq!(registered[0].3["source"], "import");
+        assert!(app.all_stored_text().await.contains("contacts.imported"));
+    }
+
+    async fn a_bad_file_changes_nothing(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
+            (b"email,first_name\nann@example.com,\xff\xfeAnn\n".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "not UTF-8"),
+            (b"mail,first_name\nann@example.com,Ann\n".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "no \"email\" column"),
+            (Vec::new(), StatusCode::UNPROCESSABLE_ENTITY, "empty"),
+            (b"email\n".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "no contacts below it"),
+            (vec![0x00, 0x01, 0x02, 0x89, 0x50, 0x4e, 0x47, 0x00, 0x10, 0xff], StatusCode::UNPROCESSABLE_ENTITY, "not UTF-8"),
+            (b"email,ok\0bin\nx@example.com,1\n".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "binary"),
+        ];
+        for (file, status, message) in cases {
+            let r = app.upload_csv(&client, file, None, false).await;
+            assert_eq!(r.status(), status, "{message}");
+            let shown = text_of(&r.text().await.unwrap(), "#import-error").unwrap();
+            assert!(shown.contains(message), "{message}: {shown}");
+        }
+        // Over the limit: 50 MB and a bit.
+        let mut big = b"email,note\n".to_vec();
+        let line = format!("someone@example.com,{}\n", "x".repeat(1000));
+        while big.len() <= 50 * 1024 * 1024 {
+            big.extend_from_slice(line.as_bytes());
+        }
+        let r = app.upload_csv(&client, big, None, false).await;
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(text_of(&r.text().await.unwrap(), "#import-error").unwrap().contains("larger than 50 MB"));
+        assert_eq!(contacts::count(&app.state.db).await.unwrap(), 0);
+        assert!(app.events().await.is_empty());
+        assert!(contacts::import::recent(&app.state.db, 10).await.unwrap().is_empty());
+        let leftovers = std::fs::read_dir(app.state.config.data_dir.join("imports")).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(leftovers, 0, "uploads are deleted");
+    }
+}
+
+/// The query plan of `sql` as text (PostgreSQL is told not to prefer a scan of
+/// these tiny test tables, so the plan shows whether an index can serve).
+async fn explain(app: &TestApp, sql: &str) -> String {
+    use sqlx::{Acquire, Executor};
+    let db = &app.state.db;
+    let mut conn = db.read().acquire().await.unwrap();
+    let conn = conn.acquire().await.unwrap();
+    let postgres = db.backend == herald::db::Backend::Postgres;
+    let prefix = if postgres {
+        conn.execute("SET enable_seqscan = off").await.unwrap();
+        "EXPLAIN "
+    } else {
+        "EXPLAIN QUERY PLAN "
+    };
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("{prefix}{sql}")))
+        .bind("ann")
+        .bind("ann\u{10ffff}");
+    let placeholders = sql.matches('$').count();
+    if placeholders == 4 {
+        q = q.bind("ann");
+    }
+    let rows = q.bind(51i64).fetch_all(&mut *conn).await.unwrap();
+    if postgres {
+        conn.execute("RESET enable_seqscan").await.unwrap();
+    }
+    use sqlx::Row;
+    rows.iter()
+        .map(|r| {
+            r.try_get::<String, _>(if postgres { 0 } else { 3 })
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
