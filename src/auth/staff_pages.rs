@@ -10,12 +10,13 @@ use serde::Deserialize;
 use super::users::{self, CreateError, Role, SystemUser};
 use super::{NewUser, Plaintext, STAFF, create_user, temporary_password};
 use crate::app::AppState;
-use crate::audit::{self, Action, Actor};
+use crate::audit::{Action, Actor};
 use crate::settings::FieldErrors;
 use crate::types::{EmailAddress, PersonName};
 use crate::web::session_store::end_sessions_of;
 use crate::web::{
-    AppError, CurrentUser, FlashKind, PageContext, client_ip, flash, redirect, render,
+    AppError, CurrentUser, FlashKind, PageContext, audited_change, client_ip, flash, redirect,
+    render,
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -222,35 +223,6 @@ fn refuse_self(
     })
 }
 
-async fn audit_change(
-    state: &AppState,
-    req: &HttpRequest,
-    me: &CurrentUser,
-    action: Action,
-    target: &SystemUser,
-    detail: &str,
-    change: impl AsyncFnOnce(&mut crate::db::Tx, i64) -> Result<(), sqlx::Error>,
-) -> Result<(), AppError> {
-    let now = state.clock.now_ms();
-    let ip = client_ip(req, &state.config.trusted_proxies);
-    let mut tx = state.db.begin().await?;
-    change(&mut tx, now).await?;
-    audit::record(
-        &mut tx,
-        now,
-        audit::Entry {
-            actor: &Actor::user(me.id, &me.email),
-            action,
-            target: &target.email,
-            detail,
-            ip: &ip,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 async fn change_role(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -268,12 +240,12 @@ async fn change_role(
             return Ok(refused);
         }
         let detail = format!("{} → {}", target.role, role);
-        audit_change(
+        audited_change(
             &state,
             &req,
             &me,
             Action::UserRoleChanged,
-            &target,
+            &target.email,
             &detail,
             async |tx, now| users::set_role(tx, target.id, role, now).await,
         )
@@ -304,9 +276,15 @@ async fn set_disabled(
     } else {
         Action::UserEnabled
     };
-    audit_change(&state, &req, &me, action, &target, "", async |tx, now| {
-        users::set_disabled(tx, target.id, disabled, now).await
-    })
+    audited_change(
+        &state,
+        &req,
+        &me,
+        action,
+        &target.email,
+        "",
+        async |tx, now| users::set_disabled(tx, target.id, disabled, now).await,
+    )
     .await?;
     if disabled {
         let ended = end_sessions_of(&state.db, STAFF, target.id).await?;
@@ -357,12 +335,12 @@ async fn reset_password(
     let target = load(&state, *id).await?;
     let now = state.clock.now_ms();
     let (password, hash, expires_at) = temporary_password(&state.db, &state.hasher, now).await?;
-    audit_change(
+    audited_change(
         &state,
         &req,
         &me,
         Action::UserPasswordReset,
-        &target,
+        &target.email,
         "",
         async |tx, now| users::set_temp_password(tx, target.id, &hash, expires_at, now).await,
     )

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::groups::{self, Group};
 use super::{Contact, ContactForm, Cursor, SaveError, Status};
 use crate::app::AppState;
-use crate::audit::{self, Action, Actor};
+use crate::audit::Action;
 use crate::events::{self, Event, Source};
 use crate::settings::FieldErrors;
 use crate::web::{
-    AppError, CurrentUser, FlashKind, PageContext, client_ip, flash, redirect, render,
+    AppError, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect, render,
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -347,7 +347,7 @@ async fn update(
     }
 }
 
-/// Runs `change` and its audit entry in one transaction.
+/// `audited_change` on a contact.
 async fn audited(
     state: &AppState,
     req: &HttpRequest,
@@ -356,24 +356,8 @@ async fn audited(
     contact: &Contact,
     change: impl AsyncFnOnce(&mut crate::db::Tx, i64) -> Result<(), sqlx::Error>,
 ) -> Result<(), AppError> {
-    let now = state.clock.now_ms();
-    let ip = client_ip(req, &state.config.trusted_proxies);
-    let mut tx = state.db.begin().await?;
-    change(&mut tx, now).await?;
-    audit::record(
-        &mut tx,
-        now,
-        audit::Entry {
-            actor: &Actor::user(me.id, &me.email),
-            action,
-            target: &contact.email,
-            detail: &format!("contact #{}", contact.id),
-            ip: &ip,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let detail = format!("contact #{}", contact.id);
+    audited_change(state, req, me, action, &contact.email, &detail, change).await
 }
 
 async fn set_status(

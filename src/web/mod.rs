@@ -246,6 +246,37 @@ impl FromRequest for PageContext {
     }
 }
 
+/// Runs `change` and its audit entry (by the signed-in user `me`) in one
+/// transaction: both are stored, or neither.
+pub async fn audited_change(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &CurrentUser,
+    action: crate::audit::Action,
+    target: &str,
+    detail: &str,
+    change: impl AsyncFnOnce(&mut crate::db::Tx, i64) -> Result<(), sqlx::Error>,
+) -> Result<(), AppError> {
+    let now = state.clock.now_ms();
+    let ip = client_ip(req, &state.config.trusted_proxies);
+    let mut tx = state.db.begin().await?;
+    change(&mut tx, now).await?;
+    crate::audit::record(
+        &mut tx,
+        now,
+        crate::audit::Entry {
+            actor: &crate::audit::Actor::user(me.id, &me.email),
+            action,
+            target,
+            detail,
+            ip: &ip,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The client's address: the peer, or, when the peer is a trusted proxy, the last
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
 pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> String {

@@ -112,6 +112,31 @@ fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+/// Signs in through the sign-in form of the Herald at `base`.
+async fn sign_in_at(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let html = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form = find_form(&html, "/login");
+    form.set("email", email).set("password", password);
+    client
+        .post(format!("{base}/login"))
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn session_cookie(resp: &reqwest::Response) -> Option<String> {
     resp.headers()
         .get_all("set-cookie")
@@ -158,22 +183,7 @@ async fn first_start_then_restart(engine: Engine) {
     }
 
     let client = browser();
-    let html = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut form = find_form(&html, "/login");
-    form.set("email", "admin@localhost").set("password", &temp);
-    let r = client
-        .post(format!("{base}/login"))
-        .form(&form.fields)
-        .send()
-        .await
-        .unwrap();
+    let r = sign_in_at(&client, &base, "admin@localhost", &temp).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         location(&r),
@@ -254,23 +264,7 @@ async fn first_start_then_restart(engine: Engine) {
         (temp.as_str(), StatusCode::UNAUTHORIZED),
     ] {
         let client = browser();
-        let html = client
-            .get(format!("{base}/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let mut form = find_form(&html, "/login");
-        form.set("email", "admin@localhost")
-            .set("password", password);
-        let r = client
-            .post(format!("{base}/login"))
-            .form(&form.fields)
-            .send()
-            .await
-            .unwrap();
+        let r = sign_in_at(&client, &base, "admin@localhost", password).await;
         assert_eq!(r.status(), expected);
     }
     herald.stop();
@@ -343,23 +337,7 @@ async fn user_create_prints_a_password_that_signs_in(engine: Engine) {
     let herald = Herald::start(dir.path(), &refs(&env));
     let base = herald.address.clone();
     let client = browser();
-    let html = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut form = find_form(&html, "/login");
-    form.set("email", "mia@example.com")
-        .set("password", &password);
-    let r = client
-        .post(format!("{base}/login"))
-        .form(&form.fields)
-        .send()
-        .await
-        .unwrap();
+    let r = sign_in_at(&client, &base, "mia@example.com", &password).await;
     assert_eq!(location(&r), "/password");
     herald.stop();
     db.drop_database().await;
