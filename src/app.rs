@@ -196,6 +196,7 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
                     .configure(crate::auth::staff_routes)
                     .configure(crate::dashboard::routes)
                     .configure(crate::contacts::routes)
+                    .configure(crate::automations::routes)
                     .service(
                         web::scope("/admin")
                             .wrap(from_fn(mw::require_admin))

@@ -25,6 +25,11 @@ pub enum Action {
     ContactUnblocked,
     ContactDeleted,
     ContactsImported,
+    AutomationCreated,
+    AutomationChanged,
+    AutomationActivated,
+    AutomationDeactivated,
+    AutomationDeleted,
 }
 
 impl Action {
@@ -46,6 +51,11 @@ impl Action {
             Self::ContactUnblocked => "contact.unblocked",
             Self::ContactDeleted => "contact.deleted",
             Self::ContactsImported => "contacts.imported",
+            Self::AutomationCreated => "automation.created",
+            Self::AutomationChanged => "automation.changed",
+            Self::AutomationActivated => "automation.activated",
+            Self::AutomationDeactivated => "automation.deactivated",
+            Self::AutomationDeleted => "automation.deleted",
         }
     }
 
@@ -73,11 +83,16 @@ impl Action {
             Self::ContactUnblocked => "Contact unblocked",
             Self::ContactDeleted => "Contact deleted",
             Self::ContactsImported => "Contacts imported",
+            Self::AutomationCreated => "Automation created",
+            Self::AutomationChanged => "Automation changed",
+            Self::AutomationActivated => "Automation activated",
+            Self::AutomationDeactivated => "Automation deactivated",
+            Self::AutomationDeleted => "Automation deleted",
         }
     }
 }
 
-const ALL: [Action; 16] = [
+const ALL: [Action; 21] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -94,6 +109,11 @@ const ALL: [Action; 16] = [
     Action::ContactUnblocked,
     Action::ContactDeleted,
     Action::ContactsImported,
+    Action::AutomationCreated,
+    Action::AutomationChanged,
+    Action::AutomationActivated,
+    Action::AutomationDeactivated,
+    Action::AutomationDeleted,
 ];
 
 /// Who acted: a system user, or a description such as "anonymous" or "system".

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod automations;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod contacts;
 pub mod dashboard;
 pub mod db;
 pub mod events;
+pub mod jobs;
 pub mod settings;
 pub mod types;
 pub mod web;

@@ -15,6 +15,8 @@ pub struct Settings {
     pub preference_center_url: String,
     pub default_time_zone: String,
     pub temp_password_lifetime_hours: i64,
+    /// The holiday calendar: one `YYYY-MM-DD` per line, optionally with a name.
+    pub holidays: String,
 }
 
 impl Default for Settings {
@@ -26,6 +28,7 @@ impl Default for Settings {
             preference_center_url: String::new(),
             default_time_zone: "UTC".into(),
             temp_password_lifetime_hours: 24,
+            holidays: String::new(),
         }
     }
 }
@@ -39,6 +42,8 @@ pub struct SettingsForm {
     pub preference_center_url: String,
     pub default_time_zone: String,
     pub temp_password_lifetime_hours: String,
+    #[serde(default)]
+    pub holidays: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -50,6 +55,7 @@ impl From<&Settings> for SettingsForm {
             preference_center_url: s.preference_center_url.clone(),
             default_time_zone: s.default_time_zone.clone(),
             temp_password_lifetime_hours: s.temp_password_lifetime_hours.to_string(),
+            holidays: s.holidays.clone(),
         }
     }
 }
@@ -134,6 +140,19 @@ impl SettingsForm {
                 _ => Err(Invalid::new("Enter a whole number of hours from 1 to 720.")),
             },
         );
+        let holidays = check(
+            "holidays",
+            crate::automations::time_frame::parse_holidays(&self.holidays)
+                .map(|_| {
+                    self.holidays
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .map_err(Invalid::new),
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -144,12 +163,13 @@ impl SettingsForm {
             preference_center_url,
             default_time_zone,
             temp_password_lifetime_hours: hours.parse().unwrap_or(24),
+            holidays,
         })
     }
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 6] {
+    fn pairs(&self) -> [(&'static str, String); 7] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -160,6 +180,7 @@ impl Settings {
                 "temp_password_lifetime_hours",
                 self.temp_password_lifetime_hours.to_string(),
             ),
+            ("holidays", self.holidays.clone()),
         ]
     }
 
@@ -181,6 +202,7 @@ impl Settings {
                 .get("temp_password_lifetime_hours")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(d.temp_password_lifetime_hours),
+            holidays: text("holidays", d.holidays),
         })
     }
 
@@ -229,6 +251,7 @@ mod tests {
             preference_center_url: "ftp://x".into(),
             default_time_zone: "Mars/Olympus".into(),
             temp_password_lifetime_hours: "0".into(),
+            holidays: "2026-12-25\nnot a date".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();
@@ -237,6 +260,7 @@ mod tests {
             [
                 "brand_name",
                 "default_time_zone",
+                "holidays",
                 "preference_center_url",
                 "sender_address",
                 "temp_password_lifetime_hours"

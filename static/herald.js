@@ -30,3 +30,59 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   setTimeout(poll, 500);
 });
+
+// Define Job: Unit and Value only while Delay is Yes; the target field only while
+// Use Event Parameter is off. (The server ignores them in those cases anyway.)
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("define-job");
+  if (!form) return;
+  const unit = document.getElementById("delay_unit");
+  const value = document.getElementById("delay_value");
+  const yes = document.getElementById("delay-yes");
+  const syncDelay = () => { unit.disabled = value.disabled = !yes.checked; };
+  form.querySelectorAll('input[name="delay"]').forEach((r) => r.addEventListener("change", syncDelay));
+  syncDelay();
+  const useEvent = document.getElementById("use_event_parameter");
+  const targets = [document.getElementById("contact"), document.getElementById("system_user")].filter(Boolean);
+  const syncTarget = () => targets.forEach((t) => { t.disabled = useEvent.checked; });
+  useEvent.addEventListener("change", syncTarget);
+  syncTarget();
+
+  // Contact picker: search as you type, offering matches in the datalist.
+  const contact = document.getElementById("contact");
+  const options = document.getElementById("contact-options");
+  if (!contact || !options) return;
+  let timer = null;
+  let asked = "";
+  contact.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const q = contact.value.trim();
+      if (q.length < 1 || q === asked) return;
+      asked = q;
+      try {
+        const response = await fetch(contact.dataset.picker + "?q=" + encodeURIComponent(q), { headers: { Accept: "application/json" } });
+        if (!response.ok) return;
+        const matches = await response.json();
+        options.replaceChildren(...matches.filter((m) => !m.blocked).map((m) => {
+          const option = document.createElement("option");
+          option.value = m.email;
+          option.label = m.name ? m.name + " <" + m.email + ">" : m.email;
+          return option;
+        }));
+      } catch (e) { /* the field still works as a plain email field */ }
+    }, 150);
+  });
+});
+
+// Edit Event: show only the filter of the chosen event.
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("edit-event");
+  if (!form) return;
+  const event = document.getElementById("event");
+  const sync = () => form.querySelectorAll("[data-for-events]").forEach((box) => {
+    box.hidden = !box.dataset.forEvents.split(" ").includes(event.value);
+  });
+  event.addEventListener("change", sync);
+  sync();
+});

@@ -99,10 +99,101 @@ impl EventType {
     pub fn from_code(code: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|e| e.code() == code)
     }
+
+    /// The heading the Event select groups it under.
+    pub fn category(self) -> &'static str {
+        match self {
+            EventType::RegisteredToSystem | EventType::ProfileDataChanged => "Contact data",
+            EventType::SubscribedToGroup | EventType::UnsubscribedFromGroup => "Groups",
+            EventType::NewPasswordRequested => "Preference center",
+            EventType::ExternalEventReceived | EventType::ExternalHttpRequestReceived => "Integration",
+            EventType::LoggedOnToSystem | EventType::SystemUserCreated | EventType::ContactImportFinished => {
+                "System"
+            }
+        }
+    }
+
+    /// The filter Define Event offers for this event.
+    pub fn filter_kind(self) -> FilterKind {
+        match self {
+            EventType::RegisteredToSystem => FilterKind::Source,
+            EventType::SubscribedToGroup | EventType::UnsubscribedFromGroup => FilterKind::Group,
+            EventType::ProfileDataChanged => FilterKind::Attribute,
+            EventType::NewPasswordRequested => FilterKind::None,
+            EventType::ExternalEventReceived | EventType::ExternalHttpRequestReceived => FilterKind::Name,
+            EventType::LoggedOnToSystem => FilterKind::SystemUser,
+            EventType::SystemUserCreated => FilterKind::Role,
+            EventType::ContactImportFinished => FilterKind::Success,
+        }
+    }
+
+    /// Whether the event names a contact (for "Use Event Parameter").
+    pub fn carries_contact(self) -> bool {
+        self.scope() == Scope::Contact
+    }
+
+    /// Whether the event names a system user (for "Use Event Parameter").
+    pub fn carries_system_user(self) -> bool {
+        matches!(
+            self,
+            EventType::LoggedOnToSystem | EventType::SystemUserCreated | EventType::ContactImportFinished
+        )
+    }
+
+    /// The categories in display order, each with its events.
+    pub fn grouped() -> Vec<(&'static str, Vec<EventType>)> {
+        let mut out: Vec<(&'static str, Vec<EventType>)> = Vec::new();
+        for e in Self::ALL {
+            match out.iter_mut().find(|(c, _)| *c == e.category()) {
+                Some((_, list)) => list.push(e),
+                None => out.push((e.category(), vec![e])),
+            }
+        }
+        out
+    }
+}
+
+/// What Define Event can filter on, per event (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    None,
+    Source,
+    Group,
+    Attribute,
+    Name,
+    SystemUser,
+    Role,
+    Success,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] = [Source::Ui, Source::Import, Source::Api, Source::PreferenceCenter];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Source::Ui => "ui",
+            Source::Import => "import",
+            Source::Api => "api",
+            Source::PreferenceCenter => "preference_center",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Ui => "Admin UI",
+            Source::Import => "CSV import",
+            Source::Api => "API",
+            Source::PreferenceCenter => "Preference center",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
 }
 
 /// Where a contact came from (the `source` parameter of Registered to System).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Ui,

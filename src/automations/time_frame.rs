@@ -1,0 +1,269 @@
+//! Time-frame arithmetic in the automation's time zone: delays, execution days and
+//! holidays. Everything goes through jiff, so daylight-saving changes are handled
+//! by the zone database, never by hand-written offsets.
+
+use std::collections::BTreeSet;
+
+use jiff::civil::{Date, Weekday};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
+use serde::{Deserialize, Serialize};
+
+/// The unit of a delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DelayUnit {
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+}
+
+impl DelayUnit {
+    pub const ALL: [DelayUnit; 4] = [DelayUnit::Minutes, DelayUnit::Hours, DelayUnit::Days, DelayUnit::Weeks];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            DelayUnit::Minutes => "minutes",
+            DelayUnit::Hours => "hours",
+            DelayUnit::Days => "days",
+            DelayUnit::Weeks => "weeks",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DelayUnit::Minutes => "Minutes",
+            DelayUnit::Hours => "Hours",
+            DelayUnit::Days => "Days",
+            DelayUnit::Weeks => "Weeks",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|u| u.code() == code)
+    }
+
+    fn minutes(self) -> u64 {
+        match self {
+            DelayUnit::Minutes => 1,
+            DelayUnit::Hours => 60,
+            DelayUnit::Days => 24 * 60,
+            DelayUnit::Weeks => 7 * 24 * 60,
+        }
+    }
+}
+
+/// The longest delay allowed: 365 days.
+pub const MAX_DELAY_MINUTES: u64 = 365 * 24 * 60;
+
+/// A delay between the event and the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delay {
+    pub unit: DelayUnit,
+    pub value: u32,
+}
+
+impl Delay {
+    /// A delay of `value` `unit`s, if it is at least 1 and at most 365 days.
+    pub fn new(unit: DelayUnit, value: u32) -> Option<Self> {
+        (value >= 1 && unit.minutes() * u64::from(value) <= MAX_DELAY_MINUTES).then_some(Self { unit, value })
+    }
+
+    /// When a job for an event at `event` is due. Minutes and hours are elapsed
+    /// time; days and weeks keep the wall-clock time in `zone` across
+    /// daylight-saving changes (a "1 day" delay from 12:00 is 12:00 the next day).
+    pub fn apply(&self, event: Timestamp, zone: &TimeZone) -> Timestamp {
+        let v = i64::from(self.value);
+        let zoned = event.to_zoned(zone.clone());
+        let due = match self.unit {
+            DelayUnit::Minutes => zoned.checked_add(v.minutes()),
+            DelayUnit::Hours => zoned.checked_add(v.hours()),
+            DelayUnit::Days => zoned.checked_add(v.days()),
+            DelayUnit::Weeks => zoned.checked_add(v.weeks()),
+        };
+        due.map_or(event, |z| z.timestamp())
+    }
+}
+
+/// How holidays (from the calendar in settings) count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HolidayRule {
+    Always,
+    NeverOnHolidays,
+    OnlyOnHolidays,
+}
+
+impl HolidayRule {
+    pub const ALL: [HolidayRule; 3] = [HolidayRule::Always, HolidayRule::NeverOnHolidays, HolidayRule::OnlyOnHolidays];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            HolidayRule::Always => "always",
+            HolidayRule::NeverOnHolidays => "never",
+            HolidayRule::OnlyOnHolidays => "only",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HolidayRule::Always => "Always",
+            HolidayRule::NeverOnHolidays => "Never on Holidays",
+            HolidayRule::OnlyOnHolidays => "Only on Holidays",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.code() == code)
+    }
+}
+
+/// Execution days as a bit set, Monday = bit 0 … Sunday = bit 6.
+pub const ALL_DAYS: u8 = 0b111_1111;
+
+pub const WEEKDAYS: [(Weekday, &str); 7] = [
+    (Weekday::Monday, "Mon"),
+    (Weekday::Tuesday, "Tue"),
+    (Weekday::Wednesday, "Wed"),
+    (Weekday::Thursday, "Thu"),
+    (Weekday::Friday, "Fri"),
+    (Weekday::Saturday, "Sat"),
+    (Weekday::Sunday, "Sun"),
+];
+
+pub fn day_bit(day: Weekday) -> u8 {
+    1 << (day.to_monday_zero_offset() as u8)
+}
+
+/// Which days a job may run on.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    pub zone: TimeZone,
+    pub days: u8,
+    pub holidays: HolidayRule,
+    pub holiday_dates: BTreeSet<Date>,
+}
+
+impl Calendar {
+    pub fn allows(&self, date: Date) -> bool {
+        if self.days & day_bit(date.weekday()) == 0 {
+            return false;
+        }
+        let holiday = self.holiday_dates.contains(&date);
+        match self.holidays {
+            HolidayRule::Always => true,
+            HolidayRule::NeverOnHolidays => !holiday,
+            HolidayRule::OnlyOnHolidays => holiday,
+        }
+    }
+
+    /// `due` if its day (in the zone) is allowed; otherwise 00:00 of the next allowed
+    /// day (the first instant of that day, even where a DST change skips midnight).
+    /// `None` when no allowed day comes before `end` (or within two years).
+    pub fn next_allowed(&self, due: Timestamp, end: Option<Timestamp>) -> Option<Timestamp> {
+        let zoned: Zoned = due.to_zoned(self.zone.clone());
+        if self.allows(zoned.date()) {
+            return Some(due).filter(|t| end.is_none_or(|e| *t < e));
+        }
+        let mut date = zoned.date();
+        for _ in 0..(366 * 2) {
+            date = date.tomorrow().ok()?;
+            if self.allows(date) {
+                let start = date.to_zoned(self.zone.clone()).ok()?.start_of_day().ok()?.timestamp();
+                return Some(start).filter(|t| end.is_none_or(|e| *t < e));
+            }
+        }
+        None
+    }
+}
+
+/// Parses the holiday calendar: one `YYYY-MM-DD` per line; text after the date is
+/// a comment ("2026-12-25 Christmas").
+pub fn parse_holidays(text: &str) -> Result<BTreeSet<Date>, String> {
+    let mut dates = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let first = line.split_whitespace().next().unwrap_or("");
+        let date: Date = first
+            .parse()
+            .map_err(|_| format!("Line {}: {first:?} is not a date like 2026-12-25.", i + 1))?;
+        dates.insert(date);
+    }
+    Ok(dates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn berlin() -> TimeZone {
+        TimeZone::get("Europe/Berlin").unwrap()
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn delays_are_bounded() {
+        assert!(Delay::new(DelayUnit::Minutes, 0).is_none());
+        assert!(Delay::new(DelayUnit::Days, 365).is_some());
+        assert!(Delay::new(DelayUnit::Days, 366).is_none());
+        assert!(Delay::new(DelayUnit::Weeks, 52).is_some());
+        assert!(Delay::new(DelayUnit::Weeks, 53).is_none());
+        assert!(Delay::new(DelayUnit::Minutes, 525_600).is_some());
+        assert!(Delay::new(DelayUnit::Minutes, 525_601).is_none());
+    }
+
+    #[test]
+    fn day_delays_keep_the_wall_clock_across_dst() {
+        let tz = berlin();
+        // Spring forward, 2026-03-29 02:00 → 03:00: the day has 23 hours.
+        let sat_noon = at("2026-03-28T11:00:00Z"); // 12:00 CET
+        let d = Delay::new(DelayUnit::Days, 1).unwrap().apply(sat_noon, &tz);
+        assert_eq!(d, at("2026-03-29T10:00:00Z")); // 12:00 CEST
+        let h = Delay::new(DelayUnit::Hours, 24).unwrap().apply(sat_noon, &tz);
+        assert_eq!(h, at("2026-03-29T11:00:00Z")); // 13:00 CEST
+        // Fall back, 2026-10-25 03:00 → 02:00: the day has 25 hours.
+        let sat_noon = at("2026-10-24T10:00:00Z"); // 12:00 CEST
+        let d = Delay::new(DelayUnit::Days, 1).unwrap().apply(sat_noon, &tz);
+        assert_eq!(d, at("2026-10-25T11:00:00Z")); // 12:00 CET
+        let m = Delay::new(DelayUnit::Minutes, 90).unwrap().apply(at("2026-10-25T00:30:00Z"), &tz);
+        assert_eq!(m, at("2026-10-25T02:00:00Z"));
+    }
+
+    #[test]
+    fn excluded_days_move_to_midnight_of_the_next_allowed_day_in_the_zone() {
+        let weekdays_only = Calendar {
+            zone: berlin(),
+            days: ALL_DAYS & !day_bit(Weekday::Saturday) & !day_bit(Weekday::Sunday),
+            holidays: HolidayRule::Always,
+            holiday_dates: BTreeSet::new(),
+        };
+        // Sunday 2026-03-29 (the DST day) 10:00 CEST → Monday 00:00 CEST = Sunday 22:00Z.
+        assert_eq!(weekdays_only.next_allowed(at("2026-03-29T08:00:00Z"), None), Some(at("2026-03-29T22:00:00Z")));
+        // Saturday 2026-03-28 23:30 CET → Monday 00:00 CEST.
+        assert_eq!(weekdays_only.next_allowed(at("2026-03-28T22:30:00Z"), None), Some(at("2026-03-29T22:00:00Z")));
+        // Sunday 2026-10-25 (fall back) → Monday 00:00 CET = Sunday 23:00Z.
+        assert_eq!(weekdays_only.next_allowed(at("2026-10-25T09:00:00Z"), None), Some(at("2026-10-25T23:00:00Z")));
+        // An allowed day stays as it is.
+        assert_eq!(weekdays_only.next_allowed(at("2026-10-26T09:00:00Z"), None), Some(at("2026-10-26T09:00:00Z")));
+        // Friday 23:30 UTC is already Saturday in Berlin.
+        assert_eq!(weekdays_only.next_allowed(at("2026-10-23T23:30:00Z"), None), Some(at("2026-10-25T23:00:00Z")));
+        // No allowed day before the end.
+        assert_eq!(weekdays_only.next_allowed(at("2026-10-24T10:00:00Z"), Some(at("2026-10-25T12:00:00Z"))), None);
+    }
+
+    #[test]
+    fn holidays_are_skipped_or_required() {
+        let dates = parse_holidays("2026-12-25 Christmas\n\n2026-12-26\n").unwrap();
+        let mut cal = Calendar { zone: berlin(), days: ALL_DAYS, holidays: HolidayRule::NeverOnHolidays, holiday_dates: dates };
+        assert_eq!(cal.next_allowed(at("2026-12-25T09:00:00Z"), None), Some(at("2026-12-26T23:00:00Z")));
+        cal.holidays = HolidayRule::OnlyOnHolidays;
+        assert_eq!(cal.next_allowed(at("2026-12-20T09:00:00Z"), None), Some(at("2026-12-24T23:00:00Z")));
+        assert_eq!(cal.next_allowed(at("2026-12-27T09:00:00Z"), None), None, "no holiday left");
+        assert!(parse_holidays("2026-13-01").unwrap_err().contains("Line 1"));
+    }
+}
