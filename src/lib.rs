@@ -5,8 +5,8 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
-pub mod automations;
 pub mod auth;
+pub mod automations;
 pub mod cli;
 pub mod clock;
 pub mod config;

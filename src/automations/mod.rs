@@ -86,7 +86,13 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Inactive, Status::Scheduled, Status::Running, Status::Done, Status::Deactivated];
+    pub const ALL: [Status; 5] = [
+        Status::Inactive,
+        Status::Scheduled,
+        Status::Running,
+        Status::Done,
+        Status::Deactivated,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -128,8 +134,12 @@ impl Status {
             Status::Inactive => "a.state = 'inactive'",
             Status::Deactivated => "a.state = 'deactivated'",
             Status::Scheduled => "a.state = 'active' AND a.start_at > $1",
-            Status::Done => "a.state = 'active' AND a.start_at <= $1 AND a.end_at IS NOT NULL AND a.end_at <= $1",
-            Status::Running => "a.state = 'active' AND a.start_at <= $1 AND (a.end_at IS NULL OR a.end_at > $1)",
+            Status::Done => {
+                "a.state = 'active' AND a.start_at <= $1 AND a.end_at IS NOT NULL AND a.end_at <= $1"
+            }
+            Status::Running => {
+                "a.state = 'active' AND a.start_at <= $1 AND (a.end_at IS NULL OR a.end_at > $1)"
+            }
         }
     }
 }
@@ -190,7 +200,10 @@ impl Automation {
     /// A stored time shown in the automation's zone, e.g. `2026-03-29 12:00 CEST`.
     pub fn local(&self, ms: &Option<i64>) -> String {
         match ms.and_then(|m| Timestamp::from_millisecond(m).ok()) {
-            Some(t) => t.to_zoned(self.zone()).strftime("%Y-%m-%d %H:%M %Z").to_string(),
+            Some(t) => t
+                .to_zoned(self.zone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string(),
             None => "—".into(),
         }
     }
@@ -244,15 +257,22 @@ struct Row {
 impl TryFrom<Row> for Automation {
     type Error = sqlx::Error;
     fn try_from(r: Row) -> Result<Self, sqlx::Error> {
-        let bad = |what: &str| sqlx::Error::Decode(format!("automation {}: bad {what}", r.id).into());
+        let bad =
+            |what: &str| sqlx::Error::Decode(format!("automation {}: bad {what}", r.id).into());
         Ok(Automation {
             id: r.id,
             event: EventType::from_code(&r.event_type).ok_or_else(|| bad("event type"))?,
             filter: serde_json::from_str(&r.event_filter).map_err(|_| bad("event filter"))?,
             selection: serde_json::from_str(&r.selection).map_err(|_| bad("selection"))?,
             job: r.job_kind.as_deref().and_then(JobKind::from_code),
-            target: r.job_target.as_deref().and_then(|t| serde_json::from_str(t).ok()),
-            delay: match (r.delay_unit.as_deref().and_then(DelayUnit::from_code), r.delay_value) {
+            target: r
+                .job_target
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok()),
+            delay: match (
+                r.delay_unit.as_deref().and_then(DelayUnit::from_code),
+                r.delay_value,
+            ) {
                 (Some(unit), Some(v)) => Delay::new(unit, u32::try_from(v).unwrap_or(0)),
                 _ => None,
             },
@@ -306,7 +326,11 @@ pub async fn list(
     }
     let pattern = format!(
         "%{}%",
-        name.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        name.trim()
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
     );
     conditions.push("LOWER(a.name) LIKE $2 ESCAPE '\\'".into());
     let sql = format!(
@@ -357,7 +381,10 @@ impl Fields {
         Self(form_map(pairs))
     }
     pub fn get(&self, name: &str) -> &str {
-        self.0.get(name).and_then(|v| v.first()).map_or("", String::as_str)
+        self.0
+            .get(name)
+            .and_then(|v| v.first())
+            .map_or("", String::as_str)
     }
     pub fn all(&self, name: &str) -> &[String] {
         self.0.get(name).map_or(&[], Vec::as_slice)
@@ -383,17 +410,30 @@ pub fn parse_event(f: &Fields) -> Result<EventPart, FieldErrors> {
     if name.is_empty() {
         errors.insert("name", "Enter a name.".into());
     } else if name.chars().count() > MAX_NAME_CHARS {
-        errors.insert("name", format!("The name has at most {MAX_NAME_CHARS} characters."));
+        errors.insert(
+            "name",
+            format!("The name has at most {MAX_NAME_CHARS} characters."),
+        );
     } else if name.chars().any(char::is_control) {
         errors.insert("name", "The name cannot contain control characters.".into());
     }
     let description = f.get("description").trim().to_string();
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        errors.insert("description", format!("The description has at most {MAX_DESCRIPTION_CHARS} characters."));
+        errors.insert(
+            "description",
+            "The description has at most 1,000 characters.".to_string(),
+        );
     }
     let event = EventType::from_code(f.get("event"));
     if event.is_none() {
-        errors.insert("event", if f.get("event").is_empty() { "Choose an event.".into() } else { FORGED.into() });
+        errors.insert(
+            "event",
+            if f.get("event").is_empty() {
+                "Choose an event.".into()
+            } else {
+                FORGED.into()
+            },
+        );
     }
     let mut filter = EventFilter::Any;
     if let Some(event) = event {
@@ -404,11 +444,23 @@ pub fn parse_event(f: &Fields) -> Result<EventPart, FieldErrors> {
             FilterKind::None => EventFilter::Any,
             FilterKind::Source => match f.get("filter_source") {
                 "" => EventFilter::Any,
-                code => Source::from_code(code).map_or_else(|| { bad("filter_source"); EventFilter::Any }, |source| EventFilter::Source { source }),
+                code => Source::from_code(code).map_or_else(
+                    || {
+                        bad("filter_source");
+                        EventFilter::Any
+                    },
+                    |source| EventFilter::Source { source },
+                ),
             },
             FilterKind::Group => match f.get("filter_group") {
                 "" => EventFilter::Any,
-                raw => parse_id(raw).map_or_else(|| { bad("filter_group"); EventFilter::Any }, |group_id| EventFilter::Group { group_id }),
+                raw => parse_id(raw).map_or_else(
+                    || {
+                        bad("filter_group");
+                        EventFilter::Any
+                    },
+                    |group_id| EventFilter::Group { group_id },
+                ),
             },
             FilterKind::Attribute => match f.get("filter_attribute").trim() {
                 "" => EventFilter::Any,
@@ -426,15 +478,31 @@ pub fn parse_event(f: &Fields) -> Result<EventPart, FieldErrors> {
                     errors.insert("filter_name", "The name has at most 100 characters.".into());
                     EventFilter::Any
                 }
-                name => EventFilter::Name { name: name.to_string() },
+                name => EventFilter::Name {
+                    name: name.to_string(),
+                },
             },
             FilterKind::SystemUser => match f.get("filter_user") {
                 "" => EventFilter::Any,
-                raw => parse_id(raw).map_or_else(|| { bad("filter_user"); EventFilter::Any }, |user_id| EventFilter::SystemUser { user_id }),
+                raw => parse_id(raw).map_or_else(
+                    || {
+                        bad("filter_user");
+                        EventFilter::Any
+                    },
+                    |user_id| EventFilter::SystemUser { user_id },
+                ),
             },
             FilterKind::Role => match f.get("filter_role") {
                 "" => EventFilter::Any,
-                raw => Role::parse(raw).map_or_else(|_| { bad("filter_role"); EventFilter::Any }, |r| EventFilter::Role { role: r.code().into() }),
+                raw => Role::parse(raw).map_or_else(
+                    |_| {
+                        bad("filter_role");
+                        EventFilter::Any
+                    },
+                    |r| EventFilter::Role {
+                        role: r.code().into(),
+                    },
+                ),
             },
             FilterKind::Success => match f.get("filter_success") {
                 "" => EventFilter::Any,
@@ -455,7 +523,10 @@ pub fn parse_event(f: &Fields) -> Result<EventPart, FieldErrors> {
         raw => match parse_id(raw) {
             Some(group_id) if contact_event => selection.push(Condition::MemberOf { group_id }),
             Some(_) => {
-                errors.insert("sel_group", "Group membership is a condition for contacts: choose a (C) event.".into());
+                errors.insert(
+                    "sel_group",
+                    "Group membership is a condition for contacts: choose a (C) event.".into(),
+                );
             }
             None => {
                 errors.insert("sel_group", FORGED.into());
@@ -467,9 +538,15 @@ pub fn parse_event(f: &Fields) -> Result<EventPart, FieldErrors> {
     if !attr_name.is_empty() || !attr_value.is_empty() {
         match crate::contacts::parse_attribute_name(attr_name) {
             Ok(_) if !contact_event => {
-                errors.insert("sel_attr_name", "Attributes are a condition for contacts: choose a (C) event.".into());
+                errors.insert(
+                    "sel_attr_name",
+                    "Attributes are a condition for contacts: choose a (C) event.".into(),
+                );
             }
-            Ok(name) => selection.push(Condition::AttributeEquals { name, value: attr_value.chars().take(1000).collect() }),
+            Ok(name) => selection.push(Condition::AttributeEquals {
+                name,
+                value: attr_value.chars().take(1000).collect(),
+            }),
             Err(e) => {
                 errors.insert("sel_attr_name", e.0);
             }
@@ -479,16 +556,27 @@ pub fn parse_event(f: &Fields) -> Result<EventPart, FieldErrors> {
         "" => {}
         raw => match Role::parse(raw) {
             Ok(_) if contact_event => {
-                errors.insert("sel_role", "The role is a condition for system users: choose an (S) event.".into());
+                errors.insert(
+                    "sel_role",
+                    "The role is a condition for system users: choose an (S) event.".into(),
+                );
             }
-            Ok(r) => selection.push(Condition::RoleIs { role: r.code().into() }),
+            Ok(r) => selection.push(Condition::RoleIs {
+                role: r.code().into(),
+            }),
             Err(_) => {
                 errors.insert("sel_role", FORGED.into());
             }
         },
     }
     match event {
-        Some(event) if errors.is_empty() => Ok(EventPart { name, description, event, filter, selection }),
+        Some(event) if errors.is_empty() => Ok(EventPart {
+            name,
+            description,
+            event,
+            filter,
+            selection,
+        }),
         _ => Err(errors),
     }
 }
@@ -547,21 +635,30 @@ pub fn parse_job(event: EventType, f: &Fields) -> Result<JobPart, FieldErrors> {
             };
             errors.insert(
                 "use_event_parameter",
-                format!("The event {} names no {what}: choose the {what} instead.", event.label()),
+                format!(
+                    "The event {} names no {what}: choose the {what} instead.",
+                    event.label()
+                ),
             );
             return None;
         }
         match kind {
             JobKind::SendNewPasswordToContact => match f.get("contact").trim() {
                 "" => {
-                    errors.insert("contact", "Choose the contact, or tick Use Event Parameter.".into());
+                    errors.insert(
+                        "contact",
+                        "Choose the contact, or tick Use Event Parameter.".into(),
+                    );
                     None
                 }
                 email => Some(JobTarget::ContactEmail(email.to_string())),
             },
             JobKind::SendNewPasswordToSystemUser => match f.get("system_user") {
                 "" => {
-                    errors.insert("system_user", "Choose the system user, or tick Use Event Parameter.".into());
+                    errors.insert(
+                        "system_user",
+                        "Choose the system user, or tick Use Event Parameter.".into(),
+                    );
                     None
                 }
                 raw => match parse_id(raw) {
@@ -585,11 +682,17 @@ pub fn parse_job(event: EventType, f: &Fields) -> Result<JobPart, FieldErrors> {
             let value = match raw.parse::<u32>() {
                 Ok(v) if v >= 1 => Some(v),
                 _ if raw.is_empty() => {
-                    errors.insert("delay_value", "Enter the delay as a whole number of at least 1.".into());
+                    errors.insert(
+                        "delay_value",
+                        "Enter the delay as a whole number of at least 1.".into(),
+                    );
                     None
                 }
                 _ => {
-                    errors.insert("delay_value", "The delay is a whole number of at least 1.".into());
+                    errors.insert(
+                        "delay_value",
+                        "The delay is a whole number of at least 1.".into(),
+                    );
                     None
                 }
             };
@@ -597,7 +700,10 @@ pub fn parse_job(event: EventType, f: &Fields) -> Result<JobPart, FieldErrors> {
                 (Some(unit), Some(value)) => match Delay::new(unit, value) {
                     Some(d) => Some(d),
                     None => {
-                        errors.insert("delay_value", "The delay is at most 365 days in total.".into());
+                        errors.insert(
+                            "delay_value",
+                            "The delay is at most 365 days in total.".into(),
+                        );
                         None
                     }
                 },
@@ -610,7 +716,11 @@ pub fn parse_job(event: EventType, f: &Fields) -> Result<JobPart, FieldErrors> {
         }
     };
     match (kind, target) {
-        (Some(kind), Some(target)) if errors.is_empty() => Ok(JobPart { kind, target, delay }),
+        (Some(kind), Some(target)) if errors.is_empty() => Ok(JobPart {
+            kind,
+            target,
+            delay,
+        }),
         _ => Err(errors),
     }
 }
@@ -650,26 +760,38 @@ pub fn parse_time_frame(f: &Fields) -> Result<TimeFramePart, FieldErrors> {
             None
         }
     };
-    let tz = zone.as_deref().and_then(|z| TimeZone::get(z).ok()).unwrap_or(TimeZone::UTC);
+    let tz = zone
+        .as_deref()
+        .and_then(|z| TimeZone::get(z).ok())
+        .unwrap_or(TimeZone::UTC);
     let start = match f.get("start").trim() {
         "" => {
             errors.insert("start", "Enter the start date and time.".into());
             None
         }
         raw => parse_local(raw, &tz).or_else(|| {
-            errors.insert("start", "Enter a date and time like 2026-12-01 09:00.".into());
+            errors.insert(
+                "start",
+                "Enter a date and time like 2026-12-01 09:00.".into(),
+            );
             None
         }),
     };
     let end = match f.get("end").trim() {
         "" => None,
         raw => parse_local(raw, &tz).or_else(|| {
-            errors.insert("end", "Enter a date and time like 2027-12-01 09:00, or leave it empty.".into());
+            errors.insert(
+                "end",
+                "Enter a date and time like 2027-12-01 09:00, or leave it empty.".into(),
+            );
             None
         }),
     };
     if let (Some(s), Some(e)) = (start, end) {
-        let limit = s.to_zoned(tz.clone()).checked_add(5.years()).map(|z| z.timestamp());
+        let limit = s
+            .to_zoned(tz.clone())
+            .checked_add(5.years())
+            .map(|z| z.timestamp());
         if e <= s {
             errors.insert("end", "The end must be after the start.".into());
         } else if limit.is_ok_and(|l| e > l) {
@@ -700,14 +822,20 @@ pub fn parse_time_frame(f: &Fields) -> Result<TimeFramePart, FieldErrors> {
         }
     }
     if notify.len() > MAX_NOTIFY_USERS {
-        errors.insert("notify", format!("Choose at most {MAX_NOTIFY_USERS} system users to remind."));
+        errors.insert(
+            "notify",
+            format!("Choose at most {MAX_NOTIFY_USERS} system users to remind."),
+        );
     }
     let notify_days_before = match f.get("notify_days").trim() {
         "" => 30,
         raw => match raw.parse::<i64>() {
             Ok(n) if (1..=365).contains(&n) => n,
             _ => {
-                errors.insert("notify_days", "Enter a whole number of days from 1 to 365.".into());
+                errors.insert(
+                    "notify_days",
+                    "Enter a whole number of days from 1 to 365.".into(),
+                );
                 30
             }
         },
@@ -731,7 +859,13 @@ fn json<T: Serialize>(v: &T) -> String {
 }
 
 /// Creates an Inactive automation from Edit Event; returns its id.
-pub async fn create(tx: &mut Tx, owner_id: i64, part: &EventPart, time_zone: &str, now_ms: i64) -> Result<i64, sqlx::Error> {
+pub async fn create(
+    tx: &mut Tx,
+    owner_id: i64,
+    part: &EventPart,
+    time_zone: &str,
+    now_ms: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO automations (name, description, owner_id, event_type, event_filter, selection, time_zone, \
          state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'inactive', $8, $8) RETURNING id",
@@ -749,10 +883,16 @@ pub async fn create(tx: &mut Tx, owner_id: i64, part: &EventPart, time_zone: &st
 }
 
 /// Saves Edit Event. A job that no longer fits the event is cleared (returns true).
-pub async fn save_event(tx: &mut Tx, current: &Automation, part: &EventPart, now_ms: i64) -> Result<bool, sqlx::Error> {
+pub async fn save_event(
+    tx: &mut Tx,
+    current: &Automation,
+    part: &EventPart,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
     let job_fits = current.job.is_none_or(|job| {
         job.scope() == part.event.scope()
-            && (current.target != Some(Target::EventParameter) || job.event_carries_target(part.event))
+            && (current.target != Some(Target::EventParameter)
+                || job.event_carries_target(part.event))
     });
     sqlx::query(
         "UPDATE automations SET name = $1, description = $2, event_type = $3, event_filter = $4, selection = $5, \
@@ -772,7 +912,14 @@ pub async fn save_event(tx: &mut Tx, current: &Automation, part: &EventPart, now
     Ok(!job_fits)
 }
 
-pub async fn save_job(tx: &mut Tx, id: i64, kind: JobKind, target: Target, delay: Option<Delay>, now_ms: i64) -> Result<(), sqlx::Error> {
+pub async fn save_job(
+    tx: &mut Tx,
+    id: i64,
+    kind: JobKind,
+    target: Target,
+    delay: Option<Delay>,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE automations SET job_kind = $1, job_target = $2, delay_unit = $3, delay_value = $4, updated_at = $5 \
          WHERE id = $6",
@@ -788,7 +935,12 @@ pub async fn save_job(tx: &mut Tx, id: i64, kind: JobKind, target: Target, delay
     Ok(())
 }
 
-pub async fn save_time_frame(tx: &mut Tx, id: i64, part: &TimeFramePart, now_ms: i64) -> Result<(), sqlx::Error> {
+pub async fn save_time_frame(
+    tx: &mut Tx,
+    id: i64,
+    part: &TimeFramePart,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE automations SET start_at = $1, time_zone = $2, end_at = $3, execution_days = $4, holidays = $5, \
          notify_user_ids = $6, notify_days_before = $7, updated_at = $8 WHERE id = $9",
@@ -809,7 +961,11 @@ pub async fn save_time_frame(tx: &mut Tx, id: i64, part: &TimeFramePart, now_ms:
 
 /// Activates or deactivates. Activation needs a complete automation.
 pub async fn set_state(tx: &mut Tx, id: i64, state: State, now_ms: i64) -> Result<(), sqlx::Error> {
-    let column = if state == State::Active { "activated_at" } else { "deactivated_at" };
+    let column = if state == State::Active {
+        "activated_at"
+    } else {
+        "deactivated_at"
+    };
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE automations SET state = $1, {column} = $2, updated_at = $2 WHERE id = $3"
     )))
@@ -839,7 +995,10 @@ pub async fn copy(tx: &mut Tx, id: i64, owner_id: i64, now_ms: i64) -> Result<i6
 }
 
 pub async fn delete(tx: &mut Tx, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM automations WHERE id = $1").bind(id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM automations WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -848,18 +1007,38 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
-        Fields::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Fields::from_pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn status_follows_activation_and_the_time_frame() {
         let mut a = Automation {
-            id: 1, name: "n".into(), description: String::new(), owner_id: 1, owner_name: "o".into(),
-            event: EventType::NewPasswordRequested, filter: EventFilter::Any, selection: vec![],
-            job: Some(JobKind::SendNewPasswordToContact), target: Some(Target::EventParameter), delay: None,
-            start_at: Some(1_000), time_zone: "UTC".into(), end_at: Some(2_000), days: ALL_DAYS,
-            holidays: HolidayRule::Always, notify: vec![], notify_days_before: 30, state: State::Inactive,
-            activated_at: None, created_at: 0,
+            id: 1,
+            name: "n".into(),
+            description: String::new(),
+            owner_id: 1,
+            owner_name: "o".into(),
+            event: EventType::NewPasswordRequested,
+            filter: EventFilter::Any,
+            selection: vec![],
+            job: Some(JobKind::SendNewPasswordToContact),
+            target: Some(Target::EventParameter),
+            delay: None,
+            start_at: Some(1_000),
+            time_zone: "UTC".into(),
+            end_at: Some(2_000),
+            days: ALL_DAYS,
+            holidays: HolidayRule::Always,
+            notify: vec![],
+            notify_days_before: 30,
+            state: State::Inactive,
+            activated_at: None,
+            created_at: 0,
         };
         assert_eq!(a.status(1_500), Status::Inactive);
         a.state = State::Active;
@@ -875,8 +1054,23 @@ mod tests {
 
     #[test]
     fn delay_values_are_checked() {
-        let base = [("job", "send_new_password_to_contact"), ("use_event_parameter", "on"), ("delay", "yes"), ("delay_unit", "minutes")];
-        for (value, ok) in [("", false), ("0", false), ("-1", false), ("1e9", false), ("abc", false), ("1.5", false), ("10", true), ("525600", true), ("525601", false)] {
+        let base = [
+            ("job", "send_new_password_to_contact"),
+            ("use_event_parameter", "on"),
+            ("delay", "yes"),
+            ("delay_unit", "minutes"),
+        ];
+        for (value, ok) in [
+            ("", false),
+            ("0", false),
+            ("-1", false),
+            ("1e9", false),
+            ("abc", false),
+            ("1.5", false),
+            ("10", true),
+            ("525600", true),
+            ("525601", false),
+        ] {
             let mut f = fields(&base);
             f.set("delay_value", value);
             let r = parse_job(EventType::NewPasswordRequested, &f);
@@ -888,10 +1082,20 @@ mod tests {
         let mut f = fields(&base);
         f.set("delay_unit", "fortnights");
         f.set("delay_value", "1");
-        assert!(parse_job(EventType::NewPasswordRequested, &f).unwrap_err().contains_key("delay_unit"));
+        assert!(
+            parse_job(EventType::NewPasswordRequested, &f)
+                .unwrap_err()
+                .contains_key("delay_unit")
+        );
         let mut f = fields(&base);
         f.set("delay", "no");
         f.set("delay_value", "garbage");
-        assert_eq!(parse_job(EventType::NewPasswordRequested, &f).unwrap().delay, None, "values are ignored with Delay No");
+        assert_eq!(
+            parse_job(EventType::NewPasswordRequested, &f)
+                .unwrap()
+                .delay,
+            None,
+            "values are ignored with Delay No"
+        );
     }
 }

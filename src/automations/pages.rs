@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::time_frame::{DelayUnit, HolidayRule, WEEKDAYS, day_bit};
 use super::{
-    Automation, Condition, EventFilter, EventPart, Fields, JobTarget, State, Status, Target, local_input, parse_event, parse_job,
-    parse_time_frame,
+    Automation, Condition, EventFilter, EventPart, Fields, JobTarget, State, Status, Target,
+    local_input, parse_event, parse_job, parse_time_frame,
 };
 use crate::app::AppState;
 use crate::audit::Action;
@@ -19,7 +19,9 @@ use crate::contacts::groups::{self, Group};
 use crate::events::{EventType, FilterKind, Source};
 use crate::jobs::JobKind;
 use crate::settings::{FieldErrors, Settings};
-use crate::web::{AppError, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect, render};
+use crate::web::{
+    AppError, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect, render,
+};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/automations", web::get().to(overview))
@@ -31,8 +33,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/automations/{id}/event", web::post().to(save_event))
         .route("/automations/{id}/job", web::get().to(job_page))
         .route("/automations/{id}/job", web::post().to(save_job))
-        .route("/automations/{id}/time-frame", web::get().to(time_frame_page))
-        .route("/automations/{id}/time-frame", web::post().to(save_time_frame))
+        .route(
+            "/automations/{id}/time-frame",
+            web::get().to(time_frame_page),
+        )
+        .route(
+            "/automations/{id}/time-frame",
+            web::post().to(save_time_frame),
+        )
         .route("/automations/{id}/copy", web::post().to(copy))
         .route("/automations/{id}/delete", web::get().to(confirm_delete))
         .route("/automations/{id}/delete", web::post().to(delete));
@@ -77,7 +85,11 @@ impl OverviewPage {
     }
 }
 
-async fn overview(state: web::Data<AppState>, ctx: PageContext, query: web::Query<OverviewQuery>) -> Result<HttpResponse, AppError> {
+async fn overview(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    query: web::Query<OverviewQuery>,
+) -> Result<HttpResponse, AppError> {
     let now = state.clock.now_ms();
     let status = Status::from_code(&query.status);
     let page = query.page.unwrap_or(1).clamp(1, 100_000);
@@ -118,7 +130,11 @@ async fn choices(state: &AppState) -> Result<Choices, AppError> {
 }
 
 /// The wizard's steps, for the stepper.
-pub const STEPS: [(u8, &str, &str); 3] = [(1, "Edit Event", "event"), (2, "Define Job", "job"), (3, "Define Time Frame", "time-frame")];
+pub const STEPS: [(u8, &str, &str); 3] = [
+    (1, "Edit Event", "event"),
+    (2, "Define Job", "job"),
+    (3, "Define Time Frame", "time-frame"),
+];
 
 #[derive(Template)]
 #[template(path = "automations/event.html")]
@@ -148,7 +164,10 @@ impl EventPage {
         Role::ALL
     }
     fn action(&self) -> String {
-        self.id.map_or_else(|| "/automations".to_string(), |id| format!("/automations/{id}/event"))
+        self.id.map_or_else(
+            || "/automations".to_string(),
+            |id| format!("/automations/{id}/event"),
+        )
     }
     /// The event codes whose filter is `kind` (for showing the right filter only).
     fn events_with(&self, kind: &str) -> String {
@@ -183,7 +202,9 @@ fn event_fields(a: &Automation) -> Fields {
         EventFilter::Name { name } => f.set("filter_name", name),
         EventFilter::SystemUser { user_id } => f.set("filter_user", user_id.to_string()),
         EventFilter::Role { role } => f.set("filter_role", role),
-        EventFilter::Success { success } => f.set("filter_success", if *success { "yes" } else { "no" }),
+        EventFilter::Success { success } => {
+            f.set("filter_success", if *success { "yes" } else { "no" })
+        }
     }
     for c in &a.selection {
         match c {
@@ -217,7 +238,11 @@ async fn load(state: &AppState, id: i64) -> Result<Automation, AppError> {
     super::find(&state.db, id).await?.ok_or(AppError::NotFound)
 }
 
-async fn event_page(state: web::Data<AppState>, ctx: PageContext, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+async fn event_page(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
     let choices = choices(&state).await?;
     render(
@@ -234,7 +259,10 @@ async fn event_page(state: web::Data<AppState>, ctx: PageContext, id: web::Path<
 }
 
 /// Parses Edit Event and checks that the groups and users it names exist.
-async fn checked_event(state: &AppState, f: &Fields) -> Result<Result<EventPart, FieldErrors>, AppError> {
+async fn checked_event(
+    state: &AppState,
+    f: &Fields,
+) -> Result<Result<EventPart, FieldErrors>, AppError> {
     let part = match parse_event(f) {
         Ok(p) => p,
         Err(e) => return Ok(Err(e)),
@@ -244,7 +272,10 @@ async fn checked_event(state: &AppState, f: &Fields) -> Result<Result<EventPart,
     if let EventFilter::Group { group_id } = part.filter
         && !group_exists(group_id).await?
     {
-        errors.insert("filter_group", "This group does not exist (any more).".into());
+        errors.insert(
+            "filter_group",
+            "This group does not exist (any more).".into(),
+        );
     }
     if let EventFilter::SystemUser { user_id } = part.filter
         && users::find(&state.db, user_id).await?.is_none()
@@ -258,12 +289,32 @@ async fn checked_event(state: &AppState, f: &Fields) -> Result<Result<EventPart,
             errors.insert("sel_group", "This group does not exist (any more).".into());
         }
     }
-    Ok(if errors.is_empty() { Ok(part) } else { Err(errors) })
+    Ok(if errors.is_empty() {
+        Ok(part)
+    } else {
+        Err(errors)
+    })
 }
 
-async fn event_invalid(state: &AppState, ctx: PageContext, id: Option<i64>, f: Fields, errors: FieldErrors) -> Result<HttpResponse, AppError> {
+async fn event_invalid(
+    state: &AppState,
+    ctx: PageContext,
+    id: Option<i64>,
+    f: Fields,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
     let choices = choices(state).await?;
-    render(StatusCode::UNPROCESSABLE_ENTITY, &EventPage { ctx, id, f, errors, choices, step: 1 })
+    render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &EventPage {
+            ctx,
+            id,
+            f,
+            errors,
+            choices,
+            step: 1,
+        },
+    )
 }
 
 async fn create(
@@ -280,10 +331,18 @@ async fn create(
     };
     let zone = Settings::load(&state.db).await?.default_time_zone;
     let mut id = 0;
-    audited_change(&state, &req, &me, Action::AutomationCreated, &part.name, "", async |tx, now| {
-        id = super::create(tx, me.id, &part, &zone, now).await?;
-        Ok(())
-    })
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationCreated,
+        &part.name,
+        "",
+        async |tx, now| {
+            id = super::create(tx, me.id, &part, &zone, now).await?;
+            Ok(())
+        },
+    )
     .await?;
     Ok(redirect(&format!("/automations/{id}/job")))
 }
@@ -304,13 +363,25 @@ async fn save_event(
         Err(errors) => return event_invalid(&state, ctx, Some(a.id), f, errors).await,
     };
     let mut cleared = false;
-    audited_change(&state, &req, &me, Action::AutomationChanged, &part.name, "Edit Event", async |tx, now| {
-        cleared = super::save_event(tx, &a, &part, now).await?;
-        Ok(())
-    })
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationChanged,
+        &part.name,
+        "Edit Event",
+        async |tx, now| {
+            cleared = super::save_event(tx, &a, &part, now).await?;
+            Ok(())
+        },
+    )
     .await?;
     if cleared {
-        flash(&session, FlashKind::Info, "The job did not fit the new event; choose it again.");
+        flash(
+            &session,
+            FlashKind::Info,
+            "The job did not fit the new event; choose it again.",
+        );
     }
     Ok(redirect(&format!("/automations/{}/job", a.id)))
 }
@@ -373,17 +444,42 @@ async fn job_fields(state: &AppState, a: &Automation) -> Result<Fields, AppError
     Ok(f)
 }
 
-async fn job_page(state: web::Data<AppState>, ctx: PageContext, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+async fn job_page(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
     let f = job_fields(&state, &a).await?;
     job_render(&state, ctx, a, f, FieldErrors::new()).await
 }
 
-async fn job_render(state: &AppState, ctx: PageContext, a: Automation, f: Fields, errors: FieldErrors) -> Result<HttpResponse, AppError> {
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+async fn job_render(
+    state: &AppState,
+    ctx: PageContext,
+    a: Automation,
+    f: Fields,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let users = users::list(&state.db).await?;
     let jobs = JobKind::compatible_with(a.event);
-    render(status, &JobPage { ctx, a, f, errors, jobs, users, step: 2 })
+    render(
+        status,
+        &JobPage {
+            ctx,
+            a,
+            f,
+            errors,
+            jobs,
+            users,
+            step: 2,
+        },
+    )
 }
 
 async fn save_job(
@@ -407,28 +503,45 @@ async fn save_job(
     };
     let target = match &part.target {
         JobTarget::EventParameter => Target::EventParameter,
-        JobTarget::ContactEmail(email) => match crate::contacts::find_by_email(&state.db, email).await? {
-            None => {
-                let errors = FieldErrors::from([("contact", format!("No contact has the email {email:?}."))]);
-                return job_render(&state, ctx, a, f, errors).await;
+        JobTarget::ContactEmail(email) => {
+            match crate::contacts::find_by_email(&state.db, email).await? {
+                None => {
+                    let errors = FieldErrors::from([(
+                        "contact",
+                        format!("No contact has the email {email:?}."),
+                    )]);
+                    return job_render(&state, ctx, a, f, errors).await;
+                }
+                Some(c) if c.is_blocked() => {
+                    let errors = FieldErrors::from([(
+                        "contact",
+                        format!("{} is blocked: choose an active contact.", c.email),
+                    )]);
+                    return job_render(&state, ctx, a, f, errors).await;
+                }
+                Some(c) => Target::Contact(c.id),
             }
-            Some(c) if c.is_blocked() => {
-                let errors = FieldErrors::from([("contact", format!("{} is blocked: choose an active contact.", c.email))]);
-                return job_render(&state, ctx, a, f, errors).await;
-            }
-            Some(c) => Target::Contact(c.id),
-        },
+        }
         JobTarget::SystemUser(id) => match users::find(&state.db, *id).await? {
             Some(u) if !u.disabled => Target::SystemUser(u.id),
             _ => {
-                let errors = FieldErrors::from([("system_user", "Choose an enabled system user.".to_string())]);
+                let errors = FieldErrors::from([(
+                    "system_user",
+                    "Choose an enabled system user.".to_string(),
+                )]);
                 return job_render(&state, ctx, a, f, errors).await;
             }
         },
     };
-    audited_change(&state, &req, &me, Action::AutomationChanged, &a.name, "Define Job", async |tx, now| {
-        super::save_job(tx, a.id, part.kind, target, part.delay, now).await
-    })
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationChanged,
+        &a.name,
+        "Define Job",
+        async |tx, now| super::save_job(tx, a.id, part.kind, target, part.delay, now).await,
+    )
     .await?;
     Ok(redirect(&next))
 }
@@ -459,7 +572,10 @@ impl TimeFramePage {
         self.errors.get(field)
     }
     fn days(&self) -> Vec<(String, &'static str)> {
-        WEEKDAYS.iter().map(|(_, n)| (format!("day_{}", n.to_lowercase()), *n)).collect()
+        WEEKDAYS
+            .iter()
+            .map(|(_, n)| (format!("day_{}", n.to_lowercase()), *n))
+            .collect()
     }
     fn holiday_rules(&self) -> [HolidayRule; 3] {
         HolidayRule::ALL
@@ -468,8 +584,15 @@ impl TimeFramePage {
 
 fn time_frame_fields(a: &Automation, default_zone: &str, now_ms: i64) -> Fields {
     let mut f = Fields::default();
-    let zone = if a.start_at.is_some() { a.time_zone.clone() } else { default_zone.to_string() };
-    f.set("start", local_input(Some(a.start_at.unwrap_or(now_ms)), &zone));
+    let zone = if a.start_at.is_some() {
+        a.time_zone.clone()
+    } else {
+        default_zone.to_string()
+    };
+    f.set(
+        "start",
+        local_input(Some(a.start_at.unwrap_or(now_ms)), &zone),
+    );
     f.set("end", local_input(a.end_at, &zone));
     f.set("time_zone", zone);
     for (day, short) in WEEKDAYS {
@@ -478,22 +601,50 @@ fn time_frame_fields(a: &Automation, default_zone: &str, now_ms: i64) -> Fields 
         }
     }
     f.set("holidays", a.holidays.code());
-    f.0.insert("notify".into(), a.notify.iter().map(|id| id.to_string()).collect());
+    f.0.insert(
+        "notify".into(),
+        a.notify.iter().map(|id| id.to_string()).collect(),
+    );
     f.set("notify_days", a.notify_days_before.to_string());
     f
 }
 
-async fn time_frame_page(state: web::Data<AppState>, ctx: PageContext, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+async fn time_frame_page(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
     let zone = Settings::load(&state.db).await?.default_time_zone;
     let f = time_frame_fields(&a, &zone, state.clock.now_ms());
     time_frame_render(&state, ctx, a, f, FieldErrors::new()).await
 }
 
-async fn time_frame_render(state: &AppState, ctx: PageContext, a: Automation, f: Fields, errors: FieldErrors) -> Result<HttpResponse, AppError> {
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+async fn time_frame_render(
+    state: &AppState,
+    ctx: PageContext,
+    a: Automation,
+    f: Fields,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let users = users::list(&state.db).await?;
-    render(status, &TimeFramePage { ctx, a, f, errors, zones: crate::admin::time_zone_names(), users, step: 3 })
+    render(
+        status,
+        &TimeFramePage {
+            ctx,
+            a,
+            f,
+            errors,
+            zones: crate::admin::time_zone_names(),
+            users,
+            step: 3,
+        },
+    )
 }
 
 async fn save_time_frame(
@@ -513,27 +664,54 @@ async fn save_time_frame(
         Err(errors) => return time_frame_render(&state, ctx, a, f, errors).await,
     };
     for user_id in &part.notify {
-        if !users::find(&state.db, *user_id).await?.is_some_and(|u| !u.disabled) {
-            let errors = FieldErrors::from([("notify", "Choose enabled system users to remind.".to_string())]);
+        let enabled = users::find(&state.db, *user_id)
+            .await?
+            .is_some_and(|u| !u.disabled);
+        if !enabled {
+            let errors = FieldErrors::from([(
+                "notify",
+                "Choose enabled system users to remind.".to_string(),
+            )]);
             return time_frame_render(&state, ctx, a, f, errors).await;
         }
     }
     if activate && a.job.is_none() {
-        let errors = FieldErrors::from([("action", "Define the job before activating.".to_string())]);
+        let errors =
+            FieldErrors::from([("action", "Define the job before activating.".to_string())]);
         return time_frame_render(&state, ctx, a, f, errors).await;
     }
-    audited_change(&state, &req, &me, Action::AutomationChanged, &a.name, "Define Time Frame", async |tx, now| {
-        super::save_time_frame(tx, a.id, &part, now).await
-    })
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationChanged,
+        &a.name,
+        "Define Time Frame",
+        async |tx, now| super::save_time_frame(tx, a.id, &part, now).await,
+    )
     .await?;
     if activate {
-        audited_change(&state, &req, &me, Action::AutomationActivated, &a.name, "", async |tx, now| {
-            super::set_state(tx, a.id, State::Active, now).await
-        })
+        audited_change(
+            &state,
+            &req,
+            &me,
+            Action::AutomationActivated,
+            &a.name,
+            "",
+            async |tx, now| super::set_state(tx, a.id, State::Active, now).await,
+        )
         .await?;
-        flash(&session, FlashKind::Success, format!("{} is saved and active.", a.name));
+        flash(
+            &session,
+            FlashKind::Success,
+            format!("{} is saved and active.", a.name),
+        );
     } else {
-        flash(&session, FlashKind::Success, format!("{} is saved.", a.name));
+        flash(
+            &session,
+            FlashKind::Success,
+            format!("{} is saved.", a.name),
+        );
     }
     Ok(redirect("/automations"))
 }
@@ -549,18 +727,32 @@ async fn change_state(
     let f = Fields::from_pairs(form.into_inner());
     let (target, action, verb) = match f.get("action") {
         "activate" => (State::Active, Action::AutomationActivated, "activated"),
-        "deactivate" => (State::Deactivated, Action::AutomationDeactivated, "deactivated"),
-        _ => return Err(AppError::BadRequest("Choose Activate or Deactivate.".into())),
+        "deactivate" => (
+            State::Deactivated,
+            Action::AutomationDeactivated,
+            "deactivated",
+        ),
+        _ => {
+            return Err(AppError::BadRequest(
+                "Choose Activate or Deactivate.".into(),
+            ));
+        }
     };
     let ids: Vec<i64> = f.all("ids").iter().filter_map(|v| v.parse().ok()).collect();
     if ids.is_empty() {
-        flash(&session, FlashKind::Error, "Tick the automations to change first.");
+        flash(
+            &session,
+            FlashKind::Error,
+            "Tick the automations to change first.",
+        );
         return Ok(redirect("/automations"));
     }
     let mut changed = Vec::new();
     let mut incomplete = Vec::new();
     for id in ids {
-        let Some(a) = super::find(&state.db, id).await? else { continue };
+        let Some(a) = super::find(&state.db, id).await? else {
+            continue;
+        };
         if target == State::Active && !a.is_complete() {
             incomplete.push(a.name);
             continue;
@@ -574,13 +766,20 @@ async fn change_state(
         }
     }
     if !changed.is_empty() {
-        flash(&session, FlashKind::Success, format!("{} {verb}: {}.", changed.len(), changed.join(", ")));
+        flash(
+            &session,
+            FlashKind::Success,
+            format!("{} {verb}: {}.", changed.len(), changed.join(", ")),
+        );
     }
     if !incomplete.is_empty() {
         flash(
             &session,
             FlashKind::Error,
-            format!("Not activated, because their job or time frame is missing: {}.", incomplete.join(", ")),
+            format!(
+                "Not activated, because their job or time frame is missing: {}.",
+                incomplete.join(", ")
+            ),
         );
     }
     Ok(redirect("/automations"))
@@ -602,24 +801,38 @@ async fn describe_filter(state: &AppState, f: &EventFilter) -> Result<String, Ap
     Ok(match f {
         EventFilter::Any => "Any".into(),
         EventFilter::Source { source } => format!("Source: {}", source.label()),
-        EventFilter::Group { group_id } => format!("Group: {}", group_name(state, *group_id).await?),
+        EventFilter::Group { group_id } => {
+            format!("Group: {}", group_name(state, *group_id).await?)
+        }
         EventFilter::Attribute { name } => format!("Attribute: {name}"),
         EventFilter::Name { name } => format!("Name equals {name:?}"),
-        EventFilter::SystemUser { user_id } => format!("System user: {}", user_email(state, *user_id).await?),
+        EventFilter::SystemUser { user_id } => {
+            format!("System user: {}", user_email(state, *user_id).await?)
+        }
         EventFilter::Role { role } => format!("Role: {role}"),
-        EventFilter::Success { success } => format!("Success: {}", if *success { "yes" } else { "no" }),
+        EventFilter::Success { success } => {
+            format!("Success: {}", if *success { "yes" } else { "no" })
+        }
     })
 }
 
 async fn group_name(state: &AppState, id: i64) -> Result<String, AppError> {
-    Ok(groups::find(&state.db, id).await?.map_or_else(|| format!("group #{id} (deleted)"), |g| g.name))
+    Ok(groups::find(&state.db, id)
+        .await?
+        .map_or_else(|| format!("group #{id} (deleted)"), |g| g.name))
 }
 
 async fn user_email(state: &AppState, id: i64) -> Result<String, AppError> {
-    Ok(users::find(&state.db, id).await?.map_or_else(|| format!("user #{id} (deleted)"), |u| u.email))
+    Ok(users::find(&state.db, id)
+        .await?
+        .map_or_else(|| format!("user #{id} (deleted)"), |u| u.email))
 }
 
-async fn show(state: web::Data<AppState>, ctx: PageContext, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+async fn show(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
     let target = match a.target {
         None => "—".to_string(),
@@ -633,7 +846,9 @@ async fn show(state: web::Data<AppState>, ctx: PageContext, id: web::Path<i64>) 
     let mut selection = Vec::new();
     for c in &a.selection {
         selection.push(match c {
-            Condition::MemberOf { group_id } => format!("Member of {}", group_name(&state, *group_id).await?),
+            Condition::MemberOf { group_id } => {
+                format!("Member of {}", group_name(&state, *group_id).await?)
+            }
             Condition::AttributeEquals { name, value } => format!("{name} equals {value:?}"),
             Condition::RoleIs { role } => format!("Role is {role}"),
         });
@@ -643,18 +858,50 @@ async fn show(state: web::Data<AppState>, ctx: PageContext, id: web::Path<i64>) 
         notify.push(user_email(&state, *id).await?);
     }
     let status = a.status(state.clock.now_ms());
-    render(StatusCode::OK, &ShowPage { ctx, a, status, target, filter, selection, notify })
+    render(
+        StatusCode::OK,
+        &ShowPage {
+            ctx,
+            a,
+            status,
+            target,
+            filter,
+            selection,
+            notify,
+        },
+    )
 }
 
-async fn copy(state: web::Data<AppState>, req: HttpRequest, me: CurrentUser, session: Session, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+async fn copy(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
     let mut new_id = 0;
-    audited_change(&state, &req, &me, Action::AutomationCreated, &a.name, &format!("copy of automation #{}", a.id), async |tx, now| {
-        new_id = super::copy(tx, a.id, me.id, now).await?;
-        Ok(())
-    })
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationCreated,
+        &a.name,
+        &format!("copy of automation #{}", a.id),
+        async |tx, now| {
+            new_id = super::copy(tx, a.id, me.id, now).await?;
+            Ok(())
+        },
+    )
     .await?;
-    flash(&session, FlashKind::Success, format!("Copied {}. The copy is inactive until you activate it.", a.name));
+    flash(
+        &session,
+        FlashKind::Success,
+        format!(
+            "Copied {}. The copy is inactive until you activate it.",
+            a.name
+        ),
+    );
     Ok(redirect(&format!("/automations/{new_id}/event")))
 }
 
@@ -665,16 +912,32 @@ struct DeletePage {
     a: Automation,
 }
 
-async fn confirm_delete(state: web::Data<AppState>, ctx: PageContext, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+async fn confirm_delete(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
     render(StatusCode::OK, &DeletePage { ctx, a })
 }
 
-async fn delete(state: web::Data<AppState>, req: HttpRequest, me: CurrentUser, session: Session, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
-    audited_change(&state, &req, &me, Action::AutomationDeleted, &a.name, &format!("automation #{}", a.id), async |tx, _| {
-        super::delete(tx, a.id).await
-    })
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationDeleted,
+        &a.name,
+        &format!("automation #{}", a.id),
+        async |tx, _| super::delete(tx, a.id).await,
+    )
     .await?;
     flash(&session, FlashKind::Success, format!("Deleted {}.", a.name));
     Ok(redirect("/automations"))

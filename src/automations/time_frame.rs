@@ -19,7 +19,12 @@ pub enum DelayUnit {
 }
 
 impl DelayUnit {
-    pub const ALL: [DelayUnit; 4] = [DelayUnit::Minutes, DelayUnit::Hours, DelayUnit::Days, DelayUnit::Weeks];
+    pub const ALL: [DelayUnit; 4] = [
+        DelayUnit::Minutes,
+        DelayUnit::Hours,
+        DelayUnit::Days,
+        DelayUnit::Weeks,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -66,7 +71,8 @@ pub struct Delay {
 impl Delay {
     /// A delay of `value` `unit`s, if it is at least 1 and at most 365 days.
     pub fn new(unit: DelayUnit, value: u32) -> Option<Self> {
-        (value >= 1 && unit.minutes() * u64::from(value) <= MAX_DELAY_MINUTES).then_some(Self { unit, value })
+        (value >= 1 && unit.minutes() * u64::from(value) <= MAX_DELAY_MINUTES)
+            .then_some(Self { unit, value })
     }
 
     /// When a job for an event at `event` is due. Minutes and hours are elapsed
@@ -94,7 +100,11 @@ pub enum HolidayRule {
 }
 
 impl HolidayRule {
-    pub const ALL: [HolidayRule; 3] = [HolidayRule::Always, HolidayRule::NeverOnHolidays, HolidayRule::OnlyOnHolidays];
+    pub const ALL: [HolidayRule; 3] = [
+        HolidayRule::Always,
+        HolidayRule::NeverOnHolidays,
+        HolidayRule::OnlyOnHolidays,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -168,7 +178,12 @@ impl Calendar {
         for _ in 0..(366 * 2) {
             date = date.tomorrow().ok()?;
             if self.allows(date) {
-                let start = date.to_zoned(self.zone.clone()).ok()?.start_of_day().ok()?.timestamp();
+                let start = date
+                    .to_zoned(self.zone.clone())
+                    .ok()?
+                    .start_of_day()
+                    .ok()?
+                    .timestamp();
                 return Some(start).filter(|t| end.is_none_or(|e| *t < e));
             }
         }
@@ -224,13 +239,17 @@ mod tests {
         let sat_noon = at("2026-03-28T11:00:00Z"); // 12:00 CET
         let d = Delay::new(DelayUnit::Days, 1).unwrap().apply(sat_noon, &tz);
         assert_eq!(d, at("2026-03-29T10:00:00Z")); // 12:00 CEST
-        let h = Delay::new(DelayUnit::Hours, 24).unwrap().apply(sat_noon, &tz);
+        let h = Delay::new(DelayUnit::Hours, 24)
+            .unwrap()
+            .apply(sat_noon, &tz);
         assert_eq!(h, at("2026-03-29T11:00:00Z")); // 13:00 CEST
         // Fall back, 2026-10-25 03:00 → 02:00: the day has 25 hours.
         let sat_noon = at("2026-10-24T10:00:00Z"); // 12:00 CEST
         let d = Delay::new(DelayUnit::Days, 1).unwrap().apply(sat_noon, &tz);
         assert_eq!(d, at("2026-10-25T11:00:00Z")); // 12:00 CET
-        let m = Delay::new(DelayUnit::Minutes, 90).unwrap().apply(at("2026-10-25T00:30:00Z"), &tz);
+        let m = Delay::new(DelayUnit::Minutes, 90)
+            .unwrap()
+            .apply(at("2026-10-25T00:30:00Z"), &tz);
         assert_eq!(m, at("2026-10-25T02:00:00Z"));
     }
 
@@ -243,27 +262,61 @@ mod tests {
             holiday_dates: BTreeSet::new(),
         };
         // Sunday 2026-03-29 (the DST day) 10:00 CEST → Monday 00:00 CEST = Sunday 22:00Z.
-        assert_eq!(weekdays_only.next_allowed(at("2026-03-29T08:00:00Z"), None), Some(at("2026-03-29T22:00:00Z")));
+        assert_eq!(
+            weekdays_only.next_allowed(at("2026-03-29T08:00:00Z"), None),
+            Some(at("2026-03-29T22:00:00Z"))
+        );
         // Saturday 2026-03-28 23:30 CET → Monday 00:00 CEST.
-        assert_eq!(weekdays_only.next_allowed(at("2026-03-28T22:30:00Z"), None), Some(at("2026-03-29T22:00:00Z")));
+        assert_eq!(
+            weekdays_only.next_allowed(at("2026-03-28T22:30:00Z"), None),
+            Some(at("2026-03-29T22:00:00Z"))
+        );
         // Sunday 2026-10-25 (fall back) → Monday 00:00 CET = Sunday 23:00Z.
-        assert_eq!(weekdays_only.next_allowed(at("2026-10-25T09:00:00Z"), None), Some(at("2026-10-25T23:00:00Z")));
+        assert_eq!(
+            weekdays_only.next_allowed(at("2026-10-25T09:00:00Z"), None),
+            Some(at("2026-10-25T23:00:00Z"))
+        );
         // An allowed day stays as it is.
-        assert_eq!(weekdays_only.next_allowed(at("2026-10-26T09:00:00Z"), None), Some(at("2026-10-26T09:00:00Z")));
+        assert_eq!(
+            weekdays_only.next_allowed(at("2026-10-26T09:00:00Z"), None),
+            Some(at("2026-10-26T09:00:00Z"))
+        );
         // Friday 23:30 UTC is already Saturday in Berlin.
-        assert_eq!(weekdays_only.next_allowed(at("2026-10-23T23:30:00Z"), None), Some(at("2026-10-25T23:00:00Z")));
+        assert_eq!(
+            weekdays_only.next_allowed(at("2026-10-23T23:30:00Z"), None),
+            Some(at("2026-10-25T23:00:00Z"))
+        );
         // No allowed day before the end.
-        assert_eq!(weekdays_only.next_allowed(at("2026-10-24T10:00:00Z"), Some(at("2026-10-25T12:00:00Z"))), None);
+        assert_eq!(
+            weekdays_only
+                .next_allowed(at("2026-10-24T10:00:00Z"), Some(at("2026-10-25T12:00:00Z"))),
+            None
+        );
     }
 
     #[test]
     fn holidays_are_skipped_or_required() {
         let dates = parse_holidays("2026-12-25 Christmas\n\n2026-12-26\n").unwrap();
-        let mut cal = Calendar { zone: berlin(), days: ALL_DAYS, holidays: HolidayRule::NeverOnHolidays, holiday_dates: dates };
-        assert_eq!(cal.next_allowed(at("2026-12-25T09:00:00Z"), None), Some(at("2026-12-26T23:00:00Z")));
+        let mut cal = Calendar {
+            zone: berlin(),
+            days: ALL_DAYS,
+            holidays: HolidayRule::NeverOnHolidays,
+            holiday_dates: dates,
+        };
+        assert_eq!(
+            cal.next_allowed(at("2026-12-25T09:00:00Z"), None),
+            Some(at("2026-12-26T23:00:00Z"))
+        );
         cal.holidays = HolidayRule::OnlyOnHolidays;
-        assert_eq!(cal.next_allowed(at("2026-12-20T09:00:00Z"), None), Some(at("2026-12-24T23:00:00Z")));
-        assert_eq!(cal.next_allowed(at("2026-12-27T09:00:00Z"), None), None, "no holiday left");
+        assert_eq!(
+            cal.next_allowed(at("2026-12-20T09:00:00Z"), None),
+            Some(at("2026-12-24T23:00:00Z"))
+        );
+        assert_eq!(
+            cal.next_allowed(at("2026-12-27T09:00:00Z"), None),
+            None,
+            "no holiday left"
+        );
         assert!(parse_holidays("2026-13-01").unwrap_err().contains("Line 1"));
     }
 }

@@ -106,10 +106,12 @@ impl EventType {
             EventType::RegisteredToSystem | EventType::ProfileDataChanged => "Contact data",
             EventType::SubscribedToGroup | EventType::UnsubscribedFromGroup => "Groups",
             EventType::NewPasswordRequested => "Preference center",
-            EventType::ExternalEventReceived | EventType::ExternalHttpRequestReceived => "Integration",
-            EventType::LoggedOnToSystem | EventType::SystemUserCreated | EventType::ContactImportFinished => {
-                "System"
+            EventType::ExternalEventReceived | EventType::ExternalHttpRequestReceived => {
+                "Integration"
             }
+            EventType::LoggedOnToSystem
+            | EventType::SystemUserCreated
+            | EventType::ContactImportFinished => "System",
         }
     }
 
@@ -120,7 +122,9 @@ impl EventType {
             EventType::SubscribedToGroup | EventType::UnsubscribedFromGroup => FilterKind::Group,
             EventType::ProfileDataChanged => FilterKind::Attribute,
             EventType::NewPasswordRequested => FilterKind::None,
-            EventType::ExternalEventReceived | EventType::ExternalHttpRequestReceived => FilterKind::Name,
+            EventType::ExternalEventReceived | EventType::ExternalHttpRequestReceived => {
+                FilterKind::Name
+            }
             EventType::LoggedOnToSystem => FilterKind::SystemUser,
             EventType::SystemUserCreated => FilterKind::Role,
             EventType::ContactImportFinished => FilterKind::Success,
@@ -136,7 +140,9 @@ impl EventType {
     pub fn carries_system_user(self) -> bool {
         matches!(
             self,
-            EventType::LoggedOnToSystem | EventType::SystemUserCreated | EventType::ContactImportFinished
+            EventType::LoggedOnToSystem
+                | EventType::SystemUserCreated
+                | EventType::ContactImportFinished
         )
     }
 
@@ -167,7 +173,12 @@ pub enum FilterKind {
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [Source::Ui, Source::Import, Source::Api, Source::PreferenceCenter];
+    pub const ALL: [Source; 4] = [
+        Source::Ui,
+        Source::Import,
+        Source::Api,
+        Source::PreferenceCenter,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {

@@ -12,7 +12,10 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 2] = [JobKind::SendNewPasswordToContact, JobKind::SendNewPasswordToSystemUser];
+    pub const ALL: [JobKind; 2] = [
+        JobKind::SendNewPasswordToContact,
+        JobKind::SendNewPasswordToSystemUser,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -41,7 +44,10 @@ impl JobKind {
 
     /// The jobs that combine with `event` (same scope).
     pub fn compatible_with(event: EventType) -> Vec<JobKind> {
-        Self::ALL.into_iter().filter(|j| j.scope() == event.scope()).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|j| j.scope() == event.scope())
+            .collect()
     }
 
     /// Whether `event` names the target this job needs for Use Event Parameter.

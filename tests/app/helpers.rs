@@ -218,9 +218,15 @@ pub fn find_form(html: &str, action: &str) -> Form {
         if matches!(kind, "submit" | "button") {
             continue;
         }
+        // Browsers send "on" for a checkbox without a value.
+        let default = if matches!(kind, "checkbox" | "radio") {
+            "on"
+        } else {
+            ""
+        };
         fields.push((
             v.attr("name").unwrap().to_string(),
-            v.attr("value").unwrap_or("").to_string(),
+            v.attr("value").unwrap_or(default).to_string(),
         ));
     }
     let select = Selector::parse("select[name]").unwrap();
@@ -318,8 +324,16 @@ impl TestApp {
         values: &[(&str, &str)],
     ) -> Response {
         let mut form = self.form_with(client, page, action).await;
+        // A name given once replaces the page's value; given again, it adds one
+        // (several checked boxes of one name).
+        let mut seen: Vec<&str> = Vec::new();
         for (k, v) in values {
-            form.set(k, v);
+            if seen.contains(k) {
+                form.fields.push((k.to_string(), v.to_string()));
+            } else {
+                form.set(k, v);
+                seen.push(k);
+            }
         }
         self.post_form_with(client, &form).await
     }
