@@ -690,6 +690,9 @@ async fn save_time_frame(
         async |tx, now| super::save_time_frame(tx, a.id, &part, now).await,
     )
     .await?;
+    if f.get("action") == "define_job" {
+        return Ok(redirect(&format!("/automations/{}/job", a.id)));
+    }
     if activate {
         audited_change(
             &state,

@@ -393,8 +393,8 @@ on_both_engines! {
         // 2026-10-25 02:30 happens twice in Berlin: the first (CEST) is taken.
         let r = define_time_frame(&app, &client, id, &[("start", "2026-10-25T02:30"), ("end", "2026-03-29T03:30"), ("time_zone", "Europe/Berlin"), ("action", "close")]).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "end before start");
-        let r = define_time_frame(&app, &client, id, &[("start", "2026-10-25T02:30"), ("end", "2027-03-28T02:30"), ("time_zone", "Europe/Berlin"), ("action", "close")]).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = define_time_frame(&app, &client, id, &[("start", "2026-10-25T02:30"), ("end", "2027-03-28T02:30"), ("time_zone", "Europe/Berlin"), ("action", "define_job")]).await;
+        assert_eq!(location(&r), format!("/automations/{id}/job"), "going back to Define Job saves too");
         let a = automations::find(&app.state.db, id).await.unwrap().unwrap();
         assert_eq!(a.start_at, Some("2026-10-25T00:30:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond()));
         // 2027-03-28 02:30 does not exist in Berlin: it becomes 03:30 CEST.
