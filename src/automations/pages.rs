@@ -20,7 +20,8 @@ use crate::events::{EventType, FilterKind, Source};
 use crate::jobs::JobKind;
 use crate::settings::{FieldErrors, Settings};
 use crate::web::{
-    AppError, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect, render,
+    AppError, ConfirmPage, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect,
+    render,
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -908,20 +909,21 @@ async fn copy(
     Ok(redirect(&format!("/automations/{new_id}/event")))
 }
 
-#[derive(Template)]
-#[template(path = "automations/delete.html")]
-struct DeletePage {
-    ctx: PageContext,
-    a: Automation,
-}
-
 async fn confirm_delete(
     state: web::Data<AppState>,
     ctx: PageContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
-    render(StatusCode::OK, &DeletePage { ctx, a })
+    ConfirmPage {
+        ctx,
+        title: format!("Delete the automation {}?", a.name),
+        message: "It stops reacting to events at once. This cannot be undone; use Deactivate to pause it instead.".into(),
+        action: format!("/automations/{}/delete", a.id),
+        button: "Delete automation",
+        cancel: format!("/automations/{}", a.id),
+    }
+    .render()
 }
 
 async fn delete(

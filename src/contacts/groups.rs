@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::db::{Db, Tx, is_unique_violation};
 use crate::settings::FieldErrors;
-use crate::web::{AppError, FlashKind, PageContext, flash, redirect, render};
+use crate::web::{AppError, ConfirmPage, FlashKind, PageContext, flash, redirect, render};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct Row {
@@ -312,20 +312,24 @@ async fn update_group(
     save(state, ctx, session, Some(*id), form.into_inner()).await
 }
 
-#[derive(Template)]
-#[template(path = "groups/delete.html")]
-struct DeletePage {
-    ctx: PageContext,
-    group: Group,
-}
-
 async fn confirm_delete(
     state: web::Data<AppState>,
     ctx: PageContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let group = load(&state, *id).await?;
-    render(StatusCode::OK, &DeletePage { ctx, group })
+    let g = load(&state, *id).await?;
+    ConfirmPage {
+        ctx,
+        title: format!("Delete the group {}?", g.name),
+        message: format!(
+            "Its {} members stop being members. No \"Unsubscribed from Group\" event is recorded for them: the topic is gone, nobody chose to leave it.",
+            g.members
+        ),
+        action: format!("/groups/{}/delete", g.id),
+        button: "Delete group",
+        cancel: "/groups".into(),
+    }
+    .render()
 }
 
 /// Deleting a group ends its memberships without firing *Unsubscribed from Group*

@@ -14,7 +14,8 @@ use crate::audit::Action;
 use crate::events::{self, Event, Source};
 use crate::settings::FieldErrors;
 use crate::web::{
-    AppError, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect, render,
+    AppError, ConfirmPage, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect,
+    render,
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -411,20 +412,21 @@ async fn unblock(
     set_status(state, req, me, session, *id, Status::Active).await
 }
 
-#[derive(Template)]
-#[template(path = "contacts/delete.html")]
-struct DeletePage {
-    ctx: PageContext,
-    contact: Contact,
-}
-
 async fn confirm_delete(
     state: web::Data<AppState>,
     ctx: PageContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let contact = load(&state, *id).await?;
-    render(StatusCode::OK, &DeletePage { ctx, contact })
+    let c = load(&state, *id).await?;
+    ConfirmPage {
+        ctx,
+        title: format!("Delete {}?", c.email),
+        message: "The contact, its attributes and its group memberships are deleted. Its events stay in the history. This cannot be undone.".into(),
+        action: format!("/contacts/{}/delete", c.id),
+        button: "Delete contact",
+        cancel: format!("/contacts/{}", c.id),
+    }
+    .render()
 }
 
 async fn delete(

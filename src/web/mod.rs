@@ -109,6 +109,24 @@ pub fn render<T: Template>(status: StatusCode, page: &T) -> Result<HttpResponse,
         .body(page.render()?))
 }
 
+/// A page asking to confirm a destructive action (a POST to `action`).
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub ctx: PageContext,
+    pub title: String,
+    pub message: String,
+    pub action: String,
+    pub button: &'static str,
+    pub cancel: String,
+}
+
+impl ConfirmPage {
+    pub fn render(self) -> Result<HttpResponse, AppError> {
+        render(StatusCode::OK, &self)
+    }
+}
+
 /// 303 See Other: the answer to a successful POST (post-redirect-get).
 pub fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
