@@ -25,6 +25,7 @@ pub struct AppState {
     pub config: Config,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
+    pub mailer: crate::mail::Mailer,
 }
 
 /// The admin created at the first start, with the temporary password to print once.
@@ -53,6 +54,10 @@ impl Application {
             crate::auth::bootstrap_first_admin(&db, &hasher, clock.as_ref(), &config.admin_email)
                 .await?;
         let key = session_key(&config)?;
+        let mailer = crate::mail::Mailer::new(
+            config.smtp_url.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+        )?;
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
@@ -61,6 +66,7 @@ impl Application {
             config,
             clock,
             hasher,
+            mailer,
         });
         let server = server(state.clone(), key, listener)?;
         Ok(Self {
@@ -93,7 +99,10 @@ impl Application {
     /// requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintenance(self.state.clone()));
+        let worker = crate::scheduler::Worker::start(self.state.clone());
         let result = self.server.await;
+        // Stop claiming; running jobs get the same grace period as requests.
+        worker.stop(&self.state, Duration::from_secs(10)).await;
         maintenance.abort();
         self.state.hasher.shutdown();
         self.state.db.close().await;

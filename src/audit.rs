@@ -30,6 +30,7 @@ pub enum Action {
     AutomationActivated,
     AutomationDeactivated,
     AutomationDeleted,
+    PasswordDelivered,
 }
 
 impl Action {
@@ -56,6 +57,7 @@ impl Action {
             Self::AutomationActivated => "automation.activated",
             Self::AutomationDeactivated => "automation.deactivated",
             Self::AutomationDeleted => "automation.deleted",
+            Self::PasswordDelivered => "password.delivered",
         }
     }
 
@@ -88,11 +90,12 @@ impl Action {
             Self::AutomationActivated => "Automation activated",
             Self::AutomationDeactivated => "Automation deactivated",
             Self::AutomationDeleted => "Automation deleted",
+            Self::PasswordDelivered => "New password emailed",
         }
     }
 }
 
-const ALL: [Action; 21] = [
+const ALL: [Action; 22] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -114,6 +117,7 @@ const ALL: [Action; 21] = [
     Action::AutomationActivated,
     Action::AutomationDeactivated,
     Action::AutomationDeleted,
+    Action::PasswordDelivered,
 ];
 
 /// Who acted: a system user, or a description such as "anonymous" or "system".

@@ -28,6 +28,8 @@ pub struct Db {
     pub backend: Backend,
     read: AnyPool,
     write: AnyPool,
+    /// Wakes this process's scheduler when runs were enqueued.
+    runs_enqueued: std::sync::Arc<tokio::sync::Notify>,
 }
 
 pub type Tx = Transaction<'static, Any>;
@@ -77,6 +79,7 @@ impl Db {
                 backend: Backend::Sqlite,
                 read,
                 write,
+                runs_enqueued: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
@@ -88,6 +91,7 @@ impl Db {
                 backend: Backend::Postgres,
                 read: pool.clone(),
                 write: pool,
+                runs_enqueued: Default::default(),
             })
         } else {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)")
@@ -125,6 +129,24 @@ impl Db {
                 }
             }
         }
+    }
+
+    /// Commits a transaction that may have recorded events (and so enqueued runs),
+    /// then wakes the scheduler: it must not look before the commit.
+    pub async fn commit(&self, tx: Tx) -> Result<(), sqlx::Error> {
+        tx.commit().await?;
+        self.runs_enqueued.notify_one();
+        Ok(())
+    }
+
+    /// Wakes the scheduler (runs were enqueued, retried or the clock moved).
+    pub fn wake_scheduler(&self) {
+        self.runs_enqueued.notify_one();
+    }
+
+    /// Resolves when [`wake_scheduler`](Self::wake_scheduler) was called.
+    pub async fn scheduler_woken(&self) {
+        self.runs_enqueued.notified().await;
     }
 
     fn migrator(&self) -> &'static Migrator {

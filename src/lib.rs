@@ -15,6 +15,8 @@ pub mod dashboard;
 pub mod db;
 pub mod events;
 pub mod jobs;
+pub mod mail;
+pub mod scheduler;
 pub mod settings;
 pub mod types;
 pub mod web;

@@ -16,6 +16,7 @@ use crate::app::{AppState, FirstAdmin};
 use crate::audit::{self, Action, Actor};
 use crate::clock::Clock;
 use crate::db::Db;
+use crate::events::{self, EventType, NewEvent};
 use crate::settings::Settings;
 use crate::types::{EmailAddress, PersonName};
 use crate::web::middleware::MUST_CHANGE_KEY;
@@ -81,7 +82,15 @@ pub async fn create_user(
         },
     )
     .await?;
-    tx.commit().await?;
+    let event = NewEvent {
+        kind: EventType::SystemUserCreated,
+        contact_id: None,
+        system_user_id: Some(id),
+        group_id: None,
+        params: serde_json::json!({ "role": new.role.code() }),
+    };
+    events::record(&mut tx, now_ms, &event).await?;
+    db.commit(tx).await?;
     Ok((id, password))
 }
 
@@ -277,8 +286,9 @@ async fn login(
         // The temporary password is used: end every other session of this user.
         end_sessions_of(&state.db, STAFF, user.id).await?;
     }
-    audit::record_now(
-        &state.db,
+    let mut tx = state.db.begin().await?;
+    audit::record(
+        &mut tx,
         now,
         audit::Entry {
             actor: &Actor::user(user.id, &user.email),
@@ -289,6 +299,15 @@ async fn login(
         },
     )
     .await?;
+    let event = NewEvent {
+        kind: EventType::LoggedOnToSystem,
+        contact_id: None,
+        system_user_id: Some(user.id),
+        group_id: None,
+        params: serde_json::json!({}),
+    };
+    events::record(&mut tx, now, &event).await?;
+    state.db.commit(tx).await?;
     // A new session id at sign-in, with nothing carried over from before.
     session.clear();
     session.renew();

@@ -38,6 +38,25 @@ pub enum EventFilter {
     Success { success: bool },
 }
 
+impl EventFilter {
+    /// Whether `event` passes this Define Event filter.
+    pub fn matches(&self, event: &crate::events::NewEvent) -> bool {
+        let p = &event.params;
+        match self {
+            EventFilter::Any => true,
+            EventFilter::Source { source } => p["source"] == source.code(),
+            EventFilter::Group { group_id } => event.group_id == Some(*group_id),
+            EventFilter::Attribute { name } => p["changed"]
+                .as_array()
+                .is_some_and(|names| names.iter().any(|n| n == name.as_str())),
+            EventFilter::Name { name } => p["name"] == name.as_str(),
+            EventFilter::SystemUser { user_id } => event.system_user_id == Some(*user_id),
+            EventFilter::Role { role } => p["role"] == role.as_str(),
+            EventFilter::Success { success } => p["success"] == *success,
+        }
+    }
+}
+
 /// A Define Selection condition, checked when the job executes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -302,6 +321,24 @@ const SELECT: &str = "SELECT a.id, a.name, a.description, a.owner_id, u.name AS 
      a.event_filter, a.selection, a.job_kind, a.job_target, a.delay_unit, a.delay_value, a.start_at, a.time_zone, \
      a.end_at, a.execution_days, a.holidays, a.notify_user_ids, a.notify_days_before, a.state, a.activated_at, \
      a.created_at FROM automations a LEFT JOIN system_users u ON u.id = a.owner_id";
+
+/// The active automations on `event_type` whose time frame holds `at_ms` and whose
+/// job is defined (read inside the transaction that records the event).
+pub async fn active_for_event(
+    conn: &mut sqlx::AnyConnection,
+    event_type: EventType,
+    at_ms: i64,
+) -> Result<Vec<Automation>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE a.event_type = $1 AND a.state = 'active' AND a.job_kind IS NOT NULL \
+         AND a.start_at <= $2 AND (a.end_at IS NULL OR a.end_at > $2)"
+    )))
+    .bind(event_type.code())
+    .bind(at_ms)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Automation::try_from).collect()
+}
 
 pub async fn find(db: &Db, id: i64) -> Result<Option<Automation>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE a.id = $1")))

@@ -793,6 +793,7 @@ async fn change_state(
 #[template(path = "automations/show.html")]
 struct ShowPage {
     ctx: PageContext,
+    runs: Vec<crate::scheduler::RunRow>,
     a: Automation,
     status: Status,
     target: String,
@@ -862,10 +863,12 @@ async fn show(
         notify.push(user_email(&state, *id).await?);
     }
     let status = a.status(state.clock.now_ms());
+    let runs = crate::scheduler::runs_of(&state.db, a.id, 100).await?;
     render(
         StatusCode::OK,
         &ShowPage {
             ctx,
+            runs,
             a,
             status,
             target,

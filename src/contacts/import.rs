@@ -380,23 +380,11 @@ async fn write_batch(
         }
     }
     if options.fire_registered {
-        let params =
-            serde_json::json!({ "source": Source::Import, "import_id": import_id }).to_string();
-        for chunk in new_ids.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO events (type, scope, contact_id, params, occurred_at) VALUES {}",
-                placeholders(chunk.len(), 5)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q
-                    .bind(EventType::RegisteredToSystem.code())
-                    .bind("C")
-                    .bind(*id)
-                    .bind(params.clone())
-                    .bind(now);
-            }
-            q.execute(&mut **tx).await?;
+        // Through the intake, so automations on Registered to System (C) run.
+        for id in &new_ids {
+            let mut event = NewEvent::registered(*id, Source::Import);
+            event.params["import_id"] = serde_json::json!(import_id);
+            events::record(tx, now, &event).await?;
         }
     }
     for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
@@ -503,7 +491,7 @@ pub async fn run(
             .bind(import_id)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
+            db.commit(tx).await?;
             Ok(counts)
         }
         .await;
@@ -567,7 +555,7 @@ async fn finish(
         totals,
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     tracing::info!(
         import_id,
         created = totals.created,
@@ -628,7 +616,7 @@ pub async fn fail_stale(db: &Db, now: i64) -> Result<(), sqlx::Error> {
             };
             record_finished(&mut tx, now, id, started_by.unwrap_or(0), false, totals).await?;
         }
-        tx.commit().await?;
+        db.commit(tx).await?;
     }
     Ok(())
 }

@@ -219,7 +219,7 @@ async fn create(
     let mut tx = state.db.begin().await?;
     match super::create(&mut tx, &input, Source::Ui, state.clock.now_ms()).await {
         Ok(id) => {
-            tx.commit().await?;
+            state.db.commit(tx).await?;
             flash(
                 &session,
                 FlashKind::Success,
@@ -329,7 +329,7 @@ async fn update(
     let mut tx = state.db.begin().await?;
     match super::update(&mut tx, &before, &input, state.clock.now_ms()).await {
         Ok(changed) => {
-            tx.commit().await?;
+            state.db.commit(tx).await?;
             let text = if changed.is_empty() {
                 "Nothing changed."
             } else {
@@ -481,7 +481,7 @@ async fn join(
     };
     let mut tx = state.db.begin().await?;
     let added = super::join_group(&mut tx, contact.id, group.id, state.clock.now_ms()).await?;
-    tx.commit().await?;
+    state.db.commit(tx).await?;
     if added {
         flash(
             &session,
@@ -501,7 +501,7 @@ async fn leave(
     let contact = load(&state, id).await?;
     let mut tx = state.db.begin().await?;
     let removed = super::leave_group(&mut tx, contact.id, group_id, state.clock.now_ms()).await?;
-    tx.commit().await?;
+    state.db.commit(tx).await?;
     if removed {
         flash(&session, FlashKind::Success, "Removed from the group.");
     }

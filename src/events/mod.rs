@@ -258,14 +258,16 @@ impl NewEvent {
     }
 }
 
-/// Records `event` on `conn`: pass the transaction that makes the change, so the
-/// event commits with it or not at all. Returns the event id.
+/// Records `event` on `conn` and enqueues a job run for every automation it
+/// triggers: pass the transaction that makes the change, so the event and its runs
+/// commit with it or not at all (then [`crate::db::Db::commit`] wakes the
+/// scheduler). Returns the event id.
 pub async fn record(
     conn: &mut AnyConnection,
     at_ms: i64,
     event: &NewEvent,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO events (type, scope, contact_id, system_user_id, group_id, params, occurred_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
@@ -276,7 +278,19 @@ pub async fn record(
     .bind(event.group_id)
     .bind(event.params.to_string())
     .bind(at_ms)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
+    .await?;
+    crate::scheduler::intake(conn, id, at_ms, event).await?;
+    Ok(id)
+}
+
+/// Loads one stored event.
+pub async fn find(db: &crate::db::Db, id: i64) -> Result<Option<Event>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.read())
     .await
 }
 

@@ -58,3 +58,20 @@ impl JobKind {
         }
     }
 }
+
+mod send_new_password;
+
+use crate::app::AppState;
+use crate::scheduler::{Claimed, Outcome};
+
+/// Executes one run of a job: re-checks the automation, calculates the selection
+/// now, then does the job's work.
+pub async fn execute(state: &AppState, run: &Claimed) -> Outcome {
+    match JobKind::from_code(&run.job_kind) {
+        Some(kind) => send_new_password::execute(state, run, kind).await,
+        None => Outcome::Failed {
+            target: None,
+            error: format!("unknown job {:?}", run.job_kind),
+        },
+    }
+}

@@ -8,7 +8,7 @@ use reqwest::{Client, StatusCode};
 use crate::helpers::{TestApp, find_form, location, text_of};
 
 /// Runs Edit Event for a new automation; returns its id.
-async fn new_automation(app: &TestApp, client: &Client, name: &str, event: &str) -> i64 {
+pub async fn new_automation(app: &TestApp, client: &Client, name: &str, event: &str) -> i64 {
     let r = app
         .submit_with(
             client,
@@ -34,7 +34,7 @@ async fn new_automation(app: &TestApp, client: &Client, name: &str, event: &str)
         .unwrap()
 }
 
-async fn define_job(
+pub async fn define_job(
     app: &TestApp,
     client: &Client,
     id: i64,
@@ -44,7 +44,7 @@ async fn define_job(
     app.submit_with(client, &page, &page, values).await
 }
 
-async fn define_time_frame(
+pub async fn define_time_frame(
     app: &TestApp,
     client: &Client,
     id: i64,

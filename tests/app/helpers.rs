@@ -127,7 +127,16 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(app) = spawn_app(engine).await else {
+    run_on_with(engine, |_| {}, test).await
+}
+
+/// Like [`run_on`], with the configuration adjusted first.
+pub async fn run_on_with<F, Fut>(engine: Engine, configure: impl FnOnce(&mut Config), test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(app) = spawn_app_with(engine, configure).await else {
         return;
     };
     let handle = app.handle.clone();
@@ -140,10 +149,6 @@ where
     handle.stop(false).await;
     state.db.close().await;
     db.drop_database().await;
-}
-
-pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
-    spawn_app_with(engine, |_| {}).await
 }
 
 /// Like [`spawn_app`], with the configuration adjusted by `configure` first.
@@ -531,8 +536,44 @@ impl TestApp {
             .await
             .unwrap();
         all.reverse();
+        // Without the sign-ins and creations of the tests' own staff accounts.
         all.into_iter()
+            .filter(|e| {
+                !matches!(
+                    e.kind.as_str(),
+                    "logged_on_to_system" | "system_user_created"
+                )
+            })
             .map(|e| (e.kind.clone(), e.contact_id, e.group_id, e.params_json()))
             .collect()
+    }
+}
+
+impl TestApp {
+    /// Moves the clock and wakes the scheduler (as real time passing would).
+    pub fn advance(&self, by: std::time::Duration) {
+        self.clock.advance(by);
+        self.state.db.wake_scheduler();
+    }
+
+    /// Waits until no run is due-and-pending or running (what the scheduler can do
+    /// now is done).
+    pub async fn drain_due_runs(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            self.state.db.wake_scheduler();
+            let busy: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM job_runs WHERE (status = 'pending' AND due_at <= $1) OR status = 'running'",
+            )
+            .bind(self.now_ms())
+            .fetch_one(self.state.db.read())
+            .await
+            .unwrap();
+            if busy == 0 {
+                return;
+            }
+            assert!(started.elapsed().as_secs() < 30, "runs did not finish");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }

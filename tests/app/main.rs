@@ -31,5 +31,7 @@ mod admin;
 mod automations;
 mod binary;
 mod contacts;
+mod scheduler;
 mod security;
 mod sign_in;
+mod smtp;

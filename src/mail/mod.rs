@@ -1,0 +1,147 @@
+//! Sending email: over SMTP (lettre, pooled, with a timeout on every send) or, with
+//! no SMTP URL, into `data/outbox/` as `.eml` files announced on the console.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rand::RngExt;
+
+/// An email to send.
+#[derive(Clone)]
+pub struct Email {
+    pub from_name: String,
+    pub from_address: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl std::fmt::Debug for Email {
+    // The body may hold a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a send failed: worth retrying, or not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Connection trouble, a timeout, a 4xx reply: retry later (with a fresh password).
+    #[error("{0}")]
+    Transient(String),
+    /// A 5xx reply (recipient rejected) or a malformed address: do not retry.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Where emails go.
+#[derive(Clone)]
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(PathBuf),
+}
+
+/// The longest a send may take before it counts as failed ("maybe sent").
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Mailer {
+    /// SMTP when `smtp_url` is given (`smtp://`, `smtps://`, `smtp://…?tls=required`),
+    /// else the outbox folder under `data_dir`.
+    pub fn new(smtp_url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        match smtp_url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?
+                    .timeout(Some(SEND_TIMEOUT))
+                    .build();
+                Ok(Mailer::Smtp(transport))
+            }
+            None => Ok(Mailer::Outbox(data_dir.join("outbox"))),
+        }
+    }
+
+    /// Sends `email`; returns the Message-ID it carried.
+    pub async fn send(&self, email: &Email) -> Result<String, SendError> {
+        let mut random = [0u8; 12];
+        rand::rng().fill(&mut random);
+        let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let domain = email
+            .from_address
+            .rsplit('@')
+            .next()
+            .unwrap_or("herald.local");
+        let message_id = format!("<{token}@{domain}>");
+        let from: Mailbox = format!("{} <{}>", email.from_name, email.from_address)
+            .parse()
+            .or_else(|_| email.from_address.parse())
+            .map_err(|e| SendError::Permanent(format!("sender address: {e}")))?;
+        let to: Mailbox = email
+            .to
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("recipient address {:?}: {e}", email.to)))?;
+        let message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(&email.subject)
+            .message_id(Some(message_id.clone()))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(email.text.clone()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(email.html.clone()),
+                    ),
+            )
+            .map_err(|e| SendError::Permanent(format!("the message could not be built: {e}")))?;
+        match self {
+            Mailer::Smtp(transport) => {
+                let sent = tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await;
+                match sent {
+                    Err(_) => Err(SendError::Transient(
+                        "timed out talking to the mail server".into(),
+                    )),
+                    Ok(Ok(_)) => Ok(message_id),
+                    Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(format!(
+                        "the mail server refused: {e}"
+                    ))),
+                    Ok(Err(e)) => Err(SendError::Transient(format!("mail server: {e}"))),
+                }
+            }
+            Mailer::Outbox(dir) => {
+                let written = async {
+                    tokio::fs::create_dir_all(dir).await?;
+                    let name = format!(
+                        "{}-{token}.eml",
+                        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S")
+                    );
+                    let path = dir.join(name);
+                    tokio::fs::write(&path, message.formatted()).await?;
+                    Ok::<_, std::io::Error>(path)
+                }
+                .await;
+                match written {
+                    Ok(path) => {
+                        // The console line names the file, never its content.
+                        println!("Email to {} written to {}", email.to, path.display());
+                        Ok(message_id)
+                    }
+                    Err(e) => Err(SendError::Transient(format!(
+                        "writing to the outbox failed: {e}"
+                    ))),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The scheduler and the Send New Password jobs, with a real SMTP server over TCP.
+
+use std::time::{Duration, Instant};
+
+use herald::auth::users::Role;
+use herald::auth::{Plaintext, Priority};
+use herald::clock::Clock;
+use herald::config::Secret;
+use herald::contacts::{self, ContactForm};
+use herald::events::{self, EventType, NewEvent, Source};
+use reqwest::{Client, StatusCode};
+
+use crate::automations::{define_job, define_time_frame, new_automation};
+use crate::helpers::{Engine, TestApp, run_on_with};
+use crate::smtp::{SmtpServer, password_in};
+
+/// Declares a test that runs on both engines with an SMTP server behind the app.
+macro_rules! with_smtp {
+    ($(async fn $name:ident($app:ident, $smtp:ident) $body:block)+) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[allow(unused_mut)]
+                async fn body($app: TestApp, mut $smtp: SmtpServer) $body
+
+                async fn run(engine: Engine) {
+                    let smtp = SmtpServer::start().await;
+                    let url = smtp.url();
+                    run_on_with(engine, |c| c.smtp_url = Some(Secret::new(url)), |app| body(app, smtp)).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() { run(Engine::Sqlite).await }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() { run(Engine::Postgres).await }
+            }
+        )+
+    };
+}
+
+/// Creates and activates "New Password Requested (C) → Send New Password to
+/// Contact (C), Use Event Parameter" with the given extra job/time-frame fields.
+async fn password_automation(
+    app: &TestApp,
+    client: &Client,
+    job: &[(&str, &str)],
+    frame: &[(&str, &str)],
+) -> i64 {
+    let id = new_automation(app, client, "Password on request", "new_password_requested").await;
+    let mut values = vec![
+        ("job", "send_new_password_to_contact"),
+        ("use_event_parameter", "on"),
+        ("action", "time_frame"),
+    ];
+    values.extend_from_slice(job);
+    assert_eq!(
+        define_job(app, client, id, &values).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let mut values = vec![
+        ("start", "2026-01-01T00:00"),
+        ("time_zone", "UTC"),
+        ("action", "activate"),
+    ];
+    values.extend_from_slice(frame);
+    let r = define_time_frame(app, client, id, &values).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    id
+}
+
+/// A contact with a permanent password.
+async fn contact(app: &TestApp, email: &str, password: &str) -> i64 {
+    let input = ContactForm {
+        email: email.into(),
+        first_name: "Cleo".into(),
+        ..Default::default()
+    }
+    .parse()
+    .unwrap();
+    let mut tx = app.state.db.begin().await.unwrap();
+    let id = contacts::create(&mut tx, &input, Source::Ui, app.now_ms())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let hash = app
+        .state
+        .hasher
+        .hash(&Plaintext::new(password), Priority::Interactive)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE contacts SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(id)
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    id
+}
+
+/// Records New Password Requested (C) for the contact, as the preference center will.
+async fn request_password(app: &TestApp, contact_id: i64) -> i64 {
+    let mut tx = app.state.db.begin().await.unwrap();
+    let id = events::record(
+        &mut tx,
+        app.now_ms(),
+        &NewEvent::contact(EventType::NewPasswordRequested, contact_id),
+    )
+    .await
+    .unwrap();
+    app.state.db.commit(tx).await.unwrap();
+    id
+}
+
+/// (permanent hash, temporary hash) of a contact.
+async fn credentials(app: &TestApp, id: i64) -> (Option<String>, Option<String>) {
+    sqlx::query_as("SELECT password_hash, temp_hash FROM contacts WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap()
+}
+
+async fn verifies(app: &TestApp, password: &str, hash: Option<&str>) -> bool {
+    app.state
+        .hasher
+        .verify(&Plaintext::new(password), hash, Priority::Interactive)
+        .await
+}
+
+async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::RunRow> {
+    herald::scheduler::runs_of(&app.state.db, automation, 100)
+        .await
+        .unwrap()
+}
+
+with_smtp! {
+    async fn the_emailed_password_signs_in_and_the_old_one_still_works(app, smtp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let automation = password_automation(&app, &client, &[], &[]).await;
+        let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
+        let started = Instant::now();
+        request_password(&app, cleo).await;
+        // Lateness of a run due now, with nothing else queued: it starts at once.
+        loop {
+            let r = runs(&app, automation).await;
+            if r.first().is_some_and(|r| r.status != "pending") {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let lateness = started.elapsed();
+        assert!(lateness < Duration::from_millis(50), "the run started {lateness:?} after its event");
+        app.drain_due_runs().await;
+        let run = &runs(&app, automation).await[0];
+        assert_eq!(run.status, "done", "{run:?}");
+        assert_eq!(run.target(), "contact #".to_string() + &cleo.to_string());
+        let mail = smtp.last_to("cleo@example.com").expect("the email arrived");
+        assert!(mail.data.contains(run.message_id.as_deref().unwrap()), "Message-ID stored");
+        assert!(mail.data.contains("Subject: Your new password for Herald"));
+        assert!(mail.data.to_lowercase().contains("multipart/alternative"));
+        let password = password_in(&mail.data);
+        assert_eq!(password.len(), 16, "{password:?}");
+        let (permanent, temporary) = credentials(&app, cleo).await;
+        assert!(temporary.as_deref().unwrap().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verifies(&app, &password, temporary.as_deref()).await, "the emailed password is the temporary credential");
+        assert!(verifies(&app, "cleo's own password", permanent.as_deref()).await, "the old password still works");
+        assert!(!app.all_stored_text().await.contains(&password), "no plaintext stored");
+        let stored: Vec<(String,)> = sqlx::query_as("SELECT errors || COALESCE(outcome, '') || COALESCE(message_id, '') FROM job_runs").fetch_all(app.state.db.read()).await.unwrap();
+        assert!(!stored.iter().any(|(s,)| s.contains(&password)));
+        assert!(app.all_stored_text().await.contains("password.delivered"));
+        let text = crate::smtp::text_part(&mail.data);
+        let link = format!("{}preferences/login", app.state.config.base_url);
+        assert!(text.contains(&link), "link from the configured base URL {link}:\n{text}");
+        // The detail page lists the run.
+        let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
+        assert!(html.contains("delivered"));
+    }
+
+    async fn a_delay_runs_later_and_excluded_days_move_to_midnight(app, smtp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let automation = password_automation(&app, &client, &[("delay", "yes"), ("delay_unit", "minutes"), ("delay_value", "10")], &[]).await;
+        let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
+        request_password(&app, cleo).await;
+        app.drain_due_runs().await;
+        app.advance(Duration::from_secs(9 * 60));
+        app.drain_due_runs().await;
+        assert!(smtp.messages().is_empty(), "not before the delay");
+        assert_eq!(runs(&app, automation).await[0].status, "pending");
+        app.advance(Duration::from_secs(60));
+        app.drain_due_runs().await;
+        assert_eq!(runs(&app, automation).await[0].status, "done");
+        assert_eq!(smtp.messages().len(), 1);
+
+        // Today excluded (in Europe/Berlin): due at 00:00 of the next allowed day there.
+        let zone = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let today = app.clock.now().to_zoned(zone.clone()).date();
+        let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][today.weekday().to_monday_zero_offset() as usize];
+        let other = new_automation(&app, &client, "Not today", "new_password_requested").await;
+        define_job(&app, &client, other, &[("job", "send_new_password_to_contact"), ("use_event_parameter", "on"), ("action", "time_frame")]).await;
+        let page = format!("/automations/{other}/time-frame");
+        let mut form = app.form_with(&client, &page, &page).await;
+        form.remove(&format!("day_{day}")).set("start", "2026-01-01T00:00").set("time_zone", "Europe/Berlin").set("action", "activate");
+        assert_eq!(app.post_form_with(&client, &form).await.status(), StatusCode::SEE_OTHER);
+        request_password(&app, cleo).await;
+        let expected = today.tomorrow().unwrap().to_zoned(zone).unwrap().timestamp().as_millisecond();
+        let run = &runs(&app, other).await[0];
+        assert_eq!((run.status.as_str(), run.due_at), ("pending", expected));
+    }
+
+    async fn the_selection_is_calculated_when_the_job_executes(app, smtp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let r = app.submit_with(&client, "/groups/new", "/groups", &[("name", "Members")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let group = contacts::groups::list(&app.state.db).await.unwrap()[0].id;
+        let id = new_automation(&app, &client, "Selective", "new_password_requested").await;
+        let page = format!("/automations/{id}/event");
+        app.submit_with(&client, &page, &page, &[("sel_group", &group.to_string())]).await;
+        define_job(&app, &client, id, &[("job", "send_new_password_to_contact"), ("use_event_parameter", "on"), ("delay", "yes"), ("delay_unit", "minutes"), ("delay_value", "5"), ("action", "time_frame")]).await;
+        define_time_frame(&app, &client, id, &[("start", "2026-01-01T00:00"), ("time_zone", "UTC"), ("action", "activate")]).await;
+        let mut people = Vec::new();
+        for name in ["blocked", "deleted", "left", "stays"] {
+            let c = contact(&app, &format!("{name}@example.com"), "a long password!").await;
+            let mut tx = app.state.db.begin().await.unwrap();
+            contacts::join_group(&mut tx, c, group, app.now_ms()).await.unwrap();
+            app.state.db.commit(tx).await.unwrap();
+            request_password(&app, c).await;
+            people.push(c);
+        }
+        // During the delay: block one, delete one, remove one from the group.
+        let mut tx = app.state.db.begin().await.unwrap();
+        contacts::set_status(&mut tx, people[0], contacts::Status::Blocked, app.now_ms()).await.unwrap();
+        contacts::delete(&mut tx, people[1]).await.unwrap();
+        contacts::leave_group(&mut tx, people[2], group, app.now_ms()).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        app.advance(Duration::from_secs(5 * 60));
+        app.drain_due_runs().await;
+        let mut outcomes: Vec<(String, String)> = runs(&app, id).await.into_iter().map(|r| (r.status, r.outcome.unwrap_or_default())).collect();
+        outcomes.reverse();
+        assert_eq!(outcomes[0], ("skipped".into(), "the contact is blocked".into()));
+        assert_eq!(outcomes[1], ("skipped".into(), "the contact no longer exists".into()));
+        assert_eq!(outcomes[2].0, "skipped");
+        assert!(outcomes[2].1.contains("does not meet the selection"), "{:?}", outcomes[2]);
+        assert_eq!(outcomes[3], ("done".into(), "delivered".into()));
+        let recipients: Vec<String> = smtp.messages().iter().flat_map(|m| m.to.clone()).collect();
+        assert_eq!(recipients, ["stays@example.com"]);
+
+        // Deactivated during the delay: no email.
+        let stays = people[3];
+        request_password(&app, stays).await;
+        let mut form = app.form_with(&client, "/automations", "/automations/state").await;
+        form.fields.push(("ids".into(), id.to_string()));
+        form.set("action", "deactivate");
+        app.post_form_with(&client, &form).await;
+        app.advance(Duration::from_secs(5 * 60));
+        app.drain_due_runs().await;
+        assert_eq!(runs(&app, id).await[0].outcome.as_deref(), Some("the automation is not active"));
+        assert_eq!(smtp.messages().len(), 1);
+    }
+
+    async fn a_mail_server_outage_is_retried_and_only_the_delivered_password_works(app, smtp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let automation = password_automation(&app, &client, &[], &[]).await;
+        let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
+        smtp.stop();
+        request_password(&app, cleo).await;
+        app.drain_due_runs().await;
+        let run = &runs(&app, automation).await[0];
+        assert_eq!((run.status.as_str(), run.attempts), ("pending", 1), "{run:?}");
+        assert!(run.last_error.as_deref().unwrap().contains("mail server"), "{run:?}");
+        assert!(run.due_at > app.now_ms(), "retried later, not at once");
+        let (_, first_temp) = credentials(&app, cleo).await;
+        smtp.restart().await;
+        app.advance(Duration::from_secs(120));
+        app.drain_due_runs().await;
+        let run = &runs(&app, automation).await[0];
+        assert_eq!((run.status.as_str(), run.attempts), ("done", 2), "{run:?}");
+        let password = password_in(&smtp.last_to("cleo@example.com").unwrap().data);
+        let (_, temp) = credentials(&app, cleo).await;
+        assert_ne!(temp, first_temp, "a fresh password per attempt");
+        assert!(verifies(&app, &password, temp.as_deref()).await);
+        // Every attempt's error is kept.
+        let errors: String = sqlx::query_scalar("SELECT errors FROM job_runs WHERE automation_id = $1").bind(automation).fetch_one(app.state.db.read()).await.unwrap();
+        assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&errors).unwrap().len(), 1);
+    }
+
+    async fn a_refused_recipient_fails_at_once_and_the_page_shows_why(app, smtp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let automation = password_automation(&app, &client, &[], &[]).await;
+        let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
+        smtp.refuse("cleo@example.com");
+        request_password(&app, cleo).await;
+        app.drain_due_runs().await;
+        let run = &runs(&app, automation).await[0];
+        assert_eq!((run.status.as_str(), run.attempts), ("failed", 1), "{run:?}");
+        let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
+        assert!(html.contains("No such user here"), "the error is shown on the detail page");
+    }
+
+    async fn the_fourth_password_email_within_an_hour_is_rate_limited(app, smtp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let automation = password_automation(&app, &client, &[], &[]).await;
+        let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
+        for _ in 0..4 {
+            request_password(&app, cleo).await;
+            app.drain_due_runs().await;
+            app.advance(Duration::from_secs(60));
+        }
+        let statuses: Vec<String> = runs(&app, automation).await.into_iter().rev().map(|r| r.status + " " + &r.outcome.unwrap_or_default()).collect();
+        assert_eq!(statuses[..3], ["done delivered", "done delivered", "done delivered"]);
+        assert!(statuses[3].starts_with("skipped rate limited"), "{statuses:?}");
+        assert_eq!(smtp.messages().len(), 3);
+        // An hour later, one more is allowed.
+        app.advance(Duration::from_secs(3600));
+        request_password(&app, cleo).await;
+        app.drain_due_runs().await;
+        assert_eq!(smtp.messages().len(), 4);
+        // A replayed event enqueues nothing twice.
+        let event: i64 = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(app.state.db.read()).await.unwrap();
+        let mut tx = app.state.db.begin().await.unwrap();
+        let n = herald::scheduler::intake(&mut tx, event, app.now_ms(), &NewEvent::contact(EventType::NewPasswordRequested, cleo)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(n, 0);
+    }
+}
