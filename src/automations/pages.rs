@@ -43,6 +43,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(save_time_frame),
         )
         .route("/automations/{id}/copy", web::post().to(copy))
+        .route(
+            "/automations/{id}/runs/{run}/retry",
+            web::post().to(retry_run),
+        )
+        .route(
+            "/automations/{id}/runs/{run}/cancel",
+            web::post().to(cancel_run),
+        )
         .route("/automations/{id}/delete", web::get().to(confirm_delete))
         .route("/automations/{id}/delete", web::post().to(delete));
 }
@@ -62,6 +70,7 @@ struct OverviewQuery {
 pub struct Line {
     pub a: Automation,
     pub status: Status,
+    pub errors: crate::scheduler::ErrorSummary,
 }
 
 #[derive(Template)]
@@ -96,10 +105,13 @@ async fn overview(
     let page = query.page.unwrap_or(1).clamp(1, 100_000);
     let q: String = query.q.chars().take(100).collect();
     let (list, more) = super::list(&state.db, now, status, &q, page, PAGE_SIZE).await?;
+    let ids: Vec<i64> = list.iter().map(|a| a.id).collect();
+    let mut errors = crate::scheduler::error_summaries(&state.db, &ids).await?;
     let lines = list
         .into_iter()
         .map(|a| Line {
             status: a.status(now),
+            errors: errors.remove(&a.id).unwrap_or_default(),
             a,
         })
         .collect();
@@ -949,4 +961,37 @@ async fn delete(
     .await?;
     flash(&session, FlashKind::Success, format!("Deleted {}.", a.name));
     Ok(redirect("/automations"))
+}
+
+async fn retry_run(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, run) = path.into_inner();
+    let text = if crate::scheduler::retry(&state.db, id, run, state.clock.now_ms()).await? {
+        (FlashKind::Success, "The run will be tried again now.")
+    } else {
+        (
+            FlashKind::Error,
+            "Only failed or expired runs can be retried.",
+        )
+    };
+    flash(&session, text.0, text.1);
+    Ok(redirect(&format!("/automations/{id}")))
+}
+
+async fn cancel_run(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, run) = path.into_inner();
+    let text = if crate::scheduler::cancel(&state.db, id, run, state.clock.now_ms()).await? {
+        (FlashKind::Success, "The run is cancelled.")
+    } else {
+        (FlashKind::Error, "Only pending runs can be cancelled.")
+    };
+    flash(&session, text.0, text.1);
+    Ok(redirect(&format!("/automations/{id}")))
 }

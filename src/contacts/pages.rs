@@ -250,6 +250,7 @@ struct ShowPage {
     groups: Vec<Group>,
     other_groups: Vec<Group>,
     events: Vec<Event>,
+    runs: Vec<crate::scheduler::RunRow>,
 }
 
 impl ShowPage {
@@ -277,6 +278,7 @@ async fn show(
         .filter(|g| !groups.iter().any(|m| m.id == g.id))
         .collect();
     let events = events::for_contact(&state.db, contact.id, 50).await?;
+    let runs = crate::scheduler::runs_for_contact(&state.db, contact.id, 50).await?;
     render(
         StatusCode::OK,
         &ShowPage {
@@ -286,6 +288,7 @@ async fn show(
             groups,
             other_groups,
             events,
+            runs,
         },
     )
 }

@@ -454,3 +454,119 @@ pub async fn run(db: &crate::db::Db, id: i64) -> Result<Option<RunRow>, sqlx::Er
     .fetch_optional(db.read())
     .await
 }
+
+/// Failed runs of an automation since its last activation, and the latest error.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorSummary {
+    pub count: i64,
+    pub last_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl ErrorSummary {
+    pub fn last_at_text(&self) -> String {
+        self.last_at
+            .map(crate::clock::format_utc)
+            .unwrap_or_default()
+    }
+}
+
+/// [`ErrorSummary`] per automation id, for the overview.
+pub async fn error_summaries(
+    db: &crate::db::Db,
+    automation_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, ErrorSummary>, sqlx::Error> {
+    let mut out = std::collections::HashMap::new();
+    if automation_ids.is_empty() {
+        return Ok(out);
+    }
+    let marks: Vec<String> = (1..=automation_ids.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    let sql = format!(
+        "SELECT r.automation_id, COUNT(*), MAX(r.finished_at) FROM job_runs r JOIN automations a ON a.id = r.automation_id \
+         WHERE r.automation_id IN ({}) AND r.status = 'failed' AND r.finished_at >= COALESCE(a.activated_at, 0) \
+         GROUP BY r.automation_id",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (i64, i64, Option<i64>)>(sqlx::AssertSqlSafe(sql));
+    for id in automation_ids {
+        q = q.bind(*id);
+    }
+    for (id, count, last_at) in q.fetch_all(db.read()).await? {
+        let last_error: Option<String> = sqlx::query_scalar(
+            "SELECT last_error FROM job_runs WHERE automation_id = $1 AND status = 'failed' ORDER BY finished_at DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(db.read())
+        .await?
+        .flatten();
+        out.insert(
+            id,
+            ErrorSummary {
+                count,
+                last_at,
+                last_error,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Puts a failed (or expired) run back in the queue, due now, with a fresh set of
+/// attempts. Returns whether it was retryable.
+pub async fn retry(
+    db: &crate::db::Db,
+    automation_id: i64,
+    run_id: i64,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job_runs SET status = 'pending', due_at = $1, attempts = 0, finished_at = NULL, outcome = NULL \
+         WHERE id = $2 AND automation_id = $3 AND status IN ('failed', 'expired')",
+    )
+    .bind(now_ms)
+    .bind(run_id)
+    .bind(automation_id)
+    .execute(db.write())
+    .await?;
+    db.wake_scheduler();
+    Ok(done.rows_affected() == 1)
+}
+
+/// Cancels a pending run. Returns whether it was pending.
+pub async fn cancel(
+    db: &crate::db::Db,
+    automation_id: i64,
+    run_id: i64,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job_runs SET status = 'cancelled', outcome = 'cancelled by staff', finished_at = $1 \
+         WHERE id = $2 AND automation_id = $3 AND status = 'pending'",
+    )
+    .bind(now_ms)
+    .bind(run_id)
+    .bind(automation_id)
+    .execute(db.write())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The runs that targeted a contact, newest first (for its timeline).
+pub async fn runs_for_contact(
+    db: &crate::db::Db,
+    contact_id: i64,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, r.event_id, r.status, r.due_at, r.attempts, r.target_kind, r.target_id, r.outcome, r.last_error, \
+         r.message_id, r.finished_at FROM job_runs r JOIN events e ON e.id = r.event_id \
+         WHERE (r.target_kind = 'contact' AND r.target_id = $1) OR (r.target_kind IS NULL AND e.contact_id = $1) \
+         ORDER BY r.id DESC LIMIT $2",
+    )
+    .bind(contact_id)
+    .bind(limit)
+    .fetch_all(db.read())
+    .await
+}

@@ -199,6 +199,17 @@ with_smtp! {
         app.drain_due_runs().await;
         assert_eq!(runs(&app, automation).await[0].status, "done");
         assert_eq!(smtp.messages().len(), 1);
+        // A pending run can be cancelled from the automation's page.
+        request_password(&app, cleo).await;
+        let pending = runs(&app, automation).await[0].id;
+        let page = format!("/automations/{automation}");
+        let r = app.submit_with(&client, &page, &format!("{page}/runs/{pending}/cancel"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        app.advance(Duration::from_secs(11 * 60));
+        app.drain_due_runs().await;
+        assert_eq!(runs(&app, automation).await[0].status, "cancelled");
+        assert_eq!(smtp.messages().len(), 1, "nothing sent for the cancelled run");
+        let (client, _) = app.signed_in(Role::Marketer).await;
 
         // Today excluded (in Europe/Berlin): due at 00:00 of the next allowed day there.
         let zone = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
@@ -303,6 +314,20 @@ with_smtp! {
         assert_eq!((run.status.as_str(), run.attempts), ("failed", 1), "{run:?}");
         let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
         assert!(html.contains("No such user here"), "the error is shown on the detail page");
+        // The overview counts failed runs since the activation and shows the latest cause.
+        let (_, html) = app.page_with(&client, "/automations").await;
+        let row = crate::helpers::text_of(&html, &format!("tr[data-id=\"{automation}\"]")).unwrap();
+        assert!(row.contains('1') && row.contains("No such user here"), "{row}");
+        // Retry puts it back in the queue (and it fails again, kept as a second error).
+        let page = format!("/automations/{automation}");
+        let r = app.submit_with(&client, &page, &format!("/automations/{automation}/runs/{}/retry", run.id), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        app.drain_due_runs().await;
+        let errors: String = sqlx::query_scalar("SELECT errors FROM job_runs WHERE id = $1").bind(run.id).fetch_one(app.state.db.read()).await.unwrap();
+        assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&errors).unwrap().len(), 2);
+        // The contact's timeline lists the run.
+        let (_, html) = app.page_with(&client, &format!("/contacts/{cleo}")).await;
+        assert!(crate::helpers::text_of(&html, "#contact-runs").unwrap().contains("failed"));
     }
 
     async fn the_fourth_password_email_within_an_hour_is_rate_limited(app, smtp) {
