@@ -1,9 +1,11 @@
-//! The page staff land on after signing in.
+//! The page staff land on: what runs, what failed, and runs per hour for the last
+//! seven days as a server-rendered SVG chart (readable without JavaScript).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use crate::app::AppState;
 use crate::web::{AppError, PageContext, redirect, render};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -11,12 +13,121 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/dashboard", web::get().to(dashboard));
 }
 
+const HOUR_MS: i64 = 3_600_000;
+const HOURS: i64 = 7 * 24;
+/// Outcomes charted, bottom to top, with their colours.
+const SERIES: [(&str, &str, &str); 4] = [
+    ("done", "Done", "#2f9e44"),
+    ("failed", "Failed", "#e03131"),
+    ("expired", "Expired", "#f08c00"),
+    ("skipped", "Skipped", "#adb5bd"),
+];
+const CHART_HEIGHT: f64 = 120.0;
+const BAR_WIDTH: i64 = 4;
+
+/// One rectangle of the chart.
+pub struct Rect {
+    pub x: i64,
+    pub y: String,
+    pub height: String,
+    pub fill: &'static str,
+    pub title: String,
+}
+
+/// The figures at the top of the dashboard.
+pub struct Figures {
+    pub active: i64,
+    pub pending: i64,
+    pub running: i64,
+    pub done_24h: i64,
+    pub failed_24h: i64,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     ctx: PageContext,
+    figures: Figures,
+    rects: Vec<Rect>,
+    totals: Vec<(&'static str, &'static str, i64)>,
+    width: i64,
+    max: i64,
 }
 
-async fn dashboard(ctx: PageContext) -> Result<HttpResponse, AppError> {
-    render(StatusCode::OK, &DashboardPage { ctx })
+async fn count(state: &AppState, sql: &'static str, since: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(sql)
+        .bind(since)
+        .fetch_one(state.db.read())
+        .await
+}
+
+async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now_ms();
+    let day_ago = now - 24 * HOUR_MS;
+    let figures = Figures {
+        active: count(&state, "SELECT COUNT(*) FROM automations WHERE state = 'active' AND (end_at IS NULL OR end_at > $1)", now).await?,
+        pending: count(&state, "SELECT COUNT(*) FROM job_runs WHERE status = 'pending' AND $1 = $1", now).await?,
+        running: count(&state, "SELECT COUNT(*) FROM job_runs WHERE status = 'running' AND $1 = $1", now).await?,
+        done_24h: count(&state, "SELECT COUNT(*) FROM job_runs WHERE status = 'done' AND finished_at > $1", day_ago).await?,
+        failed_24h: count(&state, "SELECT COUNT(*) FROM job_runs WHERE status = 'failed' AND finished_at > $1", day_ago).await?,
+    };
+    let first_hour = now / HOUR_MS - (HOURS - 1);
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT finished_at / 3600000 AS hour, status, COUNT(*) FROM job_runs \
+         WHERE finished_at >= $1 GROUP BY finished_at / 3600000, status",
+    )
+    .bind(first_hour * HOUR_MS)
+    .fetch_all(state.db.read())
+    .await?;
+    let mut buckets = vec![[0i64; SERIES.len()]; HOURS as usize];
+    for (hour, status, n) in rows {
+        let (Some(i), Some(s)) = (
+            usize::try_from(hour - first_hour)
+                .ok()
+                .filter(|i| *i < HOURS as usize),
+            SERIES.iter().position(|(code, _, _)| *code == status),
+        ) else {
+            continue;
+        };
+        buckets[i][s] += n;
+    }
+    let max = buckets
+        .iter()
+        .map(|b| b.iter().sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let scale = CHART_HEIGHT / max as f64;
+    let mut rects = Vec::new();
+    for (i, bucket) in buckets.iter().enumerate() {
+        let mut top = CHART_HEIGHT;
+        let hour = crate::clock::format_utc((first_hour + i as i64) * HOUR_MS);
+        for (s, n) in bucket.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let h = *n as f64 * scale;
+            top -= h;
+            rects.push(Rect {
+                x: i as i64 * BAR_WIDTH,
+                y: format!("{top:.2}"),
+                height: format!("{h:.2}"),
+                fill: SERIES[s].2,
+                title: format!("{hour}: {n} {}", SERIES[s].1.to_lowercase()),
+            });
+        }
+    }
+    let totals = SERIES
+        .iter()
+        .enumerate()
+        .map(|(s, (_, label, colour))| (*label, *colour, buckets.iter().map(|b| b[s]).sum()))
+        .collect();
+    render(
+        StatusCode::OK,
+        &DashboardPage {
+            ctx,
+            figures,
+            rects,
+            totals,
+            width: HOURS * BAR_WIDTH,
+            max,
+        },
+    )
 }

@@ -183,6 +183,12 @@ with_smtp! {
         // The detail page lists the run.
         let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
         assert!(html.contains("delivered"));
+        // The dashboard counts it and charts it (server-rendered SVG).
+        let (_, html) = app.page_with(&client, "/dashboard").await;
+        assert_eq!(crate::helpers::text_of(&html, "#done-24h").unwrap(), "1");
+        assert_eq!(crate::helpers::text_of(&html, "#active-automations").unwrap(), "1");
+        assert!(html.contains("<svg class=\"herald-chart\"") && html.contains(": 1 done</title>"), "chart bar");
+        assert!(crate::helpers::text_of(&html, "#chart-legend").unwrap().contains("Done (1)"));
     }
 
     async fn a_delay_runs_later_and_excluded_days_move_to_midnight(app, smtp) {
