@@ -1,6 +1,8 @@
 //! Sending email: over SMTP (lettre, pooled, with a timeout on every send) or, with
 //! no SMTP URL, into `data/outbox/` as `.eml` files announced on the console.
 
+mod pool;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,6 +46,9 @@ pub enum SendError {
 /// Where emails go.
 #[derive(Clone)]
 pub enum Mailer {
+    /// `smtp://`: our pool of TCP_NODELAY connections (STARTTLS when asked).
+    Pooled(std::sync::Arc<pool::SmtpPool>),
+    /// `smtps://` (implicit TLS): lettre's own pooled transport.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Outbox(PathBuf),
 }
@@ -56,6 +61,12 @@ impl Mailer {
     /// else the outbox folder under `data_dir`.
     pub fn new(smtp_url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Self> {
         match smtp_url {
+            Some(raw) if raw.starts_with("smtp://") => {
+                let url = url::Url::parse(raw).map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+                Ok(Mailer::Pooled(std::sync::Arc::new(
+                    pool::SmtpPool::from_url(&url, SEND_TIMEOUT)?,
+                )))
+            }
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?
@@ -106,6 +117,10 @@ impl Mailer {
             )
             .map_err(|e| SendError::Permanent(format!("the message could not be built: {e}")))?;
         match self {
+            Mailer::Pooled(pool) => {
+                pool.send(message.envelope(), &message.formatted()).await?;
+                Ok(message_id)
+            }
             Mailer::Smtp(transport) => {
                 let sent = tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await;
                 match sent {
