@@ -37,6 +37,11 @@ pub enum Command {
     User(UserCommand),
     /// Print the effective configuration (secrets redacted) and check it.
     CheckConfig,
+    /// Send a test email through the configured mail server (or the outbox).
+    SendTestEmail {
+        #[arg(long)]
+        to: String,
+    },
     /// Add synthetic demo contacts, groups and memberships (for trying and measuring).
     SeedDemo {
         /// How many contacts to add.
@@ -93,6 +98,7 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Migrate => migrate(&config).await,
         Command::User(cmd) => user(&config, cmd).await,
         Command::SeedDemo { contacts } => seed_demo(&config, contacts).await,
+        Command::SendTestEmail { to } => send_test_email(&config, &to).await,
         Command::CheckConfig => unreachable!("handled above"),
     };
     match result {
@@ -128,6 +134,37 @@ async fn seed_demo(config: &Config, contacts: u64) -> anyhow::Result<()> {
     db.migrate().await?;
     crate::contacts::demo::seed(&db, SystemClock.now_ms(), contacts).await?;
     println!("added {contacts} demo contacts");
+    Ok(())
+}
+
+async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
+    let to = EmailAddress::parse(to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let db = Db::connect(config.database_url.expose()).await?;
+    db.migrate().await?;
+    let settings = crate::settings::Settings::load(&db).await?;
+    let mailer = crate::mail::Mailer::new(
+        config.smtp_url.as_ref().map(|s| s.expose()),
+        &config.data_dir,
+    )?;
+    let email = crate::mail::Email {
+        from_name: settings.sender_name.clone(),
+        from_address: settings.sender_address.clone(),
+        to: to.to_string(),
+        subject: format!("Test email from {}", settings.brand_name),
+        text: format!(
+            "This is a test email from {}. Mail works.\n",
+            settings.brand_name
+        ),
+        html: format!(
+            "<p>This is a test email from {}. Mail works.</p>",
+            askama::filters::escape(&settings.brand_name, askama::filters::Html)?
+        ),
+    };
+    let message_id = mailer
+        .send(&email)
+        .await
+        .map_err(|e| anyhow::anyhow!("sending failed: {e}"))?;
+    println!("Sent a test email to {to} (Message-ID {message_id})");
     Ok(())
 }
 

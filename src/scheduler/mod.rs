@@ -68,7 +68,41 @@ pub async fn intake(
         .await?;
         enqueued += done.rows_affected();
     }
+    if enqueued > 0 && is_postgres(conn) {
+        // Delivered at commit: other instances' schedulers wake up too.
+        sqlx::query("SELECT pg_notify('herald_runs', '')")
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(enqueued)
+}
+
+fn is_postgres(conn: &AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+        || conn.backend_name().eq_ignore_ascii_case("postgres")
+}
+
+/// On PostgreSQL, wakes this process's scheduler when any instance enqueues runs.
+async fn listen(state: web::Data<AppState>) {
+    loop {
+        match sqlx::postgres::PgListener::connect(state.config.database_url.expose()).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen("herald_runs").await {
+                    tracing::warn!(error = %e, "LISTEN herald_runs failed");
+                } else {
+                    while let Ok(_notification) = listener.recv().await {
+                        state.db.wake_scheduler();
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: cannot listen for other instances' runs")
+            }
+        }
+        // The connection dropped: wake once (runs may have been missed) and reconnect.
+        state.db.wake_scheduler();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// (status, due time, outcome) of a new run for `a` and an event at `at_ms`.
@@ -355,6 +389,8 @@ impl Worker {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let owner = owner_name();
         let me = owner.clone();
+        let listener =
+            (state.db.backend == Backend::Postgres).then(|| tokio::spawn(listen(state.clone())));
         let task = tokio::spawn(async move {
             tracing::info!(owner = %me, "scheduler started");
             loop {
@@ -372,6 +408,9 @@ impl Worker {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stopped.changed() => break,
                 }
+            }
+            if let Some(l) = listener {
+                l.abort();
             }
             tracing::info!("scheduler stopped");
         });

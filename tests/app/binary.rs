@@ -13,11 +13,11 @@ use crate::helpers::{Engine, TestDb, browser, find_form, location, text_of};
 const BIN: &str = env!("CARGO_BIN_EXE_herald");
 
 /// A running `herald serve` whose output is captured.
-struct Herald {
+pub struct Herald {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
-    address: String,
+    pub address: String,
 }
 
 fn capture(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
@@ -32,7 +32,7 @@ fn capture(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>
 }
 
 impl Herald {
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(dir)
             .env_clear()
@@ -75,15 +75,22 @@ impl Herald {
         }
     }
 
-    fn output(&self) -> String {
+    pub fn output(&self) -> String {
         let mut all = self.stdout.lock().unwrap().join("\n");
         all.push('\n');
         all.push_str(&self.stderr.lock().unwrap().join("\n"));
         all
     }
 
+    /// SIGKILL: a crash, nothing cleaned up.
+    pub fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.output()
+    }
+
     /// SIGTERM, and wait for a graceful exit.
-    fn stop(mut self) -> String {
+    pub fn stop(mut self) -> String {
         Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -108,7 +115,7 @@ fn env_for(db: &TestDb, engine: Engine) -> Vec<(&'static str, String)> {
     }
 }
 
-fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
@@ -428,4 +435,64 @@ fn check_config_names_the_bad_key_and_value_and_redacts_secrets() {
         text.contains("bogus"),
         "unknown file keys are warned about:\n{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_email_uses_the_outbox_or_the_mail_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["send-test-email", "--to", "ops@example.com"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("data/outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(
+        std::fs::read_to_string(&files[0])
+            .unwrap()
+            .contains("Mail works.")
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("written to"),
+        "the console names the file"
+    );
+
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let url = smtp.url();
+    let dir = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .current_dir(&dir)
+            .env("HERALD_SMTP_URL", url)
+            .args(["send-test-email", "--to", "ops@example.com"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        smtp.last_to("ops@example.com")
+            .unwrap()
+            .data
+            .contains("Mail works.")
+    );
+    let bad = Command::new(BIN)
+        .args(["send-test-email", "--to", "not an address"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--to"));
 }

@@ -26,6 +26,7 @@ macro_rules! on_both_engines {
 }
 
 mod helpers;
+mod processes;
 
 mod admin;
 mod automations;
