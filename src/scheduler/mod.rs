@@ -82,6 +82,22 @@ fn is_postgres(conn: &AnyConnection) -> bool {
         || conn.backend_name().eq_ignore_ascii_case("postgres")
 }
 
+/// On SQLite, takes (or renews) the one-scheduler lock for `owner`.
+async fn hold_lock(state: &AppState, owner: &str) -> Result<bool, sqlx::Error> {
+    let now = state.clock.now_ms();
+    let done = sqlx::query(
+        "INSERT INTO scheduler_lock (id, owner, expires_at) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+         WHERE scheduler_lock.owner = excluded.owner OR scheduler_lock.expires_at < $3",
+    )
+    .bind(owner)
+    .bind(now + LEASE.as_millis() as i64)
+    .bind(now)
+    .execute(state.db.write())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// On PostgreSQL, wakes this process's scheduler when any instance enqueues runs.
 async fn listen(state: web::Data<AppState>) {
     loop {
@@ -392,7 +408,46 @@ impl Worker {
         let listener =
             (state.db.backend == Backend::Postgres).then(|| tokio::spawn(listen(state.clone())));
         let task = tokio::spawn(async move {
+            if state.db.backend == Backend::Sqlite {
+                // One scheduler per SQLite database: wait while another process holds it.
+                let mut said = false;
+                loop {
+                    match hold_lock(&state, &me).await {
+                        Ok(true) => break,
+                        Ok(false) if !said => {
+                            said = true;
+                            tracing::warn!(
+                                "another Herald process runs the scheduler for this SQLite database; this one serves \
+                                 pages only and takes over if that process stops (use PostgreSQL to run several)"
+                            );
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "scheduler lock"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEASE / 3) => {}
+                        _ = stopped.changed() => return,
+                    }
+                }
+            }
             tracing::info!(owner = %me, "scheduler started");
+            // The lock's heartbeat runs beside the loop, which sleeps until work is due.
+            let (lost_tx, mut lost) = tokio::sync::watch::channel(false);
+            let heartbeat = (state.db.backend == Backend::Sqlite).then(|| {
+                let (state, me, lost_tx) = (state.clone(), me.clone(), lost_tx.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(LEASE / 3).await;
+                        if let Ok(false) = hold_lock(&state, &me).await {
+                            tracing::error!(
+                                "the scheduler lock was taken over; stopping this scheduler"
+                            );
+                            let _ = lost_tx.send(true);
+                            return;
+                        }
+                    }
+                })
+            });
             loop {
                 if *stopped.borrow() {
                     break;
@@ -407,11 +462,16 @@ impl Worker {
                     _ = state.db.scheduler_woken() => {}
                     _ = tokio::time::sleep(wait) => {}
                     _ = stopped.changed() => break,
+                    _ = lost.changed() => break,
                 }
             }
             if let Some(l) = listener {
                 l.abort();
             }
+            if let Some(h) = heartbeat {
+                h.abort();
+            }
+            drop(lost_tx);
             tracing::info!("scheduler stopped");
         });
         Self { stop, task, owner }
@@ -436,6 +496,10 @@ impl Worker {
         if let Err(e) = released {
             tracing::warn!(error = %e, "releasing leases failed; they expire by themselves");
         }
+        let _ = sqlx::query("DELETE FROM scheduler_lock WHERE owner = $1")
+            .bind(&self.owner)
+            .execute(state.db.write())
+            .await;
     }
 }
 

@@ -182,10 +182,11 @@ async fn crash_in_the_middle(engine: Engine) {
     let people = setup(&db, 500).await;
     let smtp = SmtpServer::start().await;
     let env = env(&url, &smtp, engine);
-    let first = Herald::start(dir.path(), &refs(&env));
+    // The runs wait in the database (on SQLite no other process can wake Herald).
     request_passwords(&db, &people).await;
+    let first = Herald::start(dir.path(), &refs(&env));
     wait_for(&db, "'done'", 100, Duration::from_secs(120)).await;
-    first.kill();
+    let mut logs = first.kill();
     let killed_at = Instant::now();
     let second = Herald::start(dir.path(), &refs(&env));
     wait_for(&db, "'done'", 500, Duration::from_secs(180)).await;
@@ -196,7 +197,7 @@ async fn crash_in_the_middle(engine: Engine) {
         killed_at.elapsed()
     );
     assert_eq!(count(&db, "'running', 'pending', 'failed'").await, 0);
-    second.stop();
+    logs.push_str(&second.stop());
     // For every contact, the last email received carries the working password.
     let hashes: HashMap<i64, Option<String>> =
         sqlx::query_as::<_, (i64, Option<String>)>("SELECT id, temp_hash FROM contacts")
@@ -234,4 +235,37 @@ async fn a_crash_loses_no_run_and_the_last_email_works_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loses_no_run_and_the_last_email_works_postgres() {
     crash_in_the_middle(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_one_sqlite_file_does_not_run_the_scheduler() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Herald::start(dir.path(), &[]);
+    let second = Herald::start(dir.path(), &[]);
+    let started = Instant::now();
+    while !second
+        .output()
+        .contains("another Herald process runs the scheduler")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the second process did not say why:\n{}",
+            second.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(first.output().contains("scheduler started"));
+    assert!(!second.output().contains("scheduler started"));
+    // When the first stops, the second takes over.
+    first.stop();
+    let started = Instant::now();
+    while !second.output().contains("scheduler started") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no takeover:\n{}",
+            second.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.stop();
 }

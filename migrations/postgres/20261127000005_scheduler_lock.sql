@@ -1,0 +1,6 @@
+-- On SQLite one process runs the scheduler: it holds this row, renewed by heartbeat.
+CREATE TABLE scheduler_lock (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    owner TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
