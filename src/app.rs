@@ -197,6 +197,7 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
             .wrap(mw::security_headers(config.is_https()))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(crate::metrics::metrics))
             .route("/static/{file}", web::get().to(crate::web::assets::serve))
             .configure(crate::auth::public_routes)
             .service(

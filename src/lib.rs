@@ -16,6 +16,7 @@ pub mod db;
 pub mod events;
 pub mod jobs;
 pub mod mail;
+pub mod metrics;
 pub mod scheduler;
 pub mod settings;
 pub mod types;

@@ -80,6 +80,13 @@ impl Mailer {
 
     /// Sends `email`; returns the Message-ID it carried.
     pub async fn send(&self, email: &Email) -> Result<String, SendError> {
+        let started = std::time::Instant::now();
+        let result = self.send_inner(email).await;
+        crate::metrics::SMTP_SEND.observe(started.elapsed());
+        result
+    }
+
+    async fn send_inner(&self, email: &Email) -> Result<String, SendError> {
         let mut random = [0u8; 12];
         rand::rng().fill(&mut random);
         let token: String = random.iter().map(|b| format!("{b:02x}")).collect();

@@ -310,6 +310,9 @@ pub async fn finish(
 
 /// Executes one claimed run, renewing its lease while it works.
 async fn execute(state: &AppState, owner: &str, run: Claimed) {
+    crate::metrics::RUN_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let late = (state.clock.now_ms() - run.due_at).max(0);
+    crate::metrics::RUN_LATENESS.observe(Duration::from_millis(late as u64));
     let work = crate::jobs::execute(state, &run);
     tokio::pin!(work);
     let outcome = loop {

@@ -59,6 +59,7 @@ pub async fn request_id<B: MessageBody>(
     async move {
         let mut res = next.call(req).await?;
         let status = res.status().as_u16();
+        crate::metrics::HTTP_REQUEST.observe(started.elapsed());
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if status >= 500 {
             tracing::error!(status, ms, "request failed");

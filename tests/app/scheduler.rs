@@ -189,6 +189,13 @@ with_smtp! {
         assert_eq!(crate::helpers::text_of(&html, "#active-automations").unwrap(), "1");
         assert!(html.contains("<svg class=\"herald-chart\"") && html.contains(": 1 done</title>"), "chart bar");
         assert!(crate::helpers::text_of(&html, "#chart-legend").unwrap().contains("Done (1)"));
+        // Prometheus metrics: runs by status and the latency histograms, no secret.
+        let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("herald_runs{status=\"done\"} 1"), "{metrics}");
+        for name in ["herald_run_lateness_seconds_count", "herald_smtp_send_seconds_count", "herald_http_request_seconds_bucket", "herald_run_attempts_total"] {
+            assert!(metrics.contains(name), "{name} missing");
+        }
+        assert!(!metrics.contains(&password));
     }
 
     async fn a_delay_runs_later_and_excluded_days_move_to_midnight(app, smtp) {
