@@ -993,6 +993,55 @@ pub async fn save_time_frame(
     .bind(id)
     .execute(&mut **tx)
     .await?;
+    refresh_reminder(tx, id, now_ms).await
+}
+
+/// Schedules (or moves, or cancels) the reminder run before the automation's end:
+/// due `notify_days_before` days before the end, for an active automation with an
+/// end and someone to remind. A reminder already sent is not sent again.
+pub async fn refresh_reminder(tx: &mut Tx, id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
+    let row: Option<(String, Option<i64>, String, i64)> = sqlx::query_as(
+        "SELECT state, end_at, notify_user_ids, notify_days_before FROM automations WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let wanted = row.and_then(|(state, end, notify, days)| {
+        let notify: Vec<i64> = serde_json::from_str(&notify).unwrap_or_default();
+        match end {
+            Some(end) if state == "active" && !notify.is_empty() && end > now_ms => {
+                Some((end - days * 86_400_000).max(now_ms))
+            }
+            _ => None,
+        }
+    });
+    let kind = crate::jobs::end_reminder::KIND;
+    match wanted {
+        Some(due) => {
+            sqlx::query(
+                "INSERT INTO job_runs (automation_id, event_id, job_kind, status, due_at, created_at) \
+                 VALUES ($1, 0, $2, 'pending', $3, $4) ON CONFLICT (automation_id, event_id) DO UPDATE \
+                 SET due_at = excluded.due_at, status = 'pending', attempts = 0, finished_at = NULL, outcome = NULL \
+                 WHERE job_runs.status IN ('pending', 'cancelled', 'skipped')",
+            )
+            .bind(id)
+            .bind(kind)
+            .bind(due)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "UPDATE job_runs SET status = 'cancelled', outcome = 'no reminder wanted any more', finished_at = $1 \
+                 WHERE automation_id = $2 AND event_id = 0 AND status = 'pending'",
+            )
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     Ok(())
 }
 
@@ -1011,7 +1060,7 @@ pub async fn set_state(tx: &mut Tx, id: i64, state: State, now_ms: i64) -> Resul
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    refresh_reminder(tx, id, now_ms).await
 }
 
 /// Copies an automation as a new Inactive one owned by `owner_id`.

@@ -59,6 +59,7 @@ impl JobKind {
     }
 }
 
+pub mod end_reminder;
 mod send_new_password;
 
 use crate::app::AppState;
@@ -67,6 +68,9 @@ use crate::scheduler::{Claimed, Outcome};
 /// Executes one run of a job: re-checks the automation, calculates the selection
 /// now, then does the job's work.
 pub async fn execute(state: &AppState, run: &Claimed) -> Outcome {
+    if run.job_kind == end_reminder::KIND {
+        return end_reminder::execute(state, run).await;
+    }
     match JobKind::from_code(&run.job_kind) {
         Some(kind) => send_new_password::execute(state, run, kind).await,
         None => Outcome::Failed {

@@ -291,7 +291,8 @@ pub async fn audited_change(
         },
     )
     .await?;
-    tx.commit().await?;
+    // Through the database handle: the change may have enqueued runs.
+    state.db.commit(tx).await?;
     Ok(())
 }
 

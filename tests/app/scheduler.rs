@@ -142,6 +142,25 @@ async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::RunRow> 
 }
 
 with_smtp! {
+    async fn the_reminder_goes_out_days_before_the_end(app, smtp) {
+        let (client, email) = app.signed_in(Role::Marketer).await;
+        let me = herald::auth::users::find_by_email(&app.state.db, &email).await.unwrap().unwrap();
+        let end = app.clock.now().checked_add(jiff::SignedDuration::from_hours(40 * 24)).unwrap();
+        let end = end.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%dT%H:%M").to_string();
+        let automation = password_automation(&app, &client, &[], &[("end", &end), ("notify", &me.id.to_string()), ("notify_days", "30")]).await;
+        app.drain_due_runs().await;
+        assert!(smtp.messages().is_empty(), "not yet");
+        app.advance(Duration::from_secs(9 * 24 * 3600));
+        app.drain_due_runs().await;
+        assert!(smtp.messages().is_empty(), "not 31 days before the end");
+        app.advance(Duration::from_secs(24 * 3600 + 120));
+        app.drain_due_runs().await;
+        let mail = smtp.last_to(&email).expect("the reminder");
+        assert!(mail.data.contains("Subject: Automation \"Password on request\" ends on"), "{}", mail.data);
+        assert!(crate::smtp::text_part(&mail.data).contains(&format!("automations/{automation}/time-frame")));
+        assert_eq!(smtp.messages().len(), 1, "one reminder");
+    }
+
     async fn the_emailed_password_signs_in_and_the_old_one_still_works(app, smtp) {
         let (client, _) = app.signed_in(Role::Marketer).await;
         let automation = password_automation(&app, &client, &[], &[]).await;

@@ -1,0 +1,142 @@
+//! The reminder before an automation's end (SPEC §6): a system run, durable like
+//! the others, that emails the configured system users N days before the end.
+
+use askama::Template;
+use jiff::Timestamp;
+
+use crate::app::AppState;
+use crate::automations::{self, State};
+use crate::mail::{Email, SendError};
+use crate::scheduler::{Claimed, Outcome, Target};
+use crate::settings::Settings;
+
+/// The job kind stored on reminder runs.
+pub const KIND: &str = "end_reminder";
+
+#[derive(Template)]
+#[template(path = "email/reminder.txt")]
+struct TextBody<'a> {
+    name: &'a str,
+    brand: &'a str,
+    automation: &'a str,
+    ends: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/reminder.html")]
+struct HtmlBody<'a> {
+    name: &'a str,
+    brand: &'a str,
+    automation: &'a str,
+    ends: &'a str,
+    link: &'a str,
+}
+
+pub async fn execute(state: &AppState, run: &Claimed) -> Outcome {
+    let target = Some(Target {
+        kind: "automation",
+        id: run.automation_id,
+    });
+    let a = match automations::find(&state.db, run.automation_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return Outcome::Skipped {
+                target,
+                reason: "the automation was deleted".into(),
+            };
+        }
+        Err(e) => {
+            return Outcome::Retry {
+                target,
+                error: format!("database: {e}"),
+            };
+        }
+    };
+    if a.state != State::Active || a.end_at.is_none() {
+        return Outcome::Skipped {
+            target,
+            reason: "the automation is not active or has no end".into(),
+        };
+    }
+    let settings = match Settings::load(&state.db).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::Retry {
+                target,
+                error: format!("database: {e}"),
+            };
+        }
+    };
+    let ends = a
+        .end_at
+        .and_then(|e| Timestamp::from_millisecond(e).ok())
+        .map(|t| {
+            t.to_zoned(a.zone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let link = format!("{}automations/{}/time-frame", state.config.base_url, a.id);
+    let mut last_id = None;
+    for user_id in &a.notify {
+        let user = match crate::auth::users::find(&state.db, *user_id).await {
+            Ok(Some(u)) if !u.disabled => u,
+            Ok(_) => continue,
+            Err(e) => {
+                return Outcome::Retry {
+                    target,
+                    error: format!("database: {e}"),
+                };
+            }
+        };
+        let text = TextBody {
+            name: &user.name,
+            brand: &settings.brand_name,
+            automation: &a.name,
+            ends: &ends,
+            link: &link,
+        };
+        let html = HtmlBody {
+            name: &user.name,
+            brand: &settings.brand_name,
+            automation: &a.name,
+            ends: &ends,
+            link: &link,
+        };
+        let (Ok(text), Ok(html)) = (text.render(), html.render()) else {
+            return Outcome::Failed {
+                target,
+                error: "the email template could not be rendered".into(),
+            };
+        };
+        let email = Email {
+            from_name: settings.sender_name.clone(),
+            from_address: settings.sender_address.clone(),
+            to: user.email.clone(),
+            subject: format!("Automation \"{}\" ends on {ends}", a.name),
+            text,
+            html,
+        };
+        match state.mailer.send(&email).await {
+            Ok(id) => last_id = Some(id),
+            Err(SendError::Transient(error)) => return Outcome::Retry { target, error },
+            Err(SendError::Permanent(error)) => {
+                tracing::warn!(user = user.id, error, "reminder refused for one recipient")
+            }
+        }
+    }
+    match last_id {
+        Some(message_id) => Outcome::Done {
+            target: Target {
+                kind: "automation",
+                id: a.id,
+            },
+            message_id,
+        },
+        None => Outcome::Skipped {
+            target,
+            reason: "no enabled system user to remind".into(),
+        },
+    }
+}
