@@ -142,6 +142,29 @@ async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::RunRow> 
 }
 
 with_smtp! {
+    async fn a_system_user_gets_a_password_that_forces_a_change(app, smtp) {
+        let (client, _) = app.signed_in(Role::Admin).await;
+        let id = new_automation(&app, &client, "Password on sign-in", "logged_on_to_system").await;
+        let (_, html) = app.page_with(&client, &format!("/automations/{id}/job")).await;
+        assert!(crate::helpers::find_form(&html, &format!("/automations/{id}/job")).get("job") == Some("send_new_password_to_system_user"));
+        assert_eq!(define_job(&app, &client, id, &[("job", "send_new_password_to_system_user"), ("use_event_parameter", "on"), ("action", "time_frame")]).await.status(), StatusCode::SEE_OTHER);
+        define_time_frame(&app, &client, id, &[("start", "2026-01-01T00:00"), ("time_zone", "UTC"), ("action", "activate")]).await;
+        app.create_user("sam@example.com", Role::Marketer, "sam's long password").await;
+        let sam = crate::helpers::browser();
+        assert_eq!(app.sign_in_with(&sam, "sam@example.com", "sam's long password").await.status(), StatusCode::SEE_OTHER);
+        app.drain_due_runs().await;
+        let mail = smtp.last_to("sam@example.com").expect("an email to the system user");
+        let password = password_in(&mail.data);
+        let text = crate::smtp::text_part(&mail.data);
+        assert!(text.contains(&format!("{}login", app.state.config.base_url)), "the staff sign-in link:\n{text}");
+        // The emailed password is a temporary one: it leads to choosing a new password.
+        let fresh = crate::helpers::browser();
+        let r = app.sign_in_with(&fresh, "sam@example.com", &password).await;
+        assert_eq!(crate::helpers::location(&r), "/password");
+        // (That sign-in fired the event again: the rate limit allows 3 an hour.)
+        assert_eq!(app.sign_in_with(&crate::helpers::browser(), "sam@example.com", "sam's long password").await.status(), StatusCode::SEE_OTHER, "the old password still works until changed");
+    }
+
     async fn the_reminder_goes_out_days_before_the_end(app, smtp) {
         let (client, email) = app.signed_in(Role::Marketer).await;
         let me = herald::auth::users::find_by_email(&app.state.db, &email).await.unwrap().unwrap();
