@@ -266,6 +266,16 @@ with_smtp! {
         assert_eq!(smtp.messages().len(), 1, "nothing sent for the cancelled run");
         let (client, _) = app.signed_in(Role::Marketer).await;
 
+        // A run that could not start within 24 h of its due time expires instead of
+        // sending an old password.
+        request_password(&app, cleo).await;
+        app.clock.advance(Duration::from_secs(25 * 3600));
+        app.drain_due_runs().await;
+        let run = &runs(&app, automation).await[0];
+        assert_eq!(run.status, "expired", "{run:?}");
+        assert_eq!(smtp.messages().len(), 1);
+        let (client, _) = app.signed_in(Role::Marketer).await;
+
         // Today excluded (in Europe/Berlin): due at 00:00 of the next allowed day there.
         let zone = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
         let today = app.clock.now().to_zoned(zone.clone()).date();
