@@ -162,26 +162,29 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
     let workers = state.config.workers;
     let server = HttpServer::new(move || {
         let config = &state.config;
-        let store = DbSessionStore::new(
-            state.db.clone(),
-            state.clock.clone(),
-            "staff",
-            config.session_absolute_timeout,
-        );
-        let idle = actix_web::cookie::time::Duration::seconds(
-            config.session_idle_timeout.as_secs() as i64,
-        );
-        let sessions = SessionMiddleware::builder(store, key.clone())
-            .cookie_name("herald_session".into())
-            .cookie_secure(config.is_https())
-            .cookie_http_only(true)
-            .cookie_same_site(SameSite::Lax)
-            .session_lifecycle(
-                BrowserSession::default()
-                    .state_ttl(idle)
-                    .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
-            )
-            .build();
+        let sessions = |kind: &'static str, cookie: &str, path: &str| {
+            let store = DbSessionStore::new(
+                state.db.clone(),
+                state.clock.clone(),
+                kind,
+                config.session_absolute_timeout,
+            );
+            let idle = actix_web::cookie::time::Duration::seconds(
+                config.session_idle_timeout.as_secs() as i64,
+            );
+            SessionMiddleware::builder(store, key.clone())
+                .cookie_name(cookie.into())
+                .cookie_path(path.into())
+                .cookie_secure(config.is_https())
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .session_lifecycle(
+                    BrowserSession::default()
+                        .state_ttl(idle)
+                        .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+                )
+                .build()
+        };
         App::new()
             .app_data(state.clone())
             .app_data(web::FormConfig::default().error_handler(|e, _| {
@@ -191,29 +194,39 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
                 AppError::BadRequest(format!("The address could not be read: {e}.")).into()
             }))
             .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
-            .wrap(from_fn(crate::web::csrf::protect))
-            .wrap(sessions)
             .wrap(from_fn(mw::request_id))
             .wrap(mw::security_headers(config.is_https()))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(crate::metrics::metrics))
             .route("/static/{file}", web::get().to(crate::web::assets::serve))
-            .configure(crate::auth::public_routes)
+            // The public preference center: its own session cookie, nothing of the admin UI.
+            .service(
+                web::scope("/preferences")
+                    .wrap(from_fn(crate::web::csrf::protect))
+                    .wrap(sessions("contact", "herald_preferences", "/preferences"))
+                    .configure(crate::preferences::routes),
+            )
             .service(
                 web::scope("")
-                    .wrap(from_fn(mw::require_staff))
-                    .configure(crate::auth::staff_routes)
-                    .configure(crate::dashboard::routes)
-                    .configure(crate::contacts::routes)
-                    .configure(crate::automations::routes)
+                    .wrap(from_fn(crate::web::csrf::protect))
+                    .wrap(sessions("staff", "herald_session", "/"))
+                    .configure(crate::auth::public_routes)
                     .service(
-                        web::scope("/admin")
-                            .wrap(from_fn(mw::require_admin))
-                            .configure(crate::auth::admin_routes)
-                            .configure(crate::admin::routes),
-                    )
-                    .default_service(web::to(not_found)),
+                        web::scope("")
+                            .wrap(from_fn(mw::require_staff))
+                            .configure(crate::auth::staff_routes)
+                            .configure(crate::dashboard::routes)
+                            .configure(crate::contacts::routes)
+                            .configure(crate::automations::routes)
+                            .service(
+                                web::scope("/admin")
+                                    .wrap(from_fn(mw::require_admin))
+                                    .configure(crate::auth::admin_routes)
+                                    .configure(crate::admin::routes),
+                            )
+                            .default_service(web::to(not_found)),
+                    ),
             )
     })
     .shutdown_timeout(10)

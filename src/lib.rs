@@ -17,6 +17,7 @@ pub mod events;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;
+pub mod preferences;
 pub mod scheduler;
 pub mod settings;
 pub mod types;

@@ -26,6 +26,7 @@ macro_rules! on_both_engines {
 }
 
 mod helpers;
+mod preferences;
 mod processes;
 
 mod admin;

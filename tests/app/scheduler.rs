@@ -142,6 +142,69 @@ async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::RunRow> 
 }
 
 with_smtp! {
+    async fn a_contact_uses_the_emailed_password_in_the_preference_center(app, smtp) {
+        let (staff, _) = app.signed_in(Role::Marketer).await;
+        password_automation(&app, &staff, &[], &[]).await;
+        let mut groups = std::collections::HashMap::new();
+        for (name, visible) in [("Newsletter", true), ("Offers", true), ("VIP", false)] {
+            let mut values = vec![("name", name), ("description", "About things")];
+            if visible {
+                values.push(("visible_in_preference_center", "on"));
+            }
+            app.submit_with(&staff, "/groups/new", "/groups", &values).await;
+            let id = contacts::groups::list(&app.state.db).await.unwrap().into_iter().find(|g| g.name == name).unwrap().id;
+            groups.insert(name, id);
+        }
+        let input = ContactForm { email: "cleo@example.com".into(), first_name: "Cleo".into(), ..Default::default() }.parse().unwrap();
+        let mut tx = app.state.db.begin().await.unwrap();
+        let cleo = contacts::create(&mut tx, &input, Source::Api, app.now_ms()).await.unwrap();
+        contacts::join_group(&mut tx, cleo, groups["VIP"], app.now_ms()).await.unwrap();
+        contacts::join_group(&mut tx, cleo, groups["Offers"], app.now_ms()).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        let before = app.events().await.len();
+
+        let contact = crate::helpers::browser();
+        let r = app.submit_with(&contact, "/preferences/forgot", "/preferences/forgot", &[("email", "Cleo@Example.com")]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        app.drain_due_runs().await;
+        let password = password_in(&smtp.last_to("cleo@example.com").expect("the email").data);
+        let r = app.submit_with(&contact, "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", &password)]).await;
+        assert_eq!(crate::helpers::location(&r), "/preferences/password", "the emailed password forces a change");
+        assert_eq!(crate::helpers::location(&app.get_with(&contact, "/preferences").await), "/preferences/password");
+        let r = app.submit_with(&contact, "/preferences/password", "/preferences/password", &[("new_password", "cleo chose this one"), ("confirm_password", "cleo chose this one")]).await;
+        assert_eq!(crate::helpers::location(&r), "/preferences");
+        let fresh = crate::helpers::browser();
+        let r = app.submit_with(&fresh, "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "cleo chose this one")]).await;
+        assert_eq!(crate::helpers::location(&r), "/preferences", "the new password signs in");
+        let r = app.submit_with(&crate::helpers::browser(), "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", &password)]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the emailed one no longer does");
+
+        let (_, html) = app.page_with(&fresh, "/preferences").await;
+        let mut form = crate::helpers::find_form(&html, "/preferences");
+        assert_eq!(form.get("group"), Some(groups["Offers"].to_string().as_str()), "only the visible membership is shown");
+        assert!(!html.contains("VIP"));
+        form.remove("group");
+        form.fields.push(("group".into(), groups["Newsletter"].to_string()));
+        form.set("first_name", "Cleopatra");
+        let r = app.post_form_with(&fresh, &form).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let events = app.events().await;
+        let new: Vec<(&str, Option<i64>)> = events[before..].iter().map(|e| (e.0.as_str(), e.2)).collect();
+        assert_eq!(new, [
+            ("new_password_requested", None),
+            ("subscribed_to_group", Some(groups["Newsletter"])),
+            ("unsubscribed_from_group", Some(groups["Offers"])),
+            ("profile_data_changed", None),
+        ]);
+        assert_eq!(events.last().unwrap().3["changed"], serde_json::json!(["first_name"]));
+        let mine: Vec<String> = contacts::groups::of_contact(&app.state.db, cleo).await.unwrap().into_iter().map(|g| g.name).collect();
+        assert_eq!(mine, ["Newsletter", "VIP"], "the hidden membership survives");
+        // Signing out ends the session on the server.
+        let r = app.submit_with(&fresh, "/preferences", "/preferences/logout", &[]).await;
+        assert_eq!(crate::helpers::location(&r), "/preferences/login?signed_out=1");
+        assert_eq!(crate::helpers::location(&app.get_with(&fresh, "/preferences").await), "/preferences/login");
+    }
+
     async fn a_system_user_gets_a_password_that_forces_a_change(app, smtp) {
         let (client, _) = app.signed_in(Role::Admin).await;
         let id = new_automation(&app, &client, "Password on sign-in", "logged_on_to_system").await;
@@ -264,7 +327,6 @@ with_smtp! {
         app.drain_due_runs().await;
         assert_eq!(runs(&app, automation).await[0].status, "cancelled");
         assert_eq!(smtp.messages().len(), 1, "nothing sent for the cancelled run");
-        let (client, _) = app.signed_in(Role::Marketer).await;
 
         // A run that could not start within 24 h of its due time expires instead of
         // sending an old password.

@@ -1,0 +1,69 @@
+use herald::auth::users::Role;
+use herald::contacts::{self, ContactForm};
+use herald::events::Source;
+use reqwest::StatusCode;
+
+use crate::helpers::{browser, location, text_of};
+
+on_both_engines! {
+    async fn unknown_and_known_addresses_get_the_same_answer(app: TestApp) {
+        let input = ContactForm { email: "known@example.com".into(), ..Default::default() }.parse().unwrap();
+        let mut tx = app.state.db.begin().await.unwrap();
+        contacts::create(&mut tx, &input, Source::Api, app.now_ms()).await.unwrap();
+        tx.commit().await.unwrap();
+        let client = browser();
+        let known = app.submit_with(&client, "/preferences/forgot", "/preferences/forgot", &[("email", "known@example.com")]).await;
+        let known_status = known.status();
+        let known_body = known.text().await.unwrap();
+        let unknown = app.submit_with(&client, "/preferences/forgot", "/preferences/forgot", &[("email", "nobody@example.com")]).await;
+        assert_eq!(known_status, StatusCode::OK);
+        assert_eq!(unknown.status(), known_status);
+        assert_eq!(unknown.text().await.unwrap(), known_body);
+        assert!(text_of(&known_body, "#forgot-answer").unwrap().contains("If this address belongs to an account"));
+        let requested = app.events().await.into_iter().filter(|e| e.0 == "new_password_requested").count();
+        assert_eq!(requested, 1, "only the existing contact's request is recorded");
+        // Limited per address: the 4th request in 15 minutes records nothing, answers the same.
+        for _ in 0..3 {
+            let r = app.submit_with(&client, "/preferences/forgot", "/preferences/forgot", &[("email", "known@example.com")]).await;
+            assert_eq!(r.text().await.unwrap(), known_body);
+        }
+        let requested = app.events().await.into_iter().filter(|e| e.0 == "new_password_requested").count();
+        assert_eq!(requested, 3);
+    }
+
+    async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
+        let (staff, _) = app.signed_in(Role::Admin).await;
+        // A staff session does not open the preference center as a contact.
+        let r = app.get_with(&staff, "/preferences").await;
+        assert_eq!(location(&r), "/preferences/login");
+        // A contact session does not open any admin page.
+        let input = ContactForm { email: "cleo@example.com".into(), ..Default::default() }.parse().unwrap();
+        let mut tx = app.state.db.begin().await.unwrap();
+        let id = contacts::create(&mut tx, &input, Source::Api, app.now_ms()).await.unwrap();
+        tx.commit().await.unwrap();
+        let hash = app.state.hasher.hash(&herald::auth::Plaintext::new("cleo's long password"), herald::auth::Priority::Interactive).await.unwrap();
+        sqlx::query("UPDATE contacts SET password_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(app.state.db.write()).await.unwrap();
+        let contact = browser();
+        let r = app.submit_with(&contact, "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "cleo's long password")]).await;
+        assert_eq!(location(&r), "/preferences");
+        let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+        assert!(cookie.starts_with("herald_preferences=") && cookie.contains("Path=/preferences") && cookie.contains("HttpOnly"), "{cookie}");
+        for path in ["/dashboard", "/admin/users", "/contacts", "/automations"] {
+            let r = app.get_with(&contact, path).await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+            assert!(location(&r).starts_with("/login"), "{path}");
+        }
+        // Wrong password: generic message; a blocked contact cannot sign in.
+        let r = app.submit_with(&browser(), "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "nope nope nope")]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let mut tx = app.state.db.begin().await.unwrap();
+        contacts::set_status(&mut tx, id, contacts::Status::Blocked, app.now_ms()).await.unwrap();
+        tx.commit().await.unwrap();
+        let r = app.submit_with(&browser(), "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "cleo's long password")]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(location(&app.get_with(&contact, "/preferences").await), "/preferences/login", "a blocked contact's session ends");
+        // Forms need their CSRF token here too.
+        let r = contact.post(app.url("/preferences/forgot")).form(&[("email", "cleo@example.com")]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+}
