@@ -17,6 +17,8 @@ pub struct Settings {
     pub temp_password_lifetime_hours: i64,
     /// The holiday calendar: one `YYYY-MM-DD` per line, optionally with a name.
     pub holidays: String,
+    /// Whether people may sign themselves up in the preference center.
+    pub self_signup: bool,
 }
 
 impl Default for Settings {
@@ -29,6 +31,7 @@ impl Default for Settings {
             default_time_zone: "UTC".into(),
             temp_password_lifetime_hours: 24,
             holidays: String::new(),
+            self_signup: false,
         }
     }
 }
@@ -44,6 +47,8 @@ pub struct SettingsForm {
     pub temp_password_lifetime_hours: String,
     #[serde(default)]
     pub holidays: String,
+    #[serde(default)]
+    pub self_signup: Option<String>,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -56,6 +61,7 @@ impl From<&Settings> for SettingsForm {
             default_time_zone: s.default_time_zone.clone(),
             temp_password_lifetime_hours: s.temp_password_lifetime_hours.to_string(),
             holidays: s.holidays.clone(),
+            self_signup: s.self_signup.then(|| "on".to_string()),
         }
     }
 }
@@ -164,12 +170,13 @@ impl SettingsForm {
             default_time_zone,
             temp_password_lifetime_hours: hours.parse().unwrap_or(24),
             holidays,
+            self_signup: self.self_signup.is_some(),
         })
     }
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 7] {
+    fn pairs(&self) -> [(&'static str, String); 8] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -181,6 +188,7 @@ impl Settings {
                 self.temp_password_lifetime_hours.to_string(),
             ),
             ("holidays", self.holidays.clone()),
+            ("self_signup", self.self_signup.to_string()),
         ]
     }
 
@@ -203,6 +211,7 @@ impl Settings {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(d.temp_password_lifetime_hours),
             holidays: text("holidays", d.holidays),
+            self_signup: map.get("self_signup").is_some_and(|v| v == "true"),
         })
     }
 
@@ -252,6 +261,7 @@ mod tests {
             default_time_zone: "Mars/Olympus".into(),
             temp_password_lifetime_hours: "0".into(),
             holidays: "2026-12-25\nnot a date".into(),
+            self_signup: None,
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();

@@ -67,3 +67,27 @@ on_both_engines! {
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
 }
+
+on_both_engines! {
+    async fn self_signup_is_off_by_default_and_creates_a_contact_when_on(app: TestApp) {
+        assert_eq!(app.get("/preferences/signup").await.status(), StatusCode::NOT_FOUND);
+        let (admin, _) = app.signed_in(Role::Admin).await;
+        let r = app.submit_with(&admin, "/admin/settings", "/admin/settings", &[("self_signup", "on")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let visitor = browser();
+        let r = app.submit_with(&visitor, "/preferences/signup", "/preferences/signup", &[("email", "new@example.com")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(text_of(&r.text().await.unwrap(), "#consent-error").unwrap().contains("agree"));
+        let r = app.submit_with(&visitor, "/preferences/signup", "/preferences/signup", &[("email", "New@Example.com"), ("consent", "on")]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = r.text().await.unwrap();
+        assert!(contacts::find_by_email(&app.state.db, "new@example.com").await.unwrap().is_some());
+        let events = app.events().await;
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].0.as_str(), &events[0].3["source"]), ("registered_to_system", &serde_json::json!("preference_center")));
+        // The same address again: the same answer, nothing new.
+        let r = app.submit_with(&visitor, "/preferences/signup", "/preferences/signup", &[("email", "new@example.com"), ("consent", "on")]).await;
+        assert_eq!(r.text().await.unwrap(), body);
+        assert_eq!(app.events().await.len(), 1);
+    }
+}
