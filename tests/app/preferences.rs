@@ -53,6 +53,19 @@ on_both_engines! {
             assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
             assert!(location(&r).starts_with("/login"), "{path}");
         }
+        // Signing in with a temporary password ends the contact's other sessions.
+        let temp = app.state.hasher.hash(&herald::auth::Plaintext::new("temporary pass 123"), herald::auth::Priority::Interactive).await.unwrap();
+        sqlx::query("UPDATE contacts SET temp_hash = $1, temp_expires_at = $2 WHERE id = $3")
+            .bind(temp).bind(app.now_ms() + 3_600_000).bind(id).execute(app.state.db.write()).await.unwrap();
+        let other = browser();
+        let r = app.submit_with(&other, "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "temporary pass 123")]).await;
+        assert_eq!(location(&r), "/preferences/password");
+        assert_eq!(location(&app.get_with(&contact, "/preferences").await), "/preferences/login", "the older session ended");
+        let r = app.submit_with(&browser(), "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "temporary pass 123")]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a temporary password works once");
+        let contact = browser();
+        let r = app.submit_with(&contact, "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "cleo's long password")]).await;
+        assert_eq!(location(&r), "/preferences", "the permanent password still works");
         // Wrong password: generic message; a blocked contact cannot sign in.
         let r = app.submit_with(&browser(), "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "nope nope nope")]).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);

@@ -16,6 +16,10 @@ use crate::binary::{Herald, refs};
 use crate::helpers::{Engine, TestDb};
 use crate::smtp::{SmtpServer, password_in};
 
+/// These tests start busy `herald` processes: one at a time, so that in a
+/// `cargo test` run (threads of one process) they do not starve each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -134,6 +138,7 @@ fn env(db_url: &str, smtp: &SmtpServer, engine: Engine) -> Vec<(&'static str, St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_postgres_run_each_job_exactly_once() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let Some(test_db) = TestDb::create(Engine::Postgres, dir.path()).await else {
         return;
@@ -148,7 +153,7 @@ async fn two_instances_on_postgres_run_each_job_exactly_once() {
     let a = Herald::start(&dir_a, &refs(&env));
     let b = Herald::start(&dir_b, &refs(&env));
     request_passwords(&db, &people).await;
-    wait_for(&db, "'done'", 2000, Duration::from_secs(240)).await;
+    wait_for(&db, "'done'", 2000, Duration::from_secs(480)).await;
     let out_a = a.stop();
     let out_b = b.stop();
     let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM job_runs")
@@ -170,6 +175,7 @@ async fn two_instances_on_postgres_run_each_job_exactly_once() {
 }
 
 async fn crash_in_the_middle(engine: Engine) {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let Some(test_db) = TestDb::create(engine, dir.path()).await else {
         return;
@@ -185,11 +191,11 @@ async fn crash_in_the_middle(engine: Engine) {
     // The runs wait in the database (on SQLite no other process can wake Herald).
     request_passwords(&db, &people).await;
     let first = Herald::start(dir.path(), &refs(&env));
-    wait_for(&db, "'done'", 100, Duration::from_secs(120)).await;
+    wait_for(&db, "'done'", 100, Duration::from_secs(240)).await;
     let mut logs = first.kill();
     let killed_at = Instant::now();
     let second = Herald::start(dir.path(), &refs(&env));
-    wait_for(&db, "'done'", 500, Duration::from_secs(180)).await;
+    wait_for(&db, "'done'", 500, Duration::from_secs(240)).await;
     // Nothing stayed running beyond the lease (30 s) plus a minute.
     assert!(
         killed_at.elapsed() < Duration::from_secs(90),
@@ -239,6 +245,7 @@ async fn a_crash_loses_no_run_and_the_last_email_works_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_on_one_sqlite_file_does_not_run_the_scheduler() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let first = Herald::start(dir.path(), &[]);
     let second = Herald::start(dir.path(), &[]);
