@@ -381,14 +381,54 @@ async fn password_page(ctx: PageContext, session: Session) -> Result<HttpRespons
     )
 }
 
+/// The change-password form of staff and contacts.
 #[derive(Deserialize)]
-struct PasswordForm {
+pub struct PasswordForm {
     #[serde(default)]
-    current_password: String,
+    pub current_password: String,
     #[serde(default)]
-    new_password: String,
+    pub new_password: String,
     #[serde(default)]
-    confirm_password: String,
+    pub confirm_password: String,
+}
+
+/// Checks a password change for staff and contacts alike: the current password
+/// (unless `forced` after a temporary sign-in), the policy, the confirmation, and —
+/// when forced — that the new one is not the temporary one (`not_temporary` says
+/// so in the page's words). Returns the messages per field.
+pub async fn check_password_change(
+    hasher: &PasswordHasher,
+    form: &PasswordForm,
+    forced: bool,
+    email: &str,
+    password_hash: Option<&str>,
+    temp_hash: Option<&str>,
+    not_temporary: &str,
+) -> crate::settings::FieldErrors {
+    let mut errors = crate::settings::FieldErrors::new();
+    let current = Plaintext::new(form.current_password.clone());
+    if !forced
+        && !hasher
+            .verify(&current, password_hash, Priority::Interactive)
+            .await
+    {
+        errors.insert(
+            "current_password",
+            "This is not your current password.".into(),
+        );
+    }
+    let new = Plaintext::new(form.new_password.clone());
+    if let Err(e) = check_new_password(new.expose(), email) {
+        errors.insert("new_password", e);
+    } else if form.confirm_password != form.new_password {
+        errors.insert(
+            "confirm_password",
+            "The two passwords are not the same.".into(),
+        );
+    } else if forced && hasher.verify(&new, temp_hash, Priority::Interactive).await {
+        errors.insert("new_password", not_temporary.into());
+    }
+    errors
 }
 
 /// Checks a chosen password against the policy of SPEC §5.1: length, not the email.
@@ -419,40 +459,16 @@ async fn change_password(
         .await?
         .ok_or(AppError::Forbidden)?;
     let new = Plaintext::new(form.new_password.clone());
-    let mut errors = crate::settings::FieldErrors::new();
-    if !forced
-        && !state
-            .hasher
-            .verify(
-                &Plaintext::new(form.current_password.clone()),
-                stored.password_hash.as_deref(),
-                Priority::Interactive,
-            )
-            .await
-    {
-        errors.insert(
-            "current_password",
-            "This is not your current password.".into(),
-        );
-    }
-    if let Err(e) = check_new_password(new.expose(), &stored.email) {
-        errors.insert("new_password", e);
-    } else if form.confirm_password != form.new_password {
-        errors.insert(
-            "confirm_password",
-            "The two passwords are not the same.".into(),
-        );
-    } else if forced
-        && state
-            .hasher
-            .verify(&new, stored.temp_hash.as_deref(), Priority::Interactive)
-            .await
-    {
-        errors.insert(
-            "new_password",
-            "Choose a password of your own, not the temporary one.".into(),
-        );
-    }
+    let errors = check_password_change(
+        &state.hasher,
+        &form,
+        forced,
+        &stored.email,
+        stored.password_hash.as_deref(),
+        stored.temp_hash.as_deref(),
+        "Choose a password of your own, not the temporary one.",
+    )
+    .await;
     if !errors.is_empty() {
         return render(
             StatusCode::UNPROCESSABLE_ENTITY,

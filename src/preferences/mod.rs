@@ -321,21 +321,11 @@ async fn password_page(
     )
 }
 
-#[derive(Deserialize)]
-struct PasswordForm {
-    #[serde(default)]
-    current_password: String,
-    #[serde(default)]
-    new_password: String,
-    #[serde(default)]
-    confirm_password: String,
-}
-
 async fn change_password(
     state: web::Data<AppState>,
     ctx: PageContext,
     session: Session,
-    form: web::Form<PasswordForm>,
+    form: web::Form<crate::auth::PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let Some(contact) = signed_in(&state, &session).await? else {
         return Ok(redirect("/preferences/login"));
@@ -345,40 +335,16 @@ async fn change_password(
         .await?
         .ok_or(AppError::NotFound)?;
     let new = Plaintext::new(form.new_password.clone());
-    let mut errors = FieldErrors::new();
-    if !forced
-        && !state
-            .hasher
-            .verify(
-                &Plaintext::new(form.current_password.clone()),
-                stored.password_hash.as_deref(),
-                Priority::Interactive,
-            )
-            .await
-    {
-        errors.insert(
-            "current_password",
-            "This is not your current password.".into(),
-        );
-    }
-    if let Err(e) = crate::auth::check_new_password(new.expose(), &contact.email) {
-        errors.insert("new_password", e);
-    } else if form.confirm_password != form.new_password {
-        errors.insert(
-            "confirm_password",
-            "The two passwords are not the same.".into(),
-        );
-    } else if forced
-        && state
-            .hasher
-            .verify(&new, stored.temp_hash.as_deref(), Priority::Interactive)
-            .await
-    {
-        errors.insert(
-            "new_password",
-            "Choose a password of your own, not the one we emailed.".into(),
-        );
-    }
+    let errors = crate::auth::check_password_change(
+        &state.hasher,
+        &form,
+        forced,
+        &contact.email,
+        stored.password_hash.as_deref(),
+        stored.temp_hash.as_deref(),
+        "Choose a password of your own, not the one we emailed.",
+    )
+    .await;
     if !errors.is_empty() {
         return render(
             StatusCode::UNPROCESSABLE_ENTITY,
