@@ -104,19 +104,17 @@ pub async fn execute(state: &AppState, run: &Claimed) -> Outcome {
             ends: &ends,
             link: &link,
         };
-        let (Ok(text), Ok(html)) = (text.render(), html.render()) else {
+        let Ok(email) = Email::from_templates(
+            &settings,
+            &user.email,
+            format!("Automation \"{}\" ends on {ends}", a.name),
+            &text,
+            &html,
+        ) else {
             return Outcome::Failed {
                 target,
                 error: "the email template could not be rendered".into(),
             };
-        };
-        let email = Email {
-            from_name: settings.sender_name.clone(),
-            from_address: settings.sender_address.clone(),
-            to: user.email.clone(),
-            subject: format!("Automation \"{}\" ends on {ends}", a.name),
-            text,
-            html,
         };
         match state.mailer.send(&email).await {
             Ok(id) => last_id = Some(id),

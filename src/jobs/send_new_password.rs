@@ -285,19 +285,17 @@ async fn deliver(state: &AppState, run: &Claimed, a: &Automation, to: Recipient)
         expires: &expires,
         link: &link,
     };
-    let (Ok(text), Ok(html)) = (text.render(), html.render()) else {
+    let Ok(email) = Email::from_templates(
+        &settings,
+        &to.email,
+        format!("Your new password for {}", settings.brand_name),
+        &text,
+        &html,
+    ) else {
         return Outcome::Failed {
             target,
             error: "the email template could not be rendered".into(),
         };
-    };
-    let email = Email {
-        from_name: settings.sender_name.clone(),
-        from_address: settings.sender_address.clone(),
-        to: to.email.clone(),
-        subject: format!("Your new password for {}", settings.brand_name),
-        text,
-        html,
     };
     match state.mailer.send(&email).await {
         Ok(message_id) => {

@@ -32,6 +32,27 @@ impl std::fmt::Debug for Email {
     }
 }
 
+impl Email {
+    /// An email from the configured sender, its bodies rendered from a text and an
+    /// HTML template.
+    pub fn from_templates(
+        settings: &crate::settings::Settings,
+        to: &str,
+        subject: String,
+        text: &impl askama::Template,
+        html: &impl askama::Template,
+    ) -> Result<Self, askama::Error> {
+        Ok(Self {
+            from_name: settings.sender_name.clone(),
+            from_address: settings.sender_address.clone(),
+            to: to.to_string(),
+            subject,
+            text: text.render()?,
+            html: html.render()?,
+        })
+    }
+}
+
 /// Why a send failed: worth retrying, or not.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
