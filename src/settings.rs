@@ -19,6 +19,14 @@ pub struct Settings {
     pub holidays: String,
     /// Whether people may sign themselves up in the preference center.
     pub self_signup: bool,
+    /// Length of the passwords the jobs email (12–64).
+    pub password_length: i64,
+    /// Password emails per target per hour before runs are skipped.
+    pub password_emails_per_hour: i64,
+    /// A password run that cannot start this long after its due time expires.
+    pub stale_after_hours: i64,
+    /// The shortest password a contact may choose.
+    pub contact_password_min: i64,
 }
 
 impl Default for Settings {
@@ -32,6 +40,10 @@ impl Default for Settings {
             temp_password_lifetime_hours: 24,
             holidays: String::new(),
             self_signup: false,
+            password_length: 16,
+            password_emails_per_hour: 3,
+            stale_after_hours: 24,
+            contact_password_min: 12,
         }
     }
 }
@@ -49,6 +61,14 @@ pub struct SettingsForm {
     pub holidays: String,
     #[serde(default)]
     pub self_signup: Option<String>,
+    #[serde(default)]
+    pub password_length: String,
+    #[serde(default)]
+    pub password_emails_per_hour: String,
+    #[serde(default)]
+    pub stale_after_hours: String,
+    #[serde(default)]
+    pub contact_password_min: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -62,6 +82,10 @@ impl From<&Settings> for SettingsForm {
             temp_password_lifetime_hours: s.temp_password_lifetime_hours.to_string(),
             holidays: s.holidays.clone(),
             self_signup: s.self_signup.then(|| "on".to_string()),
+            password_length: s.password_length.to_string(),
+            password_emails_per_hour: s.password_emails_per_hour.to_string(),
+            stale_after_hours: s.stale_after_hours.to_string(),
+            contact_password_min: s.contact_password_min.to_string(),
         }
     }
 }
@@ -159,10 +183,55 @@ impl SettingsForm {
                 })
                 .map_err(Invalid::new),
         );
+        let mut number = |field: &'static str, raw: &str, min: i64, max: i64, unit: &str| match raw
+            .trim()
+            .parse::<i64>()
+        {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                errors.insert(
+                    field,
+                    format!("Enter a whole number of {unit} from {min} to {max}."),
+                );
+                min
+            }
+        };
+        let password_length = number(
+            "password_length",
+            &self.password_length,
+            12,
+            64,
+            "characters",
+        );
+        let password_emails_per_hour = number(
+            "password_emails_per_hour",
+            &self.password_emails_per_hour,
+            1,
+            100,
+            "emails",
+        );
+        let stale_after_hours = number(
+            "stale_after_hours",
+            &self.stale_after_hours,
+            1,
+            720,
+            "hours",
+        );
+        let contact_password_min = number(
+            "contact_password_min",
+            &self.contact_password_min,
+            12,
+            128,
+            "characters",
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Settings {
+            password_length,
+            password_emails_per_hour,
+            stale_after_hours,
+            contact_password_min,
             brand_name,
             sender_name,
             sender_address,
@@ -176,7 +245,7 @@ impl SettingsForm {
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 8] {
+    fn pairs(&self) -> [(&'static str, String); 12] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -189,6 +258,16 @@ impl Settings {
             ),
             ("holidays", self.holidays.clone()),
             ("self_signup", self.self_signup.to_string()),
+            ("password_length", self.password_length.to_string()),
+            (
+                "password_emails_per_hour",
+                self.password_emails_per_hour.to_string(),
+            ),
+            ("stale_after_hours", self.stale_after_hours.to_string()),
+            (
+                "contact_password_min",
+                self.contact_password_min.to_string(),
+            ),
         ]
     }
 
@@ -200,6 +279,7 @@ impl Settings {
         let map: HashMap<String, String> = rows.into_iter().collect();
         let d = Settings::default();
         let text = |k: &str, d: String| map.get(k).cloned().unwrap_or(d);
+        let int = |k: &str, d: i64| map.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
         Ok(Settings {
             brand_name: text("brand_name", d.brand_name),
             sender_name: text("sender_name", d.sender_name),
@@ -212,6 +292,10 @@ impl Settings {
                 .unwrap_or(d.temp_password_lifetime_hours),
             holidays: text("holidays", d.holidays),
             self_signup: map.get("self_signup").is_some_and(|v| v == "true"),
+            password_length: int("password_length", d.password_length),
+            password_emails_per_hour: int("password_emails_per_hour", d.password_emails_per_hour),
+            stale_after_hours: int("stale_after_hours", d.stale_after_hours),
+            contact_password_min: int("contact_password_min", d.contact_password_min),
         })
     }
 
@@ -262,6 +346,10 @@ mod tests {
             temp_password_lifetime_hours: "0".into(),
             holidays: "2026-12-25\nnot a date".into(),
             self_signup: None,
+            password_length: "8".into(),
+            password_emails_per_hour: "3".into(),
+            stale_after_hours: "24".into(),
+            contact_password_min: "12".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();
@@ -271,6 +359,7 @@ mod tests {
                 "brand_name",
                 "default_time_zone",
                 "holidays",
+                "password_length",
                 "preference_center_url",
                 "sender_address",
                 "temp_password_lifetime_hours"

@@ -396,9 +396,11 @@ pub struct PasswordForm {
 /// (unless `forced` after a temporary sign-in), the policy, the confirmation, and —
 /// when forced — that the new one is not the temporary one (`not_temporary` says
 /// so in the page's words). Returns the messages per field.
+#[allow(clippy::too_many_arguments)]
 pub async fn check_password_change(
     hasher: &PasswordHasher,
     form: &PasswordForm,
+    min_chars: usize,
     forced: bool,
     email: &str,
     password_hash: Option<&str>,
@@ -418,7 +420,7 @@ pub async fn check_password_change(
         );
     }
     let new = Plaintext::new(form.new_password.clone());
-    if let Err(e) = check_new_password(new.expose(), email) {
+    if let Err(e) = check_new_password(new.expose(), email, min_chars) {
         errors.insert("new_password", e);
     } else if form.confirm_password != form.new_password {
         errors.insert(
@@ -431,11 +433,12 @@ pub async fn check_password_change(
     errors
 }
 
-/// Checks a chosen password against the policy of SPEC §5.1: length, not the email.
-pub fn check_new_password(new: &str, email: &str) -> Result<(), String> {
+/// Checks a chosen password against the policy of SPEC §5.1: at least `min`
+/// characters, not the email.
+pub fn check_new_password(new: &str, email: &str, min: usize) -> Result<(), String> {
     let n = new.chars().count();
-    if n < MIN_PASSWORD_CHARS {
-        return Err(format!("Use at least {MIN_PASSWORD_CHARS} characters."));
+    if n < min {
+        return Err(format!("Use at least {min} characters."));
     }
     if n > MAX_PASSWORD_CHARS {
         return Err(format!("Use at most {MAX_PASSWORD_CHARS} characters."));
@@ -462,6 +465,7 @@ async fn change_password(
     let errors = check_password_change(
         &state.hasher,
         &form,
+        MIN_PASSWORD_CHARS,
         forced,
         &stored.email,
         stored.password_hash.as_deref(),

@@ -15,11 +15,6 @@ use crate::mail::{Email, SendError};
 use crate::scheduler::{Claimed, Outcome, Target};
 use crate::settings::Settings;
 
-/// Password emails per target per hour before runs are skipped.
-pub const RATE_LIMIT_PER_HOUR: i64 = 3;
-/// A run that cannot start within this long after its due time expires.
-pub const STALE_AFTER_MS: i64 = 24 * 3600 * 1000;
-
 #[derive(Template)]
 #[template(path = "email/password.txt")]
 struct TextBody<'a> {
@@ -64,7 +59,11 @@ fn unexpected(target: Option<Target>, e: impl std::fmt::Display) -> Outcome {
 
 pub async fn execute(state: &AppState, run: &Claimed, kind: JobKind) -> Outcome {
     let now = state.clock.now_ms();
-    if now - run.due_at > STALE_AFTER_MS {
+    let settings = match Settings::load(&state.db).await {
+        Ok(s) => s,
+        Err(e) => return unexpected(None, e),
+    };
+    if now - run.due_at > settings.stale_after_hours * 3_600_000 {
         return Outcome::Expired;
     }
     let a = match automations::find(&state.db, run.automation_id).await {
@@ -90,7 +89,7 @@ pub async fn execute(state: &AppState, run: &Claimed, kind: JobKind) -> Outcome 
     };
     let target = Some(recipient.target);
     match recent_deliveries(state, recipient.target, now).await {
-        Ok(n) if n >= RATE_LIMIT_PER_HOUR => {
+        Ok(n) if n >= settings.password_emails_per_hour => {
             return skip(
                 target,
                 format!("rate limited: {n} password emails to this address in the last hour"),
@@ -99,7 +98,7 @@ pub async fn execute(state: &AppState, run: &Claimed, kind: JobKind) -> Outcome 
         Ok(_) => {}
         Err(e) => return unexpected(target, e),
     }
-    deliver(state, run, &a, recipient).await
+    deliver(state, run, &a, recipient, &settings).await
 }
 
 /// Resolves the target now (the selection is calculated when the job executes).
@@ -227,13 +226,15 @@ async fn recent_deliveries(state: &AppState, target: Target, now: i64) -> Result
 }
 
 /// Makes a fresh password, stores its hash as the temporary credential, emails it.
-async fn deliver(state: &AppState, run: &Claimed, a: &Automation, to: Recipient) -> Outcome {
+async fn deliver(
+    state: &AppState,
+    run: &Claimed,
+    a: &Automation,
+    to: Recipient,
+    settings: &Settings,
+) -> Outcome {
     let target = Some(to.target);
-    let settings = match Settings::load(&state.db).await {
-        Ok(s) => s,
-        Err(e) => return unexpected(target, e),
-    };
-    let plain = password::generate(crate::auth::TEMP_PASSWORD_LENGTH);
+    let plain = password::generate(settings.password_length as usize);
     let hash = match state.hasher.hash(&plain, Priority::Background).await {
         Ok(h) => h,
         Err(e) => {
@@ -270,7 +271,7 @@ async fn deliver(state: &AppState, run: &Claimed, a: &Automation, to: Recipient)
                 .to_string()
         })
         .unwrap_or_default();
-    let link = sign_in_link(state, &settings, to.target.kind);
+    let link = sign_in_link(state, settings, to.target.kind);
     let text = TextBody {
         name: &to.name,
         brand: &settings.brand_name,
@@ -286,7 +287,7 @@ async fn deliver(state: &AppState, run: &Claimed, a: &Automation, to: Recipient)
         link: &link,
     };
     let Ok(email) = Email::from_templates(
-        &settings,
+        settings,
         &to.email,
         format!("Your new password for {}", settings.brand_name),
         &text,

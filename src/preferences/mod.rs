@@ -294,6 +294,7 @@ async fn forgot(
 struct PasswordPage {
     ctx: PageContext,
     forced: bool,
+    min: i64,
     errors: FieldErrors,
 }
 
@@ -316,6 +317,9 @@ async fn password_page(
         &PasswordPage {
             ctx,
             forced: must_change(&session),
+            min: crate::settings::Settings::load(&state.db)
+                .await?
+                .contact_password_min,
             errors: FieldErrors::new(),
         },
     )
@@ -335,9 +339,13 @@ async fn change_password(
         .await?
         .ok_or(AppError::NotFound)?;
     let new = Plaintext::new(form.new_password.clone());
+    let min = crate::settings::Settings::load(&state.db)
+        .await?
+        .contact_password_min as usize;
     let errors = crate::auth::check_password_change(
         &state.hasher,
         &form,
+        min,
         forced,
         &contact.email,
         stored.password_hash.as_deref(),
@@ -351,6 +359,7 @@ async fn change_password(
             &PasswordPage {
                 ctx,
                 forced,
+                min: min as i64,
                 errors,
             },
         );

@@ -263,7 +263,10 @@ pub async fn finish(
         Outcome::Expired => (
             "expired",
             run.due_at,
-            Some("could not start within 24 hours of its due time".to_string()),
+            Some(
+                "could not start in time: the password would be stale (limit in Settings)"
+                    .to_string(),
+            ),
             None,
             None,
             None,

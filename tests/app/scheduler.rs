@@ -142,6 +142,22 @@ async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::RunRow> 
 }
 
 with_smtp! {
+    async fn password_length_and_rate_limit_come_from_the_settings(app, smtp) {
+        let (admin, _) = app.signed_in(Role::Admin).await;
+        let r = app.submit_with(&admin, "/admin/settings", "/admin/settings", &[("password_length", "11")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "at least 12");
+        let r = app.submit_with(&admin, "/admin/settings", "/admin/settings", &[("password_length", "24"), ("password_emails_per_hour", "1")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        password_automation(&app, &admin, &[], &[]).await;
+        let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
+        request_password(&app, cleo).await;
+        app.drain_due_runs().await;
+        request_password(&app, cleo).await;
+        app.drain_due_runs().await;
+        assert_eq!(smtp.messages().len(), 1, "one per hour");
+        assert_eq!(password_in(&smtp.messages()[0].data).chars().count(), 24);
+    }
+
     async fn a_contact_uses_the_emailed_password_in_the_preference_center(app, smtp) {
         let (staff, _) = app.signed_in(Role::Marketer).await;
         password_automation(&app, &staff, &[], &[]).await;
