@@ -198,8 +198,51 @@ struct LoginForm {
     next: String,
 }
 
+/// Temporary credential fields as stored for staff and contacts.
+pub fn usable_temp(
+    hash: Option<&str>,
+    expires_at: Option<i64>,
+    used_at: Option<i64>,
+    now_ms: i64,
+) -> Option<&str> {
+    match (hash, expires_at, used_at) {
+        (Some(h), Some(exp), None) if exp > now_ms => Some(h),
+        _ => None,
+    }
+}
+
+/// Verifies a sign-in against an account's permanent password, then its usable
+/// temporary one; with no account (`None`: unknown, disabled, blocked) against a
+/// dummy hash, so the answer takes the same time. Returns (verified, with the
+/// temporary password).
+pub async fn verify_sign_in(
+    hasher: &PasswordHasher,
+    password: &Plaintext,
+    account: Option<(Option<&str>, Option<&str>)>,
+) -> (bool, bool) {
+    let Some((permanent, temporary)) = account else {
+        hasher.verify(password, None, Priority::Interactive).await;
+        return (false, false);
+    };
+    if hasher
+        .verify(password, permanent, Priority::Interactive)
+        .await
+    {
+        return (true, false);
+    }
+    match temporary {
+        Some(t) => {
+            let ok = hasher
+                .verify(password, Some(t), Priority::Interactive)
+                .await;
+            (ok, ok)
+        }
+        None => (false, false),
+    }
+}
+
 /// The one message for every failed sign-in, whatever the reason.
-const SIGN_IN_FAILED: &str = "The email or password is not right. Check both and try again.";
+pub const SIGN_IN_FAILED: &str = "The email or password is not right. Check both and try again.";
 
 async fn login(
     state: web::Data<AppState>,
@@ -211,43 +254,15 @@ async fn login(
     let form = form.into_inner();
     let ip = client_ip(&req, &state.config.trusted_proxies);
     let account: String = form.email.trim().to_lowercase().chars().take(254).collect();
-    let delay =
-        throttle::delay_before_attempt(&state.db, state.clock.now_ms(), &account, &ip).await?;
-    if !delay.is_zero() {
-        tracing::info!(delay_ms = delay.as_millis() as u64, "sign-in throttled");
-        tokio::time::sleep(delay).await;
-    }
+    throttle::wait_turn(&state.db, state.clock.now_ms(), &account, &ip).await?;
     let now = state.clock.now_ms();
     let password = Plaintext::new(form.password);
     let user = users::find_by_email(&state.db, &account).await?;
-    // Verify even for unknown or disabled accounts (against a dummy hash), so the
-    // answer takes the same time whether or not the account exists.
-    let (verified, with_temp) = match &user {
-        Some(u) if !u.disabled => {
-            let permanent = state
-                .hasher
-                .verify(&password, u.password_hash.as_deref(), Priority::Interactive)
-                .await;
-            if permanent {
-                (true, false)
-            } else if let Some(temp) = u.usable_temp_hash(now) {
-                let ok = state
-                    .hasher
-                    .verify(&password, Some(temp), Priority::Interactive)
-                    .await;
-                (ok, ok)
-            } else {
-                (false, false)
-            }
-        }
-        _ => {
-            state
-                .hasher
-                .verify(&password, None, Priority::Interactive)
-                .await;
-            (false, false)
-        }
-    };
+    let stored = user
+        .as_ref()
+        .filter(|u| !u.disabled)
+        .map(|u| (u.password_hash.as_deref(), u.usable_temp_hash(now)));
+    let (verified, with_temp) = verify_sign_in(&state.hasher, &password, stored).await;
     let user = match user {
         Some(u)
             if verified

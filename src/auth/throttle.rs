@@ -41,6 +41,16 @@ pub async fn delay_before_attempt(
     Ok(delay_for(by_account, ACCOUNT_FREE_FAILURES).max(delay_for(by_ip, IP_FREE_FAILURES)))
 }
 
+/// Waits as long as the throttle asks before an attempt for `account` from `ip`.
+pub async fn wait_turn(db: &Db, now_ms: i64, account: &str, ip: &str) -> Result<(), sqlx::Error> {
+    let delay = delay_before_attempt(db, now_ms, account, ip).await?;
+    if !delay.is_zero() {
+        tracing::info!(delay_ms = delay.as_millis() as u64, "sign-in throttled");
+        tokio::time::sleep(delay).await;
+    }
+    Ok(())
+}
+
 pub async fn record_failure(
     db: &Db,
     now_ms: i64,

@@ -76,10 +76,12 @@ pub struct SystemUser {
 impl SystemUser {
     /// The temporary credential's hash, while it may still be used to sign in.
     pub fn usable_temp_hash(&self, now_ms: i64) -> Option<&str> {
-        match (&self.temp_hash, self.temp_expires_at, self.temp_used_at) {
-            (Some(h), Some(exp), None) if exp > now_ms => Some(h),
-            _ => None,
-        }
+        super::usable_temp(
+            self.temp_hash.as_deref(),
+            self.temp_expires_at,
+            self.temp_used_at,
+            now_ms,
+        )
     }
 
     pub fn is_admin(&self) -> bool {

@@ -126,8 +126,6 @@ struct LoginForm {
     password: String,
 }
 
-const SIGN_IN_FAILED: &str = "The email or password is not right. Check both and try again.";
-
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -139,47 +137,20 @@ async fn login(
     let ip = client_ip(&req, &state.config.trusted_proxies);
     let email: String = form.email.trim().to_lowercase().chars().take(254).collect();
     let account = format!("contact:{email}");
-    let delay =
-        throttle::delay_before_attempt(&state.db, state.clock.now_ms(), &account, &ip).await?;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    throttle::wait_turn(&state.db, state.clock.now_ms(), &account, &ip).await?;
     let now = state.clock.now_ms();
     let password = Plaintext::new(form.password);
     let found = credentials(&state, &email).await?;
-    let (verified, with_temp) = match &found {
-        Some(c) if c.status == "active" => {
-            if state
-                .hasher
-                .verify(&password, c.password_hash.as_deref(), Priority::Interactive)
-                .await
-            {
-                (true, false)
-            } else {
-                let usable = match (&c.temp_hash, c.temp_expires_at, c.temp_used_at) {
-                    (Some(h), Some(exp), None) if exp > now => Some(h.as_str()),
-                    _ => None,
-                };
-                match usable {
-                    Some(h) => {
-                        let ok = state
-                            .hasher
-                            .verify(&password, Some(h), Priority::Interactive)
-                            .await;
-                        (ok, ok)
-                    }
-                    None => (false, false),
-                }
-            }
-        }
-        _ => {
-            state
-                .hasher
-                .verify(&password, None, Priority::Interactive)
-                .await;
-            (false, false)
-        }
-    };
+    let stored = found.as_ref().filter(|c| c.status == "active").map(|c| {
+        let temp = crate::auth::usable_temp(
+            c.temp_hash.as_deref(),
+            c.temp_expires_at,
+            c.temp_used_at,
+            now,
+        );
+        (c.password_hash.as_deref(), temp)
+    });
+    let (verified, with_temp) = crate::auth::verify_sign_in(&state.hasher, &password, stored).await;
     let used = match (&found, verified, with_temp) {
         (Some(c), true, true) => sqlx::query(
             "UPDATE contacts SET temp_used_at = $1 WHERE id = $2 AND temp_used_at IS NULL AND temp_hash IS NOT NULL",
@@ -200,7 +171,7 @@ async fn login(
             &LoginPage {
                 ctx,
                 email: form.email,
-                error: Some(SIGN_IN_FAILED),
+                error: Some(crate::auth::SIGN_IN_FAILED),
                 signed_out: false,
             },
         );
