@@ -26,7 +26,11 @@ async fn main() -> anyhow::Result<()> {
         text: "Here is your new password:\n\n    Xy7#abcdEFGH2345\n".into(),
         html: "<p>Here is your new password: <code>Xy7#abcdEFGH2345</code></p>".into(),
     };
-    let mailer = Mailer::new(Some(&server.url()), std::path::Path::new("/tmp"))?;
+    let mailer = Mailer::new(
+        Some(&server.url()),
+        std::path::Path::new("/tmp"),
+        std::time::Duration::from_secs(15),
+    )?;
     mailer.send(&email).await.map_err(|e| anyhow::anyhow!(e))?; // connect first
     let t = Instant::now();
     for _ in 0..n {

@@ -28,11 +28,14 @@ struct AuditPage {
     rows: Vec<audit::Row>,
     page: i64,
     more: bool,
+    who: &'static str,
 }
 
 #[derive(Deserialize)]
 struct PageQuery {
     page: Option<i64>,
+    #[serde(default)]
+    who: String,
 }
 
 async fn audit_log(
@@ -41,7 +44,8 @@ async fn audit_log(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let page = query.page.unwrap_or(1).clamp(1, 1_000_000);
-    let (rows, more) = audit::page(&state.db, page, AUDIT_PAGE_SIZE).await?;
+    let who = audit::ActorFilter::parse(&query.who);
+    let (rows, more) = audit::page(&state.db, who, page, AUDIT_PAGE_SIZE).await?;
     render(
         StatusCode::OK,
         &AuditPage {
@@ -49,6 +53,7 @@ async fn audit_log(
             rows,
             page,
             more,
+            who: who.code(),
         },
     )
 }

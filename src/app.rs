@@ -57,6 +57,7 @@ impl Application {
         let mailer = crate::mail::Mailer::new(
             config.smtp_url.as_ref().map(|s| s.expose()),
             &config.data_dir,
+            config.smtp_timeout,
         )?;
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
@@ -194,6 +195,7 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
                 AppError::BadRequest(format!("The address could not be read: {e}.")).into()
             }))
             .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+            .wrap(from_fn(crate::web::input::reject_control_characters))
             .wrap(from_fn(mw::request_id))
             .wrap(mw::security_headers(config.is_https()))
             .route("/healthz", web::get().to(healthz))

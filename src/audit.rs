@@ -134,10 +134,45 @@ impl Actor {
             label: email.to_string(),
         }
     }
+    /// A contact acting in the preference center: `contact:<email>`.
+    pub fn contact(email: &str) -> Self {
+        Self::named(format!("{CONTACT_PREFIX}{email}"))
+    }
     pub fn named(label: impl Into<String>) -> Self {
         Self {
             id: None,
             label: label.into(),
+        }
+    }
+}
+
+/// How the label of a contact actor starts.
+pub const CONTACT_PREFIX: &str = "contact:";
+
+/// Whose entries the audit page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActorFilter {
+    #[default]
+    Everyone,
+    /// System users and Herald itself.
+    Staff,
+    /// Contacts in the preference center.
+    Contacts,
+}
+
+impl ActorFilter {
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "staff" => Self::Staff,
+            "contact" => Self::Contacts,
+            _ => Self::Everyone,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Everyone => "",
+            Self::Staff => "staff",
+            Self::Contacts => "contact",
         }
     }
 }
@@ -204,17 +239,29 @@ impl Row {
     }
 }
 
-/// A page of entries, newest first, and whether an older page exists.
-pub async fn page(db: &Db, page: i64, per_page: i64) -> Result<(Vec<Row>, bool), sqlx::Error> {
+/// A page of entries by `who`, newest first, and whether an older page exists.
+pub async fn page(
+    db: &Db,
+    who: ActorFilter,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<Row>, bool), sqlx::Error> {
     let offset = (page.max(1) - 1) * per_page;
-    let mut rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, at, actor, action, target, detail, ip FROM audit_log \
-         ORDER BY id DESC LIMIT $1 OFFSET $2",
-    )
-    .bind(per_page + 1)
-    .bind(offset)
-    .fetch_all(db.read())
-    .await?;
+    let contacts = format!("{CONTACT_PREFIX}%");
+    let (condition, pattern) = match who {
+        ActorFilter::Everyone => ("LIKE", "%"),
+        ActorFilter::Staff => ("NOT LIKE", contacts.as_str()),
+        ActorFilter::Contacts => ("LIKE", contacts.as_str()),
+    };
+    let sql = format!(
+        "SELECT id, at, actor, action, target, detail, ip FROM audit_log WHERE actor {condition} $1 \
+         ORDER BY id DESC LIMIT $2 OFFSET $3"
+    );
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(pattern)
+        .bind(per_page + 1)
+        .bind(offset);
+    let mut rows: Vec<Row> = query.fetch_all(db.read()).await?;
     let more = rows.len() as i64 > per_page;
     rows.truncate(per_page as usize);
     Ok((rows, more))

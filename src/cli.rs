@@ -42,6 +42,12 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Write a consistent copy of the SQLite database (safe while Herald runs).
+    Backup {
+        /// The file to create (an existing file is never overwritten).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Add synthetic demo contacts, groups and memberships (for trying and measuring).
     SeedDemo {
         /// How many contacts to add.
@@ -70,13 +76,7 @@ pub enum UserCommand {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::new(&config.log);
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(&config.log);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -98,6 +98,7 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Migrate => migrate(&config).await,
         Command::User(cmd) => user(&config, cmd).await,
         Command::SeedDemo { contacts } => seed_demo(&config, contacts).await,
+        Command::Backup { to } => backup(&config, &to).await,
         Command::SendTestEmail { to } => send_test_email(&config, &to).await,
         Command::CheckConfig => unreachable!("handled above"),
     };
@@ -129,6 +130,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    let db = Db::connect(config.database_url.expose()).await?;
+    db.backup_to(to).await?;
+    let url = config.database_url.expose();
+    let live = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    println!(
+        "Backed up the database to {}.\nTo restore: stop Herald, replace {live} with this file \
+         (and delete {live}-wal and {live}-shm if they exist), then start Herald again.",
+        to.display()
+    );
+    Ok(())
+}
+
 async fn seed_demo(config: &Config, contacts: u64) -> anyhow::Result<()> {
     let db = Db::connect(config.database_url.expose()).await?;
     db.migrate().await?;
@@ -145,6 +164,7 @@ async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
     let mailer = crate::mail::Mailer::new(
         config.smtp_url.as_ref().map(|s| s.expose()),
         &config.data_dir,
+        config.smtp_timeout,
     )?;
     let email = crate::mail::Email {
         from_name: settings.sender_name.clone(),

@@ -62,6 +62,14 @@ pub struct Config {
     pub workers: usize,
     /// `tracing` filter, e.g. `info` or `herald=debug,info`.
     pub log: String,
+    /// Bearer token that `/metrics` requires; without one the endpoint is off (404).
+    pub metrics_token: Option<Secret>,
+    /// The longest any one SMTP step (connect, greeting, EHLO, STARTTLS, each
+    /// command, the data) may take.
+    pub smtp_timeout: Duration,
+    /// The longest one attempt of a job may take; past it the attempt is abandoned
+    /// and the run retried with backoff.
+    pub job_timeout: Duration,
     /// Unknown keys found in the file or environment, reported once logging is up.
     pub warnings: Vec<String>,
 }
@@ -149,6 +157,21 @@ const KEYS: &[Key] = &[
     Key {
         name: "log",
         default: "info",
+        secret: false,
+    },
+    Key {
+        name: "metrics_token",
+        default: "",
+        secret: true,
+    },
+    Key {
+        name: "smtp_timeout_seconds",
+        default: "15",
+        secret: false,
+    },
+    Key {
+        name: "job_timeout_seconds",
+        default: "60",
         secret: false,
     },
 ];
@@ -246,6 +269,15 @@ impl Config {
             ("hash_threads", self.hash_threads.to_string()),
             ("workers", self.workers.to_string()),
             ("log", self.log.clone()),
+            ("metrics_token", redacted(&self.metrics_token)),
+            (
+                "smtp_timeout_seconds",
+                self.smtp_timeout.as_secs().to_string(),
+            ),
+            (
+                "job_timeout_seconds",
+                self.job_timeout.as_secs().to_string(),
+            ),
         ]
         .iter()
         .map(|(k, v)| format!("{k} = {v}\n"))
@@ -419,6 +451,21 @@ impl Layers {
                 .map(|_| v.to_string())
                 .map_err(|e| format!("not a log filter ({e})"))
         })?;
+        let metrics_token = self.parse("metrics_token", |v| match v.len() {
+            0 => Ok(None),
+            n if n < 16 => Err("must be at least 16 characters".into()),
+            _ => Ok(Some(Secret::new(v))),
+        })?;
+        let seconds = |v: &str, max: u64| -> Result<Duration, String> {
+            match v.parse::<u64>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(Duration::from_secs(n)),
+                _ => Err(format!(
+                    "expected a whole number of seconds from 1 to {max}"
+                )),
+            }
+        };
+        let smtp_timeout = self.parse("smtp_timeout_seconds", |v| seconds(v, 600))?;
+        let job_timeout = self.parse("job_timeout_seconds", |v| seconds(v, 3600))?;
         Ok(Config {
             bind,
             database_url: Secret::new(database_url),
@@ -433,6 +480,9 @@ impl Layers {
             hash_threads,
             workers,
             log,
+            metrics_token,
+            smtp_timeout,
+            job_timeout,
             warnings: self.warnings,
         })
     }

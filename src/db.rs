@@ -173,10 +173,43 @@ impl Db {
         Ok(applied.unwrap_or(0) >= latest)
     }
 
+    /// Writes a consistent copy of the SQLite database to `to` while Herald may be
+    /// running (`VACUUM INTO` reads one snapshot and never holds the writer). Refuses
+    /// an existing file; on PostgreSQL says to use `pg_dump`.
+    pub async fn backup_to(&self, to: &std::path::Path) -> Result<(), BackupError> {
+        if self.backend == Backend::Postgres {
+            return Err(BackupError::Postgres);
+        }
+        if to.exists() {
+            return Err(BackupError::Exists(to.display().to_string()));
+        }
+        let path = to
+            .to_str()
+            .ok_or_else(|| BackupError::Exists(to.display().to_string()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(&self.read)
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// Why a backup was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(
+        "this database is PostgreSQL: back it up with pg_dump, e.g. `pg_dump --format=custom --file=herald.dump \"$HERALD_DATABASE_URL\"`, and restore with pg_restore"
+    )]
+    Postgres,
+    #[error("{0} already exists: choose a new file name (a backup never overwrites a file)")]
+    Exists(String),
+    #[error("the backup failed: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// SQLite's "database is locked / busy" errors.

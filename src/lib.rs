@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod db;
 pub mod events;
 pub mod jobs;
+pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod preferences;

@@ -7,9 +7,12 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
+use crate::web::AppError;
 
 /// A histogram with fixed buckets (seconds).
 pub struct Histogram {
@@ -73,8 +76,30 @@ pub static HTTP_REQUEST: Histogram = Histogram::new(LATENCY_BOUNDS);
 /// Attempts started.
 pub static RUN_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
 
-/// `GET /metrics`.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Whether `req` carries `Authorization: Bearer <token>`, compared in constant time.
+fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())))
+}
+
+/// `GET /metrics`: only with the configured bearer token (`metrics_token`); without
+/// one configured the endpoint does not exist, since run counts tell who is a contact.
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let Some(token) = &state.config.metrics_token else {
+        return Err(AppError::NotFound);
+    };
+    if !bearer_matches(&req, token.expose()) {
+        return Ok(HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
+            .content_type("text/plain")
+            .body("a bearer token is required\n"));
+    }
     let mut out = String::new();
     let statuses: Result<Vec<(String, i64)>, sqlx::Error> =
         sqlx::query_as("SELECT status, COUNT(*) FROM job_runs GROUP BY status")
@@ -120,7 +145,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "herald_http_request_seconds",
         "Time to answer an HTTP request.",
     );
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(out)
+        .body(out))
 }

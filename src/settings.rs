@@ -27,6 +27,13 @@ pub struct Settings {
     pub stale_after_hours: i64,
     /// The shortest password a contact may choose.
     pub contact_password_min: i64,
+    /// Finished runs are deleted this many days after they finished.
+    pub run_retention_days: i64,
+    /// Events are deleted this many days after they happened, unless a kept run
+    /// still refers to them.
+    pub event_retention_days: i64,
+    /// Audit entries are deleted this many days after they were written.
+    pub audit_retention_days: i64,
 }
 
 impl Default for Settings {
@@ -44,6 +51,9 @@ impl Default for Settings {
             password_emails_per_hour: 3,
             stale_after_hours: 24,
             contact_password_min: 12,
+            run_retention_days: 90,
+            event_retention_days: 90,
+            audit_retention_days: 365,
         }
     }
 }
@@ -69,6 +79,12 @@ pub struct SettingsForm {
     pub stale_after_hours: String,
     #[serde(default)]
     pub contact_password_min: String,
+    #[serde(default)]
+    pub run_retention_days: String,
+    #[serde(default)]
+    pub event_retention_days: String,
+    #[serde(default)]
+    pub audit_retention_days: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -86,6 +102,9 @@ impl From<&Settings> for SettingsForm {
             password_emails_per_hour: s.password_emails_per_hour.to_string(),
             stale_after_hours: s.stale_after_hours.to_string(),
             contact_password_min: s.contact_password_min.to_string(),
+            run_retention_days: s.run_retention_days.to_string(),
+            event_retention_days: s.event_retention_days.to_string(),
+            audit_retention_days: s.audit_retention_days.to_string(),
         }
     }
 }
@@ -224,10 +243,34 @@ impl SettingsForm {
             128,
             "characters",
         );
+        let run_retention_days = number(
+            "run_retention_days",
+            &self.run_retention_days,
+            1,
+            3650,
+            "days",
+        );
+        let event_retention_days = number(
+            "event_retention_days",
+            &self.event_retention_days,
+            1,
+            3650,
+            "days",
+        );
+        let audit_retention_days = number(
+            "audit_retention_days",
+            &self.audit_retention_days,
+            1,
+            3650,
+            "days",
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Settings {
+            run_retention_days,
+            event_retention_days,
+            audit_retention_days,
             password_length,
             password_emails_per_hour,
             stale_after_hours,
@@ -245,7 +288,7 @@ impl SettingsForm {
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 12] {
+    fn pairs(&self) -> [(&'static str, String); 15] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -267,6 +310,15 @@ impl Settings {
             (
                 "contact_password_min",
                 self.contact_password_min.to_string(),
+            ),
+            ("run_retention_days", self.run_retention_days.to_string()),
+            (
+                "event_retention_days",
+                self.event_retention_days.to_string(),
+            ),
+            (
+                "audit_retention_days",
+                self.audit_retention_days.to_string(),
             ),
         ]
     }
@@ -296,6 +348,9 @@ impl Settings {
             password_emails_per_hour: int("password_emails_per_hour", d.password_emails_per_hour),
             stale_after_hours: int("stale_after_hours", d.stale_after_hours),
             contact_password_min: int("contact_password_min", d.contact_password_min),
+            run_retention_days: int("run_retention_days", d.run_retention_days),
+            event_retention_days: int("event_retention_days", d.event_retention_days),
+            audit_retention_days: int("audit_retention_days", d.audit_retention_days),
         })
     }
 
@@ -350,6 +405,9 @@ mod tests {
             password_emails_per_hour: "3".into(),
             stale_after_hours: "24".into(),
             contact_password_min: "12".into(),
+            run_retention_days: "90".into(),
+            event_retention_days: "90".into(),
+            audit_retention_days: "365".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();

@@ -22,7 +22,8 @@ use crate::types::{EmailAddress, PersonName};
 use crate::web::middleware::MUST_CHANGE_KEY;
 use crate::web::session_store::{USER_ID_KEY, end_sessions_of};
 use crate::web::{
-    AppError, CurrentUser, FlashKind, PageContext, client_ip, csrf, flash, redirect, render,
+    AppError, CurrentUser, FlashKind, PageContext, client_ip, csrf, flash, local_path, redirect,
+    render,
 };
 pub use password::{PasswordHasher, Plaintext, Priority};
 pub use staff_pages::routes as admin_routes;
@@ -159,16 +160,8 @@ struct LoginQuery {
     signed_out: Option<String>,
 }
 
-/// Only local paths, so the sign-in page cannot send people elsewhere.
-fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next.to_string()
-    } else {
-        String::new()
-    }
-}
-
 async fn login_page(
+    state: web::Data<AppState>,
     ctx: PageContext,
     query: web::Query<LoginQuery>,
     session: Session,
@@ -181,7 +174,7 @@ async fn login_page(
         &LoginPage {
             ctx,
             email: String::new(),
-            next: safe_next(&query.next),
+            next: local_path(&query.next, &state.config.base_url).unwrap_or_default(),
             error: None,
             signed_out: query.signed_out.is_some(),
         },
@@ -211,34 +204,24 @@ pub fn usable_temp(
     }
 }
 
-/// Verifies a sign-in against an account's permanent password, then its usable
-/// temporary one; with no account (`None`: unknown, disabled, blocked) against a
-/// dummy hash, so the answer takes the same time. Returns (verified, with the
-/// temporary password).
+/// Verifies a sign-in against an account's permanent password and its usable
+/// temporary one. Every attempt costs exactly two argon2 verifications, whatever the
+/// account's state: a missing hash (unknown, disabled or blocked account — `None` —,
+/// no password yet, no pending temporary password) is checked against a dummy hash,
+/// so the answer's timing reveals neither the account nor a pending temporary
+/// password. Returns (verified, with the temporary password).
 pub async fn verify_sign_in(
     hasher: &PasswordHasher,
     password: &Plaintext,
     account: Option<(Option<&str>, Option<&str>)>,
 ) -> (bool, bool) {
-    let Some((permanent, temporary)) = account else {
-        hasher.verify(password, None, Priority::Interactive).await;
-        return (false, false);
-    };
-    if hasher
-        .verify(password, permanent, Priority::Interactive)
-        .await
-    {
-        return (true, false);
-    }
-    match temporary {
-        Some(t) => {
-            let ok = hasher
-                .verify(password, Some(t), Priority::Interactive)
-                .await;
-            (ok, ok)
-        }
-        None => (false, false),
-    }
+    let (permanent, temporary) = account.unwrap_or((None, None));
+    let (permanent_ok, temporary_ok) = futures_util::future::join(
+        hasher.verify(password, permanent, Priority::Interactive),
+        hasher.verify(password, temporary, Priority::Interactive),
+    )
+    .await;
+    (permanent_ok || temporary_ok, !permanent_ok && temporary_ok)
 }
 
 /// The one message for every failed sign-in, whatever the reason.
@@ -289,7 +272,7 @@ async fn login(
                 &LoginPage {
                     ctx,
                     email: form.email,
-                    next: safe_next(&form.next),
+                    next: local_path(&form.next, &state.config.base_url).unwrap_or_default(),
                     error: Some(SIGN_IN_FAILED),
                     signed_out: false,
                 },
@@ -336,8 +319,8 @@ async fn login(
             .map_err(|e| anyhow::anyhow!("session: {e}"))?;
         return Ok(redirect("/password"));
     }
-    let next = safe_next(&form.next);
-    Ok(redirect(if next.is_empty() { "/dashboard" } else { &next }))
+    let next = local_path(&form.next, &state.config.base_url);
+    Ok(redirect(next.as_deref().unwrap_or("/dashboard")))
 }
 
 async fn logout(

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
@@ -58,6 +59,8 @@ struct Queues {
 struct Shared {
     queues: Mutex<Queues>,
     ready: Condvar,
+    /// Verifications done since start (tests count them: every sign-in costs the same).
+    verifications: AtomicU64,
 }
 
 /// Hashes and verifies passwords off the async threads.
@@ -99,6 +102,7 @@ impl PasswordHasher {
         let shared = Arc::new(Shared {
             queues: Mutex::new(Queues::default()),
             ready: Condvar::new(),
+            verifications: AtomicU64::new(0),
         });
         let guard = Arc::new(CloseOnDrop(Arc::clone(&shared)));
         for i in 0..threads.max(1) {
@@ -149,6 +153,11 @@ impl PasswordHasher {
         rx.await.unwrap_or(false)
     }
 
+    /// How many verifications the threads have done (real or against the dummy hash).
+    pub fn verifications(&self) -> u64 {
+        self.shared.verifications.load(Ordering::Relaxed)
+    }
+
     /// Stops the threads once their queues are empty.
     pub fn shutdown(&self) {
         self.shared.queues.lock().expect("hash queue").closed = true;
@@ -180,6 +189,7 @@ fn worker(shared: &Shared) {
                 let _ = reply.send(hash_with(&mut memory, pw.expose()));
             }
             Work::Verify(pw, phc, reply) => {
+                shared.verifications.fetch_add(1, Ordering::Relaxed);
                 let ok = match phc {
                     Some(phc) => verify_with(&mut memory, pw.expose(), &phc),
                     None => {

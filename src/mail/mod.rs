@@ -69,31 +69,37 @@ pub enum SendError {
 pub enum Mailer {
     /// `smtp://`: our pool of TCP_NODELAY connections (STARTTLS when asked).
     Pooled(std::sync::Arc<pool::SmtpPool>),
-    /// `smtps://` (implicit TLS): lettre's own pooled transport.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `smtps://` (implicit TLS): lettre's own pooled transport, and the deadline
+    /// of one send.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Duration),
     Outbox(PathBuf),
 }
 
-/// The longest a send may take before it counts as failed ("maybe sent").
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
-
 impl Mailer {
     /// SMTP when `smtp_url` is given (`smtp://`, `smtps://`, `smtp://…?tls=required`),
-    /// else the outbox folder under `data_dir`.
-    pub fn new(smtp_url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+    /// else the outbox folder under `data_dir`. `timeout` bounds every SMTP step:
+    /// connecting, the greeting, EHLO, STARTTLS, authentication, and the sending of
+    /// one message (its commands and data); a step past it fails as transient.
+    pub fn new(
+        smtp_url: Option<&str>,
+        data_dir: &std::path::Path,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         match smtp_url {
             Some(raw) if raw.starts_with("smtp://") => {
                 let url = url::Url::parse(raw).map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
                 Ok(Mailer::Pooled(std::sync::Arc::new(
-                    pool::SmtpPool::from_url(&url, SEND_TIMEOUT)?,
+                    pool::SmtpPool::from_url(&url, timeout)?,
                 )))
             }
             Some(url) => {
+                // lettre applies the timeout to every read and write of the socket;
+                // the deadline around `send` also covers connecting and TLS.
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?
-                    .timeout(Some(SEND_TIMEOUT))
+                    .timeout(Some(timeout))
                     .build();
-                Ok(Mailer::Smtp(transport))
+                Ok(Mailer::Smtp(transport, timeout * 3))
             }
             None => Ok(Mailer::Outbox(data_dir.join("outbox"))),
         }
@@ -149,8 +155,8 @@ impl Mailer {
                 pool.send(message.envelope(), &message.formatted()).await?;
                 Ok(message_id)
             }
-            Mailer::Smtp(transport) => {
-                let sent = tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await;
+            Mailer::Smtp(transport, deadline) => {
+                let sent = tokio::time::timeout(*deadline, transport.send(message)).await;
                 match sent {
                     Err(_) => Err(SendError::Transient(
                         "timed out talking to the mail server".into(),

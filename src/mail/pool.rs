@@ -76,32 +76,64 @@ impl SmtpPool {
         })
     }
 
+    fn timed_out(&self, what: &str) -> SendError {
+        SendError::Transient(format!(
+            "the mail server did not answer within {} s ({what})",
+            self.timeout.as_secs()
+        ))
+    }
+
+    /// Runs one SMTP step (`what`) with the pool's deadline.
+    async fn step<T>(
+        &self,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T, SendError>>,
+    ) -> Result<T, SendError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out(what)))
+    }
+
+    /// A new connection: TCP, the greeting and EHLO, STARTTLS, authentication — each
+    /// step with its deadline, so a server that accepts and then says nothing
+    /// cannot hold a job.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let transient = |what: &str, e: &dyn std::fmt::Display| {
             SendError::Transient(format!("mail server {what}: {e}"))
         };
-        let stream = tokio::time::timeout(
-            self.timeout,
-            TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| SendError::Transient("timed out connecting to the mail server".into()))?
-        .map_err(|e| transient("connection", &e))?;
+        let stream = self
+            .step("connecting", async {
+                TcpStream::connect((self.host.as_str(), self.port))
+                    .await
+                    .map_err(|e| transient("connection", &e))
+            })
+            .await?;
         stream
             .set_nodelay(true)
             .map_err(|e| transient("connection", &e))?;
-        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
-            .await
-            .map_err(classify)?;
+        let mut conn = self
+            .step("greeting and EHLO", async {
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                    .await
+                    .map_err(classify)
+            })
+            .await?;
         if self.tls != Tls::None && (self.tls == Tls::Required || conn.can_starttls()) {
             let params = TlsParameters::new(self.host.clone())
                 .map_err(|e| SendError::Permanent(format!("TLS: {e}")))?;
-            conn.starttls(params, &self.hello).await.map_err(classify)?;
+            self.step("STARTTLS", async {
+                conn.starttls(params, &self.hello).await.map_err(classify)
+            })
+            .await?;
         }
         if let Some(c) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
-                .await
-                .map_err(classify)?;
+            self.step("authentication", async {
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            })
+            .await?;
         }
         Ok(conn)
     }
@@ -129,8 +161,7 @@ impl SmtpPool {
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<(), SendError> {
-        let sent = tokio::time::timeout(self.timeout, conn.send(envelope, message)).await;
-        match sent {
+        match tokio::time::timeout(self.timeout, conn.send(envelope, message)).await {
             Ok(Ok(_)) => {
                 let mut idle = self.idle.lock().expect("smtp pool");
                 if !conn.has_broken() && idle.len() < self.max_idle {
@@ -139,12 +170,12 @@ impl SmtpPool {
                 Ok(())
             }
             Ok(Err(e)) => {
-                conn.abort().await;
+                // QUIT waits for an answer: bounded like every other step.
+                let _ = tokio::time::timeout(self.timeout, conn.abort()).await;
                 Err(classify(e))
             }
-            Err(_) => Err(SendError::Transient(
-                "timed out talking to the mail server".into(),
-            )),
+            // A connection that went silent is in an unknown state: dropped.
+            Err(_) => Err(self.timed_out("sending the message")),
         }
     }
 }

@@ -10,6 +10,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::audit::{self, Action, Actor};
 use crate::auth::throttle;
 use crate::auth::{Plaintext, Priority};
 use crate::contacts::{self, Contact, ContactInput};
@@ -165,7 +166,7 @@ async fn login(
     };
     let Some(contact) = found.filter(|_| verified && used) else {
         throttle::record_failure(&state.db, now, &account, &ip).await?;
-        tracing::info!(%ip, "preference center: sign-in failed");
+        audit_sign_in(&state, now, &email, Action::SignInFailed, "", &ip).await?;
         return render(
             StatusCode::UNAUTHORIZED,
             &LoginPage {
@@ -177,6 +178,8 @@ async fn login(
         );
     };
     throttle::clear_account(&state.db, &account).await?;
+    let detail = if with_temp { "temporary password" } else { "" };
+    audit_sign_in(&state, now, &email, Action::SignInSucceeded, detail, &ip).await?;
     if with_temp {
         // The emailed password is used: the contact's other sessions end.
         end_sessions_of(&state.db, KIND, contact.id).await?;
@@ -194,6 +197,25 @@ async fn login(
         return Ok(redirect("/preferences/password"));
     }
     Ok(redirect("/preferences"))
+}
+
+/// A preference-center sign-in in the audit log, by `contact:<email>`.
+async fn audit_sign_in(
+    state: &AppState,
+    now: i64,
+    email: &str,
+    action: Action,
+    detail: &str,
+    ip: &str,
+) -> Result<(), sqlx::Error> {
+    let entry = audit::Entry {
+        actor: &Actor::contact(email),
+        action,
+        target: "preference center",
+        detail,
+        ip,
+    };
+    audit::record_now(&state.db, now, entry).await
 }
 
 #[derive(Template)]

@@ -16,12 +16,16 @@ use crate::automations::{self, Automation};
 use crate::db::Backend;
 use crate::events::NewEvent;
 
+pub mod retention;
+
 /// How long a claim holds before another worker may take the run over.
 pub const LEASE: Duration = Duration::from_secs(30);
 /// Attempts before a run fails for good.
 pub const MAX_ATTEMPTS: i64 = 8;
 /// Runs claimed per round.
 const BATCH: i64 = 32;
+/// Runs executing at once in one process.
+const MAX_RUNNING: usize = 64;
 
 /// Enqueues a run for every active automation the event triggers (inside the
 /// event's transaction). The due time is the event time plus the delay, moved to
@@ -311,16 +315,25 @@ pub async fn finish(
     Ok(())
 }
 
-/// Executes one claimed run, renewing its lease while it works.
+/// Executes one claimed run, renewing its lease while it works. An attempt that
+/// takes longer than `job_timeout` is abandoned and the run retried with backoff,
+/// so a mail server that stops answering cannot hold the queue.
 async fn execute(state: &AppState, owner: &str, run: Claimed) {
     crate::metrics::RUN_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let late = (state.clock.now_ms() - run.due_at).max(0);
     crate::metrics::RUN_LATENESS.observe(Duration::from_millis(late as u64));
+    let limit = state.config.job_timeout;
     let work = crate::jobs::execute(state, &run);
     tokio::pin!(work);
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
     let outcome = loop {
         tokio::select! {
             outcome = &mut work => break outcome,
+            _ = &mut deadline => break Outcome::Retry {
+                target: None,
+                error: format!("the attempt took longer than {} s and was abandoned", limit.as_secs()),
+            },
             _ = tokio::time::sleep(LEASE / 3) => {
                 let renewed = sqlx::query("UPDATE job_runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3")
                     .bind(state.clock.now_ms() + LEASE.as_millis() as i64)
@@ -351,11 +364,65 @@ async fn execute(state: &AppState, owner: &str, run: Claimed) {
     }
 }
 
-/// Claims and executes one batch; returns how many runs it took.
-pub async fn tick(state: &AppState, owner: &str) -> Result<usize, sqlx::Error> {
-    let runs = claim(state, owner, BATCH).await?;
+/// The runs this process is executing.
+#[derive(Default)]
+struct Running {
+    tasks: tokio::task::JoinSet<i64>,
+    ids: std::collections::HashSet<i64>,
+}
+
+impl Running {
+    fn is_full(&self) -> bool {
+        self.ids.len() >= MAX_RUNNING
+    }
+
+    fn finished(&mut self, id: Result<i64, tokio::task::JoinError>) {
+        if let Ok(id) = id {
+            self.ids.remove(&id);
+        }
+    }
+
+    /// Waits until one run finishes (never, when none runs).
+    async fn one_finished(&mut self) {
+        match self.tasks.join_next().await {
+            Some(id) => self.finished(id),
+            None => std::future::pending().await,
+        }
+        while let Some(id) = self.tasks.try_join_next() {
+            self.finished(id);
+        }
+    }
+}
+
+/// Claims as many due runs as there are free slots (at most [`BATCH`] at once) and
+/// starts each; returns how many it claimed. Runs finish on their own: a slow one
+/// never holds up the claiming of others.
+async fn claim_into(
+    state: &web::Data<AppState>,
+    owner: &str,
+    running: &mut Running,
+) -> Result<usize, sqlx::Error> {
+    let free = MAX_RUNNING
+        .saturating_sub(running.ids.len())
+        .min(BATCH as usize);
+    if free == 0 {
+        return Ok(0);
+    }
+    let runs = claim(state, owner, free as i64).await?;
     let n = runs.len();
-    futures_util::future::join_all(runs.into_iter().map(|run| execute(state, owner, run))).await;
+    for run in runs {
+        // Still executing here (its lease looked expired after a jump of the
+        // clock): the claim only renewed the lease.
+        if !running.ids.insert(run.id) {
+            continue;
+        }
+        let (state, owner) = (state.clone(), owner.to_string());
+        running.tasks.spawn(async move {
+            let id = run.id;
+            execute(&state, &owner, run).await;
+            id
+        });
+    }
     Ok(n)
 }
 
@@ -437,6 +504,7 @@ impl Worker {
                 }
             }
             tracing::info!(owner = %me, "scheduler started");
+            let pruning = tokio::spawn(retention::run(state.db.clone(), state.clock.clone()));
             // The lock's heartbeat runs beside the loop, which sleeps until work is due.
             let (lost_tx, mut lost) = tokio::sync::watch::channel(false);
             let heartbeat = (state.db.backend == Backend::Sqlite).then(|| {
@@ -454,29 +522,40 @@ impl Worker {
                     }
                 })
             });
+            let mut running = Running::default();
             loop {
                 if *stopped.borrow() {
                     break;
                 }
-                match tick(&state, &me).await {
-                    Ok(n) if n > 0 => continue,
+                match claim_into(&state, &me, &mut running).await {
+                    // A full round: more may be due at once.
+                    Ok(n) if n == BATCH as usize => continue,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "scheduler: claiming failed"),
                 }
-                let wait = next_wait(&state).await;
+                // With every slot taken, only a finished run lets more start.
+                let wait = if running.is_full() {
+                    Duration::from_secs(3600)
+                } else {
+                    next_wait(&state).await
+                };
                 tokio::select! {
                     _ = state.db.scheduler_woken() => {}
                     _ = tokio::time::sleep(wait) => {}
+                    _ = running.one_finished() => {}
                     _ = stopped.changed() => break,
                     _ = lost.changed() => break,
                 }
             }
+            // Stop claiming; the runs already started finish (within the grace period).
+            while running.tasks.join_next().await.is_some() {}
             if let Some(l) = listener {
                 l.abort();
             }
             if let Some(h) = heartbeat {
                 h.abort();
             }
+            pruning.abort();
             drop(lost_tx);
             tracing::info!("scheduler stopped");
         });
@@ -487,10 +566,14 @@ impl Worker {
     /// leases of whatever is left.
     pub async fn stop(self, state: &AppState, grace: Duration) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(grace, self.task).await.is_err() {
+        let task = self.task;
+        let abort = task.abort_handle();
+        if tokio::time::timeout(grace, task).await.is_err() {
             tracing::warn!(
                 "scheduler: jobs still running after the grace period; releasing their leases"
             );
+            // Dropping the worker's task set stops the jobs still running.
+            abort.abort();
         }
         let released = sqlx::query(
             "UPDATE job_runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \

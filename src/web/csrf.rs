@@ -16,12 +16,11 @@ use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::audit::{self, Action, Actor};
+use crate::web::input::MAX_FORM_BYTES;
 use crate::web::{AppError, client_ip};
 
 const SESSION_KEY: &str = "csrf";
 pub const FIELD: &str = "csrf_token";
-/// Forms larger than this are refused before their token is looked at.
-const MAX_FORM_BYTES: usize = 1024 * 1024;
 
 /// The session's token, created on first use.
 pub fn token(session: &Session) -> String {

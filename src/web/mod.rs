@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod csrf;
+pub mod input;
 pub mod middleware;
 pub mod session_store;
 
@@ -125,6 +126,22 @@ impl ConfirmPage {
     pub fn render(self) -> Result<HttpResponse, AppError> {
         render(StatusCode::OK, &self)
     }
+}
+
+/// The path (with query) `next` names when it is a page of this site: it must start
+/// with `/`, hold no control character or backslash, and, resolved against `base`,
+/// stay on `base`'s origin. Anything else is `None` (the caller's fallback), so a
+/// `?next=` can never send anyone to another site, nor break a header.
+pub fn local_path(next: &str, base: &url::Url) -> Option<String> {
+    if !next.starts_with('/') || next.chars().any(|c| c.is_control() || c == '\\') {
+        return None;
+    }
+    let resolved = base.join(next).ok()?;
+    if resolved.origin() != base.origin() {
+        return None;
+    }
+    // The serialised URL is percent-encoded: always a valid header value.
+    Some(resolved[url::Position::BeforePath..].to_string())
 }
 
 /// 303 See Other: the answer to a successful POST (post-redirect-get).
@@ -332,6 +349,46 @@ mod tests {
             r = r.insert_header(("x-forwarded-for", f));
         }
         r.to_http_request()
+    }
+
+    #[test]
+    fn next_stays_on_this_site() {
+        let base = url::Url::parse("http://127.0.0.1:8080/").unwrap();
+        let ok = |n: &str| local_path(n, &base);
+        assert_eq!(ok("/admin/audit").as_deref(), Some("/admin/audit"));
+        assert_eq!(ok("/contacts?q=ann").as_deref(), Some("/contacts?q=ann"));
+        for bad in [
+            "",
+            "dashboard",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example/",
+            "/\t\\evil.example",
+            "/\n/evil.example",
+            "/a\rb",
+            "/a\u{0}b",
+            "/a\u{b}b",
+            "/a\u{7f}b",
+            "https://evil.example/",
+            "/%09/evil.example",
+            "/ /evil.example",
+        ] {
+            let got = ok(bad);
+            assert!(
+                got.as_deref()
+                    .is_none_or(|p| p.starts_with('/') && !p.starts_with("//")),
+                "{bad:?} gave {got:?}"
+            );
+        }
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example/",
+            "/\n/x",
+            "/a\u{7f}b",
+            "/\\x",
+        ] {
+            assert_eq!(ok(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -497,3 +497,103 @@ async fn send_test_email_uses_the_outbox_or_the_mail_server() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--to"));
 }
+
+/// A value from a request cannot forge a log line: an email typed at sign-in that
+/// holds a line break and a fake audit line shows up escaped, on one line.
+async fn request_values_are_escaped_in_the_log(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = TestDb::create(engine, dir.path()).await else {
+        return;
+    };
+    let env = env_for(&db, engine);
+    let herald = Herald::start(dir.path(), &refs(&env));
+    let forged = "x\n2026-11-27T00:00:00.000000Z  INFO herald::audit: audit audit=\"signin.succeeded\" actor=admin@localhost";
+    let r = sign_in_at(&browser(), &herald.address, forged, "not the password").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let output = herald.stop();
+    assert!(
+        !output
+            .lines()
+            .any(|l| l.starts_with("2026-11-27T00:00:00.000000Z")),
+        "a forged line reached the log:\n{output}"
+    );
+    assert!(
+        !output.contains('\u{1b}'),
+        "a terminal escape reached the log"
+    );
+    let escaped = output
+        .lines()
+        .find(|l| l.contains("signin.failed"))
+        .unwrap_or_else(|| panic!("no audit line for the failure:\n{output}"));
+    assert!(
+        escaped.contains("actor=x\\n2026-11-27t00:00:00.000000z"),
+        "{escaped}"
+    );
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_values_are_escaped_in_the_log_sqlite() {
+    request_values_are_escaped_in_the_log(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_values_are_escaped_in_the_log_postgres() {
+    request_values_are_escaped_in_the_log(Engine::Postgres).await;
+}
+
+/// `herald backup` on SQLite writes a copy and never overwrites; on PostgreSQL it
+/// points to pg_dump.
+async fn backup_command(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = TestDb::create(engine, dir.path()).await else {
+        return;
+    };
+    let run = |to: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir.path()).args(["backup", "--to", to]);
+        for (k, v) in env_for(&db, engine) {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let migrated = Command::new(BIN)
+        .current_dir(dir.path())
+        .arg("migrate")
+        .envs(env_for(&db, engine))
+        .status()
+        .unwrap();
+    assert!(migrated.success());
+    let (ok, text) = run("copy.db");
+    if engine == Engine::Postgres {
+        assert!(!ok && text.contains("pg_dump"), "{text}");
+    } else {
+        assert!(ok, "{text}");
+        assert!(text.contains("To restore: stop Herald"), "{text}");
+        let size = std::fs::metadata(dir.path().join("copy.db")).unwrap().len();
+        assert!(size > 0);
+        let (ok, text) = run("copy.db");
+        assert!(!ok && text.contains("already exists"), "{text}");
+        assert_eq!(
+            std::fs::metadata(dir.path().join("copy.db")).unwrap().len(),
+            size
+        );
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_command_sqlite() {
+    backup_command(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_command_postgres() {
+    backup_command(Engine::Postgres).await;
+}

@@ -102,6 +102,9 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+/// The `/metrics` token of tests that read metrics.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
+
 /// A client that keeps cookies and does not follow redirects (tests look at them).
 pub fn browser() -> Client {
     Client::builder()

@@ -33,6 +33,7 @@ mod admin;
 mod automations;
 mod binary;
 mod contacts;
+mod hardening;
 mod scheduler;
 mod security;
 mod sign_in;

@@ -28,7 +28,11 @@ macro_rules! with_smtp {
                 async fn run(engine: Engine) {
                     let smtp = SmtpServer::start().await;
                     let url = smtp.url();
-                    run_on_with(engine, |c| c.smtp_url = Some(Secret::new(url)), |app| body(app, smtp)).await
+                    let configure = |c: &mut herald::config::Config| {
+                        c.smtp_url = Some(Secret::new(url));
+                        c.metrics_token = Some(Secret::new(crate::helpers::METRICS_TOKEN));
+                    };
+                    run_on_with(engine, configure, |app| body(app, smtp)).await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,7 +47,7 @@ macro_rules! with_smtp {
 
 /// Creates and activates "New Password Requested (C) → Send New Password to
 /// Contact (C), Use Event Parameter" with the given extra job/time-frame fields.
-async fn password_automation(
+pub(crate) async fn password_automation(
     app: &TestApp,
     client: &Client,
     job: &[(&str, &str)],
@@ -77,7 +81,7 @@ async fn password_automation(
 }
 
 /// A contact with a permanent password.
-async fn contact(app: &TestApp, email: &str, password: &str) -> i64 {
+pub(crate) async fn contact(app: &TestApp, email: &str, password: &str) -> i64 {
     let input = ContactForm {
         email: email.into(),
         first_name: "Cleo".into(),
@@ -106,7 +110,7 @@ async fn contact(app: &TestApp, email: &str, password: &str) -> i64 {
 }
 
 /// Records New Password Requested (C) for the contact, as the preference center will.
-async fn request_password(app: &TestApp, contact_id: i64) -> i64 {
+pub(crate) async fn request_password(app: &TestApp, contact_id: i64) -> i64 {
     let mut tx = app.state.db.begin().await.unwrap();
     let id = events::record(
         &mut tx,
@@ -120,7 +124,7 @@ async fn request_password(app: &TestApp, contact_id: i64) -> i64 {
 }
 
 /// (permanent hash, temporary hash) of a contact.
-async fn credentials(app: &TestApp, id: i64) -> (Option<String>, Option<String>) {
+pub(crate) async fn credentials(app: &TestApp, id: i64) -> (Option<String>, Option<String>) {
     sqlx::query_as("SELECT password_hash, temp_hash FROM contacts WHERE id = $1")
         .bind(id)
         .fetch_one(app.state.db.read())
@@ -135,7 +139,7 @@ async fn verifies(app: &TestApp, password: &str, hash: Option<&str>) -> bool {
         .await
 }
 
-async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::RunRow> {
+pub(crate) async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::RunRow> {
     herald::scheduler::runs_of(&app.state.db, automation, 100)
         .await
         .unwrap()
@@ -311,7 +315,7 @@ with_smtp! {
         assert!(html.contains("<svg class=\"herald-chart\"") && html.contains(": 1 done</title>"), "chart bar");
         assert!(crate::helpers::text_of(&html, "#chart-legend").unwrap().contains("Done (1)"));
         // Prometheus metrics: runs by status and the latency histograms, no secret.
-        let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+        let metrics = reqwest::Client::new().get(app.url("/metrics")).bearer_auth(crate::helpers::METRICS_TOKEN).send().await.unwrap().text().await.unwrap();
         assert!(metrics.contains("herald_runs{status=\"done\"} 1"), "{metrics}");
         for name in ["herald_run_lateness_seconds_count", "herald_smtp_send_seconds_count", "herald_http_request_seconds_bucket", "herald_run_attempts_total"] {
             assert!(metrics.contains(name), "{name} missing");

@@ -18,6 +18,7 @@ pub struct Received {
 struct Shared {
     messages: Vec<Received>,
     refuse: Vec<String>,
+    hang: Vec<String>,
 }
 
 pub struct SmtpServer {
@@ -58,6 +59,15 @@ impl SmtpServer {
             .lock()
             .unwrap()
             .refuse
+            .push(address.to_lowercase());
+    }
+
+    /// Never answers RCPT for `address` (the connection stays open, silent).
+    pub fn hang_on(&self, address: &str) {
+        self.shared
+            .lock()
+            .unwrap()
+            .hang
             .push(address.to_lowercase());
     }
 
@@ -109,6 +119,9 @@ async fn session(socket: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
                 .trim()
                 .trim_matches(['<', '>'])
                 .to_lowercase();
+            if shared.lock().unwrap().hang.contains(&address) {
+                std::future::pending::<()>().await;
+            }
             if shared.lock().unwrap().refuse.contains(&address) {
                 "550 5.1.1 No such user here\r\n".into()
             } else {
@@ -145,6 +158,33 @@ async fn session(socket: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
         if write.write_all(reply.as_bytes()).await.is_err() {
             return;
         }
+    }
+}
+
+/// A mail server that accepts connections and then never says a word; it holds
+/// them until dropped. Returns its `smtp://` URL.
+pub struct BlackHole {
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BlackHole {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("smtp://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        Self { url, task }
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
