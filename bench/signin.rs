@@ -26,7 +26,13 @@ fn token(html: &str) -> String {
     html[start..start + 64].to_string()
 }
 
-async fn time_sign_in(base: &str, path: &str, email: &str, tries: usize) -> Duration {
+async fn time_sign_in(
+    db: &herald::db::Db,
+    base: &str,
+    path: &str,
+    email: &str,
+    tries: usize,
+) -> Duration {
     let mut times = Vec::new();
     for _ in 0..tries {
         let client = reqwest::Client::builder()
@@ -49,6 +55,11 @@ async fn time_sign_in(base: &str, path: &str, email: &str, tries: usize) -> Dura
             .unwrap();
         times.push(started.elapsed());
         assert_eq!(r.status().as_u16(), 401, "{path} {email}");
+        // Past 10 failures the throttle would add its delays: measure the hashing.
+        sqlx::query("DELETE FROM signin_failures")
+            .execute(db.write())
+            .await
+            .unwrap();
     }
     median(times)
 }
@@ -120,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     ] {
         for (label, email) in cases {
             let before = state.hasher.verifications();
-            let t = time_sign_in(&base, path, email, tries).await;
+            let t = time_sign_in(&state.db, &base, path, email, tries).await;
             let per_try = (state.hasher.verifications() - before) as f64 / tries as f64;
             println!(
                 "{path:<20} {label:<18} {:>6.1} ms   {per_try} argon2 verifications each",
