@@ -12,40 +12,39 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use rand::RngExt;
 
-use crate::auth::password::{PasswordHasher, Plaintext};
+use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::jobs::registry::Registry;
+use crate::state::AppState;
 use crate::web::session_store::DbSessionStore;
 use crate::web::{AppError, middleware as mw};
-
-/// Shared by every request handler (as `web::Data<AppState>`).
-pub struct AppState {
-    pub db: Db,
-    pub config: Config,
-    pub clock: Arc<dyn Clock>,
-    pub hasher: PasswordHasher,
-    pub mailer: crate::mail::Mailer,
-}
-
-/// The admin created at the first start, with the temporary password to print once.
-pub struct FirstAdmin {
-    pub email: String,
-    pub password: Plaintext,
-}
 
 /// A built application, listening but not yet serving.
 pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
-    pub first_admin: Option<FirstAdmin>,
+    jobs: Arc<Registry>,
+    pub first_admin: Option<crate::auth::FirstAdmin>,
 }
 
 impl Application {
     /// Connects and migrates the database, creates the first admin when there is no
     /// system user, and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::build_with(config, clock, Registry::standard()).await
+    }
+
+    /// Like [`build`](Self::build), with the jobs of `jobs` (tests and benchmarks
+    /// register their own kinds here; the product uses [`Registry::standard`]).
+    pub async fn build_with(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        jobs: Registry,
+    ) -> anyhow::Result<Self> {
+        let jobs = Arc::new(jobs);
         let db = Db::connect(config.database_url.expose()).await?;
         db.migrate().await?;
         crate::contacts::import::fail_stale(&db, clock.now_ms()).await?;
@@ -69,11 +68,12 @@ impl Application {
             hasher,
             mailer,
         });
-        let server = server(state.clone(), key, listener)?;
+        let server = server(state.clone(), web::Data::from(jobs.clone()), key, listener)?;
         Ok(Self {
             port,
             server,
             state,
+            jobs,
             first_admin,
         })
     }
@@ -100,10 +100,16 @@ impl Application {
     /// requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintenance(self.state.clone()));
-        let worker = crate::scheduler::Worker::start(self.state.clone());
+        let scheduler = crate::scheduler::worker::Scheduler {
+            ctx: crate::state::JobContext::of(&self.state),
+            jobs: self.jobs.clone(),
+            database_url: self.state.config.database_url.expose().to_string(),
+            job_timeout: self.state.config.job_timeout,
+        };
+        let worker = crate::scheduler::worker::Worker::start(scheduler);
         let result = self.server.await;
         // Stop claiming; running jobs get the same grace period as requests.
-        worker.stop(&self.state, Duration::from_secs(10)).await;
+        worker.stop(&self.state.db, Duration::from_secs(10)).await;
         maintenance.abort();
         self.state.hasher.shutdown();
         self.state.db.close().await;
@@ -159,7 +165,12 @@ fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(content.as_bytes())
 }
 
-fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow::Result<Server> {
+fn server(
+    state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
+    key: Key,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
     let workers = state.config.workers;
     let server = HttpServer::new(move || {
         let config = &state.config;
@@ -188,6 +199,7 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
         };
         App::new()
             .app_data(state.clone())
+            .app_data(jobs.clone())
             .app_data(web::FormConfig::default().error_handler(|e, _| {
                 AppError::BadRequest(format!("The form could not be read: {e}.")).into()
             }))
@@ -198,9 +210,7 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
             .wrap(from_fn(crate::web::input::reject_control_characters))
             .wrap(from_fn(mw::request_id))
             .wrap(mw::security_headers(config.is_https()))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(crate::metrics::metrics))
+            .configure(crate::probes::routes)
             .route("/static/{file}", web::get().to(crate::web::assets::serve))
             // The public preference center: its own session cookie, nothing of the admin UI.
             .service(
@@ -220,12 +230,13 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
                             .configure(crate::auth::staff_routes)
                             .configure(crate::dashboard::routes)
                             .configure(crate::contacts::routes)
-                            .configure(crate::automations::routes)
+                            .configure(crate::automations::pages::routes)
                             .service(
                                 web::scope("/admin")
                                     .wrap(from_fn(mw::require_admin))
                                     .configure(crate::auth::admin_routes)
-                                    .configure(crate::admin::routes),
+                                    .configure(crate::admin::audit::routes)
+                                    .configure(crate::admin::settings::routes),
                             )
                             .default_service(web::to(not_found)),
                     ),
@@ -243,28 +254,6 @@ fn server(state: web::Data<AppState>, key: Key, listener: TcpListener) -> anyhow
 
 async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok\n")
-}
-
-/// Ready when the database answers and every migration is applied.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.db.is_migrated().await {
-        Ok(true) => HttpResponse::Ok()
-            .content_type("text/plain")
-            .body("ready\n"),
-        Ok(false) => HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body("migrations pending\n"),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check: database unreachable");
-            HttpResponse::ServiceUnavailable()
-                .content_type("text/plain")
-                .body("database unreachable\n")
-        }
-    }
 }
 
 /// Removes expired sessions and old sign-in failures now and then.

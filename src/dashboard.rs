@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::web::{AppError, PageContext, redirect, render};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

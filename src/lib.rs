@@ -19,8 +19,10 @@ pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod preferences;
+pub mod probes;
 pub mod scheduler;
 pub mod settings;
+pub mod state;
 pub mod types;
 pub mod web;
 

@@ -1,18 +1,10 @@
-//! `/metrics` in the Prometheus text format: runs by status (read from the
-//! database at scrape time), and histograms kept in this process: lateness of runs,
-//! SMTP send latency, HTTP latency; a counter of attempts. No label ever carries a
-//! name, an address or a secret.
+//! The figures `/metrics` shows that this process keeps: histograms of run
+//! lateness, SMTP send latency and HTTP latency, and a counter of attempts. No label
+//! ever carries a name, an address or a secret.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
-use subtle::ConstantTimeEq;
-
-use crate::app::AppState;
-use crate::web::AppError;
 
 /// A histogram with fixed buckets (seconds).
 pub struct Histogram {
@@ -49,7 +41,8 @@ impl Histogram {
         self.total.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn write(&self, out: &mut String, name: &str, help: &str) {
+    /// Writes the histogram in the Prometheus text format.
+    pub fn write(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;
         for (i, bound) in self.bounds.iter().enumerate() {
@@ -75,77 +68,3 @@ pub static SMTP_SEND: Histogram = Histogram::new(LATENCY_BOUNDS);
 pub static HTTP_REQUEST: Histogram = Histogram::new(LATENCY_BOUNDS);
 /// Attempts started.
 pub static RUN_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
-
-/// Whether `req` carries `Authorization: Bearer <token>`, compared in constant time.
-fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())))
-}
-
-/// `GET /metrics`: only with the configured bearer token (`metrics_token`); without
-/// one configured the endpoint does not exist, since run counts tell who is a contact.
-pub async fn metrics(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, AppError> {
-    let Some(token) = &state.config.metrics_token else {
-        return Err(AppError::NotFound);
-    };
-    if !bearer_matches(&req, token.expose()) {
-        return Ok(HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
-            .content_type("text/plain")
-            .body("a bearer token is required\n"));
-    }
-    let mut out = String::new();
-    let statuses: Result<Vec<(String, i64)>, sqlx::Error> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM job_runs GROUP BY status")
-            .fetch_all(state.db.read())
-            .await;
-    let _ = writeln!(
-        out,
-        "# HELP herald_runs Job runs by status.\n# TYPE herald_runs gauge"
-    );
-    let counts = statuses.unwrap_or_default();
-    for status in [
-        "pending",
-        "running",
-        "done",
-        "failed",
-        "skipped",
-        "cancelled",
-        "expired",
-    ] {
-        let n = counts
-            .iter()
-            .find(|(s, _)| s == status)
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "herald_runs{{status=\"{status}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP herald_run_attempts_total Attempts started by this process.\n# TYPE herald_run_attempts_total counter\nherald_run_attempts_total {}",
-        RUN_ATTEMPTS.load(Ordering::Relaxed)
-    );
-    RUN_LATENESS.write(
-        &mut out,
-        "herald_run_lateness_seconds",
-        "Time from a run's due time to its start.",
-    );
-    SMTP_SEND.write(
-        &mut out,
-        "herald_smtp_send_seconds",
-        "Time to hand one email to the mail server (or the outbox).",
-    );
-    HTTP_REQUEST.write(
-        &mut out,
-        "herald_http_request_seconds",
-        "Time to answer an HTTP request.",
-    );
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(out))
-}

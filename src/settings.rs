@@ -1,10 +1,10 @@
 //! Settings that admins change at run time, stored in the database (SPEC §5.13).
 //! Every instance reads the same values; missing keys fall back to defaults.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::db::Db;
-use crate::types::{EmailAddress, Invalid};
+use crate::types::Invalid;
 
 /// The settings later features read (brand in emails, links, time zones…).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,73 +58,6 @@ impl Default for Settings {
     }
 }
 
-/// The settings form as typed, before parsing.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct SettingsForm {
-    pub brand_name: String,
-    pub sender_name: String,
-    pub sender_address: String,
-    pub preference_center_url: String,
-    pub default_time_zone: String,
-    pub temp_password_lifetime_hours: String,
-    #[serde(default)]
-    pub holidays: String,
-    #[serde(default)]
-    pub self_signup: Option<String>,
-    #[serde(default)]
-    pub password_length: String,
-    #[serde(default)]
-    pub password_emails_per_hour: String,
-    #[serde(default)]
-    pub stale_after_hours: String,
-    #[serde(default)]
-    pub contact_password_min: String,
-    #[serde(default)]
-    pub run_retention_days: String,
-    #[serde(default)]
-    pub event_retention_days: String,
-    #[serde(default)]
-    pub audit_retention_days: String,
-}
-
-impl From<&Settings> for SettingsForm {
-    fn from(s: &Settings) -> Self {
-        Self {
-            brand_name: s.brand_name.clone(),
-            sender_name: s.sender_name.clone(),
-            sender_address: s.sender_address.clone(),
-            preference_center_url: s.preference_center_url.clone(),
-            default_time_zone: s.default_time_zone.clone(),
-            temp_password_lifetime_hours: s.temp_password_lifetime_hours.to_string(),
-            holidays: s.holidays.clone(),
-            self_signup: s.self_signup.then(|| "on".to_string()),
-            password_length: s.password_length.to_string(),
-            password_emails_per_hour: s.password_emails_per_hour.to_string(),
-            stale_after_hours: s.stale_after_hours.to_string(),
-            contact_password_min: s.contact_password_min.to_string(),
-            run_retention_days: s.run_retention_days.to_string(),
-            event_retention_days: s.event_retention_days.to_string(),
-            audit_retention_days: s.audit_retention_days.to_string(),
-        }
-    }
-}
-
-/// Field name → message, for the form.
-pub type FieldErrors = std::collections::BTreeMap<&'static str, String>;
-
-fn short_text(raw: &str, what: &str, max: usize) -> Result<String, Invalid> {
-    let s = raw.trim();
-    if s.is_empty() {
-        return Err(Invalid::new(format!("Enter the {what}.")));
-    }
-    if s.chars().count() > max || s.chars().any(char::is_control) {
-        return Err(Invalid::new(format!(
-            "The {what} has at most {max} characters and no control characters."
-        )));
-    }
-    Ok(s.to_string())
-}
-
 /// Checks an IANA time-zone name against the zone database.
 pub fn parse_time_zone(raw: &str) -> Result<String, Invalid> {
     let s = raw.trim();
@@ -140,151 +73,11 @@ pub fn parse_time_zone(raw: &str) -> Result<String, Invalid> {
         })
 }
 
-impl SettingsForm {
-    /// Parses every field, collecting a message per bad field.
-    pub fn parse(&self) -> Result<Settings, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let mut check = |field: &'static str, r: Result<String, Invalid>| match r {
-            Ok(v) => v,
-            Err(e) => {
-                errors.insert(field, e.0);
-                String::new()
-            }
-        };
-        let brand_name = check(
-            "brand_name",
-            short_text(&self.brand_name, "brand name", 100),
-        );
-        let sender_name = check(
-            "sender_name",
-            short_text(&self.sender_name, "sender name", 100),
-        );
-        let sender_address = check(
-            "sender_address",
-            EmailAddress::parse(&self.sender_address).map(|e| e.to_string()),
-        );
-        let preference_center_url = check("preference_center_url", {
-            let s = self.preference_center_url.trim();
-            if s.is_empty() {
-                Ok(String::new())
-            } else {
-                match url::Url::parse(s) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                        Ok(s.to_string())
-                    }
-                    _ => Err(Invalid::new(
-                        "Enter an address starting with https:// (or http:// for local tests).",
-                    )),
-                }
-            }
-        });
-        let default_time_zone = check(
-            "default_time_zone",
-            parse_time_zone(&self.default_time_zone),
-        );
-        let hours = check(
-            "temp_password_lifetime_hours",
-            match self.temp_password_lifetime_hours.trim().parse::<i64>() {
-                Ok(n) if (1..=720).contains(&n) => Ok(n.to_string()),
-                _ => Err(Invalid::new("Enter a whole number of hours from 1 to 720.")),
-            },
-        );
-        let holidays = check(
-            "holidays",
-            crate::automations::time_frame::parse_holidays(&self.holidays)
-                .map(|_| {
-                    self.holidays
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .map_err(Invalid::new),
-        );
-        let mut number = |field: &'static str, raw: &str, min: i64, max: i64, unit: &str| match raw
-            .trim()
-            .parse::<i64>()
-        {
-            Ok(n) if (min..=max).contains(&n) => n,
-            _ => {
-                errors.insert(
-                    field,
-                    format!("Enter a whole number of {unit} from {min} to {max}."),
-                );
-                min
-            }
-        };
-        let password_length = number(
-            "password_length",
-            &self.password_length,
-            12,
-            64,
-            "characters",
-        );
-        let password_emails_per_hour = number(
-            "password_emails_per_hour",
-            &self.password_emails_per_hour,
-            1,
-            100,
-            "emails",
-        );
-        let stale_after_hours = number(
-            "stale_after_hours",
-            &self.stale_after_hours,
-            1,
-            720,
-            "hours",
-        );
-        let contact_password_min = number(
-            "contact_password_min",
-            &self.contact_password_min,
-            12,
-            128,
-            "characters",
-        );
-        let run_retention_days = number(
-            "run_retention_days",
-            &self.run_retention_days,
-            1,
-            3650,
-            "days",
-        );
-        let event_retention_days = number(
-            "event_retention_days",
-            &self.event_retention_days,
-            1,
-            3650,
-            "days",
-        );
-        let audit_retention_days = number(
-            "audit_retention_days",
-            &self.audit_retention_days,
-            1,
-            3650,
-            "days",
-        );
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Settings {
-            run_retention_days,
-            event_retention_days,
-            audit_retention_days,
-            password_length,
-            password_emails_per_hour,
-            stale_after_hours,
-            contact_password_min,
-            brand_name,
-            sender_name,
-            sender_address,
-            preference_center_url,
-            default_time_zone,
-            temp_password_lifetime_hours: hours.parse().unwrap_or(24),
-            holidays,
-            self_signup: self.self_signup.is_some(),
-        })
-    }
+/// The IANA zone names the time-zone select offers.
+pub fn time_zone_names() -> Vec<String> {
+    let mut names: Vec<String> = jiff::tz::db().available().map(|n| n.to_string()).collect();
+    names.sort();
+    names
 }
 
 impl Settings {
@@ -386,51 +179,35 @@ impl Settings {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_form_names_each_bad_field() {
-        let form = SettingsForm {
-            brand_name: " ".into(),
-            sender_name: "Acme".into(),
-            sender_address: "not-an-address".into(),
-            preference_center_url: "ftp://x".into(),
-            default_time_zone: "Mars/Olympus".into(),
-            temp_password_lifetime_hours: "0".into(),
-            holidays: "2026-12-25\nnot a date".into(),
-            self_signup: None,
-            password_length: "8".into(),
-            password_emails_per_hour: "3".into(),
-            stale_after_hours: "24".into(),
-            contact_password_min: "12".into(),
-            run_retention_days: "90".into(),
-            event_retention_days: "90".into(),
-            audit_retention_days: "365".into(),
-        };
-        let errors = form.parse().unwrap_err();
-        let keys: Vec<_> = errors.keys().copied().collect();
-        assert_eq!(
-            keys,
-            [
-                "brand_name",
-                "default_time_zone",
-                "holidays",
-                "password_length",
-                "preference_center_url",
-                "sender_address",
-                "temp_password_lifetime_hours"
-            ]
-        );
+/// Parses the holiday calendar: one `YYYY-MM-DD` per line; text after the date is
+/// a comment ("2026-12-25 Christmas").
+pub fn parse_holidays(text: &str) -> Result<BTreeSet<jiff::civil::Date>, String> {
+    let mut dates = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let first = line.split_whitespace().next().unwrap_or("");
+        let date: jiff::civil::Date = first
+            .parse()
+            .map_err(|_| format!("Line {}: {first:?} is not a date like 2026-12-25.", i + 1))?;
+        dates.insert(date);
     }
+    Ok(dates)
+}
 
-    #[test]
-    fn a_good_form_parses() {
-        let mut form = SettingsForm::from(&Settings::default());
-        form.default_time_zone = "Europe/Berlin".into();
-        form.preference_center_url = "https://prefs.example.com/preferences".into();
-        let s = form.parse().unwrap();
-        assert_eq!(s.default_time_zone, "Europe/Berlin");
-    }
+/// The holiday calendar's dates, read on `conn` (inside the caller's transaction).
+pub async fn holiday_dates(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<BTreeSet<jiff::civil::Date>, sqlx::Error> {
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'holidays'")
+            .fetch_optional(conn)
+            .await?;
+    Ok(text
+        .as_deref()
+        .map(parse_holidays)
+        .and_then(Result::ok)
+        .unwrap_or_default())
 }

@@ -110,3 +110,68 @@ mod tests {
         assert!(PersonName::parse("a\u{7}b").is_err());
     }
 }
+
+pub const MAX_ATTRIBUTE_NAME_CHARS: usize = 64;
+/// Column names that are contact fields, not attributes.
+pub const RESERVED_NAMES: [&str; 3] = ["email", "first_name", "last_name"];
+
+/// An attribute name: 1 to 64 letters, digits, spaces, `_`, `-` or `.`; not a
+/// contact field's name.
+pub fn parse_attribute_name(raw: &str) -> Result<String, Invalid> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(Invalid::new("Enter the attribute's name."));
+    }
+    if s.chars().count() > MAX_ATTRIBUTE_NAME_CHARS
+        || !s
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ' '))
+    {
+        return Err(Invalid::new(format!(
+            "An attribute name has 1 to {MAX_ATTRIBUTE_NAME_CHARS} letters, digits, spaces, _ - or ."
+        )));
+    }
+    if RESERVED_NAMES.contains(&s.to_lowercase().as_str()) {
+        return Err(Invalid::new(format!(
+            "{s:?} is a contact field, not an attribute."
+        )));
+    }
+    Ok(s.to_string())
+}
+
+/// Typed ids: a run's id cannot be passed where an automation's is wanted.
+macro_rules! ids {
+    ($($(#[$doc:meta])* $name:ident;)+) => {
+        $(
+            $(#[$doc])*
+            #[derive(
+                Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+                serde::Serialize, serde::Deserialize, sqlx::Type,
+            )]
+            #[sqlx(transparent)]
+            #[serde(transparent)]
+            pub struct $name(pub i64);
+
+            impl fmt::Display for $name {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    self.0.fmt(f)
+                }
+            }
+        )+
+    };
+}
+
+ids! {
+    /// A job run.
+    RunId;
+    /// An automation.
+    AutomationId;
+    /// A recorded event.
+    EventId;
+    /// A contact.
+    ContactId;
+    /// A system user.
+    SystemUserId;
+    /// A CSV import.
+    ImportId;
+}

@@ -12,12 +12,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::{AppState, FirstAdmin};
 use crate::audit::{self, Action, Actor};
 use crate::clock::Clock;
 use crate::db::Db;
-use crate::events::{self, EventType, NewEvent};
+use crate::events;
+use crate::events::catalogue::{EventType, NewEvent};
 use crate::settings::Settings;
+use crate::state::AppState;
 use crate::types::{EmailAddress, PersonName};
 use crate::web::middleware::MUST_CHANGE_KEY;
 use crate::web::session_store::{USER_ID_KEY, end_sessions_of};
@@ -45,6 +46,12 @@ pub fn staff_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/logout", web::post().to(logout))
         .route("/password", web::get().to(password_page))
         .route("/password", web::post().to(change_password));
+}
+
+/// The admin created at the first start, with the temporary password to print once.
+pub struct FirstAdmin {
+    pub email: String,
+    pub password: Plaintext,
 }
 
 /// A new system user as entered.
@@ -90,7 +97,7 @@ pub async fn create_user(
         group_id: None,
         params: serde_json::json!({ "role": new.role.code() }),
     };
-    events::record(&mut tx, now_ms, &event).await?;
+    events::store::record(&mut tx, now_ms, &event).await?;
     db.commit(tx).await?;
     Ok((id, password))
 }
@@ -304,7 +311,7 @@ async fn login(
         group_id: None,
         params: serde_json::json!({}),
     };
-    events::record(&mut tx, now, &event).await?;
+    events::store::record(&mut tx, now, &event).await?;
     state.db.commit(tx).await?;
     // A new session id at sign-in, with nothing carried over from before.
     session.clear();
@@ -351,7 +358,7 @@ async fn logout(
 struct PasswordPage {
     ctx: PageContext,
     forced: bool,
-    errors: crate::settings::FieldErrors,
+    errors: crate::web::form::FieldErrors,
 }
 
 impl PasswordPage {
@@ -404,8 +411,8 @@ pub async fn check_password_change(
     password_hash: Option<&str>,
     temp_hash: Option<&str>,
     not_temporary: &str,
-) -> crate::settings::FieldErrors {
-    let mut errors = crate::settings::FieldErrors::new();
+) -> crate::web::form::FieldErrors {
+    let mut errors = crate::web::form::FieldErrors::new();
     let current = Plaintext::new(form.current_password.clone());
     if !forced
         && !hasher

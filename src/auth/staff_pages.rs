@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use super::users::{self, CreateError, Role, SystemUser};
 use super::{NewUser, Plaintext, STAFF, create_user, temporary_password};
-use crate::app::AppState;
 use crate::audit::{Action, Actor};
-use crate::settings::FieldErrors;
+use crate::state::AppState;
 use crate::types::{EmailAddress, PersonName};
+use crate::web::form::FieldErrors;
 use crate::web::session_store::end_sessions_of;
 use crate::web::{
     AppError, CurrentUser, FlashKind, PageContext, audited_change, client_ip, flash, redirect,

@@ -191,27 +191,10 @@ impl Calendar {
     }
 }
 
-/// Parses the holiday calendar: one `YYYY-MM-DD` per line; text after the date is
-/// a comment ("2026-12-25 Christmas").
-pub fn parse_holidays(text: &str) -> Result<BTreeSet<Date>, String> {
-    let mut dates = BTreeSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let first = line.split_whitespace().next().unwrap_or("");
-        let date: Date = first
-            .parse()
-            .map_err(|_| format!("Line {}: {first:?} is not a date like 2026-12-25.", i + 1))?;
-        dates.insert(date);
-    }
-    Ok(dates)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::parse_holidays;
 
     fn berlin() -> TimeZone {
         TimeZone::get("Europe/Berlin").unwrap()

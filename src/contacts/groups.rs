@@ -7,9 +7,9 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::db::{Db, Tx, is_unique_violation};
-use crate::settings::FieldErrors;
+use crate::state::AppState;
+use crate::web::form::FieldErrors;
 use crate::web::{AppError, ConfirmPage, FlashKind, PageContext, flash, redirect, render};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -70,6 +70,18 @@ pub async fn of_contact(db: &Db, contact_id: i64) -> Result<Vec<Group>, sqlx::Er
     .fetch_all(db.read())
     .await?;
     Ok(rows.into_iter().map(Group::from).collect())
+}
+
+/// Whether the contact is a member of the group.
+pub async fn is_member(db: &Db, group_id: i64, contact_id: i64) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND contact_id = $2",
+    )
+    .bind(group_id)
+    .bind(contact_id)
+    .fetch_one(db.read())
+    .await?;
+    Ok(n > 0)
 }
 
 /// A group as entered, parsed.

@@ -21,13 +21,15 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use super::groups::{self, Group};
-use super::{MAX_ATTRIBUTE_VALUE_CHARS, parse_attribute_name, parse_name_part, search_key};
-use crate::app::AppState;
+use super::{MAX_ATTRIBUTE_VALUE_CHARS, parse_name_part, search_key};
 use crate::audit::{self, Action, Actor};
 use crate::clock::Clock;
 use crate::db::{Db, Tx};
-use crate::events::{self, EventType, NewEvent, Source};
+use crate::events;
+use crate::events::catalogue::{EventType, NewEvent, Source};
+use crate::state::AppState;
 use crate::types::EmailAddress;
+use crate::types::parse_attribute_name;
 use crate::web::{AppError, CurrentUser, PageContext, client_ip, redirect, render};
 
 /// The largest file accepted.
@@ -384,7 +386,7 @@ async fn write_batch(
         for id in &new_ids {
             let mut event = NewEvent::registered(*id, Source::Import);
             event.params["import_id"] = serde_json::json!(import_id);
-            events::record(tx, now, &event).await?;
+            events::store::record(tx, now, &event).await?;
         }
     }
     for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
@@ -573,7 +575,7 @@ async fn record_finished(
     started_by: i64,
     success: bool,
     totals: Counts,
-) -> Result<i64, sqlx::Error> {
+) -> Result<crate::types::EventId, sqlx::Error> {
     let event = NewEvent {
         kind: EventType::ContactImportFinished,
         contact_id: None,
@@ -587,7 +589,7 @@ async fn record_finished(
             "rejected": totals.rejected,
         }),
     };
-    events::record(tx, now, &event).await
+    events::store::record(tx, now, &event).await
 }
 
 /// Marks imports that stopped making progress (their process ended) as failed.

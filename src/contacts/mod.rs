@@ -13,15 +13,13 @@ use serde::{Deserialize, Serialize};
 pub use pages::routes;
 
 use crate::db::{Db, Tx, is_unique_violation};
-use crate::events::{self, NewEvent, Source};
-use crate::settings::FieldErrors;
-use crate::types::{EmailAddress, Invalid};
+use crate::events;
+use crate::events::catalogue::{NewEvent, Source};
+use crate::types::{EmailAddress, Invalid, parse_attribute_name};
+use crate::web::form::FieldErrors;
 
 pub const MAX_NAME_CHARS: usize = 100;
-pub const MAX_ATTRIBUTE_NAME_CHARS: usize = 64;
 pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1000;
-/// Column names that are contact fields, not attributes.
-pub const RESERVED_NAMES: [&str; 3] = ["email", "first_name", "last_name"];
 
 /// Active contacts receive jobs; blocked ones are skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -118,30 +116,6 @@ pub fn parse_name_part(raw: &str, what: &str) -> Result<String, Invalid> {
     if s.chars().any(char::is_control) {
         return Err(Invalid::new(format!(
             "The {what} cannot contain control characters."
-        )));
-    }
-    Ok(s.to_string())
-}
-
-/// An attribute name: 1 to 64 letters, digits, spaces, `_`, `-` or `.`; not a
-/// contact field's name.
-pub fn parse_attribute_name(raw: &str) -> Result<String, Invalid> {
-    let s = raw.trim();
-    if s.is_empty() {
-        return Err(Invalid::new("Enter the attribute's name."));
-    }
-    if s.chars().count() > MAX_ATTRIBUTE_NAME_CHARS
-        || !s
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ' '))
-    {
-        return Err(Invalid::new(format!(
-            "An attribute name has 1 to {MAX_ATTRIBUTE_NAME_CHARS} letters, digits, spaces, _ - or ."
-        )));
-    }
-    if RESERVED_NAMES.contains(&s.to_lowercase().as_str()) {
-        return Err(Invalid::new(format!(
-            "{s:?} is a contact field, not an attribute."
         )));
     }
     Ok(s.to_string())
@@ -286,6 +260,15 @@ pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<Contact>, sqlx
     .map(Contact::from))
 }
 
+/// One attribute of a contact, if it has it.
+pub async fn attribute(db: &Db, id: i64, name: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM contact_attributes WHERE contact_id = $1 AND name = $2")
+        .bind(id)
+        .bind(name)
+        .fetch_optional(db.read())
+        .await
+}
+
 pub async fn attributes(db: &Db, id: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
     sqlx::query_as("SELECT name, value FROM contact_attributes WHERE contact_id = $1 ORDER BY name")
         .bind(id)
@@ -335,7 +318,7 @@ pub async fn create(
     .await
     .map_err(map_unique)?;
     write_attributes(tx, id, &input.attributes).await?;
-    events::record(tx, now_ms, &NewEvent::registered(id, source)).await?;
+    events::store::record(tx, now_ms, &NewEvent::registered(id, source)).await?;
     Ok(id)
 }
 
@@ -392,7 +375,7 @@ pub async fn update(
     .await
     .map_err(map_unique)?;
     write_attributes(tx, before.id, &input.attributes).await?;
-    events::record(tx, now_ms, &NewEvent::profile_changed(before.id, &changed)).await?;
+    events::store::record(tx, now_ms, &NewEvent::profile_changed(before.id, &changed)).await?;
     Ok(changed)
 }
 
@@ -440,7 +423,7 @@ pub async fn join_group(
     .rows_affected()
         == 1;
     if added {
-        events::record(
+        events::store::record(
             tx,
             now_ms,
             &NewEvent::membership(contact_id, group_id, true),
@@ -466,7 +449,7 @@ pub async fn leave_group(
         .rows_affected()
         == 1;
     if removed {
-        events::record(
+        events::store::record(
             tx,
             now_ms,
             &NewEvent::membership(contact_id, group_id, false),

@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use super::groups::{self, Group};
 use super::{Contact, ContactForm, Cursor, SaveError, Status};
-use crate::app::AppState;
 use crate::audit::Action;
-use crate::events::{self, Event, Source};
-use crate::settings::FieldErrors;
+use crate::events;
+use crate::events::catalogue::Source;
+use crate::events::store::Event;
+use crate::state::AppState;
+use crate::web::form::FieldErrors;
 use crate::web::{
     AppError, ConfirmPage, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect,
     render,
@@ -250,7 +252,7 @@ struct ShowPage {
     groups: Vec<Group>,
     other_groups: Vec<Group>,
     events: Vec<Event>,
-    runs: Vec<crate::scheduler::RunRow>,
+    runs: Vec<crate::scheduler::runs::RunRow>,
 }
 
 impl ShowPage {
@@ -277,8 +279,13 @@ async fn show(
         .into_iter()
         .filter(|g| !groups.iter().any(|m| m.id == g.id))
         .collect();
-    let events = events::for_contact(&state.db, contact.id, 50).await?;
-    let runs = crate::scheduler::runs_for_contact(&state.db, contact.id, 50).await?;
+    let events = events::store::for_contact(&state.db, contact.id, 50).await?;
+    let runs = crate::scheduler::runs::runs_for_contact(
+        &state.db,
+        crate::types::ContactId(contact.id),
+        50,
+    )
+    .await?;
     render(
         StatusCode::OK,
         &ShowPage {

@@ -4,14 +4,40 @@
 use askama::Template;
 use jiff::Timestamp;
 
-use crate::app::AppState;
-use crate::automations::{self, State};
+use crate::automations::model::State;
+use crate::events::catalogue::Scope;
+use crate::jobs::registry::{Execution, Job, JobForm};
 use crate::mail::{Email, SendError};
-use crate::scheduler::{Claimed, Outcome, Target};
-use crate::settings::Settings;
+use crate::scheduler::queue::{Claimed, END_REMINDER, Outcome, Target};
+use crate::state::JobContext;
 
-/// The job kind stored on reminder runs.
-pub const KIND: &str = "end_reminder";
+/// The reminder before an automation's end: Herald's own run, never offered in
+/// Define Job.
+pub struct EndReminder;
+
+impl Job for EndReminder {
+    fn kind(&self) -> &'static str {
+        END_REMINDER
+    }
+    fn label(&self) -> &'static str {
+        "Reminder before the end (S)"
+    }
+    fn scopes(&self) -> &'static [Scope] {
+        &[Scope::System]
+    }
+    fn offered(&self) -> bool {
+        false
+    }
+    fn form(&self, _view: &JobForm<'_>) -> Result<String, askama::Error> {
+        Ok(String::new())
+    }
+    fn explain(&self, _config: &serde_json::Value) -> String {
+        "Emails the chosen system users before the automation ends.".into()
+    }
+    fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
+        Box::pin(execute(ctx, run))
+    }
+}
 
 #[derive(Template)]
 #[template(path = "email/reminder.txt")]
@@ -33,12 +59,12 @@ struct HtmlBody<'a> {
     link: &'a str,
 }
 
-pub async fn execute(state: &AppState, run: &Claimed) -> Outcome {
+async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
     let target = Some(Target {
         kind: "automation",
-        id: run.automation_id,
+        id: run.automation_id.0,
     });
-    let a = match automations::find(&state.db, run.automation_id).await {
+    let a = match crate::automations::store::find(&ctx.db, run.automation_id).await {
         Ok(Some(a)) => a,
         Ok(None) => {
             return Outcome::Skipped {
@@ -59,7 +85,7 @@ pub async fn execute(state: &AppState, run: &Claimed) -> Outcome {
             reason: "the automation is not active or has no end".into(),
         };
     }
-    let settings = match Settings::load(&state.db).await {
+    let settings = match ctx.settings().await {
         Ok(s) => s,
         Err(e) => {
             return Outcome::Retry {
@@ -77,10 +103,10 @@ pub async fn execute(state: &AppState, run: &Claimed) -> Outcome {
                 .to_string()
         })
         .unwrap_or_default();
-    let link = format!("{}automations/{}/time-frame", state.config.base_url, a.id);
+    let link = format!("{}automations/{}/time-frame", ctx.base_url, a.id);
     let mut last_id = None;
     for user_id in &a.notify {
-        let user = match crate::auth::users::find(&state.db, *user_id).await {
+        let user = match crate::auth::users::find(&ctx.db, *user_id).await {
             Ok(Some(u)) if !u.disabled => u,
             Ok(_) => continue,
             Err(e) => {
@@ -116,7 +142,7 @@ pub async fn execute(state: &AppState, run: &Claimed) -> Outcome {
                 error: "the email template could not be rendered".into(),
             };
         };
-        match state.mailer.send(&email).await {
+        match ctx.mailer.send(&email).await {
             Ok(id) => last_id = Some(id),
             Err(SendError::Transient(error)) => return Outcome::Retry { target, error },
             Err(SendError::Permanent(error)) => {
@@ -128,7 +154,7 @@ pub async fn execute(state: &AppState, run: &Claimed) -> Outcome {
         Some(message_id) => Outcome::Done {
             target: Target {
                 kind: "automation",
-                id: a.id,
+                id: a.id.0,
             },
             message_id,
         },

@@ -6,14 +6,17 @@
 use askama::Template;
 use jiff::Timestamp;
 
-use super::JobKind;
-use crate::app::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::password::{self, Priority};
-use crate::automations::{self, Automation, Condition, State, Target as JobTarget};
+use crate::automations::model::{Automation, TargetKind};
+use crate::events::catalogue::Scope;
+use crate::jobs::common::{self, Recipient};
+use crate::jobs::registry::{Execution, Job, JobForm};
 use crate::mail::{Email, SendError};
-use crate::scheduler::{Claimed, Outcome, Target};
+use crate::scheduler::queue::{Claimed, Outcome};
+use crate::scheduler::runs;
 use crate::settings::Settings;
+use crate::state::JobContext;
 
 #[derive(Template)]
 #[template(path = "email/password.txt")]
@@ -35,199 +38,110 @@ struct HtmlBody<'a> {
     link: &'a str,
 }
 
-/// The person the password goes to.
-struct Recipient {
-    target: Target,
-    email: String,
-    name: String,
-}
+crate::job_form!(
+    ContactForm,
+    "automations/jobs/send_new_password_to_contact.html"
+);
+crate::job_form!(
+    SystemUserForm,
+    "automations/jobs/send_new_password_to_system_user.html"
+);
 
-fn skip(target: Option<Target>, reason: impl Into<String>) -> Outcome {
-    Outcome::Skipped {
-        target,
-        reason: reason.into(),
+/// Send New Password to Contact (C).
+pub struct ToContact;
+
+impl Job for ToContact {
+    fn kind(&self) -> &'static str {
+        "send_new_password_to_contact"
+    }
+    fn label(&self) -> &'static str {
+        "Send New Password to Contact (C)"
+    }
+    fn scopes(&self) -> &'static [Scope] {
+        &[Scope::Contact]
+    }
+    fn target(&self) -> Option<TargetKind> {
+        Some(TargetKind::Contact)
+    }
+    fn form(&self, view: &JobForm<'_>) -> Result<String, askama::Error> {
+        ContactForm(view).render()
+    }
+    fn explain(&self, _config: &serde_json::Value) -> String {
+        "Emails the contact a new temporary password for the preference center.".into()
+    }
+    fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
+        Box::pin(send(ctx, run, TargetKind::Contact))
     }
 }
 
-fn unexpected(target: Option<Target>, e: impl std::fmt::Display) -> Outcome {
-    // Database trouble: try again later.
-    Outcome::Retry {
-        target,
-        error: format!("database: {e}"),
+/// Send New Password to System User (S).
+pub struct ToSystemUser;
+
+impl Job for ToSystemUser {
+    fn kind(&self) -> &'static str {
+        "send_new_password_to_system_user"
+    }
+    fn label(&self) -> &'static str {
+        "Send New Password to System User (S)"
+    }
+    fn scopes(&self) -> &'static [Scope] {
+        &[Scope::System]
+    }
+    fn target(&self) -> Option<TargetKind> {
+        Some(TargetKind::SystemUser)
+    }
+    fn form(&self, view: &JobForm<'_>) -> Result<String, askama::Error> {
+        SystemUserForm(view).render()
+    }
+    fn explain(&self, _config: &serde_json::Value) -> String {
+        "Emails the system user a new temporary password for Herald.".into()
+    }
+    fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
+        Box::pin(send(ctx, run, TargetKind::SystemUser))
     }
 }
 
-pub async fn execute(state: &AppState, run: &Claimed, kind: JobKind) -> Outcome {
-    let now = state.clock.now_ms();
-    let settings = match Settings::load(&state.db).await {
+/// Both jobs: not stale, automation live, target resolved and selected now, within
+/// the hourly limit; then a fresh password is made, stored and emailed.
+async fn send(ctx: &JobContext, run: &Claimed, kind: TargetKind) -> Outcome {
+    let now = ctx.clock.now_ms();
+    let settings = match ctx.settings().await {
         Ok(s) => s,
-        Err(e) => return unexpected(None, e),
+        Err(e) => return Outcome::database(None, e),
     };
     if now - run.due_at > settings.stale_after_hours * 3_600_000 {
         return Outcome::Expired;
     }
-    let a = match automations::find(&state.db, run.automation_id).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return skip(None, "the automation was deleted"),
-        Err(e) => return unexpected(None, e),
+    let a = match common::live_automation(ctx, run).await {
+        Ok(a) => a,
+        Err(outcome) => return outcome,
     };
-    if a.state != State::Active {
-        return skip(None, "the automation is not active");
-    }
-    if a.status(now) != automations::Status::Running {
-        return skip(None, "outside the automation's time frame");
-    }
-    let event = match crate::events::find(&state.db, run.event_id).await {
-        Ok(Some(e)) => e,
-        Ok(None) => return skip(None, "the event no longer exists"),
-        Err(e) => return unexpected(None, e),
+    let event = match common::event_of(ctx, run).await {
+        Ok(e) => e,
+        Err(outcome) => return outcome,
     };
-    let recipient = match resolve(state, &a, kind, &event).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(outcome)) => return outcome,
-        Err(e) => return unexpected(None, e),
+    let recipient = match common::resolve(ctx, &a, kind, &event).await {
+        Ok(r) => r,
+        Err(outcome) => return outcome,
     };
     let target = Some(recipient.target);
-    match recent_deliveries(state, recipient.target, now).await {
+    match runs::done_for_target_since(&ctx.db, recipient.target, now - 3_600_000).await {
         Ok(n) if n >= settings.password_emails_per_hour => {
-            return skip(
+            return Outcome::skip(
                 target,
                 format!("rate limited: {n} password emails to this address in the last hour"),
             );
         }
         Ok(_) => {}
-        Err(e) => return unexpected(target, e),
+        Err(e) => return Outcome::database(target, e),
     }
-    deliver(state, run, &a, recipient, &settings).await
-}
-
-/// Resolves the target now (the selection is calculated when the job executes).
-async fn resolve(
-    state: &AppState,
-    a: &Automation,
-    kind: JobKind,
-    event: &crate::events::Event,
-) -> Result<Result<Recipient, Outcome>, sqlx::Error> {
-    match kind {
-        JobKind::SendNewPasswordToContact => {
-            let id = match a.target {
-                Some(JobTarget::EventParameter) => event.contact_id,
-                Some(JobTarget::Contact(id)) => Some(id),
-                _ => None,
-            };
-            let Some(id) = id else {
-                return Ok(Err(skip(None, "the event names no contact")));
-            };
-            let target = Target {
-                kind: "contact",
-                id,
-            };
-            let Some(contact) = crate::contacts::find(&state.db, id).await? else {
-                return Ok(Err(skip(Some(target), "the contact no longer exists")));
-            };
-            if contact.is_blocked() {
-                return Ok(Err(skip(Some(target), "the contact is blocked")));
-            }
-            for condition in &a.selection {
-                let met = match condition {
-                    Condition::MemberOf { group_id } => {
-                        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND contact_id = $2")
-                            .bind(group_id)
-                            .bind(id)
-                            .fetch_one(state.db.read())
-                            .await?;
-                        n > 0
-                    }
-                    Condition::AttributeEquals { name, value } => {
-                        let v: Option<String> =
-                            sqlx::query_scalar("SELECT value FROM contact_attributes WHERE contact_id = $1 AND name = $2")
-                                .bind(id)
-                                .bind(name)
-                                .fetch_optional(state.db.read())
-                                .await?;
-                        v.as_deref() == Some(value.as_str())
-                    }
-                    Condition::RoleIs { .. } => true,
-                };
-                if !met {
-                    return Ok(Err(skip(
-                        Some(target),
-                        format!(
-                            "the contact does not meet the selection ({})",
-                            describe(condition)
-                        ),
-                    )));
-                }
-            }
-            Ok(Ok(Recipient {
-                target,
-                name: contact.name(),
-                email: contact.email,
-            }))
-        }
-        JobKind::SendNewPasswordToSystemUser => {
-            let id = match a.target {
-                Some(JobTarget::EventParameter) => event.system_user_id,
-                Some(JobTarget::SystemUser(id)) => Some(id),
-                _ => None,
-            };
-            let Some(id) = id else {
-                return Ok(Err(skip(None, "the event names no system user")));
-            };
-            let target = Target {
-                kind: "system_user",
-                id,
-            };
-            let Some(user) = crate::auth::users::find(&state.db, id).await? else {
-                return Ok(Err(skip(Some(target), "the system user no longer exists")));
-            };
-            if user.disabled {
-                return Ok(Err(skip(Some(target), "the system user is disabled")));
-            }
-            for condition in &a.selection {
-                if let Condition::RoleIs { role } = condition
-                    && user.role.code() != role
-                {
-                    return Ok(Err(skip(
-                        Some(target),
-                        format!(
-                            "the system user does not meet the selection ({})",
-                            describe(condition)
-                        ),
-                    )));
-                }
-            }
-            Ok(Ok(Recipient {
-                target,
-                name: user.name,
-                email: user.email,
-            }))
-        }
-    }
-}
-
-fn describe(c: &Condition) -> String {
-    match c {
-        Condition::MemberOf { group_id } => format!("member of group #{group_id}"),
-        Condition::AttributeEquals { name, .. } => format!("attribute {name}"),
-        Condition::RoleIs { role } => format!("role {role}"),
-    }
-}
-
-async fn recent_deliveries(state: &AppState, target: Target, now: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM job_runs WHERE target_kind = $1 AND target_id = $2 AND status = 'done' AND finished_at > $3",
-    )
-    .bind(target.kind)
-    .bind(target.id)
-    .bind(now - 3_600_000)
-    .fetch_one(state.db.read())
-    .await
+    deliver(ctx, run, &a, recipient, &settings).await
 }
 
 /// Makes a fresh password, stores its hash as the temporary credential, emails it.
+#[tracing::instrument(skip_all, fields(run = %run.id, to = to.target.id))]
 async fn deliver(
-    state: &AppState,
+    ctx: &JobContext,
     run: &Claimed,
     a: &Automation,
     to: Recipient,
@@ -235,7 +149,7 @@ async fn deliver(
 ) -> Outcome {
     let target = Some(to.target);
     let plain = password::generate(settings.password_length as usize);
-    let hash = match state.hasher.hash(&plain, Priority::Background).await {
+    let hash = match ctx.hasher.hash(&plain, Priority::Background).await {
         Ok(h) => h,
         Err(e) => {
             return Outcome::Retry {
@@ -244,7 +158,7 @@ async fn deliver(
             };
         }
     };
-    let now = state.clock.now_ms();
+    let now = ctx.clock.now_ms();
     let expires_at = now + settings.temp_password_lifetime_hours * 3_600_000;
     // Replace any older temporary credential; the permanent password stays.
     let table = if to.target.kind == "contact" {
@@ -259,10 +173,10 @@ async fn deliver(
     .bind(expires_at)
     .bind(now)
     .bind(to.target.id)
-    .execute(state.db.write())
+    .execute(ctx.db.write())
     .await;
     if let Err(e) = stored {
-        return unexpected(target, e);
+        return Outcome::database(target, e);
     }
     let expires = Timestamp::from_millisecond(expires_at)
         .map(|t| {
@@ -271,7 +185,7 @@ async fn deliver(
                 .to_string()
         })
         .unwrap_or_default();
-    let link = sign_in_link(state, settings, to.target.kind);
+    let link = sign_in_link(ctx, settings, to.target.kind);
     let text = TextBody {
         name: &to.name,
         brand: &settings.brand_name,
@@ -298,7 +212,7 @@ async fn deliver(
             error: "the email template could not be rendered".into(),
         };
     };
-    match state.mailer.send(&email).await {
+    match ctx.mailer.send(&email).await {
         Ok(message_id) => {
             let entry = audit::Entry {
                 actor: &Actor::named("scheduler"),
@@ -310,8 +224,8 @@ async fn deliver(
                 ),
                 ip: "",
             };
-            if let Err(e) = audit::record_now(&state.db, now, entry).await {
-                tracing::warn!(run = run.id, error = %e, "auditing a delivery failed");
+            if let Err(e) = audit::record_now(&ctx.db, now, entry).await {
+                tracing::warn!(run = %run.id, error = %e, "auditing a delivery failed");
             }
             Outcome::Done {
                 target: to.target,
@@ -324,10 +238,10 @@ async fn deliver(
 }
 
 /// The sign-in link, from settings and configuration — never from a request.
-fn sign_in_link(state: &AppState, settings: &Settings, kind: &str) -> String {
+fn sign_in_link(ctx: &JobContext, settings: &Settings, kind: &str) -> String {
     if kind == "contact" {
         let base = if settings.preference_center_url.is_empty() {
-            format!("{}preferences", state.config.base_url)
+            format!("{}preferences", ctx.base_url)
         } else {
             settings
                 .preference_center_url
@@ -336,6 +250,6 @@ fn sign_in_link(state: &AppState, settings: &Settings, kind: &str) -> String {
         };
         format!("{base}/login")
     } else {
-        format!("{}login", state.config.base_url)
+        format!("{}login", ctx.base_url)
     }
 }

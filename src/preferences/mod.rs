@@ -9,14 +9,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::throttle;
 use crate::auth::{Plaintext, Priority};
 use crate::contacts::{self, Contact, ContactInput};
-use crate::events::{self, EventType, NewEvent};
-use crate::settings::FieldErrors;
+use crate::events;
+use crate::events::catalogue::{EventType, NewEvent};
+use crate::state::AppState;
 use crate::types::EmailAddress;
+use crate::web::form::FieldErrors;
 use crate::web::middleware::MUST_CHANGE_KEY;
 use crate::web::session_store::{USER_ID_KEY, end_sessions_of};
 use crate::web::{AppError, FlashKind, PageContext, client_ip, csrf, flash, redirect, render};
@@ -266,7 +267,7 @@ async fn forgot(
     match contact {
         Some(c) if !c.is_blocked() && by_address < FORGOT_PER_ADDRESS && by_ip < FORGOT_PER_IP => {
             let mut tx = state.db.begin().await?;
-            events::record(
+            events::store::record(
                 &mut tx,
                 now,
                 &NewEvent::contact(EventType::NewPasswordRequested, c.id),
@@ -461,7 +462,7 @@ async fn save_preferences(
     if must_change(&session) {
         return Ok(redirect("/preferences/password"));
     }
-    let f = crate::automations::Fields::from_pairs(form.into_inner());
+    let f = crate::web::form::Fields::from_pairs(form.into_inner());
     let mut errors = FieldErrors::new();
     let first = contacts::parse_name_part(f.get("first_name"), "first name")
         .map_err(|e| errors.insert("first_name", e.0))
@@ -613,7 +614,7 @@ async fn signup(
     match contacts::create(
         &mut tx,
         &input,
-        events::Source::PreferenceCenter,
+        events::catalogue::Source::PreferenceCenter,
         state.clock.now_ms(),
     )
     .await

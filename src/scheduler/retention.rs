@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::db::Db;
+use crate::scheduler::queue;
 use crate::settings::Settings;
 
 /// Rows deleted by one statement.
@@ -21,17 +22,16 @@ pub struct Pruned {
     pub audit_entries: u64,
 }
 
-/// Deletes in batches with `sql` (its `$1` is the cutoff) until a batch comes back
+/// Runs `batch` (which deletes at most [`BATCH`] rows) until a batch comes back
 /// short; returns how many rows went.
-async fn delete_in_batches(db: &Db, sql: &'static str, cutoff: i64) -> Result<u64, sqlx::Error> {
+async fn in_batches<F, Fut>(mut batch: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
     let mut total = 0;
     loop {
-        let done = sqlx::query(sql)
-            .bind(cutoff)
-            .bind(BATCH)
-            .execute(db.write())
-            .await?
-            .rows_affected();
+        let done = batch().await?;
         total += done;
         if done < BATCH as u64 {
             return Ok(total);
@@ -41,17 +41,25 @@ async fn delete_in_batches(db: &Db, sql: &'static str, cutoff: i64) -> Result<u6
     }
 }
 
+/// Deletes with `sql` (`$1` the cutoff, `$2` the batch size) in batches.
+async fn delete_in_batches(db: &Db, sql: &'static str, cutoff: i64) -> Result<u64, sqlx::Error> {
+    in_batches(|| async move {
+        Ok(sqlx::query(sql)
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(db.write())
+            .await?
+            .rows_affected())
+    })
+    .await
+}
+
 /// One pruning pass at `now_ms` with the retention periods from Settings.
 pub async fn prune(db: &Db, now_ms: i64) -> Result<Pruned, sqlx::Error> {
     let settings = Settings::load(db).await?;
     // Runs first: events they held on to may go in the same pass.
-    let runs = delete_in_batches(
-        db,
-        "DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs WHERE finished_at < $1 \
-         AND status IN ('done', 'failed', 'skipped', 'cancelled', 'expired') LIMIT $2)",
-        now_ms - settings.run_retention_days * DAY_MS,
-    )
-    .await?;
+    let run_cutoff = now_ms - settings.run_retention_days * DAY_MS;
+    let runs = in_batches(|| queue::prune_finished(db, run_cutoff, BATCH)).await?;
     let events = delete_in_batches(
         db,
         "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.occurred_at < $1 \

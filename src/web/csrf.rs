@@ -14,8 +14,8 @@ use actix_web::{Error, ResponseError};
 use rand::RngExt;
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
 use crate::audit::{self, Action, Actor};
+use crate::state::AppState;
 use crate::web::input::MAX_FORM_BYTES;
 use crate::web::{AppError, client_ip};
 

@@ -12,9 +12,9 @@ use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 use rand::RngExt;
 use tracing::Instrument;
 
-use crate::app::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::users;
+use crate::state::AppState;
 use crate::web::session_store::USER_ID_KEY;
 use crate::web::{AppError, CurrentUser, client_ip, redirect};
 

@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod csrf;
+pub mod form;
 pub mod input;
 pub mod middleware;
 pub mod session_store;
@@ -20,8 +21,8 @@ use actix_web::{
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::auth::users::Role;
+use crate::state::AppState;
 
 /// Everything a handler can fail with. "The user's input is wrong" is not here: it
 /// is a page with messages next to the fields, returned as `Ok`.

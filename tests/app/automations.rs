@@ -1,7 +1,8 @@
 use std::time::Duration;
 
 use herald::auth::users::Role;
-use herald::automations::{self, Status};
+use herald::automations;
+use herald::automations::model::Status;
 use herald::clock::Clock;
 use reqwest::{Client, StatusCode};
 
@@ -178,7 +179,7 @@ on_both_engines! {
         assert_eq!(form.get("day_sat"), Some("on"));
         assert_eq!(form.get("notify"), Some(me.id.to_string().as_str()));
         assert_eq!(form.get("notify_days"), Some("14"));
-        let a = automations::find(&app.state.db, id).await.unwrap().unwrap();
+        let a = automations::store::find(&app.state.db, herald::types::AutomationId(id)).await.unwrap().unwrap();
         assert_eq!(a.start_at, Some(jiff::Timestamp::from_second(1_767_222_000).unwrap().as_millisecond()), "00:00 CET is 23:00 UTC");
         let (_, html) = app.page_with(&client, &format!("/automations/{id}")).await;
         assert!(html.contains("2026-01-01 00:00 CET") && html.contains("Member of Newsletter") && html.contains("10 minutes"));
@@ -209,7 +210,7 @@ on_both_engines! {
             assert!(error_of(&html, field).contains(message), "{field}: {}", error_of(&html, field));
             assert_eq!(find_form(&html, "/automations").get("name"), Some(values[0].1), "entered values kept");
         }
-        assert!(automations::list(&app.state.db, 0, None, "", 1, 50).await.unwrap().0.is_empty(), "nothing saved");
+        assert!(automations::store::list(&app.state.db, 0, None, "", 1, 50).await.unwrap().0.is_empty(), "nothing saved");
 
         let id = new_automation(&app, &client, "Frame", "new_password_requested").await;
         define_job(&app, &client, id, &[("job", "send_new_password_to_contact"), ("use_event_parameter", "on"), ("action", "time_frame")]).await;
@@ -299,15 +300,15 @@ on_both_engines! {
             assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field} {values:?}");
             let html = r.text().await.unwrap();
             assert!(error_of(&html, field).contains(message), "{field} {values:?}: {}", error_of(&html, field));
-            assert!(automations::find(&app.state.db, id).await.unwrap().unwrap().job.is_none(), "nothing saved");
+            assert!(automations::store::find(&app.state.db, herald::types::AutomationId(id)).await.unwrap().unwrap().job.is_none(), "nothing saved");
         }
         // Valid: a fixed contact by email; the S job with a fixed system user; Edit Event goes back and saves.
         let r = app.submit_with(&client, "/contacts/new", "/contacts", &[("email", "fixed@example.com")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let r = define_job(&app, &client, c_id, &[contact_job, ("contact", "Fixed@Example.com"), ("action", "edit_event")]).await;
         assert_eq!(location(&r), format!("/automations/{c_id}/event"));
-        let a = automations::find(&app.state.db, c_id).await.unwrap().unwrap();
-        assert!(matches!(a.target, Some(automations::Target::Contact(_))));
+        let a = automations::store::find(&app.state.db, herald::types::AutomationId(c_id)).await.unwrap().unwrap();
+        assert!(matches!(a.target, Some(automations::model::Target::Contact(_))));
         let admin = herald::auth::users::list(&app.state.db).await.unwrap()[0].id.to_string();
         let r = define_job(&app, &client, s_id, &[("job", "send_new_password_to_system_user"), ("system_user", &admin), ("action", "time_frame")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -317,7 +318,7 @@ on_both_engines! {
         // Changing the event to the other scope clears a job that no longer fits.
         let r = app.submit_with(&client, &format!("/automations/{c_id}/event"), &format!("/automations/{c_id}/event"), &[("event", "system_user_created")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        assert!(automations::find(&app.state.db, c_id).await.unwrap().unwrap().job.is_none());
+        assert!(automations::store::find(&app.state.db, herald::types::AutomationId(c_id)).await.unwrap().unwrap().job.is_none());
     }
 
     async fn status_follows_the_clock_and_activation(app: TestApp) {
@@ -330,7 +331,7 @@ on_both_engines! {
         let status = |app: &TestApp, id: i64| {
             let db = app.state.db.clone();
             let now = app.now_ms();
-            async move { automations::find(&db, id).await.unwrap().unwrap().status(now) }
+            async move { automations::store::find(&db, herald::types::AutomationId(id)).await.unwrap().unwrap().status(now) }
         };
         assert_eq!(status(&app, id).await, Status::Scheduled);
         assert_eq!(status(&app, draft).await, Status::Inactive);
@@ -374,13 +375,13 @@ on_both_engines! {
         let r = app.submit_with(&client, &format!("/automations/{id}"), &format!("/automations/{id}/copy"), &[]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let copy_id: i64 = location(&r).trim_start_matches("/automations/").trim_end_matches("/event").parse().unwrap();
-        let copy = automations::find(&app.state.db, copy_id).await.unwrap().unwrap();
+        let copy = automations::store::find(&app.state.db, herald::types::AutomationId(copy_id)).await.unwrap().unwrap();
         assert_eq!(copy.name, "Copy of Original");
         assert_eq!(copy.status(app.now_ms()), Status::Inactive);
         assert!(copy.is_complete());
         let r = app.submit_with(&client, &format!("/automations/{id}/delete"), &format!("/automations/{id}/delete"), &[]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        assert!(automations::find(&app.state.db, id).await.unwrap().is_none());
+        assert!(automations::store::find(&app.state.db, herald::types::AutomationId(id)).await.unwrap().is_none());
         assert_eq!(app.get_with(&client, &format!("/automations/{id}")).await.status(), StatusCode::NOT_FOUND);
         let stored = app.all_stored_text().await;
         assert!(stored.contains("automation.deleted") && stored.contains("copy of automation #"));
@@ -395,7 +396,7 @@ on_both_engines! {
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "end before start");
         let r = define_time_frame(&app, &client, id, &[("start", "2026-10-25T02:30"), ("end", "2027-03-28T02:30"), ("time_zone", "Europe/Berlin"), ("action", "define_job")]).await;
         assert_eq!(location(&r), format!("/automations/{id}/job"), "going back to Define Job saves too");
-        let a = automations::find(&app.state.db, id).await.unwrap().unwrap();
+        let a = automations::store::find(&app.state.db, herald::types::AutomationId(id)).await.unwrap().unwrap();
         assert_eq!(a.start_at, Some("2026-10-25T00:30:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond()));
         // 2027-03-28 02:30 does not exist in Berlin: it becomes 03:30 CEST.
         assert_eq!(a.end_at, Some("2027-03-28T01:30:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond()));

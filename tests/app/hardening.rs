@@ -212,7 +212,7 @@ configured! {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let now = runs(&app, automation).await;
-        let slow_run = now.iter().find(|r| r.event_id == slow_event).unwrap();
+        let slow_run = now.iter().find(|r| r.event_id.0 == slow_event).unwrap();
         assert_eq!(slow_run.status, "running", "still hanging: {now:?}");
         // At the deadline the attempt is abandoned and the run waits for its retry.
         wait_for(&app, automation, |r| r.iter().all(|r| r.status != "running")).await;
@@ -229,7 +229,7 @@ configured! {
 async fn wait_for(
     app: &TestApp,
     automation: i64,
-    done: impl Fn(&[herald::scheduler::RunRow]) -> bool,
+    done: impl Fn(&[herald::scheduler::runs::RunRow]) -> bool,
 ) {
     let started = Instant::now();
     loop {
@@ -389,7 +389,7 @@ on_both_engines! {
             tokio::spawn(async move {
                 for _ in 0..200 {
                     let mut tx = db.begin().await.unwrap();
-                    herald::events::record(&mut tx, now, &herald::events::NewEvent::contact(herald::events::EventType::NewPasswordRequested, cleo)).await.unwrap();
+                    herald::events::store::record(&mut tx, now, &herald::events::catalogue::NewEvent::contact(herald::events::catalogue::EventType::NewPasswordRequested, cleo)).await.unwrap();
                     db.commit(tx).await.unwrap();
                 }
             })

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use actix_web::web;
-use herald::app::{AppState, Application};
+use herald::app::Application;
 use herald::auth::users::{self, Role};
 use herald::auth::{NewUser, Plaintext, Priority};
 use herald::clock::{Clock, ManualClock};
 use herald::config::{Config, Secret};
+use herald::state::AppState;
 use herald::types::{EmailAddress, PersonName};
 use reqwest::{Client, Response, StatusCode, header};
 use scraper::{Html, Selector};
@@ -535,7 +536,7 @@ impl TestApp {
 
     /// The stored events, oldest first, as (type code, contact id, group id, params).
     pub async fn events(&self) -> Vec<(String, Option<i64>, Option<i64>, serde_json::Value)> {
-        let mut all = herald::events::latest(&self.state.db, 100_000)
+        let mut all = herald::events::store::latest(&self.state.db, 100_000)
             .await
             .unwrap();
         all.reverse();

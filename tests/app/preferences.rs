@@ -1,6 +1,6 @@
 use herald::auth::users::Role;
 use herald::contacts::{self, ContactForm};
-use herald::events::Source;
+use herald::events::catalogue::Source;
 use reqwest::StatusCode;
 
 use crate::helpers::{browser, location, text_of};

@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use herald::auth::{PasswordHasher, Plaintext, Priority};
+use herald::automations;
+use herald::automations::model::{EventFilter, State, Target};
 use herald::automations::time_frame::{ALL_DAYS, HolidayRule};
-use herald::automations::{self, EventFilter, EventPart, State, Target, TimeFramePart};
+use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
 use herald::contacts::{self, ContactForm};
 use herald::db::Db;
-use herald::events::{self, EventType, NewEvent, Source};
-use herald::jobs::JobKind;
+use herald::events;
+use herald::events::catalogue::{EventType, NewEvent, Source};
 
 use crate::binary::{Herald, refs};
 use crate::helpers::{Engine, TestDb};
@@ -46,23 +48,22 @@ async fn setup(db: &Db, n: usize) -> Vec<(i64, String)> {
         notify_days_before: 30,
     };
     let mut tx = db.begin().await.unwrap();
-    let id = automations::create(&mut tx, 1, &part, "UTC", now)
+    let id = automations::store::create(&mut tx, 1, &part, "UTC", now)
         .await
         .unwrap();
-    automations::save_job(
-        &mut tx,
-        id,
-        JobKind::SendNewPasswordToContact,
-        Target::EventParameter,
-        None,
-        now,
-    )
-    .await
-    .unwrap();
-    automations::save_time_frame(&mut tx, id, &frame, now)
+    let job = JobChoice {
+        kind: "send_new_password_to_contact".into(),
+        target: Some(Target::EventParameter),
+        config: serde_json::Value::Null,
+        delay: None,
+    };
+    automations::store::save_job(&mut tx, id, &job, now)
         .await
         .unwrap();
-    automations::set_state(&mut tx, id, State::Active, now)
+    automations::store::save_time_frame(&mut tx, id, &frame, now)
+        .await
+        .unwrap();
+    automations::store::set_state(&mut tx, id, State::Active, now)
         .await
         .unwrap();
     let mut people = Vec::new();
@@ -88,7 +89,7 @@ async fn setup(db: &Db, n: usize) -> Vec<(i64, String)> {
 async fn request_passwords(db: &Db, people: &[(i64, String)]) {
     let mut tx = db.begin().await.unwrap();
     for (id, _) in people {
-        events::record(
+        events::store::record(
             &mut tx,
             now_ms(),
             &NewEvent::contact(EventType::NewPasswordRequested, *id),

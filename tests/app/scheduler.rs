@@ -7,7 +7,8 @@ use herald::auth::{Plaintext, Priority};
 use herald::clock::Clock;
 use herald::config::Secret;
 use herald::contacts::{self, ContactForm};
-use herald::events::{self, EventType, NewEvent, Source};
+use herald::events;
+use herald::events::catalogue::{EventType, NewEvent, Source};
 use reqwest::{Client, StatusCode};
 
 use crate::automations::{define_job, define_time_frame, new_automation};
@@ -112,7 +113,7 @@ pub(crate) async fn contact(app: &TestApp, email: &str, password: &str) -> i64 {
 /// Records New Password Requested (C) for the contact, as the preference center will.
 pub(crate) async fn request_password(app: &TestApp, contact_id: i64) -> i64 {
     let mut tx = app.state.db.begin().await.unwrap();
-    let id = events::record(
+    let id = events::store::record(
         &mut tx,
         app.now_ms(),
         &NewEvent::contact(EventType::NewPasswordRequested, contact_id),
@@ -120,7 +121,7 @@ pub(crate) async fn request_password(app: &TestApp, contact_id: i64) -> i64 {
     .await
     .unwrap();
     app.state.db.commit(tx).await.unwrap();
-    id
+    id.0
 }
 
 /// (permanent hash, temporary hash) of a contact.
@@ -139,8 +140,8 @@ async fn verifies(app: &TestApp, password: &str, hash: Option<&str>) -> bool {
         .await
 }
 
-pub(crate) async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::RunRow> {
-    herald::scheduler::runs_of(&app.state.db, automation, 100)
+pub(crate) async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::runs::RunRow> {
+    herald::scheduler::runs::runs_of(&app.state.db, herald::types::AutomationId(automation), 100)
         .await
         .unwrap()
 }
@@ -498,7 +499,7 @@ with_smtp! {
         // A replayed event enqueues nothing twice.
         let event: i64 = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(app.state.db.read()).await.unwrap();
         let mut tx = app.state.db.begin().await.unwrap();
-        let n = herald::scheduler::intake(&mut tx, event, app.now_ms(), &NewEvent::contact(EventType::NewPasswordRequested, cleo)).await.unwrap();
+        let n = herald::scheduler::intake::intake(&mut tx, herald::types::EventId(event), app.now_ms(), &NewEvent::contact(EventType::NewPasswordRequested, cleo)).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(n, 0);
     }

@@ -1,0 +1,220 @@
+//! An automation's page: its settings and its runs (retry, cancel); copy and
+//! delete.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::load;
+use crate::audit::Action;
+use crate::auth::users::{self};
+use crate::automations::model::{Automation, Condition, EventFilter, Status, Target};
+use crate::automations::store;
+use crate::contacts::groups;
+use crate::jobs::registry::Registry;
+use crate::state::AppState;
+use crate::types::AutomationId;
+use crate::web::{
+    AppError, ConfirmPage, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect,
+    render,
+};
+
+#[derive(Template)]
+#[template(path = "automations/show.html")]
+struct ShowPage {
+    ctx: PageContext,
+    runs: Vec<crate::scheduler::runs::RunRow>,
+    a: Automation,
+    job: &'static str,
+    status: Status,
+    target: String,
+    filter: String,
+    selection: Vec<String>,
+    notify: Vec<String>,
+}
+
+async fn describe_filter(state: &AppState, f: &EventFilter) -> Result<String, AppError> {
+    Ok(match f {
+        EventFilter::Any => "Any".into(),
+        EventFilter::Source { source } => format!("Source: {}", source.label()),
+        EventFilter::Group { group_id } => {
+            format!("Group: {}", group_name(state, *group_id).await?)
+        }
+        EventFilter::Attribute { name } => format!("Attribute: {name}"),
+        EventFilter::Name { name } => format!("Name equals {name:?}"),
+        EventFilter::SystemUser { user_id } => {
+            format!("System user: {}", user_email(state, *user_id).await?)
+        }
+        EventFilter::Role { role } => format!("Role: {role}"),
+        EventFilter::Success { success } => {
+            format!("Success: {}", if *success { "yes" } else { "no" })
+        }
+    })
+}
+
+async fn group_name(state: &AppState, id: i64) -> Result<String, AppError> {
+    Ok(groups::find(&state.db, id)
+        .await?
+        .map_or_else(|| format!("group #{id} (deleted)"), |g| g.name))
+}
+
+async fn user_email(state: &AppState, id: i64) -> Result<String, AppError> {
+    Ok(users::find(&state.db, id)
+        .await?
+        .map_or_else(|| format!("user #{id} (deleted)"), |u| u.email))
+}
+
+pub(super) async fn show(
+    state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
+    ctx: PageContext,
+    id: web::Path<AutomationId>,
+) -> Result<HttpResponse, AppError> {
+    let a = load(&state, *id).await?;
+    let target = match a.target {
+        None => "—".to_string(),
+        Some(Target::EventParameter) => "Use Event Parameter".into(),
+        Some(Target::Contact(id)) => crate::contacts::find(&state.db, id)
+            .await?
+            .map_or_else(|| format!("contact #{id} (deleted)"), |c| c.email),
+        Some(Target::SystemUser(id)) => user_email(&state, id).await?,
+    };
+    let filter = describe_filter(&state, &a.filter).await?;
+    let mut selection = Vec::new();
+    for c in &a.selection {
+        selection.push(match c {
+            Condition::MemberOf { group_id } => {
+                format!("Member of {}", group_name(&state, *group_id).await?)
+            }
+            Condition::AttributeEquals { name, value } => format!("{name} equals {value:?}"),
+            Condition::RoleIs { role } => format!("Role is {role}"),
+        });
+    }
+    let mut notify = Vec::new();
+    for id in &a.notify {
+        notify.push(user_email(&state, *id).await?);
+    }
+    let status = a.status(state.clock.now_ms());
+    let runs = crate::scheduler::runs::runs_of(&state.db, a.id, 100).await?;
+    render(
+        StatusCode::OK,
+        &ShowPage {
+            job: jobs.label(a.job.as_deref()),
+            ctx,
+            runs,
+            a,
+            status,
+            target,
+            filter,
+            selection,
+            notify,
+        },
+    )
+}
+
+pub(super) async fn copy(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    session: Session,
+    id: web::Path<AutomationId>,
+) -> Result<HttpResponse, AppError> {
+    let a = load(&state, *id).await?;
+    let mut new_id = AutomationId(0);
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationCreated,
+        &a.name,
+        &format!("copy of automation #{}", a.id),
+        async |tx, now| {
+            new_id = store::copy(tx, a.id, me.id, now).await?;
+            Ok(())
+        },
+    )
+    .await?;
+    flash(
+        &session,
+        FlashKind::Success,
+        format!(
+            "Copied {}. The copy is inactive until you activate it.",
+            a.name
+        ),
+    );
+    Ok(redirect(&format!("/automations/{new_id}/event")))
+}
+
+pub(super) async fn confirm_delete(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    id: web::Path<AutomationId>,
+) -> Result<HttpResponse, AppError> {
+    let a = load(&state, *id).await?;
+    ConfirmPage {
+        ctx,
+        title: format!("Delete the automation {}?", a.name),
+        message: "It stops reacting to events at once. This cannot be undone; use Deactivate to pause it instead.".into(),
+        action: format!("/automations/{}/delete", a.id),
+        button: "Delete automation",
+        cancel: format!("/automations/{}", a.id),
+    }
+    .render()
+}
+
+pub(super) async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    session: Session,
+    id: web::Path<AutomationId>,
+) -> Result<HttpResponse, AppError> {
+    let a = load(&state, *id).await?;
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationDeleted,
+        &a.name,
+        &format!("automation #{}", a.id),
+        async |tx, _| store::delete(tx, a.id).await,
+    )
+    .await?;
+    flash(&session, FlashKind::Success, format!("Deleted {}.", a.name));
+    Ok(redirect("/automations"))
+}
+
+pub(super) async fn retry_run(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(AutomationId, crate::types::RunId)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, run) = path.into_inner();
+    let text = if crate::scheduler::queue::requeue(&state.db, id, run, state.clock.now_ms()).await?
+    {
+        (FlashKind::Success, "The run will be tried again now.")
+    } else {
+        (
+            FlashKind::Error,
+            "Only failed or expired runs can be retried.",
+        )
+    };
+    flash(&session, text.0, text.1);
+    Ok(redirect(&format!("/automations/{id}")))
+}
+
+pub(super) async fn cancel_run(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(AutomationId, crate::types::RunId)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, run) = path.into_inner();
+    let text = if crate::scheduler::queue::cancel(&state.db, id, run, state.clock.now_ms()).await? {
+        (FlashKind::Success, "The run is cancelled.")
+    } else {
+        (FlashKind::Error, "Only pending runs can be cancelled.")
+    };
+    flash(&session, text.0, text.1);
+    Ok(redirect(&format!("/automations/{id}")))
+}

@@ -1,0 +1,237 @@
+//! Window 2, Define Job: the job (from the registry), its fields, its target and
+//! the delay.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::{form_status, load};
+use crate::audit::Action;
+use crate::auth::users::{self};
+use crate::automations::model::{Automation, Target};
+use crate::automations::store;
+use crate::automations::time_frame::DelayUnit;
+use crate::automations::wizard::{JobChoice, JobTarget, parse_job};
+use crate::jobs::registry::{JobForm, Registry};
+use crate::state::AppState;
+use crate::types::AutomationId;
+use crate::web::form::{FieldErrors, Fields};
+use crate::web::{AppError, CurrentUser, PageContext, audited_change, redirect, render};
+
+#[derive(Template)]
+#[template(path = "automations/job.html")]
+struct JobPage {
+    ctx: PageContext,
+    a: Automation,
+    f: Fields,
+    errors: FieldErrors,
+    /// (code, label) of the jobs offered for the event.
+    jobs: Vec<(&'static str, &'static str)>,
+    /// Each offered job's Define Job fields, rendered by the job.
+    forms: Vec<String>,
+    /// What Use Event Parameter takes from the event ("contact", "system user").
+    target_noun: &'static str,
+    step: u8,
+}
+
+impl JobPage {
+    fn v(&self, name: &str) -> &str {
+        self.f.get(name)
+    }
+    fn checked(&self, name: &str) -> bool {
+        self.f.has(name)
+    }
+    fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+    fn units(&self) -> [DelayUnit; 4] {
+        DelayUnit::ALL
+    }
+}
+
+async fn job_fields(state: &AppState, jobs: &Registry, a: &Automation) -> Result<Fields, AppError> {
+    let mut f = Fields::default();
+    if let Some(kind) = &a.job {
+        f.set("job", kind);
+        if let Some(job) = jobs.get(kind) {
+            job.fill(&a.job_config, &mut f);
+        }
+    } else if let [only] = jobs.offered_for(a.event).as_slice() {
+        f.set("job", only.kind());
+    }
+    match a.target {
+        Some(Target::EventParameter) => f.set("use_event_parameter", "on"),
+        Some(Target::Contact(id)) => {
+            if let Some(c) = crate::contacts::find(&state.db, id).await? {
+                f.set("contact", c.email);
+            }
+        }
+        Some(Target::SystemUser(id)) => f.set("system_user", id.to_string()),
+        None => {}
+    }
+    match a.delay {
+        Some(d) => {
+            f.set("delay", "yes");
+            f.set("delay_unit", d.unit.code());
+            f.set("delay_value", d.value.to_string());
+        }
+        None => f.set("delay", "no"),
+    }
+    Ok(f)
+}
+
+pub(super) async fn job_page(
+    state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
+    ctx: PageContext,
+    id: web::Path<AutomationId>,
+) -> Result<HttpResponse, AppError> {
+    let a = load(&state, *id).await?;
+    let f = job_fields(&state, &jobs, &a).await?;
+    job_render(&state, &jobs, ctx, a, f, FieldErrors::new()).await
+}
+
+async fn job_render(
+    state: &AppState,
+    jobs: &Registry,
+    ctx: PageContext,
+    a: Automation,
+    f: Fields,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let users = users::list(&state.db).await?;
+    let offered = jobs.offered_for(a.event);
+    let view = JobForm {
+        f: &f,
+        errors: &errors,
+        users: &users,
+        event: a.event,
+    };
+    let forms = offered
+        .iter()
+        .map(|j| j.form(&view))
+        .collect::<Result<Vec<_>, _>>()?;
+    let target_noun = if a.event.carries_contact() {
+        "contact"
+    } else {
+        "system user"
+    };
+    render(
+        form_status(&errors),
+        &JobPage {
+            jobs: offered.iter().map(|j| (j.kind(), j.label())).collect(),
+            forms,
+            target_noun,
+            ctx,
+            a,
+            f,
+            errors,
+            step: 2,
+        },
+    )
+}
+
+/// Parses the whole window — the job choice, its own fields, the target, the
+/// delay — and resolves the target, collecting every message at once.
+async fn checked_job(
+    state: &AppState,
+    jobs: &Registry,
+    a: &Automation,
+    f: &Fields,
+) -> Result<Result<JobChoice, FieldErrors>, AppError> {
+    let mut errors = FieldErrors::new();
+    let job = match jobs.get(f.get("job")).filter(|j| j.offered()) {
+        Some(job) if job.combines_with(a.event) => Some(job),
+        Some(_) => {
+            errors.insert(
+                "job",
+                crate::automations::wizard::mismatch_message(a.event).into(),
+            );
+            None
+        }
+        None => {
+            errors.insert(
+                "job",
+                crate::automations::wizard::job_choice_message(f.get("job")).into(),
+            );
+            None
+        }
+    };
+    let config = match job.map(|j| j.parse(a.event, f)) {
+        Some(Ok(config)) => config,
+        Some(Err(e)) => {
+            errors.extend(e);
+            serde_json::Value::Null
+        }
+        None => serde_json::Value::Null,
+    };
+    let part = parse_job(a.event, job.and_then(|j| j.target()), f, &mut errors);
+    let target = match &part.target {
+        None => None,
+        Some(JobTarget::EventParameter) => Some(Target::EventParameter),
+        Some(JobTarget::ContactEmail(email)) => {
+            match crate::contacts::find_by_email(&state.db, email).await? {
+                None => {
+                    errors.insert("contact", format!("No contact has the email {email:?}."));
+                    None
+                }
+                Some(c) if c.is_blocked() => {
+                    errors.insert(
+                        "contact",
+                        format!("{} is blocked: choose an active contact.", c.email),
+                    );
+                    None
+                }
+                Some(c) => Some(Target::Contact(c.id)),
+            }
+        }
+        Some(JobTarget::SystemUser(id)) => match users::find(&state.db, *id).await? {
+            Some(u) if !u.disabled => Some(Target::SystemUser(u.id)),
+            _ => {
+                errors.insert("system_user", "Choose an enabled system user.".to_string());
+                None
+            }
+        },
+    };
+    Ok(match job {
+        Some(job) if errors.is_empty() => Ok(JobChoice {
+            kind: job.kind().to_string(),
+            target,
+            config,
+            delay: part.delay,
+        }),
+        _ => Err(errors),
+    })
+}
+
+pub(super) async fn save_job(
+    state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
+    req: HttpRequest,
+    ctx: PageContext,
+    me: CurrentUser,
+    id: web::Path<AutomationId>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let a = load(&state, *id).await?;
+    let f = Fields::from_pairs(form.into_inner());
+    let next = match f.get("action") {
+        "cancel" => return Ok(redirect("/automations")),
+        "edit_event" => format!("/automations/{}/event", a.id),
+        _ => format!("/automations/{}/time-frame", a.id),
+    };
+    let choice = match checked_job(&state, &jobs, &a, &f).await? {
+        Ok(c) => c,
+        Err(errors) => return job_render(&state, &jobs, ctx, a, f, errors).await,
+    };
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationChanged,
+        &a.name,
+        "Define Job",
+        async |tx, now| store::save_job(tx, a.id, &choice, now).await,
+    )
+    .await?;
+    Ok(redirect(&next))
+}

@@ -1,0 +1,88 @@
+//! The automation pages: the overview, the wizard (1 Edit Event → 2 Define Job →
+//! 3 Define Time Frame), and an automation's detail page with its runs.
+
+mod detail;
+mod event;
+mod job;
+mod overview;
+mod time_frame;
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+
+use crate::auth::users::{self, SystemUser};
+use crate::automations::model::Automation;
+use crate::contacts::groups::{self, Group};
+use crate::state::AppState;
+use crate::types::AutomationId;
+use crate::web::AppError;
+use crate::web::form::FieldErrors;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/automations", web::get().to(overview::overview))
+        .route("/automations", web::post().to(event::create))
+        .route("/automations/new", web::get().to(event::new_page))
+        .route("/automations/state", web::post().to(overview::change_state))
+        .route("/automations/{id}", web::get().to(detail::show))
+        .route("/automations/{id}/event", web::get().to(event::event_page))
+        .route("/automations/{id}/event", web::post().to(event::save_event))
+        .route("/automations/{id}/job", web::get().to(job::job_page))
+        .route("/automations/{id}/job", web::post().to(job::save_job))
+        .route(
+            "/automations/{id}/time-frame",
+            web::get().to(time_frame::time_frame_page),
+        )
+        .route(
+            "/automations/{id}/time-frame",
+            web::post().to(time_frame::save_time_frame),
+        )
+        .route("/automations/{id}/copy", web::post().to(detail::copy))
+        .route(
+            "/automations/{id}/runs/{run}/retry",
+            web::post().to(detail::retry_run),
+        )
+        .route(
+            "/automations/{id}/runs/{run}/cancel",
+            web::post().to(detail::cancel_run),
+        )
+        .route(
+            "/automations/{id}/delete",
+            web::get().to(detail::confirm_delete),
+        )
+        .route("/automations/{id}/delete", web::post().to(detail::delete));
+}
+
+/// What the wizard pages need besides the form.
+pub struct Choices {
+    pub groups: Vec<Group>,
+    pub users: Vec<SystemUser>,
+}
+
+async fn choices(state: &AppState) -> Result<Choices, AppError> {
+    Ok(Choices {
+        groups: groups::list(&state.db).await?,
+        users: users::list(&state.db).await?,
+    })
+}
+
+/// The wizard's steps, for the stepper.
+pub const STEPS: [(u8, &str, &str); 3] = [
+    (1, "Edit Event", "event"),
+    (2, "Define Job", "job"),
+    (3, "Define Time Frame", "time-frame"),
+];
+
+async fn load(state: &AppState, id: AutomationId) -> Result<Automation, AppError> {
+    crate::automations::store::find(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// 200 for a fresh form, 422 for one sent back with messages.
+fn form_status(errors: &FieldErrors) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}

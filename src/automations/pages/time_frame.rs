@@ -1,0 +1,195 @@
+//! Window 3, Define Time Frame: start, zone, end, execution days, holidays and the
+//! reminder; Save & Activate.
+
+use actix_session::SessionExt;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::{form_status, load};
+use crate::audit::Action;
+use crate::auth::users::{self, SystemUser};
+use crate::automations::model::{Automation, State};
+use crate::automations::store;
+use crate::automations::time_frame::{HolidayRule, WEEKDAYS, day_bit};
+use crate::automations::wizard::{local_input, parse_time_frame};
+use crate::jobs::registry::Registry;
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::types::AutomationId;
+use crate::web::form::{FieldErrors, Fields};
+use crate::web::{
+    AppError, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect, render,
+};
+
+#[derive(Template)]
+#[template(path = "automations/time_frame.html")]
+struct TimeFramePage {
+    ctx: PageContext,
+    a: Automation,
+    f: Fields,
+    errors: FieldErrors,
+    zones: Vec<String>,
+    users: Vec<SystemUser>,
+    job: &'static str,
+    step: u8,
+}
+
+impl TimeFramePage {
+    fn v(&self, name: &str) -> &str {
+        self.f.get(name)
+    }
+    fn checked(&self, name: &str) -> bool {
+        self.f.has(name)
+    }
+    fn notified(&self, id: &i64) -> bool {
+        self.f.all("notify").iter().any(|v| *v == id.to_string())
+    }
+    fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+    fn days(&self) -> Vec<(String, &'static str)> {
+        WEEKDAYS
+            .iter()
+            .map(|(_, n)| (format!("day_{}", n.to_lowercase()), *n))
+            .collect()
+    }
+    fn holiday_rules(&self) -> [HolidayRule; 3] {
+        HolidayRule::ALL
+    }
+}
+
+fn time_frame_fields(a: &Automation, default_zone: &str, now_ms: i64) -> Fields {
+    let mut f = Fields::default();
+    let zone = if a.start_at.is_some() {
+        a.time_zone.clone()
+    } else {
+        default_zone.to_string()
+    };
+    f.set(
+        "start",
+        local_input(Some(a.start_at.unwrap_or(now_ms)), &zone),
+    );
+    f.set("end", local_input(a.end_at, &zone));
+    f.set("time_zone", zone);
+    for (day, short) in WEEKDAYS {
+        if a.days & day_bit(day) != 0 {
+            f.set(&format!("day_{}", short.to_lowercase()), "on");
+        }
+    }
+    f.set("holidays", a.holidays.code());
+    f.0.insert(
+        "notify".into(),
+        a.notify.iter().map(|id| id.to_string()).collect(),
+    );
+    f.set("notify_days", a.notify_days_before.to_string());
+    f
+}
+
+pub(super) async fn time_frame_page(
+    state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
+    ctx: PageContext,
+    id: web::Path<AutomationId>,
+) -> Result<HttpResponse, AppError> {
+    let a = load(&state, *id).await?;
+    let zone = Settings::load(&state.db).await?.default_time_zone;
+    let f = time_frame_fields(&a, &zone, state.clock.now_ms());
+    time_frame_render(&state, &jobs, ctx, a, f, FieldErrors::new()).await
+}
+
+async fn time_frame_render(
+    state: &AppState,
+    jobs: &Registry,
+    ctx: PageContext,
+    a: Automation,
+    f: Fields,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let users = users::list(&state.db).await?;
+    render(
+        form_status(&errors),
+        &TimeFramePage {
+            job: jobs.label(a.job.as_deref()),
+            ctx,
+            a,
+            f,
+            errors,
+            zones: crate::settings::time_zone_names(),
+            users,
+            step: 3,
+        },
+    )
+}
+
+pub(super) async fn save_time_frame(
+    state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
+    req: HttpRequest,
+    ctx: PageContext,
+    me: CurrentUser,
+    id: web::Path<AutomationId>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let session = req.get_session();
+    let a = load(&state, *id).await?;
+    let f = Fields::from_pairs(form.into_inner());
+    let activate = f.get("action") == "activate";
+    let part = match parse_time_frame(&f) {
+        Ok(p) => p,
+        Err(errors) => return time_frame_render(&state, &jobs, ctx, a, f, errors).await,
+    };
+    for user_id in &part.notify {
+        let enabled = users::find(&state.db, *user_id)
+            .await?
+            .is_some_and(|u| !u.disabled);
+        if !enabled {
+            let errors = FieldErrors::from([(
+                "notify",
+                "Choose enabled system users to remind.".to_string(),
+            )]);
+            return time_frame_render(&state, &jobs, ctx, a, f, errors).await;
+        }
+    }
+    if activate && a.job.is_none() {
+        let errors =
+            FieldErrors::from([("action", "Define the job before activating.".to_string())]);
+        return time_frame_render(&state, &jobs, ctx, a, f, errors).await;
+    }
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationChanged,
+        &a.name,
+        "Define Time Frame",
+        async |tx, now| store::save_time_frame(tx, a.id, &part, now).await,
+    )
+    .await?;
+    if f.get("action") == "define_job" {
+        return Ok(redirect(&format!("/automations/{}/job", a.id)));
+    }
+    if activate {
+        audited_change(
+            &state,
+            &req,
+            &me,
+            Action::AutomationActivated,
+            &a.name,
+            "",
+            async |tx, now| store::set_state(tx, a.id, State::Active, now).await,
+        )
+        .await?;
+        flash(
+            &session,
+            FlashKind::Success,
+            format!("{} is saved and active.", a.name),
+        );
+    } else {
+        flash(
+            &session,
+            FlashKind::Success,
+            format!("{} is saved.", a.name),
+        );
+    }
+    Ok(redirect("/automations"))
+}

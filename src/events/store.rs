@@ -1,0 +1,95 @@
+//! Recording events — with the runs they trigger, in the caller's transaction —
+//! and reading them back.
+
+use sqlx::AnyConnection;
+
+use crate::events::catalogue::{EventType, NewEvent};
+use crate::types::EventId;
+
+/// Records `event` on `conn` and enqueues a job run for every automation it
+/// triggers: pass the transaction that makes the change, so the event and its runs
+/// commit with it or not at all (then [`crate::db::Db::commit`] wakes the
+/// scheduler). Returns the event id.
+pub async fn record(
+    conn: &mut AnyConnection,
+    at_ms: i64,
+    event: &NewEvent,
+) -> Result<EventId, sqlx::Error> {
+    let id: EventId = sqlx::query_scalar(
+        "INSERT INTO events (type, scope, contact_id, system_user_id, group_id, params, occurred_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(event.kind.code())
+    .bind(event.kind.scope().code())
+    .bind(event.contact_id)
+    .bind(event.system_user_id)
+    .bind(event.group_id)
+    .bind(event.params.to_string())
+    .bind(at_ms)
+    .fetch_one(&mut *conn)
+    .await?;
+    crate::scheduler::intake::intake(conn, id, at_ms, event).await?;
+    Ok(id)
+}
+
+/// Loads one stored event.
+pub async fn find(db: &crate::db::Db, id: EventId) -> Result<Option<Event>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.read())
+    .await
+}
+
+/// A stored event.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Event {
+    pub id: EventId,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub contact_id: Option<i64>,
+    pub system_user_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub params: String,
+    pub occurred_at: i64,
+}
+
+impl Event {
+    pub fn label(&self) -> &'static str {
+        EventType::from_code(&self.kind).map_or("Unknown event", EventType::label)
+    }
+    pub fn when(&self) -> String {
+        crate::clock::format_utc(self.occurred_at)
+    }
+    pub fn params_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.params).unwrap_or_default()
+    }
+}
+
+const EVENT_COLUMNS: &str = "id, type, contact_id, system_user_id, group_id, params, occurred_at";
+
+/// The newest events of a contact.
+pub async fn for_contact(
+    db: &crate::db::Db,
+    contact_id: i64,
+    limit: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE contact_id = $1 ORDER BY id DESC LIMIT $2"
+    )))
+    .bind(contact_id)
+    .bind(limit)
+    .fetch_all(db.read())
+    .await
+}
+
+/// The newest events of every kind (for tests and diagnostics).
+pub async fn latest(db: &crate::db::Db, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(db.read())
+    .await
+}

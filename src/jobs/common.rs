@@ -1,0 +1,158 @@
+//! Steps most jobs take before their own work: the automation must still be active
+//! and inside its time frame, the event must still exist, and the target is
+//! resolved now — the selection is calculated when the job executes (SPEC §6).
+
+use crate::automations::model::{
+    Automation, Condition, State, Status, Target as JobTarget, TargetKind,
+};
+use crate::events::store::Event;
+use crate::scheduler::queue::{Claimed, Outcome, Target};
+use crate::state::JobContext;
+
+/// The person a job is for, once resolved.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub target: Target,
+    pub email: String,
+    pub name: String,
+}
+
+/// The run's automation, if it is still active and inside its time frame.
+pub async fn live_automation(ctx: &JobContext, run: &Claimed) -> Result<Automation, Outcome> {
+    let a = match crate::automations::store::find(&ctx.db, run.automation_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return Err(Outcome::skip(None, "the automation was deleted")),
+        Err(e) => return Err(Outcome::database(None, e)),
+    };
+    if a.state != State::Active {
+        return Err(Outcome::skip(None, "the automation is not active"));
+    }
+    if a.status(ctx.clock.now_ms()) != Status::Running {
+        return Err(Outcome::skip(None, "outside the automation's time frame"));
+    }
+    Ok(a)
+}
+
+/// The event that caused the run.
+pub async fn event_of(ctx: &JobContext, run: &Claimed) -> Result<Event, Outcome> {
+    match crate::events::store::find(&ctx.db, run.event_id).await {
+        Ok(Some(e)) => Ok(e),
+        Ok(None) => Err(Outcome::skip(None, "the event no longer exists")),
+        Err(e) => Err(Outcome::database(None, e)),
+    }
+}
+
+/// Resolves the target of `a`'s job now: the fixed one or the event's, which must
+/// exist, be active and meet the automation's selection.
+pub async fn resolve(
+    ctx: &JobContext,
+    a: &Automation,
+    kind: TargetKind,
+    event: &Event,
+) -> Result<Recipient, Outcome> {
+    match kind {
+        TargetKind::Contact => resolve_contact(ctx, a, event).await,
+        TargetKind::SystemUser => resolve_system_user(ctx, a, event).await,
+    }
+    .unwrap_or_else(|e| Err(Outcome::database(None, e)))
+}
+
+async fn resolve_contact(
+    ctx: &JobContext,
+    a: &Automation,
+    event: &Event,
+) -> Result<Result<Recipient, Outcome>, sqlx::Error> {
+    let id = match a.target {
+        Some(JobTarget::EventParameter) => event.contact_id,
+        Some(JobTarget::Contact(id)) => Some(id),
+        _ => None,
+    };
+    let Some(id) = id else {
+        return Ok(Err(Outcome::skip(None, "the event names no contact")));
+    };
+    let target = Target {
+        kind: "contact",
+        id,
+    };
+    let skip = |reason: String| Ok(Err(Outcome::skip(Some(target), reason)));
+    let Some(contact) = crate::contacts::find(&ctx.db, id).await? else {
+        return skip("the contact no longer exists".into());
+    };
+    if contact.is_blocked() {
+        return skip("the contact is blocked".into());
+    }
+    for condition in &a.selection {
+        let met = match condition {
+            Condition::MemberOf { group_id } => {
+                crate::contacts::groups::is_member(&ctx.db, *group_id, id).await?
+            }
+            Condition::AttributeEquals { name, value } => {
+                crate::contacts::attribute(&ctx.db, id, name)
+                    .await?
+                    .as_deref()
+                    == Some(value.as_str())
+            }
+            Condition::RoleIs { .. } => true,
+        };
+        if !met {
+            return skip(format!(
+                "the contact does not meet the selection ({})",
+                describe(condition)
+            ));
+        }
+    }
+    Ok(Ok(Recipient {
+        target,
+        name: contact.name(),
+        email: contact.email,
+    }))
+}
+
+async fn resolve_system_user(
+    ctx: &JobContext,
+    a: &Automation,
+    event: &Event,
+) -> Result<Result<Recipient, Outcome>, sqlx::Error> {
+    let id = match a.target {
+        Some(JobTarget::EventParameter) => event.system_user_id,
+        Some(JobTarget::SystemUser(id)) => Some(id),
+        _ => None,
+    };
+    let Some(id) = id else {
+        return Ok(Err(Outcome::skip(None, "the event names no system user")));
+    };
+    let target = Target {
+        kind: "system_user",
+        id,
+    };
+    let skip = |reason: String| Ok(Err(Outcome::skip(Some(target), reason)));
+    let Some(user) = crate::auth::users::find(&ctx.db, id).await? else {
+        return skip("the system user no longer exists".into());
+    };
+    if user.disabled {
+        return skip("the system user is disabled".into());
+    }
+    for condition in &a.selection {
+        if let Condition::RoleIs { role } = condition
+            && user.role.code() != role
+        {
+            return skip(format!(
+                "the system user does not meet the selection ({})",
+                describe(condition)
+            ));
+        }
+    }
+    Ok(Ok(Recipient {
+        target,
+        name: user.name,
+        email: user.email,
+    }))
+}
+
+fn describe(c: &Condition) -> String {
+    match c {
+        Condition::MemberOf { group_id } => format!("member of group #{group_id}"),
+        Condition::AttributeEquals { name, .. } => format!("attribute {name}"),
+        Condition::RoleIs { role } => format!("role {role}"),
+    }
+}

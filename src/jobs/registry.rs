@@ -1,0 +1,143 @@
+//! A job is a type implementing [`Job`]; the [`Registry`] lists the jobs Herald
+//! offers. The wizard, the overview, intake and the worker know jobs only through
+//! the registry: adding a job is one file, its form partial and one registry line.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::users::SystemUser;
+use crate::automations::model::TargetKind;
+use crate::events::catalogue::{EventType, Scope};
+use crate::scheduler::queue::{Claimed, Outcome};
+use crate::state::JobContext;
+use crate::web::form::{FieldErrors, Fields};
+
+/// What a job's execution returns.
+pub type Execution<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// What a job's Define Job partial may show: the form as entered, its messages, and
+/// the choices pages offer.
+pub struct JobForm<'a> {
+    pub f: &'a Fields,
+    pub errors: &'a FieldErrors,
+    pub users: &'a [SystemUser],
+    pub event: EventType,
+}
+
+impl JobForm<'_> {
+    pub fn v(&self, name: &str) -> &str {
+        self.f.get(name)
+    }
+    pub fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+}
+
+/// Declares the askama template of a job's Define Job partial: a struct over
+/// [`JobForm`] (its methods and fields are reachable from the template).
+#[macro_export]
+macro_rules! job_form {
+    ($name:ident, $path:literal) => {
+        #[derive(askama::Template)]
+        #[template(path = $path)]
+        struct $name<'a>(&'a $crate::jobs::registry::JobForm<'a>);
+
+        impl<'a> std::ops::Deref for $name<'a> {
+            type Target = $crate::jobs::registry::JobForm<'a>;
+            fn deref(&self) -> &Self::Target {
+                self.0
+            }
+        }
+    };
+}
+
+/// One kind of job.
+pub trait Job: Send + Sync + 'static {
+    /// The stable code stored on automations and runs.
+    fn kind(&self) -> &'static str;
+    /// The name staff read, with its scope, e.g. "Send New Password to Contact (C)".
+    fn label(&self) -> &'static str;
+    /// The scopes of the events it combines with; a job may serve both.
+    fn scopes(&self) -> &'static [Scope];
+    /// Offered in Define Job. Herald's own runs (the end reminder) are not.
+    fn offered(&self) -> bool {
+        true
+    }
+    /// Whom it is for, if anyone: Define Job asks for one, or Use Event Parameter.
+    fn target(&self) -> Option<TargetKind> {
+        None
+    }
+    /// Whether it combines with `event`.
+    fn combines_with(&self, event: EventType) -> bool {
+        self.scopes().contains(&event.scope())
+    }
+    /// Its Define Job fields (the partial), as HTML.
+    fn form(&self, view: &JobForm<'_>) -> Result<String, askama::Error>;
+    /// Parses its own fields into the configuration stored on the automation.
+    fn parse(&self, _event: EventType, _f: &Fields) -> Result<serde_json::Value, FieldErrors> {
+        Ok(serde_json::Value::Null)
+    }
+    /// Puts a stored configuration back into the form's fields.
+    fn fill(&self, _config: &serde_json::Value, _f: &mut Fields) {}
+    /// What it would do, in words, without doing it.
+    fn explain(&self, _config: &serde_json::Value) -> String {
+        self.label().to_string()
+    }
+    /// The longest one attempt may take (`default`: the configured job timeout).
+    fn timeout(&self, default: Duration) -> Duration {
+        default
+    }
+    /// Executes one claimed run.
+    fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a>;
+}
+
+/// The jobs Herald knows, by kind.
+#[derive(Clone, Default)]
+pub struct Registry {
+    jobs: BTreeMap<&'static str, Arc<dyn Job>>,
+}
+
+impl Registry {
+    /// The product's jobs.
+    pub fn standard() -> Self {
+        Self::default()
+            .with(super::send_new_password::ToContact)
+            .with(super::send_new_password::ToSystemUser)
+            .with(super::end_reminder::EndReminder)
+    }
+
+    /// This registry and `job` (replacing one of the same kind).
+    pub fn with(mut self, job: impl Job) -> Self {
+        self.jobs.insert(job.kind(), Arc::new(job));
+        self
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&dyn Job> {
+        self.jobs.get(kind).map(|j| j.as_ref())
+    }
+
+    /// The label of `kind`, or a dash for none.
+    pub fn label(&self, kind: Option<&str>) -> &'static str {
+        kind.and_then(|k| self.get(k)).map_or("—", Job::label)
+    }
+
+    /// The jobs Define Job offers for `event`, in registry order.
+    pub fn offered_for(&self, event: EventType) -> Vec<&dyn Job> {
+        self.jobs
+            .values()
+            .map(|j| j.as_ref())
+            .filter(|j| j.offered() && j.combines_with(event))
+            .collect()
+    }
+
+    /// Whether a stored job (and its target) still fits `event`.
+    pub fn fits(&self, kind: &str, uses_event_parameter: bool, event: EventType) -> bool {
+        self.get(kind).is_some_and(|job| {
+            job.combines_with(event)
+                && (!uses_event_parameter || job.target().is_none_or(|t| t.carried_by(event)))
+        })
+    }
+}

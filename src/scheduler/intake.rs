@@ -1,0 +1,80 @@
+//! Intake: in the transaction that records an event, one run for every active
+//! automation the event triggers, due at the event time plus the delay, moved to an
+//! allowed day of the automation's time frame.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use sqlx::AnyConnection;
+
+use crate::automations::model::Automation;
+use crate::automations::time_frame::Calendar;
+use crate::events::catalogue::NewEvent;
+use crate::scheduler::queue::{self, NewRun};
+use crate::types::EventId;
+
+/// Why a run is stored as skipped at once.
+pub const NO_ALLOWED_DAY: &str = "no allowed day left before the time frame ends";
+
+/// Enqueues a run for every active automation the event triggers (inside the
+/// event's transaction); a run with no allowed day left is stored as skipped.
+#[tracing::instrument(skip(conn, event), fields(event = %event_id, kind = event.kind.code()))]
+pub async fn intake(
+    conn: &mut AnyConnection,
+    event_id: EventId,
+    at_ms: i64,
+    event: &NewEvent,
+) -> Result<u64, sqlx::Error> {
+    let candidates =
+        crate::automations::store::active_for_event(&mut *conn, event.kind, at_ms).await?;
+    let matching: Vec<Automation> = candidates
+        .into_iter()
+        .filter(|a| a.filter.matches(event))
+        .collect();
+    if matching.is_empty() {
+        return Ok(0);
+    }
+    let holidays = crate::settings::holiday_dates(&mut *conn).await?;
+    let runs: Vec<NewRun> = matching
+        .iter()
+        .map(|a| {
+            let (due_at, skipped_because) = match due_time(a, at_ms, &holidays) {
+                Ok(due) => (due, None),
+                Err(due) => (due, Some(NO_ALLOWED_DAY)),
+            };
+            NewRun {
+                automation_id: a.id,
+                event_id,
+                job_kind: a.job.as_deref().unwrap_or_default(),
+                due_at,
+                skipped_because,
+            }
+        })
+        .collect();
+    let enqueued = queue::enqueue(conn, at_ms, &runs).await?;
+    tracing::debug!(enqueued, "runs enqueued");
+    Ok(enqueued)
+}
+
+/// The due time of a run of `a` for an event at `at_ms`: `Ok` on an allowed day,
+/// `Err` (with the unmoved time) when no allowed day is left before the end.
+pub fn due_time(
+    a: &Automation,
+    at_ms: i64,
+    holidays: &BTreeSet<jiff::civil::Date>,
+) -> Result<i64, i64> {
+    let zone = a.zone();
+    let event_at = Timestamp::from_millisecond(at_ms).unwrap_or(Timestamp::UNIX_EPOCH);
+    let due = a.delay.map_or(event_at, |d| d.apply(event_at, &zone));
+    let calendar = Calendar {
+        zone,
+        days: a.days,
+        holidays: a.holidays,
+        holiday_dates: holidays.clone(),
+    };
+    let end = a.end_at.and_then(|e| Timestamp::from_millisecond(e).ok());
+    calendar
+        .next_allowed(due, end)
+        .map(|t| t.as_millisecond())
+        .ok_or(due.as_millisecond())
+}

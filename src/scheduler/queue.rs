@@ -1,0 +1,543 @@
+//! The queue: the only code that writes `job_runs`. Runs are enqueued (by intake,
+//! by the automation store's reminder, by an import), claimed with a lease, and then
+//! leave `running` by one named transition — complete, retry, fail, skip, expire —
+//! or are cancelled or requeued by staff.
+
+use std::time::Duration;
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+use crate::db::{Backend, Db};
+use crate::types::{AutomationId, EventId, RunId};
+
+/// How long a claim holds before another worker may take the run over.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// Attempts before a run fails for good.
+pub const MAX_ATTEMPTS: i64 = 8;
+/// The job kind of the reminder before an automation's end.
+pub const END_REMINDER: &str = "end_reminder";
+/// The event id of runs that no event caused (reminders, imports).
+pub const NO_EVENT: EventId = EventId(0);
+/// The automation id of runs that belong to no automation (imports).
+pub const NO_AUTOMATION: AutomationId = AutomationId(0);
+
+/// Where a run is in its life. One string per status, the same on both engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Skipped,
+    Cancelled,
+    Expired,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Done,
+        RunStatus::Failed,
+        RunStatus::Skipped,
+        RunStatus::Cancelled,
+        RunStatus::Expired,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Expired => "expired",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// Whether the run has ended (and may be pruned after the retention period).
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Pending | RunStatus::Running)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// One failed attempt, as kept on the run (the `errors` column, JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    pub attempt: i64,
+    pub at: i64,
+    pub error: String,
+}
+
+impl AttemptError {
+    /// The stored list, oldest first; a damaged column reads as empty.
+    pub fn parse_list(stored: &str) -> Vec<AttemptError> {
+        serde_json::from_str(stored).unwrap_or_default()
+    }
+
+    fn to_json(list: &[AttemptError]) -> String {
+        serde_json::to_string(list).expect("attempt errors serialise")
+    }
+}
+
+/// A run this worker holds.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: RunId,
+    pub automation_id: AutomationId,
+    pub event_id: EventId,
+    pub job_kind: String,
+    pub due_at: i64,
+    pub attempts: i64,
+}
+
+/// Whom a run was for, once resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub kind: &'static str,
+    pub id: i64,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done {
+        target: Target,
+        message_id: String,
+    },
+    Skipped {
+        target: Option<Target>,
+        reason: String,
+    },
+    Expired,
+    /// Worth another attempt (with a fresh password).
+    Retry {
+        target: Option<Target>,
+        error: String,
+    },
+    Failed {
+        target: Option<Target>,
+        error: String,
+    },
+}
+
+impl Outcome {
+    pub fn skip(target: Option<Target>, reason: impl Into<String>) -> Self {
+        Outcome::Skipped {
+            target,
+            reason: reason.into(),
+        }
+    }
+
+    /// Database trouble while executing: worth another attempt later.
+    pub fn database(target: Option<Target>, e: impl std::fmt::Display) -> Self {
+        Outcome::Retry {
+            target,
+            error: format!("database: {e}"),
+        }
+    }
+}
+
+/// A run to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub automation_id: AutomationId,
+    pub event_id: EventId,
+    pub job_kind: &'a str,
+    /// Pending at `due_at`, or already skipped with `skipped_because`.
+    pub due_at: i64,
+    pub skipped_because: Option<&'static str>,
+}
+
+fn is_postgres(conn: &AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+        || conn.backend_name().eq_ignore_ascii_case("postgres")
+}
+
+/// Enqueues `runs` on `conn` (the caller's transaction); a run that exists for the
+/// same automation and event is left alone. Returns how many were new. On
+/// PostgreSQL every instance's scheduler is woken at commit.
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    now_ms: i64,
+    runs: &[NewRun<'_>],
+) -> Result<u64, sqlx::Error> {
+    let mut enqueued = 0;
+    for run in runs {
+        let status = match run.skipped_because {
+            Some(_) => RunStatus::Skipped,
+            None => RunStatus::Pending,
+        };
+        let done = sqlx::query(
+            "INSERT INTO job_runs (automation_id, event_id, job_kind, status, due_at, outcome, created_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (automation_id, event_id) DO NOTHING",
+        )
+        .bind(run.automation_id)
+        .bind(run.event_id)
+        .bind(run.job_kind)
+        .bind(status.code())
+        .bind(run.due_at)
+        .bind(run.skipped_because)
+        .bind(now_ms)
+        .bind(run.skipped_because.map(|_| now_ms))
+        .execute(&mut *conn)
+        .await?;
+        enqueued += done.rows_affected();
+    }
+    if enqueued > 0 && is_postgres(conn) {
+        // Delivered at commit: other instances' schedulers wake up too.
+        sqlx::query("SELECT pg_notify('herald_runs', '')")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(enqueued)
+}
+
+/// Schedules (or moves) the reminder run of an automation, due at `due_ms`. A
+/// reminder already sent is not sent again.
+pub async fn schedule_reminder(
+    conn: &mut AnyConnection,
+    automation: AutomationId,
+    due_ms: i64,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO job_runs (automation_id, event_id, job_kind, status, due_at, created_at) \
+         VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT (automation_id, event_id) DO UPDATE \
+         SET due_at = excluded.due_at, status = 'pending', attempts = 0, finished_at = NULL, outcome = NULL \
+         WHERE job_runs.status IN ('pending', 'cancelled', 'skipped')",
+    )
+    .bind(automation)
+    .bind(NO_EVENT)
+    .bind(END_REMINDER)
+    .bind(due_ms)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Cancels the pending reminder of an automation (nobody to remind, no end…).
+pub async fn cancel_reminder(
+    conn: &mut AnyConnection,
+    automation: AutomationId,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE job_runs SET status = 'cancelled', outcome = 'no reminder wanted any more', finished_at = $1 \
+         WHERE automation_id = $2 AND event_id = $3 AND status = 'pending'",
+    )
+    .bind(now_ms)
+    .bind(automation)
+    .bind(NO_EVENT)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due runs (and runs whose lease expired) for `owner`.
+pub async fn claim(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    limit: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let lock = if db.backend == Backend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE job_runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, \
+         started_at = $3 WHERE id IN (SELECT id FROM job_runs WHERE (status = 'pending' AND due_at <= $3) \
+         OR (status = 'running' AND lease_expires_at < $3) ORDER BY due_at LIMIT $4{lock}) \
+         RETURNING id, automation_id, event_id, job_kind, due_at, attempts"
+    );
+    let mut tx = db.begin().await?;
+    let claimed = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(now_ms + LEASE.as_millis() as i64)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Moves the lease of a run this worker holds forward.
+pub async fn renew_lease(db: &Db, now_ms: i64, run: RunId, owner: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE job_runs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3")
+        .bind(now_ms + LEASE.as_millis() as i64)
+        .bind(run)
+        .bind(owner)
+        .execute(db.write())
+        .await?;
+    Ok(())
+}
+
+/// Exponential backoff with jitter: 10 s, 20 s, 40 s … capped at one hour, ±20 %.
+pub fn backoff(attempts: i64) -> Duration {
+    let base = 10u64
+        .saturating_mul(1 << (attempts.clamp(1, 20) - 1))
+        .min(3600);
+    let jitter = rand::rng().random_range(0.8..1.2);
+    Duration::from_secs_f64(base as f64 * jitter)
+}
+
+/// The new state of a run leaving `running`.
+struct Transition<'a> {
+    status: RunStatus,
+    due_at: i64,
+    outcome: Option<&'a str>,
+    error: Option<&'a str>,
+    message_id: Option<&'a str>,
+    target: Option<Target>,
+}
+
+/// Writes `t` for a run this worker still holds (a lost lease changes nothing:
+/// the worker that took the run over decides); an error joins the run's list.
+async fn transition(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    run: &Claimed,
+    t: Transition<'_>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT errors FROM job_runs WHERE id = $1 AND lease_owner = $2")
+            .bind(run.id)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(stored) = stored else {
+        return Ok(());
+    };
+    let mut errors = AttemptError::parse_list(&stored);
+    if let Some(error) = t.error {
+        errors.push(AttemptError {
+            attempt: run.attempts,
+            at: now_ms,
+            error: error.to_string(),
+        });
+    }
+    let finished = t.status.is_finished().then_some(now_ms);
+    sqlx::query(
+        "UPDATE job_runs SET status = $1, due_at = $2, outcome = $3, last_error = COALESCE($4, last_error), errors = $5, \
+         message_id = COALESCE($6, message_id), target_kind = COALESCE($7, target_kind), \
+         target_id = COALESCE($8, target_id), finished_at = $9, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $10 AND lease_owner = $11",
+    )
+    .bind(t.status.code())
+    .bind(t.due_at)
+    .bind(t.outcome)
+    .bind(t.error)
+    .bind(AttemptError::to_json(&errors))
+    .bind(t.message_id)
+    .bind(t.target.map(|t| t.kind))
+    .bind(t.target.map(|t| t.id))
+    .bind(finished)
+    .bind(run.id)
+    .bind(owner)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The job did its work.
+pub async fn complete(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    run: &Claimed,
+    target: Target,
+    message_id: &str,
+) -> Result<(), sqlx::Error> {
+    let t = Transition {
+        status: RunStatus::Done,
+        due_at: run.due_at,
+        outcome: Some("delivered"),
+        error: None,
+        message_id: Some(message_id),
+        target: Some(target),
+    };
+    transition(db, now_ms, owner, run, t).await
+}
+
+/// The job found nothing to do, and says why.
+pub async fn skip(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    run: &Claimed,
+    target: Option<Target>,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let t = Transition {
+        status: RunStatus::Skipped,
+        due_at: run.due_at,
+        outcome: Some(reason),
+        error: None,
+        message_id: None,
+        target,
+    };
+    transition(db, now_ms, owner, run, t).await
+}
+
+/// The run could not start in time and would do stale work.
+pub async fn expire(db: &Db, now_ms: i64, owner: &str, run: &Claimed) -> Result<(), sqlx::Error> {
+    let t = Transition {
+        status: RunStatus::Expired,
+        due_at: run.due_at,
+        outcome: Some("could not start in time: the password would be stale (limit in Settings)"),
+        error: None,
+        message_id: None,
+        target: None,
+    };
+    transition(db, now_ms, owner, run, t).await
+}
+
+/// A transient failure: pending again after the backoff, or failed once the
+/// attempts are used up.
+pub async fn retry(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    run: &Claimed,
+    target: Option<Target>,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    if run.attempts >= MAX_ATTEMPTS {
+        return fail(db, now_ms, owner, run, target, error).await;
+    }
+    let t = Transition {
+        status: RunStatus::Pending,
+        due_at: now_ms + backoff(run.attempts).as_millis() as i64,
+        outcome: None,
+        error: Some(error),
+        message_id: None,
+        target,
+    };
+    transition(db, now_ms, owner, run, t).await
+}
+
+/// A permanent failure: no more attempts.
+pub async fn fail(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    run: &Claimed,
+    target: Option<Target>,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    let t = Transition {
+        status: RunStatus::Failed,
+        due_at: run.due_at,
+        outcome: None,
+        error: Some(error),
+        message_id: None,
+        target,
+    };
+    transition(db, now_ms, owner, run, t).await
+}
+
+/// Stores an attempt's outcome through its transition.
+pub async fn finish(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    run: &Claimed,
+    outcome: &Outcome,
+) -> Result<(), sqlx::Error> {
+    match outcome {
+        Outcome::Done { target, message_id } => {
+            complete(db, now_ms, owner, run, *target, message_id).await
+        }
+        Outcome::Skipped { target, reason } => skip(db, now_ms, owner, run, *target, reason).await,
+        Outcome::Expired => expire(db, now_ms, owner, run).await,
+        Outcome::Retry { target, error } => retry(db, now_ms, owner, run, *target, error).await,
+        Outcome::Failed { target, error } => fail(db, now_ms, owner, run, *target, error).await,
+    }
+}
+
+/// Puts the runs `owner` still holds back in the queue (at shutdown).
+pub async fn release(db: &Db, owner: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE job_runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
+         WHERE lease_owner = $1 AND status = 'running'",
+    )
+    .bind(owner)
+    .execute(db.write())
+    .await?;
+    Ok(())
+}
+
+/// Puts a failed (or expired) run back in the queue, due now, with a fresh set of
+/// attempts (staff asked). Returns whether it was retryable.
+pub async fn requeue(
+    db: &Db,
+    automation: AutomationId,
+    run: RunId,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job_runs SET status = 'pending', due_at = $1, attempts = 0, finished_at = NULL, outcome = NULL \
+         WHERE id = $2 AND automation_id = $3 AND status IN ('failed', 'expired')",
+    )
+    .bind(now_ms)
+    .bind(run)
+    .bind(automation)
+    .execute(db.write())
+    .await?;
+    db.wake_scheduler();
+    Ok(done.rows_affected() == 1)
+}
+
+/// Cancels a pending run (staff asked). Returns whether it was pending.
+pub async fn cancel(
+    db: &Db,
+    automation: AutomationId,
+    run: RunId,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job_runs SET status = 'cancelled', outcome = 'cancelled by staff', finished_at = $1 \
+         WHERE id = $2 AND automation_id = $3 AND status = 'pending'",
+    )
+    .bind(now_ms)
+    .bind(run)
+    .bind(automation)
+    .execute(db.write())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes up to `limit` runs finished before `cutoff_ms` (retention); returns how
+/// many went.
+pub async fn prune_finished(db: &Db, cutoff_ms: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs WHERE finished_at < $1 \
+         AND status IN ('done', 'failed', 'skipped', 'cancelled', 'expired') LIMIT $2)",
+    )
+    .bind(cutoff_ms)
+    .bind(limit)
+    .execute(db.write())
+    .await?
+    .rows_affected())
+}

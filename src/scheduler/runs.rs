@@ -1,0 +1,211 @@
+//! Run history for pages, the dashboard, metrics and jobs: read-only queries.
+
+use std::collections::HashMap;
+
+use crate::db::Db;
+use crate::scheduler::queue::{RunStatus, Target};
+use crate::types::{AutomationId, ContactId, EventId, RunId};
+
+/// A run as the pages list it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: RunId,
+    pub event_id: EventId,
+    pub status: String,
+    pub due_at: i64,
+    pub attempts: i64,
+    pub target_kind: Option<String>,
+    pub target_id: Option<i64>,
+    pub outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub message_id: Option<String>,
+    pub finished_at: Option<i64>,
+}
+
+impl RunRow {
+    pub fn due(&self) -> String {
+        crate::clock::format_utc(self.due_at)
+    }
+    pub fn target(&self) -> String {
+        match (&self.target_kind, self.target_id) {
+            (Some(k), Some(id)) => format!("{} #{id}", k.replace('_', " ")),
+            _ => "—".into(),
+        }
+    }
+    pub fn run_status(&self) -> Option<RunStatus> {
+        RunStatus::from_code(&self.status)
+    }
+}
+
+const COLUMNS: &str = "r.id, r.event_id, r.status, r.due_at, r.attempts, r.target_kind, r.target_id, r.outcome, \
+     r.last_error, r.message_id, r.finished_at";
+
+/// The newest runs of an automation.
+pub async fn runs_of(
+    db: &Db,
+    automation: AutomationId,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM job_runs r WHERE r.automation_id = $1 ORDER BY r.id DESC LIMIT $2"
+    )))
+    .bind(automation)
+    .bind(limit)
+    .fetch_all(db.read())
+    .await
+}
+
+/// One run by id.
+pub async fn run(db: &Db, id: RunId) -> Result<Option<RunRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM job_runs r WHERE r.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.read())
+    .await
+}
+
+/// The runs that targeted a contact, newest first (for its timeline).
+pub async fn runs_for_contact(
+    db: &Db,
+    contact: ContactId,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM job_runs r JOIN events e ON e.id = r.event_id \
+         WHERE (r.target_kind = 'contact' AND r.target_id = $1) OR (r.target_kind IS NULL AND e.contact_id = $1) \
+         ORDER BY r.id DESC LIMIT $2"
+    )))
+    .bind(contact)
+    .bind(limit)
+    .fetch_all(db.read())
+    .await
+}
+
+/// Failed runs of an automation since its last activation, and the latest error.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorSummary {
+    pub count: i64,
+    pub last_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl ErrorSummary {
+    pub fn last_at_text(&self) -> String {
+        self.last_at
+            .map(crate::clock::format_utc)
+            .unwrap_or_default()
+    }
+}
+
+/// [`ErrorSummary`] per automation, for the overview.
+pub async fn error_summaries(
+    db: &Db,
+    automations: &[AutomationId],
+) -> Result<HashMap<AutomationId, ErrorSummary>, sqlx::Error> {
+    let mut out = HashMap::new();
+    if automations.is_empty() {
+        return Ok(out);
+    }
+    let marks: Vec<String> = (1..=automations.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT r.automation_id, COUNT(*), MAX(r.finished_at) FROM job_runs r JOIN automations a ON a.id = r.automation_id \
+         WHERE r.automation_id IN ({}) AND r.status = 'failed' AND r.finished_at >= COALESCE(a.activated_at, 0) \
+         GROUP BY r.automation_id",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (AutomationId, i64, Option<i64>)>(sqlx::AssertSqlSafe(sql));
+    for id in automations {
+        q = q.bind(*id);
+    }
+    for (id, count, last_at) in q.fetch_all(db.read()).await? {
+        let last_error: Option<String> = sqlx::query_scalar(
+            "SELECT last_error FROM job_runs WHERE automation_id = $1 AND status = 'failed' ORDER BY finished_at DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(db.read())
+        .await?
+        .flatten();
+        out.insert(
+            id,
+            ErrorSummary {
+                count,
+                last_at,
+                last_error,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// How many runs are in each status (for `/metrics`).
+pub async fn count_by_status(db: &Db) -> Result<Vec<(RunStatus, i64)>, sqlx::Error> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM job_runs GROUP BY status")
+            .fetch_all(db.read())
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(s, n)| RunStatus::from_code(&s).map(|s| (s, n)))
+        .collect())
+}
+
+/// The dashboard's figures: (pending, running, done since, failed since).
+pub async fn dashboard_counts(db: &Db, since_ms: i64) -> Result<[i64; 4], sqlx::Error> {
+    let (pending, running, done, failed): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM job_runs WHERE status = 'pending'), \
+                (SELECT COUNT(*) FROM job_runs WHERE status = 'running'), \
+                (SELECT COUNT(*) FROM job_runs WHERE status = 'done' AND finished_at > $1), \
+                (SELECT COUNT(*) FROM job_runs WHERE status = 'failed' AND finished_at > $1)",
+    )
+    .bind(since_ms)
+    .fetch_one(db.read())
+    .await?;
+    Ok([pending, running, done, failed])
+}
+
+/// Finished runs per hour (hours since the epoch) and status, from `from_ms` on.
+pub async fn finished_per_hour(
+    db: &Db,
+    from_ms: i64,
+) -> Result<Vec<(i64, RunStatus, i64)>, sqlx::Error> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT finished_at / 3600000 AS hour, status, COUNT(*) FROM job_runs \
+         WHERE finished_at >= $1 GROUP BY finished_at / 3600000, status",
+    )
+    .bind(from_ms)
+    .fetch_all(db.read())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(h, s, n)| RunStatus::from_code(&s).map(|s| (h, s, n)))
+        .collect())
+}
+
+/// Runs for `target` done since `since_ms` (a job's rate limit).
+pub async fn done_for_target_since(
+    db: &Db,
+    target: Target,
+    since_ms: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM job_runs WHERE target_kind = $1 AND target_id = $2 AND status = 'done' AND finished_at > $3",
+    )
+    .bind(target.kind)
+    .bind(target.id)
+    .bind(since_ms)
+    .fetch_one(db.read())
+    .await
+}
+
+/// When the scheduler must look again: the next pending run's due time or the
+/// next lease to expire, whichever comes first.
+pub async fn next_wake_at(db: &Db) -> Result<Option<i64>, sqlx::Error> {
+    let (due, lease): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT MIN(due_at) FROM job_runs WHERE status = 'pending'), \
+                (SELECT MIN(lease_expires_at) FROM job_runs WHERE status = 'running')",
+    )
+    .fetch_one(db.read())
+    .await?;
+    Ok(due.into_iter().chain(lease).min())
+}

@@ -1,0 +1,344 @@
+//! The worker: claims due runs into free slots, hands each to its job through the
+//! registry, stores the outcome through the queue's transitions; sleeps until the
+//! next due run or a wake-up (in-process, and LISTEN/NOTIFY on PostgreSQL); on stop,
+//! claims nothing more and lets running jobs finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use tracing::Instrument;
+
+use crate::db::Backend;
+use crate::jobs::registry::Registry;
+use crate::scheduler::queue::{self, Claimed, LEASE, Outcome};
+use crate::state::JobContext;
+use crate::types::RunId;
+
+/// Runs claimed per round.
+const BATCH: i64 = 32;
+/// Runs executing at once in one process.
+const MAX_RUNNING: usize = 64;
+
+/// What the worker needs: the jobs' context, the registry, and its settings.
+#[derive(Clone)]
+pub struct Scheduler {
+    pub ctx: JobContext,
+    pub jobs: Arc<Registry>,
+    /// The database URL, for LISTEN on PostgreSQL.
+    pub database_url: String,
+    /// The longest one attempt may take (a job may ask for longer).
+    pub job_timeout: Duration,
+}
+
+/// On SQLite, takes (or renews) the one-scheduler lock for `owner`.
+async fn hold_lock(s: &Scheduler, owner: &str) -> Result<bool, sqlx::Error> {
+    let now = s.ctx.clock.now_ms();
+    let done = sqlx::query(
+        "INSERT INTO scheduler_lock (id, owner, expires_at) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+         WHERE scheduler_lock.owner = excluded.owner OR scheduler_lock.expires_at < $3",
+    )
+    .bind(owner)
+    .bind(now + LEASE.as_millis() as i64)
+    .bind(now)
+    .execute(s.ctx.db.write())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// On PostgreSQL, wakes this process's scheduler when any instance enqueues runs.
+async fn listen(s: Scheduler) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&s.database_url).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen("herald_runs").await {
+                    tracing::warn!(error = %e, "LISTEN herald_runs failed");
+                } else {
+                    while let Ok(_notification) = listener.recv().await {
+                        s.ctx.db.wake_scheduler();
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: cannot listen for other instances' runs")
+            }
+        }
+        // The connection dropped: wake once (runs may have been missed) and reconnect.
+        s.ctx.db.wake_scheduler();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Executes one claimed run, renewing its lease while it works. An attempt that
+/// takes longer than `job_timeout` is abandoned and the run retried with backoff,
+/// so a mail server that stops answering cannot hold the queue.
+async fn execute(s: &Scheduler, owner: &str, run: Claimed) {
+    crate::metrics::RUN_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ctx = &s.ctx;
+    let late = (ctx.clock.now_ms() - run.due_at).max(0);
+    crate::metrics::RUN_LATENESS.observe(Duration::from_millis(late as u64));
+    let Some(job) = s.jobs.get(&run.job_kind) else {
+        let outcome = Outcome::Failed {
+            target: None,
+            error: format!("unknown job {:?}", run.job_kind),
+        };
+        store(s, owner, &run, &outcome).await;
+        return;
+    };
+    let limit = job.timeout(s.job_timeout);
+    let work = job.execute(ctx, &run);
+    tokio::pin!(work);
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut work => break outcome,
+            _ = &mut deadline => break Outcome::Retry {
+                target: None,
+                error: format!("the attempt took longer than {} s and was abandoned", limit.as_secs()),
+            },
+            _ = tokio::time::sleep(LEASE / 3) => {
+                if let Err(e) = queue::renew_lease(&ctx.db, ctx.clock.now_ms(), run.id, owner).await {
+                    tracing::warn!(error = %e, "lease renewal failed");
+                }
+            }
+        }
+    };
+    match &outcome {
+        Outcome::Done { .. } => tracing::info!("run done"),
+        Outcome::Skipped { reason, .. } => tracing::info!(reason, "run skipped"),
+        Outcome::Expired => tracing::warn!("run expired"),
+        Outcome::Retry { error, .. } => {
+            tracing::warn!(attempts = run.attempts, error, "run will be retried")
+        }
+        Outcome::Failed { error, .. } => tracing::warn!(error, "run failed"),
+    }
+    store(s, owner, &run, &outcome).await;
+}
+
+async fn store(s: &Scheduler, owner: &str, run: &Claimed, outcome: &Outcome) {
+    if let Err(e) = queue::finish(&s.ctx.db, s.ctx.clock.now_ms(), owner, run, outcome).await {
+        tracing::error!(error = ?e, "storing a run's outcome failed; its lease will expire and it will run again");
+    }
+}
+
+/// The runs this process is executing.
+#[derive(Default)]
+struct Running {
+    tasks: tokio::task::JoinSet<RunId>,
+    ids: std::collections::HashSet<RunId>,
+}
+
+impl Running {
+    fn is_full(&self) -> bool {
+        self.ids.len() >= MAX_RUNNING
+    }
+
+    fn finished(&mut self, id: Result<RunId, tokio::task::JoinError>) {
+        if let Ok(id) = id {
+            self.ids.remove(&id);
+        }
+    }
+
+    /// Waits until one run finishes (never, when none runs).
+    async fn one_finished(&mut self) {
+        match self.tasks.join_next().await {
+            Some(id) => self.finished(id),
+            None => std::future::pending().await,
+        }
+        while let Some(id) = self.tasks.try_join_next() {
+            self.finished(id);
+        }
+    }
+}
+
+/// Claims as many due runs as there are free slots (at most [`BATCH`] at once) and
+/// starts each; returns how many it claimed. Runs finish on their own: a slow one
+/// never holds up the claiming of others.
+async fn claim_into(
+    s: &Scheduler,
+    owner: &str,
+    running: &mut Running,
+) -> Result<usize, sqlx::Error> {
+    let free = MAX_RUNNING
+        .saturating_sub(running.ids.len())
+        .min(BATCH as usize);
+    if free == 0 {
+        return Ok(0);
+    }
+    let runs = queue::claim(&s.ctx.db, s.ctx.clock.now_ms(), owner, free as i64).await?;
+    let n = runs.len();
+    for run in runs {
+        // Still executing here (its lease looked expired after a jump of the
+        // clock): the claim only renewed the lease.
+        if !running.ids.insert(run.id) {
+            continue;
+        }
+        let (s, owner) = (s.clone(), owner.to_string());
+        let span =
+            tracing::info_span!("run", id = %run.id, job = %run.job_kind, attempt = run.attempts);
+        running.tasks.spawn(
+            async move {
+                let id = run.id;
+                execute(&s, &owner, run).await;
+                id
+            }
+            .instrument(span),
+        );
+    }
+    Ok(n)
+}
+
+/// How long to sleep: until the next pending run is due or a lease expires.
+async fn next_wait(s: &Scheduler) -> Duration {
+    match crate::scheduler::runs::next_wake_at(&s.ctx.db).await {
+        Ok(Some(t)) => Duration::from_millis((t - s.ctx.clock.now_ms()).clamp(0, 3_600_000) as u64),
+        Ok(None) => Duration::from_secs(3600),
+        Err(e) => {
+            tracing::warn!(error = %e, "scheduler: database unavailable");
+            Duration::from_secs(1)
+        }
+    }
+}
+
+/// The running worker.
+pub struct Worker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    owner: String,
+}
+
+/// A name for this process's claims.
+fn owner_name() -> String {
+    let mut bytes = [0u8; 4];
+    rand::rng().fill(&mut bytes);
+    let host = hostname();
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "herald".into())
+}
+
+impl Worker {
+    /// Starts the worker loop.
+    pub fn start(s: Scheduler) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let owner = owner_name();
+        let me = owner.clone();
+        let listener =
+            (s.ctx.db.backend == Backend::Postgres).then(|| tokio::spawn(listen(s.clone())));
+        let task = tokio::spawn(async move {
+            if s.ctx.db.backend == Backend::Sqlite {
+                // One scheduler per SQLite database: wait while another process holds it.
+                let mut said = false;
+                loop {
+                    match hold_lock(&s, &me).await {
+                        Ok(true) => break,
+                        Ok(false) if !said => {
+                            said = true;
+                            tracing::warn!(
+                                "another Herald process runs the scheduler for this SQLite database; this one serves \
+                                 pages only and takes over if that process stops (use PostgreSQL to run several)"
+                            );
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "scheduler lock"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEASE / 3) => {}
+                        _ = stopped.changed() => return,
+                    }
+                }
+            }
+            tracing::info!(owner = %me, "scheduler started");
+            let pruning = tokio::spawn(crate::scheduler::retention::run(
+                s.ctx.db.clone(),
+                s.ctx.clock.clone(),
+            ));
+            // The lock's heartbeat runs beside the loop, which sleeps until work is due.
+            let (lost_tx, mut lost) = tokio::sync::watch::channel(false);
+            let heartbeat = (s.ctx.db.backend == Backend::Sqlite).then(|| {
+                let (s, me, lost_tx) = (s.clone(), me.clone(), lost_tx.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(LEASE / 3).await;
+                        if let Ok(false) = hold_lock(&s, &me).await {
+                            tracing::error!(
+                                "the scheduler lock was taken over; stopping this scheduler"
+                            );
+                            let _ = lost_tx.send(true);
+                            return;
+                        }
+                    }
+                })
+            });
+            let mut running = Running::default();
+            loop {
+                if *stopped.borrow() {
+                    break;
+                }
+                match claim_into(&s, &me, &mut running).await {
+                    // A full round: more may be due at once.
+                    Ok(n) if n == BATCH as usize => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "scheduler: claiming failed"),
+                }
+                // With every slot taken, only a finished run lets more start.
+                let wait = if running.is_full() {
+                    Duration::from_secs(3600)
+                } else {
+                    next_wait(&s).await
+                };
+                tokio::select! {
+                    _ = s.ctx.db.scheduler_woken() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = running.one_finished() => {}
+                    _ = stopped.changed() => break,
+                    _ = lost.changed() => break,
+                }
+            }
+            // Stop claiming; the runs already started finish (within the grace period).
+            while running.tasks.join_next().await.is_some() {}
+            if let Some(l) = listener {
+                l.abort();
+            }
+            if let Some(h) = heartbeat {
+                h.abort();
+            }
+            pruning.abort();
+            drop(lost_tx);
+            tracing::info!("scheduler stopped");
+        });
+        Self { stop, task, owner }
+    }
+
+    /// Stops claiming, lets running jobs finish for up to `grace`, then releases the
+    /// leases of whatever is left.
+    pub async fn stop(self, db: &crate::db::Db, grace: Duration) {
+        let _ = self.stop.send(true);
+        let task = self.task;
+        let abort = task.abort_handle();
+        if tokio::time::timeout(grace, task).await.is_err() {
+            tracing::warn!(
+                "scheduler: jobs still running after the grace period; releasing their leases"
+            );
+            // Dropping the worker's task set stops the jobs still running.
+            abort.abort();
+        }
+        if let Err(e) = queue::release(db, &self.owner).await {
+            tracing::warn!(error = %e, "releasing leases failed; they expire by themselves");
+        }
+        let _ = sqlx::query("DELETE FROM scheduler_lock WHERE owner = $1")
+            .bind(&self.owner)
+            .execute(db.write())
+            .await;
+    }
+}

@@ -1,0 +1,48 @@
+//! What request handlers share, at the bottom of the house: every feature may take
+//! it, and it knows no feature.
+
+use std::sync::Arc;
+
+use crate::auth::password::PasswordHasher;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::mail::Mailer;
+
+/// Shared by every request handler (as `web::Data<AppState>`).
+pub struct AppState {
+    pub db: Db,
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: PasswordHasher,
+    pub mailer: Mailer,
+}
+
+/// What a job may use while it executes — and nothing of the web application.
+#[derive(Clone)]
+pub struct JobContext {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub mailer: Mailer,
+    pub hasher: PasswordHasher,
+    /// The public URL of the admin UI, for links in emails.
+    pub base_url: url::Url,
+}
+
+impl JobContext {
+    /// The job's view of the application.
+    pub fn of(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            mailer: state.mailer.clone(),
+            hasher: state.hasher.clone(),
+            base_url: state.config.base_url.clone(),
+        }
+    }
+
+    /// The settings as stored now.
+    pub async fn settings(&self) -> Result<crate::settings::Settings, sqlx::Error> {
+        crate::settings::Settings::load(&self.db).await
+    }
+}
