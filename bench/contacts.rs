@@ -6,7 +6,6 @@
 //! e.g. sqlite:///tmp/herald-bench/herald.db 1000000 1000000
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald::clock::{Clock, SystemClock};
@@ -116,26 +115,26 @@ async fn main() -> anyhow::Result<()> {
     }
     let size = std::fs::metadata(&path)?.len();
     let t = Instant::now();
-    let checked = import::check_file(&path).map_err(|e| anyhow::anyhow!(e))?;
+    let checked = import::check::check_file(&path).map_err(|e| anyhow::anyhow!(e))?;
     let check = t.elapsed();
-    let options = import::Options {
+    let options = import::batch::Options {
         group_id: None,
         fire_registered: false,
         started_by: 0,
     };
-    let id = import::start(&db, SystemClock.now_ms(), "bench.csv", &checked, &options).await?;
-    let t = Instant::now();
-    import::run(
-        db.clone(),
-        Arc::new(SystemClock),
-        id,
-        path.clone(),
-        checked.columns.clone(),
-        options,
+    let id = import::store::start(
+        &db,
+        SystemClock.now_ms(),
+        "bench.csv",
+        &path,
+        &checked,
+        &options,
     )
-    .await;
+    .await?;
+    let t = Instant::now();
+    import::store::run(&db, &SystemClock, id).await?;
     let run = t.elapsed();
-    let done = import::find(&db, id).await?.expect("import row");
+    let done = import::store::find(&db, id.0).await?.expect("import row");
     assert_eq!(
         (done.status.as_str(), done.created),
         ("done", import_rows as i64),
@@ -169,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let sql = format!(
                 "INSERT INTO bench_reference VALUES {}",
-                import::placeholders(n, 4)
+                import::batch::placeholders(n, 4)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for k in i..i + n as u64 {

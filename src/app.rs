@@ -34,11 +34,11 @@ impl Application {
     /// Connects and migrates the database, creates the first admin when there is no
     /// system user, and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        Self::build_with(config, clock, Registry::standard()).await
+        Self::build_with(config, clock, crate::jobs::catalogue::standard()).await
     }
 
     /// Like [`build`](Self::build), with the jobs of `jobs` (tests and benchmarks
-    /// register their own kinds here; the product uses [`Registry::standard`]).
+    /// register their own kinds here; the product uses [`crate::jobs::catalogue::standard`]).
     pub async fn build_with(
         config: Config,
         clock: Arc<dyn Clock>,
@@ -47,7 +47,6 @@ impl Application {
         let jobs = Arc::new(jobs);
         let db = Db::connect(config.database_url.expose()).await?;
         db.migrate().await?;
-        crate::contacts::import::fail_stale(&db, clock.now_ms()).await?;
         let hasher = PasswordHasher::start(config.hash_threads);
         let first_admin =
             crate::auth::bootstrap_first_admin(&db, &hasher, clock.as_ref(), &config.admin_email)

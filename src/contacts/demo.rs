@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::import::placeholders;
+use super::import::batch::placeholders;
 use super::search_key;
 use crate::db::Db;
 

@@ -25,7 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/contacts", web::post().to(create))
         .route("/contacts/new", web::get().to(new_page))
         .route("/contacts/picker", web::get().to(picker))
-        .configure(super::import::routes)
+        .configure(super::import::pages::routes)
         .route("/contacts/{id}", web::get().to(show))
         .route("/contacts/{id}", web::post().to(update))
         .route("/contacts/{id}/edit", web::get().to(edit_page))

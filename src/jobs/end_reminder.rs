@@ -156,7 +156,7 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
                 kind: "automation",
                 id: a.id.0,
             },
-            message_id,
+            message_id: Some(message_id),
         },
         None => Outcome::Skipped {
             target,

@@ -1,9 +1,11 @@
 //! Jobs: the [`registry::Job`] trait and the registry, the steps jobs share, and one
 //! file per job. Adding a job is one file implementing the trait, its Define Job
-//! partial in `templates/automations/jobs/`, one line in `Registry::standard`, and
+//! partial in `templates/automations/jobs/`, one line in `catalogue::standard`, and
 //! its tests.
 
+pub mod catalogue;
 pub mod common;
 pub mod end_reminder;
+pub mod import_contacts;
 pub mod registry;
 pub mod send_new_password;

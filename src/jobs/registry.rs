@@ -101,14 +101,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The product's jobs.
-    pub fn standard() -> Self {
-        Self::default()
-            .with(super::send_new_password::ToContact)
-            .with(super::send_new_password::ToSystemUser)
-            .with(super::end_reminder::EndReminder)
-    }
-
     /// This registry and `job` (replacing one of the same kind).
     pub fn with(mut self, job: impl Job) -> Self {
         self.jobs.insert(job.kind(), Arc::new(job));

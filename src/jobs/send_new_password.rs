@@ -229,7 +229,7 @@ async fn deliver(
             }
             Outcome::Done {
                 target: to.target,
-                message_id,
+                message_id: Some(message_id),
             }
         }
         Err(SendError::Transient(error)) => Outcome::Retry { target, error },

@@ -115,9 +115,10 @@ pub struct Target {
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The work is done; an email's Message-ID when it sent one.
     Done {
         target: Target,
-        message_id: String,
+        message_id: Option<String>,
     },
     Skipped {
         target: Option<Target>,
@@ -367,14 +368,18 @@ pub async fn complete(
     owner: &str,
     run: &Claimed,
     target: Target,
-    message_id: &str,
+    message_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     let t = Transition {
         status: RunStatus::Done,
         due_at: run.due_at,
-        outcome: Some("delivered"),
+        outcome: Some(if message_id.is_some() {
+            "delivered"
+        } else {
+            "done"
+        }),
         error: None,
-        message_id: Some(message_id),
+        message_id,
         target: Some(target),
     };
     transition(db, now_ms, owner, run, t).await
@@ -467,7 +472,7 @@ pub async fn finish(
 ) -> Result<(), sqlx::Error> {
     match outcome {
         Outcome::Done { target, message_id } => {
-            complete(db, now_ms, owner, run, *target, message_id).await
+            complete(db, now_ms, owner, run, *target, message_id.as_deref()).await
         }
         Outcome::Skipped { target, reason } => skip(db, now_ms, owner, run, *target, reason).await,
         Outcome::Expired => expire(db, now_ms, owner, run).await,

@@ -276,7 +276,7 @@ on_both_engines! {
         assert!(text_of(&r.text().await.unwrap(), "#import-error").unwrap().contains("larger than 50 MB"));
         assert_eq!(contacts::count(&app.state.db).await.unwrap(), 0);
         assert!(app.events().await.is_empty());
-        assert!(contacts::import::recent(&app.state.db, 10).await.unwrap().is_empty());
+        assert!(contacts::import::store::recent(&app.state.db, 10).await.unwrap().is_empty());
         let leftovers = std::fs::read_dir(app.state.config.data_dir.join("imports")).map(|d| d.count()).unwrap_or(0);
         assert_eq!(leftovers, 0, "uploads are deleted");
     }

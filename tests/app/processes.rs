@@ -9,7 +9,7 @@ use herald::automations;
 use herald::automations::model::{EventFilter, State, Target};
 use herald::automations::time_frame::{ALL_DAYS, HolidayRule};
 use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
-use herald::contacts::{self, ContactForm};
+use herald::contacts::{self, ContactForm, import};
 use herald::db::Db;
 use herald::events;
 use herald::events::catalogue::{EventType, NewEvent, Source};
@@ -276,4 +276,103 @@ async fn a_second_process_on_one_sqlite_file_does_not_run_the_scheduler() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     second.stop();
+}
+
+/// An import is a queued run: SIGKILL in the middle, start again, and it resumes
+/// after its last batch — every row imported once, one *Contact Import Finished*.
+async fn an_import_survives_a_crash(engine: Engine) {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(test_db) = TestDb::create(engine, dir.path()).await else {
+        return;
+    };
+    let url = match engine {
+        Engine::Sqlite => format!("sqlite://{}", dir.path().join("data/herald.db").display()),
+        Engine::Postgres => test_db.url.clone(),
+    };
+    let db = Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    const ROWS: i64 = 120_000;
+    let csv = dir.path().join("people.csv");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        writeln!(out, "email,first_name,city").unwrap();
+        for i in 0..ROWS {
+            writeln!(out, "person{i}@example.com,Person{i},Town{}", i % 50).unwrap();
+        }
+    }
+    let checked = import::check::check_file(&csv).unwrap();
+    let options = import::batch::Options {
+        group_id: None,
+        fire_registered: false,
+        started_by: 0,
+    };
+    let id = import::store::start(&db, now_ms(), "people.csv", &csv, &checked, &options)
+        .await
+        .unwrap();
+    let progress = async || import::store::find(&db, id.0).await.unwrap().unwrap();
+    let smtp = SmtpServer::start().await;
+    let env = env(&url, &smtp, engine);
+    let first = Herald::start(dir.path(), &refs(&env));
+    let started = Instant::now();
+    while progress().await.rows_done == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the import did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut logs = first.kill();
+    let at_kill = progress().await;
+    assert!(
+        at_kill.rows_done < ROWS && at_kill.status == "running",
+        "the import ended before the kill: {at_kill:?}"
+    );
+    let second = Herald::start(dir.path(), &refs(&env));
+    let started = Instant::now();
+    while progress().await.status == "running" {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "the import was not taken up again: {:?}",
+            progress().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    logs.push_str(&second.stop());
+    let done = progress().await;
+    assert_eq!(
+        (
+            done.status.as_str(),
+            done.rows_done,
+            done.created + done.updated,
+            done.rejected
+        ),
+        ("done", ROWS, ROWS, 0),
+        "{done:?}\n{logs}"
+    );
+    let contacts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(contacts, ROWS);
+    let finished: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE type = 'contact_import_finished'")
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+    assert_eq!(finished, 1);
+    assert!(!csv.exists(), "the uploaded file is deleted at the end");
+    db.close().await;
+    test_db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_survives_a_crash_sqlite() {
+    an_import_survives_a_crash(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_survives_a_crash_postgres() {
+    an_import_survives_a_crash(Engine::Postgres).await;
 }

@@ -1,0 +1,288 @@
+//! One batch of rows written in one transaction: rows parsed and checked, contacts
+//! created or updated with multi-row statements, attributes, group memberships and,
+//! when asked, *Registered to System (C)* for new contacts; refused rows kept with
+//! their line and reason.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::check::Columns;
+use crate::contacts::{MAX_ATTRIBUTE_VALUE_CHARS, parse_name_part, search_key};
+use crate::db::Tx;
+use crate::events;
+use crate::events::catalogue::{NewEvent, Source};
+use crate::types::EmailAddress;
+
+/// Rows per transaction.
+pub const BATCH_ROWS: usize = 1000;
+/// Rows per multi-row statement (keeps well under both engines' parameter limits).
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// What to do with each row besides creating or updating the contact.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub group_id: Option<i64>,
+    pub fire_registered: bool,
+    pub started_by: i64,
+}
+
+/// A row ready to write.
+#[derive(Debug)]
+pub struct Parsed {
+    line: u64,
+    email: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    attributes: Vec<(String, String)>,
+}
+
+/// A refused row.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Rejection {
+    pub line: i64,
+    pub email: String,
+    pub reason: String,
+}
+
+pub fn parse_row(
+    columns: &Columns,
+    line: u64,
+    record: &csv::StringRecord,
+) -> Result<Parsed, Rejection> {
+    let raw_email = record.get(columns.email).unwrap_or("").trim().to_string();
+    let reject = |reason: String| Rejection {
+        line: line as i64,
+        email: raw_email.chars().take(254).collect(),
+        reason,
+    };
+    if record.len() != columns.width {
+        return Err(reject(format!(
+            "The row has {} fields; the header row has {}.",
+            record.len(),
+            columns.width
+        )));
+    }
+    let email = EmailAddress::parse(&raw_email).map_err(|e| reject(e.0))?;
+    let name = |idx: Option<usize>, what: &str| -> Result<Option<String>, Rejection> {
+        match idx
+            .and_then(|i| record.get(i))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            None => Ok(None),
+            Some(v) => parse_name_part(v, what).map(Some).map_err(|e| reject(e.0)),
+        }
+    };
+    let first_name = name(columns.first_name, "first name")?;
+    let last_name = name(columns.last_name, "last name")?;
+    let mut attributes = Vec::new();
+    for (i, attr) in &columns.attributes {
+        let value = record.get(*i).unwrap_or("").trim();
+        if value.is_empty() {
+            continue;
+        }
+        if value.chars().count() > MAX_ATTRIBUTE_VALUE_CHARS {
+            return Err(reject(format!(
+                "The value of {attr:?} has more than {MAX_ATTRIBUTE_VALUE_CHARS} characters."
+            )));
+        }
+        attributes.push((attr.clone(), value.to_string()));
+    }
+    Ok(Parsed {
+        line,
+        email: email.as_str().to_string(),
+        first_name,
+        last_name,
+        attributes,
+    })
+}
+
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `cols` columns.
+pub fn placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Counts of one batch.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub created: i64,
+    pub updated: i64,
+    pub rejected: i64,
+}
+
+/// Writes one batch of rows in the open transaction.
+pub async fn write_batch(
+    tx: &mut Tx,
+    import_id: i64,
+    options: &Options,
+    rows: Vec<Parsed>,
+    mut rejections: Vec<Rejection>,
+    now: i64,
+) -> Result<Counts, sqlx::Error> {
+    // Repeats inside the batch: the first one wins.
+    let mut first_line: HashMap<String, u64> = HashMap::new();
+    let mut unique = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(line) = first_line.get(&row.email) {
+            rejections.push(Rejection {
+                line: row.line as i64,
+                email: row.email.clone(),
+                reason: format!("This email already appears on line {line}."),
+            });
+        } else {
+            first_line.insert(row.email.clone(), row.line);
+            unique.push(row);
+        }
+    }
+    // Which contacts exist already (and whether this import touched them before).
+    let mut existing: HashMap<String, (i64, Option<i64>)> = HashMap::new();
+    for chunk in unique.chunks(ROWS_PER_STATEMENT * 5) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, email, last_import_id FROM contacts WHERE email IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, Option<i64>)>(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            q = q.bind(row.email.clone());
+        }
+        for (id, email, last) in q.fetch_all(&mut **tx).await? {
+            existing.insert(email, (id, last));
+        }
+    }
+    let mut inserts = Vec::new();
+    let mut updates = Vec::new();
+    for row in unique {
+        match existing.get(&row.email) {
+            Some((_, Some(last))) if *last == import_id => rejections.push(Rejection {
+                line: row.line as i64,
+                email: row.email.clone(),
+                reason: "This email already appears earlier in the file.".into(),
+            }),
+            Some((id, _)) => updates.push((*id, row)),
+            None => inserts.push(row),
+        }
+    }
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    let mut new_ids = Vec::new();
+    for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO contacts (email, first_name, last_name, first_key, last_key, status, last_import_id, created_at, updated_at) \
+             VALUES {} RETURNING id, email",
+            placeholders(chunk.len(), 9)
+        );
+        let mut q = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            let first = row.first_name.clone().unwrap_or_default();
+            let last = row.last_name.clone().unwrap_or_default();
+            q = q
+                .bind(row.email.clone())
+                .bind(first.clone())
+                .bind(last.clone())
+                .bind(search_key(&first))
+                .bind(search_key(&last))
+                .bind("active")
+                .bind(import_id)
+                .bind(now)
+                .bind(now);
+        }
+        for (id, email) in q.fetch_all(&mut **tx).await? {
+            new_ids.push(id);
+            ids.insert(email, id);
+        }
+    }
+    for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+        // Empty cells arrive as NULL and keep the stored value.
+        let sql = format!(
+            "UPDATE contacts SET first_name = COALESCE(v.column2, contacts.first_name), \
+             last_name = COALESCE(v.column3, contacts.last_name), \
+             first_key = COALESCE(v.column4, contacts.first_key), \
+             last_key = COALESCE(v.column5, contacts.last_key), \
+             last_import_id = v.column6, updated_at = v.column7 \
+             FROM (VALUES {}) AS v WHERE contacts.id = v.column1",
+            placeholders(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, row) in chunk {
+            q = q
+                .bind(*id)
+                .bind(row.first_name.clone())
+                .bind(row.last_name.clone())
+                .bind(row.first_name.as_deref().map(search_key))
+                .bind(row.last_name.as_deref().map(search_key))
+                .bind(import_id)
+                .bind(now);
+            ids.insert(row.email.clone(), *id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let written: Vec<(i64, &Parsed)> = inserts
+        .iter()
+        .chain(updates.iter().map(|(_, r)| r))
+        .filter_map(|r| ids.get(&r.email).map(|id| (*id, r)))
+        .collect();
+    let attributes: Vec<(i64, &String, &String)> = written
+        .iter()
+        .flat_map(|(id, r)| r.attributes.iter().map(move |(n, v)| (*id, n, v)))
+        .collect();
+    for chunk in attributes.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO contact_attributes (contact_id, name, value) VALUES {} \
+             ON CONFLICT (contact_id, name) DO UPDATE SET value = excluded.value",
+            placeholders(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, name, value) in chunk {
+            q = q.bind(*id).bind((*name).clone()).bind((*value).clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    if let Some(group_id) = options.group_id {
+        for chunk in written.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO group_members (group_id, contact_id, created_at) VALUES {} ON CONFLICT DO NOTHING",
+                placeholders(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, _) in chunk {
+                q = q.bind(group_id).bind(*id).bind(now);
+            }
+            q.execute(&mut **tx).await?;
+        }
+    }
+    if options.fire_registered {
+        // Through the intake, so automations on Registered to System (C) run.
+        for id in &new_ids {
+            let mut event = NewEvent::registered(*id, Source::Import);
+            event.params["import_id"] = serde_json::json!(import_id);
+            events::store::record(tx, now, &event).await?;
+        }
+    }
+    for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO import_rejections (import_id, line, email, reason) VALUES {}",
+            placeholders(chunk.len(), 4)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(import_id)
+                .bind(r.line)
+                .bind(r.email.clone())
+                .bind(r.reason.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(Counts {
+        created: new_ids.len() as i64,
+        updated: updates.len() as i64,
+        rejected: rejections.len() as i64,
+    })
+}

@@ -1,0 +1,317 @@
+//! Imports in the database: starting one (with its queued run), running it batch
+//! by batch (resuming after a restart), its end, and reading it back for pages.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::batch::{BATCH_ROWS, Counts, Options, Parsed, Rejection, parse_row, write_batch};
+use super::check::{CheckedFile, Columns, parse_header, reader};
+use crate::clock::Clock;
+use crate::db::{Db, Tx};
+use crate::events;
+use crate::events::catalogue::{EventType, NewEvent};
+use crate::scheduler::queue::{self, NewRun};
+use crate::types::{EventId, ImportId};
+
+/// The job kind of an import's run.
+pub const JOB_KIND: &str = "contact_import";
+
+/// Records the import and queues its run, in one transaction: the scheduler imports
+/// the file (`file_path`, deleted at the end) and survives restarts.
+pub async fn start(
+    db: &Db,
+    now: i64,
+    file_name: &str,
+    file_path: &Path,
+    checked: &CheckedFile,
+    options: &Options,
+) -> Result<ImportId, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let id: ImportId = sqlx::query_scalar(
+        "INSERT INTO imports (file_name, file_path, status, total_rows, group_id, fire_registered, started_by, \
+         started_at, progressed_at) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $7) RETURNING id",
+    )
+    .bind(file_name)
+    .bind(file_path.to_string_lossy().into_owned())
+    .bind(checked.rows as i64)
+    .bind(options.group_id)
+    .bind(i64::from(options.fire_registered))
+    .bind(options.started_by)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    let run = NewRun {
+        automation_id: queue::NO_AUTOMATION,
+        event_id: EventId(id.0),
+        job_kind: JOB_KIND,
+        due_at: now,
+        skipped_because: None,
+    };
+    queue::enqueue(&mut tx, now, &[run]).await?;
+    db.commit(tx).await?;
+    Ok(id)
+}
+
+/// How an import ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    Done,
+    Failed(String),
+    /// It had ended before (a run repeated after a crash).
+    AlreadyOver,
+}
+
+/// Imports the file of import `id`, batch by batch, starting after the rows a
+/// previous attempt finished (so a restart resumes, never duplicates); ends with
+/// *Contact Import Finished (S)* and deletes the file.
+pub async fn run(db: &Db, clock: &dyn Clock, id: ImportId) -> Result<Ended, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Pending {
+        status: String,
+        file_path: Option<String>,
+        rows_done: i64,
+        group_id: Option<i64>,
+        fire_registered: i64,
+        started_by: Option<i64>,
+    }
+    let row: Option<Pending> = sqlx::query_as(
+        "SELECT status, file_path, rows_done, group_id, fire_registered, started_by FROM imports WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.read())
+    .await?;
+    let Some(row) = row.filter(|r| r.status == "running") else {
+        return Ok(Ended::AlreadyOver);
+    };
+    let options = Options {
+        group_id: row.group_id,
+        fire_registered: row.fire_registered != 0,
+        started_by: row.started_by.unwrap_or(0),
+    };
+    let path = PathBuf::from(row.file_path.unwrap_or_default());
+    let failure = import_rows(db, clock, id, &path, row.rows_done as usize, &options).await?;
+    let _ = tokio::fs::remove_file(&path).await;
+    finish(db, clock.now_ms(), id, &options, failure.as_deref()).await?;
+    Ok(match failure {
+        Some(f) => Ended::Failed(f),
+        None => Ended::Done,
+    })
+}
+
+/// Reads the file on a blocking thread (its header, then the rows after the first
+/// `skip`) and writes it in batches; returns why it stopped early, if it did.
+async fn import_rows(
+    db: &Db,
+    clock: &dyn Clock,
+    import_id: ImportId,
+    path: &Path,
+    skip: usize,
+    options: &Options,
+) -> Result<Option<String>, sqlx::Error> {
+    type Batch = Vec<(u64, csv::StringRecord)>;
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<(Columns, Batch)>(4);
+    let reader_path = path.to_path_buf();
+    let reading = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let file = std::fs::File::open(&reader_path).map_err(|e| e.to_string())?;
+        let mut csv = reader(std::io::BufReader::with_capacity(256 * 1024, file));
+        let columns = parse_header(csv.headers().map_err(|e| e.to_string())?)?;
+        let mut records = csv.into_records().skip(skip);
+        loop {
+            let mut batch = Vec::with_capacity(BATCH_ROWS);
+            for record in records.by_ref().take(BATCH_ROWS) {
+                let record = record.map_err(|e| e.to_string())?;
+                let line = record.position().map_or(0, |p| p.line());
+                batch.push((line, record));
+            }
+            if batch.is_empty() || sender.blocking_send((columns.clone(), batch)).is_err() {
+                return Ok(());
+            }
+        }
+    });
+    let mut failure = None;
+    while let Some((columns, batch)) = batches.recv().await {
+        if let Err(e) = write_one(db, clock, import_id, options, &columns, &batch).await {
+            tracing::error!(%import_id, error = ?e, "import batch failed");
+            failure = Some(
+                "A database error stopped the import; rows before it were imported.".to_string(),
+            );
+            break;
+        }
+    }
+    drop(batches);
+    let read = reading.await.map_err(|e| e.to_string()).and_then(|r| r);
+    if let Err(e) = read {
+        tracing::error!(%import_id, error = %e, "reading the import file failed");
+        failure.get_or_insert_with(|| "The file could not be read to the end.".into());
+    }
+    Ok(failure)
+}
+
+/// Writes one batch and the import's progress in one transaction.
+async fn write_one(
+    db: &Db,
+    clock: &dyn Clock,
+    import_id: ImportId,
+    options: &Options,
+    columns: &Columns,
+    batch: &[(u64, csv::StringRecord)],
+) -> Result<(), sqlx::Error> {
+    let (rows, rejections): (Vec<_>, Vec<_>) = batch
+        .iter()
+        .map(|(line, rec)| parse_row(columns, *line, rec))
+        .partition(Result::is_ok);
+    let rows: Vec<Parsed> = rows.into_iter().filter_map(Result::ok).collect();
+    let rejections: Vec<Rejection> = rejections.into_iter().filter_map(Result::err).collect();
+    let now = clock.now_ms();
+    let mut tx = db.begin().await?;
+    let counts = write_batch(&mut tx, import_id.0, options, rows, rejections, now).await?;
+    sqlx::query(
+        "UPDATE imports SET rows_done = rows_done + $1, created = created + $2, updated = updated + $3, \
+         rejected = rejected + $4, progressed_at = $5 WHERE id = $6",
+    )
+    .bind(batch.len() as i64)
+    .bind(counts.created)
+    .bind(counts.updated)
+    .bind(counts.rejected)
+    .bind(now)
+    .bind(import_id)
+    .execute(&mut *tx)
+    .await?;
+    db.commit(tx).await
+}
+
+async fn finish(
+    db: &Db,
+    now: i64,
+    import_id: ImportId,
+    options: &Options,
+    failure: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let done = sqlx::query(
+        "UPDATE imports SET status = $1, error = $2, finished_at = $3, progressed_at = $3 WHERE id = $4 AND status = 'running'",
+    )
+    .bind(if failure.is_some() { "failed" } else { "done" })
+    .bind(failure)
+    .bind(now)
+    .bind(import_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(());
+    }
+    let (created, updated, rejected): (i64, i64, i64) =
+        sqlx::query_as("SELECT created, updated, rejected FROM imports WHERE id = $1")
+            .bind(import_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let totals = Counts {
+        created,
+        updated,
+        rejected,
+    };
+    record_finished(
+        &mut tx,
+        now,
+        import_id,
+        options.started_by,
+        failure.is_none(),
+        totals,
+    )
+    .await?;
+    db.commit(tx).await?;
+    tracing::info!(%import_id, created, updated, rejected, "import finished");
+    Ok(())
+}
+
+async fn record_finished(
+    tx: &mut Tx,
+    now: i64,
+    import_id: ImportId,
+    started_by: i64,
+    success: bool,
+    totals: Counts,
+) -> Result<crate::types::EventId, sqlx::Error> {
+    let event = NewEvent {
+        kind: EventType::ContactImportFinished,
+        contact_id: None,
+        system_user_id: Some(started_by),
+        group_id: None,
+        params: serde_json::json!({
+            "import_id": import_id.0,
+            "success": success,
+            "created": totals.created,
+            "updated": totals.updated,
+            "rejected": totals.rejected,
+        }),
+    };
+    events::store::record(tx, now, &event).await
+}
+
+/// An import as its page shows it.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Import {
+    pub id: i64,
+    pub file_name: String,
+    pub status: String,
+    pub total_rows: i64,
+    pub rows_done: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub rejected: i64,
+    pub started_at: i64,
+    pub progressed_at: i64,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl Import {
+    pub fn is_running(&self) -> bool {
+        self.status == "running"
+    }
+    /// Rows per second so far.
+    pub fn rate(&self) -> i64 {
+        let end = self.finished_at.unwrap_or(self.progressed_at);
+        let secs = ((end - self.started_at) as f64 / 1000.0).max(0.001);
+        (self.rows_done as f64 / secs) as i64
+    }
+    pub fn percent(&self) -> i64 {
+        if self.total_rows == 0 {
+            100
+        } else {
+            self.rows_done * 100 / self.total_rows
+        }
+    }
+    pub fn started(&self) -> String {
+        crate::clock::format_utc(self.started_at)
+    }
+}
+
+const IMPORT_COLUMNS: &str = "id, file_name, status, total_rows, rows_done, created, updated, rejected, started_at, progressed_at, finished_at, error";
+
+pub async fn find(db: &Db, id: i64) -> Result<Option<Import>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {IMPORT_COLUMNS} FROM imports WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.read())
+    .await
+}
+
+pub async fn recent(db: &Db, limit: i64) -> Result<Vec<Import>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {IMPORT_COLUMNS} FROM imports ORDER BY id DESC LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(db.read())
+    .await
+}
+
+pub async fn rejections(db: &Db, id: i64, limit: i64) -> Result<Vec<Rejection>, sqlx::Error> {
+    sqlx::query_as("SELECT line, email, reason FROM import_rejections WHERE import_id = $1 ORDER BY line LIMIT $2")
+        .bind(id)
+        .bind(limit)
+        .fetch_all(db.read())
+        .await
+}

@@ -1,0 +1,17 @@
+//! The product's jobs: one line per job. A job registered only for tests or
+//! benchmarks is added to this registry by the program that needs it
+//! (`Registry::with`), never here.
+
+use crate::jobs::end_reminder::EndReminder;
+use crate::jobs::import_contacts::ImportContacts;
+use crate::jobs::registry::Registry;
+use crate::jobs::send_new_password::{ToContact, ToSystemUser};
+
+/// Every job Herald offers.
+pub fn standard() -> Registry {
+    Registry::default()
+        .with(ToContact)
+        .with(ToSystemUser)
+        .with(EndReminder)
+        .with(ImportContacts)
+}
