@@ -10,6 +10,7 @@ use crate::types::EventId;
 /// triggers: pass the transaction that makes the change, so the event and its runs
 /// commit with it or not at all (then [`crate::db::Db::commit`] wakes the
 /// scheduler). Returns the event id.
+#[tracing::instrument(name = "event", skip(conn, event), fields(kind = event.kind.code()))]
 pub async fn record(
     conn: &mut AnyConnection,
     at_ms: i64,

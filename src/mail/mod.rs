@@ -106,6 +106,7 @@ impl Mailer {
     }
 
     /// Sends `email`; returns the Message-ID it carried.
+    #[tracing::instrument(name = "smtp", skip_all)]
     pub async fn send(&self, email: &Email) -> Result<String, SendError> {
         let started = std::time::Instant::now();
         let result = self.send_inner(email).await;

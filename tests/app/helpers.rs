@@ -140,7 +140,21 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(app) = spawn_app_with(engine, configure).await else {
+    let jobs = herald::jobs::catalogue::standard();
+    run_on_with_jobs(engine, configure, jobs, test).await
+}
+
+/// Like [`run_on_with`], with the jobs of `jobs`.
+pub async fn run_on_with_jobs<F, Fut>(
+    engine: Engine,
+    configure: impl FnOnce(&mut Config),
+    jobs: herald::jobs::registry::Registry,
+    test: F,
+) where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(app) = spawn_app_with_jobs(engine, configure, jobs).await else {
         return;
     };
     let handle = app.handle.clone();
@@ -160,12 +174,21 @@ pub async fn spawn_app_with(
     engine: Engine,
     configure: impl FnOnce(&mut Config),
 ) -> Option<TestApp> {
+    spawn_app_with_jobs(engine, configure, herald::jobs::catalogue::standard()).await
+}
+
+/// Like [`spawn_app_with`], with the jobs of `jobs` (a test may register its own).
+pub async fn spawn_app_with_jobs(
+    engine: Engine,
+    configure: impl FnOnce(&mut Config),
+    jobs: herald::jobs::registry::Registry,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = TestDb::create(engine, dir.path()).await?;
     let mut config = test_config(&db.url, dir.path());
     configure(&mut config);
     let clock = ManualClock::new(jiff::Timestamp::now());
-    let app = Application::build(config, clock.clone())
+    let app = Application::build_with(config, clock.clone(), jobs)
         .await
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -38,3 +38,4 @@ mod scheduler;
 mod security;
 mod sign_in;
 mod smtp;
+mod test_job;
