@@ -5,6 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use crate::scheduler::queue::RunStatus;
+use crate::scheduler::runs;
 use crate::state::AppState;
 use crate::web::{AppError, PageContext, redirect, render};
 
@@ -16,11 +18,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 const HOUR_MS: i64 = 3_600_000;
 const HOURS: i64 = 7 * 24;
 /// Outcomes charted, bottom to top, with their colours.
-const SERIES: [(&str, &str, &str); 4] = [
-    ("done", "Done", "#2f9e44"),
-    ("failed", "Failed", "#e03131"),
-    ("expired", "Expired", "#f08c00"),
-    ("skipped", "Skipped", "#adb5bd"),
+const SERIES: [(RunStatus, &str, &str); 4] = [
+    (RunStatus::Done, "Done", "#2f9e44"),
+    (RunStatus::Failed, "Failed", "#e03131"),
+    (RunStatus::Expired, "Expired", "#f08c00"),
+    (RunStatus::Skipped, "Skipped", "#adb5bd"),
 ];
 const CHART_HEIGHT: f64 = 120.0;
 const BAR_WIDTH: i64 = 4;
@@ -54,38 +56,32 @@ struct DashboardPage {
     max: i64,
 }
 
-async fn count(state: &AppState, sql: &'static str, since: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(sql)
-        .bind(since)
-        .fetch_one(state.db.read())
-        .await
-}
-
 async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
     let now = state.clock.now_ms();
-    let day_ago = now - 24 * HOUR_MS;
+    let active: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM automations WHERE state = 'active' AND (end_at IS NULL OR end_at > $1)",
+    )
+    .bind(now)
+    .fetch_one(state.db.read())
+    .await?;
+    let [pending, running, done_24h, failed_24h] =
+        runs::dashboard_counts(&state.db, now - 24 * HOUR_MS).await?;
     let figures = Figures {
-        active: count(&state, "SELECT COUNT(*) FROM automations WHERE state = 'active' AND (end_at IS NULL OR end_at > $1)", now).await?,
-        pending: count(&state, "SELECT COUNT(*) FROM job_runs WHERE status = 'pending' AND $1 = $1", now).await?,
-        running: count(&state, "SELECT COUNT(*) FROM job_runs WHERE status = 'running' AND $1 = $1", now).await?,
-        done_24h: count(&state, "SELECT COUNT(*) FROM job_runs WHERE status = 'done' AND finished_at > $1", day_ago).await?,
-        failed_24h: count(&state, "SELECT COUNT(*) FROM job_runs WHERE status = 'failed' AND finished_at > $1", day_ago).await?,
+        active,
+        pending,
+        running,
+        done_24h,
+        failed_24h,
     };
     let first_hour = now / HOUR_MS - (HOURS - 1);
-    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT finished_at / 3600000 AS hour, status, COUNT(*) FROM job_runs \
-         WHERE finished_at >= $1 GROUP BY finished_at / 3600000, status",
-    )
-    .bind(first_hour * HOUR_MS)
-    .fetch_all(state.db.read())
-    .await?;
+    let rows = runs::finished_per_hour(&state.db, first_hour * HOUR_MS).await?;
     let mut buckets = vec![[0i64; SERIES.len()]; HOURS as usize];
     for (hour, status, n) in rows {
         let (Some(i), Some(s)) = (
             usize::try_from(hour - first_hour)
                 .ok()
                 .filter(|i| *i < HOURS as usize),
-            SERIES.iter().position(|(code, _, _)| *code == status),
+            SERIES.iter().position(|(s, _, _)| *s == status),
         ) else {
             continue;
         };

@@ -69,6 +69,19 @@ impl RunStatus {
     }
 }
 
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, code: &&str) -> bool {
+        self.code() == *code
+    }
+}
+
+impl TryFrom<String> for RunStatus {
+    type Error = String;
+    fn try_from(code: String) -> Result<Self, String> {
+        Self::from_code(&code).ok_or_else(|| format!("unknown run status {code:?}"))
+    }
+}
+
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.code())

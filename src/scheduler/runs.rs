@@ -11,7 +11,8 @@ use crate::types::{AutomationId, ContactId, EventId, RunId};
 pub struct RunRow {
     pub id: RunId,
     pub event_id: EventId,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     pub due_at: i64,
     pub attempts: i64,
     pub target_kind: Option<String>,
@@ -32,8 +33,13 @@ impl RunRow {
             _ => "—".into(),
         }
     }
-    pub fn run_status(&self) -> Option<RunStatus> {
-        RunStatus::from_code(&self.status)
+    /// Staff may put it back in the queue.
+    pub fn retryable(&self) -> bool {
+        matches!(self.status, RunStatus::Failed | RunStatus::Expired)
+    }
+    /// Staff may cancel it.
+    pub fn cancellable(&self) -> bool {
+        self.status == RunStatus::Pending
     }
 }
 

@@ -372,7 +372,7 @@ with_smtp! {
         request_password(&app, cleo).await;
         let expected = today.tomorrow().unwrap().to_zoned(zone).unwrap().timestamp().as_millisecond();
         let run = &runs(&app, other).await[0];
-        assert_eq!((run.status.as_str(), run.due_at), ("pending", expected));
+        assert_eq!((run.status.code(), run.due_at), ("pending", expected));
     }
 
     async fn the_selection_is_calculated_when_the_job_executes(app, smtp) {
@@ -402,7 +402,7 @@ with_smtp! {
         app.state.db.commit(tx).await.unwrap();
         app.advance(Duration::from_secs(5 * 60));
         app.drain_due_runs().await;
-        let mut outcomes: Vec<(String, String)> = runs(&app, id).await.into_iter().map(|r| (r.status, r.outcome.unwrap_or_default())).collect();
+        let mut outcomes: Vec<(String, String)> = runs(&app, id).await.into_iter().map(|r| (r.status.code().to_string(), r.outcome.unwrap_or_default())).collect();
         outcomes.reverse();
         assert_eq!(outcomes[0], ("skipped".into(), "the contact is blocked".into()));
         assert_eq!(outcomes[1], ("skipped".into(), "the contact no longer exists".into()));
@@ -433,7 +433,7 @@ with_smtp! {
         request_password(&app, cleo).await;
         app.drain_due_runs().await;
         let run = &runs(&app, automation).await[0];
-        assert_eq!((run.status.as_str(), run.attempts), ("pending", 1), "{run:?}");
+        assert_eq!((run.status.code(), run.attempts), ("pending", 1), "{run:?}");
         assert!(run.last_error.as_deref().unwrap().contains("mail server"), "{run:?}");
         assert!(run.due_at > app.now_ms(), "retried later, not at once");
         let (_, first_temp) = credentials(&app, cleo).await;
@@ -441,7 +441,7 @@ with_smtp! {
         app.advance(Duration::from_secs(120));
         app.drain_due_runs().await;
         let run = &runs(&app, automation).await[0];
-        assert_eq!((run.status.as_str(), run.attempts), ("done", 2), "{run:?}");
+        assert_eq!((run.status.code(), run.attempts), ("done", 2), "{run:?}");
         let password = password_in(&smtp.last_to("cleo@example.com").unwrap().data);
         let (_, temp) = credentials(&app, cleo).await;
         assert_ne!(temp, first_temp, "a fresh password per attempt");
@@ -459,7 +459,7 @@ with_smtp! {
         request_password(&app, cleo).await;
         app.drain_due_runs().await;
         let run = &runs(&app, automation).await[0];
-        assert_eq!((run.status.as_str(), run.attempts), ("failed", 1), "{run:?}");
+        assert_eq!((run.status.code(), run.attempts), ("failed", 1), "{run:?}");
         let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
         assert!(html.contains("No such user here"), "the error is shown on the detail page");
         // The overview counts failed runs since the activation and shows the latest cause.
@@ -487,7 +487,7 @@ with_smtp! {
             app.drain_due_runs().await;
             app.advance(Duration::from_secs(60));
         }
-        let statuses: Vec<String> = runs(&app, automation).await.into_iter().rev().map(|r| r.status + " " + &r.outcome.unwrap_or_default()).collect();
+        let statuses: Vec<String> = runs(&app, automation).await.into_iter().rev().map(|r| r.status.code().to_string() + " " + &r.outcome.unwrap_or_default()).collect();
         assert_eq!(statuses[..3], ["done delivered", "done delivered", "done delivered"]);
         assert!(statuses[3].starts_with("skipped rate limited"), "{statuses:?}");
         assert_eq!(smtp.messages().len(), 3);

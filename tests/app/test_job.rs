@@ -180,7 +180,7 @@ async fn a_job_registered_by_a_test_runs_end_to_end(app: TestApp) {
     assert_eq!(
         (
             runs.len(),
-            runs[0].status.as_str(),
+            runs[0].status.code(),
             runs[0].outcome.as_deref()
         ),
         (1, "done", Some("done"))
