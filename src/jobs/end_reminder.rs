@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use crate::automations::model::State;
 use crate::events::catalogue::Scope;
-use crate::jobs::registry::{Execution, Job, JobForm};
+use crate::jobs::registry::{Execution, Job};
 use crate::mail::{Email, SendError};
 use crate::scheduler::queue::{Claimed, END_REMINDER, Outcome, Target};
 use crate::state::JobContext;
@@ -27,9 +27,6 @@ impl Job for EndReminder {
     }
     fn offered(&self) -> bool {
         false
-    }
-    fn form(&self, _view: &JobForm<'_>) -> Result<String, askama::Error> {
-        Ok(String::new())
     }
     fn explain(&self, _config: &serde_json::Value) -> String {
         "Emails the chosen system users before the automation ends.".into()

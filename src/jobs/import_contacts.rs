@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::contacts::import::store::{self, Ended, JOB_KIND};
 use crate::events::catalogue::Scope;
-use crate::jobs::registry::{Execution, Job, JobForm};
+use crate::jobs::registry::{Execution, Job};
 use crate::scheduler::queue::{Claimed, Outcome, Target};
 use crate::state::JobContext;
 use crate::types::ImportId;
@@ -25,9 +25,6 @@ impl Job for ImportContacts {
     }
     fn offered(&self) -> bool {
         false
-    }
-    fn form(&self, _view: &JobForm<'_>) -> Result<String, askama::Error> {
-        Ok(String::new())
     }
     fn explain(&self, _config: &serde_json::Value) -> String {
         "Imports an uploaded CSV file into the contacts.".into()

@@ -74,8 +74,10 @@ pub trait Job: Send + Sync + 'static {
     fn combines_with(&self, event: EventType) -> bool {
         self.scopes().contains(&event.scope())
     }
-    /// Its Define Job fields (the partial), as HTML.
-    fn form(&self, view: &JobForm<'_>) -> Result<String, askama::Error>;
+    /// Its Define Job fields (the partial), as HTML; none by default.
+    fn form(&self, _view: &JobForm<'_>) -> Result<String, askama::Error> {
+        Ok(String::new())
+    }
     /// Parses its own fields into the configuration stored on the automation.
     fn parse(&self, _event: EventType, _f: &Fields) -> Result<serde_json::Value, FieldErrors> {
         Ok(serde_json::Value::Null)

@@ -39,3 +39,40 @@ impl Fields {
         self.0.insert(name.to_string(), vec![value.into()]);
     }
 }
+
+/// A page that shows a form: its fields as entered and their messages. Templates
+/// call `v`, `checked` and `error`.
+pub trait FormPage {
+    fn form_fields(&self) -> &Fields;
+    fn form_errors(&self) -> &FieldErrors;
+
+    /// The value entered in `name` (the first, for a field sent several times).
+    fn v(&self, name: &str) -> &str {
+        self.form_fields().get(name)
+    }
+    /// Whether the checkbox `name` was ticked.
+    fn checked(&self, name: &str) -> bool {
+        self.form_fields().has(name)
+    }
+    /// The message for `field`, if it was wrong.
+    fn error(&self, field: &str) -> Option<&String> {
+        self.form_errors().get(field)
+    }
+}
+
+/// Implements [`FormPage`] for page structs with fields `f` and `errors`.
+#[macro_export]
+macro_rules! form_page {
+    ($($page:ty),+) => {
+        $(
+            impl $crate::web::form::FormPage for $page {
+                fn form_fields(&self) -> &$crate::web::form::Fields {
+                    &self.f
+                }
+                fn form_errors(&self) -> &$crate::web::form::FieldErrors {
+                    &self.errors
+                }
+            }
+        )+
+    };
+}

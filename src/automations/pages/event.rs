@@ -17,7 +17,7 @@ use crate::jobs::registry::Registry;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::types::AutomationId;
-use crate::web::form::{FieldErrors, Fields};
+use crate::web::form::{FieldErrors, Fields, FormPage};
 use crate::web::{
     AppError, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect, render,
 };
@@ -33,13 +33,9 @@ struct EventPage {
     step: u8,
 }
 
+crate::form_page!(EventPage);
+
 impl EventPage {
-    fn v(&self, name: &str) -> &str {
-        self.f.get(name)
-    }
-    fn error(&self, field: &str) -> Option<&String> {
-        self.errors.get(field)
-    }
     fn grouped(&self) -> Vec<(&'static str, Vec<EventType>)> {
         EventType::grouped()
     }

@@ -14,7 +14,7 @@ use crate::automations::wizard::{JobChoice, JobTarget, parse_job};
 use crate::jobs::registry::{JobForm, Registry};
 use crate::state::AppState;
 use crate::types::AutomationId;
-use crate::web::form::{FieldErrors, Fields};
+use crate::web::form::{FieldErrors, Fields, FormPage};
 use crate::web::{AppError, CurrentUser, PageContext, audited_change, redirect, render};
 
 #[derive(Template)]
@@ -33,16 +33,9 @@ struct JobPage {
     step: u8,
 }
 
+crate::form_page!(JobPage);
+
 impl JobPage {
-    fn v(&self, name: &str) -> &str {
-        self.f.get(name)
-    }
-    fn checked(&self, name: &str) -> bool {
-        self.f.has(name)
-    }
-    fn error(&self, field: &str) -> Option<&String> {
-        self.errors.get(field)
-    }
     fn units(&self) -> [DelayUnit; 4] {
         DelayUnit::ALL
     }

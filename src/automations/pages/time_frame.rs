@@ -16,7 +16,7 @@ use crate::jobs::registry::Registry;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::types::AutomationId;
-use crate::web::form::{FieldErrors, Fields};
+use crate::web::form::{FieldErrors, Fields, FormPage};
 use crate::web::{
     AppError, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect, render,
 };
@@ -34,18 +34,11 @@ struct TimeFramePage {
     step: u8,
 }
 
+crate::form_page!(TimeFramePage);
+
 impl TimeFramePage {
-    fn v(&self, name: &str) -> &str {
-        self.f.get(name)
-    }
-    fn checked(&self, name: &str) -> bool {
-        self.f.has(name)
-    }
     fn notified(&self, id: &i64) -> bool {
         self.f.all("notify").iter().any(|v| *v == id.to_string())
-    }
-    fn error(&self, field: &str) -> Option<&String> {
-        self.errors.get(field)
     }
     fn days(&self) -> Vec<(String, &'static str)> {
         WEEKDAYS
