@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
         subject: "Your new password".into(),
         text: "Here is your new password:\n\n    Xy7#abcdEFGH2345\n".into(),
         html: "<p>Here is your new password: <code>Xy7#abcdEFGH2345</code></p>".into(),
+        unsubscribe: None,
     };
     let mailer = Mailer::new(
         Some(&server.url()),

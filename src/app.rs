@@ -66,6 +66,7 @@ impl Application {
             clock,
             hasher,
             mailer,
+            links: crate::links::LinkSigner::new(key.master(), "unsubscribe"),
         });
         let server = server(state.clone(), web::Data::from(jobs.clone()), key, listener)?;
         Ok(Self {
@@ -211,6 +212,9 @@ fn server(
             .wrap(mw::security_headers(config.is_https()))
             .configure(crate::probes::routes)
             .route("/static/{file}", web::get().to(crate::web::assets::serve))
+            // One-click unsubscribe: the signed link is the authority; no session, no CSRF
+            // token (mail providers post to it, RFC 8058).
+            .configure(crate::messages::unsubscribe::routes)
             // The public preference center: its own session cookie, nothing of the admin UI.
             .service(
                 web::scope("/preferences")
@@ -230,6 +234,7 @@ fn server(
                             .configure(crate::dashboard::routes)
                             .configure(crate::contacts::routes)
                             .configure(crate::automations::pages::routes)
+                            .configure(crate::messages::pages::routes)
                             .service(
                                 web::scope("/admin")
                                     .wrap(from_fn(mw::require_admin))

@@ -31,6 +31,9 @@ pub enum Action {
     AutomationDeactivated,
     AutomationDeleted,
     PasswordDelivered,
+    MessageSaved,
+    MessageDeleted,
+    ContactChangedByAutomation,
 }
 
 impl Action {
@@ -58,6 +61,9 @@ impl Action {
             Self::AutomationDeactivated => "automation.deactivated",
             Self::AutomationDeleted => "automation.deleted",
             Self::PasswordDelivered => "password.delivered",
+            Self::MessageSaved => "message.saved",
+            Self::MessageDeleted => "message.deleted",
+            Self::ContactChangedByAutomation => "contact.changed_by_automation",
         }
     }
 
@@ -91,11 +97,14 @@ impl Action {
             Self::AutomationDeactivated => "Automation deactivated",
             Self::AutomationDeleted => "Automation deleted",
             Self::PasswordDelivered => "New password emailed",
+            Self::MessageSaved => "Message saved",
+            Self::MessageDeleted => "Message deleted",
+            Self::ContactChangedByAutomation => "Contact changed by an automation",
         }
     }
 }
 
-const ALL: [Action; 22] = [
+const ALL: [Action; 25] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -118,6 +127,9 @@ const ALL: [Action; 22] = [
     Action::AutomationDeactivated,
     Action::AutomationDeleted,
     Action::PasswordDelivered,
+    Action::MessageSaved,
+    Action::MessageDeleted,
+    Action::ContactChangedByAutomation,
 ];
 
 /// Who acted: a system user, or a description such as "anonymous" or "system".

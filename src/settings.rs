@@ -34,6 +34,8 @@ pub struct Settings {
     pub event_retention_days: i64,
     /// Audit entries are deleted this many days after they were written.
     pub audit_retention_days: i64,
+    /// Prepared messages per contact in 24 hours before further runs are skipped.
+    pub messages_per_day: i64,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             run_retention_days: 90,
             event_retention_days: 90,
             audit_retention_days: 365,
+            messages_per_day: 5,
         }
     }
 }
@@ -81,7 +84,7 @@ pub fn time_zone_names() -> Vec<String> {
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 15] {
+    fn pairs(&self) -> [(&'static str, String); 16] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -113,6 +116,7 @@ impl Settings {
                 "audit_retention_days",
                 self.audit_retention_days.to_string(),
             ),
+            ("messages_per_day", self.messages_per_day.to_string()),
         ]
     }
 
@@ -144,6 +148,7 @@ impl Settings {
             run_retention_days: int("run_retention_days", d.run_retention_days),
             event_retention_days: int("event_retention_days", d.event_retention_days),
             audit_retention_days: int("audit_retention_days", d.audit_retention_days),
+            messages_per_day: int("messages_per_day", d.messages_per_day),
         })
     }
 

@@ -7,6 +7,7 @@ use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::links::LinkSigner;
 use crate::mail::Mailer;
 
 /// Shared by every request handler (as `web::Data<AppState>`).
@@ -16,6 +17,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub mailer: Mailer,
+    /// Signs and checks unsubscribe links.
+    pub links: LinkSigner,
 }
 
 /// What a job may use while it executes — and nothing of the web application.
@@ -27,6 +30,8 @@ pub struct JobContext {
     pub hasher: PasswordHasher,
     /// The public URL of the admin UI, for links in emails.
     pub base_url: url::Url,
+    /// Signs unsubscribe links.
+    pub links: LinkSigner,
 }
 
 impl JobContext {
@@ -38,6 +43,7 @@ impl JobContext {
             mailer: state.mailer.clone(),
             hasher: state.hasher.clone(),
             base_url: state.config.base_url.clone(),
+            links: state.links.clone(),
         }
     }
 

@@ -42,11 +42,29 @@ document.addEventListener("DOMContentLoaded", () => {
   const syncDelay = () => { unit.disabled = value.disabled = !yes.checked; };
   form.querySelectorAll('input[name="delay"]').forEach((r) => r.addEventListener("change", syncDelay));
   syncDelay();
+  // Only the chosen job's own fields, and its target's, are shown and sent.
+  const job = document.getElementById("job");
   const useEvent = document.getElementById("use_event_parameter");
   const targets = [document.getElementById("contact"), document.getElementById("system_user")].filter(Boolean);
-  const syncTarget = () => targets.forEach((t) => { t.disabled = useEvent.checked; });
-  useEvent.addEventListener("change", syncTarget);
-  syncTarget();
+  const syncTarget = () => targets.forEach((t) => { t.disabled = !useEvent || useEvent.checked; });
+  const syncJob = () => {
+    const chosen = job.selectedOptions[0];
+    const target = chosen ? chosen.dataset.target : "";
+    form.querySelectorAll("[data-job]").forEach((box) => {
+      const on = chosen && box.dataset.job === chosen.value;
+      box.hidden = !on;
+      box.querySelectorAll("input, select, textarea").forEach((el) => { el.disabled = !on; });
+    });
+    form.querySelectorAll("[data-target-field]").forEach((box) => {
+      const field = box.dataset.targetField;
+      box.hidden = !target || (field !== "use_event_parameter" && field !== target);
+    });
+    if (useEvent) useEvent.disabled = !target;
+    syncTarget();
+  };
+  if (job) job.addEventListener("change", syncJob);
+  if (useEvent) useEvent.addEventListener("change", syncTarget);
+  if (job) syncJob(); else syncTarget();
 
   // Contact picker: search as you type, offering matches in the datalist.
   const contact = document.getElementById("contact");

@@ -46,6 +46,8 @@ pub struct SettingsForm {
     pub event_retention_days: String,
     #[serde(default)]
     pub audit_retention_days: String,
+    #[serde(default)]
+    pub messages_per_day: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -66,6 +68,7 @@ impl From<&Settings> for SettingsForm {
             run_retention_days: s.run_retention_days.to_string(),
             event_retention_days: s.event_retention_days.to_string(),
             audit_retention_days: s.audit_retention_days.to_string(),
+            messages_per_day: s.messages_per_day.to_string(),
         }
     }
 }
@@ -207,10 +210,18 @@ impl SettingsForm {
             3650,
             "days",
         );
+        let messages_per_day = number(
+            "messages_per_day",
+            &self.messages_per_day,
+            1,
+            100,
+            "messages",
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Settings {
+            messages_per_day,
             run_retention_days,
             event_retention_days,
             audit_retention_days,
@@ -329,6 +340,7 @@ mod tests {
             run_retention_days: "90".into(),
             event_retention_days: "90".into(),
             audit_retention_days: "365".into(),
+            messages_per_day: "5".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();

@@ -51,11 +51,17 @@ pub struct Contact {
     pub first_name: String,
     pub last_name: String,
     pub status: Status,
+    /// When the contact unsubscribed from every prepared message, if they did.
+    pub opted_out_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 impl Contact {
+    /// Whether the contact unsubscribed from every prepared message.
+    pub fn is_opted_out(&self) -> bool {
+        self.opted_out_at.is_some()
+    }
     pub fn name(&self) -> String {
         format!("{} {}", self.first_name, self.last_name)
             .trim()
@@ -76,6 +82,7 @@ struct Row {
     first_name: String,
     last_name: String,
     status: String,
+    opted_out_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -92,13 +99,15 @@ impl From<Row> for Contact {
             } else {
                 Status::Active
             },
+            opted_out_at: r.opted_out_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
     }
 }
 
-const COLUMNS: &str = "id, email, first_name, last_name, status, created_at, updated_at";
+const COLUMNS: &str =
+    "id, email, first_name, last_name, status, opted_out_at, created_at, updated_at";
 
 /// The lower-case form names are searched by.
 pub fn search_key(s: &str) -> String {
@@ -412,6 +421,17 @@ pub async fn join_group(
     group_id: i64,
     now_ms: i64,
 ) -> Result<bool, sqlx::Error> {
+    join_group_at_depth(tx, contact_id, group_id, now_ms, 0).await
+}
+
+/// [`join_group`] by a run `depth` links down an automation chain.
+pub async fn join_group_at_depth(
+    tx: &mut Tx,
+    contact_id: i64,
+    group_id: i64,
+    now_ms: i64,
+    depth: u64,
+) -> Result<bool, sqlx::Error> {
     let added = sqlx::query(
         "INSERT INTO group_members (group_id, contact_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
@@ -426,11 +446,71 @@ pub async fn join_group(
         events::store::record(
             tx,
             now_ms,
-            &NewEvent::membership(contact_id, group_id, true),
+            &NewEvent::membership(contact_id, group_id, true).at_depth(depth),
         )
         .await?;
     }
     Ok(added)
+}
+
+/// Sets one attribute and records *Profile Data Changed (C)* when its value changed
+/// (by a run `depth` links down an automation chain); `false` when it had the value.
+pub async fn set_attribute(
+    tx: &mut Tx,
+    contact_id: i64,
+    name: &str,
+    value: &str,
+    now_ms: i64,
+    depth: u64,
+) -> Result<bool, sqlx::Error> {
+    let old: Option<String> = sqlx::query_scalar(
+        "SELECT value FROM contact_attributes WHERE contact_id = $1 AND name = $2",
+    )
+    .bind(contact_id)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if old.as_deref() == Some(value) {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO contact_attributes (contact_id, name, value) VALUES ($1, $2, $3) \
+         ON CONFLICT (contact_id, name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(contact_id)
+    .bind(name)
+    .bind(value)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE contacts SET updated_at = $1 WHERE id = $2")
+        .bind(now_ms)
+        .bind(contact_id)
+        .execute(&mut **tx)
+        .await?;
+    let event = NewEvent::profile_changed(contact_id, &[name.to_string()]).at_depth(depth);
+    events::store::record(tx, now_ms, &event).await?;
+    Ok(true)
+}
+
+/// Opts the contact out of every prepared message (an unsubscribe link without a
+/// group). Only the contact clears it, in the preference center.
+pub async fn opt_out(tx: &mut Tx, id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE contacts SET opted_out_at = COALESCE(opted_out_at, $1), updated_at = $1 WHERE id = $2")
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The contact receives prepared messages again.
+pub async fn opt_in(tx: &mut Tx, id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE contacts SET opted_out_at = NULL, updated_at = $1 WHERE id = $2")
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Ends a membership and records *Unsubscribed from Group (C)*; `false` when the
@@ -440,6 +520,17 @@ pub async fn leave_group(
     contact_id: i64,
     group_id: i64,
     now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    leave_group_at_depth(tx, contact_id, group_id, now_ms, 0).await
+}
+
+/// [`leave_group`] by a run `depth` links down an automation chain.
+pub async fn leave_group_at_depth(
+    tx: &mut Tx,
+    contact_id: i64,
+    group_id: i64,
+    now_ms: i64,
+    depth: u64,
 ) -> Result<bool, sqlx::Error> {
     let removed = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND contact_id = $2")
         .bind(group_id)
@@ -452,7 +543,7 @@ pub async fn leave_group(
         events::store::record(
             tx,
             now_ms,
-            &NewEvent::membership(contact_id, group_id, false),
+            &NewEvent::membership(contact_id, group_id, false).at_depth(depth),
         )
         .await?;
     }

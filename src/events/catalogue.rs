@@ -250,6 +250,19 @@ impl NewEvent {
         e
     }
 
+    /// The same event, caused by a run `depth` links down an automation chain.
+    pub fn at_depth(mut self, depth: u64) -> Self {
+        if depth > 0 {
+            self.params["chain_depth"] = depth.into();
+        }
+        self
+    }
+
+    /// How many runs led to this event (0: a person's change or an outside system).
+    pub fn chain_depth(&self) -> u64 {
+        self.params["chain_depth"].as_u64().unwrap_or(0)
+    }
+
     pub fn profile_changed(contact_id: i64, changed: &[String]) -> Self {
         let mut e = Self::contact(EventType::ProfileDataChanged, contact_id);
         e.params = serde_json::json!({ "changed": changed });

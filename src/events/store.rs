@@ -66,6 +66,10 @@ impl Event {
     pub fn params_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.params).unwrap_or_default()
     }
+    /// How many runs led to this event.
+    pub fn chain_depth(&self) -> u64 {
+        self.params_json()["chain_depth"].as_u64().unwrap_or(0)
+    }
 }
 
 const EVENT_COLUMNS: &str = "id, type, contact_id, system_user_id, group_id, params, occurred_at";

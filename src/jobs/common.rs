@@ -42,6 +42,19 @@ pub async fn event_of(ctx: &JobContext, run: &Claimed) -> Result<Event, Outcome>
     }
 }
 
+/// The three steps at once: the live automation, its event, and the target of
+/// `kind` resolved and selected now.
+pub async fn live_target(
+    ctx: &JobContext,
+    run: &Claimed,
+    kind: TargetKind,
+) -> Result<(Automation, Event, Recipient), Outcome> {
+    let a = live_automation(ctx, run).await?;
+    let event = event_of(ctx, run).await?;
+    let to = resolve(ctx, &a, kind, &event).await?;
+    Ok((a, event, to))
+}
+
 /// Resolves the target of `a`'s job now: the fixed one or the event's, which must
 /// exist, be active and meet the automation's selection.
 pub async fn resolve(

@@ -18,12 +18,30 @@ use crate::web::form::{FieldErrors, Fields};
 /// What a job's execution returns.
 pub type Execution<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
+/// What Define Job offers to choose from: system users, groups and messages (by id
+/// and name).
+#[derive(Debug, Clone, Default)]
+pub struct Choices {
+    pub users: Vec<SystemUser>,
+    pub groups: Vec<(i64, String)>,
+    pub messages: Vec<(i64, String)>,
+}
+
+impl Choices {
+    pub fn has_group(&self, id: i64) -> bool {
+        self.groups.iter().any(|(g, _)| *g == id)
+    }
+    pub fn has_message(&self, id: i64) -> bool {
+        self.messages.iter().any(|(m, _)| *m == id)
+    }
+}
+
 /// What a job's Define Job partial may show: the form as entered, its messages, and
 /// the choices pages offer.
 pub struct JobForm<'a> {
     pub f: &'a Fields,
     pub errors: &'a FieldErrors,
-    pub users: &'a [SystemUser],
+    pub choices: &'a Choices,
     pub event: EventType,
 }
 
@@ -79,7 +97,12 @@ pub trait Job: Send + Sync + 'static {
         Ok(String::new())
     }
     /// Parses its own fields into the configuration stored on the automation.
-    fn parse(&self, _event: EventType, _f: &Fields) -> Result<serde_json::Value, FieldErrors> {
+    fn parse(
+        &self,
+        _event: EventType,
+        _f: &Fields,
+        _choices: &Choices,
+    ) -> Result<serde_json::Value, FieldErrors> {
         Ok(serde_json::Value::Null)
     }
     /// Puts a stored configuration back into the form's fields.

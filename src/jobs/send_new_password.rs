@@ -11,7 +11,7 @@ use crate::auth::password::{self, Priority};
 use crate::automations::model::{Automation, TargetKind};
 use crate::events::catalogue::Scope;
 use crate::jobs::common::{self, Recipient};
-use crate::jobs::registry::{Execution, Job, JobForm};
+use crate::jobs::registry::{Execution, Job};
 use crate::mail::{Email, SendError};
 use crate::scheduler::queue::{Claimed, Outcome};
 use crate::scheduler::runs;
@@ -38,15 +38,6 @@ struct HtmlBody<'a> {
     link: &'a str,
 }
 
-crate::job_form!(
-    ContactForm,
-    "automations/jobs/send_new_password_to_contact.html"
-);
-crate::job_form!(
-    SystemUserForm,
-    "automations/jobs/send_new_password_to_system_user.html"
-);
-
 /// Send New Password to Contact (C).
 pub struct ToContact;
 
@@ -62,9 +53,6 @@ impl Job for ToContact {
     }
     fn target(&self) -> Option<TargetKind> {
         Some(TargetKind::Contact)
-    }
-    fn form(&self, view: &JobForm<'_>) -> Result<String, askama::Error> {
-        ContactForm(view).render()
     }
     fn explain(&self, _config: &serde_json::Value) -> String {
         "Emails the contact a new temporary password for the preference center.".into()
@@ -90,9 +78,6 @@ impl Job for ToSystemUser {
     fn target(&self) -> Option<TargetKind> {
         Some(TargetKind::SystemUser)
     }
-    fn form(&self, view: &JobForm<'_>) -> Result<String, askama::Error> {
-        SystemUserForm(view).render()
-    }
     fn explain(&self, _config: &serde_json::Value) -> String {
         "Emails the system user a new temporary password for Herald.".into()
     }
@@ -112,16 +97,8 @@ async fn send(ctx: &JobContext, run: &Claimed, kind: TargetKind) -> Outcome {
     if now - run.due_at > settings.stale_after_hours * 3_600_000 {
         return Outcome::Expired;
     }
-    let a = match common::live_automation(ctx, run).await {
-        Ok(a) => a,
-        Err(outcome) => return outcome,
-    };
-    let event = match common::event_of(ctx, run).await {
-        Ok(e) => e,
-        Err(outcome) => return outcome,
-    };
-    let recipient = match common::resolve(ctx, &a, kind, &event).await {
-        Ok(r) => r,
+    let (a, _event, recipient) = match common::live_target(ctx, run, kind).await {
+        Ok(parts) => parts,
         Err(outcome) => return outcome,
     };
     let target = Some(recipient.target);

@@ -20,6 +20,8 @@ pub struct Email {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The one-click unsubscribe link (RFC 8058), for prepared messages.
+    pub unsubscribe: Option<String>,
 }
 
 impl std::fmt::Debug for Email {
@@ -49,6 +51,7 @@ impl Email {
             subject,
             text: text.render()?,
             html: html.render()?,
+            unsubscribe: None,
         })
     }
 }
@@ -132,11 +135,24 @@ impl Mailer {
             .to
             .parse()
             .map_err(|e| SendError::Permanent(format!("recipient address {:?}: {e}", email.to)))?;
-        let message = Message::builder()
+        let mut builder = Message::builder()
             .from(from)
             .to(to)
             .subject(&email.subject)
-            .message_id(Some(message_id.clone()))
+            .message_id(Some(message_id.clone()));
+        if let Some(link) = &email.unsubscribe {
+            use lettre::message::header::{HeaderName, HeaderValue};
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{link}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_string(),
+                ));
+        }
+        let message = builder
             .multipart(
                 MultiPart::alternative()
                     .singlepart(

@@ -132,6 +132,12 @@ pub(super) async fn save_preferences(
             contacts::leave_group(&mut tx, contact.id, choice.id, now).await?;
         }
     }
+    // The global opt-out: set by an unsubscribe link, cleared only here.
+    match (f.has("receive_messages"), contact.is_opted_out()) {
+        (true, true) => contacts::opt_in(&mut tx, contact.id, now).await?,
+        (false, false) => contacts::opt_out(&mut tx, contact.id, now).await?,
+        _ => {}
+    }
     if first_name != contact.first_name || last_name != contact.last_name {
         let input = ContactInput {
             email: EmailAddress::parse(&contact.email)

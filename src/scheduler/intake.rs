@@ -15,6 +15,10 @@ use crate::types::EventId;
 
 /// Why a run is stored as skipped at once.
 pub const NO_ALLOWED_DAY: &str = "no allowed day left before the time frame ends";
+/// Runs caused by a chain of more runs than this are skipped (loop protection).
+pub const MAX_CHAIN_DEPTH: u64 = 5;
+/// Why a run of a too deep chain is skipped.
+pub const CHAIN_TOO_DEEP: &str = "automation chain too deep";
 
 /// Enqueues a run for every active automation the event triggers (inside the
 /// event's transaction); a run with no allowed day left is stored as skipped.
@@ -39,6 +43,8 @@ pub async fn intake(
         .iter()
         .map(|a| {
             let (due_at, skipped_because) = match due_time(a, at_ms, &holidays) {
+                // The run would be one link deeper than the event.
+                Ok(due) if event.chain_depth() >= MAX_CHAIN_DEPTH => (due, Some(CHAIN_TOO_DEEP)),
                 Ok(due) => (due, None),
                 Err(due) => (due, Some(NO_ALLOWED_DAY)),
             };

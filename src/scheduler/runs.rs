@@ -204,6 +204,29 @@ pub async fn done_for_target_since(
     .await
 }
 
+/// Runs of the job `kinds` done for `target` since `since_ms` (a frequency cap).
+pub async fn done_of_kinds_for_target_since(
+    db: &Db,
+    kinds: &[&str],
+    target: Target,
+    since_ms: i64,
+) -> Result<i64, sqlx::Error> {
+    let marks: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 4)).collect();
+    let sql = format!(
+        "SELECT COUNT(*) FROM job_runs WHERE target_kind = $1 AND target_id = $2 AND status = 'done' \
+         AND finished_at > $3 AND job_kind IN ({})",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(target.kind)
+        .bind(target.id)
+        .bind(since_ms);
+    for kind in kinds {
+        q = q.bind(*kind);
+    }
+    q.fetch_one(db.read()).await
+}
+
 /// When the scheduler must look again: the next pending run's due time or the
 /// next lease to expire, whichever comes first.
 pub async fn next_wake_at(db: &Db) -> Result<Option<i64>, sqlx::Error> {

@@ -133,7 +133,13 @@ on_both_engines! {
         let (_, html) = app.page_with(&client, &job_page).await;
         assert_eq!(text_of(&html, "#event-label").unwrap(), "New Password Requested (C)");
         let form = find_form(&html, &job_page);
-        assert_eq!(form.get("job"), Some("send_new_password_to_contact"), "only the compatible job");
+        assert_eq!(form.get("job"), Some(""), "several jobs fit: none is chosen for you");
+        let offered: Vec<String> = scraper::Html::parse_document(&html)
+            .select(&scraper::Selector::parse("#job option").unwrap())
+            .filter_map(|o| o.value().attr("value").map(str::to_string))
+            .collect();
+        assert!(offered.contains(&"send_new_password_to_contact".to_string()) && offered.contains(&"send_message_to_contact".to_string()), "{offered:?}");
+        assert!(!offered.iter().any(|j| j.ends_with("system_user") || j.ends_with("address")), "only (C) jobs: {offered:?}");
         assert!(html.contains("The selection is calculated when the job executes, after the delay."));
         let r = define_job(&app, &client, id, &[("job", "send_new_password_to_contact"), ("use_event_parameter", "on"), ("delay", "yes"), ("delay_unit", "minutes"), ("delay_value", "10"), ("action", "time_frame")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);

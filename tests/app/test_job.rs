@@ -53,6 +53,7 @@ impl Job for NoteOnContact {
         &self,
         _event: herald::events::catalogue::EventType,
         f: &Fields,
+        _choices: &herald::jobs::registry::Choices,
     ) -> Result<serde_json::Value, FieldErrors> {
         match f.get("note").trim() {
             "" => Err(FieldErrors::from([("note", "Write the note.".to_string())])),
@@ -64,16 +65,8 @@ impl Job for NoteOnContact {
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(async move {
-            let a = match common::live_automation(ctx, run).await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
-            let event = match common::event_of(ctx, run).await {
-                Ok(e) => e,
-                Err(outcome) => return outcome,
-            };
-            let to = match common::resolve(ctx, &a, TargetKind::Contact, &event).await {
-                Ok(r) => r,
+            let (a, _, to) = match common::live_target(ctx, run, TargetKind::Contact).await {
+                Ok(parts) => parts,
                 Err(outcome) => return outcome,
             };
             let note = a.job_config["note"]

@@ -11,7 +11,7 @@ use crate::automations::model::{Automation, Target};
 use crate::automations::store;
 use crate::automations::time_frame::DelayUnit;
 use crate::automations::wizard::{JobChoice, JobTarget, parse_job};
-use crate::jobs::registry::{JobForm, Registry};
+use crate::jobs::registry::{Choices, JobForm, Registry};
 use crate::state::AppState;
 use crate::types::AutomationId;
 use crate::web::form::{FieldErrors, Fields, FormPage};
@@ -24,8 +24,11 @@ struct JobPage {
     a: Automation,
     f: Fields,
     errors: FieldErrors,
-    /// (code, label) of the jobs offered for the event.
-    jobs: Vec<(&'static str, &'static str)>,
+    /// (code, label, target: "contact", "system_user" or "") of the jobs offered.
+    jobs: Vec<(&'static str, &'static str, &'static str)>,
+    /// The targets the offered jobs may have (their fields are shown once).
+    target_kinds: Vec<&'static str>,
+    users: Vec<crate::auth::users::SystemUser>,
     /// Each offered job's Define Job fields, rendered by the job.
     forms: Vec<String>,
     /// What Use Event Parameter takes from the event ("contact", "system user").
@@ -35,7 +38,19 @@ struct JobPage {
 
 crate::form_page!(JobPage);
 
+/// The code of a target kind in the page: "contact", "system_user" or "".
+fn target_code(kind: Option<crate::automations::model::TargetKind>) -> &'static str {
+    match kind {
+        Some(crate::automations::model::TargetKind::Contact) => "contact",
+        Some(crate::automations::model::TargetKind::SystemUser) => "system_user",
+        None => "",
+    }
+}
+
 impl JobPage {
+    fn offers_target(&self, code: &str) -> bool {
+        self.target_kinds.contains(&code)
+    }
     fn units(&self) -> [DelayUnit; 4] {
         DelayUnit::ALL
     }
@@ -91,12 +106,12 @@ async fn job_render(
     f: Fields,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let users = users::list(&state.db).await?;
+    let choices = job_choices(state).await?;
     let offered = jobs.offered_for(a.event);
     let view = JobForm {
         f: &f,
         errors: &errors,
-        users: &users,
+        choices: &choices,
         event: a.event,
     };
     let forms = offered
@@ -108,10 +123,19 @@ async fn job_render(
     } else {
         "system user"
     };
+    let jobs: Vec<_> = offered
+        .iter()
+        .map(|j| (j.kind(), j.label(), target_code(j.target())))
+        .collect();
+    let mut target_kinds: Vec<&'static str> =
+        jobs.iter().map(|j| j.2).filter(|t| !t.is_empty()).collect();
+    target_kinds.dedup();
     render(
         form_status(&errors),
         &JobPage {
-            jobs: offered.iter().map(|j| (j.kind(), j.label())).collect(),
+            users: choices.users.clone(),
+            target_kinds,
+            jobs,
             forms,
             target_noun,
             ctx,
@@ -121,6 +145,23 @@ async fn job_render(
             step: 2,
         },
     )
+}
+
+/// What the jobs' fields offer.
+async fn job_choices(state: &AppState) -> Result<Choices, AppError> {
+    Ok(Choices {
+        users: users::list(&state.db).await?,
+        groups: crate::contacts::groups::list(&state.db)
+            .await?
+            .into_iter()
+            .map(|g| (g.id, g.name))
+            .collect(),
+        messages: crate::messages::store::list(&state.db)
+            .await?
+            .into_iter()
+            .map(|(m, _)| (m.id, m.name))
+            .collect(),
+    })
 }
 
 /// Parses the whole window — the job choice, its own fields, the target, the
@@ -149,7 +190,8 @@ async fn checked_job(
             None
         }
     };
-    let config = match job.map(|j| j.parse(a.event, f)) {
+    let choices = job_choices(state).await?;
+    let config = match job.map(|j| j.parse(a.event, f, &choices)) {
         Some(Ok(config)) => config,
         Some(Err(e)) => {
             errors.extend(e);

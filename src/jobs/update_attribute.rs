@@ -1,0 +1,148 @@
+//! Update Contact Attribute (C): sets one attribute to a value that may use the
+//! event's values (`{{ event.name }}`); records *Profile Data Changed (C)* (one
+//! link deeper in the chain) and an audit entry when the value changes.
+
+use askama::Template;
+
+use crate::audit::{self, Action, Actor};
+use crate::automations::model::TargetKind;
+use crate::events::catalogue::{EventType, Scope};
+use crate::jobs::common;
+use crate::jobs::registry::{Choices, Execution, Job, JobForm};
+use crate::messages::template::{self, Personal};
+use crate::scheduler::queue::{Claimed, Outcome};
+use crate::state::JobContext;
+use crate::web::form::{FieldErrors, Fields};
+
+crate::job_form!(
+    AttributeForm,
+    "automations/jobs/update_contact_attribute.html"
+);
+
+/// Update Contact Attribute (C).
+pub struct UpdateAttribute;
+
+impl Job for UpdateAttribute {
+    fn kind(&self) -> &'static str {
+        "update_contact_attribute"
+    }
+    fn label(&self) -> &'static str {
+        "Update Contact Attribute (C)"
+    }
+    fn scopes(&self) -> &'static [Scope] {
+        &[Scope::Contact]
+    }
+    fn target(&self) -> Option<TargetKind> {
+        Some(TargetKind::Contact)
+    }
+    fn form(&self, view: &JobForm<'_>) -> Result<String, askama::Error> {
+        AttributeForm(view).render()
+    }
+    fn parse(
+        &self,
+        _: EventType,
+        f: &Fields,
+        _: &Choices,
+    ) -> Result<serde_json::Value, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let name = crate::types::parse_attribute_name(f.get("attribute_name"))
+            .map_err(|e| errors.insert("attribute_name", e.0))
+            .unwrap_or_default();
+        let value = f.get("attribute_value").trim().to_string();
+        if value.chars().count() > crate::contacts::MAX_ATTRIBUTE_VALUE_CHARS
+            || value.contains(['\r', '\n'])
+        {
+            errors.insert(
+                "attribute_value",
+                "The value is one line of at most 1,000 characters.".into(),
+            );
+        } else if let Err(e) = template::check(&value) {
+            errors.insert("attribute_value", e.to_string());
+        }
+        if errors.is_empty() {
+            Ok(serde_json::json!({ "name": name, "value": value }))
+        } else {
+            Err(errors)
+        }
+    }
+    fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
+        f.set(
+            "attribute_name",
+            config["name"].as_str().unwrap_or_default(),
+        );
+        f.set(
+            "attribute_value",
+            config["value"].as_str().unwrap_or_default(),
+        );
+    }
+    fn explain(&self, config: &serde_json::Value) -> String {
+        format!(
+            "Sets the contact's attribute {} to {}.",
+            config["name"], config["value"]
+        )
+    }
+    fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
+        Box::pin(update(ctx, run))
+    }
+}
+
+async fn update(ctx: &JobContext, run: &Claimed) -> Outcome {
+    let (a, event, to) = match common::live_target(ctx, run, TargetKind::Contact).await {
+        Ok(parts) => parts,
+        Err(outcome) => return outcome,
+    };
+    let target = Some(to.target);
+    let name = a.job_config["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let personal = Personal {
+        event: event.params_json(),
+        ..Personal::default()
+    };
+    let value = match template::render(
+        a.job_config["value"].as_str().unwrap_or_default(),
+        &personal,
+        false,
+    ) {
+        Ok(v) => v
+            .chars()
+            .take(crate::contacts::MAX_ATTRIBUTE_VALUE_CHARS)
+            .collect::<String>(),
+        Err(e) => {
+            return Outcome::Failed {
+                target,
+                error: format!("the value cannot be rendered: {e}"),
+            };
+        }
+    };
+    let now = ctx.clock.now_ms();
+    let depth = event.chain_depth() + 1;
+    let changed: Result<bool, sqlx::Error> = async {
+        let mut tx = ctx.db.begin().await?;
+        let changed =
+            crate::contacts::set_attribute(&mut tx, to.target.id, &name, &value, now, depth)
+                .await?;
+        if changed {
+            let entry = audit::Entry {
+                actor: &Actor::named(format!("automation: {}", a.name)),
+                action: Action::ContactChangedByAutomation,
+                target: &to.email,
+                detail: &format!("set {name}"),
+                ip: "",
+            };
+            audit::record(&mut tx, now, entry).await?;
+        }
+        ctx.db.commit(tx).await?;
+        Ok(changed)
+    }
+    .await;
+    match changed {
+        Ok(true) => Outcome::Done {
+            target: to.target,
+            message_id: None,
+        },
+        Ok(false) => Outcome::skip(target, format!("{name} already has this value")),
+        Err(e) => Outcome::database(target, e),
+    }
+}

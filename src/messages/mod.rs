@@ -1,0 +1,8 @@
+//! Prepared messages: written by staff with personalisation, previewed, test-sent,
+//! and sent by automations with a one-click unsubscribe link.
+
+pub mod compose;
+pub mod pages;
+pub mod store;
+pub mod template;
+pub mod unsubscribe;

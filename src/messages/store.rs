@@ -1,0 +1,120 @@
+//! Prepared messages in the database.
+
+use crate::db::{Db, Tx};
+
+/// A prepared message as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Message {
+    pub id: i64,
+    pub name: String,
+    pub subject: String,
+    pub sender_name: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub updated_at: i64,
+}
+
+impl Message {
+    pub fn changed(&self) -> String {
+        crate::clock::format_utc(self.updated_at)
+    }
+}
+
+/// A message as entered, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInput {
+    pub name: String,
+    pub subject: String,
+    pub sender_name: String,
+    pub text_body: String,
+    pub html_body: String,
+}
+
+const COLUMNS: &str = "id, name, subject, sender_name, text_body, html_body, updated_at";
+
+pub async fn find(db: &Db, id: i64) -> Result<Option<Message>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM messages WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.read())
+    .await
+}
+
+/// Every message by name, with how many automations use it.
+pub async fn list(db: &Db) -> Result<Vec<(Message, i64)>, sqlx::Error> {
+    let messages: Vec<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM messages ORDER BY LOWER(name), id"
+    )))
+    .fetch_all(db.read())
+    .await?;
+    let mut out = Vec::with_capacity(messages.len());
+    for m in messages {
+        let n = users_of(db, m.id, false).await?.len() as i64;
+        out.push((m, n));
+    }
+    Ok(out)
+}
+
+/// The names of the automations whose job sends message `id` (only active ones
+/// with `active_only`).
+pub async fn users_of(db: &Db, id: i64, active_only: bool) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT name, job_config, state FROM automations WHERE job_config LIKE '%\"message_id\"%' ORDER BY name",
+    )
+    .fetch_all(db.read())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, config, state)| {
+            let config: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
+            config["message_id"].as_i64() == Some(id) && (!active_only || state == "active")
+        })
+        .map(|(name, _, _)| name)
+        .collect())
+}
+
+pub async fn create(tx: &mut Tx, m: &MessageInput, now_ms: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO messages (name, subject, sender_name, text_body, html_body, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+    )
+    .bind(&m.name)
+    .bind(&m.subject)
+    .bind(&m.sender_name)
+    .bind(&m.text_body)
+    .bind(&m.html_body)
+    .bind(now_ms)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+pub async fn update(
+    tx: &mut Tx,
+    id: i64,
+    m: &MessageInput,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE messages SET name = $1, subject = $2, sender_name = $3, text_body = $4, html_body = $5, \
+         updated_at = $6 WHERE id = $7",
+    )
+    .bind(&m.name)
+    .bind(&m.subject)
+    .bind(&m.sender_name)
+    .bind(&m.text_body)
+    .bind(&m.html_body)
+    .bind(now_ms)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(tx: &mut Tx, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM messages WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Personalisation of prepared messages with minijinja, a sandboxed runtime template
+//! engine: staff write `{{ contact.first_name | default("there") }}`; Herald checks
+//! the template when it is saved and renders it for each contact when it is sent.
+//! Values are HTML-escaped in the HTML part; rendering is bounded by fuel, so a
+//! template cannot loop for ever.
+
+use std::collections::BTreeMap;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// The names a template may use at the top level.
+pub const TOP_LEVEL: [&str; 4] = ["contact", "event", "preferences_url", "unsubscribe_url"];
+/// The fields of `contact`.
+pub const CONTACT_FIELDS: [&str; 4] = ["email", "first_name", "last_name", "attributes"];
+
+/// Why a template was refused, with the line the problem is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Line {}: {}", self.line, self.message)
+    }
+}
+
+/// What a message is rendered with.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Personal {
+    pub contact: ContactValues,
+    /// The event's parameters (`{{ event.name }}`, `{{ event.created }}` …).
+    pub event: serde_json::Value,
+    pub preferences_url: String,
+    pub unsubscribe_url: String,
+}
+
+/// The contact's values a template may use.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ContactValues {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn environment(html: bool) -> Environment<'static> {
+    let mut env = Environment::new();
+    // Missing attributes and event parameters render empty (or their default()).
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    env.set_auto_escape_callback(move |_| {
+        if html {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_fuel(Some(100_000));
+    env.set_recursion_limit(50);
+    env
+}
+
+/// The line of the first mention of `name` in `source` (1 when not found).
+fn line_of(source: &str, name: &str) -> usize {
+    source
+        .lines()
+        .position(|l| l.contains(name))
+        .map_or(1, |i| i + 1)
+}
+
+/// Checks a template as staff saved it: its syntax, and that it names only the
+/// top-level names and contact fields Herald provides.
+pub fn check(source: &str) -> Result<(), TemplateError> {
+    let env = environment(false);
+    let template = env.template_from_str(source).map_err(|e| TemplateError {
+        line: e.line().unwrap_or(1),
+        message: e
+            .detail()
+            .unwrap_or("the template cannot be read")
+            .to_string(),
+    })?;
+    let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+    names.sort();
+    for name in names {
+        let mut parts = name.split('.');
+        let top = parts.next().unwrap_or_default();
+        if !TOP_LEVEL.contains(&top) {
+            return Err(TemplateError {
+                line: line_of(source, top),
+                message: format!(
+                    "{top:?} is not a name Herald knows: use contact, event, preferences_url or unsubscribe_url."
+                ),
+            });
+        }
+        if top == "contact"
+            && let Some(field) = parts.next()
+            && !CONTACT_FIELDS.contains(&field)
+        {
+            return Err(TemplateError {
+                line: line_of(source, &name),
+                message: format!(
+                    "contact.{field} is not a contact field: use email, first_name, last_name or attributes.<name>."
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Renders a checked template; `html` escapes every value for HTML.
+pub fn render(source: &str, values: &Personal, html: bool) -> Result<String, TemplateError> {
+    let env = environment(html);
+    env.render_str(source, values).map_err(|e| TemplateError {
+        line: e.line().unwrap_or(1),
+        message: e
+            .detail()
+            .unwrap_or("the template could not be rendered")
+            .to_string(),
+    })
+}
+
+/// An HTML body made from a text body: escaped, paragraphs and line breaks kept.
+pub fn html_from_text(text: &str) -> String {
+    let escaped = askama::filters::escape(text, askama::filters::Html)
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    escaped
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| format!("<p>{}</p>", p.trim().replace('\n', "<br>\n")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ada() -> Personal {
+        Personal {
+            contact: ContactValues {
+                email: "ada@example.com".into(),
+                first_name: "Ada".into(),
+                last_name: "Lovelace".into(),
+                attributes: BTreeMap::from([("city".into(), "London".into())]),
+            },
+            event: serde_json::json!({ "name": "order <shipped>" }),
+            preferences_url: "https://p.example/preferences".into(),
+            unsubscribe_url: "https://p.example/u/x".into(),
+        }
+    }
+
+    #[test]
+    fn templates_are_checked_with_their_line() {
+        assert_eq!(
+            check("Hello {{ contact.first_name | default(\"there\") }}"),
+            Ok(())
+        );
+        assert_eq!(
+            check("{{ contact.attributes.city }} {{ event.anything }}"),
+            Ok(())
+        );
+        let e = check("Hello\n{{ contact.first_name }\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = check("Hi\n\n{{ customer.name }}").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("customer"), "{e}");
+        let e = check("{{ contact.phone }}").unwrap_err();
+        assert!(e.message.contains("contact.phone"), "{e}");
+    }
+
+    #[test]
+    fn values_are_escaped_in_html_only_and_missing_ones_are_empty() {
+        let text = "{{ contact.first_name }} {{ event.name }} {{ contact.attributes.zip }}|";
+        assert_eq!(
+            render(text, &ada(), false).unwrap(),
+            "Ada order <shipped> |"
+        );
+        assert_eq!(
+            render(text, &ada(), true).unwrap(),
+            "Ada order &lt;shipped&gt; |"
+        );
+        let fallback = "Hello {{ contact.attributes.nick | default(\"there\") }}";
+        assert_eq!(render(fallback, &ada(), false).unwrap(), "Hello there");
+        assert!(
+            render(
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+                &ada(),
+                false
+            )
+            .is_err(),
+            "bounded"
+        );
+        assert_eq!(
+            html_from_text("Hi <b>\nthere\n\nBye"),
+            "<p>Hi &#60;b&#62;<br>\nthere</p>\n<p>Bye</p>"
+        );
+    }
+}

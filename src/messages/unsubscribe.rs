@@ -1,0 +1,98 @@
+//! One-click unsubscribe (RFC 8058): the signed link of every prepared message.
+//! `GET` shows a page with one button (link scanners must not unsubscribe anyone);
+//! `POST` — the button, or a mail provider's one-click — unsubscribes at once,
+//! without signing in: from the link's group (recording *Unsubscribed from Group
+//! (C)*), or from every prepared message (the contact's opt-out flag).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::messages::compose::Unsubscribe;
+use crate::state::AppState;
+use crate::web::{AppError, PageContext, render};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/u/{token}", web::get().to(confirm_page))
+        .route("/u/{token}", web::post().to(unsubscribe));
+}
+
+#[derive(Template)]
+#[template(path = "preferences/unsubscribe.html")]
+struct UnsubscribePage {
+    ctx: PageContext,
+    token: String,
+    email: String,
+    group: Option<String>,
+    done: bool,
+}
+
+/// The contact, group and email a valid token names.
+async fn resolve(
+    state: &AppState,
+    token: &str,
+) -> Result<(Unsubscribe, String, Option<String>), AppError> {
+    let u = state
+        .links
+        .verify(token)
+        .and_then(Unsubscribe::parse)
+        .ok_or(AppError::NotFound)?;
+    let contact = crate::contacts::find(&state.db, u.contact)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let group = match u.group {
+        Some(g) => crate::contacts::groups::find(&state.db, g)
+            .await?
+            .map(|g| g.name),
+        None => None,
+    };
+    Ok((u, contact.email, group))
+}
+
+async fn confirm_page(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let (_, email, group) = resolve(&state, &token).await?;
+    page(&state, token.into_inner(), email, group, false).await
+}
+
+async fn page(
+    state: &AppState,
+    token: String,
+    email: String,
+    group: Option<String>,
+    done: bool,
+) -> Result<HttpResponse, AppError> {
+    let brand = crate::settings::Settings::load(&state.db).await?.brand_name;
+    let mut ctx = PageContext::bare();
+    ctx.brand = brand;
+    render(
+        StatusCode::OK,
+        &UnsubscribePage {
+            ctx,
+            token,
+            email,
+            group,
+            done,
+        },
+    )
+}
+
+async fn unsubscribe(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let (u, email, group) = resolve(&state, &token).await?;
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    match u.group.filter(|_| group.is_some()) {
+        Some(g) => {
+            crate::contacts::leave_group(&mut tx, u.contact, g, now).await?;
+        }
+        None => crate::contacts::opt_out(&mut tx, u.contact, now).await?,
+    }
+    state.db.commit(tx).await?;
+    tracing::info!(contact = u.contact, group = ?u.group, "unsubscribed through a link");
+    page(&state, token.into_inner(), email, group, true).await
+}
