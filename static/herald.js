@@ -66,9 +66,13 @@ document.addEventListener("DOMContentLoaded", () => {
   if (useEvent) useEvent.addEventListener("change", syncTarget);
   if (job) syncJob(); else syncTarget();
 
+});
+
+// Contact picker (Define Job, message preview): search as you type.
+document.addEventListener("DOMContentLoaded", () => {
   // Contact picker: search as you type, offering matches in the datalist.
-  const contact = document.getElementById("contact");
-  const options = document.getElementById("contact-options");
+  const contact = document.querySelector("input[data-picker]");
+  const options = contact && document.getElementById(contact.getAttribute("list"));
   if (!contact || !options) return;
   let timer = null;
   let asked = "";

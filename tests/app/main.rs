@@ -34,6 +34,7 @@ mod automations;
 mod binary;
 mod contacts;
 mod hardening;
+mod messages;
 mod scheduler;
 mod security;
 mod sign_in;

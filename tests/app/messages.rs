@@ -1,0 +1,359 @@
+//! Prepared messages and the jobs that change contacts, through the HTML forms, with
+//! a real SMTP server: the welcome email with one-click unsubscribe, template
+//! checks, the preview, group and attribute jobs, loop protection, the frequency
+//! cap, and a message to ops when an import finishes.
+
+use std::time::Duration;
+
+use herald::auth::users::Role;
+use herald::config::Secret;
+use reqwest::{Client, StatusCode};
+
+use crate::automations::{define_job, define_time_frame, new_automation};
+use crate::helpers::{Engine, TestApp, location, run_on_with, text_of};
+use crate::smtp::{SmtpServer, text_part};
+
+/// Declares a test on both engines with an SMTP server behind the app.
+macro_rules! with_mail {
+    ($(async fn $name:ident($app:ident, $smtp:ident) $body:block)+) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[allow(unused_mut)]
+                async fn body($app: TestApp, mut $smtp: SmtpServer) $body
+
+                async fn run(engine: Engine) {
+                    let smtp = SmtpServer::start().await;
+                    let url = smtp.url();
+                    run_on_with(engine, |c| c.smtp_url = Some(Secret::new(url)), |app| body(app, smtp)).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() { run(Engine::Sqlite).await }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() { run(Engine::Postgres).await }
+            }
+        )+
+    };
+}
+
+/// Writes a message through the form; returns its id.
+async fn write_message(
+    app: &TestApp,
+    client: &Client,
+    name: &str,
+    subject: &str,
+    text: &str,
+    html: &str,
+) -> i64 {
+    let r = app
+        .submit_with(
+            client,
+            "/messages/new",
+            "/messages",
+            &[
+                ("name", name),
+                ("subject", subject),
+                ("text_body", text),
+                ("html_body", html),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    location(&r)
+        .trim_start_matches("/messages/")
+        .parse()
+        .unwrap()
+}
+
+/// Creates and activates an automation on `event` with `job` and its fields.
+async fn automation(
+    app: &TestApp,
+    client: &Client,
+    name: &str,
+    event: &str,
+    job: &[(&str, &str)],
+) -> i64 {
+    let id = new_automation(app, client, name, event).await;
+    let mut values = vec![("action", "time_frame")];
+    values.extend_from_slice(job);
+    let r = define_job(app, client, id, &values).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let r = define_time_frame(
+        app,
+        client,
+        id,
+        &[
+            ("start", "2026-01-01T00:00"),
+            ("time_zone", "UTC"),
+            ("action", "activate"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    id
+}
+
+async fn group(app: &TestApp, client: &Client, name: &str) -> i64 {
+    let r = app
+        .submit_with(client, "/groups/new", "/groups", &[("name", name)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    herald::contacts::groups::list(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.name == name)
+        .unwrap()
+        .id
+}
+
+async fn new_contact(app: &TestApp, client: &Client, email: &str, first_name: &str) -> i64 {
+    let r = app
+        .submit_with(
+            client,
+            "/contacts/new",
+            "/contacts",
+            &[("email", email), ("first_name", first_name)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    herald::contacts::find_by_email(&app.state.db, email)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+/// A header's value in a raw message.
+fn header<'a>(data: &'a str, name: &str) -> Option<&'a str> {
+    data.lines()
+        .take_while(|l| !l.is_empty())
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| l[name.len() + 1..].trim())
+}
+
+async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::runs::RunRow> {
+    herald::scheduler::runs::runs_of(&app.state.db, herald::types::AutomationId(automation), 100)
+        .await
+        .unwrap()
+}
+
+with_mail! {
+    async fn a_welcome_message_arrives_personalised_with_one_click_unsubscribe(app, smtp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let message = write_message(&app, &client, "Welcome", "Welcome, {{ contact.first_name | default(\"there\") }}", "Hello {{ contact.first_name | default(\"there\") }}\n\nYour preferences: {{ preferences_url }}\nUnsubscribe: {{ unsubscribe_url }}", "").await;
+        let (_, list) = app.page_with(&client, "/messages").await;
+        assert!(list.contains("Welcome") && list.contains("0 automations"));
+        let news = group(&app, &client, "Newsletter").await;
+        let welcome = automation(&app, &client, "Welcome new contacts", "registered_to_system", &[("job", "send_message_to_contact"), ("use_event_parameter", "on"), ("message", &message.to_string())]).await;
+        let (_, list) = app.page_with(&client, "/messages").await;
+        assert!(list.contains("1 automation"), "used by");
+        new_contact(&app, &client, "ada@example.com", "Ada").await;
+        app.drain_due_runs().await;
+        assert_eq!(runs(&app, welcome).await[0].status, "done");
+        let mail = smtp.last_to("ada@example.com").expect("the welcome email");
+        assert!(mail.data.contains("Subject: Welcome, Ada"), "{}", mail.data);
+        assert!(text_part(&mail.data).starts_with("Hello Ada"));
+        assert!(mail.data.to_lowercase().contains("multipart/alternative") && mail.data.contains("text/html"));
+        let link = header(&mail.data, "List-Unsubscribe").expect("List-Unsubscribe").trim_matches(['<', '>']).to_string();
+        assert_eq!(header(&mail.data, "List-Unsubscribe-Post"), Some("List-Unsubscribe=One-Click"));
+        assert!(link.starts_with(&format!("{}u/", app.state.config.base_url)), "{link}");
+        assert!(text_part(&mail.data).contains(&link), "the same link in the text");
+        let path = link.trim_start_matches(app.state.config.base_url.as_str()).to_string();
+        // A GET (a link scanner) only asks.
+        let (status, page) = app.page_with(&crate::helpers::browser(), &format!("/{path}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("Stop sending messages") && page.contains("ada@example.com"));
+        let ada = herald::contacts::find_by_email(&app.state.db, "ada@example.com").await.unwrap().unwrap();
+        assert!(!ada.is_opted_out());
+        // A tampered link is nobody's.
+        assert_eq!(app.get(&format!("/{path}0")).await.status(), StatusCode::NOT_FOUND);
+        // One-click: a POST without session or token unsubscribes at once.
+        let r = reqwest::Client::new().post(app.url(&format!("/{path}"))).form(&[("List-Unsubscribe", "One-Click")]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let ada = herald::contacts::find_by_email(&app.state.db, "ada@example.com").await.unwrap().unwrap();
+        assert!(ada.is_opted_out());
+        let (_, page) = app.page_with(&client, &format!("/contacts/{}", ada.id)).await;
+        assert!(text_of(&page, "#opted-out").is_some(), "shown on the contact page");
+        // Opted out: no more prepared messages; the password job still works.
+        let mut tx = app.state.db.begin().await.unwrap();
+        herald::events::store::record(&mut tx, app.now_ms(), &herald::events::catalogue::NewEvent::registered(ada.id, herald::events::catalogue::Source::Ui)).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        app.drain_due_runs().await;
+        let latest = &runs(&app, welcome).await[0];
+        assert_eq!((latest.status.code(), latest.outcome.as_deref()), ("skipped", Some("the contact unsubscribed from all messages")));
+        assert_eq!(smtp.messages().len(), 1);
+
+        // A link naming a group leaves that group and records the event.
+        let vip = new_contact(&app, &client, "vip@example.com", "Vic").await;
+        let mut tx = app.state.db.begin().await.unwrap();
+        herald::contacts::join_group(&mut tx, vip, news, app.now_ms()).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        let link = herald::messages::compose::Unsubscribe { contact: vip, group: Some(news) }.link(&app.state.links, &app.state.config.base_url);
+        let path = link.trim_start_matches(app.state.config.base_url.as_str()).to_string();
+        let r = reqwest::Client::new().post(app.url(&format!("/{path}"))).send().await.unwrap();
+        assert!(r.text().await.unwrap().contains("no longer receives Newsletter"));
+        assert!(!herald::contacts::groups::is_member(&app.state.db, news, vip).await.unwrap());
+        assert!(app.events().await.iter().any(|e| e.0 == "unsubscribed_from_group" && e.1 == Some(vip) && e.2 == Some(news)));
+        // The contact takes the opt-out back in the preference center only.
+        let carl = crate::scheduler::contact(&app, "carl@example.com", "carl's own password").await;
+        let link = herald::messages::compose::Unsubscribe { contact: carl, group: None }.link(&app.state.links, &app.state.config.base_url);
+        let path = link.trim_start_matches(app.state.config.base_url.as_str()).to_string();
+        reqwest::Client::new().post(app.url(&format!("/{path}"))).send().await.unwrap();
+        let browser = crate::helpers::browser();
+        let r = app.submit_with(&browser, "/preferences/login", "/preferences/login", &[("email", "carl@example.com"), ("password", "carl's own password")]).await;
+        assert_eq!(location(&r), "/preferences");
+        let (_, page) = app.page_with(&browser, "/preferences").await;
+        assert!(page.contains("You unsubscribed from all messages"));
+        let r = app.submit_with(&browser, "/preferences", "/preferences", &[("receive_messages", "on")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(!herald::contacts::find(&app.state.db, carl).await.unwrap().unwrap().is_opted_out());
+    }
+
+    async fn templates_are_checked_on_save_and_previewed_safely(app, smtp) {
+        let (client, me) = app.signed_in(Role::Marketer).await;
+        let r = app.submit_with(&client, "/messages/new", "/messages", &[("name", "Broken"), ("subject", "Hi"), ("text_body", "Hello\n{{ contact.first_name }\n"), ("html_body", "<p>{{ customer.name }}</p>")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text().await.unwrap();
+        assert!(text_of(&html, "#text_body-error").unwrap().starts_with("Line 2:"), "{html}");
+        assert!(text_of(&html, "#html_body-error").unwrap().contains("customer"));
+        assert!(html.contains("Hello\n{{ contact.first_name }"), "what was typed is kept");
+        let r = app.submit_with(&client, "/messages/new", "/messages", &[("name", "Unknown field"), ("subject", "{{ contact.phone }}"), ("text_body", "x")]).await;
+        assert!(text_of(&r.text().await.unwrap(), "#subject-error").unwrap().contains("contact.phone"));
+        assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages").fetch_one(app.state.db.read()).await.unwrap(), 0);
+        let id = write_message(&app, &client, "Offer", "For {{ contact.first_name }}", "Hi {{ contact.first_name }}", "<p>Hi {{ contact.first_name }}</p><script>alert(1)</script><a href=\"javascript:alert(2)\">x</a>").await;
+        new_contact(&app, &client, "lena@example.com", "<b>Lena</b>").await;
+        let (status, page) = app.page_with(&client, &format!("/messages/{id}/preview?contact=lena%40example.com")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(text_of(&page, "#preview-subject").unwrap(), "For <b>Lena</b>");
+        let doc = scraper::Html::parse_document(&page);
+        let frame = doc.select(&scraper::Selector::parse("iframe").unwrap()).next().expect("a frame");
+        assert_eq!(frame.value().attr("sandbox"), Some(""), "a sandbox that allows nothing");
+        let srcdoc = frame.value().attr("srcdoc").unwrap();
+        assert!(srcdoc.contains("&lt;b&gt;Lena&lt;/b&gt;"), "values escaped in HTML: {srcdoc}");
+        assert!(!srcdoc.contains("<script") && !srcdoc.contains("javascript:"), "sanitised: {srcdoc}");
+        assert!(!page.contains("<script>alert"), "nothing runs in the admin page");
+        let r = app.get_with(&client, &format!("/messages/{id}/preview")).await;
+        let csp = r.headers().get("content-security-policy").unwrap().to_str().unwrap().to_string();
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        // Send test: to the signed-in marketer's own address.
+        let r = app.submit_with(&client, &format!("/messages/{id}/preview"), &format!("/messages/{id}/test"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let mail = smtp.last_to(&me).expect("the test email");
+        assert!(mail.data.contains("Subject: [Test] For Ada"), "{}", mail.data);
+        // Copy, and delete refused while an active automation uses it.
+        let r = app.submit_with(&client, &format!("/messages/{id}"), &format!("/messages/{id}/copy"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        automation(&app, &client, "Offer to new contacts", "registered_to_system", &[("job", "send_message_to_contact"), ("use_event_parameter", "on"), ("message", &id.to_string())]).await;
+        let r = app.submit_with(&client, &format!("/messages/{id}/delete"), &format!("/messages/{id}/delete"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, page) = app.page_with(&client, &location(&r)).await;
+        assert!(page.contains("is not deleted: active automations use it (Offer to new contacts)"), "{page}");
+        assert!(herald::messages::store::find(&app.state.db, id).await.unwrap().is_some());
+    }
+
+    async fn group_and_attribute_jobs_change_the_contact_and_chains_stop_by_themselves(app, smtp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let x = group(&app, &client, "X").await;
+        let y = group(&app, &client, "Y").await;
+        // When a contact joins Y, set their attribute "source" from the event; join X.
+        automation(&app, &client, "Tag Y", "subscribed_to_group", &[("job", "update_contact_attribute"), ("use_event_parameter", "on"), ("attribute_name", "source"), ("attribute_value", "group {{ event.group_name | default(\"y\") }}")]).await;
+        let page = format!("/automations/{}/event", automation(&app, &client, "Y → X", "subscribed_to_group", &[("job", "subscribe_to_group"), ("use_event_parameter", "on"), ("join_group", &x.to_string())]).await);
+        app.submit_with(&client, &page, &page, &[("filter_group", &y.to_string())]).await;
+        let ada = new_contact(&app, &client, "ada@example.com", "Ada").await;
+        let mut tx = app.state.db.begin().await.unwrap();
+        herald::contacts::join_group(&mut tx, ada, y, app.now_ms()).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        app.drain_due_runs().await;
+        assert!(herald::contacts::groups::is_member(&app.state.db, x, ada).await.unwrap(), "joined X by the job");
+        assert_eq!(herald::contacts::attribute(&app.state.db, ada, "source").await.unwrap().as_deref(), Some("group y"));
+        let events = app.events().await;
+        assert!(events.iter().any(|e| e.0 == "subscribed_to_group" && e.2 == Some(x) && e.3["chain_depth"] == 1), "{events:?}");
+        assert!(events.iter().any(|e| e.0 == "profile_data_changed" && e.3["changed"][0] == "source"));
+        let stored = app.all_stored_text().await;
+        assert!(stored.contains("contact.changed_by_automation"));
+
+        // A loop: joining X unsubscribes from X, leaving X subscribes to X.
+        let off = automation(&app, &client, "X off", "subscribed_to_group", &[("job", "unsubscribe_from_group"), ("use_event_parameter", "on"), ("leave_group", &x.to_string())]).await;
+        let on = automation(&app, &client, "X on", "unsubscribed_from_group", &[("job", "subscribe_to_group"), ("use_event_parameter", "on"), ("join_group", &x.to_string())]).await;
+        let bob = new_contact(&app, &client, "bob@example.com", "Bob").await;
+        let mut tx = app.state.db.begin().await.unwrap();
+        herald::contacts::join_group(&mut tx, bob, x, app.now_ms()).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        for _ in 0..20 {
+            app.drain_due_runs().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let changes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE contact_id = $1 AND type IN ('subscribed_to_group', 'unsubscribed_from_group') AND params LIKE '%chain_depth%'")
+            .bind(bob).fetch_one(app.state.db.read()).await.unwrap();
+        assert_eq!(changes, 5, "five changes by runs, then the chain stops");
+        let mut all = runs(&app, off).await;
+        all.extend(runs(&app, on).await);
+        let deep: Vec<_> = all.iter().filter(|r| r.outcome.as_deref() == Some("automation chain too deep")).collect();
+        assert_eq!(deep.len(), 1, "{all:?}");
+        assert_eq!(deep[0].status, "skipped");
+        // A subscribe to a group the contact is in changes nothing and fires nothing.
+        assert!(all.iter().filter(|r| r.status == "done").count() == 5);
+        assert!(smtp.messages().is_empty());
+    }
+
+    async fn the_frequency_cap_skips_messages_beyond_the_daily_limit(app, smtp) {
+        let (admin, _) = app.signed_in(Role::Admin).await;
+        let r = app.submit_with(&admin, "/admin/settings", "/admin/settings", &[("messages_per_day", "2")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let message = write_message(&app, &admin, "Note", "Note", "A note for {{ contact.email }}", "").await;
+        let id = automation(&app, &admin, "Note on every change", "profile_data_changed", &[("job", "send_message_to_contact"), ("use_event_parameter", "on"), ("message", &message.to_string())]).await;
+        let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
+        for i in 0..3 {
+            let mut tx = app.state.db.begin().await.unwrap();
+            herald::contacts::set_attribute(&mut tx, ada, "n", &i.to_string(), app.now_ms(), 0).await.unwrap();
+            app.state.db.commit(tx).await.unwrap();
+            app.drain_due_runs().await;
+        }
+        let all = runs(&app, id).await;
+        assert_eq!(all.iter().filter(|r| r.status == "done").count(), 2);
+        assert!(all[0].outcome.as_deref().unwrap().starts_with("frequency cap"), "{:?}", all[0]);
+        assert_eq!(smtp.messages().len(), 2);
+        // A day later the cap has room again.
+        app.advance(Duration::from_secs(25 * 3600));
+        let mut tx = app.state.db.begin().await.unwrap();
+        herald::contacts::set_attribute(&mut tx, ada, "n", "later", app.now_ms(), 0).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        app.drain_due_runs().await;
+        assert_eq!(smtp.messages().len(), 3);
+    }
+
+    async fn ops_get_the_counts_when_an_import_finishes(app, smtp) {
+        let (client, _) = app.signed_in(Role::Admin).await;
+        let message = write_message(&app, &client, "Import report", "Import finished", "Created {{ event.created }}, updated {{ event.updated }}, rejected {{ event.rejected }}.", "").await;
+        let r = define_job(&app, &client, new_automation(&app, &client, "Tell ops", "contact_import_finished").await, &[("job", "send_message_to_address"), ("message", &message.to_string()), ("addresses", "not an address"), ("action", "time_frame")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(text_of(&r.text().await.unwrap(), "#addresses-error").unwrap().contains("not an email address"));
+        automation(&app, &client, "Tell ops too", "contact_import_finished", &[("job", "send_message_to_address"), ("message", &message.to_string()), ("addresses", "ops@example.com, lead@example.com")]).await;
+        let report = app.import_csv(&client, "email,first_name\na@example.com,A\nb@example.com,B\nnot-an-email,C\n", None, false).await;
+        assert_eq!(report.created, 2);
+        app.drain_due_runs().await;
+        for to in ["ops@example.com", "lead@example.com"] {
+            let mail = smtp.last_to(to).unwrap_or_else(|| panic!("no report to {to}"));
+            assert!(text_part(&mail.data).contains("Created 2, updated 0, rejected 1."), "{}", mail.data);
+            assert!(header(&mail.data, "List-Unsubscribe").is_none(), "ops are no contacts");
+        }
+    }
+}
