@@ -3,7 +3,7 @@
 //! (`Registry::with`), never here.
 
 use crate::jobs::end_reminder::EndReminder;
-use crate::jobs::group_membership::{Subscribe, Unsubscribe};
+use crate::jobs::group_membership::{SUBSCRIBE, UNSUBSCRIBE};
 use crate::jobs::import_contacts::ImportContacts;
 use crate::jobs::registry::Registry;
 use crate::jobs::send_message::{ToAddress, ToContact as MessageToContact};
@@ -17,8 +17,8 @@ pub fn standard() -> Registry {
         .with(ToSystemUser)
         .with(MessageToContact)
         .with(ToAddress)
-        .with(Subscribe)
-        .with(Unsubscribe)
+        .with(SUBSCRIBE)
+        .with(UNSUBSCRIBE)
         .with(UpdateAttribute)
         .with(EndReminder)
         .with(ImportContacts)

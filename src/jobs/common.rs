@@ -42,6 +42,32 @@ pub async fn event_of(ctx: &JobContext, run: &Claimed) -> Result<Event, Outcome>
     }
 }
 
+/// Ends a change a job made to the contact `to` in `tx`: when it `changed`
+/// anything, the audit entry (`detail`, by automation `a`) joins it; then commits.
+/// Returns `changed`.
+pub async fn audit_and_commit(
+    ctx: &JobContext,
+    mut tx: crate::db::Tx,
+    now_ms: i64,
+    a: &Automation,
+    to: &Recipient,
+    detail: &str,
+    changed: bool,
+) -> Result<bool, sqlx::Error> {
+    if changed {
+        let entry = crate::audit::Entry {
+            actor: &crate::audit::Actor::named(format!("automation: {}", a.name)),
+            action: crate::audit::Action::ContactChangedByAutomation,
+            target: &to.email,
+            detail,
+            ip: "",
+        };
+        crate::audit::record(&mut tx, now_ms, entry).await?;
+    }
+    ctx.db.commit(tx).await?;
+    Ok(changed)
+}
+
 /// The three steps at once: the live automation, its event, and the target of
 /// `kind` resolved and selected now.
 pub async fn live_target(

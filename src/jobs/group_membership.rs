@@ -5,7 +5,6 @@
 
 use askama::Template;
 
-use crate::audit::{self, Action, Actor};
 use crate::automations::model::TargetKind;
 use crate::events::catalogue::{EventType, Scope};
 use crate::jobs::common;
@@ -17,64 +16,41 @@ use crate::web::form::{FieldErrors, Fields};
 crate::job_form!(JoinForm, "automations/jobs/subscribe_to_group.html");
 crate::job_form!(LeaveForm, "automations/jobs/unsubscribe_from_group.html");
 
-fn parse_group(
-    field: &'static str,
-    f: &Fields,
-    choices: &Choices,
-) -> Result<serde_json::Value, FieldErrors> {
-    match f.get(field).parse::<i64>() {
-        Ok(id) if choices.has_group(id) => Ok(serde_json::json!({ "group_id": id })),
-        _ => Err(FieldErrors::from([(field, "Choose a group.".to_string())])),
-    }
+/// One of the two membership jobs.
+pub struct Membership {
+    join: bool,
 }
 
 /// Subscribe Contact to Group (C).
-pub struct Subscribe;
+pub const SUBSCRIBE: Membership = Membership { join: true };
+/// Unsubscribe Contact from Group (C).
+pub const UNSUBSCRIBE: Membership = Membership { join: false };
 
-impl Job for Subscribe {
-    fn kind(&self) -> &'static str {
-        "subscribe_to_group"
-    }
-    fn label(&self) -> &'static str {
-        "Subscribe Contact to Group (C)"
-    }
-    fn scopes(&self) -> &'static [Scope] {
-        &[Scope::Contact]
-    }
-    fn target(&self) -> Option<TargetKind> {
-        Some(TargetKind::Contact)
-    }
-    fn form(&self, view: &JobForm<'_>) -> Result<String, askama::Error> {
-        JoinForm(view).render()
-    }
-    fn parse(
-        &self,
-        _: EventType,
-        f: &Fields,
-        choices: &Choices,
-    ) -> Result<serde_json::Value, FieldErrors> {
-        parse_group("join_group", f, choices)
-    }
-    fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
-        f.set("join_group", config["group_id"].to_string());
-    }
-    fn explain(&self, _config: &serde_json::Value) -> String {
-        "Adds the contact to the group.".into()
-    }
-    fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
-        Box::pin(change(ctx, run, true))
+impl Membership {
+    /// The form field naming the group (each job its own: both may be offered).
+    fn field(&self) -> &'static str {
+        if self.join {
+            "join_group"
+        } else {
+            "leave_group"
+        }
     }
 }
 
-/// Unsubscribe Contact from Group (C).
-pub struct Unsubscribe;
-
-impl Job for Unsubscribe {
+impl Job for Membership {
     fn kind(&self) -> &'static str {
-        "unsubscribe_from_group"
+        if self.join {
+            "subscribe_to_group"
+        } else {
+            "unsubscribe_from_group"
+        }
     }
     fn label(&self) -> &'static str {
-        "Unsubscribe Contact from Group (C)"
+        if self.join {
+            "Subscribe Contact to Group (C)"
+        } else {
+            "Unsubscribe Contact from Group (C)"
+        }
     }
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Contact]
@@ -83,7 +59,11 @@ impl Job for Unsubscribe {
         Some(TargetKind::Contact)
     }
     fn form(&self, view: &JobForm<'_>) -> Result<String, askama::Error> {
-        LeaveForm(view).render()
+        if self.join {
+            JoinForm(view).render()
+        } else {
+            LeaveForm(view).render()
+        }
     }
     fn parse(
         &self,
@@ -91,16 +71,26 @@ impl Job for Unsubscribe {
         f: &Fields,
         choices: &Choices,
     ) -> Result<serde_json::Value, FieldErrors> {
-        parse_group("leave_group", f, choices)
+        match f.get(self.field()).parse::<i64>() {
+            Ok(id) if choices.has_group(id) => Ok(serde_json::json!({ "group_id": id })),
+            _ => Err(FieldErrors::from([(
+                self.field(),
+                "Choose a group.".to_string(),
+            )])),
+        }
     }
     fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
-        f.set("leave_group", config["group_id"].to_string());
+        f.set(self.field(), config["group_id"].to_string());
     }
     fn explain(&self, _config: &serde_json::Value) -> String {
-        "Removes the contact from the group.".into()
+        if self.join {
+            "Adds the contact to the group.".into()
+        } else {
+            "Removes the contact from the group.".into()
+        }
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
-        Box::pin(change(ctx, run, false))
+        Box::pin(change(ctx, run, self.join))
     }
 }
 
@@ -126,29 +116,18 @@ async fn change(ctx: &JobContext, run: &Claimed, join: bool) -> Outcome {
         }
         Err(e) => return Outcome::database(target, e),
     };
-    let now = ctx.clock.now_ms();
     let depth = event.chain_depth() + 1;
+    let detail = format!("{} {}", if join { "joined" } else { "left" }, group.name);
+    let contact = to.target.id;
+    let now = ctx.clock.now_ms();
     let changed: Result<bool, sqlx::Error> = async {
         let mut tx = ctx.db.begin().await?;
         let changed = if join {
-            crate::contacts::join_group_at_depth(&mut tx, to.target.id, group_id, now, depth)
-                .await?
+            crate::contacts::join_group_at_depth(&mut tx, contact, group_id, now, depth).await?
         } else {
-            crate::contacts::leave_group_at_depth(&mut tx, to.target.id, group_id, now, depth)
-                .await?
+            crate::contacts::leave_group_at_depth(&mut tx, contact, group_id, now, depth).await?
         };
-        if changed {
-            let entry = audit::Entry {
-                actor: &Actor::named(format!("automation: {}", a.name)),
-                action: Action::ContactChangedByAutomation,
-                target: &to.email,
-                detail: &format!("{} {}", if join { "joined" } else { "left" }, group.name),
-                ip: "",
-            };
-            audit::record(&mut tx, now, entry).await?;
-        }
-        ctx.db.commit(tx).await?;
-        Ok(changed)
+        common::audit_and_commit(ctx, tx, now, &a, &to, &detail, changed).await
     }
     .await;
     match changed {
@@ -156,14 +135,8 @@ async fn change(ctx: &JobContext, run: &Claimed, join: bool) -> Outcome {
             target: to.target,
             message_id: None,
         },
-        Ok(false) => Outcome::skip(
-            target,
-            if join {
-                format!("already a member of {}", group.name)
-            } else {
-                format!("not a member of {}", group.name)
-            },
-        ),
+        Ok(false) if join => Outcome::skip(target, format!("already a member of {}", group.name)),
+        Ok(false) => Outcome::skip(target, format!("not a member of {}", group.name)),
         Err(e) => Outcome::database(target, e),
     }
 }

@@ -4,7 +4,6 @@
 
 use askama::Template;
 
-use crate::audit::{self, Action, Actor};
 use crate::automations::model::TargetKind;
 use crate::events::catalogue::{EventType, Scope};
 use crate::jobs::common;
@@ -116,25 +115,15 @@ async fn update(ctx: &JobContext, run: &Claimed) -> Outcome {
             };
         }
     };
-    let now = ctx.clock.now_ms();
     let depth = event.chain_depth() + 1;
+    let contact = to.target.id;
+    let detail = format!("set {name}");
+    let now = ctx.clock.now_ms();
     let changed: Result<bool, sqlx::Error> = async {
         let mut tx = ctx.db.begin().await?;
         let changed =
-            crate::contacts::set_attribute(&mut tx, to.target.id, &name, &value, now, depth)
-                .await?;
-        if changed {
-            let entry = audit::Entry {
-                actor: &Actor::named(format!("automation: {}", a.name)),
-                action: Action::ContactChangedByAutomation,
-                target: &to.email,
-                detail: &format!("set {name}"),
-                ip: "",
-            };
-            audit::record(&mut tx, now, entry).await?;
-        }
-        ctx.db.commit(tx).await?;
-        Ok(changed)
+            crate::contacts::set_attribute(&mut tx, contact, &name, &value, now, depth).await?;
+        common::audit_and_commit(ctx, tx, now, &a, &to, &detail, changed).await
     }
     .await;
     match changed {
