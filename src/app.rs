@@ -200,9 +200,13 @@ fn server(
         App::new()
             .app_data(state.clone())
             .app_data(jobs.clone())
-            .app_data(web::FormConfig::default().error_handler(|e, _| {
-                AppError::BadRequest(format!("The form could not be read: {e}.")).into()
-            }))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(crate::web::input::MAX_FORM_BYTES)
+                    .error_handler(|e, _| {
+                        AppError::BadRequest(format!("The form could not be read: {e}.")).into()
+                    }),
+            )
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 AppError::BadRequest(format!("The address could not be read: {e}.")).into()
             }))

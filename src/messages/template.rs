@@ -106,7 +106,8 @@ pub fn check(source: &str) -> Result<(), TemplateError> {
             });
         }
     }
-    Ok(())
+    // What only shows when rendering (an include of nothing, a loop without end…).
+    render(source, &Personal::default(), false).map(|_| ())
 }
 
 /// Renders a checked template; `html` escapes every value for HTML.
@@ -169,6 +170,16 @@ mod tests {
         assert!(e.message.contains("customer"), "{e}");
         let e = check("{{ contact.phone }}").unwrap_err();
         assert!(e.message.contains("contact.phone"), "{e}");
+        assert!(
+            check("{% include \"other\" %}").is_err(),
+            "found when rendering"
+        );
+        assert!(
+            check(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+            )
+            .is_err()
+        );
     }
 
     #[test]
