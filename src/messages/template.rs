@@ -86,6 +86,10 @@ pub fn check(source: &str) -> Result<(), TemplateError> {
     for name in names {
         let mut parts = name.split('.');
         let top = parts.next().unwrap_or_default();
+        // Built-in functions (range, dict, namespace…) are globals, not values.
+        if env.globals().any(|(global, _)| global == top) {
+            continue;
+        }
         if !TOP_LEVEL.contains(&top) {
             return Err(TemplateError {
                 line: line_of(source, top),
@@ -110,15 +114,45 @@ pub fn check(source: &str) -> Result<(), TemplateError> {
     render(source, &Personal::default(), false).map(|_| ())
 }
 
-/// Renders a checked template; `html` escapes every value for HTML.
+/// The most a rendered part may hold.
+pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// Collects output up to [`MAX_OUTPUT_BYTES`], then refuses more.
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_OUTPUT_BYTES {
+            return Err(std::io::Error::other("the message is larger than 1 MiB"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders a checked template; `html` escapes every value for HTML. The output is
+/// bounded (1 MiB), like the work (fuel).
 pub fn render(source: &str, values: &Personal, html: bool) -> Result<String, TemplateError> {
-    let env = environment(html);
-    env.render_str(source, values).map_err(|e| TemplateError {
+    let failed = |e: minijinja::Error| TemplateError {
         line: e.line().unwrap_or(1),
-        message: e
-            .detail()
-            .unwrap_or("the template could not be rendered")
-            .to_string(),
+        message: match e.kind() {
+            minijinja::ErrorKind::WriteFailure => "the message is larger than 1 MiB".to_string(),
+            _ => e
+                .detail()
+                .unwrap_or("the template could not be rendered")
+                .to_string(),
+        },
+    };
+    let env = environment(html);
+    let template = env.template_from_str(source).map_err(failed)?;
+    let mut out = Bounded(Vec::new());
+    template.render_to_write(values, &mut out).map_err(failed)?;
+    String::from_utf8(out.0).map_err(|_| TemplateError {
+        line: 1,
+        message: "the message is not valid text".into(),
     })
 }
 
@@ -174,6 +208,8 @@ mod tests {
             check("{% include \"other\" %}").is_err(),
             "found when rendering"
         );
+        let e = check("{% for i in range(1000) %}{{ \"x\" * 100000 }}{% endfor %}").unwrap_err();
+        assert!(e.message.contains("larger than 1 MiB"), "{e}");
         assert!(
             check(
                 "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
