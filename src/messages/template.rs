@@ -149,7 +149,9 @@ pub fn render(source: &str, values: &Personal, html: bool) -> Result<String, Tem
     let env = environment(html);
     let template = env.template_from_str(source).map_err(failed)?;
     let mut out = Bounded(Vec::new());
-    template.render_to_write(values, &mut out).map_err(failed)?;
+    template
+        .render_captured_to(values, &mut out)
+        .map_err(failed)?;
     String::from_utf8(out.0).map_err(|_| TemplateError {
         line: 1,
         message: "the message is not valid text".into(),
