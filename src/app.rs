@@ -216,6 +216,8 @@ fn server(
             .wrap(mw::security_headers(config.is_https()))
             .configure(crate::probes::routes)
             .route("/static/{file}", web::get().to(crate::web::assets::serve))
+            // The integration API: API keys only, never cookies.
+            .configure(crate::api::routes)
             // One-click unsubscribe: the signed link is the authority; no session, no CSRF
             // token (mail providers post to it, RFC 8058).
             .configure(crate::messages::unsubscribe::routes)
@@ -244,7 +246,8 @@ fn server(
                                     .wrap(from_fn(mw::require_admin))
                                     .configure(crate::auth::admin_routes)
                                     .configure(crate::admin::audit::routes)
-                                    .configure(crate::admin::settings::routes),
+                                    .configure(crate::admin::settings::routes)
+                                    .configure(crate::api::key_pages::routes),
                             )
                             .default_service(web::to(not_found)),
                     ),

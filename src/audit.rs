@@ -34,6 +34,8 @@ pub enum Action {
     MessageSaved,
     MessageDeleted,
     ContactChangedByAutomation,
+    ApiKeyCreated,
+    ApiKeyRevoked,
 }
 
 impl Action {
@@ -64,6 +66,8 @@ impl Action {
             Self::MessageSaved => "message.saved",
             Self::MessageDeleted => "message.deleted",
             Self::ContactChangedByAutomation => "contact.changed_by_automation",
+            Self::ApiKeyCreated => "api_key.created",
+            Self::ApiKeyRevoked => "api_key.revoked",
         }
     }
 
@@ -100,11 +104,13 @@ impl Action {
             Self::MessageSaved => "Message saved",
             Self::MessageDeleted => "Message deleted",
             Self::ContactChangedByAutomation => "Contact changed by an automation",
+            Self::ApiKeyCreated => "API key created",
+            Self::ApiKeyRevoked => "API key revoked",
         }
     }
 }
 
-const ALL: [Action; 25] = [
+const ALL: [Action; 27] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -130,6 +136,8 @@ const ALL: [Action; 25] = [
     Action::MessageSaved,
     Action::MessageDeleted,
     Action::ContactChangedByAutomation,
+    Action::ApiKeyCreated,
+    Action::ApiKeyRevoked,
 ];
 
 /// Who acted: a system user, or a description such as "anonymous" or "system".

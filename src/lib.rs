@@ -3,6 +3,7 @@
 //! [`cli::run`]; tests build the same [`app::Application`].
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -227,6 +227,20 @@ pub async fn done_of_kinds_for_target_since(
     q.fetch_one(db.read()).await
 }
 
+/// The runs an event scheduled: (run, automation id, automation name, due time).
+pub async fn runs_for_event(
+    db: &Db,
+    event: EventId,
+) -> Result<Vec<(i64, i64, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, r.automation_id, a.name, r.due_at FROM job_runs r JOIN automations a ON a.id = r.automation_id \
+         WHERE r.event_id = $1 ORDER BY r.id",
+    )
+    .bind(event)
+    .fetch_all(db.read())
+    .await
+}
+
 /// When the scheduler must look again: the next pending run's due time or the
 /// next lease to expire, whichever comes first.
 pub async fn next_wake_at(db: &Db) -> Result<Option<i64>, sqlx::Error> {

@@ -30,6 +30,7 @@ mod preferences;
 mod processes;
 
 mod admin;
+mod api;
 mod automations;
 mod binary;
 mod contacts;

@@ -1,0 +1,218 @@
+//! `POST /api/v1/events`: an outside system reports an event — *External Event
+//! Received (C)*, *External HTTP Request Received (S)*, or *New Password Requested
+//! (C)* (a website's own sign-in page). It is recorded with the runs it triggers, in
+//! one transaction; the answer (202) names them.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::api::problem::Problem;
+use crate::contacts::{self, ContactInput};
+use crate::events::catalogue::{EventType, NewEvent, Source};
+use crate::state::AppState;
+use crate::types::{EmailAddress, EventId};
+
+/// The event types an outside system may report.
+pub const ALLOWED: [EventType; 3] = [
+    EventType::ExternalEventReceived,
+    EventType::ExternalHttpRequestReceived,
+    EventType::NewPasswordRequested,
+];
+/// The largest `data` accepted, serialised.
+pub const MAX_DATA_BYTES: usize = 16 * 1024;
+
+/// A contact named by id or by email.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRef {
+    pub id: Option<i64>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub contact: Option<ContactRef>,
+    #[serde(default)]
+    pub create_contact: bool,
+    pub system_user_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub name: Option<String>,
+    pub data: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduledRun {
+    pub id: i64,
+    pub automation_id: i64,
+    pub automation: String,
+    pub due_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventAccepted {
+    pub event_id: EventId,
+    pub runs: Vec<ScheduledRun>,
+}
+
+fn no_controls(field: &'static str, s: &str) -> Result<(), Problem> {
+    if s.chars().any(char::is_control) {
+        return Err(Problem::invalid(
+            field,
+            "Control characters (such as NUL) are not accepted.",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the request and finds (or creates) what it names; the event to record.
+async fn checked(
+    state: &AppState,
+    tx: &mut crate::db::Tx,
+    r: &EventRequest,
+    now: i64,
+) -> Result<NewEvent, Problem> {
+    let kind = EventType::from_code(&r.kind)
+        .filter(|k| ALLOWED.contains(k))
+        .ok_or_else(|| {
+            let allowed: Vec<&str> = ALLOWED.iter().map(|k| k.code()).collect();
+            Problem::invalid(
+                "type",
+                format!("An outside system may report {}.", allowed.join(", ")),
+            )
+        })?;
+    let name = r.name.as_deref().unwrap_or_default().trim().to_string();
+    no_controls("name", &name)?;
+    if name.chars().count() > 100 {
+        return Err(Problem::invalid("name", "At most 100 characters."));
+    }
+    let data = r.data.clone().unwrap_or(serde_json::Value::Null);
+    if data.to_string().len() > MAX_DATA_BYTES {
+        return Err(Problem::invalid(
+            "data",
+            format!("At most {MAX_DATA_BYTES} bytes of JSON."),
+        ));
+    }
+    let contact_id = if kind.carries_contact() {
+        let Some(c) = &r.contact else {
+            return Err(Problem::invalid(
+                "contact",
+                format!(
+                    "{} needs a contact: {{\"id\": …}} or {{\"email\": …}}.",
+                    kind.label()
+                ),
+            ));
+        };
+        Some(resolve_contact(state, tx, c, r.create_contact, now).await?)
+    } else {
+        if r.contact.is_some() {
+            return Err(Problem::invalid(
+                "contact",
+                format!("{} names no contact.", kind.label()),
+            ));
+        }
+        None
+    };
+    if let Some(id) = r.system_user_id
+        && crate::auth::users::find(&state.db, id).await?.is_none()
+    {
+        return Err(Problem::invalid(
+            "system_user_id",
+            "No system user has this id.",
+        ));
+    }
+    if let Some(id) = r.group_id
+        && crate::contacts::groups::find(&state.db, id)
+            .await?
+            .is_none()
+    {
+        return Err(Problem::invalid("group_id", "No group has this id."));
+    }
+    Ok(NewEvent {
+        kind,
+        contact_id,
+        system_user_id: r.system_user_id,
+        group_id: r.group_id,
+        params: serde_json::json!({ "name": name, "data": data, "source": "api" }),
+    })
+}
+
+async fn resolve_contact(
+    state: &AppState,
+    tx: &mut crate::db::Tx,
+    c: &ContactRef,
+    create: bool,
+    now: i64,
+) -> Result<i64, Problem> {
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "Unknown contact",
+            "No contact matches; send \"create_contact\": true to create one by email.",
+        )
+    };
+    match (c.id, c.email.as_deref()) {
+        (Some(id), None) => Ok(contacts::find(&state.db, id)
+            .await?
+            .ok_or_else(not_found)?
+            .id),
+        (None, Some(raw)) => {
+            no_controls("contact.email", raw)?;
+            let email =
+                EmailAddress::parse(raw).map_err(|e| Problem::invalid("contact.email", e.0))?;
+            if let Some(found) = contacts::find_by_email(&state.db, email.as_str()).await? {
+                return Ok(found.id);
+            }
+            if !create {
+                return Err(not_found());
+            }
+            let input = ContactInput {
+                email,
+                first_name: String::new(),
+                last_name: String::new(),
+                attributes: Default::default(),
+            };
+            contacts::create(tx, &input, Source::Api, now)
+                .await
+                .map_err(|e| match e {
+                    contacts::SaveError::Duplicate => Problem::new(
+                        StatusCode::CONFLICT,
+                        "Conflict",
+                        "The contact was created at the same moment; send the event again.",
+                    ),
+                    contacts::SaveError::Database(e) => e.into(),
+                })
+        }
+        _ => Err(Problem::invalid(
+            "contact",
+            "Name the contact by \"id\" or by \"email\", not both.",
+        )),
+    }
+}
+
+pub async fn post_event(
+    state: web::Data<AppState>,
+    body: web::Json<EventRequest>,
+) -> Result<HttpResponse, Problem> {
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    let event = checked(&state, &mut tx, &body, now).await?;
+    let id = crate::events::store::record(&mut tx, now, &event).await?;
+    state.db.commit(tx).await?;
+    let runs = crate::scheduler::runs::runs_for_event(&state.db, id)
+        .await?
+        .into_iter()
+        .map(|(run, automation_id, automation, due)| ScheduledRun {
+            id: run,
+            automation_id,
+            automation,
+            due_at: jiff::Timestamp::from_millisecond(due)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(EventAccepted { event_id: id, runs }))
+}

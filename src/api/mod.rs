@@ -1,0 +1,24 @@
+//! The integration API (`/api/v1/…`, API keys only) and the admin page for its keys.
+
+pub mod auth;
+pub mod events;
+pub mod key_pages;
+pub mod keys;
+pub mod problem;
+
+use actix_web::middleware::from_fn;
+use actix_web::web;
+
+/// Mounts `/api/v1`: JSON only, behind a key, no session and no CSRF token.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(problem::json_error),
+            )
+            .wrap(from_fn(auth::require_key))
+            .route("/events", web::post().to(events::post_event)),
+    );
+}

@@ -1,0 +1,291 @@
+//! The integration API's first endpoint and its keys, on both engines: keys are
+//! created on the admin page and shown once, open `/api/…` only, and revoking one
+//! shuts it; `POST /api/v1/events` fires automations end to end; bad input is a 4xx
+//! problem naming the field.
+
+use herald::auth::users::Role;
+use herald::config::Secret;
+use reqwest::{Client, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Engine, TestApp, run_on_with, text_of};
+use crate::smtp::{SmtpServer, password_in};
+
+/// Creates a key on the admin page; returns it as shown (once).
+async fn new_key(app: &TestApp, admin: &Client, name: &str) -> String {
+    let r = app
+        .submit_with(
+            admin,
+            "/admin/api-keys",
+            "/admin/api-keys",
+            &[("name", name)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    text_of(&html, "#new-key-value").expect("the key, shown once")
+}
+
+async fn post(
+    app: &TestApp,
+    key: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let r = Client::new()
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    if status.is_client_error() {
+        assert_eq!(
+            r.headers().get("content-type").unwrap(),
+            "application/problem+json"
+        );
+    }
+    (status, r.json().await.unwrap_or_default())
+}
+
+async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let key = new_key(&app, &admin, "Shop").await;
+    assert!(key.starts_with("hk_") && key.len() == 67, "{key}");
+    let (_, page) = app.page_with(&admin, "/admin/api-keys").await;
+    assert!(
+        page.contains("Shop") && page.contains(&key[..11]) && !page.contains(&key),
+        "only the prefix afterwards"
+    );
+    assert!(!app.all_stored_text().await.contains(&key));
+    let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM api_keys")
+        .fetch_all(app.state.db.read())
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().all(|h| !h.contains(&key[3..])),
+        "a fingerprint, not the key"
+    );
+
+    // A website's own sign-in page asks for a password for a contact.
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let automation = crate::scheduler::password_automation(&app, &client, &[], &[]).await;
+    let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
+    let (status, body) = post(
+        &app,
+        &key,
+        json!({ "type": "new_password_requested", "contact": { "email": "Cleo@Example.com" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["runs"][0]["automation"], "Password on request");
+    assert_eq!(body["runs"][0]["automation_id"], automation);
+    app.drain_due_runs().await;
+    let mail = smtp
+        .last_to("cleo@example.com")
+        .expect("the password email");
+    let password = password_in(&mail.data);
+    let r = app
+        .submit_with(
+            &crate::helpers::browser(),
+            "/preferences/login",
+            "/preferences/login",
+            &[("email", "cleo@example.com"), ("password", &password)],
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::location(&r),
+        "/preferences/password",
+        "the emailed password works"
+    );
+    let events = app.events().await;
+    assert!(
+        events.iter().any(|e| e.0 == "new_password_requested"
+            && e.1 == Some(cleo)
+            && e.3["source"] == "api")
+    );
+
+    // Unknown contact: 404, unless asked to create it.
+    let (status, body) = post(&app, &key, json!({ "type": "external_event_received", "contact": { "email": "new@example.com" }, "name": "order_shipped" })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = post(&app, &key, json!({ "type": "external_event_received", "contact": { "email": "new@example.com" }, "create_contact": true, "name": "order_shipped", "data": { "order": 42 } })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let created = herald::contacts::find_by_email(&app.state.db, "new@example.com")
+        .await
+        .unwrap()
+        .expect("created");
+    let events = app.events().await;
+    assert!(events.iter().any(|e| e.0 == "registered_to_system"
+        && e.1 == Some(created.id)
+        && e.3["source"] == "api"));
+    assert!(events.iter().any(|e| e.0 == "external_event_received"
+        && e.3["data"]["order"] == 42
+        && e.3["name"] == "order_shipped"));
+    let (status, _) = post(
+        &app,
+        &key,
+        json!({ "type": "external_http_request_received", "name": "ping" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    // Bad input: a problem naming the field, never a 500.
+    for (body, field) in [
+        (
+            json!({ "type": "registered_to_system", "contact": { "id": cleo } }),
+            "type",
+        ),
+        (json!({ "type": "new_password_requested" }), "contact"),
+        (
+            json!({ "type": "external_http_request_received", "contact": { "id": cleo } }),
+            "contact",
+        ),
+        (
+            json!({ "type": "external_event_received", "contact": { "email": "a\u{0}b@example.com" } }),
+            "contact.email",
+        ),
+        (
+            json!({ "type": "external_http_request_received", "name": "x\u{0}y" }),
+            "name",
+        ),
+        (
+            json!({ "type": "external_http_request_received", "data": { "big": "x".repeat(20_000) } }),
+            "data",
+        ),
+        (
+            json!({ "type": "external_http_request_received", "group_id": 999 }),
+            "group_id",
+        ),
+    ] {
+        let (status, problem) = post(&app, &key, body.clone()).await;
+        assert_eq!(
+            (status, problem["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{body}: {problem}"
+        );
+    }
+    let (status, problem) = post(
+        &app,
+        &key,
+        json!({ "type": "registered_to_system", "contact": { "id": cleo } }),
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("external_event_received"),
+        "names the allowed types: {status} {problem}"
+    );
+    for (content_type, body, expected) in [
+        ("application/json", "{not json", StatusCode::BAD_REQUEST),
+        ("application/json", "{\"type\": 5}", StatusCode::BAD_REQUEST),
+        (
+            "application/json",
+            "{\"type\": \"x\", \"surprise\": 1}",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("text/plain", "{}", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    ] {
+        let r = Client::new()
+            .post(app.url("/api/v1/events"))
+            .bearer_auth(&key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{content_type} {body}");
+    }
+    let r = Client::new()
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 70_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Keys only: no key, a wrong key, a staff session cookie — 401.
+    let (status, _) = post(
+        &app,
+        "hk_wrong",
+        json!({ "type": "external_http_request_received" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let r = admin
+        .post(app.url("/api/v1/events"))
+        .json(&json!({ "type": "external_http_request_received" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a session cookie does not open the API"
+    );
+    // And a key opens no page.
+    let r = crate::helpers::browser()
+        .get(app.url("/admin/api-keys"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::helpers::location(&r),
+        "/login?next=%2Fadmin%2Fapi-keys"
+    );
+    // Revoked: 401 from then on; the last use is shown.
+    let (_, page) = app.page_with(&admin, "/admin/api-keys").await;
+    assert!(!page.contains(">never<"), "last used is recorded");
+    let id: i64 = sqlx::query_scalar("SELECT id FROM api_keys")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap();
+    let r = app
+        .submit_with(
+            &admin,
+            &format!("/admin/api-keys/{id}/revoke"),
+            &format!("/admin/api-keys/{id}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (status, _) = post(
+        &app,
+        &key,
+        json!({ "type": "external_http_request_received" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let stored = app.all_stored_text().await;
+    assert!(stored.contains("api_key.created") && stored.contains("api_key.revoked"));
+    // A marketer cannot open the keys page.
+    assert_eq!(
+        app.get_with(&client, "/admin/api-keys").await.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn run(engine: Engine) {
+    let smtp = SmtpServer::start().await;
+    let url = smtp.url();
+    run_on_with(
+        engine,
+        |c| c.smtp_url = Some(Secret::new(url)),
+        |app| keys_and_events(app, smtp),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_open_the_event_api_only_sqlite() {
+    run(Engine::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_open_the_event_api_only_postgres() {
+    run(Engine::Postgres).await
+}
