@@ -4,9 +4,11 @@
 //! one transaction; the answer (202) names them.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::api::idempotency;
+use crate::api::keys::ApiKey;
 use crate::api::problem::Problem;
 use crate::contacts::{self, ContactInput};
 use crate::events::catalogue::{EventType, NewEvent, Source};
@@ -193,16 +195,48 @@ async fn resolve_contact(
     }
 }
 
+/// The API key the request came with (the door put it there).
+pub fn api_key(req: &HttpRequest) -> Result<ApiKey, Problem> {
+    req.extensions()
+        .get::<ApiKey>()
+        .cloned()
+        .ok_or_else(Problem::unauthorized)
+}
+
+/// Reads a JSON value into `T`, as a 400 problem when it does not fit.
+pub fn read<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
+    serde_json::from_value(value).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid JSON",
+            format!("The body could not be read: {e}."),
+        )
+    })
+}
+
 pub async fn post_event(
     state: web::Data<AppState>,
-    body: web::Json<EventRequest>,
+    req: HttpRequest,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, Problem> {
+    let key = api_key(&req)?;
+    let idempotency = idempotency::header(&req)?;
+    let hash = idempotency::body_hash(body.to_string().as_bytes());
     let now = state.clock.now_ms();
+    if let Some(k) = &idempotency
+        && let Some((status, stored)) =
+            idempotency::replay(&state.db, key.id, k, &hash, now).await?
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED);
+        return Ok(HttpResponse::build(status)
+            .content_type("application/json")
+            .body(stored));
+    }
+    let request: EventRequest = read(body.into_inner())?;
     let mut tx = state.db.begin().await?;
-    let event = checked(&state, &mut tx, &body, now).await?;
+    let event = checked(&state, &mut tx, &request, now).await?;
     let id = crate::events::store::record(&mut tx, now, &event).await?;
-    state.db.commit(tx).await?;
-    let runs = crate::scheduler::runs::runs_for_event(&state.db, id)
+    let runs = crate::scheduler::runs::runs_for_event(&mut tx, id)
         .await?
         .into_iter()
         .map(|(run, automation_id, automation, due)| ScheduledRun {
@@ -214,5 +248,29 @@ pub async fn post_event(
                 .unwrap_or_default(),
         })
         .collect();
-    Ok(HttpResponse::build(StatusCode::ACCEPTED).json(EventAccepted { event_id: id, runs }))
+    let answer = serde_json::to_string(&EventAccepted { event_id: id, runs }).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Unexpected",
+            e.to_string(),
+        )
+    })?;
+    if let Some(k) = &idempotency {
+        let kept = idempotency::keep(&mut tx, key.id, k, &hash, &(202, answer.clone()), now).await;
+        if let Err(e) = kept {
+            return Err(if crate::db::is_unique_violation(&e) {
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "Idempotency-Key in use",
+                    "A request with this Idempotency-Key is being processed; send it again in a moment.",
+                )
+            } else {
+                e.into()
+            });
+        }
+    }
+    state.db.commit(tx).await?;
+    Ok(HttpResponse::build(StatusCode::ACCEPTED)
+        .content_type("application/json")
+        .body(answer))
 }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod idempotency;
 pub mod key_pages;
 pub mod keys;
 pub mod problem;

@@ -73,6 +73,11 @@ pub async fn prune(db: &Db, now_ms: i64) -> Result<Pruned, sqlx::Error> {
         now_ms - settings.audit_retention_days * DAY_MS,
     )
     .await?;
+    // Idempotency-Key answers are kept for a day (the API's promise).
+    sqlx::query("DELETE FROM api_idempotency WHERE created_at < $1")
+        .bind(now_ms - DAY_MS)
+        .execute(db.write())
+        .await?;
     let pruned = Pruned {
         runs,
         events,

@@ -229,7 +229,7 @@ pub async fn done_of_kinds_for_target_since(
 
 /// The runs an event scheduled: (run, automation id, automation name, due time).
 pub async fn runs_for_event(
-    db: &Db,
+    conn: &mut sqlx::AnyConnection,
     event: EventId,
 ) -> Result<Vec<(i64, i64, String, i64)>, sqlx::Error> {
     sqlx::query_as(
@@ -237,7 +237,7 @@ pub async fn runs_for_event(
          WHERE r.event_id = $1 ORDER BY r.id",
     )
     .bind(event)
-    .fetch_all(db.read())
+    .fetch_all(conn)
     .await
 }
 

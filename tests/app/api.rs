@@ -129,6 +129,50 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
 
+    // Idempotency-Key: the same call twice records one event and answers the same.
+    let count = async || {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events")
+            .fetch_one(app.state.db.read())
+            .await
+            .unwrap()
+    };
+    let before = count().await;
+    let call = |body: serde_json::Value| {
+        Client::new()
+            .post(app.url("/api/v1/events"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "order-42-shipped")
+            .json(&body)
+            .send()
+    };
+    let shipped = json!({ "type": "external_event_received", "contact": { "id": cleo }, "name": "order_shipped", "data": { "order": 42 } });
+    let first = call(shipped.clone()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let again = call(shipped.clone()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        again.json::<serde_json::Value>().await.unwrap(),
+        first,
+        "the first answer again"
+    );
+    assert_eq!(count().await, before + 1, "one event");
+    let other = call(json!({ "type": "external_event_received", "contact": { "id": cleo }, "name": "order_cancelled" })).await.unwrap();
+    assert_eq!(other.status(), StatusCode::CONFLICT);
+    assert_eq!(count().await, before + 1);
+    // Scoped per key: another key may use the same Idempotency-Key.
+    let other_key = new_key(&app, &admin, "Website").await;
+    let r = Client::new()
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&other_key)
+        .header("Idempotency-Key", "order-42-shipped")
+        .json(&shipped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(count().await, before + 2);
+
     // Bad input: a problem naming the field, never a 500.
     for (body, field) in [
         (
@@ -240,7 +284,7 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
     // Revoked: 401 from then on; the last use is shown.
     let (_, page) = app.page_with(&admin, "/admin/api-keys").await;
     assert!(!page.contains(">never<"), "last used is recorded");
-    let id: i64 = sqlx::query_scalar("SELECT id FROM api_keys")
+    let id: i64 = sqlx::query_scalar("SELECT id FROM api_keys WHERE name = 'Shop'")
         .fetch_one(app.state.db.read())
         .await
         .unwrap();
@@ -253,13 +297,18 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let revoked: Vec<(i64, String, Option<i64>)> =
+        sqlx::query_as("SELECT id, name, revoked_at FROM api_keys ORDER BY id")
+            .fetch_all(app.state.db.read())
+            .await
+            .unwrap();
     let (status, _) = post(
         &app,
         &key,
         json!({ "type": "external_http_request_received" }),
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{revoked:?} {id}");
     let stored = app.all_stored_text().await;
     assert!(stored.contains("api_key.created") && stored.contains("api_key.revoked"));
     // A marketer cannot open the keys page.
