@@ -1,6 +1,7 @@
 //! The integration API (`/api/v1/…`, API keys only) and the admin page for its keys.
 
 pub mod auth;
+pub mod contacts;
 pub mod events;
 pub mod idempotency;
 pub mod key_pages;
@@ -14,12 +15,23 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .app_data(web::PathConfig::default().error_handler(|_, _| {
+                problem::Problem::new(
+                    actix_web::http::StatusCode::NOT_FOUND,
+                    "Not found",
+                    "There is nothing at this address.",
+                )
+                .into()
+            }))
             .app_data(
                 web::JsonConfig::default()
                     .limit(64 * 1024)
                     .error_handler(problem::json_error),
             )
             .wrap(from_fn(auth::require_key))
-            .route("/events", web::post().to(events::post_event)),
+            .route("/events", web::post().to(events::post_event))
+            .route("/contacts", web::post().to(contacts::post_contact))
+            .route("/contacts/{id}", web::get().to(contacts::get_contact))
+            .route("/runs/{id}", web::get().to(contacts::get_run)),
     );
 }

@@ -129,6 +129,99 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
 
+    // Contacts: created, then updated by email (the same events as the admin UI).
+    let (marketer, _) = (client.clone(), ());
+    let r = app
+        .submit_with(&marketer, "/groups/new", "/groups", &[("name", "VIP")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let vip = herald::contacts::groups::list(&app.state.db).await.unwrap()[0].id;
+    let api = |method: reqwest::Method, path: &str| {
+        Client::new()
+            .request(method, app.url(path))
+            .bearer_auth(&key)
+    };
+    let r = api(reqwest::Method::POST, "/api/v1/contacts")
+        .json(&json!({ "email": "Dora@Example.com", "first_name": "Dora" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let dora: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (dora["email"].as_str(), dora["first_name"].as_str()),
+        (Some("dora@example.com"), Some("Dora"))
+    );
+    let r = api(reqwest::Method::POST, "/api/v1/contacts").json(&json!({ "email": "dora@example.com", "attributes": { "city": "Berlin" }, "groups": [vip] })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let again: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(again["id"], dora["id"]);
+    assert_eq!(
+        (
+            again["first_name"].as_str(),
+            again["attributes"]["city"].as_str(),
+            again["groups"][0]["name"].as_str()
+        ),
+        (Some("Dora"), Some("Berlin"), Some("VIP"))
+    );
+    let id = dora["id"].as_i64().unwrap();
+    let events = app.events().await;
+    for kind in [
+        "registered_to_system",
+        "profile_data_changed",
+        "subscribed_to_group",
+    ] {
+        assert!(
+            events.iter().any(|e| e.0 == kind && e.1 == Some(id)),
+            "{kind}"
+        );
+    }
+    let got: serde_json::Value = api(reqwest::Method::GET, &format!("/api/v1/contacts/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, again);
+    for path in [
+        "/api/v1/contacts/999999",
+        "/api/v1/contacts/abc",
+        "/api/v1/runs/999999",
+    ] {
+        let r = api(reqwest::Method::GET, path).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            r.headers().get("content-type").unwrap(),
+            "application/problem+json",
+            "{path}"
+        );
+    }
+    let r = api(reqwest::Method::POST, "/api/v1/contacts")
+        .json(&json!({ "email": "not an email" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["field"],
+        "email"
+    );
+    // Runs: the one the password request scheduled, as done.
+    let run = body_of_first_run(&app).await;
+    let got: serde_json::Value = api(reqwest::Method::GET, &format!("/api/v1/runs/{run}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (got["status"].as_str(), got["attempts"].as_i64()),
+        (Some("done"), Some(1)),
+        "{got}"
+    );
+
     // Idempotency-Key: the same call twice records one event and answers the same.
     let count = async || {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events")
@@ -316,6 +409,14 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         app.get_with(&client, "/admin/api-keys").await.status(),
         StatusCode::FORBIDDEN
     );
+}
+
+/// The id of the first run ever scheduled.
+async fn body_of_first_run(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT MIN(id) FROM job_runs")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap()
 }
 
 async fn run(engine: Engine) {

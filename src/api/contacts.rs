@@ -1,0 +1,204 @@
+//! `POST /api/v1/contacts` (create, or update by email — the same events a change in
+//! the admin UI fires), `GET /api/v1/contacts/{id}`, and `GET /api/v1/runs/{id}`.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::api::events::read;
+use crate::api::problem::Problem;
+use crate::contacts::{self, ContactForm};
+use crate::events::catalogue::Source;
+use crate::state::AppState;
+use crate::types::RunId;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Attributes to set (others stay as they are).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Groups to join (memberships not named stay as they are).
+    #[serde(default)]
+    pub groups: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRef {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactView {
+    pub id: i64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub status: &'static str,
+    pub unsubscribed_from_all: bool,
+    pub attributes: BTreeMap<String, String>,
+    pub groups: Vec<GroupRef>,
+}
+
+async fn view(state: &AppState, id: i64) -> Result<ContactView, Problem> {
+    let c = contacts::find(&state.db, id).await?.ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "Unknown contact",
+            "No contact has this id.",
+        )
+    })?;
+    let attributes = contacts::attributes(&state.db, id)
+        .await?
+        .into_iter()
+        .collect();
+    let groups = contacts::groups::of_contact(&state.db, id)
+        .await?
+        .into_iter()
+        .map(|g| GroupRef {
+            id: g.id,
+            name: g.name,
+        })
+        .collect();
+    Ok(ContactView {
+        id: c.id,
+        status: c.status.code(),
+        unsubscribed_from_all: c.is_opted_out(),
+        email: c.email,
+        first_name: c.first_name,
+        last_name: c.last_name,
+        attributes,
+        groups,
+    })
+}
+
+pub async fn get_contact(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(view(&state, *id).await?))
+}
+
+/// The first message of a form's errors as a problem naming the field.
+fn first_error(errors: crate::web::form::FieldErrors) -> Problem {
+    let (field, message) = errors
+        .into_iter()
+        .next()
+        .unwrap_or(("email", "Invalid.".into()));
+    Problem::invalid(field, message)
+}
+
+pub async fn post_contact(
+    state: web::Data<AppState>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, Problem> {
+    let r: ContactRequest = read(body.into_inner())?;
+    let existing = match crate::types::EmailAddress::parse(&r.email) {
+        Ok(e) => contacts::find_by_email(&state.db, e.as_str()).await?,
+        Err(e) => return Err(Problem::invalid("email", e.0)),
+    };
+    let mut attributes: BTreeMap<String, String> = match &existing {
+        Some(c) => contacts::attributes(&state.db, c.id)
+            .await?
+            .into_iter()
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    attributes.extend(r.attributes.clone());
+    let form = ContactForm {
+        email: r.email.clone(),
+        first_name: r
+            .first_name
+            .clone()
+            .or_else(|| existing.as_ref().map(|c| c.first_name.clone()))
+            .unwrap_or_default(),
+        last_name: r
+            .last_name
+            .clone()
+            .or_else(|| existing.as_ref().map(|c| c.last_name.clone()))
+            .unwrap_or_default(),
+        attributes: attributes.into_iter().collect(),
+    };
+    let input = form.parse().map_err(first_error)?;
+    for g in &r.groups {
+        if contacts::groups::find(&state.db, *g).await?.is_none() {
+            return Err(Problem::invalid(
+                "groups",
+                format!("No group has the id {g}."),
+            ));
+        }
+    }
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await?;
+    let (id, status) = match &existing {
+        Some(c) => {
+            contacts::update(&mut tx, c, &input, now)
+                .await
+                .map_err(save_error)?;
+            (c.id, StatusCode::OK)
+        }
+        None => (
+            contacts::create(&mut tx, &input, Source::Api, now)
+                .await
+                .map_err(save_error)?,
+            StatusCode::CREATED,
+        ),
+    };
+    for g in &r.groups {
+        contacts::join_group(&mut tx, id, *g, now).await?;
+    }
+    state.db.commit(tx).await?;
+    Ok(HttpResponse::build(status).json(view(&state, id).await?))
+}
+
+fn save_error(e: contacts::SaveError) -> Problem {
+    match e {
+        contacts::SaveError::Duplicate => Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "A contact with this email was created at the same moment; send the request again.",
+        ),
+        contacts::SaveError::Database(e) => e.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub id: RunId,
+    pub status: String,
+    pub due_at: String,
+    pub attempts: i64,
+    pub target: Option<String>,
+    pub outcome: Option<String>,
+    pub last_error: Option<String>,
+}
+
+pub async fn get_run(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, Problem> {
+    let run = crate::scheduler::runs::run(&state.db, RunId(*id))
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "Unknown run", "No run has this id."))?;
+    Ok(HttpResponse::Ok().json(RunView {
+        id: run.id,
+        status: run.status.code().to_string(),
+        due_at: jiff::Timestamp::from_millisecond(run.due_at)
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        attempts: run.attempts,
+        target: run
+            .target_kind
+            .clone()
+            .zip(run.target_id)
+            .map(|(k, i)| format!("{k}:{i}")),
+        outcome: run.outcome,
+        last_error: run.last_error,
+    }))
+}
