@@ -172,6 +172,8 @@ fn server(
     listener: TcpListener,
 ) -> anyhow::Result<Server> {
     let workers = state.config.workers;
+    // One limiter for every worker thread.
+    let limiter = web::Data::new(crate::api::limit::Limiter::default());
     let server = HttpServer::new(move || {
         let config = &state.config;
         let sessions = |kind: &'static str, cookie: &str, path: &str| {
@@ -200,6 +202,7 @@ fn server(
         App::new()
             .app_data(state.clone())
             .app_data(jobs.clone())
+            .app_data(limiter.clone())
             .app_data(
                 web::FormConfig::default()
                     .limit(crate::web::input::MAX_FORM_BYTES)

@@ -36,6 +36,8 @@ pub struct Settings {
     pub audit_retention_days: i64,
     /// Prepared messages per contact in 24 hours before further runs are skipped.
     pub messages_per_day: i64,
+    /// Calls per API key per minute before 429.
+    pub api_calls_per_minute: i64,
 }
 
 impl Default for Settings {
@@ -57,6 +59,7 @@ impl Default for Settings {
             event_retention_days: 90,
             audit_retention_days: 365,
             messages_per_day: 5,
+            api_calls_per_minute: 6000,
         }
     }
 }
@@ -84,7 +87,7 @@ pub fn time_zone_names() -> Vec<String> {
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 16] {
+    fn pairs(&self) -> [(&'static str, String); 17] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -117,6 +120,10 @@ impl Settings {
                 self.audit_retention_days.to_string(),
             ),
             ("messages_per_day", self.messages_per_day.to_string()),
+            (
+                "api_calls_per_minute",
+                self.api_calls_per_minute.to_string(),
+            ),
         ]
     }
 
@@ -149,6 +156,7 @@ impl Settings {
             event_retention_days: int("event_retention_days", d.event_retention_days),
             audit_retention_days: int("audit_retention_days", d.audit_retention_days),
             messages_per_day: int("messages_per_day", d.messages_per_day),
+            api_calls_per_minute: int("api_calls_per_minute", d.api_calls_per_minute),
         })
     }
 

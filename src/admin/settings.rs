@@ -48,6 +48,8 @@ pub struct SettingsForm {
     pub audit_retention_days: String,
     #[serde(default)]
     pub messages_per_day: String,
+    #[serde(default)]
+    pub api_calls_per_minute: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -69,6 +71,7 @@ impl From<&Settings> for SettingsForm {
             event_retention_days: s.event_retention_days.to_string(),
             audit_retention_days: s.audit_retention_days.to_string(),
             messages_per_day: s.messages_per_day.to_string(),
+            api_calls_per_minute: s.api_calls_per_minute.to_string(),
         }
     }
 }
@@ -217,11 +220,19 @@ impl SettingsForm {
             100,
             "messages",
         );
+        let api_calls_per_minute = number(
+            "api_calls_per_minute",
+            &self.api_calls_per_minute,
+            1,
+            1_000_000,
+            "calls",
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Settings {
             messages_per_day,
+            api_calls_per_minute,
             run_retention_days,
             event_retention_days,
             audit_retention_days,
@@ -341,6 +352,7 @@ mod tests {
             event_retention_days: "90".into(),
             audit_retention_days: "365".into(),
             messages_per_day: "5".into(),
+            api_calls_per_minute: "6000".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();

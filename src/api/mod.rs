@@ -6,6 +6,7 @@ pub mod events;
 pub mod idempotency;
 pub mod key_pages;
 pub mod keys;
+pub mod limit;
 pub mod problem;
 
 use actix_web::middleware::from_fn;
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .limit(64 * 1024)
                     .error_handler(problem::json_error),
             )
+            .wrap(from_fn(limit::limit))
             .wrap(from_fn(auth::require_key))
             .route("/events", web::post().to(events::post_event))
             .route("/contacts", web::post().to(contacts::post_contact))

@@ -404,6 +404,41 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{revoked:?} {id}");
     let stored = app.all_stored_text().await;
     assert!(stored.contains("api_key.created") && stored.contains("api_key.revoked"));
+    // The rate limit per key (Settings): past it, 429 with Retry-After.
+    let r = app
+        .submit_with(
+            &admin,
+            "/admin/settings",
+            "/admin/settings",
+            &[("api_calls_per_minute", "2")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let limited = new_key(&app, &admin, "Busy").await;
+    let ping = json!({ "type": "external_http_request_received" });
+    for _ in 0..2 {
+        assert_eq!(
+            post(&app, &limited, ping.clone()).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    let r = Client::new()
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&limited)
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: i64 = r
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
     // A marketer cannot open the keys page.
     assert_eq!(
         app.get_with(&client, "/admin/api-keys").await.status(),
