@@ -42,6 +42,9 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Manage API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
     /// Write a consistent copy of the SQLite database (safe while Herald runs).
     Backup {
         /// The file to create (an existing file is never overwritten).
@@ -53,6 +56,15 @@ pub enum Command {
         /// How many contacts to add.
         #[arg(long, default_value_t = 1000)]
         contacts: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key and print it once.
+    Create {
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -99,6 +111,7 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::User(cmd) => user(&config, cmd).await,
         Command::SeedDemo { contacts } => seed_demo(&config, contacts).await,
         Command::Backup { to } => backup(&config, &to).await,
+        Command::ApiKey(ApiKeyCommand::Create { name }) => api_key(&config, &name).await,
         Command::SendTestEmail { to } => send_test_email(&config, &to).await,
         Command::CheckConfig => unreachable!("handled above"),
     };
@@ -127,6 +140,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %app.address(), "listening");
     app.run_until_stopped().await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn api_key(config: &Config, name: &str) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        anyhow::bail!("--name: one line of at most 100 characters");
+    }
+    let db = Db::connect(config.database_url.expose()).await?;
+    db.migrate().await?;
+    let now = SystemClock.now_ms();
+    let mut tx = db.begin().await?;
+    let (_, key) = crate::api::keys::create(&mut tx, name, 0, now).await?;
+    crate::audit::record(
+        &mut tx,
+        now,
+        crate::audit::Entry {
+            actor: &Actor::named("command line"),
+            action: crate::audit::Action::ApiKeyCreated,
+            target: name,
+            detail: "",
+            ip: "",
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    println!("Created the API key {name}: {}", key.expose());
     Ok(())
 }
 

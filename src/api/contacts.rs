@@ -14,7 +14,8 @@ use crate::events::catalogue::Source;
 use crate::state::AppState;
 use crate::types::RunId;
 
-#[derive(Debug, Clone, Deserialize)]
+/// A contact to create, or to update by email.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactRequest {
     pub email: String,
@@ -28,13 +29,14 @@ pub struct ContactRequest {
     pub groups: Vec<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GroupRef {
     pub id: i64,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A contact as Herald holds it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ContactView {
     pub id: i64,
     pub email: String,
@@ -78,6 +80,20 @@ async fn view(state: &AppState, id: i64) -> Result<ContactView, Problem> {
     })
 }
 
+/// One contact.
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}",
+    params(("id" = i64, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The contact", body = ContactView),
+        (status = 400, description = "A control character in the address", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown contact", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn get_contact(
     state: web::Data<AppState>,
     id: web::Path<i64>,
@@ -94,6 +110,24 @@ fn first_error(errors: crate::web::form::FieldErrors) -> Problem {
     Problem::invalid(field, message)
 }
 
+/// Creates a contact (201) or updates the one with this email (200).
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts",
+    request_body = ContactRequest,
+    responses(
+        (status = 200, description = "Updated", body = ContactView),
+        (status = 201, description = "Created", body = ContactView),
+        (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Created at the same moment", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn post_contact(
     state: web::Data<AppState>,
     body: web::Json<serde_json::Value>,
@@ -168,8 +202,10 @@ fn save_error(e: contacts::SaveError) -> Problem {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A job run.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunView {
+    #[schema(value_type = i64)]
     pub id: RunId,
     pub status: String,
     pub due_at: String,
@@ -179,6 +215,20 @@ pub struct RunView {
     pub last_error: Option<String>,
 }
 
+/// One run.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    params(("id" = i64, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 400, description = "A control character in the address", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown run", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn get_run(
     state: web::Data<AppState>,
     id: web::Path<i64>,

@@ -25,17 +25,20 @@ pub const ALLOWED: [EventType; 3] = [
 pub const MAX_DATA_BYTES: usize = 16 * 1024;
 
 /// A contact named by id or by email.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactRef {
     pub id: Option<i64>,
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// An event an outside system reports.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventRequest {
+    /// external_event_received, external_http_request_received or new_password_requested.
     #[serde(rename = "type")]
+    #[schema(rename = "type")]
     pub kind: String,
     pub contact: Option<ContactRef>,
     #[serde(default)]
@@ -43,10 +46,13 @@ pub struct EventRequest {
     pub system_user_id: Option<i64>,
     pub group_id: Option<i64>,
     pub name: Option<String>,
+    /// Any JSON, at most 16 KiB.
+    #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A run the event scheduled.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScheduledRun {
     pub id: i64,
     pub automation_id: i64,
@@ -54,8 +60,10 @@ pub struct ScheduledRun {
     pub due_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The recorded event and the runs it scheduled.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventAccepted {
+    #[schema(value_type = i64)]
     pub event_id: EventId,
     pub runs: Vec<ScheduledRun>,
 }
@@ -214,6 +222,25 @@ pub fn read<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<
     })
 }
 
+/// Reports an event; answers with the runs it scheduled.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    request_body = EventRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried call harmless (per API key, 24 hours)")),
+    responses(
+        (status = 202, description = "Recorded", body = EventAccepted),
+        (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown contact", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn post_event(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -7,13 +7,16 @@ pub mod idempotency;
 pub mod key_pages;
 pub mod keys;
 pub mod limit;
+pub mod openapi;
 pub mod problem;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
 
-/// Mounts `/api/v1`: JSON only, behind a key, no session and no CSRF token.
+/// Mounts `/api/v1`: JSON only, behind a key, no session and no CSRF token; and the
+/// OpenAPI document, open to all.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/openapi.json", web::get().to(openapi::document));
     cfg.service(
         web::scope("/api/v1")
             .app_data(web::PathConfig::default().error_handler(|_, _| {

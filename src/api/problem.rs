@@ -5,10 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-/// One problem answer.
-#[derive(Debug, Clone, Serialize)]
+/// One problem answer (RFC 9457).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
+    #[schema(rename = "type")]
     pub kind: &'static str,
     pub title: &'static str,
     pub status: u16,

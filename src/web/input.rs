@@ -10,7 +10,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
-use actix_web::{Error, ResponseError};
+use actix_web::{Error, HttpResponse, ResponseError};
 
 use crate::web::AppError;
 
@@ -46,10 +46,22 @@ pub fn encoded_text_is_clean(raw: &[u8], multi_line: bool) -> bool {
 }
 
 fn refuse<B>(req: ServiceRequest, what: &str) -> ServiceResponse<EitherBody<B>> {
-    let response = AppError::BadRequest(format!(
+    let message = format!(
         "The {what} holds a control character (such as a NUL byte) that Herald does not accept. Remove it and try again."
-    ))
-    .error_response();
+    );
+    // The API answers in its own language: problem details (RFC 9457).
+    let response = if req.path().starts_with("/api/") {
+        HttpResponse::BadRequest()
+            .content_type("application/problem+json")
+            .body(
+                serde_json::json!({
+                    "type": "about:blank", "title": "Bad request", "status": 400, "detail": message,
+                })
+                .to_string(),
+            )
+    } else {
+        AppError::BadRequest(message).error_response()
+    };
     req.into_response(response).map_into_right_body()
 }
 

@@ -439,6 +439,27 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
+    // The OpenAPI document: generated from the code, open to all.
+    let doc: serde_json::Value = reqwest::get(app.url("/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/events",
+        "/api/v1/contacts",
+        "/api/v1/contacts/{id}",
+        "/api/v1/runs/{id}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
     // A marketer cannot open the keys page.
     assert_eq!(
         app.get_with(&client, "/admin/api-keys").await.status(),
