@@ -246,8 +246,141 @@ pub async fn post_event(
     req: HttpRequest,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, Problem> {
-    let key = api_key(&req)?;
-    let idempotency = idempotency::header(&req)?;
+    let body = body.into_inner();
+    answer_once(&state, &req, &body, async |tx, now| {
+        let request: EventRequest = read(body.clone())?;
+        let event = checked(&state, tx, &request, now).await?;
+        let id = crate::events::store::record(tx, now, &event).await?;
+        let runs = scheduled(tx, &[id]).await?.remove(&id).unwrap_or_default();
+        to_json(&EventAccepted { event_id: id, runs })
+    })
+    .await
+}
+
+/// The most events in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// Up to 1,000 events, recorded in one transaction.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub events: Vec<EventRequest>,
+}
+
+/// The batch's events, in the order given, with the runs each scheduled.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    pub events: Vec<EventAccepted>,
+}
+
+/// Reports up to 1,000 events at once: all are recorded, or none (the first wrong
+/// one is named by its index).
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/batch",
+    request_body = BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried call harmless (per API key, 24 hours)")),
+    responses(
+        (status = 202, description = "All recorded", body = BatchAccepted),
+        (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown contact", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "More than 1,000 events, or over 4 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An event is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn post_batch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.into_inner();
+    answer_once(&state, &req, &body, async |tx, now| {
+        let batch: BatchRequest = read(body.clone())?;
+        if batch.events.len() > MAX_BATCH {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too many events",
+                format!(
+                    "A batch holds at most {MAX_BATCH} events; this one has {}.",
+                    batch.events.len()
+                ),
+            ));
+        }
+        let mut events = Vec::with_capacity(batch.events.len());
+        for (i, r) in batch.events.iter().enumerate() {
+            events.push(
+                checked(&state, tx, r, now)
+                    .await
+                    .map_err(|p| p.in_item(i))?,
+            );
+        }
+        let ids = crate::events::store::record_many(tx, now, &events).await?;
+        let mut runs = scheduled(tx, &ids).await?;
+        let events = ids
+            .iter()
+            .map(|id| EventAccepted {
+                event_id: *id,
+                runs: runs.remove(id).unwrap_or_default(),
+            })
+            .collect();
+        to_json(&BatchAccepted { events })
+    })
+    .await
+}
+
+fn to_json<T: Serialize>(answer: &T) -> Result<String, Problem> {
+    serde_json::to_string(answer).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Unexpected",
+            e.to_string(),
+        )
+    })
+}
+
+/// The runs `events` scheduled, by event.
+async fn scheduled(
+    tx: &mut crate::db::Tx,
+    events: &[EventId],
+) -> Result<std::collections::HashMap<EventId, Vec<ScheduledRun>>, Problem> {
+    let (Some(first), Some(last)) = (events.iter().min(), events.iter().max()) else {
+        return Ok(Default::default());
+    };
+    let mut out: std::collections::HashMap<EventId, Vec<ScheduledRun>> = Default::default();
+    for (run, event, automation_id, automation, due) in
+        crate::scheduler::runs::runs_for_events(tx, *first, *last).await?
+    {
+        if !events.contains(&event) {
+            continue;
+        }
+        out.entry(event).or_default().push(ScheduledRun {
+            id: run,
+            automation_id,
+            automation,
+            due_at: jiff::Timestamp::from_millisecond(due)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// Does `work` in one transaction and answers 202 with what it returns — once per
+/// `Idempotency-Key`: the same key and body get the first answer again and change
+/// nothing; another body is a 409.
+async fn answer_once(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &serde_json::Value,
+    work: impl AsyncFnOnce(&mut crate::db::Tx, i64) -> Result<String, Problem>,
+) -> Result<HttpResponse, Problem> {
+    let key = api_key(req)?;
+    let idempotency = idempotency::header(req)?;
     let hash = idempotency::body_hash(body.to_string().as_bytes());
     let now = state.clock.now_ms();
     if let Some(k) = &idempotency
@@ -259,29 +392,8 @@ pub async fn post_event(
             .content_type("application/json")
             .body(stored));
     }
-    let request: EventRequest = read(body.into_inner())?;
     let mut tx = state.db.begin().await?;
-    let event = checked(&state, &mut tx, &request, now).await?;
-    let id = crate::events::store::record(&mut tx, now, &event).await?;
-    let runs = crate::scheduler::runs::runs_for_event(&mut tx, id)
-        .await?
-        .into_iter()
-        .map(|(run, automation_id, automation, due)| ScheduledRun {
-            id: run,
-            automation_id,
-            automation,
-            due_at: jiff::Timestamp::from_millisecond(due)
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-        })
-        .collect();
-    let answer = serde_json::to_string(&EventAccepted { event_id: id, runs }).map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Unexpected",
-            e.to_string(),
-        )
-    })?;
+    let answer = work(&mut tx, now).await?;
     if let Some(k) = &idempotency {
         let kept = idempotency::keep(&mut tx, key.id, k, &hash, &(202, answer.clone()), now).await;
         if let Err(e) = kept {

@@ -35,6 +35,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(limit::limit))
             .wrap(from_fn(auth::require_key))
             .route("/events", web::post().to(events::post_event))
+            .service(
+                web::resource("/events/batch")
+                    .app_data(
+                        web::JsonConfig::default()
+                            .limit(4 * 1024 * 1024)
+                            .error_handler(problem::json_error),
+                    )
+                    .route(web::post().to(events::post_batch)),
+            )
             .route("/contacts", web::post().to(contacts::post_contact))
             .route("/contacts/{id}", web::get().to(contacts::get_contact))
             .route("/runs/{id}", web::get().to(contacts::get_run)),

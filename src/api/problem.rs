@@ -15,7 +15,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'static str>,
+    pub field: Option<String>,
 }
 
 impl Problem {
@@ -32,7 +32,7 @@ impl Problem {
     /// 422: `field` is wrong, and `detail` says how.
     pub fn invalid(field: &'static str, detail: impl Into<String>) -> Self {
         Self {
-            field: Some(field),
+            field: Some(field.to_string()),
             ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid field", detail)
         }
     }
@@ -43,6 +43,18 @@ impl Problem {
             "Unauthorized",
             "Send a valid API key as `Authorization: Bearer <key>` (created by an admin under API keys).",
         )
+    }
+}
+
+impl Problem {
+    /// The same problem about item `index` of a batch.
+    pub fn in_item(mut self, index: usize) -> Self {
+        self.field = Some(match self.field {
+            Some(f) => format!("events[{index}].{f}"),
+            None => format!("events[{index}]"),
+        });
+        self.detail = format!("Event {index}: {}", self.detail);
+        self
     }
 }
 

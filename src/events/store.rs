@@ -33,6 +33,52 @@ pub async fn record(
     Ok(id)
 }
 
+/// Events per multi-row INSERT (7 parameters each).
+const RECORD_ROWS: usize = 200;
+
+/// Records many events at once, with their runs, in the caller's transaction —
+/// multi-row statements, and the automations matched once per event type (a CSV
+/// import, an API batch). Returns their ids in the order given.
+#[tracing::instrument(name = "events", skip_all, fields(n = events.len()))]
+pub async fn record_many(
+    conn: &mut AnyConnection,
+    at_ms: i64,
+    events: &[NewEvent],
+) -> Result<Vec<EventId>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(events.len());
+    for chunk in events.chunks(RECORD_ROWS) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let p: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events (type, scope, contact_id, system_user_id, group_id, params, occurred_at) \
+             VALUES {} RETURNING id",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, EventId>(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(e.kind.code())
+                .bind(e.kind.scope().code())
+                .bind(e.contact_id)
+                .bind(e.system_user_id)
+                .bind(e.group_id)
+                .bind(e.params.to_string())
+                .bind(at_ms);
+        }
+        // Ids are handed out in the order of the rows of one statement.
+        let mut chunk_ids = q.fetch_all(&mut *conn).await?;
+        chunk_ids.sort();
+        ids.extend(chunk_ids);
+    }
+    let recorded: Vec<(EventId, &NewEvent)> = ids.iter().copied().zip(events).collect();
+    crate::scheduler::intake::intake_many(conn, at_ms, &recorded).await?;
+    Ok(ids)
+}
+
 /// Loads one stored event.
 pub async fn find(db: &crate::db::Db, id: EventId) -> Result<Option<Event>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 
 use crate::automations::model::Automation;
 use crate::automations::time_frame::Calendar;
-use crate::events::catalogue::NewEvent;
+use crate::events::catalogue::{EventType, NewEvent};
 use crate::scheduler::queue::{self, NewRun};
 use crate::types::EventId;
 
@@ -29,34 +29,50 @@ pub async fn intake(
     at_ms: i64,
     event: &NewEvent,
 ) -> Result<u64, sqlx::Error> {
-    let candidates =
-        crate::automations::store::active_for_event(&mut *conn, event.kind, at_ms).await?;
-    let matching: Vec<Automation> = candidates
-        .into_iter()
-        .filter(|a| a.filter.matches(event))
-        .collect();
-    if matching.is_empty() {
+    intake_many(conn, at_ms, &[(event_id, event)]).await
+}
+
+/// [`intake`] for many events of one moment: the automations are read once per
+/// event type, and the runs written with multi-row statements.
+pub async fn intake_many(
+    conn: &mut AnyConnection,
+    at_ms: i64,
+    events: &[(EventId, &NewEvent)],
+) -> Result<u64, sqlx::Error> {
+    let mut automations: Vec<(EventType, Vec<Automation>)> = Vec::new();
+    for (_, e) in events {
+        if !automations.iter().any(|(k, _)| *k == e.kind) {
+            let active =
+                crate::automations::store::active_for_event(&mut *conn, e.kind, at_ms).await?;
+            automations.push((e.kind, active));
+        }
+    }
+    if automations.iter().all(|(_, a)| a.is_empty()) {
         return Ok(0);
     }
     let holidays = crate::settings::holiday_dates(&mut *conn).await?;
-    let runs: Vec<NewRun> = matching
-        .iter()
-        .map(|a| {
+    let mut runs: Vec<NewRun> = Vec::new();
+    for (event_id, event) in events {
+        let candidates = automations
+            .iter()
+            .find(|(k, _)| *k == event.kind)
+            .map_or(&[][..], |(_, a)| a.as_slice());
+        for a in candidates.iter().filter(|a| a.filter.matches(event)) {
             let (due_at, skipped_because) = match due_time(a, at_ms, &holidays) {
                 // The run would be one link deeper than the event.
                 Ok(due) if event.chain_depth() >= MAX_CHAIN_DEPTH => (due, Some(CHAIN_TOO_DEEP)),
                 Ok(due) => (due, None),
                 Err(due) => (due, Some(NO_ALLOWED_DAY)),
             };
-            NewRun {
+            runs.push(NewRun {
                 automation_id: a.id,
-                event_id,
+                event_id: *event_id,
                 job_kind: a.job.as_deref().unwrap_or_default(),
                 due_at,
                 skipped_because,
-            }
-        })
-        .collect();
+            });
+        }
+    }
     let enqueued = queue::enqueue(conn, at_ms, &runs).await?;
     tracing::debug!(enqueued, "runs enqueued");
     Ok(enqueued)

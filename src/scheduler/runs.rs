@@ -227,16 +227,19 @@ pub async fn done_of_kinds_for_target_since(
     q.fetch_one(db.read()).await
 }
 
-/// The runs an event scheduled: (run, automation id, automation name, due time).
-pub async fn runs_for_event(
+/// The runs of the events with ids from `first` to `last`: (run, event, automation
+/// id, automation name, due time).
+pub async fn runs_for_events(
     conn: &mut sqlx::AnyConnection,
-    event: EventId,
-) -> Result<Vec<(i64, i64, String, i64)>, sqlx::Error> {
+    first: EventId,
+    last: EventId,
+) -> Result<Vec<(i64, EventId, i64, String, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT r.id, r.automation_id, a.name, r.due_at FROM job_runs r JOIN automations a ON a.id = r.automation_id \
-         WHERE r.event_id = $1 ORDER BY r.id",
+        "SELECT r.id, r.event_id, r.automation_id, a.name, r.due_at FROM job_runs r \
+         JOIN automations a ON a.id = r.automation_id WHERE r.event_id BETWEEN $1 AND $2 ORDER BY r.id",
     )
-    .bind(event)
+    .bind(first)
+    .bind(last)
     .fetch_all(conn)
     .await
 }

@@ -266,6 +266,62 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(count().await, before + 2);
 
+    // A batch: all or nothing, the wrong one named by its index; at most 1,000.
+    let before = count().await;
+    let item = |i: usize| json!({ "type": "external_event_received", "contact": { "id": cleo }, "name": format!("page_view_{i}") });
+    let mut events: Vec<serde_json::Value> = (0..5).map(item).collect();
+    events[3] = json!({ "type": "registered_to_system", "contact": { "id": cleo } });
+    let r = Client::new()
+        .post(app.url("/api/v1/events/batch"))
+        .bearer_auth(&key)
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(problem["field"], "events[3].type", "{problem}");
+    assert_eq!(count().await, before, "nothing of the batch recorded");
+    let events: Vec<serde_json::Value> = (0..1000).map(item).collect();
+    let r = Client::new()
+        .post(app.url("/api/v1/events/batch"))
+        .bearer_auth(&key)
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    let ids: Vec<i64> = answer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1000);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in the order given");
+    assert_eq!(count().await, before + 1000);
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT params FROM events WHERE id >= $1 ORDER BY id LIMIT 2")
+            .bind(ids[0])
+            .fetch_all(app.state.db.read())
+            .await
+            .unwrap();
+    assert!(
+        names[0].contains("page_view_0") && names[1].contains("page_view_1"),
+        "{names:?}"
+    );
+    let events: Vec<serde_json::Value> = (0..1001).map(item).collect();
+    let r = Client::new()
+        .post(app.url("/api/v1/events/batch"))
+        .bearer_auth(&key)
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(count().await, before + 1000);
+
     // Bad input: a problem naming the field, never a 500.
     for (body, field) in [
         (

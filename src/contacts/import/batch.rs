@@ -259,11 +259,15 @@ pub async fn write_batch(
     }
     if options.fire_registered {
         // Through the intake, so automations on Registered to System (C) run.
-        for id in &new_ids {
-            let mut event = NewEvent::registered(*id, Source::Import);
-            event.params["import_id"] = serde_json::json!(import_id);
-            events::store::record(tx, now, &event).await?;
-        }
+        let registered: Vec<NewEvent> = new_ids
+            .iter()
+            .map(|id| {
+                let mut event = NewEvent::registered(*id, Source::Import);
+                event.params["import_id"] = serde_json::json!(import_id);
+                event
+            })
+            .collect();
+        events::store::record_many(tx, now, &registered).await?;
     }
     for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
