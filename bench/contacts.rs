@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let import_rows: u64 = args.get(3).map_or(Ok(1_000_000), |s| s.parse())?;
     let db = Db::connect(&url).await?;
     db.migrate().await?;
-    let have = contacts::count(&db).await?;
+    let have = contacts::search::count(&db).await?;
     println!("database: {:?}, contacts: {have}", db.backend);
     if have < want {
         let started = Instant::now();
@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Search: the admin page's query (50 per page) for prefixes of every length.
-    let reference_email = contacts::search(&db, "anna", None, 1).await?.0[0]
+    let reference_email = contacts::search::search(&db, "anna", None, 1).await?.0[0]
         .email
         .clone();
     let mut lookup = Vec::new();
@@ -68,10 +68,10 @@ async fn main() -> anyhow::Result<()> {
         let mut times = Vec::new();
         for _ in 0..100 {
             let t = Instant::now();
-            let (page, next) = contacts::search(&db, q, None, 50).await?;
+            let (page, next) = contacts::search::search(&db, q, None, 50).await?;
             if let Some(cursor) = next {
                 // The next page too, as a click on "Next" would.
-                contacts::search(&db, q, Some(&cursor), 50).await?;
+                contacts::search::search(&db, q, Some(&cursor), 50).await?;
             } else {
                 std::hint::black_box(page);
             }

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod groups;
 pub mod import;
 mod pages;
+pub mod search;
 
 use std::collections::BTreeMap;
 
@@ -548,119 +549,4 @@ pub async fn leave_group_at_depth(
         .await?;
     }
     Ok(removed)
-}
-
-/// Where a page of search results ends: the matched key and the contact id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    pub key: String,
-    pub id: i64,
-}
-
-/// The upper bound of a prefix range: every string starting with `prefix` sorts
-/// below it byte-wise.
-fn prefix_end(prefix: &str) -> String {
-    format!("{prefix}{}", char::MAX)
-}
-
-#[derive(sqlx::FromRow)]
-struct Hit {
-    #[sqlx(flatten)]
-    row: Row,
-    k: String,
-}
-
-/// One search branch: an index range scan in key order. Placeholders: `$1`/`$2`
-/// the range, then the first name (when given), then the cursor, then the limit.
-fn branch_sql(key: &str, with_first: bool, with_cursor: bool) -> String {
-    let mut n = 2;
-    let mut extra = String::new();
-    if with_first {
-        n += 1;
-        extra.push_str(&format!(" AND first_key = ${n}"));
-    }
-    if with_cursor {
-        extra.push_str(&format!(" AND ({key}, id) > (${}, ${})", n + 1, n + 2));
-        n += 2;
-    }
-    format!(
-        "SELECT {COLUMNS}, {key} AS k FROM contacts WHERE {key} >= $1 AND {key} < $2{extra} \
-         ORDER BY {key}, id LIMIT ${}",
-        n + 1
-    )
-}
-
-/// How a query is searched: (key column, exact first name, prefix).
-fn branches(query: &str) -> Vec<(&'static str, Option<String>, String)> {
-    let q = search_key(query);
-    match q.split_once(' ') {
-        Some((first, last)) => vec![("last_key", Some(first.to_string()), last.trim().to_string())],
-        None if q.is_empty() => vec![("email", None, q)],
-        None => ["email", "first_key", "last_key"]
-            .into_iter()
-            .map(|k| (k, None, q.clone()))
-            .collect(),
-    }
-}
-
-/// The SQL of each search branch for `query`, first page (for query plans).
-pub fn search_statements(query: &str) -> Vec<String> {
-    branches(query)
-        .into_iter()
-        .map(|(key, first, _)| branch_sql(key, first.is_some(), false))
-        .collect()
-}
-
-/// Contacts whose email, first name or last name starts with `query` (or, for
-/// "first last", whose first name is `first` and last name starts with `last`),
-/// ordered by the matched text; with an empty query, all contacts by email.
-/// Returns a page and the cursor of the next page, if any.
-pub async fn search(
-    db: &Db,
-    query: &str,
-    after: Option<&Cursor>,
-    limit: i64,
-) -> Result<(Vec<Contact>, Option<Cursor>), sqlx::Error> {
-    // A contact can match up to three branches; fetch enough to fill a page.
-    let per_branch = limit * 3 + 1;
-    let mut hits: Vec<Hit> = Vec::new();
-    for (key, first, prefix) in branches(query) {
-        let sql = branch_sql(key, first.is_some(), after.is_some());
-        let mut q = sqlx::query_as::<_, Hit>(sqlx::AssertSqlSafe(sql))
-            .bind(prefix.clone())
-            .bind(prefix_end(&prefix));
-        if let Some(first) = first {
-            q = q.bind(first);
-        }
-        if let Some(c) = after {
-            q = q.bind(c.key.clone()).bind(c.id);
-        }
-        hits.extend(q.bind(per_branch).fetch_all(db.read()).await?);
-    }
-    hits.sort_by(|a, b| (a.k.as_str(), a.row.id).cmp(&(b.k.as_str(), b.row.id)));
-    let mut seen = std::collections::HashSet::new();
-    let mut page: Vec<Contact> = Vec::new();
-    let mut last = None;
-    let mut more = false;
-    for hit in hits {
-        if !seen.insert(hit.row.id) {
-            continue;
-        }
-        if page.len() as i64 == limit {
-            more = true;
-            break;
-        }
-        last = Some(Cursor {
-            key: hit.k,
-            id: hit.row.id,
-        });
-        page.push(Contact::from(hit.row));
-    }
-    Ok((page, if more { last } else { None }))
-}
-
-pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM contacts")
-        .fetch_one(db.read())
-        .await
 }

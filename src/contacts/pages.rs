@@ -8,7 +8,8 @@ use askama::Template;
 use serde::{Deserialize, Serialize};
 
 use super::groups::{self, Group};
-use super::{Contact, ContactForm, Cursor, SaveError, Status};
+use super::search::Cursor;
+use super::{Contact, ContactForm, SaveError, Status};
 use crate::audit::Action;
 use crate::events;
 use crate::events::catalogue::Source;
@@ -74,7 +75,7 @@ async fn list(
         _ => None,
     };
     let q: String = query.q.chars().take(200).collect();
-    let (contacts, next) = super::search(&state.db, &q, after.as_ref(), PAGE_SIZE).await?;
+    let (contacts, next) = super::search::search(&state.db, &q, after.as_ref(), PAGE_SIZE).await?;
     let next = next.map(|c| {
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("q", &q)
@@ -118,7 +119,7 @@ async fn picker(
     let items: Vec<PickerItem> = if q.trim().is_empty() {
         Vec::new()
     } else {
-        super::search(&state.db, &q, None, 20)
+        super::search::search(&state.db, &q, None, 20)
             .await?
             .0
             .into_iter()

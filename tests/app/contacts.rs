@@ -1,5 +1,6 @@
 use herald::auth::users::Role;
-use herald::contacts::{self, ContactForm, Cursor};
+use herald::contacts::search::Cursor;
+use herald::contacts::{self, ContactForm};
 use herald::events::catalogue::Source;
 use reqwest::StatusCode;
 
@@ -162,17 +163,17 @@ on_both_engines! {
         }
         let emails = |cs: Vec<contacts::Contact>| cs.into_iter().map(|c| c.email).collect::<Vec<_>>();
         let db = &app.state.db;
-        let found = emails(contacts::search(db, "ANN", None, 50).await.unwrap().0);
+        let found = emails(contacts::search::search(db, "ANN", None, 50).await.unwrap().0);
         assert_eq!(found, ["ann.lee@example.com", "anna@acme.example", "zed@example.com"], "email, first and last name prefixes");
-        assert_eq!(emails(contacts::search(db, "lee", None, 50).await.unwrap().0), ["ann.lee@example.com", "leeroy@example.com"]);
-        assert_eq!(emails(contacts::search(db, "ann le", None, 50).await.unwrap().0), ["ann.lee@example.com"]);
-        assert_eq!(emails(contacts::search(db, "bob@", None, 50).await.unwrap().0), ["bob@example.com"]);
-        assert!(contacts::search(db, "nobody", None, 50).await.unwrap().0.is_empty());
+        assert_eq!(emails(contacts::search::search(db, "lee", None, 50).await.unwrap().0), ["ann.lee@example.com", "leeroy@example.com"]);
+        assert_eq!(emails(contacts::search::search(db, "ann le", None, 50).await.unwrap().0), ["ann.lee@example.com"]);
+        assert_eq!(emails(contacts::search::search(db, "bob@", None, 50).await.unwrap().0), ["bob@example.com"]);
+        assert!(contacts::search::search(db, "nobody", None, 50).await.unwrap().0.is_empty());
         // Pages: two at a time, no contact twice, all of them in the end.
         let mut seen = Vec::new();
         let mut after: Option<Cursor> = None;
         loop {
-            let (page, next) = contacts::search(db, "", after.as_ref(), 2).await.unwrap();
+            let (page, next) = contacts::search::search(db, "", after.as_ref(), 2).await.unwrap();
             seen.extend(emails(page));
             match next { Some(c) => after = Some(c), None => break }
         }
@@ -183,7 +184,7 @@ on_both_engines! {
         let picked: serde_json::Value = client.get(app.url("/contacts/picker?q=Bo")).send().await.unwrap().json().await.unwrap();
         assert_eq!(picked, serde_json::json!([{"id": picked[0]["id"], "email": "bob@example.com", "name": "Bob Stone", "blocked": false}]));
         // The query plan of every branch uses an index.
-        for sql in contacts::search_statements("ann").into_iter().chain(contacts::search_statements("ann le")) {
+        for sql in contacts::search::search_statements("ann").into_iter().chain(contacts::search::search_statements("ann le")) {
             let plan = explain(&app, &sql).await;
             assert!(plan.contains("INDEX") || plan.contains("Index"), "no index in the plan of {sql}:\n{plan}");
             assert!(!plan.contains("SCAN contacts\n") && !plan.contains("Seq Scan"), "full scan in {sql}:\n{plan}");
@@ -241,7 +242,7 @@ on_both_engines! {
         let again = format!("{csv}fred@example.com,Fred,Nox,Kyiv\n");
         let report = app.import_csv(&client, &again, None, true).await;
         assert_eq!((report.created, report.updated, report.rejected), (1, 3, 3));
-        assert_eq!(contacts::count(&app.state.db).await.unwrap(), 4);
+        assert_eq!(contacts::search::count(&app.state.db).await.unwrap(), 4);
         let events = app.events().await;
         let registered: Vec<_> = events.iter().filter(|e| e.0 == "registered_to_system").collect();
         assert_eq!(registered.len(), 1, "only the new contact");
@@ -274,7 +275,7 @@ on_both_engines! {
         let r = app.upload_csv(&client, big, None, false).await;
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert!(text_of(&r.text().await.unwrap(), "#import-error").unwrap().contains("larger than 50 MB"));
-        assert_eq!(contacts::count(&app.state.db).await.unwrap(), 0);
+        assert_eq!(contacts::search::count(&app.state.db).await.unwrap(), 0);
         assert!(app.events().await.is_empty());
         assert!(contacts::import::store::recent(&app.state.db, 10).await.unwrap().is_empty());
         let leftovers = std::fs::read_dir(app.state.config.data_dir.join("imports")).map(|d| d.count()).unwrap_or(0);
