@@ -132,7 +132,7 @@ fn session_key(config: &Config) -> anyhow::Result<Key> {
     std::fs::create_dir_all(&config.data_dir)?;
     let mut bytes = [0u8; 64];
     rand::rng().fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::types::hex(&bytes);
     write_private(&path, &hex)?;
     if config.database_url.expose().starts_with("postgres") {
         tracing::warn!(

@@ -33,12 +33,7 @@ impl LinkSigner {
     fn tag(&self, payload: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(payload.as_bytes());
-        let bytes = mac.finalize().into_bytes();
-        bytes
-            .iter()
-            .take(TAG_HEX / 2)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::types::hex(&mac.finalize().into_bytes()[..TAG_HEX / 2])
     }
 
     /// `payload.tag`; the payload must not hold a `.`-free tag of its own, and is

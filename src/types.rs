@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+
 /// Why a value was refused, in words for the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -174,4 +177,21 @@ ids! {
     SystemUserId;
     /// A CSV import.
     ImportId;
+}
+
+/// `bytes` as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of `bytes`, as hex (how keys and bodies are fingerprinted).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// `n` random bytes from the CSPRNG, as hex (tokens, ids, keys).
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill(&mut bytes[..]);
+    hex(&bytes)
 }

@@ -4,7 +4,6 @@
 //! the same key with another body is a conflict.
 
 use actix_web::http::StatusCode;
-use sha2::{Digest, Sha256};
 
 use crate::api::problem::Problem;
 use crate::db::{Db, Tx};
@@ -16,10 +15,7 @@ pub const KEEP_MS: i64 = 24 * 3_600_000;
 pub type Stored = (u16, String);
 
 pub fn body_hash(body: &[u8]) -> String {
-    Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::types::sha256_hex(body)
 }
 
 /// The `Idempotency-Key` header, checked: 1 to 255 visible characters.

@@ -2,9 +2,6 @@
 //! of the key is stored, with its first characters to recognise it by. Keys open
 //! `/api/…` only; pages never accept them.
 
-use rand::RngExt;
-use sha2::{Digest, Sha256};
-
 use crate::auth::password::Plaintext;
 use crate::db::{Db, Tx};
 
@@ -36,10 +33,7 @@ impl ApiKey {
 }
 
 fn digest(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::types::sha256_hex(key.as_bytes())
 }
 
 /// Creates a key named `name`; returns its id and the key, to show once.
@@ -49,12 +43,7 @@ pub async fn create(
     created_by: i64,
     now_ms: i64,
 ) -> Result<(i64, Plaintext), sqlx::Error> {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill(&mut bytes);
-    let key = format!(
-        "hk_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let key = format!("hk_{}", crate::types::random_hex(32));
     let id = sqlx::query_scalar(
         "INSERT INTO api_keys (name, prefix, key_hash, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )

@@ -9,7 +9,6 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use rand::RngExt;
 
 /// An email to send.
 #[derive(Clone)]
@@ -118,9 +117,7 @@ impl Mailer {
     }
 
     async fn send_inner(&self, email: &Email) -> Result<String, SendError> {
-        let mut random = [0u8; 12];
-        rand::rng().fill(&mut random);
-        let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let token = crate::types::random_hex(12);
         let domain = email
             .from_address
             .rsplit('@')

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::RngExt;
 use tracing::Instrument;
 
 use crate::db::Backend;
@@ -211,13 +210,11 @@ pub struct Worker {
 
 /// A name for this process's claims.
 fn owner_name() -> String {
-    let mut bytes = [0u8; 4];
-    rand::rng().fill(&mut bytes);
-    let host = hostname();
     format!(
-        "{host}-{}-{}",
+        "{}-{}-{}",
+        hostname(),
         std::process::id(),
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        crate::types::random_hex(4)
     )
 }
 

@@ -11,7 +11,6 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 use actix_web::{Error, ResponseError};
-use rand::RngExt;
 use subtle::ConstantTimeEq;
 
 use crate::audit::{self, Action, Actor};
@@ -27,9 +26,7 @@ pub fn token(session: &Session) -> String {
     if let Ok(Some(t)) = session.get::<String>(SESSION_KEY) {
         return t;
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill(&mut bytes);
-    let t: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let t = crate::types::random_hex(32);
     let _ = session.insert(SESSION_KEY, &t);
     t
 }

@@ -9,7 +9,6 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
-use rand::RngExt;
 use tracing::Instrument;
 
 use crate::audit::{self, Action, Actor};
@@ -50,9 +49,7 @@ pub async fn request_id<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, Error> {
-    let mut bytes = [0u8; 8];
-    rand::rng().fill(&mut bytes);
-    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let id = crate::types::random_hex(8);
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();

@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration as CookieDuration;
-use rand::RngExt;
-use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::db::Db;
@@ -51,14 +49,11 @@ impl DbSessionStore {
 
 /// The stored form of a session key.
 pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::types::sha256_hex(key.as_bytes())
 }
 
 fn new_key() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::types::random_hex(32)
 }
 
 /// Ends every session of `user_id` of this kind (sign-out everywhere).

@@ -102,9 +102,7 @@ async fn receive(
                     .chars()
                     .take(200)
                     .collect();
-                let mut random = [0u8; 8];
-                rand::RngExt::fill(&mut rand::rng(), &mut random);
-                let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+                let name = crate::types::random_hex(8);
                 upload = Upload(dir.join(format!("upload-{name}.csv")));
                 let mut out = tokio::fs::File::create(&upload.0)
                     .await
