@@ -14,7 +14,7 @@ use crate::messages::store::{self, Message, MessageInput};
 use crate::messages::template::{self, ContactValues, Personal};
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::web::form::{FieldErrors, Fields, FormPage};
+use crate::web::form::{FieldErrors, Fields, FormPage, form_status};
 use crate::web::{
     AppError, ConfirmPage, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect,
     render,
@@ -69,12 +69,7 @@ fn form_view(
     f: Fields,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    render(status, &FormView { ctx, id, f, errors })
+    render(form_status(&errors), &FormView { ctx, id, f, errors })
 }
 
 async fn new_page(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {

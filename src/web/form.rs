@@ -40,6 +40,15 @@ impl Fields {
     }
 }
 
+/// 200 for a fresh form, 422 for one sent back with messages.
+pub fn form_status(errors: &FieldErrors) -> actix_web::http::StatusCode {
+    if errors.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
 /// A page that shows a form: its fields as entered and their messages. Templates
 /// call `v`, `checked` and `error`.
 pub trait FormPage {

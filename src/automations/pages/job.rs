@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::{form_status, load};
+use super::load;
 use crate::audit::Action;
 use crate::auth::users::{self};
 use crate::automations::model::{Automation, Target};
@@ -131,7 +131,7 @@ async fn job_render(
         jobs.iter().map(|j| j.2).filter(|t| !t.is_empty()).collect();
     target_kinds.dedup();
     render(
-        form_status(&errors),
+        crate::web::form::form_status(&errors),
         &JobPage {
             users: choices.users.clone(),
             target_kinds,

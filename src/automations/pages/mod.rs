@@ -7,7 +7,6 @@ mod job;
 mod overview;
 mod time_frame;
 
-use actix_web::http::StatusCode;
 use actix_web::web;
 
 use crate::auth::users::{self, SystemUser};
@@ -16,7 +15,6 @@ use crate::contacts::groups::{self, Group};
 use crate::state::AppState;
 use crate::types::AutomationId;
 use crate::web::AppError;
-use crate::web::form::FieldErrors;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/automations", web::get().to(overview::overview))
@@ -76,13 +74,4 @@ async fn load(state: &AppState, id: AutomationId) -> Result<Automation, AppError
     crate::automations::store::find(&state.db, id)
         .await?
         .ok_or(AppError::NotFound)
-}
-
-/// 200 for a fresh form, 422 for one sent back with messages.
-fn form_status(errors: &FieldErrors) -> StatusCode {
-    if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    }
 }

@@ -5,7 +5,7 @@ use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::{form_status, load};
+use super::load;
 use crate::audit::Action;
 use crate::auth::users::{self, SystemUser};
 use crate::automations::model::{Automation, State};
@@ -100,7 +100,7 @@ async fn time_frame_render(
 ) -> Result<HttpResponse, AppError> {
     let users = users::list(&state.db).await?;
     render(
-        form_status(&errors),
+        crate::web::form::form_status(&errors),
         &TimeFramePage {
             job: jobs.label(a.job.as_deref()),
             ctx,
