@@ -67,6 +67,8 @@ impl Application {
             hasher,
             mailer,
             links: crate::links::LinkSigner::new(key.master(), "unsubscribe"),
+            webhook_keys: crate::links::LinkSigner::new(key.master(), "webhook secret"),
+            http: crate::webhook::Client::default(),
         });
         let server = server(state.clone(), web::Data::from(jobs.clone()), key, listener)?;
         Ok(Self {

@@ -28,6 +28,7 @@ pub mod settings;
 pub mod state;
 pub mod types;
 pub mod web;
+pub mod webhook;
 
 /// The version, also used to bust caches of static files.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -42,6 +42,15 @@ impl LinkSigner {
         format!("{payload}.{}", self.tag(payload))
     }
 
+    /// A 32-byte key for `salt`, under this signer's purpose: a secret Herald can
+    /// make again from the salt it stores, so the secret itself is never stored.
+    pub fn derive(&self, salt: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(b"derived: ");
+        mac.update(salt.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The payload of a token this signer made; `None` for anything else (compared
     /// in constant time).
     pub fn verify<'a>(&self, token: &'a str) -> Option<&'a str> {
@@ -78,5 +87,8 @@ mod tests {
         assert_eq!(other.verify(&token), None);
         let purpose = LinkSigner::new(b"a secret key of some length", "something else");
         assert_eq!(purpose.verify(&token), None);
+        assert_eq!(signer.derive("salt"), signer.derive("salt"));
+        assert_ne!(signer.derive("salt"), signer.derive("salt2"));
+        assert_ne!(signer.derive("salt"), purpose.derive("salt"));
     }
 }

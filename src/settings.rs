@@ -38,6 +38,9 @@ pub struct Settings {
     pub messages_per_day: i64,
     /// Calls per API key per minute before 429.
     pub api_calls_per_minute: i64,
+    /// Hosts Send HTTP Request may reach although they are on a private network
+    /// (or loopback), or over plain http: one per line.
+    pub webhook_hosts: String,
 }
 
 impl Default for Settings {
@@ -60,6 +63,7 @@ impl Default for Settings {
             audit_retention_days: 365,
             messages_per_day: 5,
             api_calls_per_minute: 6000,
+            webhook_hosts: String::new(),
         }
     }
 }
@@ -79,6 +83,49 @@ pub fn parse_time_zone(raw: &str) -> Result<String, Invalid> {
         })
 }
 
+/// The most hosts the webhook allow list holds.
+pub const MAX_WEBHOOK_HOSTS: usize = 50;
+
+/// Checks the hosts Send HTTP Request may reach on a private network or over
+/// http: host names or IP addresses, one per line (or separated by commas or
+/// spaces), without scheme, port or path. Returns them one per line, lower case.
+pub fn parse_webhook_hosts(raw: &str) -> Result<String, Invalid> {
+    let mut hosts: Vec<String> = Vec::new();
+    for entry in raw
+        .split([',', ' ', '\n', '\r', '\t'])
+        .filter(|e| !e.is_empty())
+    {
+        let host = entry.trim_start_matches('[').trim_end_matches(']');
+        match url::Host::parse(host) {
+            Ok(url::Host::Domain(d)) if !d.contains(['/', ':', '@', '?', '#']) => {
+                hosts.push(d.to_ascii_lowercase())
+            }
+            Ok(url::Host::Ipv4(ip)) => hosts.push(ip.to_string()),
+            Ok(url::Host::Ipv6(ip)) => hosts.push(ip.to_string()),
+            _ => {
+                return Err(Invalid::new(format!(
+                    "{entry:?} is not a host name or IP address (write it without http:// or a port)."
+                )));
+            }
+        }
+    }
+    hosts.sort();
+    hosts.dedup();
+    if hosts.len() > MAX_WEBHOOK_HOSTS {
+        return Err(Invalid::new(format!(
+            "List at most {MAX_WEBHOOK_HOSTS} hosts."
+        )));
+    }
+    Ok(hosts.join("\n"))
+}
+
+impl Settings {
+    /// The hosts an admin allowed for Send HTTP Request.
+    pub fn webhook_hosts(&self) -> Vec<String> {
+        self.webhook_hosts.lines().map(str::to_string).collect()
+    }
+}
+
 /// The IANA zone names the time-zone select offers.
 pub fn time_zone_names() -> Vec<String> {
     let mut names: Vec<String> = jiff::tz::db().available().map(|n| n.to_string()).collect();
@@ -87,7 +134,7 @@ pub fn time_zone_names() -> Vec<String> {
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 17] {
+    fn pairs(&self) -> [(&'static str, String); 18] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -124,6 +171,7 @@ impl Settings {
                 "api_calls_per_minute",
                 self.api_calls_per_minute.to_string(),
             ),
+            ("webhook_hosts", self.webhook_hosts.clone()),
         ]
     }
 
@@ -157,6 +205,7 @@ impl Settings {
             audit_retention_days: int("audit_retention_days", d.audit_retention_days),
             messages_per_day: int("messages_per_day", d.messages_per_day),
             api_calls_per_minute: int("api_calls_per_minute", d.api_calls_per_minute),
+            webhook_hosts: text("webhook_hosts", d.webhook_hosts),
         })
     }
 

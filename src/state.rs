@@ -17,8 +17,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub mailer: Mailer,
+    /// Sends webhooks (shared by every job run, so connections are reused).
+    pub http: crate::webhook::Client,
     /// Signs and checks unsubscribe links.
     pub links: LinkSigner,
+    /// Makes the signing secrets of Send HTTP Request from their stored salts.
+    pub webhook_keys: LinkSigner,
 }
 
 /// What a job may use while it executes — and nothing of the web application.
@@ -32,6 +36,10 @@ pub struct JobContext {
     pub base_url: url::Url,
     /// Signs unsubscribe links.
     pub links: LinkSigner,
+    /// Makes webhook signing secrets from their salts.
+    pub webhook_keys: LinkSigner,
+    /// Sends webhooks, refusing the operator's own network.
+    pub http: crate::webhook::Client,
 }
 
 impl JobContext {
@@ -44,6 +52,8 @@ impl JobContext {
             hasher: state.hasher.clone(),
             base_url: state.config.base_url.clone(),
             links: state.links.clone(),
+            webhook_keys: state.webhook_keys.clone(),
+            http: state.http.clone(),
         }
     }
 

@@ -50,6 +50,8 @@ pub struct SettingsForm {
     pub messages_per_day: String,
     #[serde(default)]
     pub api_calls_per_minute: String,
+    #[serde(default)]
+    pub webhook_hosts: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -72,6 +74,7 @@ impl From<&Settings> for SettingsForm {
             audit_retention_days: s.audit_retention_days.to_string(),
             messages_per_day: s.messages_per_day.to_string(),
             api_calls_per_minute: s.api_calls_per_minute.to_string(),
+            webhook_hosts: s.webhook_hosts.clone(),
         }
     }
 }
@@ -150,6 +153,10 @@ impl SettingsForm {
                         .join("\n")
                 })
                 .map_err(Invalid::new),
+        );
+        let webhook_hosts = check(
+            "webhook_hosts",
+            crate::settings::parse_webhook_hosts(&self.webhook_hosts),
         );
         let mut number = |field: &'static str, raw: &str, min: i64, max: i64, unit: &str| match raw
             .trim()
@@ -231,6 +238,7 @@ impl SettingsForm {
             return Err(errors);
         }
         Ok(Settings {
+            webhook_hosts,
             messages_per_day,
             api_calls_per_minute,
             run_retention_days,
@@ -353,6 +361,7 @@ mod tests {
             audit_retention_days: "365".into(),
             messages_per_day: "5".into(),
             api_calls_per_minute: "6000".into(),
+            webhook_hosts: "127.0.0.1".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();

@@ -6,6 +6,7 @@ use crate::jobs::end_reminder::EndReminder;
 use crate::jobs::group_membership::{SUBSCRIBE, UNSUBSCRIBE};
 use crate::jobs::import_contacts::ImportContacts;
 use crate::jobs::registry::Registry;
+use crate::jobs::send_http_request::SendHttpRequest;
 use crate::jobs::send_message::{ToAddress, ToContact as MessageToContact};
 use crate::jobs::send_new_password::{ToContact, ToSystemUser};
 use crate::jobs::update_attribute::UpdateAttribute;
@@ -20,6 +21,7 @@ pub fn standard() -> Registry {
         .with(SUBSCRIBE)
         .with(UNSUBSCRIBE)
         .with(UpdateAttribute)
+        .with(SendHttpRequest)
         .with(EndReminder)
         .with(ImportContacts)
 }

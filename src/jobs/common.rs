@@ -90,22 +90,36 @@ pub async fn resolve(
     event: &Event,
 ) -> Result<Recipient, Outcome> {
     match kind {
-        TargetKind::Contact => resolve_contact(ctx, a, event).await,
+        TargetKind::Contact => {
+            let id = match a.target {
+                Some(JobTarget::EventParameter) => event.contact_id,
+                Some(JobTarget::Contact(id)) => Some(id),
+                _ => None,
+            };
+            resolve_contact(ctx, a, id).await
+        }
         TargetKind::SystemUser => resolve_system_user(ctx, a, event).await,
     }
     .unwrap_or_else(|e| Err(Outcome::database(None, e)))
 }
 
-async fn resolve_contact(
+/// The contact the event is about, resolved like a target (it must exist, be
+/// active and meet the selection), for jobs that have no target of their own.
+pub async fn event_contact(
     ctx: &JobContext,
     a: &Automation,
     event: &Event,
+) -> Result<Recipient, Outcome> {
+    resolve_contact(ctx, a, event.contact_id)
+        .await
+        .unwrap_or_else(|e| Err(Outcome::database(None, e)))
+}
+
+async fn resolve_contact(
+    ctx: &JobContext,
+    a: &Automation,
+    id: Option<i64>,
 ) -> Result<Result<Recipient, Outcome>, sqlx::Error> {
-    let id = match a.target {
-        Some(JobTarget::EventParameter) => event.contact_id,
-        Some(JobTarget::Contact(id)) => Some(id),
-        _ => None,
-    };
     let Some(id) = id else {
         return Ok(Err(Outcome::skip(None, "the event names no contact")));
     };

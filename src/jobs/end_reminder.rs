@@ -148,13 +148,13 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
         }
     }
     match last_id {
-        Some(message_id) => Outcome::Done {
-            target: Target {
+        Some(message_id) => Outcome::sent(
+            Target {
                 kind: "automation",
                 id: a.id.0,
             },
-            message_id: Some(message_id),
-        },
+            message_id,
+        ),
         None => Outcome::Skipped {
             target,
             reason: "no enabled system user to remind".into(),

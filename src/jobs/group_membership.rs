@@ -131,10 +131,7 @@ async fn change(ctx: &JobContext, run: &Claimed, join: bool) -> Outcome {
     }
     .await;
     match changed {
-        Ok(true) => Outcome::Done {
-            target: to.target,
-            message_id: None,
-        },
+        Ok(true) => Outcome::done(to.target),
         Ok(false) if join => Outcome::skip(target, format!("already a member of {}", group.name)),
         Ok(false) => Outcome::skip(target, format!("not a member of {}", group.name)),
         Err(e) => Outcome::database(target, e),

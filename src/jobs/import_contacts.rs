@@ -43,10 +43,7 @@ impl Job for ImportContacts {
                 id: id.0,
             };
             match store::run(&ctx.db, ctx.clock.as_ref(), id).await {
-                Ok(Ended::Done) => Outcome::Done {
-                    target,
-                    message_id: None,
-                },
+                Ok(Ended::Done) => Outcome::done(target),
                 Ok(Ended::Failed(error)) => Outcome::Failed {
                     target: Some(target),
                     error,

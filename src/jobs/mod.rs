@@ -9,6 +9,7 @@ pub mod end_reminder;
 pub mod group_membership;
 pub mod import_contacts;
 pub mod registry;
+pub mod send_http_request;
 pub mod send_message;
 pub mod send_new_password;
 pub mod update_attribute;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::auth::users::SystemUser;
 use crate::automations::model::TargetKind;
 use crate::events::catalogue::{EventType, Scope};
+use crate::links::LinkSigner;
 use crate::scheduler::queue::{Claimed, Outcome};
 use crate::state::JobContext;
 use crate::web::form::{FieldErrors, Fields};
@@ -25,6 +26,8 @@ pub struct Choices {
     pub users: Vec<SystemUser>,
     pub groups: Vec<(i64, String)>,
     pub messages: Vec<(i64, String)>,
+    /// The hosts an admin allowed webhooks to reach on a private network.
+    pub webhook_hosts: Vec<String>,
 }
 
 impl Choices {
@@ -110,6 +113,11 @@ pub trait Job: Send + Sync + 'static {
     /// What it would do, in words, without doing it.
     fn explain(&self, _config: &serde_json::Value) -> String {
         self.label().to_string()
+    }
+    /// A secret its configuration makes (a signing key, say), shown to staff once
+    /// when Define Job is saved with a new one; `None` for jobs without one.
+    fn secret(&self, _config: &serde_json::Value, _keys: &LinkSigner) -> Option<String> {
+        None
     }
     /// The longest one attempt may take (`default`: the configured job timeout).
     fn timeout(&self, default: Duration) -> Duration {

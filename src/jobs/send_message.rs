@@ -196,10 +196,7 @@ async fn send(
         }
     };
     match ctx.mailer.send(&email).await {
-        Ok(id) => Outcome::Done {
-            target,
-            message_id: Some(id),
-        },
+        Ok(id) => Outcome::sent(target, id),
         Err(SendError::Transient(error)) => Outcome::Retry {
             target: Some(target),
             error,

@@ -204,10 +204,7 @@ async fn deliver(
             if let Err(e) = audit::record_now(&ctx.db, now, entry).await {
                 tracing::warn!(run = %run.id, error = %e, "auditing a delivery failed");
             }
-            Outcome::Done {
-                target: to.target,
-                message_id: Some(message_id),
-            }
+            Outcome::sent(to.target, message_id)
         }
         Err(SendError::Transient(error)) => Outcome::Retry { target, error },
         Err(SendError::Permanent(error)) => Outcome::Failed { target, error },

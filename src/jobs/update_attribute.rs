@@ -127,10 +127,7 @@ async fn update(ctx: &JobContext, run: &Claimed) -> Outcome {
     }
     .await;
     match changed {
-        Ok(true) => Outcome::Done {
-            target: to.target,
-            message_id: None,
-        },
+        Ok(true) => Outcome::done(to.target),
         Ok(false) => Outcome::skip(target, format!("{name} already has this value")),
         Err(e) => Outcome::database(target, e),
     }

@@ -46,17 +46,12 @@ pub struct ContactValues {
     pub attributes: BTreeMap<String, String>,
 }
 
-fn environment(html: bool) -> Environment<'static> {
+fn environment(escape: AutoEscape) -> Environment<'static> {
     let mut env = Environment::new();
-    // Missing attributes and event parameters render empty (or their default()).
-    env.set_undefined_behavior(UndefinedBehavior::Lenient);
-    env.set_auto_escape_callback(move |_| {
-        if html {
-            AutoEscape::Html
-        } else {
-            AutoEscape::None
-        }
-    });
+    // Missing attributes and event parameters (nested ones too: event.data.order)
+    // render empty, or their default().
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_auto_escape_callback(move |_| escape);
     env.set_fuel(Some(100_000));
     env.set_recursion_limit(50);
     env
@@ -73,7 +68,7 @@ fn line_of(source: &str, name: &str) -> usize {
 /// Checks a template as staff saved it: its syntax, and that it names only the
 /// top-level names and contact fields Herald provides.
 pub fn check(source: &str) -> Result<(), TemplateError> {
-    let env = environment(false);
+    let env = environment(AutoEscape::None);
     let template = env.template_from_str(source).map_err(|e| TemplateError {
         line: e.line().unwrap_or(1),
         message: e
@@ -136,6 +131,25 @@ impl std::io::Write for Bounded {
 /// Renders a checked template; `html` escapes every value for HTML. The output is
 /// bounded (1 MiB), like the work (fuel).
 pub fn render(source: &str, values: &Personal, html: bool) -> Result<String, TemplateError> {
+    let escape = if html {
+        AutoEscape::Html
+    } else {
+        AutoEscape::None
+    };
+    render_with(source, values, escape)
+}
+
+/// Renders a checked template whose every value is written as JSON (a string in
+/// quotes, a number as it is), so values cannot break the document's structure.
+pub fn render_json(source: &str, values: &Personal) -> Result<String, TemplateError> {
+    render_with(source, values, AutoEscape::Json)
+}
+
+fn render_with(
+    source: &str,
+    values: &Personal,
+    escape: AutoEscape,
+) -> Result<String, TemplateError> {
     let failed = |e: minijinja::Error| TemplateError {
         line: e.line().unwrap_or(1),
         message: match e.kind() {
@@ -146,7 +160,7 @@ pub fn render(source: &str, values: &Personal, html: bool) -> Result<String, Tem
                 .to_string(),
         },
     };
-    let env = environment(html);
+    let env = environment(escape);
     let template = env.template_from_str(source).map_err(failed)?;
     let mut out = Bounded(Vec::new());
     template

@@ -130,10 +130,13 @@ pub struct Target {
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The work is done; an email's Message-ID when it sent one.
+    /// The work is done; an email's Message-ID when it sent one, and what the
+    /// run's history shows (an HTTP answer, say) when there is more to say than
+    /// "done" or "delivered".
     Done {
         target: Target,
         message_id: Option<String>,
+        detail: Option<String>,
     },
     Skipped {
         target: Option<Target>,
@@ -152,6 +155,24 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Done, with nothing more to say.
+    pub fn done(target: Target) -> Self {
+        Outcome::Done {
+            target,
+            message_id: None,
+            detail: None,
+        }
+    }
+
+    /// An email went out with `message_id`.
+    pub fn sent(target: Target, message_id: String) -> Self {
+        Outcome::Done {
+            target,
+            message_id: Some(message_id),
+            detail: None,
+        }
+    }
+
     pub fn skip(target: Option<Target>, reason: impl Into<String>) -> Self {
         Outcome::Skipped {
             target,
@@ -386,6 +407,13 @@ async fn transition(
     Ok(())
 }
 
+/// What a done run records.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Done<'a> {
+    pub message_id: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
 /// The job did its work.
 pub async fn complete(
     db: &Db,
@@ -393,18 +421,18 @@ pub async fn complete(
     owner: &str,
     run: &Claimed,
     target: Target,
-    message_id: Option<&str>,
+    done: Done<'_>,
 ) -> Result<(), sqlx::Error> {
     let t = Transition {
         status: RunStatus::Done,
         due_at: run.due_at,
-        outcome: Some(if message_id.is_some() {
-            "delivered"
-        } else {
-            "done"
+        outcome: Some(match (done.detail, done.message_id) {
+            (Some(detail), _) => detail,
+            (None, Some(_)) => "delivered",
+            (None, None) => "done",
         }),
         error: None,
-        message_id,
+        message_id: done.message_id,
         target: Some(target),
     };
     transition(db, now_ms, owner, run, t).await
@@ -496,8 +524,16 @@ pub async fn finish(
     outcome: &Outcome,
 ) -> Result<(), sqlx::Error> {
     match outcome {
-        Outcome::Done { target, message_id } => {
-            complete(db, now_ms, owner, run, *target, message_id.as_deref()).await
+        Outcome::Done {
+            target,
+            message_id,
+            detail,
+        } => {
+            let done = Done {
+                message_id: message_id.as_deref(),
+                detail: detail.as_deref(),
+            };
+            complete(db, now_ms, owner, run, *target, done).await
         }
         Outcome::Skipped { target, reason } => skip(db, now_ms, owner, run, *target, reason).await,
         Outcome::Expired => expire(db, now_ms, owner, run).await,

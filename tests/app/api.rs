@@ -12,7 +12,7 @@ use crate::helpers::{Engine, TestApp, run_on_with, text_of};
 use crate::smtp::{SmtpServer, password_in};
 
 /// Creates a key on the admin page; returns it as shown (once).
-async fn new_key(app: &TestApp, admin: &Client, name: &str) -> String {
+pub(crate) async fn new_key(app: &TestApp, admin: &Client, name: &str) -> String {
     let r = app
         .submit_with(
             admin,

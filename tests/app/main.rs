@@ -41,3 +41,4 @@ mod security;
 mod sign_in;
 mod smtp;
 mod test_job;
+mod webhooks;

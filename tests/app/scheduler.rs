@@ -274,7 +274,9 @@ with_smtp! {
         let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
         let started = Instant::now();
         request_password(&app, cleo).await;
-        // Lateness of a run due now, with nothing else queued: it starts at once.
+        // A run due now starts because intake wakes the worker, which otherwise sleeps for
+        // an hour with nothing queued. (How late it starts is measured by the benchmarks,
+        // not here: a millisecond bound fails on a busy machine.)
         loop {
             let r = runs(&app, automation).await;
             if r.first().is_some_and(|r| r.status != "pending") {
@@ -284,7 +286,7 @@ with_smtp! {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let lateness = started.elapsed();
-        assert!(lateness < Duration::from_millis(50), "the run started {lateness:?} after its event");
+        assert!(lateness < Duration::from_secs(2), "the run started {lateness:?} after its event: the worker was not woken");
         app.drain_due_runs().await;
         let run = &runs(&app, automation).await[0];
         assert_eq!(run.status, "done", "{run:?}");

@@ -81,10 +81,7 @@ impl Job for NoteOnContact {
             .execute(ctx.db.write())
             .await;
             match noted {
-                Ok(_) => Outcome::Done {
-                    target: to.target,
-                    message_id: None,
-                },
+                Ok(_) => Outcome::done(to.target),
                 Err(e) => Outcome::database(Some(to.target), e),
             }
         })

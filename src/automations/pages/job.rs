@@ -1,6 +1,7 @@
 //! Window 2, Define Job: the job (from the registry), its fields, its target and
 //! the delay.
 
+use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
@@ -161,6 +162,9 @@ async fn job_choices(state: &AppState) -> Result<Choices, AppError> {
             .into_iter()
             .map(|(m, _)| (m.id, m.name))
             .collect(),
+        webhook_hosts: crate::settings::Settings::load(&state.db)
+            .await?
+            .webhook_hosts(),
     })
 }
 
@@ -238,18 +242,20 @@ async fn checked_job(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn save_job(
     state: web::Data<AppState>,
     jobs: web::Data<Registry>,
     req: HttpRequest,
     ctx: PageContext,
     me: CurrentUser,
+    session: Session,
     id: web::Path<AutomationId>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
     let f = Fields::from_pairs(form.into_inner());
-    let next = match f.get("action") {
+    let mut next = match f.get("action") {
         "cancel" => return Ok(redirect("/automations")),
         "edit_event" => format!("/automations/{}/event", a.id),
         _ => format!("/automations/{}/time-frame", a.id),
@@ -258,6 +264,12 @@ pub(super) async fn save_job(
         Ok(c) => c,
         Err(errors) => return job_render(&state, &jobs, ctx, a, f, errors).await,
     };
+    let secret_of = |kind: &str, config: &serde_json::Value| {
+        jobs.get(kind)
+            .and_then(|j| j.secret(config, &state.webhook_keys))
+    };
+    let new_secret = secret_of(&choice.kind, &choice.config)
+        .is_some_and(|new| a.job.as_deref().and_then(|k| secret_of(k, &a.job_config)) != Some(new));
     audited_change(
         &state,
         &req,
@@ -268,5 +280,10 @@ pub(super) async fn save_job(
         async |tx, now| store::save_job(tx, a.id, &choice, now).await,
     )
     .await?;
+    if new_secret {
+        // Shown once, on the next window (which is where it goes).
+        super::reveal_secret_next(&session, a.id);
+        next = format!("/automations/{}/time-frame", a.id);
+    }
     Ok(redirect(&next))
 }

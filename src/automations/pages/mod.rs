@@ -75,3 +75,30 @@ async fn load(state: &AppState, id: AutomationId) -> Result<Automation, AppError
         .await?
         .ok_or(AppError::NotFound)
 }
+
+/// The session key naming the automation whose new secret the next window shows.
+const REVEAL_KEY: &str = "reveal_secret";
+
+/// Asks the next window to show the new secret of automation `id` (the session
+/// holds the automation's id, never the secret).
+fn reveal_secret_next(session: &actix_session::Session, id: AutomationId) {
+    if let Err(e) = session.insert(REVEAL_KEY, id.0) {
+        tracing::warn!(error = %e, "the session could not note a new secret");
+    }
+}
+
+/// The new secret of `a`'s job, once: when the session asks for it.
+fn take_revealed_secret(
+    session: &actix_session::Session,
+    state: &AppState,
+    jobs: &crate::jobs::registry::Registry,
+    a: &Automation,
+) -> Option<String> {
+    let wanted = session.get::<i64>(REVEAL_KEY).ok().flatten()?;
+    if wanted != a.id.0 {
+        return None;
+    }
+    session.remove(REVEAL_KEY);
+    jobs.get(a.job.as_deref()?)?
+        .secret(&a.job_config, &state.webhook_keys)
+}

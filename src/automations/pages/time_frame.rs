@@ -31,6 +31,8 @@ struct TimeFramePage {
     zones: Vec<String>,
     users: Vec<SystemUser>,
     job: &'static str,
+    /// A signing secret the job just made, shown this once.
+    secret: Option<String>,
     step: u8,
 }
 
@@ -82,12 +84,23 @@ pub(super) async fn time_frame_page(
     state: web::Data<AppState>,
     jobs: web::Data<Registry>,
     ctx: PageContext,
+    req: HttpRequest,
     id: web::Path<AutomationId>,
 ) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
     let zone = Settings::load(&state.db).await?.default_time_zone;
     let f = time_frame_fields(&a, &zone, state.clock.now_ms());
-    time_frame_render(&state, &jobs, ctx, a, f, FieldErrors::new()).await
+    let secret = super::take_revealed_secret(&req.get_session(), &state, &jobs, &a);
+    let mut response =
+        time_frame_render(&state, &jobs, ctx, a, f, FieldErrors::new(), secret.clone()).await?;
+    if secret.is_some() {
+        // A page showing a secret is kept by no cache.
+        response.headers_mut().insert(
+            actix_web::http::header::CACHE_CONTROL,
+            actix_web::http::header::HeaderValue::from_static("no-store"),
+        );
+    }
+    Ok(response)
 }
 
 async fn time_frame_render(
@@ -97,11 +110,13 @@ async fn time_frame_render(
     a: Automation,
     f: Fields,
     errors: FieldErrors,
+    secret: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let users = users::list(&state.db).await?;
     render(
         crate::web::form::form_status(&errors),
         &TimeFramePage {
+            secret,
             job: jobs.label(a.job.as_deref()),
             ctx,
             a,
@@ -129,7 +144,7 @@ pub(super) async fn save_time_frame(
     let activate = f.get("action") == "activate";
     let part = match parse_time_frame(&f) {
         Ok(p) => p,
-        Err(errors) => return time_frame_render(&state, &jobs, ctx, a, f, errors).await,
+        Err(errors) => return time_frame_render(&state, &jobs, ctx, a, f, errors, None).await,
     };
     for user_id in &part.notify {
         let enabled = users::find(&state.db, *user_id)
@@ -140,13 +155,13 @@ pub(super) async fn save_time_frame(
                 "notify",
                 "Choose enabled system users to remind.".to_string(),
             )]);
-            return time_frame_render(&state, &jobs, ctx, a, f, errors).await;
+            return time_frame_render(&state, &jobs, ctx, a, f, errors, None).await;
         }
     }
     if activate && a.job.is_none() {
         let errors =
             FieldErrors::from([("action", "Define the job before activating.".to_string())]);
-        return time_frame_render(&state, &jobs, ctx, a, f, errors).await;
+        return time_frame_render(&state, &jobs, ctx, a, f, errors, None).await;
     }
     audited_change(
         &state,
