@@ -173,7 +173,8 @@ async fn resolve_contact(
             no_controls("contact.email", raw)?;
             let email =
                 EmailAddress::parse(raw).map_err(|e| Problem::invalid("contact.email", e.0))?;
-            if let Some(found) = contacts::find_by_email(&state.db, email.as_str()).await? {
+            // In the transaction: an earlier item of the same batch may have created it.
+            if let Some(found) = contacts::find_by_email_on(&mut *tx, email.as_str()).await? {
                 return Ok(found.id);
             }
             if !create {

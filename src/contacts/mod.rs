@@ -261,11 +261,20 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<Contact>, sqlx::Error> {
 }
 
 pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<Contact>, sqlx::Error> {
+    find_by_email_on(&mut *db.read().acquire().await?, email).await
+}
+
+/// [`find_by_email`] on `conn` — inside a transaction, it sees the contacts the
+/// transaction created.
+pub async fn find_by_email_on(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+) -> Result<Option<Contact>, sqlx::Error> {
     Ok(sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM contacts WHERE email = $1"
     )))
     .bind(email.trim().to_lowercase())
-    .fetch_optional(db.read())
+    .fetch_optional(conn)
     .await?
     .map(Contact::from))
 }

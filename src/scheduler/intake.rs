@@ -51,14 +51,23 @@ pub async fn intake_many(
         return Ok(0);
     }
     let holidays = crate::settings::holiday_dates(&mut *conn).await?;
+    // Every event of the call happened at `at_ms`: each automation's due time is
+    // worked out once, not once per event.
+    let automations: Vec<(EventType, Vec<(&Automation, Result<i64, i64>)>)> = automations
+        .iter()
+        .map(|(kind, list)| {
+            let due = list.iter().map(|a| (a, due_time(a, at_ms, &holidays)));
+            (*kind, due.collect())
+        })
+        .collect();
     let mut runs: Vec<NewRun> = Vec::new();
     for (event_id, event) in events {
         let candidates = automations
             .iter()
             .find(|(k, _)| *k == event.kind)
             .map_or(&[][..], |(_, a)| a.as_slice());
-        for a in candidates.iter().filter(|a| a.filter.matches(event)) {
-            let (due_at, skipped_because) = match due_time(a, at_ms, &holidays) {
+        for (a, due) in candidates.iter().filter(|(a, _)| a.filter.matches(event)) {
+            let (due_at, skipped_because) = match *due {
                 // The run would be one link deeper than the event.
                 Ok(due) if event.chain_depth() >= MAX_CHAIN_DEPTH => (due, Some(CHAIN_TOO_DEEP)),
                 Ok(due) => (due, None),

@@ -322,6 +322,33 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(count().await, before + 1000);
 
+    // One new address twice in a batch: created once, both events recorded.
+    let new = json!({ "type": "external_event_received", "contact": { "email": "Newbie@Example.com" }, "create_contact": true, "name": "signup" });
+    let r = Client::new()
+        .post(app.url("/api/v1/events/batch"))
+        .bearer_auth(&key)
+        .json(&json!({ "events": [new.clone(), new] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    assert_eq!(
+        count().await,
+        before + 1003,
+        "its registration and the two events"
+    );
+    let newbies: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM contacts WHERE email = 'newbie@example.com'")
+            .fetch_all(app.state.db.read())
+            .await
+            .unwrap();
+    assert_eq!(newbies.len(), 1, "one contact");
+
     // Bad input: a problem naming the field, never a 500.
     for (body, field) in [
         (
