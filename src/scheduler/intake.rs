@@ -20,6 +20,9 @@ pub const MAX_CHAIN_DEPTH: u64 = 5;
 /// Why a run of a too deep chain is skipped.
 pub const CHAIN_TOO_DEEP: &str = "automation chain too deep";
 
+/// An automation with the due time of its runs for one moment (see [`due_time`]).
+type Due<'a> = (&'a Automation, Result<i64, i64>);
+
 /// Enqueues a run for every active automation the event triggers (inside the
 /// event's transaction); a run with no allowed day left is stored as skipped.
 #[tracing::instrument(skip(conn, event), fields(event = %event_id, kind = event.kind.code()))]
@@ -53,7 +56,7 @@ pub async fn intake_many(
     let holidays = crate::settings::holiday_dates(&mut *conn).await?;
     // Every event of the call happened at `at_ms`: each automation's due time is
     // worked out once, not once per event.
-    let automations: Vec<(EventType, Vec<(&Automation, Result<i64, i64>)>)> = automations
+    let automations: Vec<(EventType, Vec<Due>)> = automations
         .iter()
         .map(|(kind, list)| {
             let due = list.iter().map(|a| (a, due_time(a, at_ms, &holidays)));
