@@ -407,32 +407,26 @@ async fn transition(
     Ok(())
 }
 
-/// What a done run records.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Done<'a> {
-    pub message_id: Option<&'a str>,
-    pub detail: Option<&'a str>,
-}
-
-/// The job did its work.
+/// The job did its work: the run's outcome is `detail`, or "delivered" when it
+/// sent the email `message_id`, or "done".
 pub async fn complete(
     db: &Db,
     now_ms: i64,
     owner: &str,
     run: &Claimed,
     target: Target,
-    done: Done<'_>,
+    (message_id, detail): (Option<&str>, Option<&str>),
 ) -> Result<(), sqlx::Error> {
     let t = Transition {
         status: RunStatus::Done,
         due_at: run.due_at,
-        outcome: Some(match (done.detail, done.message_id) {
-            (Some(detail), _) => detail,
-            (None, Some(_)) => "delivered",
-            (None, None) => "done",
-        }),
+        outcome: Some(detail.unwrap_or(if message_id.is_some() {
+            "delivered"
+        } else {
+            "done"
+        })),
         error: None,
-        message_id: done.message_id,
+        message_id,
         target: Some(target),
     };
     transition(db, now_ms, owner, run, t).await
@@ -529,10 +523,7 @@ pub async fn finish(
             message_id,
             detail,
         } => {
-            let done = Done {
-                message_id: message_id.as_deref(),
-                detail: detail.as_deref(),
-            };
+            let done = (message_id.as_deref(), detail.as_deref());
             complete(db, now_ms, owner, run, *target, done).await
         }
         Outcome::Skipped { target, reason } => skip(db, now_ms, owner, run, *target, reason).await,
