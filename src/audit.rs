@@ -36,6 +36,7 @@ pub enum Action {
     ContactChangedByAutomation,
     ApiKeyCreated,
     ApiKeyRevoked,
+    PasswordRequestLimited,
 }
 
 impl Action {
@@ -68,6 +69,7 @@ impl Action {
             Self::ContactChangedByAutomation => "contact.changed_by_automation",
             Self::ApiKeyCreated => "api_key.created",
             Self::ApiKeyRevoked => "api_key.revoked",
+            Self::PasswordRequestLimited => "password.request_limited",
         }
     }
 
@@ -106,11 +108,12 @@ impl Action {
             Self::ContactChangedByAutomation => "Contact changed by an automation",
             Self::ApiKeyCreated => "API key created",
             Self::ApiKeyRevoked => "API key revoked",
+            Self::PasswordRequestLimited => "Password request limited",
         }
     }
 }
 
-const ALL: [Action; 27] = [
+const ALL: [Action; 28] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -138,6 +141,7 @@ const ALL: [Action; 27] = [
     Action::ContactChangedByAutomation,
     Action::ApiKeyCreated,
     Action::ApiKeyRevoked,
+    Action::PasswordRequestLimited,
 ];
 
 /// Who acted: a system user, or a description such as "anonymous" or "system".

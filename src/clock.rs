@@ -55,6 +55,16 @@ impl Clock for ManualClock {
     }
 }
 
+/// Shows a stored millisecond time in the zone `zone` (an IANA name; UTC when
+/// unknown) with the zone's abbreviation: `2026-11-27 15:05 CET`.
+pub fn format_in(ms: i64, zone: &str) -> String {
+    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    match Timestamp::from_millisecond(ms) {
+        Ok(t) => t.to_zoned(tz).strftime("%Y-%m-%d %H:%M %Z").to_string(),
+        Err(_) => "—".to_string(),
+    }
+}
+
 /// Shows a stored millisecond time as `2026-11-27 05:05 UTC`.
 pub fn format_utc(ms: i64) -> String {
     match Timestamp::from_millisecond(ms) {

@@ -68,33 +68,75 @@ document.addEventListener("DOMContentLoaded", () => {
 
 });
 
-// Contact picker (Define Job, message preview): search as you type.
+// Contact picker (Define Job, message preview): a combobox that offers matching
+// contacts as you type; a picked suggestion is sent by its id (contact_id), and
+// without this script the field takes an email or a name.
 document.addEventListener("DOMContentLoaded", () => {
-  // Contact picker: search as you type, offering matches in the datalist.
-  const contact = document.querySelector("input[data-picker]");
-  const options = contact && document.getElementById(contact.getAttribute("list"));
-  if (!contact || !options) return;
+  const input = document.querySelector("input[data-picker]");
+  const list = input && document.getElementById(input.getAttribute("aria-controls"));
+  const picked = document.getElementById("contact_id");
+  if (!input || !list || !picked) return;
   let timer = null;
   let asked = "";
-  contact.addEventListener("input", () => {
+  let active = -1;
+  const options = () => Array.from(list.querySelectorAll('[role="option"]'));
+  const close = () => {
+    list.hidden = true;
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+    active = -1;
+  };
+  const highlight = (i) => {
+    const all = options();
+    all.forEach((o, n) => { o.classList.toggle("active", n === i); o.setAttribute("aria-selected", n === i ? "true" : "false"); });
+    active = i;
+    if (all[i]) { input.setAttribute("aria-activedescendant", all[i].id); all[i].scrollIntoView({ block: "nearest" }); }
+  };
+  const choose = (option) => {
+    input.value = option.dataset.email;
+    picked.value = option.dataset.id;
+    asked = input.value;
+    close();
+  };
+  input.addEventListener("input", () => {
+    picked.value = "";
     clearTimeout(timer);
     timer = setTimeout(async () => {
-      const q = contact.value.trim();
-      if (q.length < 1 || q === asked) return;
+      const q = input.value.trim();
+      if (q.length < 1) { close(); return; }
+      if (q === asked) return;
       asked = q;
       try {
-        const response = await fetch(contact.dataset.picker + "?q=" + encodeURIComponent(q), { headers: { Accept: "application/json" } });
+        const response = await fetch(input.dataset.picker + "?q=" + encodeURIComponent(q), { headers: { Accept: "application/json" } });
         if (!response.ok) return;
-        const matches = await response.json();
-        options.replaceChildren(...matches.filter((m) => !m.blocked).map((m) => {
-          const option = document.createElement("option");
-          option.value = m.email;
-          option.label = m.name ? m.name + " <" + m.email + ">" : m.email;
-          return option;
+        const matches = (await response.json()).filter((m) => !m.blocked);
+        list.replaceChildren(...matches.map((m, n) => {
+          const li = document.createElement("li");
+          li.id = "contact-option-" + n;
+          li.setAttribute("role", "option");
+          li.setAttribute("aria-selected", "false");
+          li.className = "list-group-item list-group-item-action";
+          li.dataset.id = m.id;
+          li.dataset.email = m.email;
+          li.textContent = m.name ? m.name + " <" + m.email + ">" : m.email;
+          li.addEventListener("mousedown", (e) => { e.preventDefault(); choose(li); });
+          return li;
         }));
-      } catch (e) { /* the field still works as a plain email field */ }
+        list.hidden = matches.length === 0;
+        input.setAttribute("aria-expanded", matches.length ? "true" : "false");
+        active = -1;
+      } catch (e) { /* the field still takes a typed email or name */ }
     }, 150);
   });
+  input.addEventListener("keydown", (e) => {
+    const all = options();
+    if (list.hidden || all.length === 0) return;
+    if (e.key === "ArrowDown") { e.preventDefault(); highlight((active + 1) % all.length); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); highlight(active <= 0 ? all.length - 1 : active - 1); }
+    else if (e.key === "Enter" && active >= 0) { e.preventDefault(); choose(all[active]); }
+    else if (e.key === "Escape") { e.preventDefault(); close(); }
+  });
+  input.addEventListener("blur", close);
 });
 
 // Edit Event: show only the filter of the chosen event.

@@ -221,6 +221,11 @@ impl Automation {
         }
     }
 
+    /// Whether it is switched on (it may still wait for its start).
+    pub fn is_active(&self) -> bool {
+        self.state == State::Active
+    }
+
     /// Whether every window was completed (a job and a time frame).
     pub fn is_complete(&self) -> bool {
         self.job.is_some() && self.start_at.is_some()

@@ -50,6 +50,9 @@ struct ListQuery {
     q: String,
     after: Option<String>,
     after_id: Option<i64>,
+    /// The cursors of the pages before this one ("id:key" per line), for Previous.
+    #[serde(default)]
+    trail: String,
 }
 
 #[derive(Template)]
@@ -59,7 +62,75 @@ struct ListPage {
     q: String,
     contacts: Vec<Contact>,
     next: Option<String>,
+    previous: Option<String>,
+    /// "1,204 contacts", "200 or more match" …
+    total: String,
+    /// The first row's number on this page.
+    first: usize,
     paged: bool,
+}
+
+/// Most pages kept in the trail behind Previous.
+const MAX_TRAIL: usize = 50;
+/// Matches counted for a search before "or more".
+const COUNT_MATCHES: i64 = 200;
+/// Contacts counted before "or more".
+const COUNT_ALL: i64 = 100_000;
+
+fn parse_trail(raw: &str) -> Vec<Cursor> {
+    raw.lines()
+        .filter_map(|l| {
+            let (id, key) = l.split_once(':')?;
+            Some(Cursor {
+                key: key.to_string(),
+                id: id.parse().ok()?,
+            })
+        })
+        .take(MAX_TRAIL)
+        .collect()
+}
+
+fn page_link(q: &str, at: Option<&Cursor>, trail: &[Cursor]) -> String {
+    let mut link = url::form_urlencoded::Serializer::new(String::new());
+    link.append_pair("q", q);
+    if let Some(c) = at {
+        link.append_pair("after", &c.key)
+            .append_pair("after_id", &c.id.to_string());
+    }
+    if !trail.is_empty() {
+        let lines: Vec<String> = trail
+            .iter()
+            .map(|c| format!("{}:{}", c.id, c.key))
+            .collect();
+        link.append_pair("trail", &lines.join("\n"));
+    }
+    link.finish()
+}
+
+/// How many contacts there are, or match `q`, in words — counted only so far.
+async fn total(db: &crate::db::Db, q: &str) -> Result<String, sqlx::Error> {
+    let fmt = |n: i64| crate::types::thousands(n);
+    if q.trim().is_empty() {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM contacts LIMIT $1) t")
+            .bind(COUNT_ALL + 1)
+            .fetch_one(db.read())
+            .await?;
+        return Ok(match n {
+            n if n > COUNT_ALL => format!("More than {} contacts", fmt(COUNT_ALL)),
+            1 => "1 contact".into(),
+            n => format!("{} contacts", fmt(n)),
+        });
+    }
+    let n = super::search::search(db, q, None, COUNT_MATCHES)
+        .await?
+        .0
+        .len() as i64;
+    Ok(match n {
+        n if n >= COUNT_MATCHES => format!("{} or more match", fmt(COUNT_MATCHES)),
+        0 => "None match".into(),
+        1 => "1 matches".into(),
+        n => format!("{} match", fmt(n)),
+    })
 }
 
 async fn list(
@@ -75,22 +146,38 @@ async fn list(
         _ => None,
     };
     let q: String = query.q.chars().take(200).collect();
+    let trail = parse_trail(&query.trail);
     let (contacts, next) = super::search::search(&state.db, &q, after.as_ref(), PAGE_SIZE).await?;
+    // Next remembers where this page began; Previous goes back one step.
     let next = next.map(|c| {
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("q", &q)
-            .append_pair("after", &c.key)
-            .append_pair("after_id", &c.id.to_string())
-            .finish()
+        let mut behind = trail.clone();
+        if let Some(a) = &after {
+            behind.push(a.clone());
+        } else {
+            behind.clear();
+        }
+        page_link(&q, Some(&c), &behind)
     });
+    let previous = after.as_ref().map(|_| match trail.split_last() {
+        Some((last, rest)) => page_link(&q, Some(last), rest),
+        None => page_link(&q, None, &[]),
+    });
+    let first = if after.is_some() {
+        (trail.len() + 1) * PAGE_SIZE as usize + 1
+    } else {
+        1
+    };
     render(
         StatusCode::OK,
         &ListPage {
             ctx,
-            q,
+            total: total(&state.db, &q).await?,
+            first,
+            previous,
             contacts,
             next,
             paged: after.is_some(),
+            q,
         },
     )
 }
@@ -254,6 +341,8 @@ struct ShowPage {
     other_groups: Vec<Group>,
     events: Vec<Event>,
     runs: Vec<crate::scheduler::runs::RunRow>,
+    /// The zone run times are shown in (Settings).
+    zone: String,
 }
 
 impl ShowPage {
@@ -263,7 +352,7 @@ impl ShowPage {
             .iter()
             .chain(&self.other_groups)
             .find(|g| g.id == *id)
-            .map_or_else(|| format!("group #{id} (deleted)"), |g| g.name.clone())
+            .map_or_else(|| "a deleted group".to_string(), |g| g.name.clone())
     }
 }
 
@@ -287,9 +376,13 @@ async fn show(
         50,
     )
     .await?;
+    let zone = crate::settings::Settings::load(&state.db)
+        .await?
+        .default_time_zone;
     render(
         StatusCode::OK,
         &ShowPage {
+            zone,
             ctx,
             contact,
             attributes,

@@ -121,3 +121,40 @@ pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
         .fetch_one(db.read())
         .await
 }
+
+/// The contact a picker field names: the suggestion picked (`picked`, its id), or
+/// what was typed — an email, or a name (or the start of one) that exactly one
+/// contact has. `Ok(Err(message))` says what to change.
+pub async fn pick(
+    db: &Db,
+    picked: &str,
+    typed: &str,
+) -> Result<Result<Contact, String>, sqlx::Error> {
+    if let Ok(id) = picked.trim().parse::<i64>()
+        && let Some(c) = super::find(db, id).await?
+    {
+        return Ok(Ok(c));
+    }
+    let typed = typed.trim();
+    if typed.contains('@') {
+        return Ok(super::find_by_email(db, typed)
+            .await?
+            .ok_or_else(|| format!("No contact has the email {typed:?}.")));
+    }
+    let (found, _) = search(db, typed, None, 20).await?;
+    let exact: Vec<&Contact> = found
+        .iter()
+        .filter(|c| c.name().eq_ignore_ascii_case(typed))
+        .collect();
+    Ok(match (found.len(), exact.as_slice()) {
+        (0, _) => Err(format!(
+            "No contact matches {typed:?}: type an email or a name and choose from the list."
+        )),
+        (1, _) => Ok(found[0].clone()),
+        (_, [only]) => Ok((*only).clone()),
+        (n, _) => Err(format!(
+            "{n}{} contacts match {typed:?}: choose one from the list, or type the email.",
+            if n == 20 { " or more" } else { "" }
+        )),
+    })
+}

@@ -109,12 +109,91 @@ impl Event {
     pub fn when(&self) -> String {
         crate::clock::format_utc(self.occurred_at)
     }
+    /// When it happened, in `zone`, named.
+    pub fn when_in(&self, zone: &str) -> String {
+        crate::clock::format_in(self.occurred_at, zone)
+    }
     pub fn params_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.params).unwrap_or_default()
     }
     /// How many runs led to this event.
     pub fn chain_depth(&self) -> u64 {
         self.params_json()["chain_depth"].as_u64().unwrap_or(0)
+    }
+
+    /// The event's values in words, for timelines: "changed first name and
+    /// coupon", "from the CSV import", "order.shipped: order 42" — never JSON.
+    pub fn detail(&self) -> String {
+        let params = self.params_json();
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(changed) = params["changed"].as_array() {
+            let names: Vec<String> = changed
+                .iter()
+                .filter_map(|v| v.as_str())
+                .map(|n| match n {
+                    "first_name" => "first name".to_string(),
+                    "last_name" => "last name".to_string(),
+                    other => other.to_string(),
+                })
+                .collect();
+            parts.push(format!("changed {}", in_words(&names)));
+        }
+        if let Some(source) = params["source"]
+            .as_str()
+            .and_then(crate::events::catalogue::Source::from_code)
+        {
+            parts.push(format!("from the {}", source.label()));
+        }
+        if let Some(name) = params["name"].as_str().filter(|n| !n.is_empty()) {
+            parts.push(format!("“{name}”"));
+        }
+        if let Some(data) = params["data"].as_object() {
+            let values: Vec<String> = data
+                .iter()
+                .take(5)
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k} {s}"),
+                    serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                        format!("{k} (…)")
+                    }
+                    other => format!("{k} {other}"),
+                })
+                .collect();
+            if !values.is_empty() {
+                parts.push(format!(
+                    "{}{}",
+                    values.join(", "),
+                    if data.len() > 5 { ", …" } else { "" }
+                ));
+            }
+        }
+        for (key, label) in [
+            ("created", "created"),
+            ("updated", "updated"),
+            ("rejected", "rejected"),
+        ] {
+            if let Some(n) = params[key].as_i64() {
+                parts.push(format!("{n} {label}"));
+            }
+        }
+        if self.chain_depth() > 0 {
+            parts.push("by an automation".into());
+        }
+        let text = parts.join("; ");
+        if text.chars().count() > 200 {
+            format!("{}…", text.chars().take(200).collect::<String>())
+        } else {
+            text
+        }
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+fn in_words(names: &[String]) -> String {
+    match names {
+        [] => "nothing".into(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 

@@ -321,6 +321,9 @@ async fn delete(
 struct PreviewQuery {
     #[serde(default)]
     contact: String,
+    /// The suggestion picked in the contact field, if any.
+    #[serde(default)]
+    contact_id: String,
 }
 
 #[derive(Template)]
@@ -329,6 +332,7 @@ struct PreviewPage {
     ctx: PageContext,
     m: Message,
     contact: String,
+    contact_id: String,
     contact_error: Option<String>,
     shown_for: String,
     subject: String,
@@ -341,7 +345,7 @@ struct PreviewPage {
 /// The values to preview with: the chosen contact, or a sample one.
 async fn preview_values(
     state: &AppState,
-    contact: &str,
+    chosen: &PreviewQuery,
 ) -> Result<(Personal, String, Option<String>, Option<i64>), AppError> {
     let settings = Settings::load(&state.db).await?;
     let mut values = Personal {
@@ -355,11 +359,11 @@ async fn preview_values(
         preferences_url: compose::preferences_url(&settings, &state.config.base_url),
         unsubscribe_url: format!("{}u/…", state.config.base_url),
     };
-    if contact.trim().is_empty() {
+    if chosen.contact.trim().is_empty() && chosen.contact_id.trim().is_empty() {
         return Ok((values, "a sample contact (Ada Lovelace)".into(), None, None));
     }
-    match crate::contacts::find_by_email(&state.db, contact).await? {
-        Some(c) => {
+    match crate::contacts::search::pick(&state.db, &chosen.contact_id, &chosen.contact).await? {
+        Ok(c) => {
             if let Some(v) = compose::contact_values(&state.db, c.id).await? {
                 values.contact = v;
             }
@@ -375,10 +379,10 @@ async fn preview_values(
                 Some(c.id),
             ))
         }
-        None => Ok((
+        Err(message) => Ok((
             values,
             "a sample contact (Ada Lovelace)".into(),
-            Some(format!("No contact has the email {:?}.", contact.trim())),
+            Some(message),
             None,
         )),
     }
@@ -391,7 +395,7 @@ async fn preview(
     query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
-    let (values, shown_for, contact_error, _) = preview_values(&state, &query.contact).await?;
+    let (values, shown_for, contact_error, _) = preview_values(&state, &query).await?;
     let (subject, text, html, error) = match compose::render(&m, &values) {
         Ok((s, t, h)) => (s, t, ammonia::clean(&h), None),
         Err(e) => (
@@ -407,6 +411,7 @@ async fn preview(
             ctx,
             m,
             contact: query.contact.clone(),
+            contact_id: query.contact_id.clone(),
             contact_error,
             shown_for,
             subject,
@@ -427,7 +432,7 @@ async fn send_test(
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
     let session = req_session(&req);
-    let (values, _, _, _) = preview_values(&state, &form.contact).await?;
+    let (values, _, _, _) = preview_values(&state, &form).await?;
     let settings = Settings::load(&state.db).await?;
     let back = format!("/messages/{}/preview", m.id);
     let email = match compose::email(&m, &settings, &me.email, &values, None) {

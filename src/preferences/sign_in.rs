@@ -159,10 +159,19 @@ async fn audit_sign_in(
 struct ForgotPage {
     ctx: PageContext,
     sent: bool,
+    /// What to change in the address (never whether it is known).
+    error: Option<&'static str>,
+    email: String,
 }
 
 pub(super) async fn forgot_page(ctx: PageContext) -> Result<HttpResponse, AppError> {
-    render(StatusCode::OK, &ForgotPage { ctx, sent: false })
+    let page = ForgotPage {
+        ctx,
+        sent: false,
+        error: None,
+        email: String::new(),
+    };
+    render(StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
@@ -183,6 +192,24 @@ pub(super) async fn forgot(
     let ip = client_ip(&req, &state.config.trusted_proxies);
     let now = state.clock.now_ms();
     let email: String = form.email.trim().to_lowercase().chars().take(254).collect();
+    // An empty or malformed address is a typing mistake: say so (known or unknown
+    // addresses still get the same answer).
+    let typo = if email.is_empty() {
+        Some("Enter your email address.")
+    } else if EmailAddress::parse(&email).is_err() {
+        Some("Enter your email address in the form name@example.com.")
+    } else {
+        None
+    };
+    if let Some(error) = typo {
+        let page = ForgotPage {
+            ctx,
+            sent: false,
+            error: Some(error),
+            email: form.email.chars().take(254).collect(),
+        };
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
     let account = format!("forgot:{email}");
     let ip_key = format!("forgot:{ip}");
     let (by_address, by_ip): (i64, i64) = sqlx::query_as(
@@ -210,12 +237,31 @@ pub(super) async fn forgot(
             .await?;
             state.db.commit(tx).await?;
         }
-        Some(_) => {
-            tracing::info!(%ip, "preference center: new password request limited or for a blocked contact")
+        Some(c) => {
+            tracing::info!(%ip, "preference center: new password request limited or for a blocked contact");
+            // Staff see it in the audit log (the address is a contact's, known to them).
+            let entry = audit::Entry {
+                actor: &Actor::contact(&c.email),
+                action: Action::PasswordRequestLimited,
+                target: "preference center",
+                detail: if c.is_blocked() {
+                    "the contact is blocked"
+                } else {
+                    "too many requests in 15 minutes"
+                },
+                ip: &ip,
+            };
+            audit::record_now(&state.db, now, entry).await?;
         }
         None => {}
     }
-    render(StatusCode::OK, &ForgotPage { ctx, sent: true })
+    let page = ForgotPage {
+        ctx,
+        sent: true,
+        error: None,
+        email: String::new(),
+    };
+    render(StatusCode::OK, &page)
 }
 
 pub(super) async fn logout(session: Session) -> HttpResponse {

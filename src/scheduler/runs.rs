@@ -21,16 +21,60 @@ pub struct RunRow {
     pub last_error: Option<String>,
     pub message_id: Option<String>,
     pub finished_at: Option<i64>,
+    pub automation_id: AutomationId,
+    /// The automation's name, the event's type, and the target's name and email
+    /// (joined for the pages; `None` when deleted since).
+    pub automation_name: Option<String>,
+    pub event_type: Option<String>,
+    pub target_name: Option<String>,
+    pub target_email: Option<String>,
 }
 
 impl RunRow {
     pub fn due(&self) -> String {
         crate::clock::format_utc(self.due_at)
     }
+    /// The due time in `zone`, named.
+    pub fn due_in(&self, zone: &str) -> String {
+        crate::clock::format_in(self.due_at, zone)
+    }
+    /// Whom it was for, as stored: `contact #4`.
     pub fn target(&self) -> String {
         match (&self.target_kind, self.target_id) {
             (Some(k), Some(id)) => format!("{} #{id}", k.replace('_', " ")),
             _ => "—".into(),
+        }
+    }
+    /// Whom it was for, in words: "Lena Vogel <lena@example.com>", an email, an
+    /// automation's name, or a dash.
+    pub fn target_label(&self) -> String {
+        let name = self.target_name.as_deref().map(str::trim).unwrap_or("");
+        match (self.target_kind.as_deref(), self.target_email.as_deref()) {
+            (_, Some(email)) if !name.is_empty() => format!("{name} <{email}>"),
+            (_, Some(email)) => email.to_string(),
+            (Some("automation"), None) => self.automation_name.clone().unwrap_or_default(),
+            (Some(_), None) => "(deleted)".into(),
+            (None, _) => "—".into(),
+        }
+    }
+    /// The page of the contact it was for, if it was for one.
+    pub fn target_link(&self) -> Option<String> {
+        match (
+            self.target_kind.as_deref(),
+            self.target_id,
+            &self.target_email,
+        ) {
+            (Some("contact"), Some(id), Some(_)) => Some(format!("/contacts/{id}")),
+            _ => None,
+        }
+    }
+    /// The event's name, e.g. "New Password Requested (C)".
+    pub fn event_label(&self) -> &'static str {
+        match self.event_type.as_deref() {
+            Some(code) => crate::events::catalogue::EventType::from_code(code)
+                .map_or("Unknown event", |e| e.label()),
+            None if self.event_id.0 <= 0 => "Herald (the automation's end)",
+            None => "(event deleted)",
         }
     }
     /// Staff may put it back in the queue.
@@ -44,7 +88,14 @@ impl RunRow {
 }
 
 const COLUMNS: &str = "r.id, r.event_id, r.status, r.due_at, r.attempts, r.target_kind, r.target_id, r.outcome, \
-     r.last_error, r.message_id, r.finished_at";
+     r.last_error, r.message_id, r.finished_at, r.automation_id, a.name AS automation_name, e.type AS event_type, \
+     COALESCE(c.first_name || ' ' || c.last_name, u.name) AS target_name, COALESCE(c.email, u.email) AS target_email";
+
+/// The run and what it refers to, for [`COLUMNS`].
+const FROM: &str = "job_runs r LEFT JOIN automations a ON a.id = r.automation_id \
+     LEFT JOIN events e ON e.id = r.event_id \
+     LEFT JOIN contacts c ON r.target_kind = 'contact' AND c.id = r.target_id \
+     LEFT JOIN system_users u ON r.target_kind = 'system_user' AND u.id = r.target_id";
 
 /// The newest runs of an automation.
 pub async fn runs_of(
@@ -53,7 +104,7 @@ pub async fn runs_of(
     limit: i64,
 ) -> Result<Vec<RunRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM job_runs r WHERE r.automation_id = $1 ORDER BY r.id DESC LIMIT $2"
+        "SELECT {COLUMNS} FROM {FROM} WHERE r.automation_id = $1 ORDER BY r.id DESC LIMIT $2"
     )))
     .bind(automation)
     .bind(limit)
@@ -64,7 +115,7 @@ pub async fn runs_of(
 /// One run by id.
 pub async fn run(db: &Db, id: RunId) -> Result<Option<RunRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM job_runs r WHERE r.id = $1"
+        "SELECT {COLUMNS} FROM {FROM} WHERE r.id = $1"
     )))
     .bind(id)
     .fetch_optional(db.read())
@@ -78,7 +129,7 @@ pub async fn runs_for_contact(
     limit: i64,
 ) -> Result<Vec<RunRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM job_runs r JOIN events e ON e.id = r.event_id \
+        "SELECT {COLUMNS} FROM {FROM} \
          WHERE (r.target_kind = 'contact' AND r.target_id = $1) OR (r.target_kind IS NULL AND e.contact_id = $1) \
          ORDER BY r.id DESC LIMIT $2"
     )))

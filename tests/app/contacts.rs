@@ -82,6 +82,12 @@ on_both_engines! {
         app.submit_with(&client, &format!("/contacts/{id}"), &format!("/contacts/{id}/unblock"), &[]).await;
         assert!(!contacts::find(&app.state.db, id).await.unwrap().unwrap().is_blocked());
 
+        // The timeline speaks words, not JSON.
+        let (_, html) = app.page_with(&client, &format!("/contacts/{id}")).await;
+        let timeline = text_of(&html, "#timeline").unwrap();
+        assert!(timeline.contains("changed first name and city") && timeline.contains("from the Admin UI"), "{timeline}");
+        assert!(!timeline.contains('{') && !timeline.contains('['), "{timeline}");
+
         let r = app.submit_with(&client, &format!("/contacts/{id}/delete"), &format!("/contacts/{id}/delete"), &[]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert!(contacts::find(&app.state.db, id).await.unwrap().is_none());

@@ -29,6 +29,16 @@ on_both_engines! {
         }
         let requested = app.events().await.into_iter().filter(|e| e.0 == "new_password_requested").count();
         assert_eq!(requested, 3);
+        // Staff can see a limited request: it is in the audit log.
+        assert!(app.all_stored_text().await.contains("password.request_limited"));
+        // A typing mistake is named (this says nothing about any account).
+        for (typed, says) in [("", "Enter your email address."), ("not an address", "name@example.com")] {
+            let r = app.submit_with(&client, "/preferences/forgot", "/preferences/forgot", &[("email", typed)]).await;
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            let html = r.text().await.unwrap();
+            assert!(text_of(&html, "#email-error").unwrap().contains(says), "{html}");
+            assert!(text_of(&html, "#forgot-answer").is_none(), "no promise of an email");
+        }
     }
 
     async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
@@ -60,6 +70,9 @@ on_both_engines! {
         let other = browser();
         let r = app.submit_with(&other, "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "temporary pass 123")]).await;
         assert_eq!(location(&r), "/preferences/password");
+        // The forced change can be left: the page offers Sign out.
+        let (_, html) = app.page_with(&other, "/preferences/password").await;
+        assert!(crate::helpers::find_form(&html, "/preferences/logout").action == "/preferences/logout");
         assert_eq!(location(&app.get_with(&contact, "/preferences").await), "/preferences/login", "the older session ended");
         let r = app.submit_with(&browser(), "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", "temporary pass 123")]).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a temporary password works once");

@@ -475,9 +475,16 @@ with_smtp! {
         app.drain_due_runs().await;
         let errors: String = sqlx::query_scalar("SELECT errors FROM job_runs WHERE id = $1").bind(run.id).fetch_one(app.state.db.read()).await.unwrap();
         assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&errors).unwrap().len(), 2);
-        // The contact's timeline lists the run.
+        // The contact's timeline lists the run, by the automation's name, in words.
         let (_, html) = app.page_with(&client, &format!("/contacts/{cleo}")).await;
-        assert!(crate::helpers::text_of(&html, "#contact-runs").unwrap().contains("failed"));
+        let runs = crate::helpers::text_of(&html, "#contact-runs").unwrap();
+        assert!(runs.contains("Failed") && runs.contains("Password on request") && runs.contains("New Password Requested (C)"), "{runs}");
+        assert!(!runs.contains('#'), "no database ids: {runs}");
+        // So does the automation's page: the contact by name and email, linked.
+        let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
+        let runs = crate::helpers::text_of(&html, "#runs").unwrap();
+        assert!(runs.contains("cleo@example.com") && runs.contains("Failed") && !runs.contains("contact #"), "{runs}");
+        assert!(html.contains(&format!("href=\"/contacts/{cleo}\"")));
     }
 
     async fn the_fourth_password_email_within_an_hour_is_rate_limited(app, smtp) {

@@ -25,6 +25,8 @@ use crate::web::{
 struct ShowPage {
     ctx: PageContext,
     runs: Vec<crate::scheduler::runs::RunRow>,
+    /// The zone run times are shown in (Settings).
+    zone: String,
     a: Automation,
     job: &'static str,
     status: Status,
@@ -97,9 +99,13 @@ pub(super) async fn show(
     }
     let status = a.status(state.clock.now_ms());
     let runs = crate::scheduler::runs::runs_of(&state.db, a.id, 100).await?;
+    let zone = crate::settings::Settings::load(&state.db)
+        .await?
+        .default_time_zone;
     render(
         StatusCode::OK,
         &ShowPage {
+            zone,
             job: jobs.label(a.job.as_deref()),
             ctx,
             runs,

@@ -60,11 +60,24 @@ impl EventPage {
             "name" => FilterKind::Name,
             "user" => FilterKind::SystemUser,
             "role" => FilterKind::Role,
-            _ => FilterKind::Success,
+            "success" => FilterKind::Success,
+            _ => FilterKind::None,
         };
+        Self::codes(|e| e.filter_kind() == kind)
+    }
+    /// The event codes that have a filter at all.
+    fn events_with_a_filter(&self) -> String {
+        Self::codes(|e| e.filter_kind() != FilterKind::None)
+    }
+    /// The event codes of scope `code` ("C" or "S"), for the selection conditions
+    /// that apply to their target.
+    fn events_of_scope(&self, code: &str) -> String {
+        Self::codes(|e| e.scope().code() == code)
+    }
+    fn codes(keep: impl Fn(&EventType) -> bool) -> String {
         EventType::ALL
             .iter()
-            .filter(|e| e.filter_kind() == kind)
+            .filter(|e| keep(e))
             .map(|e| e.code())
             .collect::<Vec<_>>()
             .join(" ")

@@ -207,20 +207,20 @@ async fn checked_job(
     let target = match &part.target {
         None => None,
         Some(JobTarget::EventParameter) => Some(Target::EventParameter),
-        Some(JobTarget::ContactEmail(email)) => {
-            match crate::contacts::find_by_email(&state.db, email).await? {
-                None => {
-                    errors.insert("contact", format!("No contact has the email {email:?}."));
+        Some(JobTarget::ContactEmail(typed)) => {
+            match crate::contacts::search::pick(&state.db, f.get("contact_id"), typed).await? {
+                Err(message) => {
+                    errors.insert("contact", message);
                     None
                 }
-                Some(c) if c.is_blocked() => {
+                Ok(c) if c.is_blocked() => {
                     errors.insert(
                         "contact",
                         format!("{} is blocked: choose an active contact.", c.email),
                     );
                     None
                 }
-                Some(c) => Some(Target::Contact(c.id)),
+                Ok(c) => Some(Target::Contact(c.id)),
             }
         }
         Some(JobTarget::SystemUser(id)) => match users::find(&state.db, *id).await? {

@@ -165,5 +165,17 @@ pub(super) async fn change_state(
             ),
         );
     }
-    Ok(redirect("/automations"))
+    // From an automation's own page, back to it.
+    match f.get("back").parse::<i64>() {
+        Ok(id) if ids_single(&f) == Some(id) => Ok(redirect(&format!("/automations/{id}"))),
+        _ => Ok(redirect("/automations")),
+    }
+}
+
+/// The one automation ticked, if exactly one was.
+fn ids_single(f: &Fields) -> Option<i64> {
+    match f.all("ids") {
+        [one] => one.parse().ok(),
+        _ => None,
+    }
 }

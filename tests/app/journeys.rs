@@ -1,0 +1,321 @@
+//! What people do with Herald, in a real browser (see `browser.rs`): one test per
+//! journey, each on a fresh SQLite database with a real SMTP server. Every page
+//! passed is checked with axe-core and for console errors, and photographed.
+
+use herald::auth::users::Role;
+use herald::config::Secret;
+
+use crate::browser::{Browser, NARROW, WIDE};
+use crate::helpers::{Engine, TestApp, spawn_app_with};
+use crate::smtp::{SmtpServer, password_in};
+
+const PASSWORD: &str = "a good long password";
+
+async fn app_with_mail() -> (TestApp, SmtpServer) {
+    let smtp = SmtpServer::start().await;
+    let url = smtp.url();
+    let app = spawn_app_with(Engine::Sqlite, |c| c.smtp_url = Some(Secret::new(url)))
+        .await
+        .expect("SQLite always runs");
+    (app, smtp)
+}
+
+/// Signs in through the staff sign-in page.
+async fn sign_in(b: &mut Browser, email: &str, password: &str) {
+    b.goto("/login").await;
+    b.fill("#email", email).await;
+    b.fill("#password", password).await;
+    b.click_and_wait("button[type=submit]").await;
+}
+
+/// A staff member of `role` with a password, signed in in a new browser.
+async fn staff(app: &TestApp, journey: &str, role: Role, width: u32) -> Option<Browser> {
+    let email = format!("{}-{journey}@example.com", role.code());
+    app.create_user(&email, role, PASSWORD).await;
+    let mut b = Browser::start(&app.address, journey, width).await?;
+    sign_in(&mut b, &email, PASSWORD).await;
+    assert!(b.url().await.ends_with("/dashboard"), "{}", b.url().await);
+    Some(b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_admin_signs_in_with_the_console_password_and_chooses_their_own() {
+    let (app, _smtp) = app_with_mail().await;
+    let (email, temporary) = app.first_admin.clone().expect("a first admin");
+    let Some(mut b) = Browser::start(&app.address, "first-admin", WIDE).await else {
+        return;
+    };
+    b.goto("/login").await;
+    b.check("sign-in").await;
+    sign_in(&mut b, &email, &temporary).await;
+    assert!(
+        b.url().await.ends_with("/password"),
+        "{}: {}",
+        b.url().await,
+        b.text("main").await
+    );
+    b.check("forced-password-change").await;
+    b.fill("#new_password", "my own admin password").await;
+    b.fill("#confirm_password", "my own admin password").await;
+    b.click_and_wait("#main button[type=submit]").await;
+    assert!(
+        b.url().await.ends_with("/dashboard"),
+        "{}: {}",
+        b.url().await,
+        b.text("main").await
+    );
+    assert!(b.text("main").await.contains("Welcome"));
+    b.check("dashboard").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marketer_builds_an_automation_through_the_three_windows() {
+    let (app, _smtp) = app_with_mail().await;
+    crate::scheduler::contact(&app, "lena.vogel@example.com", "lena's own password").await;
+    sqlx::query("UPDATE contacts SET first_name = 'Lena', last_name = 'Vogel'")
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    let Some(mut b) = staff(&app, "automation", Role::Marketer, WIDE).await else {
+        return;
+    };
+    b.goto("/automations").await;
+    b.check("automations-empty").await;
+    b.click_and_wait("a[href='/automations/new']").await;
+    b.check("edit-event").await;
+    b.fill("#name", "Password on request").await;
+    b.find("#event")
+        .await
+        .select_by_value("new_password_requested")
+        .await
+        .unwrap();
+    b.click_and_wait("#edit-event button[type=submit]").await;
+    assert!(b.url().await.ends_with("/job"), "{}", b.url().await);
+    b.find("#job")
+        .await
+        .select_by_value("send_new_password_to_contact")
+        .await
+        .unwrap();
+    b.check("define-job").await;
+
+    // The picker: three letters, then a suggestion.
+    b.fill("#contact", "len").await;
+    b.click("#contact-options [role=option]").await;
+    assert_eq!(
+        b.find("#contact")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("lena.vogel@example.com")
+    );
+    assert!(
+        !b.find("#contact_id")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .is_empty()
+    );
+    // Use Event Parameter disables the Contact field, and unticking enables it.
+    b.click("#use_event_parameter").await;
+    assert!(
+        !b.is_enabled("#contact").await,
+        "Use Event Parameter disables Contact"
+    );
+    b.click("#use_event_parameter").await;
+    assert!(b.is_enabled("#contact").await, "and unticking enables it");
+    // Delay: Yes enables Unit and Value, No disables them.
+    b.click("#delay-yes").await;
+    assert!(b.is_enabled("#delay_unit").await && b.is_enabled("#delay_value").await);
+    b.click("#delay-no").await;
+    assert!(!b.is_enabled("#delay_unit").await && !b.is_enabled("#delay_value").await);
+    b.click("#use_event_parameter").await;
+    b.click_and_wait("button[value=time_frame]").await;
+    assert!(b.url().await.ends_with("/time-frame"), "{}", b.url().await);
+    b.check("define-time-frame").await;
+    b.click_and_wait("button[value=activate]").await;
+    assert!(b.url().await.ends_with("/automations"), "{}", b.url().await);
+    let row = b.text("table tbody tr").await;
+    assert!(
+        row.contains("Password on request") && row.contains("Running"),
+        "{row}"
+    );
+    b.check("automations").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_gets_a_password_on_a_phone_and_chooses_groups() {
+    let (app, smtp) = app_with_mail().await;
+    let (marketer, _) = app.signed_in(Role::Marketer).await;
+    let automation = crate::scheduler::password_automation(&app, &marketer, &[], &[]).await;
+    let r = app
+        .submit_with(
+            &marketer,
+            "/groups/new",
+            "/groups",
+            &[
+                ("name", "Newsletter"),
+                ("description", "News once a month"),
+                ("visible_in_preference_center", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
+    let Some(mut b) = Browser::start(&app.address, "preference-center", NARROW).await else {
+        return;
+    };
+    b.goto("/preferences/forgot").await;
+    b.check("forgot").await;
+    b.fill("#email", "cleo@example.com").await;
+    b.click_and_wait("button[type=submit]").await;
+    assert!(b.text("#forgot-answer").await.contains("on its way"));
+    b.check("forgot-answered").await;
+    app.drain_due_runs().await;
+    let mail = smtp
+        .last_to("cleo@example.com")
+        .expect("the password email");
+    let emailed = password_in(&mail.data);
+
+    b.goto("/preferences/login").await;
+    b.fill("#email", "cleo@example.com").await;
+    b.fill("#password", &emailed).await;
+    b.click_and_wait("button[type=submit]").await;
+    assert!(
+        b.url().await.ends_with("/preferences/password"),
+        "{}",
+        b.url().await
+    );
+    b.check("choose-password").await;
+    b.fill("#new_password", "cleo's brand new password").await;
+    b.fill("#confirm_password", "cleo's brand new password")
+        .await;
+    b.click_and_wait("form[action='/preferences/password'] button[type=submit]")
+        .await;
+    assert!(b.url().await.ends_with("/preferences"), "{}", b.url().await);
+    b.click("input[name=group]").await;
+    b.click_and_wait("form[action='/preferences'] button[type=submit]")
+        .await;
+    assert!(
+        b.text("main").await.contains("saved"),
+        "{}",
+        b.text("main").await
+    );
+    let (page, window) = b.overflow().await;
+    assert!(
+        page <= window,
+        "the page scrolls sideways at 375 px: {page} > {window}"
+    );
+    b.check("preferences-saved").await;
+    let member: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM group_members WHERE contact_id = $1")
+            .bind(cleo)
+            .fetch_one(app.state.db.read())
+            .await
+            .unwrap();
+    assert_eq!(member, 1, "joined the group");
+    b.close().await;
+
+    // Staff see the run on the automation page and the dashboard.
+    let Some(mut staff) = staff(&app, "run-history", Role::Marketer, WIDE).await else {
+        return;
+    };
+    staff.check("dashboard-with-a-run").await;
+    staff.goto(&format!("/automations/{automation}")).await;
+    assert!(
+        staff.text("main").await.contains("cleo@example.com"),
+        "the run names the contact"
+    );
+    staff.check("automation-runs").await;
+    staff.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_written_previewed_and_sent_as_a_test() {
+    let (app, smtp) = app_with_mail().await;
+    crate::scheduler::contact(&app, "ada@example.com", "ada's own password").await;
+    sqlx::query("UPDATE contacts SET first_name = 'Ada'")
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    let Some(mut b) = staff(&app, "message", Role::Marketer, WIDE).await else {
+        return;
+    };
+    b.goto("/messages").await;
+    b.check("messages-empty").await;
+    b.goto("/messages/new").await;
+    b.check("new-message").await;
+    b.fill("#name", "Welcome").await;
+    b.fill(
+        "#subject",
+        "Welcome, {{ contact.first_name | default(\"there\") }}",
+    )
+    .await;
+    b.fill("#text_body", "Hello {{ contact.first_name }}!")
+        .await;
+    b.click_and_wait("#message-form button[type=submit]").await;
+    b.check("messages").await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM messages")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap();
+    b.goto(&format!("/messages/{id}/preview")).await;
+    b.fill("#contact", "ada").await;
+    b.click("#contact-options [role=option]").await;
+    b.click_and_wait("form[method=get] button[type=submit]")
+        .await;
+    assert_eq!(b.text("#preview-subject").await, "Welcome, Ada");
+    b.check("preview").await;
+    b.click_and_wait("form[action$='/test'] button[type=submit]")
+        .await;
+    b.check("test-sent").await;
+    let mail = smtp
+        .last_to("marketer-message@example.com")
+        .expect("the test email");
+    assert!(mail.data.contains("[Test] Welcome, Ada"), "{}", mail.data);
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_an_api_key_and_visits_every_admin_page() {
+    let (app, _smtp) = app_with_mail().await;
+    crate::scheduler::contact(&app, "ada@example.com", "ada's own password").await;
+    let Some(mut b) = staff(&app, "admin", Role::Admin, WIDE).await else {
+        return;
+    };
+    b.goto("/admin/api-keys").await;
+    b.check("api-keys-empty").await;
+    b.fill("#name", "Shop").await;
+    b.click_and_wait("form button[type=submit].btn-primary")
+        .await;
+    let key = b.text("#new-key-value").await;
+    assert!(key.starts_with("hk_"), "{key}");
+    b.check("api-key-shown").await;
+    for (path, name) in [
+        ("/contacts", "contacts"),
+        ("/contacts/new", "new-contact"),
+        ("/contacts/import", "import"),
+        ("/groups", "groups"),
+        ("/groups/new", "new-group"),
+        ("/admin/users", "users"),
+        ("/admin/users/new", "new-user"),
+        ("/admin/settings", "settings"),
+        ("/admin/audit", "audit"),
+        ("/password", "change-password"),
+    ] {
+        b.goto(path).await;
+        b.check(name).await;
+    }
+    let ada: i64 = sqlx::query_scalar("SELECT id FROM contacts")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap();
+    b.goto(&format!("/contacts/{ada}")).await;
+    b.check("contact").await;
+    b.close().await;
+}

@@ -1,0 +1,105 @@
+//! The rough edges a marketer met after the first automation, over HTTP on both
+//! engines: the contact list's total and Previous, a group's members, the contact
+//! picker by name, Activate on the automation's own page.
+
+use herald::auth::users::Role;
+use reqwest::StatusCode;
+
+use crate::helpers::{location, text_of};
+
+/// The href of the link whose text is `label`.
+fn link(html: &str, label: &str) -> Option<String> {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse("a").unwrap();
+    doc.select(&sel)
+        .find(|a| a.text().collect::<String>().trim() == label)
+        .and_then(|a| a.value().attr("href"))
+        .map(str::to_string)
+}
+
+on_both_engines! {
+    async fn the_contact_list_counts_and_pages_both_ways(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        herald::contacts::demo::seed(&app.state.db, app.now_ms(), 120).await.unwrap();
+        let (_, page1) = app.page_with(&client, "/contacts").await;
+        assert_eq!(text_of(&page1, "#total").unwrap(), "120 contacts; showing 1–50.");
+        assert!(link(&page1, "Previous").is_none(), "no Previous on the first page");
+        let (_, page2) = app.page_with(&client, &link(&page1, "Next").unwrap()).await;
+        assert_eq!(text_of(&page2, "#total").unwrap(), "120 contacts; showing 51–100.");
+        let (_, page3) = app.page_with(&client, &link(&page2, "Next").unwrap()).await;
+        assert_eq!(text_of(&page3, "#total").unwrap(), "120 contacts; showing 101–120.");
+        assert!(link(&page3, "Next").is_none());
+        let (_, back2) = app.page_with(&client, &link(&page3, "Previous").unwrap()).await;
+        assert_eq!(text_of(&back2, "table").unwrap(), text_of(&page2, "table").unwrap(), "Previous goes back one page");
+        let (_, back1) = app.page_with(&client, &link(&back2, "Previous").unwrap()).await;
+        assert_eq!(text_of(&back1, "table").unwrap(), text_of(&page1, "table").unwrap());
+        let (_, none) = app.page_with(&client, "/contacts?q=zzzz").await;
+        assert_eq!(text_of(&none, "#total").unwrap(), "None match.");
+    }
+
+    async fn a_group_lists_its_members(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let r = app.submit_with(&client, "/groups/new", "/groups", &[("name", "Newsletter")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let group = herald::contacts::groups::list(&app.state.db).await.unwrap()[0].id;
+        let ada = crate::scheduler::contact(&app, "ada@example.com", "ada's own password").await;
+        crate::scheduler::contact(&app, "bob@example.com", "bob's own password").await;
+        let mut tx = app.state.db.begin().await.unwrap();
+        herald::contacts::join_group(&mut tx, ada, group, app.now_ms()).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        let (_, list) = app.page_with(&client, "/groups").await;
+        assert!(list.contains(&format!("href=\"/groups/{group}/members\"")));
+        let (status, html) = app.page_with(&client, &format!("/groups/{group}/members")).await;
+        assert_eq!(status, StatusCode::OK);
+        let members = text_of(&html, "#members").unwrap();
+        assert!(members.contains("ada@example.com") && !members.contains("bob@example.com"), "{members}");
+        assert!(html.contains(&format!("href=\"/contacts/{ada}\"")));
+        assert_eq!(app.get_with(&client, "/groups/999999/members").await.status(), StatusCode::NOT_FOUND);
+    }
+
+    async fn the_contact_field_takes_a_picked_suggestion_or_a_unique_name(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        for (email, first, last) in [("lena.vogel@example.com", "Lena", "Vogel"), ("lena.berg@example.com", "Lena", "Berg"), ("max@example.com", "Max", "Muster")] {
+            let r = app.submit_with(&client, "/contacts/new", "/contacts", &[("email", email), ("first_name", first), ("last_name", last)]).await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        }
+        let berg = herald::contacts::find_by_email(&app.state.db, "lena.berg@example.com").await.unwrap().unwrap().id;
+        let id = crate::automations::new_automation(&app, &client, "Password", "new_password_requested").await;
+        let job = |contact: &'static str, picked: String| {
+            let client = client.clone();
+            let app = &app;
+            async move {
+                crate::automations::define_job(app, &client, id, &[("job", "send_new_password_to_contact"), ("contact", contact), ("contact_id", &picked), ("action", "time_frame")]).await
+            }
+        };
+        // Two contacts are called Lena: the message says so.
+        let r = job("Lena", String::new()).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let message = text_of(&r.text().await.unwrap(), "#contact-error").unwrap();
+        assert!(message.contains("2 contacts match") && message.contains("choose one from the list"), "{message}");
+        let r = job("Nobody Here", String::new()).await;
+        assert!(text_of(&r.text().await.unwrap(), "#contact-error").unwrap().contains("No contact matches"));
+        // A full name that one contact has, or a picked suggestion, is taken.
+        let r = job("Lena Vogel", String::new()).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+        let r = job("Lena", berg.to_string()).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let a = herald::automations::store::find(&app.state.db, herald::types::AutomationId(id)).await.unwrap().unwrap();
+        assert_eq!(a.target, Some(herald::automations::model::Target::Contact(berg)));
+    }
+
+    async fn an_automation_is_switched_on_and_off_on_its_own_page(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let id = crate::scheduler::password_automation(&app, &client, &[], &[]).await;
+        let page = format!("/automations/{id}");
+        let r = app.submit_with(&client, &page, "/automations/state", &[("action", "deactivate")]).await;
+        assert_eq!(location(&r), page, "back to the automation's page");
+        let (_, html) = app.page_with(&client, &page).await;
+        assert_eq!(text_of(&html, "#status").unwrap(), "Deactivated");
+        assert!(html.contains("deactivated: Password on request"), "the flash says so");
+        let r = app.submit_with(&client, &page, "/automations/state", &[("action", "activate")]).await;
+        assert_eq!(location(&r), page);
+        let (_, html) = app.page_with(&client, &page).await;
+        assert_eq!(text_of(&html, "#status").unwrap(), "Running");
+    }
+}
