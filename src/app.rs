@@ -252,6 +252,7 @@ fn server(
                                     .configure(crate::auth::admin_routes)
                                     .configure(crate::admin::audit::routes)
                                     .configure(crate::admin::settings::routes)
+                                    .configure(crate::admin::preference_center::routes)
                                     .configure(crate::api::key_pages::routes),
                             )
                             .default_service(web::to(not_found)),

@@ -54,6 +54,19 @@ struct DashboardPage {
     totals: Vec<(&'static str, &'static str, i64)>,
     width: i64,
     max: i64,
+    /// The days under the chart, oldest first ("Mon 23 Nov").
+    days: Vec<String>,
+}
+
+impl DashboardPage {
+    /// Whether any run finished in the seven days.
+    fn empty(&self) -> bool {
+        self.totals.iter().all(|(_, _, n)| *n == 0)
+    }
+    /// Where the day lines go.
+    fn day_lines(&self) -> Vec<i64> {
+        (1..7).map(|d| d * 24 * BAR_WIDTH).collect()
+    }
 }
 
 async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
@@ -73,7 +86,8 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
         done_24h,
         failed_24h,
     };
-    let first_hour = now / HOUR_MS - (HOURS - 1);
+    // Seven whole days (UTC), today last, so each day is one seventh of the chart.
+    let first_hour = (now / HOUR_MS / 24 - 6) * 24;
     let rows = runs::finished_per_hour(&state.db, first_hour * HOUR_MS).await?;
     let mut buckets = vec![[0i64; SERIES.len()]; HOURS as usize];
     for (hour, status, n) in rows {
@@ -110,6 +124,13 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
             });
         }
     }
+    let days = (0..7)
+        .map(|d| {
+            jiff::Timestamp::from_millisecond((first_hour + d * 24) * HOUR_MS)
+                .map(|t| t.strftime("%a %-d %b").to_string())
+                .unwrap_or_default()
+        })
+        .collect();
     let totals = SERIES
         .iter()
         .enumerate()
@@ -124,6 +145,7 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
             totals,
             width: HOURS * BAR_WIDTH,
             max,
+            days,
         },
     )
 }

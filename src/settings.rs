@@ -126,11 +126,40 @@ impl Settings {
     }
 }
 
-/// The IANA zone names the time-zone select offers.
-pub fn time_zone_names() -> Vec<String> {
-    let mut names: Vec<String> = jiff::tz::db().available().map(|n| n.to_string()).collect();
-    names.sort();
-    names
+/// What a time-zone select offers: the default (and a legacy name already
+/// stored) first, then the canonical IANA names by region — no aliases such as
+/// `US/Eastern` or `Asia/Calcutta`, nor `Factory`, `posixrules` or `localtime`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneChoices {
+    pub first: Vec<String>,
+    pub regions: Vec<(String, Vec<String>)>,
+}
+
+/// [`ZoneChoices`] with `default` first, and `current` too when it is not a
+/// canonical name (a legacy name already stored keeps being shown).
+pub fn zone_choices(default: &str, current: &str) -> ZoneChoices {
+    let canonical = std::iter::once("UTC").chain(
+        include_str!("time_zones.txt")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty()),
+    );
+    let known = |z: &str| jiff::tz::TimeZone::get(z).is_ok();
+    let mut first: Vec<String> = Vec::new();
+    for z in [default, current] {
+        if !z.is_empty() && known(z) && !first.iter().any(|f| f == z) {
+            first.push(z.to_string());
+        }
+    }
+    let mut regions: Vec<(String, Vec<String>)> = Vec::new();
+    for z in canonical.filter(|z| known(z) && !first.iter().any(|f| f == z)) {
+        let region = z.split_once('/').map_or("Other", |(r, _)| r).to_string();
+        match regions.last_mut() {
+            Some((r, names)) if *r == region => names.push(z.to_string()),
+            _ => regions.push((region, vec![z.to_string()])),
+        }
+    }
+    regions.sort_by(|a, b| a.0.cmp(&b.0));
+    ZoneChoices { first, regions }
 }
 
 impl Settings {
@@ -272,4 +301,40 @@ pub async fn holiday_dates(
         .map(parse_holidays)
         .and_then(Result::ok)
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_choices_are_canonical_names_by_region_with_the_default_first() {
+        let z = zone_choices("Europe/Berlin", "");
+        assert_eq!(z.first, ["Europe/Berlin"]);
+        let all: Vec<&String> = z.regions.iter().flat_map(|(_, names)| names).collect();
+        for alias in [
+            "US/Eastern",
+            "GB",
+            "Asia/Calcutta",
+            "Factory",
+            "posixrules",
+            "localtime",
+            "Europe/Berlin",
+        ] {
+            assert!(!all.iter().any(|n| *n == alias), "{alias} offered");
+        }
+        for canonical in ["UTC", "Asia/Kolkata", "America/New_York", "Europe/London"] {
+            assert!(all.iter().any(|n| *n == canonical), "{canonical} missing");
+        }
+        let regions: Vec<&str> = z.regions.iter().map(|(r, _)| r.as_str()).collect();
+        assert!(
+            regions.contains(&"Europe") && regions.contains(&"America"),
+            "{regions:?}"
+        );
+        // A legacy name already stored is still shown (and selectable).
+        assert_eq!(
+            zone_choices("UTC", "Asia/Calcutta").first,
+            ["UTC", "Asia/Calcutta"]
+        );
+    }
 }

@@ -1,5 +1,8 @@
 // Herald: small enhancements only; every page works without this file.
 document.addEventListener("DOMContentLoaded", () => {
+  // After a failed submit, the summary of what to correct has the focus.
+  const summary = document.getElementById("error-summary");
+  if (summary) summary.focus();
   // Buttons with data-confirm ask before submitting their form.
   document.querySelectorAll("[data-confirm]").forEach((el) => {
     el.addEventListener("click", (event) => {
@@ -149,4 +152,28 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   event.addEventListener("change", sync);
   sync();
+});
+
+// Define Time Frame: Start and End are read in the chosen zone. The zone's name is
+// shown beside them, and a Start not yet touched keeps its moment when the zone
+// changes (now in UTC is not now in Berlin).
+document.addEventListener("DOMContentLoaded", () => {
+  const zone = document.getElementById("time_zone");
+  const start = document.getElementById("start");
+  if (!zone || !start) return;
+  const shown = start.value;
+  const instant = Number(start.dataset.instant || 0);
+  const local = (ms, tz) => {
+    const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
+      timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    }).formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+    return parts.year + "-" + parts.month + "-" + parts.day + "T" + parts.hour + ":" + parts.minute;
+  };
+  let current = shown;
+  zone.addEventListener("change", () => {
+    document.querySelectorAll("[data-zone-name]").forEach((el) => { el.textContent = zone.value; });
+    if (instant > 0 && start.value === current) {
+      try { start.value = current = local(instant, zone.value); } catch (e) { /* an unknown zone: leave it */ }
+    }
+  });
 });

@@ -1,4 +1,6 @@
-//! Admin pages that are not about system users: the audit log and the settings.
+//! Admin pages that are not about system users: the audit log, the settings, and
+//! whether the preference center works.
 
 pub mod audit;
+pub mod preference_center;
 pub mod settings;

@@ -266,7 +266,7 @@ struct SettingsPage {
     ctx: PageContext,
     form: SettingsForm,
     errors: FieldErrors,
-    zones: Vec<String>,
+    zones: crate::settings::ZoneChoices,
 }
 
 impl SettingsPage {
@@ -285,8 +285,8 @@ async fn settings_page(
         &SettingsPage {
             ctx,
             form: SettingsForm::from(&settings),
+            zones: crate::settings::zone_choices(&settings.default_time_zone, ""),
             errors: FieldErrors::new(),
-            zones: crate::settings::time_zone_names(),
         },
     )
 }
@@ -307,9 +307,9 @@ async fn save_settings(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &SettingsPage {
                     ctx,
+                    zones: crate::settings::zone_choices(&form.default_time_zone, ""),
                     form,
                     errors,
-                    zones: crate::settings::time_zone_names(),
                 },
             );
         }

@@ -3,7 +3,8 @@
 //! next due run or a wake-up (in-process, and LISTEN/NOTIFY on PostgreSQL); on stop,
 //! claims nothing more and lets running jobs finish.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -122,21 +123,27 @@ async fn store(s: &Scheduler, owner: &str, run: &Claimed, outcome: &Outcome) {
     }
 }
 
-/// The runs this process is executing.
+/// The runs this process is executing. A run leaves `ids` as soon as its outcome
+/// is stored (inside its task), not when the loop next reaps the task: a retry
+/// claimed in between must not be taken for the attempt that just ended.
 #[derive(Default)]
 struct Running {
     tasks: tokio::task::JoinSet<RunId>,
-    ids: std::collections::HashSet<RunId>,
+    ids: Arc<Mutex<HashSet<RunId>>>,
 }
 
 impl Running {
+    fn count(&self) -> usize {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     fn is_full(&self) -> bool {
-        self.ids.len() >= MAX_RUNNING
+        self.count() >= MAX_RUNNING
     }
 
     fn finished(&mut self, id: Result<RunId, tokio::task::JoinError>) {
-        if let Ok(id) = id {
-            self.ids.remove(&id);
+        if let Err(e) = id {
+            tracing::error!(error = %e, "a run's task ended abnormally");
         }
     }
 
@@ -152,6 +159,22 @@ impl Running {
     }
 }
 
+/// A run's place in [`Running`], given back when its task ends (after the outcome
+/// is stored), even by a panic.
+struct Slot {
+    ids: Arc<Mutex<HashSet<RunId>>>,
+    id: RunId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
 /// Claims as many due runs as there are free slots (at most [`BATCH`] at once) and
 /// starts each; returns how many it claimed. Runs finish on their own: a slow one
 /// never holds up the claiming of others.
@@ -161,7 +184,7 @@ async fn claim_into(
     running: &mut Running,
 ) -> Result<usize, sqlx::Error> {
     let free = MAX_RUNNING
-        .saturating_sub(running.ids.len())
+        .saturating_sub(running.count())
         .min(BATCH as usize);
     if free == 0 {
         return Ok(0);
@@ -171,15 +194,22 @@ async fn claim_into(
     for run in runs {
         // Still executing here (its lease looked expired after a jump of the
         // clock): the claim only renewed the lease.
-        if !running.ids.insert(run.id) {
+        if !running
+            .ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.id)
+        {
             continue;
         }
+        let ids = running.ids.clone();
         let (s, owner) = (s.clone(), owner.to_string());
         let span =
             tracing::info_span!("run", id = %run.id, job = %run.job_kind, attempt = run.attempts);
         running.tasks.spawn(
             async move {
                 let id = run.id;
+                let _slot = Slot { ids, id };
                 execute(&s, &owner, run).await;
                 id
             }

@@ -8,14 +8,14 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::{DefaultHeaders, Next};
-use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
+use actix_web::{Error, HttpMessage, HttpResponse, web};
 use tracing::Instrument;
 
 use crate::audit::{self, Action, Actor};
 use crate::auth::users;
 use crate::state::AppState;
 use crate::web::session_store::USER_ID_KEY;
-use crate::web::{AppError, CurrentUser, client_ip, redirect};
+use crate::web::{AppError, CurrentUser, PageContext, client_ip, redirect};
 
 /// The CSP of SPEC §11.5 (plus `data:` images, which Bootstrap's form controls use).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
@@ -156,7 +156,14 @@ pub async fn require_admin<B: MessageBody>(
             )
             .await;
             tracing::warn!(path = req.path(), "access denied: admin page");
-            let response: HttpResponse = AppError::Forbidden.error_response();
+            // The page keeps the navigation, so the way back is one click.
+            let mut ctx = PageContext::bare();
+            ctx.user = req.extensions().get::<CurrentUser>().cloned();
+            ctx.csrf = crate::web::csrf::token(&req.get_session());
+            if let Ok(s) = crate::settings::Settings::load(&state.db).await {
+                ctx.brand = s.brand_name;
+            }
+            let response: HttpResponse = AppError::Forbidden.page(ctx);
             Ok(req.into_response(response).map_into_right_body())
         }
     }

@@ -71,6 +71,13 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.page(PageContext::bare())
+    }
+}
+
+impl AppError {
+    /// The error page, with `ctx`'s navigation when the person is known.
+    pub fn page(&self, ctx: PageContext) -> HttpResponse {
         let (title, message): (&str, &str) = match self {
             AppError::NotFound => ("Page not found", "There is nothing at this address."),
             AppError::Forbidden => (
@@ -91,7 +98,7 @@ impl ResponseError for AppError {
             }
         };
         let page = ErrorPage {
-            ctx: PageContext::bare(),
+            ctx,
             title,
             message,
         };

@@ -390,7 +390,11 @@ on_both_engines! {
         assert!(automations::store::find(&app.state.db, herald::types::AutomationId(id)).await.unwrap().is_none());
         assert_eq!(app.get_with(&client, &format!("/automations/{id}")).await.status(), StatusCode::NOT_FOUND);
         let stored = app.all_stored_text().await;
-        assert!(stored.contains("automation.deleted") && stored.contains("copy of automation #"));
+        assert!(stored.contains("automation.deleted"));
+        // The audit entry names the copy and its original.
+        let (target, detail): (String, String) = sqlx::query_as("SELECT target, detail FROM audit_log WHERE action = 'automation.created' AND detail LIKE 'copy of%'")
+            .fetch_one(app.state.db.read()).await.unwrap();
+        assert_eq!((target.as_str(), detail.as_str()), ("Copy of Original", "copy of Original"));
     }
 
     async fn a_start_inside_a_dst_change_is_kept_in_its_zone(app: TestApp) {

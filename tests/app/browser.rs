@@ -224,6 +224,20 @@ impl Browser {
         self.find(css).await.is_enabled().await.unwrap()
     }
 
+    /// The id of the element that has the focus.
+    pub async fn focused(&self) -> String {
+        self.client
+            .execute(
+                "return document.activeElement ? document.activeElement.id : ''",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Resizes the window (CSS pixels).
     pub async fn width(&self, width: u32) {
         self.client.set_window_size(width, HEIGHT).await.unwrap();
@@ -248,6 +262,13 @@ impl Browser {
             .expect("the browser log")
             .iter()
             .filter(|l| l["level"] == "SEVERE")
+            // A form answered 422 with its messages is the page working as meant
+            // (Chrome logs every 4xx document as a failed load).
+            .filter(|l| {
+                !l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("status of 422"))
+            })
             .map(|l| l["message"].as_str().unwrap_or_default().to_string())
             .collect()
     }

@@ -228,6 +228,11 @@ on_both_engines! {
         assert_eq!((report.status.as_str(), report.total_rows, report.rows_done), ("done", 6, 6));
         assert_eq!((report.created, report.updated, report.rejected), (3, 0, 3));
         let (_, html) = app.page_with(&client, &format!("/contacts/imports/{}", report.id)).await;
+        assert!(text_of(&html, "h1").unwrap().starts_with("Imported "), "no longer \"Importing\"");
+        let (_, list) = app.page_with(&client, "/contacts/import").await;
+        let recent = text_of(&list, "table tbody").unwrap();
+        assert!(recent.contains("Done") && recent.contains('3'), "created and rejected shown: {recent}");
+        assert!(list.contains(&format!("href=\"/contacts/imports/{}#rejections\"", report.id)), "the rejected count leads to the rows");
         let rejections = text_of(&html, "#rejections tbody").unwrap();
         for expected in ["4", "not-an-email", "5", "already appears on line 2", "6", "has 2 fields; the header row has 4"] {
             assert!(rejections.contains(expected), "{expected} missing from:\n{rejections}");

@@ -99,6 +99,20 @@ async fn a_marketer_builds_an_automation_through_the_three_windows() {
         .unwrap();
     b.check("define-job").await;
 
+    // A window with two mistakes names both at once, in a summary that has the focus.
+    b.fill("#contact", "nobody@example.com").await;
+    b.click("#delay-yes").await;
+    b.click_and_wait("button[value=time_frame]").await;
+    let summary = b.text("#error-summary").await;
+    assert!(
+        summary.contains("2 things to correct")
+            && summary.contains("No contact has the email")
+            && summary.contains("at least 1"),
+        "{summary}"
+    );
+    assert_eq!(b.focused().await, "error-summary");
+    b.check("define-job-errors").await;
+    b.click("#delay-no").await;
     // The picker: three letters, then a suggestion.
     b.fill("#contact", "len").await;
     b.click("#contact-options [role=option]").await;
@@ -137,12 +151,38 @@ async fn a_marketer_builds_an_automation_through_the_three_windows() {
     b.click_and_wait("button[value=time_frame]").await;
     assert!(b.url().await.ends_with("/time-frame"), "{}", b.url().await);
     b.check("define-time-frame").await;
+    // Start keeps its moment when the zone changes before it was touched.
+    let utc_start = b.find("#start").await.prop("value").await.unwrap().unwrap();
+    b.find("#time_zone")
+        .await
+        .select_by_value("Asia/Tokyo")
+        .await
+        .unwrap();
+    let tokyo_start = b.find("#start").await.prop("value").await.unwrap().unwrap();
+    let parse = |v: &str| jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M", v).unwrap();
+    let shift = parse(&utc_start)
+        .until(parse(&tokyo_start))
+        .unwrap()
+        .total(jiff::Unit::Hour)
+        .unwrap();
+    assert_eq!(shift, 9.0, "{utc_start} UTC is {tokyo_start} in Tokyo");
+    assert!(b.text("label[for=start]").await.contains("Asia/Tokyo"));
     b.click_and_wait("button[value=activate]").await;
     assert!(b.url().await.ends_with("/automations"), "{}", b.url().await);
     let row = b.text("table tbody tr").await;
     assert!(
         row.contains("Password on request") && row.contains("Running"),
         "{row}"
+    );
+    let (start_at, zone): (i64, String) =
+        sqlx::query_as("SELECT start_at, time_zone FROM automations")
+            .fetch_one(app.state.db.read())
+            .await
+            .unwrap();
+    assert_eq!(zone, "Asia/Tokyo");
+    assert!(
+        (app.now_ms() - start_at).abs() < 120_000,
+        "saved as now, not nine hours off"
     );
     b.check("automations").await;
     b.close().await;
@@ -305,6 +345,7 @@ async fn an_admin_creates_an_api_key_and_visits_every_admin_page() {
         ("/admin/users", "users"),
         ("/admin/users/new", "new-user"),
         ("/admin/settings", "settings"),
+        ("/admin/preference-center", "preference-center-setup"),
         ("/admin/audit", "audit"),
         ("/password", "change-password"),
     ] {

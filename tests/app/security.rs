@@ -70,6 +70,9 @@ on_both_engines! {
             let (status, html) = app.page_with(&marketer, path).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
             assert!(html.contains("Not allowed"), "{path}");
+            // The navigation stays, and signing out still works from here.
+            assert!(html.contains("href=\"/automations\"") && html.contains("Marketer Test"), "{path}: {html}");
+            assert!(crate::helpers::find_form(&html, "/logout").get("csrf_token").is_some_and(|t| !t.is_empty()));
             assert_eq!(app.get_with(&admin, path).await.status(), StatusCode::OK, "admin on {path}");
         }
         // POSTs with a valid token are refused as well, and change nothing.

@@ -102,4 +102,61 @@ on_both_engines! {
         let (_, html) = app.page_with(&client, &page).await;
         assert_eq!(text_of(&html, "#status").unwrap(), "Running");
     }
+
+    async fn the_dashboard_chart_names_its_days_and_says_when_it_is_empty(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let (_, html) = app.page_with(&client, "/dashboard").await;
+        assert!(text_of(&html, "#chart-empty").unwrap().contains("No run finished"));
+        let doc = scraper::Html::parse_document(&html);
+        let days: Vec<String> = doc.select(&scraper::Selector::parse("#chart-days span").unwrap()).map(|d| d.text().collect()).collect();
+        assert_eq!(days.len(), 7, "{days:?}");
+        let today = jiff::Timestamp::from_millisecond(app.now_ms()).unwrap().strftime("%a %-d %b").to_string();
+        assert_eq!(days[6], today, "today last");
+        let automation = crate::scheduler::password_automation(&app, &client, &[], &[]).await;
+        let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
+        crate::scheduler::request_password(&app, cleo).await;
+        app.drain_due_runs().await;
+        assert_eq!(crate::scheduler::runs(&app, automation).await[0].status, "done");
+        let (_, html) = app.page_with(&client, "/dashboard").await;
+        assert!(text_of(&html, "#chart-empty").is_none());
+        assert!(html.contains(": 1 done</title>"), "a bar for the run");
+    }
+
+    async fn a_window_with_several_mistakes_names_them_all_at_once(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let id = crate::automations::new_automation(&app, &client, "Password", "new_password_requested").await;
+        let r = crate::automations::define_job(&app, &client, id, &[("job", "send_new_password_to_contact"), ("contact", "nobody@example.com"), ("delay", "yes"), ("delay_value", "0"), ("action", "time_frame")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text().await.unwrap();
+        let summary = text_of(&html, "#error-summary").unwrap();
+        assert!(summary.contains("2 things to correct") && summary.contains("No contact has the email") && summary.contains("at least 1"), "{summary}");
+        assert!(html.contains("href=\"#contact\"") && html.contains("href=\"#delay_value\""), "each message links to its field");
+    }
+
+    async fn the_preference_center_page_warns_when_no_automation_sends_passwords(app: TestApp) {
+        let (admin, _) = app.signed_in(Role::Admin).await;
+        let (status, html) = app.page_with(&admin, "/admin/preference-center").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(text_of(&html, "#password-warning").unwrap().contains("does nothing yet"));
+        let events = text_of(&html, "#preference-center-events").unwrap();
+        assert!(events.contains("New Password Requested (C)") && events.contains("None:"), "{events}");
+        // The button starts the automation in the wizard, prefilled.
+        let r = app.submit_with(&admin, "/admin/preference-center", "/admin/preference-center/password-automation", &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let job_page = location(&r);
+        assert!(job_page.ends_with("/job"), "{job_page}");
+        let form = app.form_with(&admin, &job_page, &job_page).await;
+        assert_eq!(form.get("job"), Some("send_new_password_to_contact"));
+        assert_eq!(form.get("use_event_parameter"), Some("on"));
+        let id: i64 = job_page.trim_start_matches("/automations/").trim_end_matches("/job").parse().unwrap();
+        let r = crate::automations::define_job(&app, &admin, id, &[("action", "time_frame")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+        let r = crate::automations::define_time_frame(&app, &admin, id, &[("start", "2026-01-01T00:00"), ("time_zone", "UTC"), ("action", "activate")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, html) = app.page_with(&admin, "/admin/preference-center").await;
+        assert!(text_of(&html, "#password-warning").is_none(), "handled now");
+        assert!(text_of(&html, "#preference-center-events").unwrap().contains("New password from the preference center"));
+        let (marketer, _) = app.signed_in(Role::Marketer).await;
+        assert_eq!(app.get_with(&marketer, "/admin/preference-center").await.status(), StatusCode::FORBIDDEN);
+    }
 }

@@ -128,13 +128,15 @@ pub(super) async fn copy(
 ) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
     let mut new_id = AutomationId(0);
+    // The entry names the new automation (as the store names it) and its original.
+    let copy_name: String = format!("Copy of {}", a.name).chars().take(100).collect();
     audited_change(
         &state,
         &req,
         &me,
         Action::AutomationCreated,
-        &a.name,
-        &format!("copy of automation #{}", a.id),
+        &copy_name,
+        &format!("copy of {}", a.name),
         async |tx, now| {
             new_id = store::copy(tx, a.id, me.id, now).await?;
             Ok(())

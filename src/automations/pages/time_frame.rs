@@ -28,7 +28,10 @@ struct TimeFramePage {
     a: Automation,
     f: Fields,
     errors: FieldErrors,
-    zones: Vec<String>,
+    zones: crate::settings::ZoneChoices,
+    /// The moment Start shows (ms), so the browser can show it in another zone
+    /// when the zone changes before Start was touched; 0 when typed.
+    start_instant: i64,
     users: Vec<SystemUser>,
     job: &'static str,
     /// A signing secret the job just made, shown this once.
@@ -113,16 +116,23 @@ async fn time_frame_render(
     secret: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let users = users::list(&state.db).await?;
+    let default_zone = Settings::load(&state.db).await?.default_time_zone;
+    let start_instant = if errors.is_empty() {
+        a.start_at.unwrap_or(state.clock.now_ms())
+    } else {
+        0
+    };
     render(
         crate::web::form::form_status(&errors),
         &TimeFramePage {
             secret,
             job: jobs.label(a.job.as_deref()),
+            zones: crate::settings::zone_choices(&default_zone, f.get("time_zone")),
+            start_instant,
             ctx,
             a,
             f,
             errors,
-            zones: crate::settings::time_zone_names(),
             users,
             step: 3,
         },
