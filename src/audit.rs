@@ -37,6 +37,7 @@ pub enum Action {
     ApiKeyCreated,
     ApiKeyRevoked,
     PasswordRequestLimited,
+    AutomationTried,
 }
 
 impl Action {
@@ -70,6 +71,7 @@ impl Action {
             Self::ApiKeyCreated => "api_key.created",
             Self::ApiKeyRevoked => "api_key.revoked",
             Self::PasswordRequestLimited => "password.request_limited",
+            Self::AutomationTried => "automation.tried",
         }
     }
 
@@ -109,11 +111,12 @@ impl Action {
             Self::ApiKeyCreated => "API key created",
             Self::ApiKeyRevoked => "API key revoked",
             Self::PasswordRequestLimited => "Password request limited",
+            Self::AutomationTried => "Automation tried",
         }
     }
 }
 
-const ALL: [Action; 28] = [
+const ALL: [Action; 29] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -142,7 +145,21 @@ const ALL: [Action; 28] = [
     Action::ApiKeyCreated,
     Action::ApiKeyRevoked,
     Action::PasswordRequestLimited,
+    Action::AutomationTried,
 ];
+
+/// How many entries of `action` were written since `since_ms`.
+pub async fn count_since(
+    db: &crate::db::Db,
+    action: Action,
+    since_ms: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1 AND at >= $2")
+        .bind(action.code())
+        .bind(since_ms)
+        .fetch_one(db.read())
+        .await
+}
 
 /// Who acted: a system user, or a description such as "anonymous" or "system".
 #[derive(Debug, Clone)]

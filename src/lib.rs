@@ -26,6 +26,7 @@ pub mod probes;
 pub mod scheduler;
 pub mod settings;
 pub mod state;
+pub mod try_it;
 pub mod types;
 pub mod web;
 pub mod webhook;

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod limit;
 pub mod openapi;
 pub mod problem;
+pub mod try_it;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
@@ -32,6 +33,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .limit(64 * 1024)
                     .error_handler(problem::json_error),
             )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                problem::Problem::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "Invalid query",
+                    format!("The query string could not be read: {e}."),
+                )
+                .into()
+            }))
             .wrap(from_fn(limit::limit))
             .wrap(from_fn(auth::require_key))
             .route("/events", web::post().to(events::post_event))
@@ -46,6 +55,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/contacts", web::post().to(contacts::post_contact))
             .route("/contacts/{id}", web::get().to(contacts::get_contact))
-            .route("/runs/{id}", web::get().to(contacts::get_run)),
+            .route("/runs/{id}", web::get().to(contacts::get_run))
+            .route(
+                "/automations/{id}/try",
+                web::get().to(try_it::try_automation),
+            ),
     );
 }

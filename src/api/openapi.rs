@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
         crate::api::contacts::post_contact,
         crate::api::contacts::get_contact,
         crate::api::contacts::get_run,
+        crate::api::try_it::try_automation,
     ),
     components(schemas(crate::api::problem::Problem)),
     modifiers(&BearerKey)

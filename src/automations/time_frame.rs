@@ -166,6 +166,27 @@ impl Calendar {
         }
     }
 
+    /// Why `date` is not allowed, in words; `None` when it is.
+    pub fn why_not(&self, date: Date) -> Option<String> {
+        let day = date.strftime("%A %Y-%m-%d");
+        if self.days & day_bit(date.weekday()) == 0 {
+            return Some(format!(
+                "{day}: {} is not an execution day",
+                date.strftime("%A")
+            ));
+        }
+        let holiday = self.holiday_dates.contains(&date);
+        match self.holidays {
+            HolidayRule::NeverOnHolidays if holiday => {
+                Some(format!("{day} is a holiday (Never on Holidays)"))
+            }
+            HolidayRule::OnlyOnHolidays if !holiday => {
+                Some(format!("{day} is not a holiday (Only on Holidays)"))
+            }
+            _ => None,
+        }
+    }
+
     /// `due` if its day (in the zone) is allowed; otherwise 00:00 of the next allowed
     /// day (the first instant of that day, even where a DST change skips midnight).
     /// `None` when no allowed day comes before `end` (or within two years).

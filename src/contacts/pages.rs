@@ -70,69 +70,6 @@ struct ListPage {
     paged: bool,
 }
 
-/// Most pages kept in the trail behind Previous.
-const MAX_TRAIL: usize = 50;
-/// Matches counted for a search before "or more".
-const COUNT_MATCHES: i64 = 200;
-/// Contacts counted before "or more".
-const COUNT_ALL: i64 = 100_000;
-
-fn parse_trail(raw: &str) -> Vec<Cursor> {
-    raw.lines()
-        .filter_map(|l| {
-            let (id, key) = l.split_once(':')?;
-            Some(Cursor {
-                key: key.to_string(),
-                id: id.parse().ok()?,
-            })
-        })
-        .take(MAX_TRAIL)
-        .collect()
-}
-
-fn page_link(q: &str, at: Option<&Cursor>, trail: &[Cursor]) -> String {
-    let mut link = url::form_urlencoded::Serializer::new(String::new());
-    link.append_pair("q", q);
-    if let Some(c) = at {
-        link.append_pair("after", &c.key)
-            .append_pair("after_id", &c.id.to_string());
-    }
-    if !trail.is_empty() {
-        let lines: Vec<String> = trail
-            .iter()
-            .map(|c| format!("{}:{}", c.id, c.key))
-            .collect();
-        link.append_pair("trail", &lines.join("\n"));
-    }
-    link.finish()
-}
-
-/// How many contacts there are, or match `q`, in words — counted only so far.
-async fn total(db: &crate::db::Db, q: &str) -> Result<String, sqlx::Error> {
-    let fmt = |n: i64| crate::types::thousands(n);
-    if q.trim().is_empty() {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM contacts LIMIT $1) t")
-            .bind(COUNT_ALL + 1)
-            .fetch_one(db.read())
-            .await?;
-        return Ok(match n {
-            n if n > COUNT_ALL => format!("More than {} contacts", fmt(COUNT_ALL)),
-            1 => "1 contact".into(),
-            n => format!("{} contacts", fmt(n)),
-        });
-    }
-    let n = super::search::search(db, q, None, COUNT_MATCHES)
-        .await?
-        .0
-        .len() as i64;
-    Ok(match n {
-        n if n >= COUNT_MATCHES => format!("{} or more match", fmt(COUNT_MATCHES)),
-        0 => "None match".into(),
-        1 => "1 matches".into(),
-        n => format!("{} match", fmt(n)),
-    })
-}
-
 async fn list(
     state: web::Data<AppState>,
     ctx: PageContext,
@@ -146,7 +83,7 @@ async fn list(
         _ => None,
     };
     let q: String = query.q.chars().take(200).collect();
-    let trail = parse_trail(&query.trail);
+    let trail = super::search::parse_trail(&query.trail);
     let (contacts, next) = super::search::search(&state.db, &q, after.as_ref(), PAGE_SIZE).await?;
     // Next remembers where this page began; Previous goes back one step.
     let next = next.map(|c| {
@@ -156,11 +93,11 @@ async fn list(
         } else {
             behind.clear();
         }
-        page_link(&q, Some(&c), &behind)
+        super::search::page_link(&q, Some(&c), &behind)
     });
     let previous = after.as_ref().map(|_| match trail.split_last() {
-        Some((last, rest)) => page_link(&q, Some(last), rest),
-        None => page_link(&q, None, &[]),
+        Some((last, rest)) => super::search::page_link(&q, Some(last), rest),
+        None => super::search::page_link(&q, None, &[]),
     });
     let first = if after.is_some() {
         (trail.len() + 1) * PAGE_SIZE as usize + 1
@@ -171,7 +108,7 @@ async fn list(
         StatusCode::OK,
         &ListPage {
             ctx,
-            total: total(&state.db, &q).await?,
+            total: super::search::total(&state.db, &q).await?,
             first,
             previous,
             contacts,

@@ -158,3 +158,63 @@ pub async fn pick(
         )),
     })
 }
+
+/// Most pages kept in the trail behind Previous.
+const MAX_TRAIL: usize = 50;
+/// Matches counted for a search before "or more".
+const COUNT_MATCHES: i64 = 200;
+/// Contacts counted before "or more".
+const COUNT_ALL: i64 = 100_000;
+
+pub fn parse_trail(raw: &str) -> Vec<Cursor> {
+    raw.lines()
+        .filter_map(|l| {
+            let (id, key) = l.split_once(':')?;
+            Some(Cursor {
+                key: key.to_string(),
+                id: id.parse().ok()?,
+            })
+        })
+        .take(MAX_TRAIL)
+        .collect()
+}
+
+pub fn page_link(q: &str, at: Option<&Cursor>, trail: &[Cursor]) -> String {
+    let mut link = url::form_urlencoded::Serializer::new(String::new());
+    link.append_pair("q", q);
+    if let Some(c) = at {
+        link.append_pair("after", &c.key)
+            .append_pair("after_id", &c.id.to_string());
+    }
+    if !trail.is_empty() {
+        let lines: Vec<String> = trail
+            .iter()
+            .map(|c| format!("{}:{}", c.id, c.key))
+            .collect();
+        link.append_pair("trail", &lines.join("\n"));
+    }
+    link.finish()
+}
+
+/// How many contacts there are, or match `q`, in words — counted only so far.
+pub async fn total(db: &crate::db::Db, q: &str) -> Result<String, sqlx::Error> {
+    let fmt = |n: i64| crate::types::thousands(n);
+    if q.trim().is_empty() {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM contacts LIMIT $1) t")
+            .bind(COUNT_ALL + 1)
+            .fetch_one(db.read())
+            .await?;
+        return Ok(match n {
+            n if n > COUNT_ALL => format!("More than {} contacts", fmt(COUNT_ALL)),
+            1 => "1 contact".into(),
+            n => format!("{} contacts", fmt(n)),
+        });
+    }
+    let n = search(db, q, None, COUNT_MATCHES).await?.0.len() as i64;
+    Ok(match n {
+        n if n >= COUNT_MATCHES => format!("{} or more match", fmt(COUNT_MATCHES)),
+        0 => "None match".into(),
+        1 => "1 matches".into(),
+        n => format!("{} match", fmt(n)),
+    })
+}

@@ -135,19 +135,7 @@ async fn resolve_contact(
         return skip("the contact is blocked".into());
     }
     for condition in &a.selection {
-        let met = match condition {
-            Condition::MemberOf { group_id } => {
-                crate::contacts::groups::is_member(&ctx.db, *group_id, id).await?
-            }
-            Condition::AttributeEquals { name, value } => {
-                crate::contacts::attribute(&ctx.db, id, name)
-                    .await?
-                    .as_deref()
-                    == Some(value.as_str())
-            }
-            Condition::RoleIs { .. } => true,
-        };
-        if !met {
+        if !contact_meets(&ctx.db, condition, id).await? {
             return skip(format!(
                 "the contact does not meet the selection ({})",
                 describe(condition)
@@ -186,9 +174,7 @@ async fn resolve_system_user(
         return skip("the system user is disabled".into());
     }
     for condition in &a.selection {
-        if let Condition::RoleIs { role } = condition
-            && user.role.code() != role
-        {
+        if !user_meets(condition, user.role.code()) {
             return skip(format!(
                 "the system user does not meet the selection ({})",
                 describe(condition)
@@ -202,7 +188,34 @@ async fn resolve_system_user(
     }))
 }
 
-fn describe(c: &Condition) -> String {
+/// Whether contact `id` meets `condition` now (a role condition is for system
+/// users and does not apply). The scheduler and Try it both ask here.
+pub async fn contact_meets(
+    db: &crate::db::Db,
+    condition: &Condition,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
+    Ok(match condition {
+        Condition::MemberOf { group_id } => {
+            crate::contacts::groups::is_member(db, *group_id, id).await?
+        }
+        Condition::AttributeEquals { name, value } => {
+            crate::contacts::attribute(db, id, name).await?.as_deref() == Some(value.as_str())
+        }
+        Condition::RoleIs { .. } => true,
+    })
+}
+
+/// Whether a system user with `role` meets `condition` (contact conditions do
+/// not apply).
+pub fn user_meets(condition: &Condition, role: &str) -> bool {
+    match condition {
+        Condition::RoleIs { role: wanted } => wanted == role,
+        _ => true,
+    }
+}
+
+pub fn describe(c: &Condition) -> String {
     match c {
         Condition::MemberOf { group_id } => format!("member of group #{group_id}"),
         Condition::AttributeEquals { name, .. } => format!("attribute {name}"),

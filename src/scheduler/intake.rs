@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use sqlx::AnyConnection;
 
 use crate::automations::model::Automation;
-use crate::automations::time_frame::Calendar;
+use crate::automations::time_frame::{Calendar, DelayUnit};
 use crate::events::catalogue::{EventType, NewEvent};
 use crate::scheduler::queue::{self, NewRun};
 use crate::types::EventId;
@@ -97,18 +97,103 @@ pub fn due_time(
     at_ms: i64,
     holidays: &BTreeSet<jiff::civil::Date>,
 ) -> Result<i64, i64> {
+    due_time_explained(a, at_ms, holidays, None)
+}
+
+/// [`due_time`], and — when `steps` is given — each step that produced it, in
+/// words (Try it). The scheduler passes no `steps`: one computation for both, so
+/// the explanation cannot disagree with the run.
+pub fn due_time_explained(
+    a: &Automation,
+    at_ms: i64,
+    holidays: &BTreeSet<jiff::civil::Date>,
+    mut steps: Option<&mut Vec<String>>,
+) -> Result<i64, i64> {
     let zone = a.zone();
+    let shown = |t: Timestamp| {
+        t.to_zoned(zone.clone())
+            .strftime("%a %Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    let explain = steps.is_some();
+    let mut say = |text: String| {
+        if let Some(s) = steps.as_deref_mut() {
+            s.push(text);
+        }
+    };
     let event_at = Timestamp::from_millisecond(at_ms).unwrap_or(Timestamp::UNIX_EPOCH);
     let due = a.delay.map_or(event_at, |d| d.apply(event_at, &zone));
+    match a.delay {
+        _ if !explain => {}
+        None => say(format!("Event {}; no delay.", shown(event_at))),
+        Some(d) => {
+            say(format!(
+                "Event {} + {} {} = {}.",
+                shown(event_at),
+                d.value,
+                d.unit.label().to_lowercase(),
+                shown(due)
+            ));
+            let (before, after) = (
+                event_at.to_zoned(zone.clone()).offset(),
+                due.to_zoned(zone.clone()).offset(),
+            );
+            if before != after {
+                say(format!(
+                    "A daylight-saving change lies in between (UTC{before} → UTC{after}): {}.",
+                    if matches!(d.unit, DelayUnit::Days | DelayUnit::Weeks) {
+                        "days and weeks keep the time of day"
+                    } else {
+                        "minutes and hours are counted as elapsed time"
+                    }
+                ));
+            }
+        }
+    }
     let calendar = Calendar {
-        zone,
+        zone: zone.clone(),
         days: a.days,
         holidays: a.holidays,
         holiday_dates: holidays.clone(),
     };
     let end = a.end_at.and_then(|e| Timestamp::from_millisecond(e).ok());
-    calendar
-        .next_allowed(due, end)
-        .map(|t| t.as_millisecond())
-        .ok_or(due.as_millisecond())
+    if explain {
+        let mut date = due.to_zoned(zone.clone()).date();
+        for _ in 0..3 {
+            match calendar.why_not(date) {
+                Some(reason) => say(format!("{reason} → the next day.")),
+                None => break,
+            }
+            match date.tomorrow() {
+                Ok(next) => date = next,
+                Err(_) => break,
+            }
+        }
+    }
+    match calendar.next_allowed(due, end) {
+        Some(t) => {
+            if explain {
+                if t != due {
+                    say(format!("→ {} (00:00 of the next allowed day).", shown(t)));
+                }
+                say(format!(
+                    "Due {} = {} UTC.",
+                    shown(t),
+                    t.strftime("%Y-%m-%d %H:%M")
+                ));
+            }
+            Ok(t.as_millisecond())
+        }
+        None if !explain => Err(due.as_millisecond()),
+        None => {
+            say(match end {
+                Some(e) => format!(
+                    "No allowed day before the time frame ends ({}) → the run would be skipped.",
+                    shown(e)
+                ),
+                None => "No allowed day within two years → the run would be skipped.".into(),
+            });
+            Err(due.as_millisecond())
+        }
+    }
 }

@@ -65,19 +65,6 @@ impl RunStatus {
         Self::ALL.into_iter().find(|s| s.code() == code)
     }
 
-    /// The word pages show, and its badge's classes.
-    pub fn label(self) -> (&'static str, &'static str) {
-        match self {
-            RunStatus::Pending => ("Pending", "text-bg-info"),
-            RunStatus::Running => ("Running", "text-bg-primary"),
-            RunStatus::Done => ("Done", "text-bg-success"),
-            RunStatus::Failed => ("Failed", "text-bg-danger"),
-            RunStatus::Skipped => ("Skipped", "text-bg-secondary"),
-            RunStatus::Cancelled => ("Cancelled", "text-bg-light"),
-            RunStatus::Expired => ("Expired", "text-bg-warning"),
-        }
-    }
-
     /// Whether the run has ended (and may be pruned after the retention period).
     pub fn is_finished(self) -> bool {
         !matches!(self, RunStatus::Pending | RunStatus::Running)

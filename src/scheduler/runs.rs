@@ -6,6 +6,21 @@ use crate::db::Db;
 use crate::scheduler::queue::{RunStatus, Target};
 use crate::types::{AutomationId, ContactId, EventId, RunId};
 
+impl RunStatus {
+    /// The word pages show, and its badge's classes.
+    pub fn label(self) -> (&'static str, &'static str) {
+        match self {
+            RunStatus::Pending => ("Pending", "text-bg-info"),
+            RunStatus::Running => ("Running", "text-bg-primary"),
+            RunStatus::Done => ("Done", "text-bg-success"),
+            RunStatus::Failed => ("Failed", "text-bg-danger"),
+            RunStatus::Skipped => ("Skipped", "text-bg-secondary"),
+            RunStatus::Cancelled => ("Cancelled", "text-bg-light"),
+            RunStatus::Expired => ("Expired", "text-bg-warning"),
+        }
+    }
+}
+
 /// A run as the pages list it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRow {

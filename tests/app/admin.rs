@@ -116,6 +116,10 @@ on_both_engines! {
         assert!(html.contains("<title>Settings · Acme Mail</title>"), "brand in the layout");
         let form = crate::helpers::find_form(&html, "/admin/settings");
         assert_eq!(form.get("default_time_zone"), Some("Europe/Berlin"));
+        // Examples read as examples, not as values already set.
+        for placeholder in html.split("placeholder=\"").skip(1) {
+            assert!(placeholder.starts_with("e.g. "), "placeholder {:?}", &placeholder[..placeholder.find('"').unwrap_or(0)]);
+        }
         assert!(app.all_stored_text().await.contains("settings.changed"));
     }
 

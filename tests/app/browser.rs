@@ -238,6 +238,47 @@ impl Browser {
             .to_string()
     }
 
+    /// Whether `css` is shown.
+    pub async fn is_displayed(&self, css: &str) -> bool {
+        self.find(css).await.is_displayed().await.unwrap()
+    }
+
+    /// Presses Tab `times` times, as a keyboard user moves on.
+    pub async fn tab(&self, times: usize) {
+        let tab: char = fantoccini::key::Key::Tab.into();
+        for _ in 0..times {
+            let active = self.client.active_element().await.unwrap();
+            active.send_keys(&tab.to_string()).await.unwrap();
+        }
+    }
+
+    /// The focused element's id or text, and the contrast of its focus outline
+    /// against the background behind it (WCAG ratio; 0 without an outline).
+    pub async fn focus_ring(&self) -> (String, f64) {
+        let v = self
+            .client
+            .execute(
+                "const el = document.activeElement;
+                 const cs = getComputedStyle(el);
+                 const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+                 const lum = ([r, g, b]) => [r, g, b].map((x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); })
+                   .reduce((s, x, i) => s + x * [0.2126, 0.7152, 0.0722][i], 0);
+                 let bg = el.parentElement, back = [255, 255, 255];
+                 while (bg) { const c = rgb(getComputedStyle(bg).backgroundColor); if (c.length >= 3 && (c.length < 4 || c[3] > 0)) { back = c; break; } bg = bg.parentElement; }
+                 const width = parseFloat(cs.outlineWidth) || 0;
+                 if (cs.outlineStyle === 'none' || width < 2) return [el.id || el.textContent.trim(), 0];
+                 const [a, b] = [lum(rgb(cs.outlineColor)), lum(back)];
+                 return [el.id || el.textContent.trim(), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        (
+            v[0].as_str().unwrap_or_default().to_string(),
+            v[1].as_f64().unwrap_or_default(),
+        )
+    }
+
     /// Resizes the window (CSS pixels).
     pub async fn width(&self, width: u32) {
         self.client.set_window_size(width, HEIGHT).await.unwrap();

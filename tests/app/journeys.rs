@@ -66,6 +66,25 @@ async fn the_first_admin_signs_in_with_the_console_password_and_chooses_their_ow
     );
     assert!(b.text("main").await.contains("Welcome"));
     b.check("dashboard").await;
+    // A keyboard user sees where the focus is: on the blue bar and on the page.
+    b.goto("/dashboard").await;
+    b.tab(3).await;
+    let (focused, contrast) = b.focus_ring().await;
+    assert_eq!(focused, "Dashboard");
+    assert!(
+        contrast >= 3.0,
+        "the focus ring on the menu has {contrast:.2}:1"
+    );
+    b.check("focus-on-the-menu").await;
+    b.goto("/admin/settings").await;
+    b.click("#brand_name").await;
+    b.tab(1).await;
+    let (focused, contrast) = b.focus_ring().await;
+    assert_eq!(focused, "sender_name");
+    assert!(
+        contrast >= 3.0,
+        "the focus ring on a field has {contrast:.2}:1"
+    );
     b.close().await;
 }
 
@@ -90,6 +109,17 @@ async fn a_marketer_builds_an_automation_through_the_three_windows() {
         .select_by_value("new_password_requested")
         .await
         .unwrap();
+    // Only what applies to the chosen event: no filter here, no system-user condition.
+    assert!(
+        b.is_displayed("#no-filter").await,
+        "says the event has no filter"
+    );
+    assert!(
+        !b.is_displayed("#sel_role").await,
+        "a (C) automation offers no role condition"
+    );
+    assert!(b.is_displayed("#sel_group").await);
+    assert!(!b.is_displayed("#filter_source").await);
     b.click_and_wait("#edit-event button[type=submit]").await;
     assert!(b.url().await.ends_with("/job"), "{}", b.url().await);
     b.find("#job")
@@ -169,6 +199,11 @@ async fn a_marketer_builds_an_automation_through_the_three_windows() {
     assert!(b.text("label[for=start]").await.contains("Asia/Tokyo"));
     b.click_and_wait("button[value=activate]").await;
     assert!(b.url().await.ends_with("/automations"), "{}", b.url().await);
+    assert!(
+        b.text(".alert").await.contains("is live"),
+        "{}",
+        b.text(".alert").await
+    );
     let row = b.text("table tbody tr").await;
     assert!(
         row.contains("Password on request") && row.contains("Running"),
@@ -185,6 +220,16 @@ async fn a_marketer_builds_an_automation_through_the_three_windows() {
         "saved as now, not nine hours off"
     );
     b.check("automations").await;
+    // Try it, for Lena, now.
+    b.goto("/automations/1/try").await;
+    b.check("try-it").await;
+    b.fill("#contact", "len").await;
+    b.click("#contact-options [role=option]").await;
+    b.click_and_wait("#try-form button[type=submit]").await;
+    let verdict = b.text("#verdict").await;
+    assert!(verdict.starts_with("Would run"), "{verdict}");
+    assert!(b.text("#target").await.contains("lena.vogel@example.com"));
+    b.check("try-it-answered").await;
     b.close().await;
 }
 
@@ -265,6 +310,11 @@ async fn a_contact_gets_a_password_on_a_phone_and_chooses_groups() {
     let Some(mut staff) = staff(&app, "run-history", Role::Marketer, WIDE).await else {
         return;
     };
+    assert_eq!(
+        staff.text("#done-24h").await,
+        "1",
+        "the run counts on the dashboard"
+    );
     staff.check("dashboard-with-a-run").await;
     staff.goto(&format!("/automations/{automation}")).await;
     assert!(

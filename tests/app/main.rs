@@ -43,5 +43,6 @@ mod security;
 mod sign_in;
 mod smtp;
 mod test_job;
+mod try_it;
 mod ux;
 mod webhooks;

@@ -34,6 +34,9 @@ struct ShowPage {
     filter: String,
     selection: Vec<String>,
     notify: Vec<String>,
+    /// For a password automation: requests the preference center turned away in
+    /// the last 24 hours (too many for one address), which reached no automation.
+    limited_24h: Option<i64>,
 }
 
 async fn describe_filter(state: &AppState, f: &EventFilter) -> Result<String, AppError> {
@@ -102,10 +105,23 @@ pub(super) async fn show(
     let zone = crate::settings::Settings::load(&state.db)
         .await?
         .default_time_zone;
+    let limited_24h = if a.event == crate::events::catalogue::EventType::NewPasswordRequested {
+        Some(
+            crate::audit::count_since(
+                &state.db,
+                Action::PasswordRequestLimited,
+                state.clock.now_ms() - 24 * 3_600_000,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     render(
         StatusCode::OK,
         &ShowPage {
             zone,
+            limited_24h,
             job: jobs.label(a.job.as_deref()),
             ctx,
             runs,

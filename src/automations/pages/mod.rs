@@ -6,6 +6,7 @@ mod event;
 mod job;
 mod overview;
 mod time_frame;
+mod try_it;
 
 use actix_web::web;
 
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(time_frame::save_time_frame),
         )
         .route("/automations/{id}/copy", web::post().to(detail::copy))
+        .route("/automations/{id}/try", web::get().to(try_it::try_page))
         .route(
             "/automations/{id}/runs/{run}/retry",
             web::post().to(detail::retry_run),

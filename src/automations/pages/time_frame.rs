@@ -200,7 +200,19 @@ pub(super) async fn save_time_frame(
         flash(
             &session,
             FlashKind::Success,
-            format!("{} is saved and active.", a.name),
+            if part.start_at <= state.clock.now_ms() {
+                format!(
+                    "{} is live: from now on Herald runs its job every time {} occurs.",
+                    a.name,
+                    a.event.label()
+                )
+            } else {
+                format!(
+                    "{} is saved and active: it goes live at {}.",
+                    a.name,
+                    crate::clock::format_in(part.start_at, &part.time_zone)
+                )
+            },
         );
     } else {
         flash(
