@@ -295,7 +295,7 @@ pub async fn answer(
             let met = crate::jobs::common::contact_meets(&state.db, condition, c.id).await?;
             out.selection_met &= met;
             out.selection.push(Condition {
-                condition: crate::jobs::common::describe(condition),
+                condition: crate::jobs::common::describe(&state.db, condition).await?,
                 met,
             });
         }
@@ -312,7 +312,7 @@ pub async fn answer(
             let met = crate::jobs::common::user_meets(condition, u.role.code());
             out.selection_met &= met;
             out.selection.push(Condition {
-                condition: crate::jobs::common::describe(condition),
+                condition: crate::jobs::common::describe(&state.db, condition).await?,
                 met,
             });
         }

@@ -138,7 +138,7 @@ async fn resolve_contact(
         if !contact_meets(&ctx.db, condition, id).await? {
             return skip(format!(
                 "the contact does not meet the selection ({})",
-                describe(condition)
+                describe(&ctx.db, condition).await?
             ));
         }
     }
@@ -177,7 +177,7 @@ async fn resolve_system_user(
         if !user_meets(condition, user.role.code()) {
             return skip(format!(
                 "the system user does not meet the selection ({})",
-                describe(condition)
+                describe(&ctx.db, condition).await?
             ));
         }
     }
@@ -215,10 +215,16 @@ pub fn user_meets(condition: &Condition, role: &str) -> bool {
     }
 }
 
-pub fn describe(c: &Condition) -> String {
-    match c {
-        Condition::MemberOf { group_id } => format!("member of group #{group_id}"),
-        Condition::AttributeEquals { name, .. } => format!("attribute {name}"),
+/// A Define Selection condition in words, the group by its name.
+pub async fn describe(db: &crate::db::Db, c: &Condition) -> Result<String, sqlx::Error> {
+    Ok(match c {
+        Condition::MemberOf { group_id } => {
+            match crate::contacts::groups::find(db, *group_id).await? {
+                Some(g) => format!("member of {}", g.name),
+                None => "member of a deleted group".to_string(),
+            }
+        }
+        Condition::AttributeEquals { name, value } => format!("attribute {name} is {value:?}"),
         Condition::RoleIs { role } => format!("role {role}"),
-    }
+    })
 }

@@ -274,10 +274,17 @@ impl FromRequest for PageContext {
         Box::pin(async move {
             let state = state.ok_or_else(|| anyhow::anyhow!("application state missing"))?;
             let brand = crate::settings::Settings::load(&state.db).await?.brand_name;
-            let flashes = session
-                .remove_as::<Vec<Flash>>(FLASH_KEY)
-                .and_then(Result::ok)
-                .unwrap_or_default();
+            // Only a session holding flashes is changed: `remove` marks any session
+            // changed, and a changed session is written back — a write on every page
+            // view, which on SQLite waits for the single writer.
+            let flashes = if session.contains_key(FLASH_KEY) {
+                session
+                    .remove_as::<Vec<Flash>>(FLASH_KEY)
+                    .and_then(Result::ok)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             Ok(PageContext {
                 user,
                 csrf: csrf::token(&session),

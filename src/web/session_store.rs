@@ -168,6 +168,17 @@ impl SessionStore for DbSessionStore {
         // Skip the write when the expiry moved only a moment ago (a tenth of the
         // idle timeout, at most a minute): most requests then only read.
         let slack = (ttl_ms / 10).min(60_000);
+        // Decided on a reader first: an UPDATE that changes nothing still waits for
+        // the single writer (and, on SQLite, for another process's write lock).
+        let expires: Option<i64> =
+            sqlx::query_scalar("SELECT expires_at FROM sessions WHERE id_hash = $1 AND kind = $2")
+                .bind(hash_key(session_key.as_ref()))
+                .bind(self.kind)
+                .fetch_optional(self.db.read())
+                .await?;
+        if expires.is_none_or(|e| e <= now || e >= new_expiry - slack) {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE sessions SET expires_at = CASE WHEN absolute_expires_at < $1 THEN absolute_expires_at ELSE $1 END \
              WHERE id_hash = $2 AND kind = $3 AND expires_at > $4 AND expires_at < $5",

@@ -300,6 +300,11 @@ on_both_engines! {
             if !met {
                 assert_eq!(run.status.code(), "skipped", "{name}");
             }
+            if automation == in_group {
+                // Both say it in words, the group by its name.
+                assert_eq!(answer["selection"][0]["condition"], "member of VIP");
+                assert_eq!(run.outcome.as_deref(), Some("the contact does not meet the selection (member of VIP)"));
+            }
             sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1").bind(automation).execute(app.state.db.write()).await.unwrap();
         }
     }

@@ -160,3 +160,34 @@ on_both_engines! {
         assert_eq!(app.get_with(&marketer, "/admin/preference-center").await.status(), StatusCode::FORBIDDEN);
     }
 }
+
+/// Reading a page needs no write: with another process holding SQLite's write
+/// lock (an import, say), staff pages still answer at once instead of waiting out
+/// the busy timeout (10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_answer_while_another_process_holds_the_write_lock() {
+    use sqlx::Connection;
+    let app = crate::helpers::spawn_app_with(crate::helpers::Engine::Sqlite, |_| {})
+        .await
+        .unwrap();
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (status, _) = app.page_with(&client, "/contacts").await;
+    assert_eq!(status, StatusCode::OK);
+    let url = app.state.config.database_url.expose().to_string();
+    let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    for page in ["/dashboard", "/contacts", "/automations", "/contacts/new"] {
+        let started = std::time::Instant::now();
+        let (status, _) = app.page_with(&client, page).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{page} waited {:?} for the write lock",
+            started.elapsed()
+        );
+    }
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+}
