@@ -168,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let sql = format!(
                 "INSERT INTO bench_reference VALUES {}",
-                import::batch::placeholders(n, 4)
+                herald::db::placeholders(n, 4)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for k in i..i + n as u64 {

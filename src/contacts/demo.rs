@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use super::import::batch::placeholders;
 use super::search_key;
 use crate::db::Db;
+use crate::db::placeholders;
 
 const FIRST: [&str; 24] = [
     "Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hugo", "Ida", "Jonas", "Karla",

@@ -7,4 +7,5 @@ pub mod intake;
 pub mod queue;
 pub mod retention;
 pub mod runs;
+pub mod status;
 pub mod worker;

@@ -25,70 +25,7 @@ pub const NO_EVENT: EventId = EventId(0);
 /// The automation id of runs that belong to no automation (imports).
 pub const NO_AUTOMATION: AutomationId = AutomationId(0);
 
-/// Where a run is in its life. One string per status, the same on both engines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Pending,
-    Running,
-    Done,
-    Failed,
-    Skipped,
-    Cancelled,
-    Expired,
-}
-
-impl RunStatus {
-    pub const ALL: [RunStatus; 7] = [
-        RunStatus::Pending,
-        RunStatus::Running,
-        RunStatus::Done,
-        RunStatus::Failed,
-        RunStatus::Skipped,
-        RunStatus::Cancelled,
-        RunStatus::Expired,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            RunStatus::Pending => "pending",
-            RunStatus::Running => "running",
-            RunStatus::Done => "done",
-            RunStatus::Failed => "failed",
-            RunStatus::Skipped => "skipped",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Expired => "expired",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.code() == code)
-    }
-
-    /// Whether the run has ended (and may be pruned after the retention period).
-    pub fn is_finished(self) -> bool {
-        !matches!(self, RunStatus::Pending | RunStatus::Running)
-    }
-}
-
-impl PartialEq<&str> for RunStatus {
-    fn eq(&self, code: &&str) -> bool {
-        self.code() == *code
-    }
-}
-
-impl TryFrom<String> for RunStatus {
-    type Error = String;
-    fn try_from(code: String) -> Result<Self, String> {
-        Self::from_code(&code).ok_or_else(|| format!("unknown run status {code:?}"))
-    }
-}
-
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.code())
-    }
-}
+pub use crate::scheduler::status::RunStatus;
 
 /// One failed attempt, as kept on the run (the `errors` column, JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,6 +302,31 @@ async fn transition(
     run: &Claimed,
     t: Transition<'_>,
 ) -> Result<(), sqlx::Error> {
+    let finished = t.status.is_finished().then_some(now_ms);
+    let update = |errors: Option<String>| {
+        sqlx::query(
+            "UPDATE job_runs SET status = $1, due_at = $2, outcome = $3, last_error = COALESCE($4, last_error), \
+             errors = COALESCE($5, errors), message_id = COALESCE($6, message_id), \
+             target_kind = COALESCE($7, target_kind), target_id = COALESCE($8, target_id), finished_at = $9, \
+             lease_owner = NULL, lease_expires_at = NULL WHERE id = $10 AND lease_owner = $11",
+        )
+        .bind(t.status.code())
+        .bind(t.due_at)
+        .bind(t.outcome)
+        .bind(t.error)
+        .bind(errors)
+        .bind(t.message_id)
+        .bind(t.target.map(|t| t.kind))
+        .bind(t.target.map(|t| t.id))
+        .bind(finished)
+        .bind(run.id)
+        .bind(owner)
+    };
+    let Some(error) = t.error else {
+        // No error to add: one statement (the common case, and the hot path).
+        update(None).execute(db.write()).await?;
+        return Ok(());
+    };
     let mut tx = db.begin().await?;
     let stored: Option<String> =
         sqlx::query_scalar("SELECT errors FROM job_runs WHERE id = $1 AND lease_owner = $2")
@@ -376,33 +338,14 @@ async fn transition(
         return Ok(());
     };
     let mut errors = AttemptError::parse_list(&stored);
-    if let Some(error) = t.error {
-        errors.push(AttemptError {
-            attempt: run.attempts,
-            at: now_ms,
-            error: error.to_string(),
-        });
-    }
-    let finished = t.status.is_finished().then_some(now_ms);
-    sqlx::query(
-        "UPDATE job_runs SET status = $1, due_at = $2, outcome = $3, last_error = COALESCE($4, last_error), errors = $5, \
-         message_id = COALESCE($6, message_id), target_kind = COALESCE($7, target_kind), \
-         target_id = COALESCE($8, target_id), finished_at = $9, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id = $10 AND lease_owner = $11",
-    )
-    .bind(t.status.code())
-    .bind(t.due_at)
-    .bind(t.outcome)
-    .bind(t.error)
-    .bind(AttemptError::to_json(&errors))
-    .bind(t.message_id)
-    .bind(t.target.map(|t| t.kind))
-    .bind(t.target.map(|t| t.id))
-    .bind(finished)
-    .bind(run.id)
-    .bind(owner)
-    .execute(&mut *tx)
-    .await?;
+    errors.push(AttemptError {
+        attempt: run.attempts,
+        at: now_ms,
+        error: error.to_string(),
+    });
+    update(Some(AttemptError::to_json(&errors)))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -430,6 +373,55 @@ pub async fn complete(
         target: Some(target),
     };
     transition(db, now_ms, owner, run, t).await
+}
+
+/// A done run, as the worker hands it to [`complete_many`].
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub run: RunId,
+    pub target: Target,
+    pub message_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Rows per multi-row completion (5 parameters each).
+const COMPLETE_ROWS: usize = 500;
+
+/// [`complete`] for many runs at once (one statement per 500): what the worker
+/// does with runs that end done, so a fast job costs a fraction of a write.
+pub async fn complete_many(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    done: &[Completed],
+) -> Result<(), sqlx::Error> {
+    for chunk in done.chunks(COMPLETE_ROWS) {
+        let n = chunk.len() * 5;
+        let sql = format!(
+            "UPDATE job_runs SET status = 'done', outcome = v.column2, message_id = COALESCE(v.column3, job_runs.message_id), \
+             target_kind = v.column4, target_id = v.column5, finished_at = ${}, lease_owner = NULL, lease_expires_at = NULL \
+             FROM (VALUES {}) AS v WHERE job_runs.id = v.column1 AND job_runs.lease_owner = ${}",
+            n + 1,
+            crate::db::placeholders(chunk.len(), 5),
+            n + 2
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            let outcome = match (&c.detail, &c.message_id) {
+                (Some(detail), _) => detail.clone(),
+                (None, Some(_)) => "delivered".to_string(),
+                (None, None) => "done".to_string(),
+            };
+            q = q
+                .bind(c.run)
+                .bind(outcome)
+                .bind(c.message_id.clone())
+                .bind(c.target.kind)
+                .bind(c.target.id);
+        }
+        q.bind(now_ms).bind(owner).execute(db.write()).await?;
+    }
+    Ok(())
 }
 
 /// The job found nothing to do, and says why.

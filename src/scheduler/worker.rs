@@ -11,14 +11,14 @@ use tracing::Instrument;
 
 use crate::db::Backend;
 use crate::jobs::registry::Registry;
-use crate::scheduler::queue::{self, Claimed, LEASE, Outcome};
+use crate::scheduler::queue::{self, Claimed, Completed, LEASE, Outcome};
 use crate::state::JobContext;
 use crate::types::RunId;
 
 /// Runs claimed per round.
-const BATCH: i64 = 32;
+const BATCH: i64 = 128;
 /// Runs executing at once in one process.
-const MAX_RUNNING: usize = 64;
+const MAX_RUNNING: usize = 256;
 
 /// What the worker needs: the jobs' context, the registry, and its settings.
 #[derive(Clone)]
@@ -73,7 +73,27 @@ async fn listen(s: Scheduler) {
 /// Executes one claimed run, renewing its lease while it works. An attempt that
 /// takes longer than `job_timeout` is abandoned and the run retried with backoff,
 /// so a mail server that stops answering cannot hold the queue.
-async fn execute(s: &Scheduler, owner: &str, run: Claimed) {
+/// Where done runs go: written in batches by [`complete_in_batches`].
+type Done = tokio::sync::mpsc::UnboundedSender<Completed>;
+
+/// Writes done runs as they come, many per statement when many come at once
+/// (one at a time when one does).
+async fn complete_in_batches(
+    db: crate::db::Db,
+    clock: Arc<dyn crate::clock::Clock>,
+    owner: String,
+    mut done: tokio::sync::mpsc::UnboundedReceiver<Completed>,
+) {
+    let mut batch = Vec::new();
+    while done.recv_many(&mut batch, 500).await > 0 {
+        if let Err(e) = queue::complete_many(&db, clock.now_ms(), &owner, &batch).await {
+            tracing::error!(error = ?e, runs = batch.len(), "storing done runs failed; their leases will expire and they will run again");
+        }
+        batch.clear();
+    }
+}
+
+async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
     crate::metrics::RUN_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ctx = &s.ctx;
     let late = (ctx.clock.now_ms() - run.due_at).max(0);
@@ -113,6 +133,29 @@ async fn execute(s: &Scheduler, owner: &str, run: Claimed) {
             tracing::warn!(attempts = run.attempts, error, "run will be retried")
         }
         Outcome::Failed { error, .. } => tracing::warn!(error, "run failed"),
+    }
+    if let Outcome::Done {
+        target,
+        message_id,
+        detail,
+    } = outcome
+    {
+        let completed = Completed {
+            run: run.id,
+            target,
+            message_id,
+            detail,
+        };
+        if let Err(unsent) = done.send(completed) {
+            let c = unsent.0;
+            let outcome = Outcome::Done {
+                target: c.target,
+                message_id: c.message_id,
+                detail: c.detail,
+            };
+            store(s, owner, &run, &outcome).await;
+        }
+        return;
     }
     store(s, owner, &run, &outcome).await;
 }
@@ -182,6 +225,7 @@ async fn claim_into(
     s: &Scheduler,
     owner: &str,
     running: &mut Running,
+    done: &Done,
 ) -> Result<usize, sqlx::Error> {
     let free = MAX_RUNNING
         .saturating_sub(running.count())
@@ -203,6 +247,7 @@ async fn claim_into(
             continue;
         }
         let ids = running.ids.clone();
+        let done = done.clone();
         let (s, owner) = (s.clone(), owner.to_string());
         let span =
             tracing::info_span!("run", id = %run.id, job = %run.job_kind, attempt = run.attempts);
@@ -210,7 +255,7 @@ async fn claim_into(
             async move {
                 let id = run.id;
                 let _slot = Slot { ids, id };
-                execute(&s, &owner, run).await;
+                execute(&s, &owner, run, &done).await;
                 id
             }
             .instrument(span),
@@ -308,11 +353,18 @@ impl Worker {
                 })
             });
             let mut running = Running::default();
+            let (done, done_rx) = tokio::sync::mpsc::unbounded_channel();
+            let completer = tokio::spawn(complete_in_batches(
+                s.ctx.db.clone(),
+                s.ctx.clock.clone(),
+                me.clone(),
+                done_rx,
+            ));
             loop {
                 if *stopped.borrow() {
                     break;
                 }
-                match claim_into(&s, &me, &mut running).await {
+                match claim_into(&s, &me, &mut running, &done).await {
                     // A full round: more may be due at once.
                     Ok(n) if n == BATCH as usize => continue,
                     Ok(_) => {}
@@ -332,8 +384,11 @@ impl Worker {
                     _ = lost.changed() => break,
                 }
             }
-            // Stop claiming; the runs already started finish (within the grace period).
+            // Stop claiming; the runs already started finish (within the grace period),
+            // and the done ones are written.
             while running.tasks.join_next().await.is_some() {}
+            drop(done);
+            let _ = completer.await;
             if let Some(l) = listener {
                 l.abort();
             }

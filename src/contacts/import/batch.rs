@@ -98,16 +98,7 @@ pub fn parse_row(
     })
 }
 
-/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `cols` columns.
-pub fn placeholders(rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+use crate::db::placeholders;
 
 /// Counts of one batch.
 #[derive(Debug, Default, Clone, Copy)]
