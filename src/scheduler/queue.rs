@@ -251,16 +251,14 @@ pub async fn claim(
          OR (status = 'running' AND lease_expires_at < $3) ORDER BY due_at LIMIT $4{lock}) \
          RETURNING id, automation_id, event_id, job_kind, due_at, attempts"
     );
-    let mut tx = db.begin().await?;
-    let claimed = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    // One statement is one transaction: no BEGIN and COMMIT round trips.
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(owner)
         .bind(now_ms + LEASE.as_millis() as i64)
         .bind(now_ms)
         .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(claimed)
+        .fetch_all(db.write())
+        .await
 }
 
 /// Moves the lease of a run this worker holds forward.
