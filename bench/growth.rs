@@ -1,0 +1,165 @@
+//! Memory and growth: Herald's resident memory and the time of one claim of 128
+//! due runs, with 10,000 / 100,000 / 1,000,000 runs pending (due next week, so they
+//! wait) — flat is the target (within 2×).
+//!
+//! cargo build --release --bin herald && cargo run --release --example bench-growth -- [database-url] [largest]
+//! e.g. postgres://postgres@127.0.0.1:5432/herald_bench 1000000
+
+use std::time::Instant;
+
+use herald::automations::model::{EventFilter, State};
+use herald::automations::store;
+use herald::automations::time_frame::{ALL_DAYS, Delay, DelayUnit, HolidayRule};
+use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
+use herald::clock::{Clock, SystemClock};
+use herald::db::Db;
+use herald::events::catalogue::{EventType, NewEvent};
+
+/// A process's resident memory, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn automation(db: &Db, delay: Option<Delay>, now: i64) -> anyhow::Result<()> {
+    let part = EventPart {
+        name: format!("Growth {delay:?}"),
+        description: String::new(),
+        event: EventType::ExternalHttpRequestReceived,
+        filter: EventFilter::Any,
+        selection: vec![],
+    };
+    let frame = TimeFramePart {
+        start_at: now - 3_600_000,
+        time_zone: "UTC".into(),
+        end_at: None,
+        days: ALL_DAYS,
+        holidays: HolidayRule::Always,
+        notify: vec![],
+        notify_days_before: 30,
+    };
+    let job = JobChoice {
+        kind: "send_message_to_address".into(),
+        target: None,
+        config: serde_json::json!({ "message_id": 0, "addresses": [] }),
+        delay,
+    };
+    let mut tx = db.begin().await?;
+    let id = store::create(&mut tx, 1, &part, "UTC", now).await?;
+    store::save_job(&mut tx, id, &job, now).await?;
+    store::save_time_frame(&mut tx, id, &frame, now).await?;
+    store::set_state(&mut tx, id, State::Active, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn add_events(db: &Db, n: usize) -> anyhow::Result<()> {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let events: Vec<NewEvent> = chunk
+            .iter()
+            .map(|i| NewEvent {
+                kind: EventType::ExternalHttpRequestReceived,
+                contact_id: None,
+                system_user_id: None,
+                group_id: None,
+                params: serde_json::json!({ "name": "growth", "data": { "n": i } }),
+            })
+            .collect();
+        let mut tx = db.begin().await?;
+        herald::events::store::record_many(&mut tx, SystemClock.now_ms(), &events).await?;
+        db.commit(tx).await?;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::env::temp_dir().join(format!("herald-bench-growth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let url = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("herald.db").display()));
+    let largest: usize = args.get(2).map_or(Ok(1_000_000), |s| s.parse())?;
+    // target/release/examples/bench-growth → target/release/herald
+    let binary = std::env::current_exe()?
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("herald"))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!("build the binary too: cargo build --release --bin herald")
+        })?;
+    let db = Db::connect(&url).await?;
+    db.migrate().await?;
+    let now = SystemClock.now_ms();
+    // Every event gives one run due in a week: they wait, as a large backlog does.
+    automation(&db, Delay::new(DelayUnit::Weeks, 1), now).await?;
+    println!("database: {url}");
+    println!(
+        "| pending runs | RSS with Herald started (MiB) | one claim of 128 due runs (ms, median of 5) |"
+    );
+    println!("| --- | --- | --- |");
+    let mut pending = 0;
+    for target in [10_000, 100_000, 1_000_000]
+        .into_iter()
+        .filter(|n| *n <= largest)
+    {
+        add_events(&db, target - pending).await?;
+        pending = target;
+        // Herald's own binary, started as `herald serve`, idle on this backlog.
+        let mut herald = std::process::Command::new(&binary)
+            .env("HERALD_DATABASE_URL", &url)
+            .env("HERALD_BIND", "127.0.0.1:0")
+            .env("HERALD_DATA_DIR", &dir)
+            .env("HERALD_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let rss = rss_mib(herald.id());
+        // As on shutdown: SIGTERM, and the lock on the SQLite scheduler is given back.
+        std::process::Command::new("kill")
+            .args(["-TERM", &herald.id().to_string()])
+            .status()?;
+        herald.wait()?;
+        // One claim among the backlog: 128 runs due now, claimed and put back.
+        let mut times = Vec::new();
+        for round in 0..5 {
+            sqlx::query(
+                "UPDATE job_runs SET due_at = $1 WHERE id IN (SELECT id FROM job_runs WHERE status = 'pending' ORDER BY id LIMIT 128)",
+            )
+            .bind(SystemClock.now_ms() - 1)
+            .execute(db.write())
+            .await?;
+            let owner = format!("growth-{round}");
+            let started = Instant::now();
+            let claimed =
+                herald::scheduler::queue::claim(&db, SystemClock.now_ms(), &owner, 128).await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(claimed.len() == 128, "claimed {}", claimed.len());
+            herald::scheduler::queue::release(&db, &owner).await?;
+            sqlx::query("UPDATE job_runs SET due_at = $1, attempts = 0 WHERE status = 'pending' AND due_at < $2")
+                .bind(SystemClock.now_ms() + 7 * 86_400_000)
+                .bind(SystemClock.now_ms())
+                .execute(db.write())
+                .await?;
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {pending} | {rss:.0} | {:.2} (min {:.2}, max {:.2}) |",
+            times[2], times[0], times[4]
+        );
+    }
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
