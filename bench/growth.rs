@@ -5,15 +5,16 @@
 //! cargo build --release --bin herald && cargo run --release --example bench-growth -- [database-url] [largest]
 //! e.g. postgres://postgres@127.0.0.1:5432/herald_bench 1000000
 
+#[path = "common.rs"]
+mod common;
+
 use std::time::Instant;
 
-use herald::automations::model::{EventFilter, State};
-use herald::automations::store;
-use herald::automations::time_frame::{ALL_DAYS, Delay, DelayUnit, HolidayRule};
-use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
+use herald::automations::time_frame::{Delay, DelayUnit};
+use herald::automations::wizard::JobChoice;
 use herald::clock::{Clock, SystemClock};
 use herald::db::Db;
-use herald::events::catalogue::{EventType, NewEvent};
+use herald::events::catalogue::EventType;
 
 /// A process's resident memory, in MiB.
 fn rss_mib(pid: u32) -> f64 {
@@ -26,57 +27,6 @@ fn rss_mib(pid: u32) -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-async fn automation(db: &Db, delay: Option<Delay>, now: i64) -> anyhow::Result<()> {
-    let part = EventPart {
-        name: format!("Growth {delay:?}"),
-        description: String::new(),
-        event: EventType::ExternalHttpRequestReceived,
-        filter: EventFilter::Any,
-        selection: vec![],
-    };
-    let frame = TimeFramePart {
-        start_at: now - 3_600_000,
-        time_zone: "UTC".into(),
-        end_at: None,
-        days: ALL_DAYS,
-        holidays: HolidayRule::Always,
-        notify: vec![],
-        notify_days_before: 30,
-    };
-    let job = JobChoice {
-        kind: "send_message_to_address".into(),
-        target: None,
-        config: serde_json::json!({ "message_id": 0, "addresses": [] }),
-        delay,
-    };
-    let mut tx = db.begin().await?;
-    let id = store::create(&mut tx, 1, &part, "UTC", now).await?;
-    store::save_job(&mut tx, id, &job, now).await?;
-    store::save_time_frame(&mut tx, id, &frame, now).await?;
-    store::set_state(&mut tx, id, State::Active, now).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn add_events(db: &Db, n: usize) -> anyhow::Result<()> {
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        let events: Vec<NewEvent> = chunk
-            .iter()
-            .map(|i| NewEvent {
-                kind: EventType::ExternalHttpRequestReceived,
-                contact_id: None,
-                system_user_id: None,
-                group_id: None,
-                params: serde_json::json!({ "name": "growth", "data": { "n": i } }),
-            })
-            .collect();
-        let mut tx = db.begin().await?;
-        herald::events::store::record_many(&mut tx, SystemClock.now_ms(), &events).await?;
-        db.commit(tx).await?;
-    }
-    Ok(())
 }
 
 #[tokio::main]
@@ -102,7 +52,14 @@ async fn main() -> anyhow::Result<()> {
     db.migrate().await?;
     let now = SystemClock.now_ms();
     // Every event gives one run due in a week: they wait, as a large backlog does.
-    automation(&db, Delay::new(DelayUnit::Weeks, 1), now).await?;
+    let job = JobChoice {
+        kind: "send_message_to_address".into(),
+        target: None,
+        config: serde_json::json!({ "message_id": 0, "addresses": [] }),
+        delay: Delay::new(DelayUnit::Weeks, 1),
+    };
+    let event = EventType::ExternalHttpRequestReceived;
+    common::active_automation(&db, "Growth", event, "UTC", job, now).await?;
     println!("database: {url}");
     println!(
         "| pending runs | RSS with Herald started (MiB) | one claim of 128 due runs (ms, median of 5) |"
@@ -113,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .filter(|n| *n <= largest)
     {
-        add_events(&db, target - pending).await?;
+        common::http_request_events(&db, target - pending, "growth").await?;
         pending = target;
         // Herald's own binary, started as `herald serve`, idle on this backlog.
         let mut herald = std::process::Command::new(&binary)

@@ -6,12 +6,14 @@
 //! cargo run --release --example bench-intake -- [database-url] [events]
 //! e.g. sqlite:///tmp/herald-intake/herald.db 100000
 
+#[path = "common.rs"]
+#[allow(dead_code)] // this program records contact events of its own
+mod common;
+
 use std::time::Instant;
 
-use herald::automations::model::{EventFilter, State, Target};
-use herald::automations::store;
-use herald::automations::time_frame::{ALL_DAYS, HolidayRule};
-use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
+use herald::automations::model::Target;
+use herald::automations::wizard::JobChoice;
 use herald::clock::{Clock, SystemClock};
 use herald::db::Db;
 use herald::events::catalogue::{EventType, NewEvent};
@@ -19,35 +21,14 @@ use herald::events::catalogue::{EventType, NewEvent};
 const BATCH: usize = 1000;
 
 async fn automation(db: &Db, name: &str, now: i64) -> anyhow::Result<()> {
-    let part = EventPart {
-        name: name.into(),
-        description: String::new(),
-        event: EventType::ExternalEventReceived,
-        filter: EventFilter::Any,
-        selection: vec![],
-    };
-    let frame = TimeFramePart {
-        start_at: now - 3_600_000,
-        time_zone: "Europe/Berlin".into(),
-        end_at: None,
-        days: ALL_DAYS,
-        holidays: HolidayRule::Always,
-        notify: vec![],
-        notify_days_before: 30,
-    };
     let job = JobChoice {
         kind: "send_new_password_to_contact".into(),
         target: Some(Target::EventParameter),
         config: serde_json::Value::Null,
         delay: None,
     };
-    let mut tx = db.begin().await?;
-    let id = store::create(&mut tx, 1, &part, "UTC", now).await?;
-    store::save_job(&mut tx, id, &job, now).await?;
-    store::save_time_frame(&mut tx, id, &frame, now).await?;
-    store::set_state(&mut tx, id, State::Active, now).await?;
-    tx.commit().await?;
-    Ok(())
+    let event = EventType::ExternalEventReceived;
+    common::active_automation(db, name, event, "Europe/Berlin", job, now).await
 }
 
 #[tokio::main]

@@ -5,16 +5,16 @@
 //! cargo run --release --example bench-queue -- [database-url] [runs]
 //! e.g. postgres://postgres@127.0.0.1:5432/herald_bench 20000
 
+#[path = "common.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
-use herald::automations::model::{EventFilter, State};
-use herald::automations::store;
-use herald::automations::time_frame::{ALL_DAYS, HolidayRule};
-use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
+use herald::automations::wizard::JobChoice;
 use herald::clock::{Clock, SystemClock};
 use herald::config::{Config, Secret};
 use herald::db::Db;
-use herald::events::catalogue::{EventType, NewEvent, Scope};
+use herald::events::catalogue::{EventType, Scope};
 use herald::jobs::registry::{Execution, Job};
 use herald::scheduler::queue::{Claimed, Outcome, Target};
 use herald::state::JobContext;
@@ -59,49 +59,15 @@ async fn main() -> anyhow::Result<()> {
     db.migrate().await?;
     let now = SystemClock.now_ms();
     // One automation of the no-op job on an (S) event; the runs come through intake.
-    let part = EventPart {
-        name: "Queue bench".into(),
-        description: String::new(),
-        event: EventType::ExternalHttpRequestReceived,
-        filter: EventFilter::Any,
-        selection: vec![],
-    };
-    let frame = TimeFramePart {
-        start_at: now - 3_600_000,
-        time_zone: "UTC".into(),
-        end_at: None,
-        days: ALL_DAYS,
-        holidays: HolidayRule::Always,
-        notify: vec![],
-        notify_days_before: 30,
-    };
     let job = JobChoice {
         kind: "bench_noop".into(),
         target: None,
         config: serde_json::Value::Null,
         delay: None,
     };
-    let mut tx = db.begin().await?;
-    let id = store::create(&mut tx, 1, &part, "UTC", now).await?;
-    store::save_job(&mut tx, id, &job, now).await?;
-    store::save_time_frame(&mut tx, id, &frame, now).await?;
-    store::set_state(&mut tx, id, State::Active, now).await?;
-    tx.commit().await?;
-    for chunk in (0..total).collect::<Vec<_>>().chunks(1000) {
-        let events: Vec<NewEvent> = chunk
-            .iter()
-            .map(|i| NewEvent {
-                kind: EventType::ExternalHttpRequestReceived,
-                contact_id: None,
-                system_user_id: None,
-                group_id: None,
-                params: serde_json::json!({ "name": "bench", "data": { "n": i } }),
-            })
-            .collect();
-        let mut tx = db.begin().await?;
-        herald::events::store::record_many(&mut tx, SystemClock.now_ms(), &events).await?;
-        db.commit(tx).await?;
-    }
+    let event = EventType::ExternalHttpRequestReceived;
+    common::active_automation(&db, "Queue bench", event, "UTC", job, now).await?;
+    common::http_request_events(&db, total, "bench").await?;
     db.close().await;
     println!("database: {url}; {total} no-op runs pending");
 

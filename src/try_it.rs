@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::automations::model::{Automation, EventFilter, State, Target};
-use crate::events::catalogue::{EventType, NewEvent, Source};
+use crate::events::catalogue::{NewEvent, Source};
 use crate::jobs::registry::Registry;
 use crate::state::AppState;
 
@@ -117,17 +117,12 @@ fn invalid(field: &'static str, message: impl Into<String>) -> TryError {
 
 /// The moment typed (`YYYY-MM-DDTHH:MM` in `a`'s zone), or `now_ms`.
 fn moment(a: &Automation, raw: &str, now_ms: i64) -> Result<i64, TryError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
+    if raw.trim().is_empty() {
         return Ok(now_ms);
     }
-    let civil = jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M", raw)
-        .or_else(|_| jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M:%S", raw))
-        .map_err(|_| invalid("at", "Enter the moment as YYYY-MM-DDTHH:MM."))?;
-    let zoned = civil
-        .to_zoned(a.zone())
-        .map_err(|_| invalid("at", "That moment does not exist in this time zone."))?;
-    Ok(zoned.timestamp().as_millisecond())
+    crate::automations::wizard::parse_local(raw, &a.zone())
+        .map(|t| t.as_millisecond())
+        .ok_or_else(|| invalid("at", "Enter the moment as YYYY-MM-DDTHH:MM."))
 }
 
 fn shown(ms: i64, a: &Automation) -> (String, String) {
@@ -328,7 +323,7 @@ pub async fn answer(
                 kind: "contact",
                 id: c.id,
             };
-            if job.kind().starts_with("send_new_password") {
+            if job.kind() == crate::jobs::send_new_password::TO_CONTACT_KIND {
                 let n = crate::scheduler::runs::done_for_target_since(
                     &state.db,
                     target,
@@ -437,9 +432,4 @@ async fn describe_filter(
     } else {
         format!("Only events with {what}: this one has not (give the event's values above).")
     })
-}
-
-/// The event types whose filter asks for each value (for the form).
-pub fn asks_for(event: EventType) -> crate::events::catalogue::FilterKind {
-    event.filter_kind()
 }

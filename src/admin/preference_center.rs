@@ -12,6 +12,7 @@ use crate::automations::model::{Automation, EventFilter, Target};
 use crate::automations::{store, wizard};
 use crate::events::catalogue::{EventType, Source};
 use crate::jobs::registry::Registry;
+use crate::jobs::send_new_password::TO_CONTACT_KIND as PASSWORD_JOB;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::web::{AppError, CurrentUser, PageContext, audited_change, redirect, render};
@@ -22,9 +23,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(start_password_automation),
     );
 }
-
-/// The job that answers "Send me a new password".
-const PASSWORD_JOB: &str = "send_new_password_to_contact";
 
 /// One event the preference center fires, and who handles it.
 pub struct Line {
@@ -97,24 +95,23 @@ async fn page(
             "Nothing happens when a contact leaves a group.",
         ),
     ] {
-        let handlers: Vec<(i64, String, &'static str)> =
-            store::active_for_event(&mut conn, event, now)
-                .await?
-                .into_iter()
-                .filter(|a| reacts(a, &visible))
-                .map(|a| (a.id.0, a.name.clone(), jobs.label(a.job.as_deref())))
-                .collect();
-        let sends_password = || {
-            handlers
-                .iter()
-                .any(|(_, _, job)| *job == jobs.label(Some(PASSWORD_JOB)))
-        };
+        let active: Vec<Automation> = store::active_for_event(&mut conn, event, now)
+            .await?
+            .into_iter()
+            .filter(|a| reacts(a, &visible))
+            .collect();
         let missing = if event == EventType::NewPasswordRequested {
-            password_missing = !sends_password();
+            password_missing = !active
+                .iter()
+                .any(|a| a.job.as_deref() == Some(PASSWORD_JOB));
             password_missing
         } else {
-            handlers.is_empty()
+            active.is_empty()
         };
+        let handlers = active
+            .iter()
+            .map(|a| (a.id.0, a.name.clone(), jobs.label(a.job.as_deref())))
+            .collect();
         lines.push(Line {
             event,
             when: when.to_string(),

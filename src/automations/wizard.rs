@@ -374,7 +374,9 @@ pub fn local_input(ms: Option<i64>, zone: &str) -> String {
         .unwrap_or_default()
 }
 
-fn parse_local(raw: &str, tz: &TimeZone) -> Option<Timestamp> {
+/// A `datetime-local` value read in `tz` (a time skipped by a daylight-saving change
+/// moves forward, as the scheduler reads it).
+pub fn parse_local(raw: &str, tz: &TimeZone) -> Option<Timestamp> {
     let dt: jiff::civil::DateTime = raw.trim().parse().ok()?;
     dt.to_zoned(tz.clone()).ok().map(|z| z.timestamp())
 }

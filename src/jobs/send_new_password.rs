@@ -38,12 +38,16 @@ struct HtmlBody<'a> {
     link: &'a str,
 }
 
+/// The kind of Send New Password to Contact (C): the job that answers a contact's
+/// "Send me a new password".
+pub const TO_CONTACT_KIND: &str = "send_new_password_to_contact";
+
 /// Send New Password to Contact (C).
 pub struct ToContact;
 
 impl Job for ToContact {
     fn kind(&self) -> &'static str {
-        "send_new_password_to_contact"
+        TO_CONTACT_KIND
     }
     fn label(&self) -> &'static str {
         "Send New Password to Contact (C)"

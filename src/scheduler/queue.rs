@@ -361,16 +361,22 @@ pub async fn complete(
     let t = Transition {
         status: RunStatus::Done,
         due_at: run.due_at,
-        outcome: Some(detail.unwrap_or(if message_id.is_some() {
-            "delivered"
-        } else {
-            "done"
-        })),
+        outcome: Some(done_outcome(message_id, detail)),
         error: None,
         message_id,
         target: Some(target),
     };
     transition(db, now_ms, owner, run, t).await
+}
+
+/// What a done run's history says: its `detail`, or "delivered" when it sent the
+/// email `message_id`, or "done".
+fn done_outcome<'a>(message_id: Option<&str>, detail: Option<&'a str>) -> &'a str {
+    detail.unwrap_or(if message_id.is_some() {
+        "delivered"
+    } else {
+        "done"
+    })
 }
 
 /// A done run, as the worker hands it to [`complete_many`].
@@ -405,14 +411,9 @@ pub async fn complete_many(
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for c in chunk {
-            let outcome = match (&c.detail, &c.message_id) {
-                (Some(detail), _) => detail.clone(),
-                (None, Some(_)) => "delivered".to_string(),
-                (None, None) => "done".to_string(),
-            };
             q = q
                 .bind(c.run)
-                .bind(outcome)
+                .bind(done_outcome(c.message_id.as_deref(), c.detail.as_deref()).to_string())
                 .bind(c.message_id.clone())
                 .bind(c.target.kind)
                 .bind(c.target.id);
