@@ -7,7 +7,7 @@ use herald::automations::store;
 use herald::automations::time_frame::{ALL_DAYS, HolidayRule};
 use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
 use herald::clock::{Clock, SystemClock};
-use herald::db::Db;
+use herald::db::{Db, Tx};
 use herald::events::catalogue::{EventType, NewEvent};
 
 /// Creates `name`, on `event`, running `job` in `zone`, and activates it.
@@ -17,6 +17,42 @@ pub async fn active_automation(
     event: EventType,
     zone: &str,
     job: JobChoice,
+    now: i64,
+) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    create_active(&mut tx, name, event, zone, &job, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates `count` active automations in UTC named `name 1`, `name 2` …, 500 per
+/// transaction.
+#[allow(dead_code)]
+pub async fn active_automations(
+    db: &Db,
+    name: &str,
+    event: EventType,
+    job: &JobChoice,
+    count: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    for start in (0..count).step_by(500) {
+        let mut tx = db.begin().await?;
+        for i in start..(start + 500).min(count) {
+            let name = format!("{name} {}", i + 1);
+            create_active(&mut tx, &name, event, "UTC", job, now).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+async fn create_active(
+    tx: &mut Tx,
+    name: &str,
+    event: EventType,
+    zone: &str,
+    job: &JobChoice,
     now: i64,
 ) -> anyhow::Result<()> {
     let part = EventPart {
@@ -35,12 +71,10 @@ pub async fn active_automation(
         notify: vec![],
         notify_days_before: 30,
     };
-    let mut tx = db.begin().await?;
-    let id = store::create(&mut tx, 1, &part, "UTC", now).await?;
-    store::save_job(&mut tx, id, &job, now).await?;
-    store::save_time_frame(&mut tx, id, &frame, now).await?;
-    store::set_state(&mut tx, id, State::Active, now).await?;
-    tx.commit().await?;
+    let id = store::create(tx, 1, &part, "UTC", now).await?;
+    store::save_job(tx, id, job, now).await?;
+    store::save_time_frame(tx, id, &frame, now).await?;
+    store::set_state(tx, id, State::Active, now).await?;
     Ok(())
 }
 
@@ -63,4 +97,137 @@ pub async fn http_request_events(db: &Db, n: usize, name: &str) -> anyhow::Resul
         db.commit(tx).await?;
     }
     Ok(())
+}
+
+/// A process's `VmRSS` or `VmHWM` (peak), in MiB.
+pub fn memory_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds a process has used so far, by thread name (`/proc/<pid>/task`).
+pub fn cpu_by_thread(pid: u32) -> Vec<(String, f64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // pid (comm) state ppid … utime stime: fields 14 and 15, counted
+            // after the closing parenthesis (a name may hold spaces).
+            let open = stat.find('(')?;
+            let close = stat.rfind(')')?;
+            let name = stat[open + 1..close].to_string();
+            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            let ticks: f64 =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            Some((name, ticks / 100.0))
+        })
+        .collect()
+}
+
+/// CPU seconds the whole machine has been busy so far (`/proc/stat`: all but idle
+/// and iowait).
+pub fn machine_busy_s() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().next()?.to_string();
+            let v: Vec<f64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal …
+            let busy: f64 = v.iter().take(8).sum::<f64>() - v.get(3)? - v.get(4)?;
+            Some(busy / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// A sibling program of this one in the release build.
+pub fn sibling(path: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::current_exe()?
+        .parent()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let candidate = dir.join(path);
+    anyhow::ensure!(
+        candidate.is_file(),
+        "{} is missing: build it first (bench/run does)",
+        candidate.display()
+    );
+    Ok(candidate)
+}
+
+/// Herald's own release binary, started as `herald serve` in its own process.
+pub struct Herald {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl Herald {
+    /// Starts it on `url` and a free port, with `env` added; returns once `/readyz`
+    /// answers.
+    pub async fn start(
+        url: &str,
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new(sibling("../herald")?)
+            .env("HERALD_DATABASE_URL", url)
+            .env("HERALD_BIND", format!("127.0.0.1:{port}"))
+            .env("HERALD_DATA_DIR", dir)
+            .env("HERALD_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let herald = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let probe = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        loop {
+            let ready = probe.get(format!("{}/readyz", herald.base)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(herald);
+            }
+            anyhow::ensure!(started.elapsed().as_secs() < 60, "Herald did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, as on shutdown, and waits for it to end.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! e.g. postgres://postgres@127.0.0.1:5432/herald_bench 1000000
 
 #[path = "common.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::time::Instant;
@@ -15,19 +16,6 @@ use herald::automations::wizard::JobChoice;
 use herald::clock::{Clock, SystemClock};
 use herald::db::Db;
 use herald::events::catalogue::EventType;
-
-/// A process's resident memory, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -40,14 +28,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("herald.db").display()));
     let largest: usize = args.get(2).map_or(Ok(1_000_000), |s| s.parse())?;
     // target/release/examples/bench-growth → target/release/herald
-    let binary = std::env::current_exe()?
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("herald"))
-        .filter(|p| p.is_file())
-        .ok_or_else(|| {
-            anyhow::anyhow!("build the binary too: cargo build --release --bin herald")
-        })?;
+    let binary = common::sibling("../herald")?;
     let db = Db::connect(&url).await?;
     db.migrate().await?;
     let now = SystemClock.now_ms();
@@ -66,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| --- | --- | --- |");
     let mut pending = 0;
+    let mut rows = Vec::new();
     for target in [10_000, 100_000, 1_000_000]
         .into_iter()
         .filter(|n| *n <= largest)
@@ -82,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
             .stderr(std::process::Stdio::null())
             .spawn()?;
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        let rss = rss_mib(herald.id());
+        let rss = common::memory_mib(herald.id(), "VmRSS:");
         // As on shutdown: SIGTERM, and the lock on the SQLite scheduler is given back.
         std::process::Command::new("kill")
             .args(["-TERM", &herald.id().to_string()])
@@ -115,8 +97,14 @@ async fn main() -> anyhow::Result<()> {
             "| {pending} | {rss:.0} | {:.2} (min {:.2}, max {:.2}) |",
             times[2], times[0], times[4]
         );
+        rows.push(serde_json::json!({ "pending": pending, "rss_mib": rss, "claim_ms": times[2] }));
     }
     db.close().await;
+    let result = serde_json::json!({
+        "engine": if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
+        "rows": rows,
+    });
+    println!("RESULT {result}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

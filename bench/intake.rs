@@ -136,6 +136,13 @@ async fn main() -> anyhow::Result<()> {
         "herald ÷ reference: {:.0} %",
         100.0 * herald_rate / bare_rate
     );
+    let result = serde_json::json!({
+        "engine": if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
+        "events": total,
+        "events_per_s": herald_rate,
+        "reference_rows_per_s": bare_rate,
+    });
+    println!("RESULT {result}");
     sqlx::query("DROP TABLE bench_events")
         .execute(db.write())
         .await?;

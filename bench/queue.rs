@@ -6,6 +6,7 @@
 //! e.g. postgres://postgres@127.0.0.1:5432/herald_bench 20000
 
 #[path = "common.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -84,12 +85,16 @@ async fn main() -> anyhow::Result<()> {
     let handle = app.handle();
     let started = Instant::now();
     let server = tokio::spawn(app.run_until_stopped());
+    let mut first = None;
     loop {
         let done: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM job_runs WHERE job_kind = 'bench_noop' AND status = 'done'",
         )
         .fetch_one(state.db.read())
         .await?;
+        if done > 0 && first.is_none() {
+            first = Some((started.elapsed(), done));
+        }
         if done as usize >= total {
             break;
         }
@@ -100,10 +105,21 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let secs = started.elapsed().as_secs_f64();
+    let (first_at, first_done) = first.unwrap_or_default();
+    let steady = (total as i64 - first_done) as f64 / (secs - first_at.as_secs_f64());
     println!(
-        "herald no-op runs: {:.0} runs/s ({total} in {secs:.2} s, start-up included)",
-        total as f64 / secs
+        "herald no-op runs: {:.0} runs/s ({total} in {secs:.2} s, start-up included); {steady:.0} runs/s after the first was done ({:.0} ms after start)",
+        total as f64 / secs,
+        first_at.as_secs_f64() * 1000.0
     );
+    let result = serde_json::json!({
+        "engine": if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
+        "runs": total,
+        "runs_per_s": total as f64 / secs,
+        "steady_runs_per_s": steady,
+        "first_done_ms": first_at.as_secs_f64() * 1000.0,
+    });
+    println!("RESULT {result}");
     handle.stop(true).await;
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&dir);

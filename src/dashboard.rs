@@ -71,14 +71,8 @@ impl DashboardPage {
 
 async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
     let now = state.clock.now_ms();
-    let active: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM automations WHERE state = 'active' AND (end_at IS NULL OR end_at > $1)",
-    )
-    .bind(now)
-    .fetch_one(state.db.read())
-    .await?;
-    let [pending, running, done_24h, failed_24h] =
-        runs::dashboard_counts(&state.db, now - 24 * HOUR_MS).await?;
+    let [active, pending, running, done_24h, failed_24h] =
+        runs::dashboard_counts(&state.db, now, now - 24 * HOUR_MS).await?;
     let figures = Figures {
         active,
         pending,

@@ -27,9 +27,10 @@ struct Hit {
     k: String,
 }
 
-/// One search branch: an index range scan in key order. Placeholders: `$1`/`$2`
-/// the range, then the first name (when given), then the cursor, then the limit.
-fn branch_sql(key: &str, with_first: bool, with_cursor: bool) -> String {
+/// One search branch: an index range scan in key order, selecting `columns`.
+/// Placeholders: `$1`/`$2` the range, then the first name (when given), then the
+/// cursor, then the limit.
+fn branch_sql(columns: &str, key: &str, with_first: bool, with_cursor: bool) -> String {
     let mut n = 2;
     let mut extra = String::new();
     if with_first {
@@ -41,10 +42,15 @@ fn branch_sql(key: &str, with_first: bool, with_cursor: bool) -> String {
         n += 2;
     }
     format!(
-        "SELECT {COLUMNS}, {key} AS k FROM contacts WHERE {key} >= $1 AND {key} < $2{extra} \
+        "SELECT {columns} FROM contacts WHERE {key} >= $1 AND {key} < $2{extra} \
          ORDER BY {key}, id LIMIT ${}",
         n + 1
     )
+}
+
+/// What a result row of a branch on `key` holds: the contact and the matched key.
+fn hit_columns(key: &str) -> String {
+    format!("{COLUMNS}, {key} AS k")
 }
 
 /// How a query is searched: (key column, exact first name, prefix).
@@ -64,7 +70,7 @@ fn branches(query: &str) -> Vec<(&'static str, Option<String>, String)> {
 pub fn search_statements(query: &str) -> Vec<String> {
     branches(query)
         .into_iter()
-        .map(|(key, first, _)| branch_sql(key, first.is_some(), false))
+        .map(|(key, first, _)| branch_sql(&hit_columns(key), key, first.is_some(), false))
         .collect()
 }
 
@@ -78,11 +84,12 @@ pub async fn search(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<(Vec<Contact>, Option<Cursor>), sqlx::Error> {
-    // A contact can match up to three branches; fetch enough to fill a page.
-    let per_branch = limit * 3 + 1;
+    // Each branch alone yields distinct contacts, so `limit + 1` rows from each
+    // hold the page and tell whether there is more, whatever the overlaps.
+    let per_branch = limit + 1;
     let mut hits: Vec<Hit> = Vec::new();
     for (key, first, prefix) in branches(query) {
-        let sql = branch_sql(key, first.is_some(), after.is_some());
+        let sql = branch_sql(&hit_columns(key), key, first.is_some(), after.is_some());
         let mut q = sqlx::query_as::<_, Hit>(sqlx::AssertSqlSafe(sql))
             .bind(prefix.clone())
             .bind(prefix_end(&prefix));
@@ -210,7 +217,19 @@ pub async fn total(db: &crate::db::Db, q: &str) -> Result<String, sqlx::Error> {
             n => format!("{} contacts", fmt(n)),
         });
     }
-    let n = search(db, q, None, COUNT_MATCHES).await?.0.len() as i64;
+    // Only ids, each branch up to the cap: a count reads no contact rows.
+    let mut ids = std::collections::HashSet::new();
+    for (key, first, prefix) in branches(q) {
+        let sql = branch_sql("id", key, first.is_some(), false);
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+            .bind(prefix.clone())
+            .bind(prefix_end(&prefix));
+        if let Some(first) = first {
+            query = query.bind(first);
+        }
+        ids.extend(query.bind(COUNT_MATCHES).fetch_all(db.read()).await?);
+    }
+    let n = (ids.len() as i64).min(COUNT_MATCHES);
     Ok(match n {
         n if n >= COUNT_MATCHES => format!("{} or more match", fmt(COUNT_MATCHES)),
         0 => "None match".into(),

@@ -71,6 +71,11 @@ impl SmtpServer {
             .push(address.to_lowercase());
     }
 
+    /// How many messages have arrived.
+    pub fn count(&self) -> usize {
+        self.shared.lock().unwrap().messages.len()
+    }
+
     pub fn messages(&self) -> Vec<Received> {
         self.shared.lock().unwrap().messages.clone()
     }
