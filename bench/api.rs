@@ -119,7 +119,8 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("DELETE FROM settings WHERE key = 'api_calls_per_minute'")
         .execute(db.write())
         .await?;
-    sqlx::query("INSERT INTO settings (key, value) VALUES ('api_calls_per_minute', '1000000000')")
+    sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ('api_calls_per_minute', '1000000000', $1)")
+        .bind(now)
         .execute(db.write())
         .await?;
     db.close().await;
@@ -184,9 +185,10 @@ async fn main() -> anyhow::Result<()> {
         sqlx::query_scalar("SELECT COUNT(*) FROM job_runs WHERE status = 'pending'")
             .fetch_one(db.read())
             .await?;
-    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(db.read())
-        .await?;
+    let events: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE type = 'external_event_received'")
+            .fetch_one(db.read())
+            .await?;
     db.close().await;
     anyhow::ensure!(
         scheduled == events,

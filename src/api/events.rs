@@ -116,7 +116,7 @@ async fn checked(
                 ),
             ));
         };
-        Some(resolve_contact(state, tx, c, r.create_contact, now).await?)
+        Some(resolve_contact(tx, c, r.create_contact, now).await?)
     } else {
         if r.contact.is_some() {
             return Err(Problem::invalid(
@@ -127,7 +127,7 @@ async fn checked(
         None
     };
     if let Some(id) = r.system_user_id
-        && crate::auth::users::find(&state.db, id).await?.is_none()
+        && !exists(tx, "system_users", id).await?
     {
         return Err(Problem::invalid(
             "system_user_id",
@@ -135,9 +135,7 @@ async fn checked(
         ));
     }
     if let Some(id) = r.group_id
-        && crate::contacts::groups::find(&state.db, id)
-            .await?
-            .is_none()
+        && !exists(tx, "contact_groups", id).await?
     {
         return Err(Problem::invalid("group_id", "No group has this id."));
     }
@@ -150,8 +148,20 @@ async fn checked(
     })
 }
 
+/// Whether `table` has a row `id`, read on the call's transaction: on PostgreSQL a
+/// second connection from the pool while the transaction holds one could wait for
+/// ever once every connection is held by a call doing the same.
+async fn exists(tx: &mut crate::db::Tx, table: &str, id: i64) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {table} WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
+}
+
 async fn resolve_contact(
-    state: &AppState,
     tx: &mut crate::db::Tx,
     c: &ContactRef,
     create: bool,
@@ -165,10 +175,10 @@ async fn resolve_contact(
         )
     };
     match (c.id, c.email.as_deref()) {
-        (Some(id), None) => Ok(contacts::find(&state.db, id)
-            .await?
-            .ok_or_else(not_found)?
-            .id),
+        (Some(id), None) => match exists(tx, "contacts", id).await? {
+            true => Ok(id),
+            false => Err(not_found()),
+        },
         (None, Some(raw)) => {
             no_controls("contact.email", raw)?;
             let email =

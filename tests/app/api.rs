@@ -578,3 +578,51 @@ async fn api_keys_open_the_event_api_only_sqlite() {
 async fn api_keys_open_the_event_api_only_postgres() {
     run(Engine::Postgres).await
 }
+
+/// 64 calls at once, more than the pool's connections: each finds its contact on
+/// its own transaction, so none waits for a second connection (on PostgreSQL they
+/// used to wait for ever once every connection was held by such a call).
+async fn many_calls_at_once(app: TestApp) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let key = new_key(&app, &admin, "Load").await;
+    let dana = crate::scheduler::contact(&app, "dana@example.com", "dana's own password").await;
+    let calls = (0..64).map(|i| {
+        let (url, key) = (app.url("/api/v1/events"), key.clone());
+        async move {
+            Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({ "type": "external_event_received", "contact": { "id": dana }, "name": "page_view", "data": { "n": i } }))
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    });
+    let answers = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        futures_util::future::join_all(calls),
+    )
+    .await
+    .expect("64 calls answered within 20 s");
+    for answer in answers {
+        assert_eq!(answer.unwrap(), StatusCode::ACCEPTED);
+    }
+    let recorded = app.events().await;
+    assert_eq!(
+        recorded
+            .iter()
+            .filter(|e| e.0 == "external_event_received" && e.1 == Some(dana))
+            .count(),
+        64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_event_calls_at_once_sqlite() {
+    run_on_with(Engine::Sqlite, |_| {}, many_calls_at_once).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_event_calls_at_once_postgres() {
+    run_on_with(Engine::Postgres, |_| {}, many_calls_at_once).await
+}
