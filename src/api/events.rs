@@ -79,12 +79,7 @@ fn no_controls(field: &'static str, s: &str) -> Result<(), Problem> {
 }
 
 /// Checks the request and finds (or creates) what it names; the event to record.
-async fn checked(
-    state: &AppState,
-    tx: &mut crate::db::Tx,
-    r: &EventRequest,
-    now: i64,
-) -> Result<NewEvent, Problem> {
+async fn checked(tx: &mut crate::db::Tx, r: &EventRequest, now: i64) -> Result<NewEvent, Problem> {
     let kind = EventType::from_code(&r.kind)
         .filter(|k| ALLOWED.contains(k))
         .ok_or_else(|| {
@@ -260,7 +255,7 @@ pub async fn post_event(
     let body = body.into_inner();
     answer_once(&state, &req, &body, async |tx, now| {
         let request: EventRequest = read(body.clone())?;
-        let event = checked(&state, tx, &request, now).await?;
+        let event = checked(tx, &request, now).await?;
         let id = crate::events::store::record(tx, now, &event).await?;
         let runs = scheduled(tx, &[id]).await?.remove(&id).unwrap_or_default();
         to_json(&EventAccepted { event_id: id, runs })
@@ -324,11 +319,7 @@ pub async fn post_batch(
         }
         let mut events = Vec::with_capacity(batch.events.len());
         for (i, r) in batch.events.iter().enumerate() {
-            events.push(
-                checked(&state, tx, r, now)
-                    .await
-                    .map_err(|p| p.in_item(i))?,
-            );
+            events.push(checked(tx, r, now).await.map_err(|p| p.in_item(i))?);
         }
         let ids = crate::events::store::record_many(tx, now, &events).await?;
         let mut runs = scheduled(tx, &ids).await?;
