@@ -122,9 +122,13 @@ pub(super) async fn save_preferences(
         .filter_map(|v| v.parse().ok())
         .collect();
     let now = state.clock.now_ms();
+    // Read before the transaction: on PostgreSQL a read through the pool while the
+    // transaction holds a connection could wait for ever under load.
+    let current = choices(&state, contact.id).await?;
+    let attributes = contacts::attributes(&state.db, contact.id).await?;
     let mut tx = state.db.begin().await?;
     // Only groups visible here change; hidden memberships are never touched.
-    for choice in choices(&state, contact.id).await? {
+    for choice in current {
         let want = wanted.contains(&choice.id);
         if want && !choice.member {
             contacts::join_group(&mut tx, contact.id, choice.id, now).await?;
@@ -144,10 +148,7 @@ pub(super) async fn save_preferences(
                 .map_err(|e| anyhow::anyhow!("stored email: {e}"))?,
             first_name,
             last_name,
-            attributes: contacts::attributes(&state.db, contact.id)
-                .await?
-                .into_iter()
-                .collect(),
+            attributes: attributes.into_iter().collect(),
         };
         contacts::update(&mut tx, &contact, &input, now)
             .await
