@@ -80,13 +80,8 @@ fn wrk(url: &str, script: &std::path::Path, seconds: u32) -> anyhow::Result<(f64
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let dir = std::env::temp_dir().join(format!("herald-bench-api-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let url = args
-        .get(1)
-        .cloned()
-        .filter(|s| s != "-")
-        .unwrap_or_else(|| format!("sqlite://{}", dir.join("herald.db").display()));
+    let dir = common::scratch("api")?;
+    let url = common::database_url(args.get(1), &dir.join("herald.db"));
     let rounds: usize = args.get(2).map_or(Ok(3), |s| s.parse())?;
     let seconds: u32 = args.get(3).map_or(Ok(10), |s| s.parse())?;
     let db = Db::connect(&url).await?;
@@ -129,10 +124,9 @@ async fn main() -> anyhow::Result<()> {
     script(&herald_script, Some(key.expose()))?;
     let bare_script = dir.join("bare.lua");
     script(&bare_script, None)?;
-    let bare_url = if url.starts_with("postgres") {
-        url.clone()
-    } else {
-        format!("sqlite://{}", dir.join("bare.db").display())
+    let bare_url = match common::engine(&url) {
+        "PostgreSQL" => url.clone(),
+        _ => common::database_url(None, &dir.join("bare.db")),
     };
     let mut herald_rounds = Vec::new();
     let mut bare_rounds = Vec::new();
@@ -195,7 +189,7 @@ async fn main() -> anyhow::Result<()> {
         "{events} events but {scheduled} runs scheduled"
     );
     let result = serde_json::json!({
-        "engine": if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
+        "engine": common::engine(&url),
         "seconds": seconds,
         "herald": herald_rounds,
         "reference": bare_rounds,

@@ -6,6 +6,9 @@ use herald::automations::model::{EventFilter, State};
 use herald::automations::store;
 use herald::automations::time_frame::{ALL_DAYS, HolidayRule};
 use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use herald::clock::{Clock, SystemClock};
 use herald::db::{Db, Tx};
 use herald::events::catalogue::{EventType, NewEvent};
@@ -112,24 +115,46 @@ pub fn memory_mib(pid: u32, field: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// CPU seconds a process has used so far, by thread name (`/proc/<pid>/task`).
-pub fn cpu_by_thread(pid: u32) -> Vec<(String, f64)> {
+/// CPU seconds a process has used so far, by thread name without its number
+/// (`herald-hash-0` and `herald-hash-1` count as `herald-hash`), from
+/// `/proc/<pid>/task`.
+pub fn cpu_by_thread(pid: u32) -> BTreeMap<String, f64> {
+    let mut spent = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
+        return spent;
     };
-    tasks
+    for stat in tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-        .filter_map(|stat| {
-            // pid (comm) state ppid … utime stime: fields 14 and 15, counted
-            // after the closing parenthesis (a name may hold spaces).
-            let open = stat.find('(')?;
-            let close = stat.rfind(')')?;
-            let name = stat[open + 1..close].to_string();
-            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-            let ticks: f64 =
-                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-            Some((name, ticks / 100.0))
+    {
+        // pid (comm) state ppid … utime stime: fields 14 and 15, counted after
+        // the closing parenthesis (a name may hold spaces).
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        *spent.entry(name.to_string()).or_insert(0.0) += (ticks(11) + ticks(12)) / 100.0;
+    }
+    spent
+}
+
+/// What each thread name spent between two readings of [`cpu_by_thread`].
+pub fn cpu_spent(
+    before: &BTreeMap<String, f64>,
+    after: BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .into_iter()
+        .map(|(name, secs)| {
+            let spent = secs - before.get(&name).copied().unwrap_or(0.0);
+            (name, spent)
         })
         .collect()
 }
@@ -153,11 +178,35 @@ pub fn machine_busy_s() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A temporary folder for this run of the program `name`.
+pub fn scratch(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("herald-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The database: the URL given, or — none, or `-` — SQLite in `file`.
+pub fn database_url(given: Option<&String>, file: &Path) -> String {
+    given
+        .filter(|s| *s != "-")
+        .cloned()
+        .unwrap_or_else(|| format!("sqlite://{}", file.display()))
+}
+
+/// The engine behind `url`, as the results name it.
+pub fn engine(url: &str) -> &'static str {
+    if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}
+
 /// A sibling program of this one in the release build.
-pub fn sibling(path: &str) -> anyhow::Result<std::path::PathBuf> {
+pub fn sibling(path: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::current_exe()?
         .parent()
-        .map(std::path::PathBuf::from)
+        .map(PathBuf::from)
         .unwrap_or_default();
     let candidate = dir.join(path);
     anyhow::ensure!(
@@ -177,11 +226,7 @@ pub struct Herald {
 impl Herald {
     /// Starts it on `url` and a free port, with `env` added; returns once `/readyz`
     /// answers.
-    pub async fn start(
-        url: &str,
-        dir: &std::path::Path,
-        env: &[(&str, &str)],
-    ) -> anyhow::Result<Self> {
+    pub async fn start(url: &str, dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();

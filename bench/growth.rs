@@ -20,12 +20,8 @@ use herald::events::catalogue::EventType;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let dir = std::env::temp_dir().join(format!("herald-bench-growth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let url = args
-        .get(1)
-        .cloned()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.join("herald.db").display()));
+    let dir = common::scratch("growth")?;
+    let url = common::database_url(args.get(1), &dir.join("herald.db"));
     let largest: usize = args.get(2).map_or(Ok(1_000_000), |s| s.parse())?;
     // target/release/examples/bench-growth → target/release/herald
     let binary = common::sibling("../herald")?;
@@ -101,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     }
     db.close().await;
     let result = serde_json::json!({
-        "engine": if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
+        "engine": common::engine(&url),
         "rows": rows,
     });
     println!("RESULT {result}");

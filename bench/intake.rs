@@ -34,11 +34,8 @@ async fn automation(db: &Db, name: &str, now: i64) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let dir = std::env::temp_dir().join(format!("herald-bench-intake-{}", std::process::id()));
-    let url = args
-        .get(1)
-        .cloned()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.join("herald.db").display()));
+    let dir = common::scratch("intake")?;
+    let url = common::database_url(args.get(1), &dir.join("herald.db"));
     let total: usize = args.get(2).map_or(Ok(100_000), |s| s.parse())?;
     let db = Db::connect(&url).await?;
     db.migrate().await?;
@@ -137,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         100.0 * herald_rate / bare_rate
     );
     let result = serde_json::json!({
-        "engine": if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
+        "engine": common::engine(&url),
         "events": total,
         "events_per_s": herald_rate,
         "reference_rows_per_s": bare_rate,

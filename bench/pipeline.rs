@@ -20,6 +20,7 @@ mod common;
 #[allow(dead_code)]
 mod smtp;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -184,35 +185,12 @@ async fn prepare(db: &Db, contacts: u64, automations: i64) -> anyhow::Result<()>
     Ok(())
 }
 
-/// CPU seconds per thread between two readings (threads that ended are left out).
-fn cpu_spent(before: Vec<(String, f64)>, after: Vec<(String, f64)>) -> Vec<(String, f64)> {
-    let total = |v: &[(String, f64)]| -> std::collections::HashMap<String, f64> {
-        let mut m = std::collections::HashMap::new();
-        for (name, secs) in v {
-            *m.entry(name.clone()).or_insert(0.0) += secs;
-        }
-        m
-    };
-    let before = total(&before);
-    total(&after)
-        .into_iter()
-        .map(|(name, secs)| {
-            let spent = secs - before.get(&name).copied().unwrap_or(0.0);
-            (name, spent)
-        })
-        .collect()
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let dir = std::env::temp_dir().join(format!("herald-bench-pipeline-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let url = args
-        .get(1)
-        .cloned()
-        .filter(|s| s != "-")
-        .unwrap_or_else(|| "sqlite:///var/tmp/herald-bench-pipeline.db".into());
+    let dir = common::scratch("pipeline")?;
+    // Kept between calls: seeding a million contacts takes minutes.
+    let url = common::database_url(args.get(1), Path::new("/var/tmp/herald-bench-pipeline.db"));
     let runs: usize = args.get(2).map_or(Ok(2000), |s| s.parse())?;
     let contacts: u64 = args.get(3).map_or(Ok(1_000_000), |s| s.parse())?;
     let automations: i64 = args.get(4).map_or(Ok(10_000), |s| s.parse())?;
@@ -302,12 +280,12 @@ async fn main() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let cpu = cpu_spent(cpu_before, common::cpu_by_thread(pid));
+    let cpu = common::cpu_spent(&cpu_before, common::cpu_by_thread(pid));
     let machine = common::machine_busy_s() - machine_before;
-    let bench_cpu: f64 = cpu_spent(bench_before, common::cpu_by_thread(std::process::id()))
-        .iter()
-        .map(|(_, s)| s)
-        .sum();
+    let bench_cpu: f64 =
+        common::cpu_spent(&bench_before, common::cpu_by_thread(std::process::id()))
+            .values()
+            .sum();
     stop.store(true, Ordering::Relaxed);
     let busy_pages = match busy {
         Some(task) => task.await??,
@@ -330,23 +308,10 @@ async fn main() -> anyhow::Result<()> {
     let reference = (reference_before + reference_after) / 2.0;
     // Where the CPU went while it drained: Herald's hashing threads, its other
     // threads, and this program (the SMTP server and the staff member's browser).
-    let hashing: f64 = cpu
-        .iter()
-        .filter(|(name, _)| name.starts_with("herald-hash"))
-        .map(|(_, s)| s)
-        .sum();
-    let other: f64 = cpu.iter().map(|(_, s)| s).sum::<f64>() - hashing;
-    let mut by_thread: std::collections::BTreeMap<String, f64> = Default::default();
-    for (name, secs) in &cpu {
-        *by_thread
-            .entry(
-                name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
-                    .to_string(),
-            )
-            .or_default() += secs;
-    }
+    let hashing = cpu.get("herald-hash").copied().unwrap_or(0.0);
+    let other = cpu.values().sum::<f64>() - hashing;
     let result = serde_json::json!({
-        "engine": if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
+        "engine": common::engine(&url),
         "runs": runs,
         "runs_done_in_database": done,
         "contacts": contacts,
@@ -368,7 +333,7 @@ async fn main() -> anyhow::Result<()> {
         "cpu_bench_s": bench_cpu,
         "cpu_machine_s": machine,
         "cpu_outside_herald_s": machine - hashing - other,
-        "cpu_herald_by_thread_s": by_thread,
+        "cpu_herald_by_thread_s": cpu,
         "hash_cpu_ms_per_run": hashing * 1000.0 / runs as f64,
         "other_cpu_ms_per_run": other * 1000.0 / runs as f64,
         "reference_cpu_ms_per_hash": 2000.0 / reference,

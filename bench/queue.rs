@@ -49,12 +49,8 @@ impl Job for NoOp {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let dir = std::env::temp_dir().join(format!("herald-bench-queue-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let url = args
-        .get(1)
-        .cloned()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.join("herald.db").display()));
+    let dir = common::scratch("queue")?;
+    let url = common::database_url(args.get(1), &dir.join("herald.db"));
     let total: usize = args.get(2).map_or(Ok(20_000), |s| s.parse())?;
     let db = Db::connect(&url).await?;
     db.migrate().await?;
@@ -113,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
         first_at.as_secs_f64() * 1000.0
     );
     let result = serde_json::json!({
-        "engine": if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
+        "engine": common::engine(&url),
         "runs": total,
         "runs_per_s": total as f64 / secs,
         "steady_runs_per_s": steady,
