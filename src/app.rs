@@ -176,6 +176,9 @@ fn server(
     let workers = state.config.workers;
     // One limiter for every worker thread.
     let limiter = web::Data::new(crate::api::limit::Limiter::default());
+    let known_keys = web::Data::new(crate::api::auth::KnownKeys::default());
+    // One writer for every worker thread: calls of all threads are written together.
+    let event_writer = web::Data::new(crate::api::event_writer::EventWriter::start(state.clone()));
     let server = HttpServer::new(move || {
         let config = &state.config;
         let sessions = |kind: &'static str, cookie: &str, path: &str| {
@@ -205,6 +208,8 @@ fn server(
             .app_data(state.clone())
             .app_data(jobs.clone())
             .app_data(limiter.clone())
+            .app_data(event_writer.clone())
+            .app_data(known_keys.clone())
             .app_data(
                 web::FormConfig::default()
                     .limit(crate::web::input::MAX_FORM_BYTES)

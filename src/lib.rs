@@ -8,6 +8,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod automations;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;

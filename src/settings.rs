@@ -266,9 +266,13 @@ impl Settings {
             .execute(&mut **tx)
             .await?;
         }
+        SAVED.bump();
         Ok(changed)
     }
 }
+
+/// Bumped when this process saves the settings (see [`crate::cache`]).
+pub static SAVED: crate::cache::Generation = crate::cache::Generation::new();
 
 /// Parses the holiday calendar: one `YYYY-MM-DD` per line; text after the date is
 /// a comment ("2026-12-25 Christmas").

@@ -5,8 +5,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
+use crate::api::event_writer::EventWriter;
 use crate::api::idempotency;
 use crate::api::keys::ApiKey;
 use crate::api::problem::Problem;
@@ -79,7 +82,12 @@ fn no_controls(field: &'static str, s: &str) -> Result<(), Problem> {
 }
 
 /// Checks the request and finds (or creates) what it names; the event to record.
-async fn checked(tx: &mut crate::db::Tx, r: &EventRequest, now: i64) -> Result<NewEvent, Problem> {
+pub(crate) async fn checked(
+    tx: &mut crate::db::Tx,
+    r: &EventRequest,
+    now: i64,
+    known: &HashSet<i64>,
+) -> Result<NewEvent, Problem> {
     let kind = EventType::from_code(&r.kind)
         .filter(|k| ALLOWED.contains(k))
         .ok_or_else(|| {
@@ -101,26 +109,6 @@ async fn checked(tx: &mut crate::db::Tx, r: &EventRequest, now: i64) -> Result<N
             format!("At most {MAX_DATA_BYTES} bytes of JSON."),
         ));
     }
-    let contact_id = if kind.carries_contact() {
-        let Some(c) = &r.contact else {
-            return Err(Problem::invalid(
-                "contact",
-                format!(
-                    "{} needs a contact: {{\"id\": …}} or {{\"email\": …}}.",
-                    kind.label()
-                ),
-            ));
-        };
-        Some(resolve_contact(tx, c, r.create_contact, now).await?)
-    } else {
-        if r.contact.is_some() {
-            return Err(Problem::invalid(
-                "contact",
-                format!("{} names no contact.", kind.label()),
-            ));
-        }
-        None
-    };
     if let Some(id) = r.system_user_id
         && !exists(tx, "system_users", id).await?
     {
@@ -134,6 +122,27 @@ async fn checked(tx: &mut crate::db::Tx, r: &EventRequest, now: i64) -> Result<N
     {
         return Err(Problem::invalid("group_id", "No group has this id."));
     }
+    // Last: it may create the contact, and nothing after it may turn the call down.
+    let contact_id = if kind.carries_contact() {
+        let Some(c) = &r.contact else {
+            return Err(Problem::invalid(
+                "contact",
+                format!(
+                    "{} needs a contact: {{\"id\": …}} or {{\"email\": …}}.",
+                    kind.label()
+                ),
+            ));
+        };
+        Some(resolve_contact(tx, c, r.create_contact, now, known).await?)
+    } else {
+        if r.contact.is_some() {
+            return Err(Problem::invalid(
+                "contact",
+                format!("{} names no contact.", kind.label()),
+            ));
+        }
+        None
+    };
     Ok(NewEvent {
         kind,
         contact_id,
@@ -141,6 +150,32 @@ async fn checked(tx: &mut crate::db::Tx, r: &EventRequest, now: i64) -> Result<N
         group_id: r.group_id,
         params: serde_json::json!({ "name": name, "data": data, "source": "api" }),
     })
+}
+
+/// Which of the contacts the requests name by id exist: one query for a whole
+/// batch instead of one per event.
+pub(crate) async fn known_contacts<'a>(
+    tx: &mut crate::db::Tx,
+    requests: impl Iterator<Item = &'a EventRequest>,
+) -> Result<HashSet<i64>, sqlx::Error> {
+    let ids: Vec<i64> = requests
+        .filter_map(|r| r.contact.as_ref().and_then(|c| c.id))
+        .collect::<HashSet<i64>>()
+        .into_iter()
+        .collect();
+    let mut known = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id FROM contacts WHERE id IN {}",
+            crate::db::placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        known.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(known)
 }
 
 /// Whether `table` has a row `id`, read on the call's transaction: on PostgreSQL a
@@ -161,6 +196,7 @@ async fn resolve_contact(
     c: &ContactRef,
     create: bool,
     now: i64,
+    known: &HashSet<i64>,
 ) -> Result<i64, Problem> {
     let not_found = || {
         Problem::new(
@@ -170,7 +206,7 @@ async fn resolve_contact(
         )
     };
     match (c.id, c.email.as_deref()) {
-        (Some(id), None) => match exists(tx, "contacts", id).await? {
+        (Some(id), None) => match known.contains(&id) || exists(tx, "contacts", id).await? {
             true => Ok(id),
             false => Err(not_found()),
         },
@@ -249,18 +285,26 @@ pub fn read<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<
 )]
 pub async fn post_event(
     state: web::Data<AppState>,
+    writer: web::Data<EventWriter>,
     req: HttpRequest,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, Problem> {
     let body = body.into_inner();
-    answer_once(&state, &req, &body, async |tx, now| {
-        let request: EventRequest = read(body.clone())?;
-        let event = checked(tx, &request, now).await?;
-        let id = crate::events::store::record(tx, now, &event).await?;
-        let runs = scheduled(tx, &[id]).await?.remove(&id).unwrap_or_default();
-        to_json(&EventAccepted { event_id: id, runs })
-    })
-    .await
+    let key = api_key(&req)?;
+    let idempotency = idempotency::header(&req)?;
+    let hash = idempotency::body_hash(body.to_string().as_bytes());
+    if let Some(k) = &idempotency
+        && let Some(stored) =
+            idempotency::replay(state.db.read(), key.id, k, &hash, state.clock.now_ms()).await?
+    {
+        return Ok(replayed(stored));
+    }
+    let request: EventRequest = read(body)?;
+    // Written with the calls that arrive meanwhile, in one transaction.
+    let answer = writer
+        .record(key.id, request, idempotency.map(|k| (k, hash)))
+        .await?;
+    Ok(accepted(answer))
 }
 
 /// The most events in one batch.
@@ -317,9 +361,14 @@ pub async fn post_batch(
                 ),
             ));
         }
+        let known = known_contacts(tx, batch.events.iter()).await?;
         let mut events = Vec::with_capacity(batch.events.len());
         for (i, r) in batch.events.iter().enumerate() {
-            events.push(checked(tx, r, now).await.map_err(|p| p.in_item(i))?);
+            events.push(
+                checked(tx, r, now, &known)
+                    .await
+                    .map_err(|p| p.in_item(i))?,
+            );
         }
         let ids = crate::events::store::record_many(tx, now, &events).await?;
         let mut runs = scheduled(tx, &ids).await?;
@@ -335,7 +384,7 @@ pub async fn post_batch(
     .await
 }
 
-fn to_json<T: Serialize>(answer: &T) -> Result<String, Problem> {
+pub(crate) fn to_json<T: Serialize>(answer: &T) -> Result<String, Problem> {
     serde_json::to_string(answer).map_err(|e| {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -346,7 +395,7 @@ fn to_json<T: Serialize>(answer: &T) -> Result<String, Problem> {
 }
 
 /// The runs `events` scheduled, by event.
-async fn scheduled(
+pub(crate) async fn scheduled(
     tx: &mut crate::db::Tx,
     events: &[EventId],
 ) -> Result<std::collections::HashMap<EventId, Vec<ScheduledRun>>, Problem> {
@@ -386,32 +435,32 @@ async fn answer_once(
     let hash = idempotency::body_hash(body.to_string().as_bytes());
     let now = state.clock.now_ms();
     if let Some(k) = &idempotency
-        && let Some((status, stored)) =
-            idempotency::replay(&state.db, key.id, k, &hash, now).await?
+        && let Some(stored) = idempotency::replay(state.db.read(), key.id, k, &hash, now).await?
     {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED);
-        return Ok(HttpResponse::build(status)
-            .content_type("application/json")
-            .body(stored));
+        return Ok(replayed(stored));
     }
     let mut tx = state.db.begin().await?;
     let answer = work(&mut tx, now).await?;
     if let Some(k) = &idempotency {
-        let kept = idempotency::keep(&mut tx, key.id, k, &hash, &(202, answer.clone()), now).await;
-        if let Err(e) = kept {
-            return Err(if crate::db::is_unique_violation(&e) {
-                Problem::new(
-                    StatusCode::CONFLICT,
-                    "Idempotency-Key in use",
-                    "A request with this Idempotency-Key is being processed; send it again in a moment.",
-                )
-            } else {
-                e.into()
-            });
-        }
+        idempotency::keep(&mut tx, key.id, k, &hash, &(202, answer.clone()), now)
+            .await
+            .map_err(idempotency::conflict_or_problem)?;
     }
     state.db.commit(tx).await?;
-    Ok(HttpResponse::build(StatusCode::ACCEPTED)
+    Ok(accepted(answer))
+}
+
+/// 202 with the JSON answer.
+fn accepted(answer: String) -> HttpResponse {
+    HttpResponse::build(StatusCode::ACCEPTED)
         .content_type("application/json")
-        .body(answer))
+        .body(answer)
+}
+
+/// The answer kept for a repeated `Idempotency-Key`, as it was first given.
+fn replayed((status, stored): idempotency::Stored) -> HttpResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED);
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(stored)
 }

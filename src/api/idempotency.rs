@@ -6,7 +6,7 @@
 use actix_web::http::StatusCode;
 
 use crate::api::problem::Problem;
-use crate::db::{Db, Tx};
+use crate::db::Tx;
 
 /// How long an answer is kept.
 pub const KEEP_MS: i64 = 24 * 3_600_000;
@@ -34,8 +34,8 @@ pub fn header(req: &actix_web::HttpRequest) -> Result<Option<String>, Problem> {
 }
 
 /// The answer kept for `key`, if the same body was sent before; 409 for another body.
-pub async fn replay(
-    db: &Db,
+pub async fn replay<'c>(
+    on: impl sqlx::Executor<'c, Database = sqlx::Any>,
     api_key: i64,
     key: &str,
     hash: &str,
@@ -48,7 +48,7 @@ pub async fn replay(
     .bind(api_key)
     .bind(key)
     .bind(now_ms - KEEP_MS)
-    .fetch_optional(db.read())
+    .fetch_optional(on)
     .await?;
     match row {
         Some((h, status, response)) if h == hash => Ok(Some((status as u16, response))),
@@ -62,7 +62,7 @@ pub async fn replay(
 }
 
 /// Keeps the answer to `key`, in the transaction of the change it answers (an
-/// expired one is replaced).
+/// expired one is replaced; a live one makes it fail as a unique violation).
 pub async fn keep(
     tx: &mut Tx,
     api_key: i64,
@@ -71,11 +71,16 @@ pub async fn keep(
     answer: &Stored,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM api_idempotency WHERE api_key_id = $1 AND idempotency_key = $2")
-        .bind(api_key)
-        .bind(key)
-        .execute(&mut **tx)
-        .await?;
+    // Only an expired answer: a live one (kept by a call that committed after this
+    // one looked) must make this INSERT fail, not be replaced.
+    sqlx::query(
+        "DELETE FROM api_idempotency WHERE api_key_id = $1 AND idempotency_key = $2 AND created_at <= $3",
+    )
+    .bind(api_key)
+    .bind(key)
+    .bind(now_ms - KEEP_MS)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query(
         "INSERT INTO api_idempotency (api_key_id, idempotency_key, body_hash, status, response, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -89,4 +94,18 @@ pub async fn keep(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A failed [`keep`]: another call with the same key got there first (409), or
+/// the database failed.
+pub fn conflict_or_problem(e: sqlx::Error) -> Problem {
+    if crate::db::is_unique_violation(&e) {
+        Problem::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "Idempotency-Key in use",
+            "A request with this Idempotency-Key is being processed; send it again in a moment.",
+        )
+    } else {
+        e.into()
+    }
 }

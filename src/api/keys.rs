@@ -32,7 +32,7 @@ impl ApiKey {
     }
 }
 
-fn digest(key: &str) -> String {
+pub fn digest(key: &str) -> String {
     crate::types::sha256_hex(key.as_bytes())
 }
 
@@ -106,5 +106,9 @@ pub async fn revoke(tx: &mut Tx, id: i64, now_ms: i64) -> Result<(), sqlx::Error
         .bind(id)
         .execute(&mut **tx)
         .await?;
+    REVOKED.bump();
     Ok(())
 }
+
+/// Bumped when this process revokes a key (see [`crate::cache`]).
+pub static REVOKED: crate::cache::Generation = crate::cache::Generation::new();

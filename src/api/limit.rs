@@ -12,15 +12,39 @@ use actix_web::{Error, HttpMessage, ResponseError, web};
 
 use crate::api::keys::ApiKey;
 use crate::api::problem::Problem;
+use crate::cache::Recent;
 use crate::state::AppState;
 
 /// Calls per key in the current minute.
-#[derive(Default)]
 pub struct Limiter {
     windows: Mutex<HashMap<i64, (i64, i64)>>,
+    /// The calls-per-minute setting, read at most once a second.
+    per_minute: Recent<(), i64>,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self {
+            windows: Default::default(),
+            per_minute: Recent::new(&crate::settings::SAVED),
+        }
+    }
 }
 
 impl Limiter {
+    /// The calls a key may make per minute (the setting).
+    async fn per_minute(&self, db: &crate::db::Db) -> Result<i64, sqlx::Error> {
+        if let Some(n) = self.per_minute.get(&()) {
+            return Ok(n);
+        }
+        let generation = self.per_minute.generation();
+        let n = crate::settings::Settings::load(db)
+            .await?
+            .api_calls_per_minute;
+        self.per_minute.put((), generation, n);
+        Ok(n)
+    }
+
     /// Counts a call of `key` at `now_ms`; the seconds to wait when over `limit`.
     pub fn count(&self, key: i64, now_ms: i64, limit: i64) -> Option<i64> {
         let minute = now_ms / 60_000;
@@ -48,10 +72,7 @@ pub async fn limit<B: MessageBody>(
         .expect("rate limiter");
     let key = req.extensions().get::<ApiKey>().map(|k| k.id);
     if let Some(key) = key {
-        let per_minute = crate::settings::Settings::load(&state.db)
-            .await
-            .map_err(Problem::from)?
-            .api_calls_per_minute;
+        let per_minute = limiter.per_minute(&state.db).await.map_err(Problem::from)?;
         if let Some(wait) = limiter.count(key, state.clock.now_ms(), per_minute) {
             let mut response = Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod contacts;
+pub mod event_writer;
 pub mod events;
 pub mod idempotency;
 pub mod key_pages;

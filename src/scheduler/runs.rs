@@ -325,6 +325,11 @@ pub async fn next_wake_at(db: &Db) -> Result<Option<i64>, sqlx::Error> {
         "SELECT (SELECT MIN(due_at) FROM job_runs WHERE status = 'pending'), \
                 (SELECT MIN(lease_expires_at) FROM job_runs WHERE status = 'running')",
     )
+    // Planned afresh each time: a statement without parameters is planned once per
+    // connection, and on PostgreSQL a plan made while the table was nearly empty
+    // (a sequential scan) was kept while a burst of events filled it — read in
+    // full after every commit that woke the scheduler.
+    .persistent(false)
     .fetch_one(db.read())
     .await?;
     Ok(due.into_iter().chain(lease).min())
