@@ -233,9 +233,45 @@ pub async fn cancel_reminder(
     Ok(())
 }
 
-/// Claims up to `limit` due runs (and runs whose lease expired) for `owner`.
+/// Claims up to `limit` due runs (and runs whose lease expired) for `owner`: the
+/// expired leases first (their runs have waited longest), then due runs in due
+/// order. Two statements, not one with `OR`: with the `OR` the database read and
+/// sorted every due run to hand out the first 128 — 6 ms a claim with 20,000 due
+/// on PostgreSQL, growing with the backlog — while each half alone walks the
+/// `(status, due_at)` index and stops at the limit.
 pub async fn claim(
     db: &Db,
+    now_ms: i64,
+    owner: &str,
+    limit: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let mut claimed = claim_where(
+        db,
+        "status = 'running' AND lease_expires_at < $3",
+        now_ms,
+        owner,
+        limit,
+    )
+    .await?;
+    let left = limit - claimed.len() as i64;
+    if left > 0 {
+        claimed.extend(
+            claim_where(
+                db,
+                "status = 'pending' AND due_at <= $3",
+                now_ms,
+                owner,
+                left,
+            )
+            .await?,
+        );
+    }
+    Ok(claimed)
+}
+
+async fn claim_where(
+    db: &Db,
+    which: &str,
     now_ms: i64,
     owner: &str,
     limit: i64,
@@ -247,8 +283,7 @@ pub async fn claim(
     };
     let sql = format!(
         "UPDATE job_runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, \
-         started_at = $3 WHERE id IN (SELECT id FROM job_runs WHERE (status = 'pending' AND due_at <= $3) \
-         OR (status = 'running' AND lease_expires_at < $3) ORDER BY due_at LIMIT $4{lock}) \
+         started_at = $3 WHERE id IN (SELECT id FROM job_runs WHERE {which} ORDER BY due_at LIMIT $4{lock}) \
          RETURNING id, automation_id, event_id, job_kind, due_at, attempts"
     );
     // One statement is one transaction: no BEGIN and COMMIT round trips.
@@ -388,7 +423,7 @@ pub struct Completed {
     pub detail: Option<String>,
 }
 
-/// Rows per multi-row completion (5 parameters each).
+/// Rows per multi-row completion (6 parameters each).
 const COMPLETE_ROWS: usize = 500;
 
 /// [`complete`] for many runs at once (one statement per 500): what the worker
@@ -400,14 +435,17 @@ pub async fn complete_many(
     done: &[Completed],
 ) -> Result<(), sqlx::Error> {
     for chunk in done.chunks(COMPLETE_ROWS) {
-        let n = chunk.len() * 5;
+        let n = chunk.len() * 6;
+        // The owner is a column of each row, compared in the join, not a filter on
+        // job_runs: PostgreSQL estimates `lease_owner = $x` from statistics taken
+        // when no run was leased (one row), and then scanned every run once per
+        // row of the list — 70 to 300 ms a statement with 20,000 runs.
         let sql = format!(
             "UPDATE job_runs SET status = 'done', outcome = v.column2, message_id = COALESCE(v.column3, job_runs.message_id), \
              target_kind = v.column4, target_id = v.column5, finished_at = ${}, lease_owner = NULL, lease_expires_at = NULL \
-             FROM (VALUES {}) AS v WHERE job_runs.id = v.column1 AND job_runs.lease_owner = ${}",
+             FROM (VALUES {}) AS v WHERE job_runs.id = v.column1 AND job_runs.lease_owner = v.column6",
             n + 1,
-            crate::db::placeholders(chunk.len(), 5),
-            n + 2
+            crate::db::placeholders(chunk.len(), 6),
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for c in chunk {
@@ -416,9 +454,10 @@ pub async fn complete_many(
                 .bind(done_outcome(c.message_id.as_deref(), c.detail.as_deref()).to_string())
                 .bind(c.message_id.clone())
                 .bind(c.target.kind)
-                .bind(c.target.id);
+                .bind(c.target.id)
+                .bind(owner);
         }
-        q.bind(now_ms).bind(owner).execute(db.write()).await?;
+        q.bind(now_ms).execute(db.write()).await?;
     }
     Ok(())
 }

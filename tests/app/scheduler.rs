@@ -513,3 +513,93 @@ with_smtp! {
         assert_eq!(n, 0);
     }
 }
+
+/// Claims hand out runs whose lease expired first, then due runs in due order, and
+/// only as many as asked; a completion by an owner that lost its lease changes
+/// nothing, the new owner's does.
+async fn claims_keep_order_and_owners(app: TestApp) {
+    use herald::scheduler::queue::{self, Completed, LEASE, Target};
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    // A day's delay: the app's own scheduler leaves these runs alone.
+    password_automation(
+        &app,
+        &client,
+        &[
+            ("delay", "yes"),
+            ("delay_unit", "days"),
+            ("delay_value", "1"),
+        ],
+        &[],
+    )
+    .await;
+    let contact = contact(&app, "order@example.com", "order's own password").await;
+    for _ in 0..5 {
+        request_password(&app, contact).await;
+        app.advance(Duration::from_secs(60));
+    }
+    let later = app.now_ms() + 2 * 86_400_000;
+    let first = queue::claim(&app.state.db, later, "first", 2)
+        .await
+        .unwrap();
+    let due: Vec<i64> = first.iter().map(|r| r.due_at).collect();
+    assert_eq!(due.len(), 2, "as many as asked");
+    assert!(due[0] < due[1], "in due order: {due:?}");
+    // The first owner stops renewing; once its lease expired, its runs come first.
+    let expired = later + LEASE.as_millis() as i64 + 1;
+    let second = queue::claim(&app.state.db, expired, "second", 3)
+        .await
+        .unwrap();
+    let ids = |runs: &[queue::Claimed]| runs.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&second)[..2], ids(&first)[..], "expired leases first");
+    assert_eq!(second.len(), 3);
+    assert!(second[2].due_at > first[1].due_at);
+    assert_eq!(second[0].attempts, 2, "a second attempt");
+    let done = |runs: &[queue::Claimed]| -> Vec<Completed> {
+        runs.iter()
+            .map(|r| Completed {
+                run: r.id,
+                target: Target {
+                    kind: "contact",
+                    id: contact,
+                },
+                message_id: None,
+                detail: None,
+            })
+            .collect()
+    };
+    let status = async |run: &queue::Claimed| -> (String, Option<String>) {
+        sqlx::query_as("SELECT status, lease_owner FROM job_runs WHERE id = $1")
+            .bind(run.id)
+            .fetch_one(app.state.db.read())
+            .await
+            .unwrap()
+    };
+    queue::complete_many(&app.state.db, expired, "first", &done(&first))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&first[0]).await,
+        ("running".into(), Some("second".into())),
+        "not the first owner's any more"
+    );
+    queue::complete_many(&app.state.db, expired, "second", &done(&second))
+        .await
+        .unwrap();
+    for run in &second {
+        assert_eq!(status(run).await, ("done".into(), None));
+    }
+    let left = queue::claim(&app.state.db, expired, "third", 10)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 2, "the two runs never claimed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_keep_order_and_owners_sqlite() {
+    run_on_with(Engine::Sqlite, |_| {}, claims_keep_order_and_owners).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_keep_order_and_owners_postgres() {
+    run_on_with(Engine::Postgres, |_| {}, claims_keep_order_and_owners).await
+}
