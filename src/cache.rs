@@ -68,6 +68,21 @@ impl<K: Eq + Hash, V: Clone> Recent<K, V> {
         }
     }
 
+    /// The value kept for `key` while fresh, else what `load` reads (then kept).
+    pub async fn get_or_load<E>(
+        &self,
+        key: K,
+        load: impl AsyncFnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        let generation = self.generation();
+        let v = load().await?;
+        self.put(key, generation, v.clone());
+        Ok(v)
+    }
+
     /// The generation now, to pass to [`put`](Self::put).
     pub fn generation(&self) -> u64 {
         self.generation.current()

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::cache::Recent;
+
 use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -40,6 +42,8 @@ pub struct JobContext {
     pub webhook_keys: LinkSigner,
     /// Sends webhooks, refusing the operator's own network.
     pub http: crate::webhook::Client,
+    /// The settings, read at most once a second (see [`crate::cache`]).
+    settings: Arc<Recent<(), crate::settings::Settings>>,
 }
 
 impl JobContext {
@@ -54,11 +58,15 @@ impl JobContext {
             links: state.links.clone(),
             webhook_keys: state.webhook_keys.clone(),
             http: state.http.clone(),
+            settings: Arc::new(Recent::new(&crate::settings::SAVED)),
         }
     }
 
-    /// The settings as stored now.
+    /// The settings as stored now — or up to a second ago when another instance
+    /// saved them: every run needs them, and they seldom change.
     pub async fn settings(&self) -> Result<crate::settings::Settings, sqlx::Error> {
-        crate::settings::Settings::load(&self.db).await
+        self.settings
+            .get_or_load((), async || crate::settings::Settings::load(&self.db).await)
+            .await
     }
 }

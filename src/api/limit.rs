@@ -34,15 +34,13 @@ impl Default for Limiter {
 impl Limiter {
     /// The calls a key may make per minute (the setting).
     async fn per_minute(&self, db: &crate::db::Db) -> Result<i64, sqlx::Error> {
-        if let Some(n) = self.per_minute.get(&()) {
-            return Ok(n);
-        }
-        let generation = self.per_minute.generation();
-        let n = crate::settings::Settings::load(db)
-            .await?
-            .api_calls_per_minute;
-        self.per_minute.put((), generation, n);
-        Ok(n)
+        self.per_minute
+            .get_or_load((), async || {
+                Ok(crate::settings::Settings::load(db)
+                    .await?
+                    .api_calls_per_minute)
+            })
+            .await
     }
 
     /// Counts a call of `key` at `now_ms`; the seconds to wait when over `limit`.
