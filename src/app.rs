@@ -280,14 +280,22 @@ async fn not_found() -> Result<HttpResponse, AppError> {
 
 /// Removes expired sessions and old sign-in failures now and then.
 async fn maintenance(state: web::Data<AppState>) {
-    loop {
-        let now = state.clock.now_ms();
-        if let Err(e) = crate::web::session_store::purge_expired(&state.db, now).await {
-            tracing::warn!(error = %e, "purging expired sessions failed");
+    // Tables are tidied every 30 s, expired sessions purged every 10 minutes.
+    for round in 0u64.. {
+        if round % 20 == 0 {
+            let now = state.clock.now_ms();
+            if let Err(e) = crate::web::session_store::purge_expired(&state.db, now).await {
+                tracing::warn!(error = %e, "purging expired sessions failed");
+            }
+            if let Err(e) = crate::auth::throttle::purge_old(&state.db, now).await {
+                tracing::warn!(error = %e, "purging old sign-in failures failed");
+            }
         }
-        if let Err(e) = crate::auth::throttle::purge_old(&state.db, now).await {
-            tracing::warn!(error = %e, "purging old sign-in failures failed");
+        match state.db.tidy().await {
+            Ok(tables) if !tables.is_empty() => tracing::debug!(?tables, "vacuumed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "vacuuming failed"),
         }
-        tokio::time::sleep(Duration::from_secs(600)).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
     }
 }

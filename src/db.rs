@@ -149,6 +149,33 @@ impl Db {
         self.runs_enqueued.notified().await;
     }
 
+    /// PostgreSQL: vacuums and analyses those of Herald's busiest tables that have
+    /// many dead rows or changed much since their statistics were taken —
+    /// autovacuum's own thresholds, for servers where it is off or behind. A run is
+    /// updated three times on its way through the queue; left alone, the dead rows
+    /// and the statistics of an empty table slowed every page that counts runs
+    /// (the dashboard: 26 → 4 ms at 32,000 finished runs once vacuumed). Returns the
+    /// tables it tidied; nothing to do on SQLite.
+    pub async fn tidy(&self) -> Result<Vec<String>, sqlx::Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(Vec::new());
+        }
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT relname::text FROM pg_stat_user_tables \
+             WHERE relname IN ('job_runs', 'events', 'automations', 'sessions', 'api_idempotency') \
+             AND (n_dead_tup > 50 + 0.2 * n_live_tup OR n_mod_since_analyze > 50 + 0.1 * n_live_tup)",
+        )
+        .fetch_all(&self.write)
+        .await?;
+        for table in &tables {
+            // The name is one of the five above.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM (ANALYZE) {table}")))
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(tables)
+    }
+
     fn migrator(&self) -> &'static Migrator {
         match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,

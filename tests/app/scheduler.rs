@@ -603,3 +603,79 @@ async fn claims_keep_order_and_owners_sqlite() {
 async fn claims_keep_order_and_owners_postgres() {
     run_on_with(Engine::Postgres, |_| {}, claims_keep_order_and_owners).await
 }
+
+/// PostgreSQL: Herald vacuums its queue once runs left many dead rows (this
+/// server runs without autovacuum, as some do); on SQLite there is nothing to do.
+async fn the_queue_table_is_tidied(app: TestApp) {
+    use herald::db::Backend;
+    use herald::scheduler::queue::{self, Completed, Target};
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    password_automation(
+        &app,
+        &client,
+        &[
+            ("delay", "yes"),
+            ("delay_unit", "days"),
+            ("delay_value", "1"),
+        ],
+        &[],
+    )
+    .await;
+    let contact = contact(&app, "tidy@example.com", "tidy's own password").await;
+    for _ in 0..60 {
+        request_password(&app, contact).await;
+    }
+    // Each run claimed and completed: two dead rows a run.
+    let later = app.now_ms() + 2 * 86_400_000;
+    let claimed = queue::claim(&app.state.db, later, "tidy", 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 60);
+    let done: Vec<Completed> = claimed
+        .iter()
+        .map(|r| Completed {
+            run: r.id,
+            target: Target {
+                kind: "contact",
+                id: contact,
+            },
+            message_id: None,
+            detail: None,
+        })
+        .collect();
+    queue::complete_many(&app.state.db, later, "tidy", &done)
+        .await
+        .unwrap();
+    if app.state.db.backend == Backend::Sqlite {
+        assert!(app.state.db.tidy().await.unwrap().is_empty());
+        return;
+    }
+    let vacuumed = async || -> bool {
+        sqlx::query_scalar(
+            "SELECT last_vacuum IS NOT NULL OR last_autovacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'job_runs'",
+        )
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap()
+    };
+    assert!(!vacuumed().await, "not before");
+    // The server's statistics arrive within a second or so.
+    let started = Instant::now();
+    let mut tidied = Vec::new();
+    while !tidied.contains(&"job_runs".to_string()) && started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tidied = app.state.db.tidy().await.unwrap();
+    }
+    assert!(tidied.contains(&"job_runs".to_string()), "{tidied:?}");
+    assert!(vacuumed().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_table_is_tidied_sqlite() {
+    run_on_with(Engine::Sqlite, |_| {}, the_queue_table_is_tidied).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_table_is_tidied_postgres() {
+    run_on_with(Engine::Postgres, |_| {}, the_queue_table_is_tidied).await
+}
