@@ -1,4 +1,5 @@
-//! Group commit for `POST /api/v1/events`: calls that arrive while a transaction is
+//! `POST /api/v1/events` (what it accepts and checks is in [`crate::api::events`])
+//! and its group commit: calls that arrive while a transaction is
 //! being written wait for the next one and are recorded together — one `BEGIN`, one
 //! multi-row insert of their events and runs, one `COMMIT` — instead of one
 //! transaction each. On SQLite every write goes through one connection, so a
@@ -13,15 +14,60 @@
 
 use std::collections::HashSet;
 
+use actix_web::{HttpRequest, HttpResponse, web};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::events::{
-    EventAccepted, EventRequest, checked, known_contacts, scheduled, to_json,
+    EventAccepted, EventRequest, accepted, api_key, checked, known_contacts, read, replayed,
+    scheduled, to_json,
 };
 use crate::api::idempotency;
 use crate::api::problem::Problem;
 use crate::db::Db;
 use crate::state::AppState;
+
+/// Reports an event; answers with the runs it scheduled.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    request_body = EventRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried call harmless (per API key, 24 hours)")),
+    responses(
+        (status = 202, description = "Recorded", body = EventAccepted),
+        (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown contact", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn post_event(
+    state: web::Data<AppState>,
+    writer: web::Data<EventWriter>,
+    req: HttpRequest,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.into_inner();
+    let key = api_key(&req)?;
+    let idempotency = idempotency::header(&req)?;
+    let hash = idempotency::body_hash(body.to_string().as_bytes());
+    if let Some(k) = &idempotency
+        && let Some(stored) =
+            idempotency::replay(state.db.read(), key.id, k, &hash, state.clock.now_ms()).await?
+    {
+        return Ok(replayed(stored));
+    }
+    let request: EventRequest = read(body)?;
+    // Written with the calls that arrive meanwhile, in one transaction.
+    let answer = writer
+        .record(key.id, request, idempotency.map(|k| (k, hash)))
+        .await?;
+    Ok(accepted(answer))
+}
 
 /// The most calls written in one transaction.
 const MAX_GROUP: usize = 256;

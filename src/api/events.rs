@@ -1,7 +1,9 @@
 //! `POST /api/v1/events`: an outside system reports an event — *External Event
 //! Received (C)*, *External HTTP Request Received (S)*, or *New Password Requested
 //! (C)* (a website's own sign-in page). It is recorded with the runs it triggers, in
-//! one transaction; the answer (202) names them.
+//! one transaction; the answer (202) names them. The request, its checks and the
+//! batch endpoint are here; the single-event endpoint, which writes calls in groups,
+//! is in [`crate::api::event_writer`].
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -9,7 +11,6 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::event_writer::EventWriter;
 use crate::api::idempotency;
 use crate::api::keys::ApiKey;
 use crate::api::problem::Problem;
@@ -264,49 +265,6 @@ pub fn read<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<
     })
 }
 
-/// Reports an event; answers with the runs it scheduled.
-#[utoipa::path(
-    post,
-    path = "/api/v1/events",
-    request_body = EventRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried call harmless (per API key, 24 hours)")),
-    responses(
-        (status = 202, description = "Recorded", body = EventAccepted),
-        (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown contact", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency-Key used with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn post_event(
-    state: web::Data<AppState>,
-    writer: web::Data<EventWriter>,
-    req: HttpRequest,
-    body: web::Json<serde_json::Value>,
-) -> Result<HttpResponse, Problem> {
-    let body = body.into_inner();
-    let key = api_key(&req)?;
-    let idempotency = idempotency::header(&req)?;
-    let hash = idempotency::body_hash(body.to_string().as_bytes());
-    if let Some(k) = &idempotency
-        && let Some(stored) =
-            idempotency::replay(state.db.read(), key.id, k, &hash, state.clock.now_ms()).await?
-    {
-        return Ok(replayed(stored));
-    }
-    let request: EventRequest = read(body)?;
-    // Written with the calls that arrive meanwhile, in one transaction.
-    let answer = writer
-        .record(key.id, request, idempotency.map(|k| (k, hash)))
-        .await?;
-    Ok(accepted(answer))
-}
-
 /// The most events in one batch.
 pub const MAX_BATCH: usize = 1000;
 
@@ -451,14 +409,14 @@ async fn answer_once(
 }
 
 /// 202 with the JSON answer.
-fn accepted(answer: String) -> HttpResponse {
+pub(crate) fn accepted(answer: String) -> HttpResponse {
     HttpResponse::build(StatusCode::ACCEPTED)
         .content_type("application/json")
         .body(answer)
 }
 
 /// The answer kept for a repeated `Idempotency-Key`, as it was first given.
-fn replayed((status, stored): idempotency::Stored) -> HttpResponse {
+pub(crate) fn replayed((status, stored): idempotency::Stored) -> HttpResponse {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED);
     HttpResponse::build(status)
         .content_type("application/json")

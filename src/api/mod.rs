@@ -44,7 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             }))
             .wrap(from_fn(limit::limit))
             .wrap(from_fn(auth::require_key))
-            .route("/events", web::post().to(events::post_event))
+            .route("/events", web::post().to(event_writer::post_event))
             .service(
                 web::resource("/events/batch")
                     .app_data(

@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Herald API", description = "Report events, keep contacts, read runs. Authenticate with `Authorization: Bearer <API key>`."),
     paths(
-        crate::api::events::post_event,
+        crate::api::event_writer::post_event,
         crate::api::events::post_batch,
         crate::api::contacts::post_contact,
         crate::api::contacts::get_contact,
