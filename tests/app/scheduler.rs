@@ -9,6 +9,7 @@ use herald::config::Secret;
 use herald::contacts::{self, ContactForm};
 use herald::events;
 use herald::events::catalogue::{EventType, NewEvent, Source};
+use herald::scheduler::queue::{Claimed, Completed, Target};
 use reqwest::{Client, StatusCode};
 
 use crate::automations::{define_job, define_time_frame, new_automation};
@@ -514,30 +515,46 @@ with_smtp! {
     }
 }
 
+/// `n` password requests of one contact, a minute apart, whose runs are due a day
+/// later (the app's own scheduler leaves them alone); the contact and a moment at
+/// which they are all due.
+async fn runs_due_tomorrow(app: &TestApp, n: usize) -> (i64, i64) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let delay = [
+        ("delay", "yes"),
+        ("delay_unit", "days"),
+        ("delay_value", "1"),
+    ];
+    password_automation(app, &client, &delay, &[]).await;
+    let contact = contact(app, "queue@example.com", "queue's own password").await;
+    for _ in 0..n {
+        request_password(app, contact).await;
+        app.advance(Duration::from_secs(60));
+    }
+    (contact, app.now_ms() + 2 * 86_400_000)
+}
+
+/// Each claimed run as done for `contact`.
+fn completed(runs: &[Claimed], contact: i64) -> Vec<Completed> {
+    runs.iter()
+        .map(|r| Completed {
+            run: r.id,
+            target: Target {
+                kind: "contact",
+                id: contact,
+            },
+            message_id: None,
+            detail: None,
+        })
+        .collect()
+}
+
 /// Claims hand out runs whose lease expired first, then due runs in due order, and
 /// only as many as asked; a completion by an owner that lost its lease changes
 /// nothing, the new owner's does.
 async fn claims_keep_order_and_owners(app: TestApp) {
-    use herald::scheduler::queue::{self, Completed, LEASE, Target};
-    let (client, _) = app.signed_in(Role::Marketer).await;
-    // A day's delay: the app's own scheduler leaves these runs alone.
-    password_automation(
-        &app,
-        &client,
-        &[
-            ("delay", "yes"),
-            ("delay_unit", "days"),
-            ("delay_value", "1"),
-        ],
-        &[],
-    )
-    .await;
-    let contact = contact(&app, "order@example.com", "order's own password").await;
-    for _ in 0..5 {
-        request_password(&app, contact).await;
-        app.advance(Duration::from_secs(60));
-    }
-    let later = app.now_ms() + 2 * 86_400_000;
+    use herald::scheduler::queue::{self, LEASE};
+    let (contact, later) = runs_due_tomorrow(&app, 5).await;
     let first = queue::claim(&app.state.db, later, "first", 2)
         .await
         .unwrap();
@@ -554,19 +571,6 @@ async fn claims_keep_order_and_owners(app: TestApp) {
     assert_eq!(second.len(), 3);
     assert!(second[2].due_at > first[1].due_at);
     assert_eq!(second[0].attempts, 2, "a second attempt");
-    let done = |runs: &[queue::Claimed]| -> Vec<Completed> {
-        runs.iter()
-            .map(|r| Completed {
-                run: r.id,
-                target: Target {
-                    kind: "contact",
-                    id: contact,
-                },
-                message_id: None,
-                detail: None,
-            })
-            .collect()
-    };
     let status = async |run: &queue::Claimed| -> (String, Option<String>) {
         sqlx::query_as("SELECT status, lease_owner FROM job_runs WHERE id = $1")
             .bind(run.id)
@@ -574,7 +578,7 @@ async fn claims_keep_order_and_owners(app: TestApp) {
             .await
             .unwrap()
     };
-    queue::complete_many(&app.state.db, expired, "first", &done(&first))
+    queue::complete_many(&app.state.db, expired, "first", &completed(&first, contact))
         .await
         .unwrap();
     assert_eq!(
@@ -582,9 +586,14 @@ async fn claims_keep_order_and_owners(app: TestApp) {
         ("running".into(), Some("second".into())),
         "not the first owner's any more"
     );
-    queue::complete_many(&app.state.db, expired, "second", &done(&second))
-        .await
-        .unwrap();
+    queue::complete_many(
+        &app.state.db,
+        expired,
+        "second",
+        &completed(&second, contact),
+    )
+    .await
+    .unwrap();
     for run in &second {
         assert_eq!(status(run).await, ("done".into(), None));
     }
@@ -608,42 +617,14 @@ async fn claims_keep_order_and_owners_postgres() {
 /// server runs without autovacuum, as some do); on SQLite there is nothing to do.
 async fn the_queue_table_is_tidied(app: TestApp) {
     use herald::db::Backend;
-    use herald::scheduler::queue::{self, Completed, Target};
-    let (client, _) = app.signed_in(Role::Marketer).await;
-    password_automation(
-        &app,
-        &client,
-        &[
-            ("delay", "yes"),
-            ("delay_unit", "days"),
-            ("delay_value", "1"),
-        ],
-        &[],
-    )
-    .await;
-    let contact = contact(&app, "tidy@example.com", "tidy's own password").await;
-    for _ in 0..60 {
-        request_password(&app, contact).await;
-    }
+    use herald::scheduler::queue;
+    let (contact, later) = runs_due_tomorrow(&app, 60).await;
     // Each run claimed and completed: two dead rows a run.
-    let later = app.now_ms() + 2 * 86_400_000;
     let claimed = queue::claim(&app.state.db, later, "tidy", 100)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 60);
-    let done: Vec<Completed> = claimed
-        .iter()
-        .map(|r| Completed {
-            run: r.id,
-            target: Target {
-                kind: "contact",
-                id: contact,
-            },
-            message_id: None,
-            detail: None,
-        })
-        .collect();
-    queue::complete_many(&app.state.db, later, "tidy", &done)
+    queue::complete_many(&app.state.db, later, "tidy", &completed(&claimed, contact))
         .await
         .unwrap();
     if app.state.db.backend == Backend::Sqlite {
