@@ -69,6 +69,7 @@ impl Application {
             links: crate::links::LinkSigner::new(key.master(), "unsubscribe"),
             webhook_keys: crate::links::LinkSigner::new(key.master(), "webhook secret"),
             http: crate::webhook::Client::default(),
+            settings: Default::default(),
         });
         let server = server(state.clone(), web::Data::from(jobs.clone()), key, listener)?;
         Ok(Self {

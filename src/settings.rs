@@ -274,6 +274,26 @@ impl Settings {
 /// Bumped when this process saves the settings (see [`crate::cache`]).
 pub static SAVED: crate::cache::Generation = crate::cache::Generation::new();
 
+/// The settings for hot paths (every API call's rate limit, every run): read at
+/// most once a second, and again at once after this process saved them.
+pub struct Cached(crate::cache::Recent<(), Settings>);
+
+impl Default for Cached {
+    fn default() -> Self {
+        Self(crate::cache::Recent::new(&SAVED))
+    }
+}
+
+impl Cached {
+    /// The settings as stored now — or up to a second ago when another instance
+    /// saved them.
+    pub async fn load(&self, db: &Db) -> Result<Settings, sqlx::Error> {
+        self.0
+            .get_or_load((), async || Settings::load(db).await)
+            .await
+    }
+}
+
 /// Parses the holiday calendar: one `YYYY-MM-DD` per line; text after the date is
 /// a comment ("2026-12-25 Christmas").
 pub fn parse_holidays(text: &str) -> Result<BTreeSet<jiff::civil::Date>, String> {

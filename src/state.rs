@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::cache::Recent;
-
 use crate::auth::password::PasswordHasher;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -21,6 +19,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Sends webhooks (shared by every job run, so connections are reused).
     pub http: crate::webhook::Client,
+    /// The settings, for the rate limit and the jobs (read at most once a second).
+    pub settings: Arc<crate::settings::Cached>,
     /// Signs and checks unsubscribe links.
     pub links: LinkSigner,
     /// Makes the signing secrets of Send HTTP Request from their stored salts.
@@ -42,8 +42,8 @@ pub struct JobContext {
     pub webhook_keys: LinkSigner,
     /// Sends webhooks, refusing the operator's own network.
     pub http: crate::webhook::Client,
-    /// The settings, read at most once a second (see [`crate::cache`]).
-    settings: Arc<Recent<(), crate::settings::Settings>>,
+    /// The settings, read at most once a second (shared with the requests).
+    settings: Arc<crate::settings::Cached>,
 }
 
 impl JobContext {
@@ -58,15 +58,13 @@ impl JobContext {
             links: state.links.clone(),
             webhook_keys: state.webhook_keys.clone(),
             http: state.http.clone(),
-            settings: Arc::new(Recent::new(&crate::settings::SAVED)),
+            settings: state.settings.clone(),
         }
     }
 
     /// The settings as stored now — or up to a second ago when another instance
     /// saved them: every run needs them, and they seldom change.
     pub async fn settings(&self) -> Result<crate::settings::Settings, sqlx::Error> {
-        self.settings
-            .get_or_load((), async || crate::settings::Settings::load(&self.db).await)
-            .await
+        self.settings.load(&self.db).await
     }
 }

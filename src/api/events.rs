@@ -5,10 +5,10 @@
 //! batch endpoint are here; the single-event endpoint, which writes calls in groups,
 //! is in [`crate::api::event_writer`].
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use std::collections::HashSet;
 
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::api::idempotency;

@@ -12,37 +12,15 @@ use actix_web::{Error, HttpMessage, ResponseError, web};
 
 use crate::api::keys::ApiKey;
 use crate::api::problem::Problem;
-use crate::cache::Recent;
 use crate::state::AppState;
 
 /// Calls per key in the current minute.
+#[derive(Default)]
 pub struct Limiter {
     windows: Mutex<HashMap<i64, (i64, i64)>>,
-    /// The calls-per-minute setting, read at most once a second.
-    per_minute: Recent<(), i64>,
-}
-
-impl Default for Limiter {
-    fn default() -> Self {
-        Self {
-            windows: Default::default(),
-            per_minute: Recent::new(&crate::settings::SAVED),
-        }
-    }
 }
 
 impl Limiter {
-    /// The calls a key may make per minute (the setting).
-    async fn per_minute(&self, db: &crate::db::Db) -> Result<i64, sqlx::Error> {
-        self.per_minute
-            .get_or_load((), async || {
-                Ok(crate::settings::Settings::load(db)
-                    .await?
-                    .api_calls_per_minute)
-            })
-            .await
-    }
-
     /// Counts a call of `key` at `now_ms`; the seconds to wait when over `limit`.
     pub fn count(&self, key: i64, now_ms: i64, limit: i64) -> Option<i64> {
         let minute = now_ms / 60_000;
@@ -70,7 +48,12 @@ pub async fn limit<B: MessageBody>(
         .expect("rate limiter");
     let key = req.extensions().get::<ApiKey>().map(|k| k.id);
     if let Some(key) = key {
-        let per_minute = limiter.per_minute(&state.db).await.map_err(Problem::from)?;
+        let per_minute = state
+            .settings
+            .load(&state.db)
+            .await
+            .map_err(Problem::from)?
+            .api_calls_per_minute;
         if let Some(wait) = limiter.count(key, state.clock.now_ms(), per_minute) {
             let mut response = Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
