@@ -194,20 +194,15 @@ async fn write(db: &Db, now: i64, calls: &[Call]) -> Result<Vec<Result<String, P
     let mut answers: Vec<Option<Result<String, Problem>>> = Vec::with_capacity(calls.len());
     let mut events = Vec::with_capacity(calls.len());
     for call in calls {
-        let answer = match &call.idempotency {
-            // Answered meanwhile (by an earlier group): the kept answer, nothing written.
-            Some((key, hash)) => {
-                match idempotency::replay(&mut *tx, call.key_id, key, hash, now).await {
-                    Ok(Some((_, stored))) => Some(Ok(stored)),
-                    Ok(None) => None,
-                    Err(p) => Some(Err(p)),
-                }
-            }
-            None => None,
+        // Answered meanwhile (by an earlier group): the kept answer, nothing written.
+        let kept = match &call.idempotency {
+            Some((key, hash)) => idempotency::replay(&mut *tx, call.key_id, key, hash, now).await,
+            None => Ok(None),
         };
-        let answer = match answer {
-            Some(done) => Some(done),
-            None => match checked(&mut tx, &call.request, now, &known).await {
+        let answer = match kept {
+            Ok(Some((_, stored))) => Some(Ok(stored)),
+            Err(p) => Some(Err(p)),
+            Ok(None) => match checked(&mut tx, &call.request, now, &known).await {
                 Ok(event) => {
                     events.push(event);
                     None
