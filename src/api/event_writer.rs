@@ -169,9 +169,14 @@ async fn write_group(state: &AppState, group: Vec<Call>) {
     };
     // A conflict (409): another transaction made the same contact or used the same
     // Idempotency-Key. It has committed by now (PostgreSQL reports the conflict once
-    // it does), so a try on its own finds its work.
+    // it does), so a try on its own finds its work. A call rewritten alone because
+    // the group failed for another call may meet such a conflict on that try: it
+    // gets one more.
     for call in singles {
-        let answer = alone(state, &call).await;
+        let mut answer = alone(state, &call).await;
+        if matches!(&answer, Err(p) if p.status == 409) {
+            answer = alone(state, &call).await;
+        }
         let _ = call.answer.send(answer);
     }
 }
