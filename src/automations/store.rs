@@ -8,7 +8,7 @@ use crate::automations::time_frame::{ALL_DAYS, Delay, DelayUnit, HolidayRule};
 use crate::automations::wizard::{EventPart, TimeFramePart};
 use crate::db::{Db, Tx};
 use crate::events::catalogue::EventType;
-use crate::scheduler::queue;
+use crate::scheduler::enqueue;
 use crate::types::AutomationId;
 
 #[derive(sqlx::FromRow)]
@@ -283,8 +283,8 @@ pub async fn refresh_reminder(
         }
     });
     match wanted {
-        Some(due) => queue::schedule_reminder(tx, id, due, now_ms).await,
-        None => queue::cancel_reminder(tx, id, now_ms).await,
+        Some(due) => enqueue::schedule_reminder(tx, id, due, now_ms).await,
+        None => enqueue::cancel_reminder(tx, id, now_ms).await,
     }
 }
 

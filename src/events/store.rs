@@ -47,16 +47,10 @@ pub async fn record_many(
 ) -> Result<Vec<EventId>, sqlx::Error> {
     let mut ids = Vec::with_capacity(events.len());
     for chunk in events.chunks(RECORD_ROWS) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let p: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO events (type, scope, contact_id, system_user_id, group_id, params, occurred_at) \
              VALUES {} RETURNING id",
-            rows.join(", ")
+            crate::db::placeholders(chunk.len(), 7)
         );
         let mut q = sqlx::query_scalar::<_, EventId>(sqlx::AssertSqlSafe(sql));
         for e in chunk {

@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 use crate::automations::model::Automation;
 use crate::automations::time_frame::{Calendar, DelayUnit};
 use crate::events::catalogue::{EventType, NewEvent};
-use crate::scheduler::queue::{self, NewRun};
+use crate::scheduler::enqueue::{self, NewRun};
 use crate::types::EventId;
 
 /// Why a run is stored as skipped at once.
@@ -85,7 +85,7 @@ pub async fn intake_many(
             });
         }
     }
-    let enqueued = queue::enqueue(conn, at_ms, &runs).await?;
+    let enqueued = enqueue::enqueue(conn, at_ms, &runs).await?;
     tracing::debug!(enqueued, "runs enqueued");
     Ok(enqueued)
 }

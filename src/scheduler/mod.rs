@@ -1,8 +1,9 @@
 //! The durable scheduler, one file per concern: intake (event → runs, in the
-//! caller's transaction), the queue (the only writer of `job_runs`: enqueue, claim,
-//! named transitions, backoff), the worker (the loop), run history for pages, and
-//! retention.
+//! caller's transaction), enqueue and the queue (the only writers of `job_runs`:
+//! putting runs on it; claim, named transitions, backoff), the worker (the loop),
+//! run history for pages, and retention.
 
+pub mod enqueue;
 pub mod intake;
 pub mod queue;
 pub mod retention;

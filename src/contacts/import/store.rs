@@ -11,7 +11,8 @@ use crate::clock::Clock;
 use crate::db::{Db, Tx};
 use crate::events;
 use crate::events::catalogue::{EventType, NewEvent};
-use crate::scheduler::queue::{self, NewRun};
+use crate::scheduler::enqueue::{self, NewRun};
+use crate::scheduler::queue;
 use crate::types::{EventId, ImportId};
 
 /// The job kind of an import's run.
@@ -48,7 +49,7 @@ pub async fn start(
         due_at: now,
         skipped_because: None,
     };
-    queue::enqueue(&mut tx, now, &[run]).await?;
+    enqueue::enqueue(&mut tx, now, &[run]).await?;
     db.commit(tx).await?;
     Ok(id)
 }
