@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::scheduler::queue::RunStatus;
-use crate::scheduler::runs;
+use crate::scheduler::runs::{self, HOUR_MS};
 use crate::state::AppState;
 use crate::web::{AppError, PageContext, redirect, render};
 
@@ -15,7 +15,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/dashboard", web::get().to(dashboard));
 }
 
-const HOUR_MS: i64 = 3_600_000;
 const HOURS: i64 = 7 * 24;
 /// Outcomes charted, bottom to top, with their colours.
 const SERIES: [(RunStatus, &str, &str); 4] = [
@@ -82,7 +81,7 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
     };
     // Seven whole days (UTC), today last, so each day is one seventh of the chart.
     let first_hour = (now / HOUR_MS / 24 - 6) * 24;
-    let rows = runs::finished_per_hour(&state.db, first_hour * HOUR_MS).await?;
+    let rows = runs::finished_per_hour(&state.db, first_hour).await?;
     let mut buckets = vec![[0i64; SERIES.len()]; HOURS as usize];
     for (hour, status, n) in rows {
         let (Some(i), Some(s)) = (

@@ -162,13 +162,13 @@ impl Db {
         }
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT relname::text FROM pg_stat_user_tables \
-             WHERE relname IN ('job_runs', 'events', 'automations', 'sessions', 'api_idempotency') \
+             WHERE relname IN ('job_runs', 'events', 'automations', 'sessions', 'api_idempotency', 'run_hours') \
              AND (n_dead_tup > 50 + 0.2 * n_live_tup OR n_mod_since_analyze > 50 + 0.1 * n_live_tup)",
         )
         .fetch_all(&self.write)
         .await?;
         for table in &tables {
-            // The name is one of the five above.
+            // The name is one of the six above.
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM (ANALYZE) {table}")))
                 .execute(&self.write)
                 .await?;

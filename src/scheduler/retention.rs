@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::db::Db;
 use crate::scheduler::queue;
+use crate::scheduler::runs::forget_empty_hours;
 use crate::settings::Settings;
 
 /// Rows deleted by one statement.
@@ -60,6 +61,7 @@ pub async fn prune(db: &Db, now_ms: i64) -> Result<Pruned, sqlx::Error> {
     // Runs first: events they held on to may go in the same pass.
     let run_cutoff = now_ms - settings.run_retention_days * DAY_MS;
     let runs = in_batches(|| queue::prune_finished(db, run_cutoff, BATCH)).await?;
+    forget_empty_hours(db).await?;
     let events = delete_in_batches(
         db,
         "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.occurred_at < $1 \

@@ -6,6 +6,9 @@ use crate::db::Db;
 use crate::scheduler::queue::{RunStatus, Target};
 use crate::types::{AutomationId, ContactId, EventId, RunId};
 
+/// An hour in milliseconds: runs are counted per hour since the epoch.
+pub const HOUR_MS: i64 = 3_600_000;
+
 impl RunStatus {
     /// The word pages show, and its badge's classes.
     pub fn label(self) -> (&'static str, &'static str) {
@@ -229,37 +232,59 @@ pub async fn dashboard_counts(
     now_ms: i64,
     since_ms: i64,
 ) -> Result<[i64; 5], sqlx::Error> {
+    // Whole hours from the hourly counts; only the part of an hour at the start of
+    // the window is counted run by run (at most an hour of runs).
+    let first_whole_hour = since_ms.div_euclid(HOUR_MS) + 1;
+    let finished_since = |status: &str| {
+        format!(
+            "(SELECT COUNT(*) FROM job_runs WHERE status = '{status}' AND finished_at > $2 AND finished_at < $3) \
+             + (SELECT CAST(COALESCE(SUM(runs), 0) AS BIGINT) FROM run_hours WHERE status = '{status}' AND hour >= $4)"
+        )
+    };
     // One statement: on a busy machine every round trip waits its turn.
-    let (active, pending, running, done, failed): (i64, i64, i64, i64, i64) = sqlx::query_as(
+    let sql = format!(
         "SELECT (SELECT COUNT(*) FROM automations WHERE state = 'active' AND (end_at IS NULL OR end_at > $1)), \
                 (SELECT COUNT(*) FROM job_runs WHERE status = 'pending'), \
                 (SELECT COUNT(*) FROM job_runs WHERE status = 'running'), \
-                (SELECT COUNT(*) FROM job_runs WHERE status = 'done' AND finished_at > $2), \
-                (SELECT COUNT(*) FROM job_runs WHERE status = 'failed' AND finished_at > $2)",
-    )
-    .bind(now_ms)
-    .bind(since_ms)
-    .fetch_one(db.read())
-    .await?;
+                {}, {}",
+        finished_since("done"),
+        finished_since("failed"),
+    );
+    let (active, pending, running, done, failed): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now_ms)
+            .bind(since_ms)
+            .bind(first_whole_hour * HOUR_MS)
+            .bind(first_whole_hour)
+            .fetch_one(db.read())
+            .await?;
     Ok([active, pending, running, done, failed])
 }
 
-/// Finished runs per hour (hours since the epoch) and status, from `from_ms` on.
+/// Finished runs per hour (hours since the epoch) and status, from the hour
+/// `from_hour` on: the hourly counts the database keeps as runs finish.
 pub async fn finished_per_hour(
     db: &Db,
-    from_ms: i64,
+    from_hour: i64,
 ) -> Result<Vec<(i64, RunStatus, i64)>, sqlx::Error> {
-    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT finished_at / 3600000 AS hour, status, COUNT(*) FROM job_runs \
-         WHERE finished_at >= $1 GROUP BY finished_at / 3600000, status",
-    )
-    .bind(from_ms)
-    .fetch_all(db.read())
-    .await?;
+    let rows: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT hour, status, runs FROM run_hours WHERE hour >= $1 AND runs <> 0")
+            .bind(from_hour)
+            .fetch_all(db.read())
+            .await?;
     Ok(rows
         .into_iter()
         .filter_map(|(h, s, n)| RunStatus::from_code(&s).map(|s| (h, s, n)))
         .collect())
+}
+
+/// Removes hourly counts that fell to nothing (their runs were pruned or put back
+/// in the queue).
+pub async fn forget_empty_hours(db: &Db) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM run_hours WHERE runs = 0")
+        .execute(db.write())
+        .await?
+        .rows_affected())
 }
 
 /// Runs for `target` done since `since_ms` (a job's rate limit).

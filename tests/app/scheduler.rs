@@ -660,3 +660,152 @@ async fn the_queue_table_is_tidied_sqlite() {
 async fn the_queue_table_is_tidied_postgres() {
     run_on_with(Engine::Postgres, |_| {}, the_queue_table_is_tidied).await
 }
+
+/// The hourly counts the dashboard reads equal the runs themselves after every kind
+/// of change: runs finishing in different hours and ways, a failed run put back in
+/// the queue, a pending run cancelled, old runs pruned; and the 24-hour figures
+/// count a part-hour at the start of the window run by run.
+async fn hourly_counts_follow_every_change_of_a_run(app: TestApp) {
+    use herald::scheduler::queue::{self, Outcome};
+    use herald::scheduler::runs::{self, HOUR_MS};
+    let db = &app.state.db;
+    let (contact, later) = runs_due_tomorrow(&app, 12).await;
+    let target = Target {
+        kind: "contact",
+        id: contact,
+    };
+    let from_runs = async || -> Vec<(i64, String, i64)> {
+        sqlx::query_as(
+            "SELECT finished_at / 3600000 AS h, status, COUNT(*) FROM job_runs \
+             WHERE finished_at IS NOT NULL GROUP BY finished_at / 3600000, status ORDER BY h, status",
+        )
+        .fetch_all(db.read())
+        .await
+        .unwrap()
+    };
+    let kept = async || -> Vec<(i64, String, i64)> {
+        sqlx::query_as(
+            "SELECT hour, status, runs FROM run_hours WHERE runs <> 0 ORDER BY hour, status",
+        )
+        .fetch_all(db.read())
+        .await
+        .unwrap()
+    };
+    // Finishing moments: a quarter past an hour, then that hour's three quarters,
+    // then two hours on.
+    let hour = (later / HOUR_MS + 1) * HOUR_MS;
+    let [quarter, three_quarters, two_hours] = [
+        hour + HOUR_MS / 4,
+        hour + 3 * HOUR_MS / 4,
+        hour + 2 * HOUR_MS + 60_000,
+    ];
+    let claimed = queue::claim(db, later, "counts", 12).await.unwrap();
+    assert_eq!(claimed.len(), 12);
+    queue::complete_many(db, quarter, "counts", &completed(&claimed[..3], contact))
+        .await
+        .unwrap();
+    queue::complete_many(
+        db,
+        three_quarters,
+        "counts",
+        &completed(&claimed[3..5], contact),
+    )
+    .await
+    .unwrap();
+    let outcomes = [
+        Outcome::Failed {
+            target: Some(target),
+            error: "refused".into(),
+        },
+        Outcome::Skipped {
+            target: Some(target),
+            reason: "unsubscribed".into(),
+        },
+        Outcome::Expired,
+        Outcome::Failed {
+            target: Some(target),
+            error: "refused".into(),
+        },
+    ];
+    for (run, outcome) in claimed[5..9].iter().zip(&outcomes) {
+        queue::finish(db, three_quarters, "counts", run, outcome)
+            .await
+            .unwrap();
+    }
+    queue::complete_many(db, two_hours, "counts", &completed(&claimed[9..], contact))
+        .await
+        .unwrap();
+    assert_eq!(kept().await, from_runs().await);
+    assert_eq!(
+        kept().await,
+        vec![
+            (hour / HOUR_MS, "done".to_string(), 5),
+            (hour / HOUR_MS, "expired".to_string(), 1),
+            (hour / HOUR_MS, "failed".to_string(), 2),
+            (hour / HOUR_MS, "skipped".to_string(), 1),
+            (hour / HOUR_MS + 2, "done".to_string(), 3),
+        ]
+    );
+    // The 24-hour figures from halfway through the first hour: the three done at a
+    // quarter past are before the window, the rest in it.
+    let [_, _, _, done, failed] = runs::dashboard_counts(db, two_hours, hour + HOUR_MS / 2)
+        .await
+        .unwrap();
+    assert_eq!((done, failed), (5, 2));
+    // Staff retry a failed run; a new event's run is cancelled.
+    let failed_run = claimed[5].id;
+    assert!(
+        queue::requeue(db, claimed[5].automation_id, failed_run, two_hours)
+            .await
+            .unwrap()
+    );
+    request_password(&app, contact).await;
+    let pending: (herald::types::RunId, herald::types::AutomationId) = sqlx::query_as(
+        "SELECT id, automation_id FROM job_runs WHERE status = 'pending' AND id <> $1",
+    )
+    .bind(failed_run)
+    .fetch_one(db.read())
+    .await
+    .unwrap();
+    assert!(
+        queue::cancel(db, pending.1, pending.0, two_hours)
+            .await
+            .unwrap()
+    );
+    assert_eq!(kept().await, from_runs().await);
+    let [_, _, _, _, failed] = runs::dashboard_counts(db, two_hours, hour).await.unwrap();
+    assert_eq!(failed, 1, "the retried run is not failed any more");
+    // Retention prunes the first hour's runs; empty hours are forgotten.
+    queue::prune_finished(db, hour + HOUR_MS, 100)
+        .await
+        .unwrap();
+    assert_eq!(kept().await, from_runs().await);
+    assert!(runs::forget_empty_hours(db).await.unwrap() >= 4);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run_hours")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(rows as usize, kept().await.len());
+    let chart = runs::finished_per_hour(db, hour / HOUR_MS).await.unwrap();
+    assert_eq!(chart.len(), 2, "{chart:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_counts_follow_every_change_of_a_run_sqlite() {
+    run_on_with(
+        Engine::Sqlite,
+        |_| {},
+        hourly_counts_follow_every_change_of_a_run,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_counts_follow_every_change_of_a_run_postgres() {
+    run_on_with(
+        Engine::Postgres,
+        |_| {},
+        hourly_counts_follow_every_change_of_a_run,
+    )
+    .await
+}
