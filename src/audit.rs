@@ -243,14 +243,48 @@ pub async fn record(conn: &mut AnyConnection, at_ms: i64, e: Entry<'_>) -> Resul
     .bind(e.ip)
     .execute(conn)
     .await?;
-    tracing::info!(
-        audit = e.action.code(),
-        actor = %e.actor.label,
-        target = e.target,
-        ip = e.ip,
-        "audit"
-    );
+    traced(&e.actor.label, e.action, e.target, e.ip);
     Ok(())
+}
+
+/// The log line of a written entry.
+pub fn traced(actor: &str, action: Action, target: &str, ip: &str) {
+    tracing::info!(audit = action.code(), actor = %actor, target, ip, "audit");
+}
+
+/// Who the entries a done run leaves were written by.
+pub const SCHEDULER: &str = "scheduler";
+
+/// The INSERT of `rows` entries by the [`SCHEDULER`] (no actor id, no IP), all at
+/// the time bound as `$at`, each entry's action, target and detail bound in turn
+/// from `$first` on (see [`bind_note`]).
+pub fn scheduler_entries_sql(rows: usize, at: usize, first: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let k = first + 3 * r;
+            format!(
+                "(${at}, NULL, '{SCHEDULER}', ${k}, ${}, ${}, '')",
+                k + 1,
+                k + 2
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO audit_log (at, actor_id, actor, action, target, detail, ip) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// Binds one entry of [`scheduler_entries_sql`].
+pub fn bind_note<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    action: Action,
+    target: &str,
+    detail: &str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(action.code())
+        .bind(target.to_string())
+        .bind(detail.to_string())
 }
 
 /// Writes an entry in a transaction of its own.

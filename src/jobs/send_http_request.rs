@@ -246,6 +246,7 @@ async fn send(ctx: &JobContext, run: &Claimed) -> Outcome {
             target,
             message_id: None,
             detail: Some(answer.summary),
+            audit: None,
         },
         Ok(answer) if answer.status >= 500 || answer.status == 408 || answer.status == 429 => {
             Outcome::Retry {

@@ -6,14 +6,14 @@
 use askama::Template;
 use jiff::Timestamp;
 
-use crate::audit::{self, Action, Actor};
+use crate::audit::Action;
 use crate::auth::password::{self, Priority};
 use crate::automations::model::{Automation, TargetKind};
 use crate::events::catalogue::Scope;
 use crate::jobs::common::{self, Recipient};
 use crate::jobs::registry::{Execution, Job};
 use crate::mail::{Email, SendError};
-use crate::scheduler::queue::{Claimed, Outcome};
+use crate::scheduler::queue::{AuditNote, Claimed, Outcome};
 use crate::scheduler::runs;
 use crate::settings::Settings;
 use crate::state::JobContext;
@@ -194,22 +194,15 @@ async fn deliver(
         };
     };
     match ctx.mailer.send(&email).await {
-        Ok(message_id) => {
-            let entry = audit::Entry {
-                actor: &Actor::named("scheduler"),
-                action: Action::PasswordDelivered,
-                target: &to.email,
-                detail: &format!(
-                    "run #{}, automation #{} ({}), {} #{}",
-                    run.id, a.id, a.name, to.target.kind, to.target.id
-                ),
-                ip: "",
-            };
-            if let Err(e) = audit::record_now(&ctx.db, now, entry).await {
-                tracing::warn!(run = %run.id, error = %e, "auditing a delivery failed");
-            }
-            Outcome::sent(to.target, message_id)
-        }
+        // The delivery is audited with the run's completion (no write of its own).
+        Ok(message_id) => Outcome::sent(to.target, message_id).noted(AuditNote {
+            action: Action::PasswordDelivered,
+            target: to.email.clone(),
+            detail: format!(
+                "run #{}, automation #{} ({}), {} #{}",
+                run.id, a.id, a.name, to.target.kind, to.target.id
+            ),
+        }),
         Err(SendError::Transient(error)) => Outcome::Retry { target, error },
         Err(SendError::Permanent(error)) => Outcome::Failed { target, error },
     }

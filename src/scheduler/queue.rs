@@ -9,6 +9,7 @@ use std::time::Duration;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Action;
 use crate::db::{Backend, Db};
 use crate::types::{AutomationId, EventId, RunId};
 
@@ -62,6 +63,16 @@ pub struct Target {
     pub id: i64,
 }
 
+/// An entry a done run leaves in the audit log (by [`crate::audit::SCHEDULER`], from no IP). It
+/// is written with the run's completion — in the same statement on PostgreSQL, the
+/// same transaction on SQLite — rather than in a write of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditNote {
+    pub action: Action,
+    pub target: String,
+    pub detail: String,
+}
+
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -72,6 +83,8 @@ pub enum Outcome {
         target: Target,
         message_id: Option<String>,
         detail: Option<String>,
+        /// What the audit log keeps of the work, written with the run's completion.
+        audit: Option<Box<AuditNote>>,
     },
     Skipped {
         target: Option<Target>,
@@ -96,6 +109,7 @@ impl Outcome {
             target,
             message_id: None,
             detail: None,
+            audit: None,
         }
     }
 
@@ -105,7 +119,16 @@ impl Outcome {
             target,
             message_id: Some(message_id),
             detail: None,
+            audit: None,
         }
+    }
+
+    /// This outcome with `note` for the audit log (when it is done).
+    pub fn noted(mut self, note: AuditNote) -> Self {
+        if let Outcome::Done { audit, .. } = &mut self {
+            *audit = Some(Box::new(note));
+        }
+        self
     }
 
     pub fn skip(target: Option<Target>, reason: impl Into<String>) -> Self {
@@ -274,27 +297,6 @@ async fn transition(
     Ok(())
 }
 
-/// The job did its work: the run's outcome is `detail`, or "delivered" when it
-/// sent the email `message_id`, or "done".
-pub async fn complete(
-    db: &Db,
-    now_ms: i64,
-    owner: &str,
-    run: &Claimed,
-    target: Target,
-    (message_id, detail): (Option<&str>, Option<&str>),
-) -> Result<(), sqlx::Error> {
-    let t = Transition {
-        status: RunStatus::Done,
-        due_at: run.due_at,
-        outcome: Some(done_outcome(message_id, detail)),
-        error: None,
-        message_id,
-        target: Some(target),
-    };
-    transition(db, now_ms, owner, run, t).await
-}
-
 /// What a done run's history says: its `detail`, or "delivered" when it sent the
 /// email `message_id`, or "done".
 fn done_outcome<'a>(message_id: Option<&str>, detail: Option<&'a str>) -> &'a str {
@@ -312,13 +314,17 @@ pub struct Completed {
     pub target: Target,
     pub message_id: Option<String>,
     pub detail: Option<String>,
+    pub audit: Option<Box<AuditNote>>,
 }
 
-/// Rows per multi-row completion (6 parameters each).
+/// Rows per multi-row completion (6 parameters each, 4 more with an audit note).
 const COMPLETE_ROWS: usize = 500;
 
-/// [`complete`] for many runs at once (one statement per 500): what the worker
-/// does with runs that end done, so a fast job costs a fraction of a write.
+/// Writes runs that ended done (one statement per 500): what the worker does with
+/// them, so a fast job costs a fraction of a write. Each run's outcome is its
+/// `detail`, or "delivered" when it sent the email `message_id`, or "done"; only a
+/// run `owner` still holds changes. Their audit notes are written with them — they
+/// record work that was done, whoever holds the run now.
 pub async fn complete_many(
     db: &Db,
     now_ms: i64,
@@ -331,24 +337,66 @@ pub async fn complete_many(
         // job_runs: PostgreSQL estimates `lease_owner = $x` from statistics taken
         // when no run was leased (one row), and then scanned every run once per
         // row of the list — 70 to 300 ms a statement with 20,000 runs.
-        let sql = format!(
+        let update = format!(
             "UPDATE job_runs SET status = 'done', outcome = v.column2, message_id = COALESCE(v.column3, job_runs.message_id), \
              target_kind = v.column4, target_id = v.column5, finished_at = ${}, lease_owner = NULL, lease_expires_at = NULL \
              FROM (VALUES {}) AS v WHERE job_runs.id = v.column1 AND job_runs.lease_owner = v.column6",
             n + 1,
             crate::db::placeholders(chunk.len(), 6),
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for c in chunk {
-            q = q
-                .bind(c.run)
-                .bind(done_outcome(c.message_id.as_deref(), c.detail.as_deref()).to_string())
-                .bind(c.message_id.clone())
-                .bind(c.target.kind)
-                .bind(c.target.id)
-                .bind(owner);
+        let notes: Vec<&AuditNote> = chunk.iter().filter_map(|c| c.audit.as_deref()).collect();
+        let insert = crate::audit::scheduler_entries_sql(notes.len(), n + 1, n + 2);
+        let bind_update =
+            |mut q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+                for c in chunk {
+                    q = q
+                        .bind(c.run)
+                        .bind(
+                            done_outcome(c.message_id.as_deref(), c.detail.as_deref()).to_string(),
+                        )
+                        .bind(c.message_id.clone())
+                        .bind(c.target.kind)
+                        .bind(c.target.id)
+                        .bind(owner.to_string());
+                }
+                q.bind(now_ms)
+            };
+        let bind_notes =
+            |mut q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+                for note in &notes {
+                    q = crate::audit::bind_note(q, note.action, &note.target, &note.detail);
+                }
+                q
+            };
+        match (notes.is_empty(), db.backend) {
+            (true, _) => {
+                bind_update(sqlx::query(sqlx::AssertSqlSafe(update)))
+                    .execute(db.write())
+                    .await?;
+            }
+            // One statement: the entries are inserted whatever the update finds.
+            (false, Backend::Postgres) => {
+                let sql = format!("WITH noted AS ({insert}) {update}");
+                bind_notes(bind_update(sqlx::query(sqlx::AssertSqlSafe(sql))))
+                    .execute(db.write())
+                    .await?;
+            }
+            (false, Backend::Sqlite) => {
+                let mut tx = db.begin().await?;
+                bind_update(sqlx::query(sqlx::AssertSqlSafe(update)))
+                    .execute(&mut *tx)
+                    .await?;
+                // The insert's own numbering: `$1` the time, then the notes.
+                let insert = crate::audit::scheduler_entries_sql(notes.len(), 1, 2);
+                bind_notes(sqlx::query(sqlx::AssertSqlSafe(insert)).bind(now_ms))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
         }
-        q.bind(now_ms).execute(db.write()).await?;
+        for note in notes {
+            crate::audit::traced(crate::audit::SCHEDULER, note.action, &note.target, "");
+        }
     }
     Ok(())
 }
@@ -443,9 +491,16 @@ pub async fn finish(
             target,
             message_id,
             detail,
+            audit,
         } => {
-            let done = (message_id.as_deref(), detail.as_deref());
-            complete(db, now_ms, owner, run, *target, done).await
+            let done = Completed {
+                run: run.id,
+                target: *target,
+                message_id: message_id.clone(),
+                detail: detail.clone(),
+                audit: audit.clone(),
+            };
+            complete_many(db, now_ms, owner, &[done]).await
         }
         Outcome::Skipped { target, reason } => skip(db, now_ms, owner, run, *target, reason).await,
         Outcome::Expired => expire(db, now_ms, owner, run).await,

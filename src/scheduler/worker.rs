@@ -140,6 +140,7 @@ async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
         target,
         message_id,
         detail,
+        audit,
     } = outcome
     {
         let completed = Completed {
@@ -147,6 +148,7 @@ async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
             target,
             message_id,
             detail,
+            audit,
         };
         if let Err(unsent) = done.send(completed) {
             let c = unsent.0;
@@ -154,6 +156,7 @@ async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
                 target: c.target,
                 message_id: c.message_id,
                 detail: c.detail,
+                audit: c.audit,
             };
             store(s, owner, &run, &outcome).await;
         }

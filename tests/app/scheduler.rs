@@ -305,7 +305,17 @@ with_smtp! {
         assert!(!app.all_stored_text().await.contains(&password), "no plaintext stored");
         let stored: Vec<(String,)> = sqlx::query_as("SELECT errors || COALESCE(outcome, '') || COALESCE(message_id, '') FROM job_runs").fetch_all(app.state.db.read()).await.unwrap();
         assert!(!stored.iter().any(|(s,)| s.contains(&password)));
-        assert!(app.all_stored_text().await.contains("password.delivered"));
+        // The delivery is audited once, with the run's completion.
+        let audited: Vec<(String, String, String, Option<i64>, String)> = sqlx::query_as(
+            "SELECT actor, target, detail, actor_id, ip FROM audit_log WHERE action = 'password.delivered'",
+        )
+        .fetch_all(app.state.db.read())
+        .await
+        .unwrap();
+        assert_eq!(audited.len(), 1, "{audited:?}");
+        let (actor, target, detail, actor_id, ip) = &audited[0];
+        assert_eq!((actor.as_str(), target.as_str(), *actor_id, ip.as_str()), ("scheduler", "cleo@example.com", None, ""));
+        assert!(detail.starts_with(&format!("run #{}, automation #{automation} (", run.id)), "{detail}");
         let text = crate::smtp::text_part(&mail.data);
         let link = format!("{}preferences/login", app.state.config.base_url);
         assert!(text.contains(&link), "link from the configured base URL {link}:\n{text}");
@@ -545,6 +555,7 @@ fn completed(runs: &[Claimed], contact: i64) -> Vec<Completed> {
             },
             message_id: None,
             detail: None,
+            audit: None,
         })
         .collect()
 }
@@ -806,6 +817,87 @@ async fn hourly_counts_follow_every_change_of_a_run_postgres() {
         Engine::Postgres,
         |_| {},
         hourly_counts_follow_every_change_of_a_run,
+    )
+    .await
+}
+
+/// Done runs and the audit notes their jobs left are written together, several in
+/// one go; a note records work that was done, so it is kept even when the run's
+/// lease had passed to another worker (whose outcome then decides the run).
+async fn audit_notes_are_written_with_the_completion(app: TestApp) {
+    use herald::audit::Action;
+    use herald::scheduler::queue::{self, AuditNote};
+    let db = &app.state.db;
+    let (contact, later) = runs_due_tomorrow(&app, 4).await;
+    let claimed = queue::claim(db, later, "notes", 4).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    let note = |to: &str| {
+        Some(Box::new(AuditNote {
+            action: Action::PasswordDelivered,
+            target: to.into(),
+            detail: format!("to {to}"),
+        }))
+    };
+    let mut done = completed(&claimed, contact);
+    done[0].audit = note("a@example.com");
+    done[2].audit = note("b@example.com");
+    queue::complete_many(db, later, "notes", &done[..3])
+        .await
+        .unwrap();
+    done[3].audit = note("c@example.com");
+    queue::complete_many(db, later, "a worker that lost the run", &done[3..])
+        .await
+        .unwrap();
+    let mut statuses = Vec::new();
+    for run in &claimed {
+        let status: String = sqlx::query_scalar("SELECT status FROM job_runs WHERE id = $1")
+            .bind(run.id)
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+        statuses.push(status);
+    }
+    assert_eq!(statuses, ["done", "done", "done", "running"]);
+    let entries: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT at, actor, target, detail FROM audit_log WHERE action = 'password.delivered' ORDER BY id",
+    )
+    .fetch_all(db.read())
+    .await
+    .unwrap();
+    let expected = |to: &str| {
+        (
+            later,
+            "scheduler".to_string(),
+            to.to_string(),
+            format!("to {to}"),
+        )
+    };
+    assert_eq!(
+        entries,
+        [
+            expected("a@example.com"),
+            expected("b@example.com"),
+            expected("c@example.com")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_notes_are_written_with_the_completion_sqlite() {
+    run_on_with(
+        Engine::Sqlite,
+        |_| {},
+        audit_notes_are_written_with_the_completion,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_notes_are_written_with_the_completion_postgres() {
+    run_on_with(
+        Engine::Postgres,
+        |_| {},
+        audit_notes_are_written_with_the_completion,
     )
     .await
 }
