@@ -799,6 +799,30 @@ async fn hourly_counts_follow_every_change_of_a_run(app: TestApp) {
     assert_eq!(rows as usize, kept().await.len());
     let chart = runs::finished_per_hour(db, hour / HOUR_MS).await.unwrap();
     assert_eq!(chart.len(), 2, "{chart:?}");
+    // Runs skipped at intake are inserted finished: counted as they are inserted.
+    use herald::scheduler::enqueue::{NewRun, enqueue};
+    use herald::types::EventId;
+    let skipped = |event| NewRun {
+        automation_id: claimed[0].automation_id,
+        event_id: EventId(event),
+        job_kind: "send_new_password_to_contact",
+        due_at: two_hours,
+        skipped_because: Some("no allowed day"),
+    };
+    let mut conn = db.write().acquire().await.unwrap();
+    let inserted = enqueue(&mut conn, two_hours, &[skipped(-1), skipped(-2)])
+        .await
+        .unwrap();
+    drop(conn);
+    assert_eq!(inserted, 2);
+    assert_eq!(kept().await, from_runs().await);
+    assert!(
+        kept()
+            .await
+            .contains(&(two_hours / HOUR_MS, "skipped".to_string(), 2)),
+        "{:?}",
+        kept().await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
