@@ -38,6 +38,7 @@ mod contacts;
 mod hardening;
 mod journeys;
 mod messages;
+mod queue;
 mod scheduler;
 mod security;
 mod sign_in;
