@@ -317,7 +317,7 @@ pub struct Completed {
     pub audit: Option<Box<AuditNote>>,
 }
 
-/// Rows per multi-row completion (6 parameters each, 4 more with an audit note).
+/// Rows per multi-row completion (6 parameters each, 3 more with an audit note).
 const COMPLETE_ROWS: usize = 500;
 
 /// Writes runs that ended done (one statement per 500): what the worker does with
@@ -345,7 +345,6 @@ pub async fn complete_many(
             crate::db::placeholders(chunk.len(), 6),
         );
         let notes: Vec<&AuditNote> = chunk.iter().filter_map(|c| c.audit.as_deref()).collect();
-        let insert = crate::audit::scheduler_entries_sql(notes.len(), n + 1, n + 2);
         let bind_update =
             |mut q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
                 for c in chunk {
@@ -376,6 +375,8 @@ pub async fn complete_many(
             }
             // One statement: the entries are inserted whatever the update finds.
             (false, Backend::Postgres) => {
+                // The update's time (`$n+1`) is the entries' too; their values follow.
+                let insert = crate::audit::scheduler_entries_sql(notes.len(), n + 1, n + 2);
                 let sql = format!("WITH noted AS ({insert}) {update}");
                 bind_notes(bind_update(sqlx::query(sqlx::AssertSqlSafe(sql))))
                     .execute(db.write())

@@ -150,15 +150,10 @@ async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
             detail,
             audit,
         };
+        // The batch writer is gone (shutting down): this run is written on its own.
         if let Err(unsent) = done.send(completed) {
-            let c = unsent.0;
-            let outcome = Outcome::Done {
-                target: c.target,
-                message_id: c.message_id,
-                detail: c.detail,
-                audit: c.audit,
-            };
-            store(s, owner, &run, &outcome).await;
+            let now = s.ctx.clock.now_ms();
+            logged(queue::complete_many(&s.ctx.db, now, owner, &[unsent.0]).await);
         }
         return;
     }
@@ -166,7 +161,12 @@ async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
 }
 
 async fn store(s: &Scheduler, owner: &str, run: &Claimed, outcome: &Outcome) {
-    if let Err(e) = queue::finish(&s.ctx.db, s.ctx.clock.now_ms(), owner, run, outcome).await {
+    logged(queue::finish(&s.ctx.db, s.ctx.clock.now_ms(), owner, run, outcome).await);
+}
+
+/// Logs a failure to store a run's outcome (the run is not lost: see the message).
+fn logged(stored: Result<(), sqlx::Error>) {
+    if let Err(e) = stored {
         tracing::error!(error = ?e, "storing a run's outcome failed; its lease will expire and it will run again");
     }
 }
