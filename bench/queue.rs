@@ -2,8 +2,13 @@
 //! at its default settings (a benchmark-only job kind registered here through the
 //! job trait — never in the product's catalogue), on SQLite or PostgreSQL.
 //!
-//! cargo run --release --example bench-queue -- [database-url] [runs]
+//! cargo run --release --example bench-queue -- [database-url] [runs] [floor]
 //! e.g. postgres://postgres@127.0.0.1:5432/herald_bench 20000
+//!
+//! With `floor`, no scheduler runs: two loops call the queue's own claim and
+//! completion (`queue::claim_due`, `queue::complete_many`) back to back, 128 runs a
+//! round, as fast as the database answers — what the queue's statements cost on
+//! this machine with none of Herald's own work (tasks, jobs, logging) around them.
 
 #[path = "common.rs"]
 #[allow(dead_code)]
@@ -17,7 +22,7 @@ use herald::config::{Config, Secret};
 use herald::db::Db;
 use herald::events::catalogue::{EventType, Scope};
 use herald::jobs::registry::{Execution, Job};
-use herald::scheduler::queue::{Claimed, Outcome, Target};
+use herald::scheduler::queue::{self, Claimed, Completed, Outcome, Target};
 use herald::state::JobContext;
 
 /// Does nothing, successfully: what is left is the queue's own cost.
@@ -52,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = common::scratch("queue")?;
     let url = common::database_url(args.get(1), &dir.join("herald.db"));
     let total: usize = args.get(2).map_or(Ok(20_000), |s| s.parse())?;
+    let floor = args.get(3).is_some_and(|a| a == "floor");
     let db = Db::connect(&url).await?;
     db.migrate().await?;
     let now = SystemClock.now_ms();
@@ -65,8 +71,11 @@ async fn main() -> anyhow::Result<()> {
     let event = EventType::ExternalHttpRequestReceived;
     common::active_automation(&db, "Queue bench", event, "UTC", job, now).await?;
     common::http_request_events(&db, total, "bench").await?;
-    db.close().await;
     println!("database: {url}; {total} no-op runs pending");
+    if floor {
+        return statements_alone(db, &url, total, dir).await;
+    }
+    db.close().await;
 
     // Herald as it runs in production: the application with its scheduler.
     let mut config = Config::defaults();
@@ -133,6 +142,65 @@ async fn main() -> anyhow::Result<()> {
     println!("RESULT {result}");
     handle.stop(true).await;
     let _ = server.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The floor: the queue's statements alone, from two loops (Herald's worker also
+/// keeps two going: its claims and its batched completions).
+async fn statements_alone(
+    db: Db,
+    url: &str,
+    total: usize,
+    dir: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut loops = tokio::task::JoinSet::new();
+    for i in 0..2 {
+        let db = db.clone();
+        loops.spawn(async move {
+            let owner = format!("floor-{i}");
+            let mut done = 0usize;
+            loop {
+                let claimed = queue::claim_due(&db, SystemClock.now_ms(), &owner, 128).await?;
+                if claimed.is_empty() {
+                    return anyhow::Ok(done);
+                }
+                let completed: Vec<Completed> = claimed
+                    .iter()
+                    .map(|run| Completed {
+                        run: run.id,
+                        target: Target {
+                            kind: "automation",
+                            id: run.automation_id.0,
+                        },
+                        message_id: None,
+                        detail: None,
+                        audit: None,
+                    })
+                    .collect();
+                queue::complete_many(&db, SystemClock.now_ms(), &owner, &completed).await?;
+                done += completed.len();
+            }
+        });
+    }
+    let mut done = 0;
+    while let Some(n) = loops.join_next().await {
+        done += n??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(done == total, "{done} runs done, {total} expected");
+    println!(
+        "queue statements alone: {:.0} runs/s ({total} in {secs:.2} s)",
+        total as f64 / secs
+    );
+    let result = serde_json::json!({
+        "engine": common::engine(url),
+        "runs": total,
+        "floor_runs_per_s": total as f64 / secs,
+    });
+    println!("RESULT {result}");
+    db.close().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -20,6 +20,54 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The engine behind a connection (a transaction handed to a function).
+    pub fn of(conn: &sqlx::AnyConnection) -> Self {
+        let name = conn.backend_name();
+        if name.eq_ignore_ascii_case("postgresql") || name.eq_ignore_ascii_case("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// `sql` as this engine binds it fastest. On SQLite, `$1, $2, …` that appear
+    /// in order, each once, become plain `?` (bound by position, the same values).
+    /// SQLite's driver finds each numbered parameter by its name, a search through
+    /// all of the statement's names: a multi-row statement of 3,000 parameters
+    /// spent more time binding than running (a third of the CPU of a drain of
+    /// no-op runs). A statement whose numbers are out of order or repeated is
+    /// left as it is.
+    pub fn positional(self, sql: String) -> String {
+        if self == Backend::Postgres {
+            return sql;
+        }
+        let mut out = String::with_capacity(sql.len());
+        let mut next = 1u64;
+        let mut rest = sql.as_str();
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let digits = rest[at + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if digits == 0 {
+                out.push('$');
+                rest = &rest[at + 1..];
+                continue;
+            }
+            if rest[at + 1..at + 1 + digits].parse::<u64>() != Ok(next) {
+                return sql;
+            }
+            out.push('?');
+            next += 1;
+            rest = &rest[at + 1 + digits..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
 /// Connection pools. On SQLite all writes go through one connection (SQLite has one
 /// writer anyway; queueing in the pool beats spinning on `SQLITE_BUSY`) and reads
 /// through several; on PostgreSQL both are the same pool.
@@ -257,11 +305,62 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `cols` columns.
 pub fn placeholders(rows: usize, cols: usize) -> String {
+    placeholders_from(1, rows, cols)
+}
+
+/// [`placeholders`] numbered from `$first`.
+pub fn placeholders_from(first: usize, rows: usize, cols: usize) -> String {
     (0..rows)
         .map(|r| {
-            let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            let cells: Vec<String> = (0..cols)
+                .map(|c| format!("${}", first + r * cols + c))
+                .collect();
             format!("({})", cells.join(", "))
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_parameters_in_order_become_positional_on_sqlite_only() {
+        let sql = format!("INSERT INTO t (a, b) VALUES {}", placeholders(2, 2));
+        assert_eq!(sql, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+        assert_eq!(
+            Backend::Sqlite.positional(sql.clone()),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
+        );
+        assert_eq!(Backend::Postgres.positional(sql.clone()), sql);
+        // $10 is one parameter, not $1 followed by 0.
+        let ten = format!("SELECT {}", placeholders(1, 10));
+        assert_eq!(
+            Backend::Sqlite.positional(ten),
+            "SELECT (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        assert_eq!(
+            placeholders_from(3, 1, 2),
+            "($3, $4)",
+            "numbered from the first given"
+        );
+    }
+
+    #[test]
+    fn out_of_order_or_repeated_parameters_are_left_numbered() {
+        for sql in [
+            "UPDATE t SET a = $2 WHERE b = $1",
+            "SELECT $1, $1",
+            "SELECT $2",
+            "SELECT $1, $3",
+        ] {
+            assert_eq!(Backend::Sqlite.positional(sql.to_string()), sql);
+        }
+        // A `$` without digits is not a parameter.
+        assert_eq!(
+            Backend::Sqlite.positional("SELECT '$', $1".to_string()),
+            "SELECT '$', ?"
+        );
+    }
 }

@@ -165,11 +165,12 @@ pub(crate) async fn known_contacts<'a>(
         .into_iter()
         .collect();
     let mut known = HashSet::with_capacity(ids.len());
+    let backend = crate::db::Backend::of(tx);
     for chunk in ids.chunks(500) {
-        let sql = format!(
+        let sql = backend.positional(format!(
             "SELECT id FROM contacts WHERE id IN {}",
             crate::db::placeholders(1, chunk.len())
-        );
+        ));
         let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             q = q.bind(*id);

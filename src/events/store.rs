@@ -46,12 +46,13 @@ pub async fn record_many(
     events: &[NewEvent],
 ) -> Result<Vec<EventId>, sqlx::Error> {
     let mut ids = Vec::with_capacity(events.len());
+    let backend = crate::db::Backend::of(conn);
     for chunk in events.chunks(RECORD_ROWS) {
-        let sql = format!(
+        let sql = backend.positional(format!(
             "INSERT INTO events (type, scope, contact_id, system_user_id, group_id, params, occurred_at) \
              VALUES {} RETURNING id",
             crate::db::placeholders(chunk.len(), 7)
-        );
+        ));
         let mut q = sqlx::query_scalar::<_, EventId>(sqlx::AssertSqlSafe(sql));
         for e in chunk {
             q = q

@@ -4,6 +4,7 @@
 
 use sqlx::AnyConnection;
 
+use crate::db::Backend;
 use crate::scheduler::queue::{END_REMINDER, NO_EVENT, RunStatus};
 use crate::types::{AutomationId, EventId};
 
@@ -21,11 +22,6 @@ pub struct NewRun<'a> {
     pub skipped_because: Option<&'static str>,
 }
 
-fn is_postgres(conn: &AnyConnection) -> bool {
-    conn.backend_name().eq_ignore_ascii_case("postgresql")
-        || conn.backend_name().eq_ignore_ascii_case("postgres")
-}
-
 /// Enqueues `runs` on `conn` (the caller's transaction); a run that exists for the
 /// same automation and event is left alone. Returns how many were new. On
 /// PostgreSQL every instance's scheduler is woken at commit.
@@ -35,13 +31,14 @@ pub async fn enqueue(
     runs: &[NewRun<'_>],
 ) -> Result<u64, sqlx::Error> {
     let mut enqueued = 0;
+    let backend = Backend::of(conn);
     // Multi-row statements: a batch of events enqueues its runs in a few round trips.
     for chunk in runs.chunks(ENQUEUE_ROWS) {
-        let sql = format!(
+        let sql = backend.positional(format!(
             "INSERT INTO job_runs (automation_id, event_id, job_kind, status, due_at, outcome, created_at, finished_at) \
              VALUES {} ON CONFLICT (automation_id, event_id) DO NOTHING",
             crate::db::placeholders(chunk.len(), 8)
-        );
+        ));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for run in chunk {
             let status = match run.skipped_because {
@@ -60,7 +57,7 @@ pub async fn enqueue(
         }
         enqueued += q.execute(&mut *conn).await?.rows_affected();
     }
-    if enqueued > 0 && is_postgres(conn) {
+    if enqueued > 0 && backend == Backend::Postgres {
         // Delivered at commit: other instances' schedulers wake up too.
         sqlx::query("SELECT pg_notify('herald_runs', '')")
             .execute(&mut *conn)

@@ -169,18 +169,28 @@ pub async fn claim(
     .await?;
     let left = limit - claimed.len() as i64;
     if left > 0 {
-        claimed.extend(
-            claim_where(
-                db,
-                "status = 'pending' AND due_at <= $3",
-                now_ms,
-                owner,
-                left,
-            )
-            .await?,
-        );
+        claimed.extend(claim_due(db, now_ms, owner, left).await?);
     }
     Ok(claimed)
+}
+
+/// Claims up to `limit` due runs, leaving runs whose lease expired to [`claim`]
+/// (the worker looks for those now and then while a backlog drains, not at every
+/// round).
+pub async fn claim_due(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    limit: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    claim_where(
+        db,
+        "status = 'pending' AND due_at <= $3",
+        now_ms,
+        owner,
+        limit,
+    )
+    .await
 }
 
 async fn claim_where(
@@ -337,29 +347,28 @@ pub async fn complete_many(
         // job_runs: PostgreSQL estimates `lease_owner = $x` from statistics taken
         // when no run was leased (one row), and then scanned every run once per
         // row of the list — 70 to 300 ms a statement with 20,000 runs.
+        // `$1` the time, then the rows: numbered in the order they appear, as SQLite
+        // binds a long statement fastest (`Backend::positional`).
         let update = format!(
             "UPDATE job_runs SET status = 'done', outcome = v.column2, message_id = COALESCE(v.column3, job_runs.message_id), \
-             target_kind = v.column4, target_id = v.column5, finished_at = ${}, lease_owner = NULL, lease_expires_at = NULL \
+             target_kind = v.column4, target_id = v.column5, finished_at = $1, lease_owner = NULL, lease_expires_at = NULL \
              FROM (VALUES {}) AS v WHERE job_runs.id = v.column1 AND job_runs.lease_owner = v.column6",
-            n + 1,
-            crate::db::placeholders(chunk.len(), 6),
+            crate::db::placeholders_from(2, chunk.len(), 6),
         );
         let notes: Vec<&AuditNote> = chunk.iter().filter_map(|c| c.audit.as_deref()).collect();
-        let bind_update =
-            |mut q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
-                for c in chunk {
-                    q = q
-                        .bind(c.run)
-                        .bind(
-                            done_outcome(c.message_id.as_deref(), c.detail.as_deref()).to_string(),
-                        )
-                        .bind(c.message_id.clone())
-                        .bind(c.target.kind)
-                        .bind(c.target.id)
-                        .bind(owner.to_string());
-                }
-                q.bind(now_ms)
-            };
+        let bind_update = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+            let mut q = q.bind(now_ms);
+            for c in chunk {
+                q = q
+                    .bind(c.run)
+                    .bind(done_outcome(c.message_id.as_deref(), c.detail.as_deref()).to_string())
+                    .bind(c.message_id.clone())
+                    .bind(c.target.kind)
+                    .bind(c.target.id)
+                    .bind(owner.to_string());
+            }
+            q
+        };
         let bind_notes =
             |mut q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
                 for note in &notes {
@@ -369,14 +378,15 @@ pub async fn complete_many(
             };
         match (notes.is_empty(), db.backend) {
             (true, _) => {
+                let update = db.backend.positional(update);
                 bind_update(sqlx::query(sqlx::AssertSqlSafe(update)))
                     .execute(db.write())
                     .await?;
             }
             // One statement: the entries are inserted whatever the update finds.
             (false, Backend::Postgres) => {
-                // The update's time (`$n+1`) is the entries' too; their values follow.
-                let insert = crate::audit::scheduler_entries_sql(notes.len(), n + 1, n + 2);
+                // The update's time (`$1`) is the entries' too; their values follow.
+                let insert = crate::audit::scheduler_entries_sql(notes.len(), 1, n + 2);
                 let sql = format!("WITH noted AS ({insert}) {update}");
                 bind_notes(bind_update(sqlx::query(sqlx::AssertSqlSafe(sql))))
                     .execute(db.write())
@@ -384,6 +394,7 @@ pub async fn complete_many(
             }
             (false, Backend::Sqlite) => {
                 let mut tx = db.begin().await?;
+                let update = Backend::Sqlite.positional(update);
                 bind_update(sqlx::query(sqlx::AssertSqlSafe(update)))
                     .execute(&mut *tx)
                     .await?;

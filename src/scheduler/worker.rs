@@ -21,6 +21,8 @@ const BATCH: i64 = 128;
 const MAX_RUNNING: usize = 256;
 /// Free slots wanted before claiming again while runs are in flight.
 const MIN_CLAIM: usize = 16;
+/// How often full rounds also look for runs whose lease expired.
+const SWEEP: Duration = Duration::from_secs(5);
 
 /// What the worker needs: the jobs' context, the registry, and its settings.
 #[derive(Clone)]
@@ -178,9 +180,30 @@ fn logged(stored: Result<(), sqlx::Error>) {
 struct Running {
     tasks: tokio::task::JoinSet<RunId>,
     ids: Arc<Mutex<HashSet<RunId>>>,
+    /// When to look for expired leases again while full rounds drain a backlog.
+    next_sweep: i64,
 }
 
 impl Running {
+    /// Whether this claim also takes runs whose lease expired: always once the due
+    /// runs ran out (the worker then sleeps until the next lease expires, so an
+    /// expired one is taken when it wakes), and every [`SWEEP`] while full rounds
+    /// drain a backlog — not at every round, where the extra statement was 5 % of
+    /// the database's time (leases last [`LEASE`]: a few seconds more cost little).
+    fn sweep_due(&self, now_ms: i64) -> bool {
+        now_ms >= self.next_sweep
+    }
+
+    fn swept(&mut self, now_ms: i64, ran_out: bool) {
+        self.next_sweep = if ran_out {
+            0
+        } else if now_ms >= self.next_sweep {
+            now_ms + SWEEP.as_millis() as i64
+        } else {
+            self.next_sweep
+        };
+    }
+
     fn count(&self) -> usize {
         self.ids.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -241,8 +264,14 @@ async fn claim_into(
     let free = MAX_RUNNING
         .saturating_sub(running.count())
         .min(BATCH as usize);
-    let runs = queue::claim(&s.ctx.db, s.ctx.clock.now_ms(), owner, free as i64).await?;
+    let now = s.ctx.clock.now_ms();
+    let runs = if running.sweep_due(now) {
+        queue::claim(&s.ctx.db, now, owner, free as i64).await?
+    } else {
+        queue::claim_due(&s.ctx.db, now, owner, free as i64).await?
+    };
     let n = runs.len();
+    running.swept(now, n < free);
     for run in runs {
         // Still executing here (its lease looked expired after a jump of the
         // clock): the claim only renewed the lease.
@@ -430,5 +459,29 @@ impl Worker {
             .bind(&self.owner)
             .execute(db.write())
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_leases_are_looked_for_when_due_runs_run_out_and_every_sweep_while_draining() {
+        let sweep = SWEEP.as_millis() as i64;
+        let mut r = Running::default();
+        assert!(r.sweep_due(1_000), "the first claim looks");
+        r.swept(1_000, false);
+        assert!(!r.sweep_due(1_001), "full rounds do not look again at once");
+        r.swept(1_001, false);
+        assert!(!r.sweep_due(1_000 + sweep - 1));
+        assert!(r.sweep_due(1_000 + sweep), "but once every sweep interval");
+        r.swept(1_000 + sweep, false);
+        assert!(!r.sweep_due(1_001 + sweep));
+        r.swept(1_001 + sweep, true);
+        assert!(
+            r.sweep_due(1_002 + sweep),
+            "a round that ran out looks next time"
+        );
     }
 }

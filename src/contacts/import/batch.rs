@@ -117,6 +117,7 @@ pub async fn write_batch(
     mut rejections: Vec<Rejection>,
     now: i64,
 ) -> Result<Counts, sqlx::Error> {
+    let backend = crate::db::Backend::of(tx);
     // Repeats inside the batch: the first one wins.
     let mut first_line: HashMap<String, u64> = HashMap::new();
     let mut unique = Vec::with_capacity(rows.len());
@@ -140,7 +141,9 @@ pub async fn write_batch(
             "SELECT id, email, last_import_id FROM contacts WHERE email IN ({})",
             marks.join(", ")
         );
-        let mut q = sqlx::query_as::<_, (i64, String, Option<i64>)>(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query_as::<_, (i64, String, Option<i64>)>(sqlx::AssertSqlSafe(
+            backend.positional(sql),
+        ));
         for row in chunk {
             q = q.bind(row.email.clone());
         }
@@ -169,7 +172,8 @@ pub async fn write_batch(
              VALUES {} RETURNING id, email",
             placeholders(chunk.len(), 9)
         );
-        let mut q = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
+        let mut q =
+            sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(backend.positional(sql)));
         for row in chunk {
             let first = row.first_name.clone().unwrap_or_default();
             let last = row.last_name.clone().unwrap_or_default();
@@ -200,7 +204,7 @@ pub async fn write_batch(
              FROM (VALUES {}) AS v WHERE contacts.id = v.column1",
             placeholders(chunk.len(), 7)
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(backend.positional(sql)));
         for (id, row) in chunk {
             q = q
                 .bind(*id)
@@ -229,7 +233,7 @@ pub async fn write_batch(
              ON CONFLICT (contact_id, name) DO UPDATE SET value = excluded.value",
             placeholders(chunk.len(), 3)
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(backend.positional(sql)));
         for (id, name, value) in chunk {
             q = q.bind(*id).bind((*name).clone()).bind((*value).clone());
         }
@@ -241,7 +245,7 @@ pub async fn write_batch(
                 "INSERT INTO group_members (group_id, contact_id, created_at) VALUES {} ON CONFLICT DO NOTHING",
                 placeholders(chunk.len(), 3)
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(backend.positional(sql)));
             for (id, _) in chunk {
                 q = q.bind(group_id).bind(*id).bind(now);
             }
@@ -265,7 +269,7 @@ pub async fn write_batch(
             "INSERT INTO import_rejections (import_id, line, email, reason) VALUES {}",
             placeholders(chunk.len(), 4)
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(backend.positional(sql)));
         for r in chunk {
             q = q
                 .bind(import_id)
