@@ -166,10 +166,11 @@ async fn main() -> anyhow::Result<()> {
             if n == 0 {
                 break;
             }
-            let sql = format!(
+            // Bound as Herald's import binds its rows (plain `?` on SQLite).
+            let sql = db.backend.positional(format!(
                 "INSERT INTO bench_reference VALUES {}",
                 herald::db::placeholders(n, 4)
-            );
+            ));
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for k in i..i + n as u64 {
                 q = q

@@ -60,11 +60,11 @@ pub async fn seed(db: &Db, now: i64, count: u64) -> anyhow::Result<()> {
             let rows: Vec<u64> = (chunk_start..(chunk_start + 100).min(n))
                 .map(|i| start as u64 + done + i)
                 .collect();
-            let sql = format!(
+            let sql = db.backend.positional(format!(
                 "INSERT INTO contacts (email, first_name, last_name, first_key, last_key, status, created_at, updated_at) \
                  VALUES {} RETURNING id",
                 placeholders(rows.len(), 8)
-            );
+            ));
             let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
             for i in &rows {
                 // Spread names so that prefixes match realistic shares of contacts.
@@ -92,10 +92,10 @@ pub async fn seed(db: &Db, now: i64, count: u64) -> anyhow::Result<()> {
                 .map(|id| (group_ids[(*id as usize / 3) % group_ids.len()], *id))
                 .collect();
             if !members.is_empty() {
-                let sql = format!(
+                let sql = db.backend.positional(format!(
                     "INSERT INTO group_members (group_id, contact_id, created_at) VALUES {} ON CONFLICT DO NOTHING",
                     placeholders(members.len(), 3)
-                );
+                ));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (g, c) in members {
                     q = q.bind(g).bind(c).bind(now);

@@ -136,10 +136,9 @@ pub async fn write_batch(
     // Which contacts exist already (and whether this import touched them before).
     let mut existing: HashMap<String, (i64, Option<i64>)> = HashMap::new();
     for chunk in unique.chunks(ROWS_PER_STATEMENT * 5) {
-        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT id, email, last_import_id FROM contacts WHERE email IN ({})",
-            marks.join(", ")
+            "SELECT id, email, last_import_id FROM contacts WHERE email IN {}",
+            placeholders(1, chunk.len())
         );
         let mut q = sqlx::query_as::<_, (i64, String, Option<i64>)>(sqlx::AssertSqlSafe(
             backend.positional(sql),
