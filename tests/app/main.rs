@@ -1,10 +1,12 @@
 //! Integration tests: one binary, every test on SQLite and (when
 //! `HERALD_TEST_POSTGRES_URL` is set) on PostgreSQL.
 
-/// Declares tests that run once per engine: `mod name { fn sqlite; fn postgres }`.
+/// Declares tests that run once per engine: `mod name { fn sqlite; fn postgres }`
+/// (a test's doc comment documents its module).
 macro_rules! on_both_engines {
-    ($(async fn $name:ident($app:ident: TestApp) $body:block)+) => {
+    ($($(#[$doc:meta])* async fn $name:ident($app:ident: TestApp) $body:block)+) => {
         $(
+            $(#[$doc])*
             mod $name {
                 #[allow(unused_imports)]
                 use super::*;
