@@ -349,12 +349,12 @@ pub async fn complete_many(
         // row of the list — 70 to 300 ms a statement with 20,000 runs.
         // `$1` the time, then the rows: numbered in the order they appear, as SQLite
         // binds a long statement fastest (`Backend::positional`).
-        let update = format!(
+        let update = db.backend.positional(format!(
             "UPDATE job_runs SET status = 'done', outcome = v.column2, message_id = COALESCE(v.column3, job_runs.message_id), \
              target_kind = v.column4, target_id = v.column5, finished_at = $1, lease_owner = NULL, lease_expires_at = NULL \
              FROM (VALUES {}) AS v WHERE job_runs.id = v.column1 AND job_runs.lease_owner = v.column6",
             crate::db::placeholders_from(2, chunk.len(), 6),
-        );
+        ));
         let notes: Vec<&AuditNote> = chunk.iter().filter_map(|c| c.audit.as_deref()).collect();
         let bind_update = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
             let mut q = q.bind(now_ms);
@@ -378,7 +378,6 @@ pub async fn complete_many(
             };
         match (notes.is_empty(), db.backend) {
             (true, _) => {
-                let update = db.backend.positional(update);
                 bind_update(sqlx::query(sqlx::AssertSqlSafe(update)))
                     .execute(db.write())
                     .await?;
@@ -394,7 +393,6 @@ pub async fn complete_many(
             }
             (false, Backend::Sqlite) => {
                 let mut tx = db.begin().await?;
-                let update = Backend::Sqlite.positional(update);
                 bind_update(sqlx::query(sqlx::AssertSqlSafe(update)))
                     .execute(&mut *tx)
                     .await?;
