@@ -63,14 +63,14 @@ fn csrf(html: &str) -> anyhow::Result<String> {
 }
 
 /// p50 / p99 / max in ms and the count, of all pages and of each.
-fn latency(times: Vec<(&'static str, f64)>) -> serde_json::Value {
-    let mut all = percentiles(times.iter().map(|(_, ms)| *ms).collect());
+fn latency(times: &[Page]) -> serde_json::Value {
+    let mut all = percentiles(times.iter().map(|(_, _, ms)| *ms).collect());
     for page in ["/automations", "/contacts?q=an", "/dashboard"] {
         all[page] = percentiles(
             times
                 .iter()
-                .filter(|(p, _)| *p == page)
-                .map(|(_, ms)| *ms)
+                .filter(|(p, _, _)| *p == page)
+                .map(|(_, _, ms)| *ms)
                 .collect(),
         );
     }
@@ -87,13 +87,29 @@ fn percentiles(mut ms: Vec<f64>) -> serde_json::Value {
     serde_json::json!({ "n": ms.len(), "p50": at(0.50), "p99": at(0.99), "max": at(1.0) })
 }
 
+/// The five slowest pages: which, when (s after `from`) and how long (ms).
+fn slowest(times: &[Page], from: Instant) -> serde_json::Value {
+    let mut by_time: Vec<&Page> = times.iter().collect();
+    by_time.sort_by(|a, b| b.2.total_cmp(&a.2));
+    by_time
+        .iter()
+        .take(5)
+        .map(|(page, at, ms)| {
+            let at = at.checked_duration_since(from).map_or_else(
+                || -(from.duration_since(*at).as_secs_f64()),
+                |d| d.as_secs_f64(),
+            );
+            serde_json::json!({ "page": page, "at_s": at, "ms": ms })
+        })
+        .collect()
+}
+
+/// A page asked for: which, when it was asked for, how long it took (ms).
+type Page = (&'static str, Instant, f64);
+
 /// A signed-in staff member asking for three pages in a loop, `pause` apart,
 /// until `stop`; every answer must be 200. Returns each page's time in ms.
-async fn browse(
-    base: String,
-    pause: Duration,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<Vec<(&'static str, f64)>> {
+async fn browse(base: String, pause: Duration, stop: Arc<AtomicBool>) -> anyhow::Result<Vec<Page>> {
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -126,7 +142,7 @@ async fn browse(
         let answer = client.get(format!("{base}{}", pages[i % 3])).send().await?;
         let status = answer.status();
         answer.bytes().await?;
-        times.push((pages[i % 3], t.elapsed().as_secs_f64() * 1000.0));
+        times.push((pages[i % 3], t, t.elapsed().as_secs_f64() * 1000.0));
         anyhow::ensure!(status.is_success(), "{} answered {status}", pages[i % 3]);
         i += 1;
         tokio::time::sleep(pause).await;
@@ -324,8 +340,9 @@ async fn main() -> anyhow::Result<()> {
         "reference_before": reference_before,
         "reference_after": reference_after,
         "ratio": steady / reference,
-        "pages_idle_ms": latency(idle_pages),
-        "pages_busy_ms": latency(busy_pages),
+        "pages_idle_ms": latency(&idle_pages),
+        "pages_busy_ms": latency(&busy_pages),
+        "slowest_pages_busy": slowest(&busy_pages, recorded),
         "rss_idle_mib": rss_idle,
         "wall_s": last,
         "cpu_hashing_s": hashing,

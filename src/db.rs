@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -82,6 +82,14 @@ pub struct Db {
 
 pub type Tx = Transaction<'static, Any>;
 
+/// Pool options without sqlx's default ping of every connection it hands out: that
+/// ping is a round trip of its own before each statement (on PostgreSQL over the
+/// socket, on SQLite through the connection's worker thread), which doubled the
+/// round trips of the one-statement reads most pages and jobs make.
+fn unpinged() -> AnyPoolOptions {
+    AnyPoolOptions::new().test_before_acquire(false)
+}
+
 impl Db {
     /// Connects, creating the SQLite file (and its folder) when missing.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -105,8 +113,9 @@ impl Db {
                 format!("{url}?mode=rwc")
             };
             let options = AnyConnectOptions::from_str(&url)?;
+            // No ping before each use: a file does not hang up (see `unpinged`).
             let pragmas = || {
-                AnyPoolOptions::new().after_connect(|conn, _meta| {
+                unpinged().after_connect(|conn, _meta| {
                     Box::pin(async move {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
@@ -130,7 +139,17 @@ impl Db {
                 runs_enqueued: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = AnyPoolOptions::new()
+            // A connection idle for a while is pinged before use, in case the
+            // server hung up meanwhile; a busy one is not (see `unpinged`).
+            let pool = unpinged()
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > Duration::from_secs(10) {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .max_connections(20)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect(url)
@@ -215,13 +234,29 @@ impl Db {
         )
         .fetch_all(&self.write)
         .await?;
+        if tables.is_empty() {
+            return Ok(tables);
+        }
+        // Paced like autovacuum (2 ms of rest per 200 units of work): unpaced, the
+        // vacuum of a busy `job_runs` took 360 ms flat out on its own connection,
+        // and the pages asked for meanwhile waited up to 106 ms (BENCHMARKS.md).
+        let mut conn = self.write.acquire().await?;
+        conn.execute("SET vacuum_cost_delay = 2").await?;
+        let mut vacuumed = Ok(());
         for table in &tables {
             // The name is one of the six above.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM (ANALYZE) {table}")))
-                .execute(&self.write)
-                .await?;
+            let vacuum = format!("VACUUM (ANALYZE) {table}");
+            vacuumed = sqlx::raw_sql(sqlx::AssertSqlSafe(vacuum))
+                .execute(&mut *conn)
+                .await
+                .map(drop);
+            if vacuumed.is_err() {
+                break;
+            }
         }
-        Ok(tables)
+        // The connection goes back to the pool as it came.
+        conn.execute("RESET vacuum_cost_delay").await?;
+        vacuumed.map(|()| tables)
     }
 
     fn migrator(&self) -> &'static Migrator {

@@ -67,8 +67,13 @@ struct Shared {
 #[derive(Clone)]
 pub struct PasswordHasher {
     shared: Arc<Shared>,
+    /// Turns for background work: two per thread (see [`PasswordHasher::turn`]).
+    turns: Arc<tokio::sync::Semaphore>,
     _guard: Arc<CloseOnDrop>,
 }
+
+/// A place among the next background hashes; given back when dropped.
+pub struct Turn(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 /// Closes the queues when the last [`PasswordHasher`] handle goes.
 struct CloseOnDrop(Arc<Shared>);
@@ -114,8 +119,21 @@ impl PasswordHasher {
         }
         Self {
             shared,
+            turns: Arc::new(tokio::sync::Semaphore::new(2 * threads.max(1))),
             _guard: guard,
         }
+    }
+
+    /// Waits for a place among the next background hashes (two per thread: one
+    /// hashing, one ready behind it). The scheduler's password runs take one before
+    /// they look anything up and give it back once hashed, so only the runs about
+    /// to be hashed do their database work — not every run it claimed at once, which
+    /// filled the connection pool ahead of the pages (BENCHMARKS.md) — and a run's
+    /// target is checked right before its password is made.
+    pub async fn turn(&self) -> Turn {
+        let permit = Arc::clone(&self.turns).acquire_owned().await;
+        // The semaphore is never closed.
+        Turn(permit.expect("hash turns are never closed"))
     }
 
     fn submit(&self, priority: Priority, work: Work) {
@@ -356,6 +374,28 @@ mod tests {
                 .await
         );
         assert!(!hasher.verify(&pw, None, Priority::Interactive).await);
+        hasher.shutdown();
+    }
+
+    #[tokio::test]
+    async fn background_work_takes_turns_two_per_thread() {
+        let hasher = PasswordHasher::start(1);
+        let first = hasher.turn().await;
+        let _second = hasher.turn().await;
+        let third = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.turn().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !third.is_finished(),
+            "a third turn waits while two are taken"
+        );
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(5), third)
+            .await
+            .expect("a turn given back goes to the one waiting")
+            .unwrap();
         hasher.shutdown();
     }
 }

@@ -93,6 +93,8 @@ impl Job for ToSystemUser {
 /// Both jobs: not stale, automation live, target resolved and selected now, within
 /// the hourly limit; then a fresh password is made, stored and emailed.
 async fn send(ctx: &JobContext, run: &Claimed, kind: TargetKind) -> Outcome {
+    // Looked up only once the hashing threads are about to be free for this run.
+    let turn = ctx.hasher.turn().await;
     let now = ctx.clock.now_ms();
     let settings = match ctx.settings().await {
         Ok(s) => s,
@@ -116,7 +118,7 @@ async fn send(ctx: &JobContext, run: &Claimed, kind: TargetKind) -> Outcome {
         Ok(_) => {}
         Err(e) => return Outcome::database(target, e),
     }
-    deliver(ctx, run, &a, recipient, &settings).await
+    deliver(ctx, run, &a, recipient, &settings, turn).await
 }
 
 /// Makes a fresh password, stores its hash as the temporary credential, emails it.
@@ -127,6 +129,7 @@ async fn deliver(
     a: &Automation,
     to: Recipient,
     settings: &Settings,
+    turn: password::Turn,
 ) -> Outcome {
     let target = Some(to.target);
     let plain = password::generate(settings.password_length as usize);
@@ -139,6 +142,8 @@ async fn deliver(
             };
         }
     };
+    // Hashed: the next run may look its target up while this one is stored and sent.
+    drop(turn);
     let now = ctx.clock.now_ms();
     let expires_at = now + settings.temp_password_lifetime_hours * 3_600_000;
     // Replace any older temporary credential; the permanent password stays.

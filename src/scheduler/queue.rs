@@ -465,7 +465,10 @@ pub async fn retry(
         message_id: None,
         target,
     };
-    transition(db, now_ms, owner, run, t).await
+    transition(db, now_ms, owner, run, t).await?;
+    // Due again later: a scheduler asleep until some other time must know.
+    db.wake_scheduler();
+    Ok(())
 }
 
 /// A permanent failure: no more attempts.

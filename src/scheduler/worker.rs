@@ -249,17 +249,28 @@ impl Drop for Slot {
     }
 }
 
+/// What a call of [`claim_into`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Too few slots were free to claim.
+    Full,
+    /// Claimed this many, as many as were asked for: more may be due.
+    Filled(usize),
+    /// Fewer were due than slots were free: the queue ran out for now.
+    RanOut,
+}
+
 /// Claims as many due runs as there are free slots (at most [`BATCH`] at once) and
-/// starts each; returns how many it claimed. Runs finish on their own: a slow one
-/// never holds up the claiming of others.
+/// starts each. Runs finish on their own: a slow one never holds up the claiming of
+/// others.
 async fn claim_into(
     s: &Scheduler,
     owner: &str,
     running: &mut Running,
     done: &Done,
-) -> Result<usize, sqlx::Error> {
+) -> Result<Round, sqlx::Error> {
     if running.is_full() {
-        return Ok(0);
+        return Ok(Round::Full);
     }
     let free = MAX_RUNNING
         .saturating_sub(running.count())
@@ -270,8 +281,12 @@ async fn claim_into(
     } else {
         queue::claim_due(&s.ctx.db, now, owner, free as i64).await?
     };
-    let n = runs.len();
-    running.swept(now, n < free);
+    let round = if runs.len() < free {
+        Round::RanOut
+    } else {
+        Round::Filled(runs.len())
+    };
+    running.swept(now, round == Round::RanOut);
     for run in runs {
         // Still executing here (its lease looked expired after a jump of the
         // clock): the claim only renewed the lease.
@@ -298,7 +313,7 @@ async fn claim_into(
             .instrument(span),
         );
     }
-    Ok(n)
+    Ok(round)
 }
 
 /// How long to sleep: until the next pending run is due or a lease expires.
@@ -390,6 +405,8 @@ impl Worker {
                 })
             });
             let mut running = Running::default();
+            // Whether the last claim found fewer due runs than it had room for.
+            let mut ran_out = false;
             let (done, done_rx) = tokio::sync::mpsc::unbounded_channel();
             let completer = tokio::spawn(complete_in_batches(
                 s.ctx.db.clone(),
@@ -403,20 +420,26 @@ impl Worker {
                 }
                 match claim_into(&s, &me, &mut running, &done).await {
                     // A full round: more may be due at once.
-                    Ok(n) if n == BATCH as usize => continue,
-                    Ok(_) => {}
+                    Ok(Round::Filled(n)) if n == BATCH as usize => continue,
+                    Ok(Round::Full) => {}
+                    Ok(round) => ran_out = round == Round::RanOut,
                     Err(e) => tracing::warn!(error = %e, "scheduler: claiming failed"),
                 }
-                // With every slot taken, only a finished run lets more start.
-                let wait = if running.is_full() {
-                    Duration::from_secs(3600)
+                // With every slot taken, only a finished run lets more start. Once
+                // the due runs ran out, a finished run frees a slot nothing needs:
+                // the worker waits for the next due time, a lease's end or news of
+                // runs (enqueued, retried) instead of claiming again at every
+                // finished run — at the end of a backlog that was three statements
+                // a run, finding nothing.
+                let (wait, slot_matters) = if running.is_full() {
+                    (Duration::from_secs(3600), true)
                 } else {
-                    next_wait(&s).await
+                    (next_wait(&s).await, !ran_out)
                 };
                 tokio::select! {
                     _ = s.ctx.db.scheduler_woken() => {}
                     _ = tokio::time::sleep(wait) => {}
-                    _ = running.one_finished() => {}
+                    _ = running.one_finished(), if slot_matters => {}
                     _ = stopped.changed() => break,
                     _ = lost.changed() => break,
                 }
