@@ -316,15 +316,24 @@ async fn claim_into(
     Ok(round)
 }
 
+/// On SQLite nothing tells the scheduler of runs another process recorded (a Herald
+/// serving pages beside it on the same file, a command): it looks at least this
+/// often. On PostgreSQL every instance hears of them (LISTEN/NOTIFY).
+const SQLITE_LOOK: Duration = Duration::from_secs(2);
+
 /// How long to sleep: until the next pending run is due or a lease expires.
 async fn next_wait(s: &Scheduler) -> Duration {
-    match crate::scheduler::runs::next_wake_at(&s.ctx.db).await {
+    let wait = match crate::scheduler::runs::next_wake_at(&s.ctx.db).await {
         Ok(Some(t)) => Duration::from_millis((t - s.ctx.clock.now_ms()).clamp(0, 3_600_000) as u64),
         Ok(None) => Duration::from_secs(3600),
         Err(e) => {
             tracing::warn!(error = %e, "scheduler: database unavailable");
             Duration::from_secs(1)
         }
+    };
+    match s.ctx.db.backend {
+        Backend::Sqlite => wait.min(SQLITE_LOOK),
+        Backend::Postgres => wait,
     }
 }
 
