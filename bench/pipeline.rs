@@ -89,9 +89,9 @@ fn percentiles(mut ms: Vec<f64>) -> serde_json::Value {
 
 /// The five slowest pages: which, when (s after `from`) and how long (ms).
 fn slowest(times: &[Page], from: Instant) -> serde_json::Value {
-    let mut by_time: Vec<&Page> = times.iter().collect();
-    by_time.sort_by(|a, b| b.2.total_cmp(&a.2));
-    by_time
+    let mut slowest_first: Vec<&Page> = times.iter().collect();
+    slowest_first.sort_by(|a, b| b.2.total_cmp(&a.2));
+    slowest_first
         .iter()
         .take(5)
         .map(|(page, at, ms)| {

@@ -242,18 +242,17 @@ impl Db {
         // and the pages asked for meanwhile waited up to 106 ms (BENCHMARKS.md).
         let mut conn = self.write.acquire().await?;
         conn.execute("SET vacuum_cost_delay = 2").await?;
-        let mut vacuumed = Ok(());
-        for table in &tables {
-            // The name is one of the six above.
-            let vacuum = format!("VACUUM (ANALYZE) {table}");
-            vacuumed = sqlx::raw_sql(sqlx::AssertSqlSafe(vacuum))
-                .execute(&mut *conn)
-                .await
-                .map(drop);
-            if vacuumed.is_err() {
-                break;
+        let vacuumed = async {
+            for table in &tables {
+                // The name is one of the six above.
+                let vacuum = format!("VACUUM (ANALYZE) {table}");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(vacuum))
+                    .execute(&mut *conn)
+                    .await?;
             }
+            Ok::<(), sqlx::Error>(())
         }
+        .await;
         // The connection goes back to the pool as it came.
         conn.execute("RESET vacuum_cost_delay").await?;
         vacuumed.map(|()| tables)

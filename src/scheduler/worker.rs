@@ -182,6 +182,9 @@ struct Running {
     ids: Arc<Mutex<HashSet<RunId>>>,
     /// When to look for expired leases again while full rounds drain a backlog.
     next_sweep: i64,
+    /// Whether the last claim found fewer due runs than it had room for: the queue
+    /// ran out for now.
+    ran_out: bool,
 }
 
 impl Running {
@@ -191,17 +194,15 @@ impl Running {
     /// drain a backlog — not at every round, where the extra statement was 5 % of
     /// the database's time (leases last [`LEASE`]: a few seconds more cost little).
     fn sweep_due(&self, now_ms: i64) -> bool {
-        now_ms >= self.next_sweep
+        self.ran_out || now_ms >= self.next_sweep
     }
 
+    /// Records a claim made at `now_ms` (which swept if [`Self::sweep_due`]).
     fn swept(&mut self, now_ms: i64, ran_out: bool) {
-        self.next_sweep = if ran_out {
-            0
-        } else if now_ms >= self.next_sweep {
-            now_ms + SWEEP.as_millis() as i64
-        } else {
-            self.next_sweep
-        };
+        if self.sweep_due(now_ms) {
+            self.next_sweep = now_ms + SWEEP.as_millis() as i64;
+        }
+        self.ran_out = ran_out;
     }
 
     fn count(&self) -> usize {
@@ -249,28 +250,17 @@ impl Drop for Slot {
     }
 }
 
-/// What a call of [`claim_into`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Round {
-    /// Too few slots were free to claim.
-    Full,
-    /// Claimed this many, as many as were asked for: more may be due.
-    Filled(usize),
-    /// Fewer were due than slots were free: the queue ran out for now.
-    RanOut,
-}
-
 /// Claims as many due runs as there are free slots (at most [`BATCH`] at once) and
-/// starts each. Runs finish on their own: a slow one never holds up the claiming of
-/// others.
+/// starts each; returns how many it claimed. Runs finish on their own: a slow one
+/// never holds up the claiming of others.
 async fn claim_into(
     s: &Scheduler,
     owner: &str,
     running: &mut Running,
     done: &Done,
-) -> Result<Round, sqlx::Error> {
+) -> Result<usize, sqlx::Error> {
     if running.is_full() {
-        return Ok(Round::Full);
+        return Ok(0);
     }
     let free = MAX_RUNNING
         .saturating_sub(running.count())
@@ -281,12 +271,8 @@ async fn claim_into(
     } else {
         queue::claim_due(&s.ctx.db, now, owner, free as i64).await?
     };
-    let round = if runs.len() < free {
-        Round::RanOut
-    } else {
-        Round::Filled(runs.len())
-    };
-    running.swept(now, round == Round::RanOut);
+    let n = runs.len();
+    running.swept(now, n < free);
     for run in runs {
         // Still executing here (its lease looked expired after a jump of the
         // clock): the claim only renewed the lease.
@@ -313,7 +299,7 @@ async fn claim_into(
             .instrument(span),
         );
     }
-    Ok(round)
+    Ok(n)
 }
 
 /// On SQLite nothing tells the scheduler of runs another process recorded (a Herald
@@ -414,8 +400,6 @@ impl Worker {
                 })
             });
             let mut running = Running::default();
-            // Whether the last claim found fewer due runs than it had room for.
-            let mut ran_out = false;
             let (done, done_rx) = tokio::sync::mpsc::unbounded_channel();
             let completer = tokio::spawn(complete_in_batches(
                 s.ctx.db.clone(),
@@ -429,9 +413,8 @@ impl Worker {
                 }
                 match claim_into(&s, &me, &mut running, &done).await {
                     // A full round: more may be due at once.
-                    Ok(Round::Filled(n)) if n == BATCH as usize => continue,
-                    Ok(Round::Full) => {}
-                    Ok(round) => ran_out = round == Round::RanOut,
+                    Ok(n) if n == BATCH as usize => continue,
+                    Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "scheduler: claiming failed"),
                 }
                 // With every slot taken, only a finished run lets more start. Once
@@ -443,7 +426,7 @@ impl Worker {
                 let (wait, slot_matters) = if running.is_full() {
                     (Duration::from_secs(3600), true)
                 } else {
-                    (next_wait(&s).await, !ran_out)
+                    (next_wait(&s).await, !running.ran_out)
                 };
                 tokio::select! {
                     _ = s.ctx.db.scheduler_woken() => {}
