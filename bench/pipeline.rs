@@ -225,8 +225,10 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("UPDATE job_runs SET status = 'cancelled' WHERE status IN ('pending', 'running')")
         .execute(db.write())
         .await?;
+    // Drawn at random, as people who ask for a password are spread over the contact
+    // base (the first ones by id would put every update of a run on the same pages).
     let targets: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM contacts WHERE temp_hash IS NULL AND status = 'active' ORDER BY id LIMIT $1",
+        "SELECT id FROM contacts WHERE temp_hash IS NULL AND status = 'active' ORDER BY random() LIMIT $1",
     )
     .bind(runs as i64)
     .fetch_all(db.read())

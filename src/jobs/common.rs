@@ -5,6 +5,7 @@
 use crate::automations::model::{
     Automation, Condition, State, Status, Target as JobTarget, TargetKind,
 };
+use crate::contacts::Contact;
 use crate::events::store::Event;
 use crate::scheduler::queue::{Claimed, Outcome, Target};
 use crate::state::JobContext;
@@ -17,10 +18,27 @@ pub struct Recipient {
     pub name: String,
 }
 
-/// The run's automation, if it is still active and inside its time frame.
-pub async fn live_automation(ctx: &JobContext, run: &Claimed) -> Result<Automation, Outcome> {
-    let a = match crate::automations::store::find(&ctx.db, run.automation_id).await {
-        Ok(Some(a)) => a,
+/// The event that caused a run, with the contact it names as that contact was
+/// read in the same statement: resolving it as the target needs no second look-up.
+pub struct Caused {
+    pub event: Event,
+    contact: Option<Contact>,
+}
+
+/// The run's automation, if it is still active and inside its time frame, and the
+/// event that caused the run (with the contact it names) — read in one statement.
+pub async fn live_run(ctx: &JobContext, run: &Claimed) -> Result<(Automation, Caused), Outcome> {
+    let (columns, joins) = crate::contacts::EVENT_AND_CONTACT;
+    let found = crate::automations::store::find_joined::<crate::contacts::EventAndContact>(
+        &ctx.db,
+        run.automation_id,
+        columns,
+        joins,
+        run.event_id.0,
+    )
+    .await;
+    let (a, caused) = match found {
+        Ok(Some(found)) => found,
         Ok(None) => return Err(Outcome::skip(None, "the automation was deleted")),
         Err(e) => return Err(Outcome::database(None, e)),
     };
@@ -30,16 +48,10 @@ pub async fn live_automation(ctx: &JobContext, run: &Claimed) -> Result<Automati
     if a.status(ctx.clock.now_ms()) != Status::Running {
         return Err(Outcome::skip(None, "outside the automation's time frame"));
     }
-    Ok(a)
-}
-
-/// The event that caused the run.
-pub async fn event_of(ctx: &JobContext, run: &Claimed) -> Result<Event, Outcome> {
-    match crate::events::store::find(&ctx.db, run.event_id).await {
-        Ok(Some(e)) => Ok(e),
-        Ok(None) => Err(Outcome::skip(None, "the event no longer exists")),
-        Err(e) => Err(Outcome::database(None, e)),
-    }
+    let Some((event, contact)) = caused.parts() else {
+        return Err(Outcome::skip(None, "the event no longer exists"));
+    };
+    Ok((a, Caused { event, contact }))
 }
 
 /// Ends a change a job made to the contact `to` in `tx`: when it `changed`
@@ -75,10 +87,9 @@ pub async fn live_target(
     run: &Claimed,
     kind: TargetKind,
 ) -> Result<(Automation, Event, Recipient), Outcome> {
-    let a = live_automation(ctx, run).await?;
-    let event = event_of(ctx, run).await?;
-    let to = resolve(ctx, &a, kind, &event).await?;
-    Ok((a, event, to))
+    let (a, caused) = live_run(ctx, run).await?;
+    let to = resolve(ctx, &a, kind, &caused).await?;
+    Ok((a, caused.event, to))
 }
 
 /// Resolves the target of `a`'s job now: the fixed one or the event's, which must
@@ -87,18 +98,18 @@ pub async fn resolve(
     ctx: &JobContext,
     a: &Automation,
     kind: TargetKind,
-    event: &Event,
+    caused: &Caused,
 ) -> Result<Recipient, Outcome> {
     match kind {
         TargetKind::Contact => {
             let id = match a.target {
-                Some(JobTarget::EventParameter) => event.contact_id,
+                Some(JobTarget::EventParameter) => caused.event.contact_id,
                 Some(JobTarget::Contact(id)) => Some(id),
                 _ => None,
             };
-            resolve_contact(ctx, a, id).await
+            resolve_contact(ctx, a, id, caused).await
         }
-        TargetKind::SystemUser => resolve_system_user(ctx, a, event).await,
+        TargetKind::SystemUser => resolve_system_user(ctx, a, &caused.event).await,
     }
     .unwrap_or_else(|e| Err(Outcome::database(None, e)))
 }
@@ -108,9 +119,9 @@ pub async fn resolve(
 pub async fn event_contact(
     ctx: &JobContext,
     a: &Automation,
-    event: &Event,
+    caused: &Caused,
 ) -> Result<Recipient, Outcome> {
-    resolve_contact(ctx, a, event.contact_id)
+    resolve_contact(ctx, a, caused.event.contact_id, caused)
         .await
         .unwrap_or_else(|e| Err(Outcome::database(None, e)))
 }
@@ -119,6 +130,7 @@ async fn resolve_contact(
     ctx: &JobContext,
     a: &Automation,
     id: Option<i64>,
+    caused: &Caused,
 ) -> Result<Result<Recipient, Outcome>, sqlx::Error> {
     let Some(id) = id else {
         return Ok(Err(Outcome::skip(None, "the event names no contact")));
@@ -128,7 +140,12 @@ async fn resolve_contact(
         id,
     };
     let skip = |reason: String| Ok(Err(Outcome::skip(Some(target), reason)));
-    let Some(contact) = crate::contacts::find(&ctx.db, id).await? else {
+    let known = caused.contact.as_ref().filter(|c| c.id == id).cloned();
+    let found = match known {
+        Some(c) => Some(c),
+        None => crate::contacts::find(&ctx.db, id).await?,
+    };
+    let Some(contact) = found else {
         return skip("the contact no longer exists".into());
     };
     if contact.is_blocked() {

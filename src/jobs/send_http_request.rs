@@ -169,17 +169,14 @@ fn event_body(
 }
 
 async fn send(ctx: &JobContext, run: &Claimed) -> Outcome {
-    let a = match common::live_automation(ctx, run).await {
-        Ok(a) => a,
+    let (a, caused) = match common::live_run(ctx, run).await {
+        Ok(found) => found,
         Err(outcome) => return outcome,
     };
-    let event = match common::event_of(ctx, run).await {
-        Ok(e) => e,
-        Err(outcome) => return outcome,
-    };
+    let event = &caused.event;
     // A contact event is about its contact, who must still meet the selection.
     let (target, contact) = if event.contact_id.is_some() {
-        let to = match common::event_contact(ctx, &a, &event).await {
+        let to = match common::event_contact(ctx, &a, &caused).await {
             Ok(to) => to,
             Err(outcome) => return outcome,
         };
@@ -229,7 +226,7 @@ async fn send(ctx: &JobContext, run: &Claimed) -> Outcome {
             Err(e) => return failed(format!("the body cannot be written: {e}")),
         }
     } else {
-        let body = event_body(&a, &event, contact.as_ref().map(|c| (target.id, c)));
+        let body = event_body(&a, event, contact.as_ref().map(|c| (target.id, c)));
         ("application/json", body.to_string().into_bytes())
     };
     let id = format!("msg_herald_run_{}", run.id);

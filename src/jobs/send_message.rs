@@ -280,12 +280,8 @@ impl Job for ToAddress {
 }
 
 async fn to_address(ctx: &JobContext, run: &Claimed) -> Outcome {
-    let a = match common::live_automation(ctx, run).await {
-        Ok(a) => a,
-        Err(outcome) => return outcome,
-    };
-    let event = match common::event_of(ctx, run).await {
-        Ok(e) => e,
+    let (a, event) = match common::live_run(ctx, run).await {
+        Ok((a, caused)) => (a, caused.event),
         Err(outcome) => return outcome,
     };
     let target = Target {

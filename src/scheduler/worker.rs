@@ -80,8 +80,17 @@ async fn listen(s: Scheduler) {
 /// Where done runs go: written in batches by [`complete_in_batches`].
 type Done = tokio::sync::mpsc::UnboundedSender<Completed>;
 
-/// Writes done runs as they come, many per statement when many come at once
-/// (one at a time when one does).
+/// Done runs written in one statement at most.
+const COMPLETE_AT_ONCE: usize = 500;
+/// Done runs worth a statement and a commit without waiting for more.
+const COMPLETE_ENOUGH: usize = 32;
+/// How long a done run may wait for others to share its statement and commit.
+const COMPLETE_LINGER: Duration = Duration::from_millis(50);
+
+/// Writes done runs as they come, many per statement: when few come at once (a
+/// job that takes its time, like hashing a password), the first waits up to
+/// [`COMPLETE_LINGER`] for others, so a slow stream of runs is not one statement
+/// and one commit each; when many come, they are written at once.
 async fn complete_in_batches(
     db: crate::db::Db,
     clock: Arc<dyn crate::clock::Clock>,
@@ -89,7 +98,17 @@ async fn complete_in_batches(
     mut done: tokio::sync::mpsc::UnboundedReceiver<Completed>,
 ) {
     let mut batch = Vec::new();
-    while done.recv_many(&mut batch, 500).await > 0 {
+    while done.recv_many(&mut batch, COMPLETE_AT_ONCE).await > 0 {
+        let deadline = tokio::time::Instant::now() + COMPLETE_LINGER;
+        while batch.len() < COMPLETE_ENOUGH {
+            let room = COMPLETE_AT_ONCE - batch.len();
+            let more = done.recv_many(&mut batch, room);
+            match tokio::time::timeout_at(deadline, more).await {
+                Ok(n) if n > 0 => {}
+                // The time is up, or the scheduler is stopping.
+                _ => break,
+            }
+        }
         if let Err(e) = queue::complete_many(&db, clock.now_ms(), &owner, &batch).await {
             tracing::error!(error = ?e, runs = batch.len(), "storing done runs failed; their leases will expire and they will run again");
         }
