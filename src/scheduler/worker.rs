@@ -74,9 +74,6 @@ async fn listen(s: Scheduler) {
     }
 }
 
-/// Executes one claimed run, renewing its lease while it works. An attempt that
-/// takes longer than `job_timeout` is abandoned and the run retried with backoff,
-/// so a mail server that stops answering cannot hold the queue.
 /// Where done runs go: written in batches by [`complete_in_batches`].
 type Done = tokio::sync::mpsc::UnboundedSender<Completed>;
 
@@ -87,10 +84,7 @@ const COMPLETE_ENOUGH: usize = 32;
 /// How long a done run may wait for others to share its statement and commit.
 const COMPLETE_LINGER: Duration = Duration::from_millis(50);
 
-/// Writes done runs as they come, many per statement: when few come at once (a
-/// job that takes its time, like hashing a password), the first waits up to
-/// [`COMPLETE_LINGER`] for others, so a slow stream of runs is not one statement
-/// and one commit each; when many come, they are written at once.
+/// Writes done runs as they come, many per statement (see [`next_batch`]).
 async fn complete_in_batches(
     db: crate::db::Db,
     clock: Arc<dyn crate::clock::Clock>,
@@ -98,17 +92,7 @@ async fn complete_in_batches(
     mut done: tokio::sync::mpsc::UnboundedReceiver<Completed>,
 ) {
     let mut batch = Vec::new();
-    while done.recv_many(&mut batch, COMPLETE_AT_ONCE).await > 0 {
-        let deadline = tokio::time::Instant::now() + COMPLETE_LINGER;
-        while batch.len() < COMPLETE_ENOUGH {
-            let room = COMPLETE_AT_ONCE - batch.len();
-            let more = done.recv_many(&mut batch, room);
-            match tokio::time::timeout_at(deadline, more).await {
-                Ok(n) if n > 0 => {}
-                // The time is up, or the scheduler is stopping.
-                _ => break,
-            }
-        }
+    while next_batch(&mut done, &mut batch).await {
         if let Err(e) = queue::complete_many(&db, clock.now_ms(), &owner, &batch).await {
             tracing::error!(error = ?e, runs = batch.len(), "storing done runs failed; their leases will expire and they will run again");
         }
@@ -116,6 +100,33 @@ async fn complete_in_batches(
     }
 }
 
+/// Waits for the next done runs and puts them in `batch`; false once the scheduler
+/// stopped and none are left. When few come at once (a job that takes its time,
+/// like hashing a password), the first waits up to [`COMPLETE_LINGER`] for others,
+/// so a slow stream of runs is not one statement and one commit each; when many
+/// come, they are written at once.
+async fn next_batch<T>(
+    done: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
+) -> bool {
+    if done.recv_many(batch, COMPLETE_AT_ONCE).await == 0 {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + COMPLETE_LINGER;
+    while batch.len() < COMPLETE_ENOUGH {
+        let room = COMPLETE_AT_ONCE - batch.len();
+        match tokio::time::timeout_at(deadline, done.recv_many(batch, room)).await {
+            Ok(n) if n > 0 => {}
+            // The time is up, or the scheduler is stopping.
+            _ => break,
+        }
+    }
+    true
+}
+
+/// Executes one claimed run, renewing its lease while it works. An attempt that
+/// takes longer than `job_timeout` is abandoned and the run retried with backoff,
+/// so a mail server that stops answering cannot hold the queue.
 async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
     crate::metrics::RUN_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ctx = &s.ctx;
@@ -499,6 +510,55 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn done_runs_that_come_one_by_one_share_a_batch_and_many_are_written_at_once() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut batch = Vec::new();
+        // A slow stream: the second comes 10 ms after the first and joins its batch.
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            sender.send(1).unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            sender.send(2).unwrap();
+        });
+        let started = std::time::Instant::now();
+        assert!(next_batch(&mut rx, &mut batch).await);
+        assert_eq!(batch, [1, 2], "one statement for both");
+        assert!(
+            started.elapsed() >= COMPLETE_LINGER,
+            "and no more wait than the linger"
+        );
+        batch.clear();
+        // Many at once: written at once, without waiting.
+        for i in 0..COMPLETE_AT_ONCE + 10 {
+            tx.send(i).unwrap();
+        }
+        let started = std::time::Instant::now();
+        assert!(next_batch(&mut rx, &mut batch).await);
+        assert_eq!(batch.len(), COMPLETE_AT_ONCE);
+        assert!(
+            started.elapsed() < COMPLETE_LINGER,
+            "{:?}",
+            started.elapsed()
+        );
+        batch.clear();
+        assert!(next_batch(&mut rx, &mut batch).await);
+        assert_eq!(batch.len(), 10, "the rest, after the linger");
+        batch.clear();
+        // Stopped: what is left is written, then no more.
+        tx.send(7).unwrap();
+        drop(tx);
+        let started = std::time::Instant::now();
+        assert!(next_batch(&mut rx, &mut batch).await);
+        assert_eq!(batch, [7]);
+        assert!(
+            started.elapsed() < COMPLETE_LINGER,
+            "a stopping scheduler does not wait"
+        );
+        batch.clear();
+        assert!(!next_batch(&mut rx, &mut batch).await);
+    }
 
     #[test]
     fn expired_leases_are_looked_for_when_due_runs_run_out_and_every_sweep_while_draining() {
