@@ -30,6 +30,14 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status stored as `code` (anything but "blocked" is active).
+    pub fn from_code(code: &str) -> Self {
+        if code == "blocked" {
+            Status::Blocked
+        } else {
+            Status::Active
+        }
+    }
     pub fn code(self) -> &'static str {
         match self {
             Status::Active => "active",
@@ -95,11 +103,7 @@ impl From<Row> for Contact {
             email: r.email,
             first_name: r.first_name,
             last_name: r.last_name,
-            status: if r.status == "blocked" {
-                Status::Blocked
-            } else {
-                Status::Active
-            },
+            status: Status::from_code(&r.status),
             opted_out_at: r.opted_out_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -258,67 +262,6 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<Contact>, sqlx::Error> {
     .fetch_optional(db.read())
     .await?
     .map(Contact::from))
-}
-
-/// A run's event (bound as `$2`) and the contact it names, read in the statement
-/// that reads the run's automation (`automations::store::find_joined`).
-pub const EVENT_AND_CONTACT: (&str, &str) = (
-    "e.id AS e_id, e.type AS e_type, e.contact_id AS e_contact_id, \
-     e.system_user_id AS e_system_user_id, e.group_id AS e_group_id, e.params AS e_params, \
-     e.occurred_at AS e_occurred_at, c.id AS c_id, c.email AS c_email, \
-     c.first_name AS c_first_name, c.last_name AS c_last_name, c.status AS c_status, \
-     c.opted_out_at AS c_opted_out_at, c.created_at AS c_created_at, c.updated_at AS c_updated_at",
-    "LEFT JOIN events e ON e.id = $2 LEFT JOIN contacts c ON c.id = e.contact_id",
-);
-
-/// The columns of [`EVENT_AND_CONTACT`]: all empty when the event no longer
-/// exists, the contact's when it names none or that contact no longer exists.
-#[derive(sqlx::FromRow)]
-pub struct EventAndContact {
-    e_id: Option<crate::types::EventId>,
-    e_type: Option<String>,
-    e_contact_id: Option<i64>,
-    e_system_user_id: Option<i64>,
-    e_group_id: Option<i64>,
-    e_params: Option<String>,
-    e_occurred_at: Option<i64>,
-    c_id: Option<i64>,
-    c_email: Option<String>,
-    c_first_name: Option<String>,
-    c_last_name: Option<String>,
-    c_status: Option<String>,
-    c_opted_out_at: Option<i64>,
-    c_created_at: Option<i64>,
-    c_updated_at: Option<i64>,
-}
-
-impl EventAndContact {
-    /// The event, if it still exists, and its contact, if that still exists.
-    pub fn parts(self) -> Option<(events::store::Event, Option<Contact>)> {
-        let event = events::store::Event {
-            id: self.e_id?,
-            kind: self.e_type?,
-            contact_id: self.e_contact_id,
-            system_user_id: self.e_system_user_id,
-            group_id: self.e_group_id,
-            params: self.e_params?,
-            occurred_at: self.e_occurred_at?,
-        };
-        let contact = match (self.c_id, self.c_email, self.c_status) {
-            (Some(id), Some(email), Some(status)) => Some(Contact::from(Row {
-                id,
-                email,
-                first_name: self.c_first_name.unwrap_or_default(),
-                last_name: self.c_last_name.unwrap_or_default(),
-                status,
-                opted_out_at: self.c_opted_out_at,
-                created_at: self.c_created_at.unwrap_or_default(),
-                updated_at: self.c_updated_at.unwrap_or_default(),
-            })),
-            _ => None,
-        };
-        Some((event, contact))
-    }
 }
 
 pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<Contact>, sqlx::Error> {
