@@ -5,6 +5,8 @@
 //! program shows what an attacker with a stopwatch would see.
 //!
 //! cargo run --release --example bench-signin [-- <tries>]
+//!
+//! Prints one line `RESULT {json}` for `bench/run`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     println!("median of {tries} wrong-password sign-ins, release build, SQLite:");
+    let mut cases_measured = Vec::new();
     for (path, cases) in [
         (
             "/login",
@@ -137,7 +140,13 @@ async fn main() -> anyhow::Result<()> {
                 "{path:<20} {label:<18} {:>6.1} ms   {per_try} argon2 verifications each",
                 t.as_secs_f64() * 1000.0
             );
+            cases_measured.push(serde_json::json!({
+                "path": path, "state": label, "ms": t.as_secs_f64() * 1000.0,
+                "verifications": per_try,
+            }));
         }
     }
+    let result = serde_json::json!({"engine": "SQLite", "tries": tries, "cases": cases_measured});
+    println!("RESULT {result}");
     Ok(())
 }

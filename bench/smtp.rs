@@ -3,6 +3,8 @@
 //! same run. The server is the tests' SMTP server (real SMTP over TCP).
 //!
 //! cargo run --release --example bench-smtp -- [messages]
+//!
+//! Prints one line `RESULT {json}` for `bench/run`.
 
 #[path = "../tests/app/smtp.rs"]
 #[allow(dead_code)]
@@ -66,5 +68,10 @@ async fn main() -> anyhow::Result<()> {
         "reference: lettre 0.11 pooled transport, one connection: {reference:.0} messages/s ({m} messages)"
     );
     println!("ratio: {:.1}x", herald / reference);
+    let result = serde_json::json!({
+        "messages": n, "herald_per_s": herald,
+        "reference_messages": m, "reference_per_s": reference,
+    });
+    println!("RESULT {result}");
     Ok(())
 }
