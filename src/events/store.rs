@@ -74,16 +74,6 @@ pub async fn record_many(
     Ok(ids)
 }
 
-/// Loads one stored event.
-pub async fn find(db: &crate::db::Db, id: EventId) -> Result<Option<Event>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(db.read())
-    .await
-}
-
 /// A stored event.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Event {

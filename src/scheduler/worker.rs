@@ -527,7 +527,7 @@ mod tests {
         assert_eq!(batch, [1, 2], "one statement for both");
         assert!(
             started.elapsed() >= COMPLETE_LINGER,
-            "and no more wait than the linger"
+            "the first waited out the linger for more"
         );
         batch.clear();
         // Many at once: written at once, without waiting.
