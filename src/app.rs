@@ -26,6 +26,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// The scheduler's own connections (see [`Db::background`]).
+    background: Db,
     jobs: Arc<Registry>,
     pub first_admin: Option<crate::auth::FirstAdmin>,
 }
@@ -47,6 +49,7 @@ impl Application {
         let jobs = Arc::new(jobs);
         let db = Db::connect(config.database_url.expose()).await?;
         db.migrate().await?;
+        let background = db.background(config.database_url.expose()).await?;
         let hasher = PasswordHasher::start(config.hash_threads);
         let first_admin =
             crate::auth::bootstrap_first_admin(&db, &hasher, clock.as_ref(), &config.admin_email)
@@ -76,6 +79,7 @@ impl Application {
             port,
             server,
             state,
+            background,
             jobs,
             first_admin,
         })
@@ -100,11 +104,14 @@ impl Application {
     }
 
     /// Serves until SIGTERM / Ctrl-C (or [`ServerHandle::stop`]), then lets running
-    /// requests finish.
+    /// requests finish, then running jobs; what they did is stored, and the runs
+    /// not started are handed back to the queue.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let maintenance = tokio::spawn(maintenance(self.state.clone()));
+        let maintenance = tokio::spawn(maintenance(self.state.clone(), self.background.clone()));
+        let mut ctx = crate::state::JobContext::of(&self.state);
+        ctx.db = self.background.clone();
         let scheduler = crate::scheduler::worker::Scheduler {
-            ctx: crate::state::JobContext::of(&self.state),
+            ctx,
             jobs: self.jobs.clone(),
             database_url: self.state.config.database_url.expose().to_string(),
             job_timeout: self.state.config.job_timeout,
@@ -112,10 +119,11 @@ impl Application {
         let worker = crate::scheduler::worker::Worker::start(scheduler);
         let result = self.server.await;
         // Stop claiming; running jobs get the same grace period as requests.
-        worker.stop(&self.state.db, Duration::from_secs(10)).await;
+        worker.stop(&self.background, Duration::from_secs(10)).await;
         maintenance.abort();
         self.state.hasher.shutdown();
         self.state.db.close().await;
+        self.background.close().await;
         result
     }
 }
@@ -178,6 +186,7 @@ fn server(
     // One limiter for every worker thread.
     let limiter = web::Data::new(crate::api::limit::Limiter::default());
     let known_keys = web::Data::new(crate::api::auth::KnownKeys::default());
+    let write_probe = web::Data::new(crate::probes::WriteProbe::default());
     // One writer for every worker thread: calls of all threads are written together.
     let event_writer = web::Data::new(crate::api::event_writer::EventWriter::start(state.clone()));
     let server = HttpServer::new(move || {
@@ -211,6 +220,7 @@ fn server(
             .app_data(limiter.clone())
             .app_data(event_writer.clone())
             .app_data(known_keys.clone())
+            .app_data(write_probe.clone())
             .app_data(
                 web::FormConfig::default()
                     .limit(crate::web::input::MAX_FORM_BYTES)
@@ -279,20 +289,21 @@ async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 
-/// Removes expired sessions and old sign-in failures now and then.
-async fn maintenance(state: web::Data<AppState>) {
+/// Removes expired sessions and old sign-in failures now and then (on `db`, the
+/// connections of the work outside requests).
+async fn maintenance(state: web::Data<AppState>, db: Db) {
     // Tables are tidied every 30 s, expired sessions purged every 10 minutes.
     for round in 0u64.. {
         if round % 20 == 0 {
             let now = state.clock.now_ms();
-            if let Err(e) = crate::web::session_store::purge_expired(&state.db, now).await {
+            if let Err(e) = crate::web::session_store::purge_expired(&db, now).await {
                 tracing::warn!(error = %e, "purging expired sessions failed");
             }
-            if let Err(e) = crate::auth::throttle::purge_old(&state.db, now).await {
+            if let Err(e) = crate::auth::throttle::purge_old(&db, now).await {
                 tracing::warn!(error = %e, "purging old sign-in failures failed");
             }
         }
-        match state.db.tidy().await {
+        match db.tidy().await {
             Ok(tables) if !tables.is_empty() => tracing::debug!(?tables, "vacuumed"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "vacuuming failed"),

@@ -86,8 +86,50 @@ pub type Tx = Transaction<'static, Any>;
 /// ping is a round trip of its own before each statement (on PostgreSQL over the
 /// socket, on SQLite through the connection's worker thread), which doubled the
 /// round trips of the one-statement reads most pages and jobs make.
+///
+/// A connection that comes back still inside a transaction is closed, not reused:
+/// when a commit or a rollback fails (SQLite with a full disk rolls back by itself,
+/// and the rollback sqlx then sends fails), sqlx keeps counting the transaction,
+/// and every later `BEGIN` on that connection failed until a restart.
 fn unpinged() -> AnyPoolOptions {
-    AnyPoolOptions::new().test_before_acquire(false)
+    AnyPoolOptions::new()
+        .test_before_acquire(false)
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                if conn.is_in_transaction() {
+                    // SQLite rolls a dropped transaction back on the connection's
+                    // own thread: a ping waits for that.
+                    conn.ping().await?;
+                }
+                let clean = !conn.is_in_transaction();
+                if !clean {
+                    // Debug: the outage it comes with is logged where it is met.
+                    tracing::debug!(
+                        "a database connection was left inside a failed transaction; it is closed and a new one will be opened"
+                    );
+                }
+                Ok(clean)
+            })
+        })
+}
+
+/// A PostgreSQL pool of at most `max` connections. A connection idle for a while
+/// is pinged before use, in case the server hung up meanwhile; a busy one is not
+/// (see [`unpinged`]).
+async fn postgres_pool(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {
+    unpinged()
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(10) {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url)
+        .await
 }
 
 impl Db {
@@ -139,21 +181,7 @@ impl Db {
                 runs_enqueued: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            // A connection idle for a while is pinged before use, in case the
-            // server hung up meanwhile; a busy one is not (see `unpinged`).
-            let pool = unpinged()
-                .before_acquire(|conn, meta| {
-                    Box::pin(async move {
-                        if meta.idle_for > Duration::from_secs(10) {
-                            conn.ping().await?;
-                        }
-                        Ok(true)
-                    })
-                })
-                .max_connections(20)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect(url)
-                .await?;
+            let pool = postgres_pool(url, 16).await?;
             Ok(Self {
                 backend: Backend::Postgres,
                 read: pool.clone(),
@@ -162,6 +190,28 @@ impl Db {
             })
         } else {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)")
+        }
+    }
+
+    /// The same database through connections of their own, for the work that must
+    /// outlive the HTTP server: the scheduler and what it stores at shutdown. On
+    /// PostgreSQL a connection belongs to the runtime that opened it, and the HTTP
+    /// workers' runtimes end first at a graceful stop — done runs written on
+    /// connections a page had opened failed ("the Tokio context is being shut
+    /// down") and were run again by another instance. On SQLite (a thread per
+    /// connection, one writer) the pools are shared. Wake-ups are shared either way.
+    pub async fn background(&self, url: &str) -> anyhow::Result<Self> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.clone()),
+            Backend::Postgres => {
+                let pool = postgres_pool(url, 10).await?;
+                Ok(Self {
+                    backend: Backend::Postgres,
+                    read: pool.clone(),
+                    write: pool,
+                    runs_enqueued: self.runs_enqueued.clone(),
+                })
+            }
         }
     }
 

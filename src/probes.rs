@@ -21,20 +21,59 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// Ready when the database answers and every migration is applied.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// The last write `/readyz` made, kept for a second: the probe is public, and a
+/// flood of it must not become a flood of writes (on SQLite, through its one
+/// writer).
+#[derive(Default)]
+pub struct WriteProbe {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+}
+
+impl WriteProbe {
+    /// Whether a write works now (or did within the last second); the cause if not.
+    async fn check(&self, state: &AppState) -> Result<(), String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, result)) = &*last
+            && at.elapsed() < crate::cache::FRESH
+        {
+            return result.clone();
+        }
+        let result = sqlx::query(
+            "INSERT INTO write_probe (id, checked_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(state.clock.now_ms())
+        .execute(state.db.write())
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+        *last = Some((std::time::Instant::now(), result.clone()));
+        result
+    }
+}
+
+/// Ready when the database answers, every migration is applied and a write works.
+async fn readyz(state: web::Data<AppState>, probe: web::Data<WriteProbe>) -> HttpResponse {
+    let unavailable = |why: String| {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body(why)
+    };
     match state.db.is_migrated().await {
-        Ok(true) => HttpResponse::Ok()
-            .content_type("text/plain")
-            .body("ready\n"),
-        Ok(false) => HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body("migrations pending\n"),
+        Ok(true) => {}
+        Ok(false) => return unavailable("migrations pending\n".into()),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database unreachable");
-            HttpResponse::ServiceUnavailable()
-                .content_type("text/plain")
-                .body("database unreachable\n")
+            return unavailable("database unreachable\n".into());
+        }
+    }
+    match probe.check(&state).await {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: the database cannot write");
+            unavailable(format!("the database cannot write: {e}\n"))
         }
     }
 }

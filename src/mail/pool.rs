@@ -32,9 +32,14 @@ pub struct SmtpPool {
     credentials: Option<Credentials>,
     hello: ClientId,
     timeout: Duration,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    /// Connections waiting for the next message, with the time each came back.
+    idle: Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
     max_idle: usize,
 }
+
+/// A connection idle this long is asked whether it is still there (NOOP) before a
+/// message goes on it: servers close idle connections (Postfix after 300 s).
+const IDLE_CHECK: Duration = Duration::from_secs(10);
 
 impl SmtpPool {
     /// For `smtp://[user:password@]host[:port][?tls=required|opportunistic]`.
@@ -138,21 +143,31 @@ impl SmtpPool {
         Ok(conn)
     }
 
-    /// Sends one message; a pooled connection that turns out dead is replaced once.
-    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
-        let pooled = self.idle.lock().expect("smtp pool").pop();
-        let from_pool = pooled.is_some();
-        let conn = match pooled {
-            Some(c) => c,
-            None => self.connect().await?,
-        };
-        match self.send_on(conn, envelope, message).await {
-            Err(SendError::Transient(_)) if from_pool => {
-                let fresh = self.connect().await?;
-                self.send_on(fresh, envelope, message).await
+    /// A connection for the next message: a pooled one (asked first when it has
+    /// been idle a while), else a new one.
+    async fn take(&self) -> Result<AsyncSmtpConnection, SendError> {
+        loop {
+            let pooled = self.idle.lock().expect("smtp pool").pop();
+            let Some((mut conn, since)) = pooled else {
+                return self.connect().await;
+            };
+            if since.elapsed() < IDLE_CHECK {
+                return Ok(conn);
             }
-            other => other,
+            let alive = tokio::time::timeout(self.timeout, conn.test_connected()).await;
+            if alive == Ok(true) {
+                return Ok(conn);
+            }
         }
+    }
+
+    /// Sends one message: one try. A failure is the attempt's outcome, and the
+    /// scheduler's backoff decides when the next try comes — a try again at once,
+    /// on a fresh connection, made a server that deferred the message see it twice
+    /// per attempt (and a server that took it but whose answer was lost, get it twice).
+    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+        let conn = self.take().await?;
+        self.send_on(conn, envelope, message).await
     }
 
     async fn send_on(
@@ -165,7 +180,7 @@ impl SmtpPool {
             Ok(Ok(_)) => {
                 let mut idle = self.idle.lock().expect("smtp pool");
                 if !conn.has_broken() && idle.len() < self.max_idle {
-                    idle.push(conn);
+                    idle.push((conn, std::time::Instant::now()));
                 }
                 Ok(())
             }

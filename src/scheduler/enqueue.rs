@@ -59,9 +59,7 @@ pub async fn enqueue(
     }
     if enqueued > 0 && backend == Backend::Postgres {
         // Delivered at commit: other instances' schedulers wake up too.
-        sqlx::query("SELECT pg_notify('herald_runs', '')")
-            .execute(&mut *conn)
-            .await?;
+        crate::scheduler::queue::notify_instances(&mut *conn).await?;
     }
     Ok(enqueued)
 }

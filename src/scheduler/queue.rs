@@ -231,6 +231,19 @@ pub async fn renew_lease(db: &Db, now_ms: i64, run: RunId, owner: &str) -> Resul
     Ok(())
 }
 
+/// Moves the leases of every run `owner` holds forward: the process is alive and
+/// keeps them while it waits to store their outcomes.
+pub async fn renew_leases(db: &Db, now_ms: i64, owner: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE job_runs SET lease_expires_at = $1 WHERE status = 'running' AND lease_owner = $2",
+    )
+    .bind(now_ms + LEASE.as_millis() as i64)
+    .bind(owner)
+    .execute(db.write())
+    .await?;
+    Ok(())
+}
+
 /// Exponential backoff with jitter: 10 s, 20 s, 40 s … capped at one hour, ±20 %.
 pub fn backoff(attempts: i64) -> Duration {
     let base = 10u64
@@ -522,15 +535,32 @@ pub async fn finish(
     }
 }
 
-/// Puts the runs `owner` still holds back in the queue (at shutdown).
+/// Puts the runs `owner` still holds back in the queue (at shutdown), and wakes
+/// the other instances' schedulers on PostgreSQL: they run them now, not when they
+/// next happen to look.
 pub async fn release(db: &Db, owner: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let released = sqlx::query(
         "UPDATE job_runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
          WHERE lease_owner = $1 AND status = 'running'",
     )
     .bind(owner)
     .execute(db.write())
-    .await?;
+    .await?
+    .rows_affected();
+    if released > 0 && db.backend == Backend::Postgres {
+        notify_instances(db.write()).await?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: wakes every instance's scheduler (they `LISTEN herald_runs`); inside
+/// a transaction, at its commit.
+pub async fn notify_instances<'c>(
+    conn: impl sqlx::Executor<'c, Database = sqlx::Any>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify('herald_runs', '')")
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

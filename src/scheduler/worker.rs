@@ -84,19 +84,91 @@ const COMPLETE_ENOUGH: usize = 32;
 /// How long a done run may wait for others to share its statement and commit.
 const COMPLETE_LINGER: Duration = Duration::from_millis(50);
 
-/// Writes done runs as they come, many per statement (see [`next_batch`]).
+/// Writes done runs as they come, many per statement (see [`next_batch`]); a
+/// write that fails is tried again (see [`stored`]).
 async fn complete_in_batches(
-    db: crate::db::Db,
-    clock: Arc<dyn crate::clock::Clock>,
+    s: Scheduler,
     owner: String,
     mut done: tokio::sync::mpsc::UnboundedReceiver<Completed>,
 ) {
     let mut batch = Vec::new();
     while next_batch(&mut done, &mut batch).await {
-        if let Err(e) = queue::complete_many(&db, clock.now_ms(), &owner, &batch).await {
-            tracing::error!(error = ?e, runs = batch.len(), "storing done runs failed; their leases will expire and they will run again");
-        }
+        stored(&s, &owner, "storing done runs", || {
+            queue::complete_many(&s.ctx.db, s.ctx.clock.now_ms(), &owner, &batch)
+        })
+        .await;
         batch.clear();
+    }
+}
+
+/// How long a process keeps trying to store outcomes it has.
+const STORE_FOR: Duration = Duration::from_secs(3600);
+
+/// Writes an outcome this process has until it is stored: a database that is away
+/// for a moment (a restart, a full disk) must not make the work happen twice. While
+/// it tries, with growing pauses, it renews the leases of the runs it holds, so no
+/// other process takes them over meanwhile; the write itself changes only runs this
+/// process still holds. Only a process that loses its leases (an outage longer than
+/// [`LEASE`] on PostgreSQL, where another instance then takes the runs), stops, or
+/// tries for [`STORE_FOR`] gives an outcome up — then the run runs again.
+async fn stored<F, Fut>(s: &Scheduler, owner: &str, what: &'static str, mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+{
+    let mut outage = Outage::default();
+    loop {
+        let Err(e) = write().await else {
+            outage.ended();
+            return;
+        };
+        if matches!(e, sqlx::Error::PoolClosed) || outage.lasted() >= STORE_FOR {
+            tracing::error!(error = ?e, "{what} failed; the runs will run again once their leases expire");
+            return;
+        }
+        tokio::time::sleep(outage.failed(what, &e)).await;
+        // Still ours: the outcome waits here, not in another process.
+        if let Err(e) = queue::renew_leases(&s.ctx.db, s.ctx.clock.now_ms(), owner).await {
+            tracing::debug!(error = %e, "renewing leases while storing failed");
+        }
+    }
+}
+
+/// The database as a loop of the scheduler sees it: one log line when it stops
+/// answering and one when it is back (not one per try), and a pause between tries
+/// that grows from [`Outage::FIRST`] to [`Outage::LONGEST`] (not a busy loop).
+#[derive(Debug, Default)]
+struct Outage {
+    since: Option<std::time::Instant>,
+    pause: Duration,
+}
+
+impl Outage {
+    const FIRST: Duration = Duration::from_millis(100);
+    const LONGEST: Duration = Duration::from_secs(5);
+
+    /// `what` failed with `e`: how long to wait before trying again.
+    fn failed(&mut self, what: &str, e: &sqlx::Error) -> Duration {
+        if self.since.is_none() {
+            tracing::warn!(error = %e, "scheduler: {what} failed; trying again until the database answers");
+            self.since = Some(std::time::Instant::now());
+            self.pause = Self::FIRST;
+        } else {
+            self.pause = (self.pause * 2).min(Self::LONGEST);
+        }
+        self.pause
+    }
+
+    /// The database answered: the outage, if any, is over.
+    fn ended(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::warn!(after = ?since.elapsed(), "scheduler: the database answers again");
+        }
+    }
+
+    /// How long the database has been failing (zero when it answers).
+    fn lasted(&self) -> Duration {
+        self.since.map_or(Duration::ZERO, |t| t.elapsed())
     }
 }
 
@@ -184,23 +256,23 @@ async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
         };
         // The batch writer is gone (shutting down): this run is written on its own.
         if let Err(unsent) = done.send(completed) {
-            let now = s.ctx.clock.now_ms();
-            logged(queue::complete_many(&s.ctx.db, now, owner, &[unsent.0]).await);
+            let unsent = [unsent.0];
+            stored(s, owner, "storing a done run", || {
+                queue::complete_many(&s.ctx.db, s.ctx.clock.now_ms(), owner, &unsent)
+            })
+            .await;
         }
         return;
     }
     store(s, owner, &run, &outcome).await;
 }
 
+/// Stores an attempt's outcome through its transition (see [`stored`]).
 async fn store(s: &Scheduler, owner: &str, run: &Claimed, outcome: &Outcome) {
-    logged(queue::finish(&s.ctx.db, s.ctx.clock.now_ms(), owner, run, outcome).await);
-}
-
-/// Logs a failure to store a run's outcome (the run is not lost: see the message).
-fn logged(stored: Result<(), sqlx::Error>) {
-    if let Err(e) = stored {
-        tracing::error!(error = ?e, "storing a run's outcome failed; its lease will expire and it will run again");
-    }
+    stored(s, owner, "storing a run's outcome", || {
+        queue::finish(&s.ctx.db, s.ctx.clock.now_ms(), owner, run, outcome)
+    })
+    .await;
 }
 
 /// The runs this process is executing. A run leaves `ids` as soon as its outcome
@@ -338,19 +410,15 @@ async fn claim_into(
 const SQLITE_LOOK: Duration = Duration::from_secs(2);
 
 /// How long to sleep: until the next pending run is due or a lease expires.
-async fn next_wait(s: &Scheduler) -> Duration {
-    let wait = match crate::scheduler::runs::next_wake_at(&s.ctx.db).await {
-        Ok(Some(t)) => Duration::from_millis((t - s.ctx.clock.now_ms()).clamp(0, 3_600_000) as u64),
-        Ok(None) => Duration::from_secs(3600),
-        Err(e) => {
-            tracing::warn!(error = %e, "scheduler: database unavailable");
-            Duration::from_secs(1)
-        }
+async fn next_wait(s: &Scheduler) -> Result<Duration, sqlx::Error> {
+    let wait = match crate::scheduler::runs::next_wake_at(&s.ctx.db).await? {
+        Some(t) => Duration::from_millis((t - s.ctx.clock.now_ms()).clamp(0, 3_600_000) as u64),
+        None => Duration::from_secs(3600),
     };
-    match s.ctx.db.backend {
+    Ok(match s.ctx.db.backend {
         Backend::Sqlite => wait.min(SQLITE_LOOK),
         Backend::Postgres => wait,
-    }
+    })
 }
 
 /// The running worker.
@@ -431,33 +499,38 @@ impl Worker {
             });
             let mut running = Running::default();
             let (done, done_rx) = tokio::sync::mpsc::unbounded_channel();
-            let completer = tokio::spawn(complete_in_batches(
-                s.ctx.db.clone(),
-                s.ctx.clock.clone(),
-                me.clone(),
-                done_rx,
-            ));
+            let completer = tokio::spawn(complete_in_batches(s.clone(), me.clone(), done_rx));
+            let mut outage = Outage::default();
             loop {
                 if *stopped.borrow() {
                     break;
                 }
-                match claim_into(&s, &me, &mut running, &done).await {
+                // While the database fails, the loop pauses between tries (a wake-up
+                // computed from an expired lease is in the past: it spun).
+                let waited = match claim_into(&s, &me, &mut running, &done).await {
                     // A full round: more may be due at once.
-                    Ok(n) if n == BATCH as usize => continue,
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "scheduler: claiming failed"),
-                }
+                    Ok(n) if n == BATCH as usize => {
+                        outage.ended();
+                        continue;
+                    }
+                    Ok(_) if running.is_full() => Ok(Duration::from_secs(3600)),
+                    Ok(_) => next_wait(&s).await.map_err(|e| ("looking for due runs", e)),
+                    Err(e) => Err(("claiming runs", e)),
+                };
+                let wait = match waited {
+                    Ok(wait) => {
+                        outage.ended();
+                        wait
+                    }
+                    Err((what, e)) => outage.failed(what, &e),
+                };
                 // With every slot taken, only a finished run lets more start. Once
                 // the due runs ran out, a finished run frees a slot nothing needs:
                 // the worker waits for the next due time, a lease's end or news of
                 // runs (enqueued, retried) instead of claiming again at every
                 // finished run — at the end of a backlog that was three statements
                 // a run, finding nothing.
-                let (wait, slot_matters) = if running.is_full() {
-                    (Duration::from_secs(3600), true)
-                } else {
-                    (next_wait(&s).await, !running.ran_out)
-                };
+                let slot_matters = running.is_full() || !running.ran_out;
                 tokio::select! {
                     _ = s.ctx.db.scheduler_woken() => {}
                     _ = tokio::time::sleep(wait) => {}
@@ -558,6 +631,25 @@ mod tests {
         );
         batch.clear();
         assert!(!next_batch(&mut rx, &mut batch).await);
+    }
+
+    #[test]
+    fn a_failing_database_is_tried_with_growing_pauses_that_start_over_once_it_answers() {
+        let mut outage = Outage::default();
+        let e = sqlx::Error::PoolTimedOut;
+        assert_eq!(outage.lasted(), Duration::ZERO);
+        let pauses: Vec<Duration> = (0..8).map(|_| outage.failed("claiming runs", &e)).collect();
+        assert_eq!(pauses[0], Outage::FIRST);
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(*pauses.last().unwrap(), Outage::LONGEST, "capped");
+        assert!(outage.since.is_some(), "one outage, from the first failure");
+        outage.ended();
+        assert!(outage.since.is_none());
+        assert_eq!(
+            outage.failed("claiming runs", &e),
+            Outage::FIRST,
+            "a new outage starts over"
+        );
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
 }
 
 /// Signs in through the sign-in form of the Herald at `base`.
-async fn sign_in_at(
+pub(crate) async fn sign_in_at(
     client: &reqwest::Client,
     base: &str,
     email: &str,

@@ -315,6 +315,11 @@ pub fn location(resp: &Response) -> String {
 }
 
 impl TestApp {
+    /// The test database's URL.
+    pub fn database_url(&self) -> &str {
+        &self.db.url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

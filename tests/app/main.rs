@@ -37,6 +37,7 @@ mod automations;
 mod binary;
 mod browser;
 mod contacts;
+mod durability;
 mod hardening;
 mod journeys;
 mod messages;

@@ -20,15 +20,15 @@ use crate::smtp::{SmtpServer, password_in};
 
 /// These tests start busy `herald` processes: one at a time, so that in a
 /// `cargo test` run (threads of one process) they do not starve each other.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
 /// An active "New Password Requested → Send New Password to Contact" automation and
 /// `n` contacts.
-async fn setup(db: &Db, n: usize) -> Vec<(i64, String)> {
+pub(crate) async fn setup(db: &Db, n: usize) -> Vec<(i64, String)> {
     db.migrate().await.unwrap();
     let now = now_ms();
     let part = EventPart {
@@ -86,7 +86,7 @@ async fn setup(db: &Db, n: usize) -> Vec<(i64, String)> {
     people
 }
 
-async fn request_passwords(db: &Db, people: &[(i64, String)]) {
+pub(crate) async fn request_passwords(db: &Db, people: &[(i64, String)]) {
     let mut tx = db.begin().await.unwrap();
     for (id, _) in people {
         events::store::record(
@@ -100,7 +100,7 @@ async fn request_passwords(db: &Db, people: &[(i64, String)]) {
     db.commit(tx).await.unwrap();
 }
 
-async fn count(db: &Db, statuses: &str) -> i64 {
+pub(crate) async fn count(db: &Db, statuses: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM job_runs WHERE status IN ({statuses})"
     )))
@@ -109,7 +109,7 @@ async fn count(db: &Db, statuses: &str) -> i64 {
     .unwrap()
 }
 
-async fn wait_for(db: &Db, statuses: &str, n: i64, limit: Duration) {
+pub(crate) async fn wait_for(db: &Db, statuses: &str, n: i64, limit: Duration) {
     let started = Instant::now();
     while count(db, statuses).await < n {
         assert!(
@@ -121,7 +121,7 @@ async fn wait_for(db: &Db, statuses: &str, n: i64, limit: Duration) {
     }
 }
 
-fn env(db_url: &str, smtp: &SmtpServer, engine: Engine) -> Vec<(&'static str, String)> {
+pub(crate) fn env(db_url: &str, smtp: &SmtpServer, engine: Engine) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("HERALD_SMTP_URL", smtp.url()),
         ("HERALD_HASH_THREADS", "2".to_string()),

@@ -358,3 +358,48 @@ on_both_engines! {
         );
     }
 }
+
+on_both_engines! {
+    /// A process that waits to store outcomes keeps all its leases; at shutdown it
+    /// hands its runs back, and on PostgreSQL the other instances hear of it at once.
+    async fn leases_are_kept_while_waiting_and_handed_back_with_a_wake_up(app: TestApp) {
+        use herald::db::Backend;
+        use herald::scheduler::queue::{self, LEASE};
+        let (_, later) = runs_due_tomorrow(&app, 3).await;
+        let mine = queue::claim(&app.state.db, later, "leaving", 2).await.unwrap();
+        let theirs = queue::claim(&app.state.db, later, "staying", 1).await.unwrap();
+        let lease_of = async |id| -> Option<i64> {
+            sqlx::query_scalar("SELECT lease_expires_at FROM job_runs WHERE id = $1")
+                .bind(id)
+                .fetch_one(app.state.db.read())
+                .await
+                .unwrap()
+        };
+        let renewed_at = later + 10_000;
+        queue::renew_leases(&app.state.db, renewed_at, "leaving").await.unwrap();
+        let expected = Some(renewed_at + LEASE.as_millis() as i64);
+        for run in &mine {
+            assert_eq!(lease_of(run.id).await, expected);
+        }
+        assert_eq!(lease_of(theirs[0].id).await, Some(later + LEASE.as_millis() as i64), "not another owner's");
+
+        let mut listener = match app.state.db.backend {
+            Backend::Postgres => {
+                let mut l = sqlx::postgres::PgListener::connect(app.database_url()).await.unwrap();
+                l.listen("herald_runs").await.unwrap();
+                Some(l)
+            }
+            Backend::Sqlite => None,
+        };
+        queue::release(&app.state.db, "leaving").await.unwrap();
+        let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM job_runs ORDER BY id")
+            .fetch_all(app.state.db.read())
+            .await
+            .unwrap();
+        assert_eq!(statuses.iter().filter(|s| *s == "pending").count(), 2, "{statuses:?}");
+        if let Some(l) = &mut listener {
+            let heard = tokio::time::timeout(Duration::from_secs(30), l.recv()).await;
+            assert!(matches!(heard, Ok(Ok(_))), "no wake-up: {heard:?}");
+        }
+    }
+}

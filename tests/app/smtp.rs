@@ -19,6 +19,12 @@ struct Shared {
     messages: Vec<Received>,
     refuse: Vec<String>,
     hang: Vec<String>,
+    /// While set, a message is kept (and counted) but its "250" waits.
+    hold: bool,
+    /// Addresses answered "451" at RCPT (try again later).
+    defer: Vec<String>,
+    /// Every RCPT TO address, in order.
+    rcpts: Vec<String>,
 }
 
 pub struct SmtpServer {
@@ -69,6 +75,32 @@ impl SmtpServer {
             .unwrap()
             .hang
             .push(address.to_lowercase());
+    }
+
+    /// Answers 451 (try again later) to RCPT for `address`.
+    pub fn defer(&self, address: &str) {
+        self.shared
+            .lock()
+            .unwrap()
+            .defer
+            .push(address.to_lowercase());
+    }
+
+    /// How often a client named `address` at RCPT TO.
+    pub fn tries_for(&self, address: &str) -> usize {
+        let address = address.to_lowercase();
+        let shared = self.shared.lock().unwrap();
+        shared.rcpts.iter().filter(|a| **a == address).count()
+    }
+
+    /// From now on, keeps each message's "250 OK" until [`Self::release`].
+    pub fn hold(&self) {
+        self.shared.lock().unwrap().hold = true;
+    }
+
+    /// Answers the messages held, and every later one at once.
+    pub fn release(&self) {
+        self.shared.lock().unwrap().hold = false;
     }
 
     /// How many messages have arrived.
@@ -124,11 +156,14 @@ async fn session(socket: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
                 .trim()
                 .trim_matches(['<', '>'])
                 .to_lowercase();
+            shared.lock().unwrap().rcpts.push(address.clone());
             if shared.lock().unwrap().hang.contains(&address) {
                 std::future::pending::<()>().await;
             }
             if shared.lock().unwrap().refuse.contains(&address) {
                 "550 5.1.1 No such user here\r\n".into()
+            } else if shared.lock().unwrap().defer.contains(&address) {
+                "451 4.3.0 Try again later\r\n".into()
             } else {
                 to.push(address);
                 "250 OK\r\n".into()
@@ -153,6 +188,9 @@ async fn session(socket: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
                 to: std::mem::take(&mut to),
                 data,
             });
+            while shared.lock().unwrap().hold {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
             "250 OK queued\r\n".into()
         } else if upper == "QUIT" {
             let _ = write.write_all(b"221 Bye\r\n").await;
