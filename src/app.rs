@@ -74,7 +74,15 @@ impl Application {
             http: crate::webhook::Client::default(),
             settings: Default::default(),
         });
-        let server = server(state.clone(), web::Data::from(jobs.clone()), key, listener)?;
+        let event_writer =
+            crate::api::event_writer::EventWriter::start(background.clone(), state.clock.clone());
+        let server = server(
+            state.clone(),
+            web::Data::from(jobs.clone()),
+            key,
+            listener,
+            event_writer,
+        )?;
         Ok(Self {
             port,
             server,
@@ -181,6 +189,7 @@ fn server(
     jobs: web::Data<Registry>,
     key: Key,
     listener: TcpListener,
+    event_writer: crate::api::event_writer::EventWriter,
 ) -> anyhow::Result<Server> {
     let workers = state.config.workers;
     // One limiter for every worker thread.
@@ -188,7 +197,7 @@ fn server(
     let known_keys = web::Data::new(crate::api::auth::KnownKeys::default());
     let write_probe = web::Data::new(crate::probes::WriteProbe::default());
     // One writer for every worker thread: calls of all threads are written together.
-    let event_writer = web::Data::new(crate::api::event_writer::EventWriter::start(state.clone()));
+    let event_writer = web::Data::new(event_writer);
     let server = HttpServer::new(move || {
         let config = &state.config;
         let sessions = |kind: &'static str, cookie: &str, path: &str| {
@@ -246,12 +255,14 @@ fn server(
             .service(
                 web::scope("/preferences")
                     .wrap(from_fn(crate::web::csrf::protect))
+                    .wrap(from_fn(mw::keep_request))
                     .wrap(sessions("contact", "herald_preferences", "/preferences"))
                     .configure(crate::preferences::routes),
             )
             .service(
                 web::scope("")
                     .wrap(from_fn(crate::web::csrf::protect))
+                    .wrap(from_fn(mw::keep_request))
                     .wrap(sessions("staff", "herald_session", "/"))
                     .configure(crate::auth::public_routes)
                     .service(

@@ -181,7 +181,7 @@ impl Db {
                 runs_enqueued: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = postgres_pool(url, 16).await?;
+            let pool = postgres_pool(url, 12).await?;
             Ok(Self {
                 backend: Backend::Postgres,
                 read: pool.clone(),
@@ -194,7 +194,8 @@ impl Db {
     }
 
     /// The same database through connections of their own, for the work that must
-    /// outlive the HTTP server: the scheduler and what it stores at shutdown. On
+    /// outlive the HTTP server: the scheduler and what it stores at shutdown, and
+    /// the API's event writer. On
     /// PostgreSQL a connection belongs to the runtime that opened it, and the HTTP
     /// workers' runtimes end first at a graceful stop — done runs written on
     /// connections a page had opened failed ("the Tokio context is being shut
@@ -204,7 +205,7 @@ impl Db {
         match self.backend {
             Backend::Sqlite => Ok(self.clone()),
             Backend::Postgres => {
-                let pool = postgres_pool(url, 10).await?;
+                let pool = postgres_pool(url, 16).await?;
                 Ok(Self {
                     backend: Backend::Postgres,
                     read: pool.clone(),

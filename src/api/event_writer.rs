@@ -88,20 +88,23 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Starts the writer task; it ends when the last handle is dropped.
-    pub fn start(state: actix_web::web::Data<AppState>) -> Self {
+    /// Starts the writer tasks on `db` (connections of their own, which outlive the
+    /// HTTP workers: calls still being answered at a graceful stop are written);
+    /// they end when the last handle is dropped.
+    pub fn start(db: Db, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        let writer = std::sync::Arc::new(Writer { db, clock });
         let (calls, waiting) = mpsc::channel(4 * MAX_GROUP);
         let waiting = std::sync::Arc::new(tokio::sync::Mutex::new(waiting));
         // SQLite has one writer connection. On PostgreSQL groups are written side by
         // side, each waiting for its round trips and its commit: measured with 64
         // clients (bench-api), 1 writer made 0.47 of the bare INSERT's rate, 2 0.57,
         // 4 0.64, 8 0.74, 16 0.59 (more connections than the pool spares).
-        let writers = match state.db.backend {
+        let writers = match writer.db.backend {
             crate::db::Backend::Sqlite => 1,
             crate::db::Backend::Postgres => 8,
         };
         for _ in 0..writers {
-            tokio::spawn(write_groups(state.clone(), waiting.clone()));
+            tokio::spawn(write_groups(writer.clone(), waiting.clone()));
         }
         Self { calls }
     }
@@ -132,8 +135,14 @@ impl EventWriter {
     }
 }
 
+/// Where the writer tasks write, and their clock.
+struct Writer {
+    db: Db,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
 async fn write_groups(
-    state: actix_web::web::Data<AppState>,
+    state: std::sync::Arc<Writer>,
     waiting: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Call>>>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
@@ -143,7 +152,7 @@ async fn write_groups(
 }
 
 /// Writes `group` in one transaction, or — when that fails — each call alone.
-async fn write_group(state: &AppState, group: Vec<Call>) {
+async fn write_group(state: &Writer, group: Vec<Call>) {
     // One Idempotency-Key twice in a group: the later call waits for a group of its own.
     let mut keys = HashSet::new();
     let (group, later): (Vec<Call>, Vec<Call>) = group.into_iter().partition(|c| {
@@ -182,7 +191,7 @@ async fn write_group(state: &AppState, group: Vec<Call>) {
 }
 
 /// Records one call in a transaction of its own.
-async fn alone(state: &AppState, call: &Call) -> Result<String, Problem> {
+async fn alone(state: &Writer, call: &Call) -> Result<String, Problem> {
     let mut answers = write(&state.db, state.clock.now_ms(), std::slice::from_ref(call)).await?;
     answers
         .pop()

@@ -8,7 +8,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::{DefaultHeaders, Next};
-use actix_web::{Error, HttpMessage, HttpResponse, web};
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 use tracing::Instrument;
 
 use crate::audit::{self, Action, Actor};
@@ -44,17 +44,37 @@ pub fn security_headers(https: bool) -> DefaultHeaders {
 pub struct RequestId(pub String);
 
 /// Gives each request an id, a tracing span and one log line with status and time.
-/// The query string is left out: it may hold tokens.
+/// The query string is left out: it may hold tokens. An error that no handler
+/// answered (the session middleware's, when its store cannot write) becomes the
+/// calm page with 503, not an empty 500.
 pub async fn request_id<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<B>, Error> {
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
     let id = crate::types::random_hex(8);
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
+    let kept = KeptRequest::default();
+    req.extensions_mut().insert(kept.clone());
     async move {
-        let mut res = next.call(req).await?;
+        let called = next.call(req).await;
+        // Taken in every case: the slot is in the request's own extensions.
+        let http = kept.0.borrow_mut().take();
+        let mut res = match (called, http) {
+            (Ok(res), _) => res.map_into_left_body(),
+            (Err(e), Some(http)) => {
+                let error = e.as_response_error();
+                let answer = if error.status_code().is_server_error() {
+                    tracing::error!(error = %e, "the request could not be answered");
+                    AppError::Unavailable.error_response()
+                } else {
+                    error.error_response()
+                };
+                ServiceResponse::new(http, answer).map_into_right_body()
+            }
+            (Err(e), None) => return Err(e),
+        };
         let status = res.status().as_u16();
         crate::metrics::HTTP_REQUEST.observe(started.elapsed());
         let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -71,6 +91,26 @@ pub async fn request_id<B: MessageBody>(
     }
     .instrument(span)
     .await
+}
+
+/// The request, kept by [`keep_request`] once it has been answered, so that
+/// [`request_id`] can answer an error raised after that (by the session middleware
+/// saving the session). A request cannot be cloned before routing: actix-web
+/// routes by changing it in place.
+#[derive(Clone, Default)]
+struct KeptRequest(std::rc::Rc<std::cell::RefCell<Option<actix_web::HttpRequest>>>);
+
+/// Keeps the answered request for [`request_id`]; wraps what the session
+/// middleware wraps.
+pub async fn keep_request<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, Error> {
+    let res = next.call(req).await?;
+    if let Some(kept) = res.request().extensions().get::<KeptRequest>() {
+        *kept.0.borrow_mut() = Some(res.request().clone());
+    }
+    Ok(res)
 }
 
 /// Session key set when the session began with a temporary password: until a new

@@ -36,6 +36,10 @@ pub enum AppError {
     Csrf,
     #[error("{0}")]
     BadRequest(String),
+    /// Something below the pages failed (the session could not be stored: the
+    /// database is away or full); the person may try again in a moment.
+    #[error("unavailable")]
+    Unavailable,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -66,6 +70,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +94,10 @@ impl AppError {
                 "This form has expired or did not come from this site. Go back, reload the page and try again.",
             ),
             AppError::BadRequest(msg) => ("Bad request", msg.as_str()),
+            AppError::Unavailable => (
+                "Try again in a moment",
+                "Herald cannot save anything right now (its database is not answering or has no room). Nothing you entered is lost; try again in a moment.",
+            ),
             AppError::Unexpected(e) => {
                 tracing::error!(error = ?e, "unexpected error");
                 (

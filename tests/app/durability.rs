@@ -257,7 +257,10 @@ async fn a_full_disk_sends_nothing_twice_and_writes_work_again_once_freed_sqlite
                 &serde_json::json!({"type": "new_password_requested", "contact": {"email": email}}),
             )
     };
-    let refused = event("nobody@example.com").send().await.unwrap();
+    let refused = event("nobody@example.com")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", herald.output()));
     assert_eq!(refused.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     let problem: serde_json::Value = refused.json().await.unwrap();
     assert!(
@@ -267,6 +270,12 @@ async fn a_full_disk_sends_nothing_twice_and_writes_work_again_once_freed_sqlite
     for path in ["/login", "/healthz", "/preferences/login"] {
         answer(client.get(format!("{base}{path}"))).await;
     }
+    // The sign-in page stores its session (a form token): it says to try again.
+    let staff = crate::helpers::browser();
+    let page = staff.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Try again in a moment"), "{html}");
     assert_eq!(
         answer(client.get(format!("{base}/readyz"))).await,
         reqwest::StatusCode::SERVICE_UNAVAILABLE,
@@ -292,7 +301,6 @@ async fn a_full_disk_sends_nothing_twice_and_writes_work_again_once_freed_sqlite
         reqwest::StatusCode::UNAUTHORIZED,
         "the form again, not a 500"
     );
-    eprintln!("{}", tail(&herald.output()));
     // The run of the last event waits for the outcome of the test's own.
     wait_for(
         &db,
