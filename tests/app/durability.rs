@@ -333,17 +333,16 @@ struct OwnPostgres {
 
 impl OwnPostgres {
     fn start() -> Option<Self> {
-        let bin = match std::process::Command::new("pg_config")
-            .arg("--bindir")
-            .output()
-        {
-            Ok(out) if out.status.success() => {
-                std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-            }
-            _ => {
-                skip("pg_config (PostgreSQL's server) is not installed");
-                return None;
-            }
+        // Debian's server packages: /usr/lib/postgresql/<version>/bin.
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|v| v.path().join("bin"))
+            .find(|bin| bin.join("initdb").exists());
+        let Some(bin) = bin else {
+            skip("PostgreSQL's server programs (initdb) are not installed");
+            return None;
         };
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
