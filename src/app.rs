@@ -47,6 +47,7 @@ impl Application {
         jobs: Registry,
     ) -> anyhow::Result<Self> {
         let jobs = Arc::new(jobs);
+        private_data_dir(&config.data_dir)?;
         let db = Db::connect(config.database_url.expose()).await?;
         db.migrate().await?;
         let background = db.background(config.database_url.expose()).await?;
@@ -160,6 +161,54 @@ fn session_key(config: &Config) -> anyhow::Result<Key> {
         );
     }
     Ok(Key::from(&bytes))
+}
+
+/// Makes `dir` (the SQLite file, the outbox, uploads, the generated key) readable
+/// by Herald's own user only: the folder 0700, every file in it 0600. A folder an
+/// earlier version made with wider modes is tightened, with a log line.
+fn private_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            return Ok(());
+        }
+        let mut tightened = 0;
+        let mut folders = vec![dir.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            for path in std::iter::once(Ok(folder.clone()))
+                .chain(std::fs::read_dir(&folder)?.map(|e| e.map(|e| e.path())))
+            {
+                let path = path?;
+                let meta = std::fs::symlink_metadata(&path)?;
+                if meta.file_type().is_symlink() {
+                    continue;
+                }
+                if meta.is_dir() && path != folder {
+                    folders.push(path);
+                    continue;
+                }
+                let private = if meta.is_dir() { 0o700 } else { 0o600 };
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(private))?;
+                    tightened += 1;
+                }
+            }
+        }
+        if tightened > 0 {
+            tracing::warn!(
+                folder = %dir.display(),
+                tightened,
+                "others could read Herald's data folder: it and its files are now readable by this user only"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {

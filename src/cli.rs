@@ -96,6 +96,14 @@ fn init_logging(config: &Config) {
 
 /// Runs one command; the exit code says whether it worked.
 pub async fn run(cli: Cli, config: Config) -> ExitCode {
+    // Every file Herald writes (the database, its WAL, the outbox's emails, uploads,
+    // backups) is readable by its own user only: they hold contacts' data and, in
+    // the outbox, passwords.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     if matches!(cli.command, Some(Command::CheckConfig)) {
         print!("{}", config.describe());
         for warning in &config.warnings {

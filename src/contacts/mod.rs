@@ -136,12 +136,24 @@ pub fn parse_name_part(raw: &str, what: &str) -> Result<String, Invalid> {
 }
 
 pub fn parse_attribute_value(raw: &str) -> Result<String, Invalid> {
-    if raw.chars().count() > MAX_ATTRIBUTE_VALUE_CHARS {
+    let value = raw.trim();
+    if value.chars().count() > MAX_ATTRIBUTE_VALUE_CHARS {
         return Err(Invalid::new(format!(
             "A value has at most {MAX_ATTRIBUTE_VALUE_CHARS} characters."
         )));
     }
-    Ok(raw.trim().to_string())
+    // Line breaks and tabs are text (a CSV field may have several lines); NUL,
+    // escape codes and other control characters are not, on either engine.
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
+    {
+        return Err(Invalid::new(format!(
+            "A value cannot hold control characters (found {:?}).",
+            c
+        )));
+    }
+    Ok(value.to_string())
 }
 
 /// A contact as entered, parsed.

@@ -173,12 +173,19 @@ const COUNT_MATCHES: i64 = 200;
 /// Contacts counted before "or more".
 const COUNT_ALL: i64 = 100_000;
 
+/// The pages behind Previous, as [`page_link`] writes them: `id:key` entries, the
+/// key percent-encoded (so it holds no `,`), joined with `,` — not a line feed,
+/// which the input rule refuses in a query string.
 pub fn parse_trail(raw: &str) -> Vec<Cursor> {
-    raw.lines()
-        .filter_map(|l| {
-            let (id, key) = l.split_once(':')?;
+    raw.split(',')
+        .filter_map(|entry| {
+            let (id, key) = entry.split_once(':')?;
+            let key = url::form_urlencoded::parse(format!("k={key}").as_bytes())
+                .next()?
+                .1
+                .into_owned();
             Some(Cursor {
-                key: key.to_string(),
+                key,
                 id: id.parse().ok()?,
             })
         })
@@ -194,11 +201,14 @@ pub fn page_link(q: &str, at: Option<&Cursor>, trail: &[Cursor]) -> String {
             .append_pair("after_id", &c.id.to_string());
     }
     if !trail.is_empty() {
-        let lines: Vec<String> = trail
+        let entries: Vec<String> = trail
             .iter()
-            .map(|c| format!("{}:{}", c.id, c.key))
+            .map(|c| {
+                let key: String = url::form_urlencoded::byte_serialize(c.key.as_bytes()).collect();
+                format!("{}:{key}", c.id)
+            })
             .collect();
-        link.append_pair("trail", &lines.join("\n"));
+        link.append_pair("trail", &entries.join(","));
     }
     link.finish()
 }
@@ -236,4 +246,33 @@ pub async fn total(db: &crate::db::Db, q: &str) -> Result<String, sqlx::Error> {
         1 => "1 matches".into(),
         n => format!("{} match", fmt(n)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trail_behind_previous_survives_its_link_whatever_the_keys_hold() {
+        let trail: Vec<Cursor> = ["ann@example.com", "a,b:c d", "ümlaut\u{1}x", ""]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Cursor {
+                key: k.to_string(),
+                id: i as i64 + 1,
+            })
+            .collect();
+        let link = page_link("q", None, &trail);
+        assert!(!link.contains("%0A") && !link.contains('\n'), "{link}");
+        let raw = url::form_urlencoded::parse(link.as_bytes())
+            .find(|(k, _)| k == "trail")
+            .unwrap()
+            .1;
+        assert!(!raw.chars().any(char::is_control), "{raw:?}");
+        let back = parse_trail(&raw);
+        assert_eq!(back.len(), trail.len());
+        for (a, b) in back.iter().zip(&trail) {
+            assert_eq!((a.id, a.key.as_str()), (b.id, b.key.as_str()));
+        }
+    }
 }

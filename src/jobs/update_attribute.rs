@@ -104,10 +104,16 @@ async fn update(ctx: &JobContext, run: &Claimed) -> Outcome {
         &personal,
         false,
     ) {
-        Ok(v) => v
-            .chars()
-            .take(crate::contacts::MAX_ATTRIBUTE_VALUE_CHARS)
-            .collect::<String>(),
+        // Checked like a value typed in or sent to the API, never cut silently.
+        Ok(v) => match crate::contacts::parse_attribute_value(&v) {
+            Ok(v) => v,
+            Err(e) => {
+                return Outcome::Failed {
+                    target,
+                    error: format!("the rendered value cannot be stored: {}", e.0),
+                };
+            }
+        },
         Err(e) => {
             return Outcome::Failed {
                 target,

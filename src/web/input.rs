@@ -65,11 +65,56 @@ fn refuse<B>(req: ServiceRequest, what: &str) -> ServiceResponse<EitherBody<B>> 
     req.into_response(response).map_into_right_body()
 }
 
-/// The middleware.
+/// A body must arrive within this long, plus a second for every
+/// [`BODY_MIN_RATE`] bytes it announces: a client that sends a large
+/// `Content-Length` and then a byte every few seconds holds a connection no longer.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+/// The slowest upload Herald waits for, in bytes a second (a 50 MB import may take
+/// 8 minutes).
+const BODY_MIN_RATE: u64 = 100 * 1024;
+
+/// Puts a deadline on reading `req`'s body (see [`BODY_DEADLINE`]).
+fn with_deadline(req: &mut ServiceRequest) {
+    use actix_web::HttpMessage;
+    use futures_util::StreamExt;
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    if announced.unwrap_or(0) == 0 && !chunked {
+        return;
+    }
+    let deadline = tokio::time::Instant::now()
+        + BODY_DEADLINE
+        + std::time::Duration::from_secs(announced.unwrap_or(0) / BODY_MIN_RATE);
+    let body = futures_util::stream::unfold(Some(req.take_payload()), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(body))),
+            Ok(None) => None,
+            Err(_) => {
+                let late = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the request body did not arrive in time",
+                );
+                Some((Err(actix_web::error::PayloadError::Io(late)), None))
+            }
+        }
+    });
+    // Fused: readers (multipart) may ask again after the end.
+    req.set_payload(actix_web::dev::Payload::Stream {
+        payload: Box::pin(body.fuse()),
+    });
+}
+
+/// The middleware: the input rule, and a deadline for every request body.
 pub async fn reject_control_characters<B: MessageBody>(
     mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    with_deadline(&mut req);
     let path_clean = encoded_text_is_clean(req.uri().path().as_bytes(), false);
     if !path_clean || !encoded_text_is_clean(req.query_string().as_bytes(), false) {
         return Ok(refuse(req, "address"));
@@ -82,8 +127,14 @@ pub async fn reject_control_characters<B: MessageBody>(
     if is_form {
         let body = match req.extract::<Bytes>().await {
             Ok(b) if b.len() <= MAX_FORM_BYTES => b,
-            _ => {
-                let response = AppError::BadRequest("The form is larger than 1 MiB.".into());
+            read => {
+                let message = match read {
+                    Err(e) if e.to_string().contains("did not arrive in time") => {
+                        "The form did not arrive in time.".to_string()
+                    }
+                    _ => "The form is larger than 1 MiB.".to_string(),
+                };
+                let response = AppError::BadRequest(message);
                 return Ok(req
                     .into_response(response.error_response())
                     .map_into_right_body());

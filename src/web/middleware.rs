@@ -15,7 +15,7 @@ use crate::audit::{self, Action, Actor};
 use crate::auth::users;
 use crate::state::AppState;
 use crate::web::session_store::USER_ID_KEY;
-use crate::web::{AppError, CurrentUser, PageContext, client_ip, redirect};
+use crate::web::{AppError, CurrentUser, PageContext, client_ip, local_path, redirect};
 
 /// The CSP of SPEC §11.5 (plus `data:` images, which Bootstrap's form controls use).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
@@ -140,12 +140,16 @@ pub async fn require_staff<B: MessageBody>(
         if uid.is_some() {
             session.purge();
         }
-        let to = if req.method() == Method::GET && req.path() != "/" {
-            let next_path =
-                url::form_urlencoded::byte_serialize(req.path().as_bytes()).collect::<String>();
-            format!("/login?next={next_path}")
-        } else {
-            "/login".to_string()
+        // Only a path the sign-in would follow back (see `local_path`).
+        let next = (req.method() == Method::GET && req.path() != "/")
+            .then(|| local_path(req.path(), &state.config.base_url))
+            .flatten();
+        let to = match next {
+            Some(path) => format!(
+                "/login?next={}",
+                url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+            ),
+            None => "/login".to_string(),
         };
         return Ok(req.into_response(redirect(&to)).map_into_right_body());
     };

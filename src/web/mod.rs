@@ -147,7 +147,7 @@ impl ConfirmPage {
 
 /// The path (with query) `next` names when it is a page of this site: it must start
 /// with `/`, hold no control character or backslash, and, resolved against `base`,
-/// stay on `base`'s origin. Anything else is `None` (the caller's fallback), so a
+/// stay on `base`'s origin and start with a single `/`. Anything else is `None` (the caller's fallback), so a
 /// `?next=` can never send anyone to another site, nor break a header.
 pub fn local_path(next: &str, base: &url::Url) -> Option<String> {
     if !next.starts_with('/') || next.chars().any(|c| c.is_control() || c == '\\') {
@@ -157,8 +157,14 @@ pub fn local_path(next: &str, base: &url::Url) -> Option<String> {
     if resolved.origin() != base.origin() {
         return None;
     }
-    // The serialised URL is percent-encoded: always a valid header value.
-    Some(resolved[url::Position::BeforePath..].to_string())
+    // The serialised URL is percent-encoded: always a valid header value. Dot
+    // segments resolve away (`/.//evil.example` is `//evil.example`): what is left
+    // must still be one `/` followed by neither `/` nor `\`, or a browser reads
+    // it as another site.
+    let path = &resolved[url::Position::BeforePath..];
+    let mut chars = path.chars();
+    (chars.next() == Some('/') && !matches!(chars.next(), Some('/' | '\\')))
+        .then(|| path.to_string())
 }
 
 /// 303 See Other: the answer to a successful POST (post-redirect-get).
@@ -396,6 +402,11 @@ mod tests {
             "https://evil.example/",
             "/%09/evil.example",
             "/ /evil.example",
+            "/.//evil.example/p",
+            "/..//evil.example/p",
+            "/%2e%2e//evil.example/p",
+            "/%2e//evil.example/p",
+            "/a/..//evil.example",
         ] {
             let got = ok(bad);
             assert!(
@@ -405,6 +416,10 @@ mod tests {
             );
         }
         for bad in [
+            "/.//evil.example/p",
+            "/..//evil.example/p",
+            "/%2e%2e//evil.example/p",
+            "/a/..//evil.example",
             "//evil.example",
             "/\t/evil.example/",
             "/\n/x",

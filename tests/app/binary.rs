@@ -544,6 +544,71 @@ async fn request_values_are_escaped_in_the_log_postgres() {
 
 /// `herald backup` on SQLite writes a copy and never overwrites; on PostgreSQL it
 /// points to pg_dump.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Herald's data folder and every file it writes there (the database and its WAL,
+/// the key, the outbox's emails, backups) are its user's alone; a folder an older
+/// version left readable by others is tightened at start, with a log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_files_are_readable_by_herald_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Left by an older version: a folder and a file others can read.
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("old.eml"), "Password: hunter2").unwrap();
+    std::fs::set_permissions(data.join("old.eml"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let herald = Herald::start(dir.path(), &[]);
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["send-test-email", "--to", "ops@example.com"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let backup = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["backup", "--to", "data/copy.db"])
+        .output()
+        .unwrap();
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    let logs = herald.stop();
+    assert!(logs.contains("now readable by this user only"), "{logs}");
+    assert_eq!(mode(&data), 0o700);
+    let outbox = data.join("outbox");
+    assert_eq!(mode(&outbox), 0o700);
+    let mut files = vec![
+        data.join("herald.db"),
+        data.join("secret_key"),
+        data.join("old.eml"),
+        data.join("copy.db"),
+    ];
+    files.extend(
+        std::fs::read_dir(&outbox)
+            .unwrap()
+            .map(|e| e.unwrap().path()),
+    );
+    for extra in ["herald.db-wal", "herald.db-shm"] {
+        if data.join(extra).exists() {
+            files.push(data.join(extra));
+        }
+    }
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
 async fn backup_command(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = TestDb::create(engine, dir.path()).await else {

@@ -66,7 +66,7 @@ on_both_engines! {
             let form = crate::helpers::find_form(&html, "/login");
             assert_eq!(form.get("next"), Some(""), "{query}: the page does not carry it on");
         }
-        for next in ["/\t/evil.example/", "/\t\\evil.example", "//evil.example", "/\\evil.example", "/\n/evil.example", "/a\rb", "/a\u{7f}b", "https://evil.example/"] {
+        for next in ["/\t/evil.example/", "/\t\\evil.example", "//evil.example", "/\\evil.example", "/\n/evil.example", "/a\rb", "/a\u{7f}b", "https://evil.example/", "/.//evil.example/p", "/..//evil.example/p", "/%2e%2e//evil.example/p"] {
             let r = sign_in_with_next(&app, "/login", next).await;
             assert_eq!(r.status(), StatusCode::SEE_OTHER, "{next:?}");
             assert_eq!(location(&r), "/dashboard", "{next:?} falls back to the dashboard");
@@ -74,6 +74,11 @@ on_both_engines! {
         // A local page is kept, query and all.
         let r = sign_in_with_next(&app, "/login", "/contacts?q=ann").await;
         assert_eq!(location(&r), "/contacts?q=ann");
+        // A page asked for before signing in whose dot segments lead off the site is
+        // not carried to the sign-in page.
+        let r = browser().get(app.url("/.//evil.example/x")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&r), "/login");
         // NUL and other C0 controls are refused at the boundary: a 400, never a 500.
         for next in ["/a\u{0}b", "/a\u{b}b"] {
             let r = sign_in_with_next(&app, "/login", next).await;
@@ -409,4 +414,39 @@ on_both_engines! {
         assert_eq!(check, "ok");
         let _ = automation;
     }
+}
+
+/// A body that trickles in (a large `Content-Length`, then a byte every 2 s) is cut
+/// once its deadline passes: the connection gets a 400 and is closed, instead of
+/// staying open for as long as the client likes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_body_is_cut_at_its_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    crate::helpers::run_on(Engine::Sqlite, async |app: TestApp| {
+        let address = app.address.trim_start_matches("http://").to_string();
+        let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n"
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let (mut read, mut write) = socket.into_split();
+        let trickle = tokio::spawn(async move {
+            // At most 90 s of trickling; the deadline is 30 s.
+            for _ in 0..45 {
+                if write.write_all(b"a").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        });
+        let mut answer = Vec::new();
+        let read_all = read.read_to_end(&mut answer);
+        let read = tokio::time::timeout(std::time::Duration::from_secs(90), read_all).await;
+        trickle.abort();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(read.is_ok(), "still open after 90 s");
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("did not arrive in time"), "{answer}");
+    })
+    .await;
 }

@@ -340,6 +340,30 @@ with_mail! {
         assert_eq!(smtp.count(), 3);
     }
 
+    async fn attribute_values_with_control_characters_are_refused_by_every_way_in(app, smtp) {
+        let (admin, _) = app.signed_in(Role::Admin).await;
+        // The API: refused with the field named, the same on both engines.
+        let key = crate::api::new_key(&app, &admin, "Shop").await;
+        let r = Client::new().post(app.url("/api/v1/contacts")).bearer_auth(&key)
+            .json(&serde_json::json!({"email": "nul@example.com", "attributes": {"a": "x\u{0}y", "b": "\u{1b}[31m"}}))
+            .send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let problem: serde_json::Value = r.json().await.unwrap();
+        assert!(problem["detail"].as_str().unwrap().contains("control characters"), "{problem}");
+        // Update Contact Attribute: a rendered value with ESC fails the run, saying why.
+        let id = automation(&app, &admin, "Colour", "registered_to_system", &[("job", "update_contact_attribute"), ("use_event_parameter", "on"), ("attribute_name", "colour"), ("attribute_value", "x{{ \"\\u001b[31m\" }}")]).await;
+        let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
+        app.drain_due_runs().await;
+        let run = &runs(&app, id).await[0];
+        assert_eq!(run.status.code(), "failed", "{run:?}");
+        assert!(run.last_error.as_deref().unwrap().contains("control characters"), "{run:?}");
+        assert_eq!(herald::contacts::attribute(&app.state.db, ada, "colour").await.unwrap(), None);
+        // A CSV import: the row is rejected with the reason.
+        let report = app.import_csv(&admin, "email,city\nbel@example.com,Ber\u{1b}lin\n", None, false).await;
+        assert_eq!(report.rejected, 1, "{report:?}");
+        assert!(smtp.count() == 0);
+    }
+
     async fn ops_get_the_counts_when_an_import_finishes(app, smtp) {
         let (client, _) = app.signed_in(Role::Admin).await;
         let message = write_message(&app, &client, "Import report", "Import finished", "Created {{ event.created }}, updated {{ event.updated }}, rejected {{ event.rejected }}.", "").await;

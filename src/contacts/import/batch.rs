@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::check::Columns;
-use crate::contacts::{MAX_ATTRIBUTE_VALUE_CHARS, parse_name_part, search_key};
+use crate::contacts::{parse_attribute_value, parse_name_part, search_key};
 use crate::db::Tx;
 use crate::events;
 use crate::events::catalogue::{NewEvent, Source};
@@ -82,12 +82,9 @@ pub fn parse_row(
         if value.is_empty() {
             continue;
         }
-        if value.chars().count() > MAX_ATTRIBUTE_VALUE_CHARS {
-            return Err(reject(format!(
-                "The value of {attr:?} has more than {MAX_ATTRIBUTE_VALUE_CHARS} characters."
-            )));
-        }
-        attributes.push((attr.clone(), value.to_string()));
+        let value = parse_attribute_value(value)
+            .map_err(|e| reject(format!("The value of {attr:?}: {}", e.0)))?;
+        attributes.push((attr.clone(), value));
     }
     Ok(Parsed {
         line,
