@@ -19,6 +19,7 @@ struct Row {
     description: String,
     visible_in_preference_center: i64,
     members: i64,
+    created_at: i64,
 }
 
 /// A group, with its member count.
@@ -29,6 +30,7 @@ pub struct Group {
     pub description: String,
     pub visible_in_preference_center: bool,
     pub members: i64,
+    pub created_at: i64,
 }
 
 impl From<Row> for Group {
@@ -39,12 +41,13 @@ impl From<Row> for Group {
             description: r.description,
             visible_in_preference_center: r.visible_in_preference_center != 0,
             members: r.members,
+            created_at: r.created_at,
         }
     }
 }
 
 const SELECT: &str = "SELECT g.id, g.name, g.description, g.visible_in_preference_center, \
-     (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS members FROM contact_groups g";
+     (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS members, g.created_at FROM contact_groups g";
 
 pub async fn list(db: &Db) -> Result<Vec<Group>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY g.name")))

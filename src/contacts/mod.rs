@@ -429,9 +429,15 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Deletes the contact with its attributes and memberships. Its events stay, as
-/// history.
+/// Deletes the contact with its attributes, memberships and preference-center
+/// sessions (a session names the contact by id, which SQLite may give the next
+/// contact). Its events stay, as history.
 pub async fn delete(tx: &mut Tx, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE kind = $1 AND user_id = $2")
+        .bind(crate::web::session_store::CONTACT_SESSIONS)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("DELETE FROM contacts WHERE id = $1")
         .bind(id)
         .execute(&mut **tx)

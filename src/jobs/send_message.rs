@@ -139,11 +139,12 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
         Ok(None) => return Outcome::skip(target, "the contact no longer exists"),
         Err(e) => return Outcome::database(target, e),
     };
-    let unsubscribe = Unsubscribe {
-        contact: to.target.id,
-        group: a.job_config["group_id"].as_i64(),
-    }
-    .link(&ctx.links, &ctx.base_url);
+    let unsubscribe =
+        match Unsubscribe::of(&ctx.db, to.target.id, a.job_config["group_id"].as_i64()).await {
+            Ok(Some(u)) => u.link(&ctx.links, &ctx.base_url),
+            Ok(None) => return Outcome::skip(target, "the contact no longer exists"),
+            Err(e) => return Outcome::database(target, e),
+        };
     let personal = Personal {
         contact: values,
         event: event.params_json(),

@@ -11,35 +11,109 @@ use crate::messages::store::Message;
 use crate::messages::template::{self, ContactValues, Personal, TemplateError};
 use crate::settings::Settings;
 
-/// What an unsubscribe link undoes: every prepared message, or one group.
+/// What an unsubscribe link undoes: every prepared message, or one group. A link
+/// names its rows with their creation times (`…_since`), so that a link made for
+/// a deleted row never acts on a later row that got the same id (SQLite reuses the
+/// highest id). Links made before this version name ids only (`None`); they count
+/// for rows created before the version came (see [`Unsubscribe::names`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsubscribe {
     pub contact: i64,
+    pub contact_since: Option<i64>,
     pub group: Option<i64>,
+    pub group_since: Option<i64>,
 }
 
 impl Unsubscribe {
-    fn payload(self) -> String {
-        match self.group {
-            Some(g) => format!("c{}g{g}", self.contact),
-            None => format!("c{}", self.contact),
-        }
+    /// The link for `contact` (and `group`), naming them as they are now; `None`
+    /// when the contact no longer exists.
+    pub async fn of(
+        db: &Db,
+        contact: i64,
+        group: Option<i64>,
+    ) -> Result<Option<Self>, sqlx::Error> {
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT c.created_at, (SELECT g.created_at FROM contact_groups g WHERE g.id = $1) \
+             FROM contacts c WHERE c.id = $2",
+        )
+        .bind(group.unwrap_or(0))
+        .bind(contact)
+        .fetch_optional(db.read())
+        .await?;
+        Ok(row.map(|(contact_since, group_since)| Self {
+            contact,
+            contact_since: Some(contact_since),
+            // A group deleted meanwhile: the link undoes every prepared message.
+            group: group.filter(|_| group_since.is_some()),
+            group_since,
+        }))
     }
 
-    /// Reads a payload made by [`payload`](Self::payload).
+    fn payload(self) -> String {
+        let mut p = format!("c{}", self.contact);
+        if let Some(t) = self.contact_since {
+            p.push_str(&format!("t{t}"));
+        }
+        if let Some(g) = self.group {
+            p.push_str(&format!("g{g}"));
+            if let Some(t) = self.group_since {
+                p.push_str(&format!("t{t}"));
+            }
+        }
+        p
+    }
+
+    /// Reads a payload made by [`payload`](Self::payload), or by a version before
+    /// creation times (`c7`, `c7g3`).
     pub fn parse(payload: &str) -> Option<Self> {
         let rest = payload.strip_prefix('c')?;
         let (contact, group) = match rest.split_once('g') {
-            Some((c, g)) => (c.parse().ok()?, Some(g.parse().ok()?)),
-            None => (rest.parse().ok()?, None),
+            Some((c, g)) => (c, Some(g)),
+            None => (rest, None),
         };
-        Some(Self { contact, group })
+        let id_and_since = |part: &str| -> Option<(i64, Option<i64>)> {
+            match part.split_once('t') {
+                Some((id, t)) => Some((id.parse().ok()?, Some(t.parse().ok()?))),
+                None => Some((part.parse().ok()?, None)),
+            }
+        };
+        let (contact, contact_since) = id_and_since(contact)?;
+        let (group, group_since) = match group {
+            Some(g) => {
+                let (id, since) = id_and_since(g)?;
+                (Some(id), since)
+            }
+            None => (None, None),
+        };
+        Some(Self {
+            contact,
+            contact_since,
+            group,
+            group_since,
+        })
+    }
+
+    /// Whether a row created at `created_at` is the one a link names with `since`:
+    /// the same creation time, or — for a link of an older version, which names an
+    /// id only — a row created before `cutover` (when links began to name times).
+    pub fn names(since: Option<i64>, created_at: i64, cutover: i64) -> bool {
+        match since {
+            Some(t) => t == created_at,
+            None => created_at < cutover,
+        }
     }
 
     /// The signed link, on the configured base URL.
     pub fn link(self, signer: &LinkSigner, base_url: &url::Url) -> String {
         format!("{base_url}u/{}", signer.sign(&self.payload()))
     }
+}
+
+/// When signed links began to name their rows' creation times (see [`Unsubscribe`]).
+pub async fn link_cutover(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT at FROM signed_link_cutover WHERE id = 1")
+        .fetch_one(db.read())
+        .await
 }
 
 /// The preference center's address, from Settings or the base URL.
@@ -112,19 +186,44 @@ mod tests {
 
     #[test]
     fn unsubscribe_payloads_read_back() {
-        for u in [
-            Unsubscribe {
-                contact: 42,
-                group: None,
-            },
-            Unsubscribe {
-                contact: 7,
-                group: Some(3),
-            },
+        let u = |contact, contact_since, group, group_since| Unsubscribe {
+            contact,
+            contact_since,
+            group,
+            group_since,
+        };
+        for link in [
+            u(42, Some(1_700_000_000_000), None, None),
+            u(7, Some(5), Some(3), Some(9)),
+            // Made by an older version: ids only.
+            u(42, None, None, None),
+            u(7, None, Some(3), None),
         ] {
-            assert_eq!(Unsubscribe::parse(&u.payload()), Some(u));
+            assert_eq!(Unsubscribe::parse(&link.payload()), Some(link));
         }
+        assert_eq!(
+            Unsubscribe::parse("c7g3").unwrap(),
+            u(7, None, Some(3), None)
+        );
         assert_eq!(Unsubscribe::parse("x1"), None);
         assert_eq!(Unsubscribe::parse("c1gx"), None);
+        assert_eq!(Unsubscribe::parse("c1tx"), None);
+    }
+
+    #[test]
+    fn a_link_names_only_the_row_it_was_made_for() {
+        assert!(Unsubscribe::names(Some(100), 100, 50));
+        assert!(
+            !Unsubscribe::names(Some(100), 101, 50),
+            "a later row with the same id"
+        );
+        assert!(
+            Unsubscribe::names(None, 40, 50),
+            "an old link, a row from before"
+        );
+        assert!(
+            !Unsubscribe::names(None, 60, 50),
+            "an old link, a row made since"
+        );
     }
 }

@@ -367,11 +367,9 @@ async fn preview_values(
             if let Some(v) = compose::contact_values(&state.db, c.id).await? {
                 values.contact = v;
             }
-            let unsubscribe = Unsubscribe {
-                contact: c.id,
-                group: None,
-            };
-            values.unsubscribe_url = unsubscribe.link(&state.links, &state.config.base_url);
+            if let Some(unsubscribe) = Unsubscribe::of(&state.db, c.id, None).await? {
+                values.unsubscribe_url = unsubscribe.link(&state.links, &state.config.base_url);
+            }
             Ok((
                 values,
                 format!("{} ({})", c.name(), c.email),

@@ -37,12 +37,17 @@ async fn resolve(
         .verify(token)
         .and_then(Unsubscribe::parse)
         .ok_or(AppError::NotFound)?;
+    let cutover = crate::messages::compose::link_cutover(&state.db).await?;
+    // A link made for a deleted contact never acts on a later one with its id.
     let contact = crate::contacts::find(&state.db, u.contact)
         .await?
+        .filter(|c| Unsubscribe::names(u.contact_since, c.created_at, cutover))
         .ok_or(AppError::NotFound)?;
+    // Likewise a group: a link whose group is gone undoes every prepared message.
     let group = match u.group {
         Some(g) => crate::contacts::groups::find(&state.db, g)
             .await?
+            .filter(|g| Unsubscribe::names(u.group_since, g.created_at, cutover))
             .map(|g| g.name),
         None => None,
     };

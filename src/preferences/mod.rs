@@ -17,7 +17,7 @@ use crate::web::middleware::MUST_CHANGE_KEY;
 use crate::web::session_store::USER_ID_KEY;
 use crate::web::{AppError, redirect};
 
-pub(crate) const KIND: &str = "contact";
+pub(crate) const KIND: &str = crate::web::session_store::CONTACT_SESSIONS;
 /// Requests for a new password per address (and per client) in 15 minutes.
 pub(crate) const FORGOT_PER_ADDRESS: i64 = 3;
 pub(crate) const FORGOT_PER_IP: i64 = 20;

@@ -15,6 +15,9 @@ use actix_web::cookie::time::Duration as CookieDuration;
 use crate::clock::Clock;
 use crate::db::Db;
 
+/// The kind of the preference center's sessions (a contact's id in `user_id`).
+pub const CONTACT_SESSIONS: &str = "contact";
+
 /// The session keys that name the signed-in account; copied into `user_id` so that
 /// all of a user's sessions can be ended at once.
 pub const USER_ID_KEY: &str = "uid";

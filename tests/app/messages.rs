@@ -206,7 +206,7 @@ with_mail! {
         let mut tx = app.state.db.begin().await.unwrap();
         herald::contacts::join_group(&mut tx, vip, news, app.now_ms()).await.unwrap();
         app.state.db.commit(tx).await.unwrap();
-        let link = herald::messages::compose::Unsubscribe { contact: vip, group: Some(news) }.link(&app.state.links, &app.state.config.base_url);
+        let link = herald::messages::compose::Unsubscribe::of(&app.state.db, vip, Some(news)).await.unwrap().unwrap().link(&app.state.links, &app.state.config.base_url);
         let path = link.trim_start_matches(app.state.config.base_url.as_str()).to_string();
         let r = reqwest::Client::new().post(app.url(&format!("/{path}"))).send().await.unwrap();
         assert!(r.text().await.unwrap().contains("no longer receives Newsletter"));
@@ -214,7 +214,7 @@ with_mail! {
         assert!(app.events().await.iter().any(|e| e.0 == "unsubscribed_from_group" && e.1 == Some(vip) && e.2 == Some(news)));
         // The contact takes the opt-out back in the preference center only.
         let carl = crate::scheduler::contact(&app, "carl@example.com", "carl's own password").await;
-        let link = herald::messages::compose::Unsubscribe { contact: carl, group: None }.link(&app.state.links, &app.state.config.base_url);
+        let link = herald::messages::compose::Unsubscribe::of(&app.state.db, carl, None).await.unwrap().unwrap().link(&app.state.links, &app.state.config.base_url);
         let path = link.trim_start_matches(app.state.config.base_url.as_str()).to_string();
         reqwest::Client::new().post(app.url(&format!("/{path}"))).send().await.unwrap();
         let browser = crate::helpers::browser();
@@ -362,6 +362,57 @@ with_mail! {
         let report = app.import_csv(&admin, "email,city\nbel@example.com,Ber\u{1b}lin\n", None, false).await;
         assert_eq!(report.rejected, 1, "{report:?}");
         assert!(smtp.count() == 0);
+    }
+
+    async fn a_link_made_for_a_deleted_contact_or_group_never_acts_on_the_next_one(app, smtp) {
+        use herald::messages::compose::Unsubscribe;
+        let (client, _) = app.signed_in(Role::Admin).await;
+        let path_of = |link: String| format!("/{}", link.trim_start_matches(app.state.config.base_url.as_str()));
+        let news = group(&app, &client, "Newsletter").await;
+        let ada = new_contact(&app, &client, "ada@example.com", "Ada").await;
+        let link = path_of(Unsubscribe::of(&app.state.db, ada, Some(news)).await.unwrap().unwrap().link(&app.state.links, &app.state.config.base_url));
+        // A link of an older version (ids only), sent to a contact who still exists.
+        sqlx::query("UPDATE contacts SET created_at = 0 WHERE id = $1").bind(ada).execute(app.state.db.write()).await.unwrap();
+        let old = path_of(Unsubscribe { contact: ada, contact_since: None, group: None, group_since: None }.link(&app.state.links, &app.state.config.base_url));
+        let (status, page) = app.page_with(&reqwest::Client::new(), &old).await;
+        assert_eq!(status, StatusCode::OK, "links already sent keep working");
+        assert!(page.contains("ada@example.com"));
+        // Ada and the group are deleted; a new contact and group come (on SQLite with
+        // the same ids: the highest id is reused).
+        let mut tx = app.state.db.begin().await.unwrap();
+        sqlx::query("DELETE FROM contacts WHERE id = $1").bind(ada).execute(&mut *tx).await.unwrap();
+        sqlx::query("DELETE FROM contact_groups WHERE id = $1").bind(news).execute(&mut *tx).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        app.advance(Duration::from_secs(60));
+        let offers = group(&app, &client, "Offers").await;
+        let bea = new_contact(&app, &client, "bea@example.com", "Bea").await;
+        let mut tx = app.state.db.begin().await.unwrap();
+        herald::contacts::join_group(&mut tx, bea, offers, app.now_ms()).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        for path in [&link, &old] {
+            assert_eq!(app.page_with(&reqwest::Client::new(), path).await.0, StatusCode::NOT_FOUND, "{path}");
+            let r = reqwest::Client::new().post(app.url(path)).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        assert!(herald::contacts::groups::is_member(&app.state.db, offers, bea).await.unwrap(), "Bea is still in Offers");
+        assert!(!herald::contacts::find(&app.state.db, bea).await.unwrap().unwrap().is_opted_out());
+        // A preference-center session of a deleted contact ends with the contact.
+        let carl = crate::scheduler::contact(&app, "carl@example.com", "carl's own password").await;
+        let carls = crate::helpers::browser();
+        let r = app.submit_with(&carls, "/preferences/login", "/preferences/login", &[("email", "carl@example.com"), ("password", "carl's own password")]).await;
+        assert_eq!(location(&r), "/preferences");
+        let mut tx = app.state.db.begin().await.unwrap();
+        herald::contacts::delete(&mut tx, carl).await.unwrap();
+        app.state.db.commit(tx).await.unwrap();
+        app.advance(Duration::from_secs(60));
+        crate::scheduler::contact(&app, "dan@example.com", "dan's own password").await;
+        let r = app.get_with(&carls, "/preferences").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "not signed in as whoever has Carl's id now");
+        // Bea's own link works.
+        let own = path_of(Unsubscribe::of(&app.state.db, bea, Some(offers)).await.unwrap().unwrap().link(&app.state.links, &app.state.config.base_url));
+        let r = reqwest::Client::new().post(app.url(&own)).send().await.unwrap();
+        assert!(r.text().await.unwrap().contains("no longer receives Offers"));
+        assert_eq!(smtp.count(), 0);
     }
 
     async fn ops_get_the_counts_when_an_import_finishes(app, smtp) {
