@@ -119,6 +119,11 @@ impl SettingsForm {
             let s = self.preference_center_url.trim();
             if s.is_empty() {
                 Ok(String::new())
+            } else if s.chars().any(char::is_control) {
+                // The URL parser drops line breaks and tabs; the stored text must not hold them.
+                Err(Invalid::new(
+                    "An address is one line, without tabs or line breaks.",
+                ))
             } else {
                 match url::Url::parse(s) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
@@ -386,5 +391,21 @@ mod tests {
         form.preference_center_url = "https://prefs.example.com/preferences".into();
         let s = form.parse().unwrap();
         assert_eq!(s.default_time_zone, "Europe/Berlin");
+    }
+
+    #[test]
+    fn a_preference_center_address_is_one_line() {
+        for bad in [
+            "https://prefs.example.com/\r\nX-Evil: 1",
+            "https://prefs.exa\tmple.com/",
+        ] {
+            let mut form = SettingsForm::from(&Settings::default());
+            form.preference_center_url = bad.into();
+            let errors = form.parse().unwrap_err();
+            assert!(
+                errors.keys().any(|k| *k == "preference_center_url"),
+                "{bad:?}"
+            );
+        }
     }
 }

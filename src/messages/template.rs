@@ -54,6 +54,8 @@ fn environment(escape: AutoEscape) -> Environment<'static> {
     env.set_auto_escape_callback(move |_| escape);
     env.set_fuel(Some(100_000));
     env.set_recursion_limit(50);
+    // debug() prints the whole context: nothing a message needs.
+    env.remove_global("debug");
     env
 }
 
@@ -201,6 +203,12 @@ mod tests {
             preferences_url: "https://p.example/preferences".into(),
             unsubscribe_url: "https://p.example/u/x".into(),
         }
+    }
+
+    #[test]
+    fn debug_is_not_offered_to_templates() {
+        assert!(check("{{ debug() }}").is_err());
+        assert!(render("{{ debug() }}", &Personal::default(), false).is_err());
     }
 
     #[test]
