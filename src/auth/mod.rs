@@ -261,7 +261,7 @@ async fn login(
             u
         }
         _ => {
-            throttle::record_failure(&state.db, now, &account, &ip).await?;
+            // The attempt is stored as a failure already (`throttle::wait_turn`).
             audit::record_now(
                 &state.db,
                 now,

@@ -41,9 +41,44 @@ pub async fn delay_before_attempt(
     Ok(delay_for(by_account, ACCOUNT_FREE_FAILURES).max(delay_for(by_ip, IP_FREE_FAILURES)))
 }
 
-/// Waits as long as the throttle asks before an attempt for `account` from `ip`.
+/// Starts an attempt for `account` from `ip` and returns how long it must wait. The
+/// attempt is stored at once, as a failure until it succeeds (a success clears the
+/// account's failures), and waits by the failures and attempts stored before it:
+/// attempts sent at the same moment count each other and queue one behind the
+/// other (1 s, 2 s, 4 s …) instead of waiting out one delay together — on every
+/// instance, since the count is the database's.
+pub async fn begin_attempt(
+    db: &Db,
+    now_ms: i64,
+    account: &str,
+    ip: &str,
+) -> Result<Duration, sqlx::Error> {
+    let mine: i64 = sqlx::query_scalar(
+        "INSERT INTO signin_failures (account, ip, at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(account)
+    .bind(ip)
+    .bind(now_ms)
+    .fetch_one(db.write())
+    .await?;
+    let since = now_ms - WINDOW_MS;
+    let (by_account, by_ip): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM signin_failures WHERE account = $1 AND at > $2 AND id < $4), \
+                (SELECT COUNT(*) FROM signin_failures WHERE ip = $3 AND at > $2 AND id < $4)",
+    )
+    .bind(account)
+    .bind(since)
+    .bind(ip)
+    .bind(mine)
+    .fetch_one(db.write())
+    .await?;
+    Ok(delay_for(by_account, ACCOUNT_FREE_FAILURES).max(delay_for(by_ip, IP_FREE_FAILURES)))
+}
+
+/// Starts an attempt for `account` from `ip` ([`begin_attempt`]) and waits as long
+/// as the throttle asks. A failed attempt needs nothing more: it is stored already.
 pub async fn wait_turn(db: &Db, now_ms: i64, account: &str, ip: &str) -> Result<(), sqlx::Error> {
-    let delay = delay_before_attempt(db, now_ms, account, ip).await?;
+    let delay = begin_attempt(db, now_ms, account, ip).await?;
     if !delay.is_zero() {
         tracing::info!(delay_ms = delay.as_millis() as u64, "sign-in throttled");
         tokio::time::sleep(delay).await;

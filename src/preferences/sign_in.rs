@@ -101,7 +101,7 @@ pub(super) async fn login(
         _ => true,
     };
     let Some(contact) = found.filter(|_| verified && used) else {
-        throttle::record_failure(&state.db, now, &account, &ip).await?;
+        // The attempt is stored as a failure already (`throttle::wait_turn`).
         audit_sign_in(&state, now, &email, Action::SignInFailed, "", &ip).await?;
         return render(
             StatusCode::UNAUTHORIZED,

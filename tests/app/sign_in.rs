@@ -63,6 +63,28 @@ on_both_engines! {
         assert_eq!(d, Duration::ZERO);
     }
 
+    async fn attempts_sent_at_once_after_ten_failures_queue_behind_each_other(app: TestApp) {
+        let (account, ip) = ("ann@example.com", "127.0.0.1");
+        for _ in 0..10 {
+            throttle::record_failure(&app.state.db, app.now_ms(), account, ip).await.unwrap();
+        }
+        // Four attempts at the same moment: each counts the ones started before it.
+        let db = &app.state.db;
+        let now = app.now_ms();
+        let (a, b, c, d) = tokio::join!(
+            throttle::begin_attempt(db, now, account, ip),
+            throttle::begin_attempt(db, now, account, ip),
+            throttle::begin_attempt(db, now, account, ip),
+            throttle::begin_attempt(db, now, account, ip),
+        );
+        let mut delays = vec![a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()];
+        delays.sort();
+        let secs = |n| Duration::from_secs(n);
+        assert_eq!(delays, [secs(1), secs(2), secs(4), secs(8)], "one behind the other, not together");
+        // Another client address for another account is not slowed by them.
+        assert_eq!(throttle::begin_attempt(db, now, "bob@example.com", "10.0.0.9").await.unwrap(), Duration::ZERO);
+    }
+
     async fn sign_out_ends_the_session_on_the_server(app: TestApp) {
         app.create_user("ann@example.com", Role::Marketer, "ann's long password").await;
         let r = app.sign_in("ann@example.com", "ann's long password").await;
