@@ -11,6 +11,8 @@ pub const WINDOW_MS: i64 = 15 * 60 * 1000;
 pub const ACCOUNT_FREE_FAILURES: i64 = 10;
 pub const IP_FREE_FAILURES: i64 = 50;
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
+/// The PostgreSQL advisory lock key that serialises starting sign-in attempts.
+const SIGN_IN_LOCK: i64 = 0x4865_7261_6c64_5349; // "HeraldSI"
 
 /// The delay for a count of recent failures, given how many are free.
 pub fn delay_for(failures: i64, free: i64) -> Duration {
@@ -53,25 +55,35 @@ pub async fn begin_attempt(
     account: &str,
     ip: &str,
 ) -> Result<Duration, sqlx::Error> {
-    let mine: i64 = sqlx::query_scalar(
-        "INSERT INTO signin_failures (account, ip, at) VALUES ($1, $2, $3) RETURNING id",
-    )
-    .bind(account)
-    .bind(ip)
-    .bind(now_ms)
-    .fetch_one(db.write())
-    .await?;
+    // Counting and storing happen under one lock: on PostgreSQL a sequence hands
+    // out ids before their rows commit, so counting "ids below mine" missed an
+    // attempt sent at the same moment (two waited 4 s together). SQLite's
+    // `BEGIN IMMEDIATE` already serialises writers; PostgreSQL takes a
+    // transaction-scoped advisory lock shared by every instance.
+    let mut tx = db.begin().await?;
+    if db.backend == crate::db::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SIGN_IN_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
     let since = now_ms - WINDOW_MS;
     let (by_account, by_ip): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM signin_failures WHERE account = $1 AND at > $2 AND id < $4), \
-                (SELECT COUNT(*) FROM signin_failures WHERE ip = $3 AND at > $2 AND id < $4)",
+        "SELECT (SELECT COUNT(*) FROM signin_failures WHERE account = $1 AND at > $2), \
+                (SELECT COUNT(*) FROM signin_failures WHERE ip = $3 AND at > $2)",
     )
     .bind(account)
     .bind(since)
     .bind(ip)
-    .bind(mine)
-    .fetch_one(db.write())
+    .fetch_one(&mut *tx)
     .await?;
+    sqlx::query("INSERT INTO signin_failures (account, ip, at) VALUES ($1, $2, $3)")
+        .bind(account)
+        .bind(ip)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(delay_for(by_account, ACCOUNT_FREE_FAILURES).max(delay_for(by_ip, IP_FREE_FAILURES)))
 }
 

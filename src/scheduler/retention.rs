@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use crate::db::Db;
-use crate::scheduler::queue;
 use crate::scheduler::runs::forget_empty_hours;
 use crate::settings::Settings;
 
@@ -55,12 +54,26 @@ async fn delete_in_batches(db: &Db, sql: &'static str, cutoff: i64) -> Result<u6
     .await
 }
 
+/// Deletes up to `limit` runs finished before `cutoff_ms` (retention); returns how
+/// many went.
+pub async fn prune_finished(db: &Db, cutoff_ms: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs WHERE finished_at < $1 \
+         AND status IN ('done', 'failed', 'skipped', 'cancelled', 'expired') LIMIT $2)",
+    )
+    .bind(cutoff_ms)
+    .bind(limit)
+    .execute(db.write())
+    .await?
+    .rows_affected())
+}
+
 /// One pruning pass at `now_ms` with the retention periods from Settings.
 pub async fn prune(db: &Db, now_ms: i64) -> Result<Pruned, sqlx::Error> {
     let settings = Settings::load(db).await?;
     // Runs first: events they held on to may go in the same pass.
     let run_cutoff = now_ms - settings.run_retention_days * DAY_MS;
-    let runs = in_batches(|| queue::prune_finished(db, run_cutoff, BATCH)).await?;
+    let runs = in_batches(|| prune_finished(db, run_cutoff, BATCH)).await?;
     forget_empty_hours(db).await?;
     let events = delete_in_batches(
         db,

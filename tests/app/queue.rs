@@ -236,7 +236,7 @@ on_both_engines! {
         // Staff retry a failed run; a new event's run is cancelled.
         let failed_run = claimed[5].id;
         assert!(
-            queue::requeue(db, claimed[5].automation_id, failed_run, two_hours)
+            herald::scheduler::staff::requeue(db, claimed[5].automation_id, failed_run, two_hours)
                 .await
                 .unwrap()
         );
@@ -249,7 +249,7 @@ on_both_engines! {
         .await
         .unwrap();
         assert!(
-            queue::cancel(db, pending.1, pending.0, two_hours)
+            herald::scheduler::staff::cancel(db, pending.1, pending.0, two_hours)
                 .await
                 .unwrap()
         );
@@ -257,7 +257,7 @@ on_both_engines! {
         let [_, _, _, _, failed] = runs::dashboard_counts(db, two_hours, hour).await.unwrap();
         assert_eq!(failed, 1, "the retried run is not failed any more");
         // Retention prunes the first hour's runs; empty hours are forgotten.
-        queue::prune_finished(db, hour + HOUR_MS, 100)
+        herald::scheduler::retention::prune_finished(db, hour + HOUR_MS, 100)
             .await
             .unwrap();
         assert_eq!(kept().await, from_runs().await);

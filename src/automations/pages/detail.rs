@@ -215,7 +215,7 @@ pub(super) async fn retry_run(
     path: web::Path<(AutomationId, crate::types::RunId)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, run) = path.into_inner();
-    let text = if crate::scheduler::queue::requeue(&state.db, id, run, state.clock.now_ms()).await?
+    let text = if crate::scheduler::staff::requeue(&state.db, id, run, state.clock.now_ms()).await?
     {
         (FlashKind::Success, "The run will be tried again now.")
     } else {
@@ -234,7 +234,7 @@ pub(super) async fn cancel_run(
     path: web::Path<(AutomationId, crate::types::RunId)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, run) = path.into_inner();
-    let text = if crate::scheduler::queue::cancel(&state.db, id, run, state.clock.now_ms()).await? {
+    let text = if crate::scheduler::staff::cancel(&state.db, id, run, state.clock.now_ms()).await? {
         (FlashKind::Success, "The run is cancelled.")
     } else {
         (FlashKind::Error, "Only pending runs can be cancelled.")

@@ -1,0 +1,46 @@
+//! What staff do to single runs from an automation's page: retry a failed run,
+//! cancel a pending one. Like the queue's transitions, each is one statement that
+//! changes a run only from the state it names.
+
+use crate::db::Db;
+use crate::types::{AutomationId, RunId};
+
+/// Puts a failed (or expired) run back in the queue, due now, with a fresh set of
+/// attempts (staff asked). Returns whether it was retryable.
+pub async fn requeue(
+    db: &Db,
+    automation: AutomationId,
+    run: RunId,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job_runs SET status = 'pending', due_at = $1, attempts = 0, finished_at = NULL, outcome = NULL \
+         WHERE id = $2 AND automation_id = $3 AND status IN ('failed', 'expired')",
+    )
+    .bind(now_ms)
+    .bind(run)
+    .bind(automation)
+    .execute(db.write())
+    .await?;
+    db.wake_scheduler();
+    Ok(done.rows_affected() == 1)
+}
+
+/// Cancels a pending run (staff asked). Returns whether it was pending.
+pub async fn cancel(
+    db: &Db,
+    automation: AutomationId,
+    run: RunId,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job_runs SET status = 'cancelled', outcome = 'cancelled by staff', finished_at = $1 \
+         WHERE id = $2 AND automation_id = $3 AND status = 'pending'",
+    )
+    .bind(now_ms)
+    .bind(run)
+    .bind(automation)
+    .execute(db.write())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
