@@ -247,6 +247,16 @@ fn server(
     let write_probe = web::Data::new(crate::probes::WriteProbe::default());
     // One writer for every worker thread: calls of all threads are written together.
     let event_writer = web::Data::new(event_writer);
+    /// Over HTTPS a cookie's name carries the prefix browsers enforce: `__Host-`
+    /// (Secure, path `/`, no domain: no subdomain or plain-HTTP page can set or
+    /// shadow it) where the path allows, `__Secure-` otherwise.
+    fn cookie_name(name: &str, path: &str, https: bool) -> String {
+        match (https, path) {
+            (false, _) => name.to_string(),
+            (true, "/") => format!("__Host-{name}"),
+            (true, _) => format!("__Secure-{name}"),
+        }
+    }
     let server = HttpServer::new(move || {
         let config = &state.config;
         let sessions = |kind: &'static str, cookie: &str, path: &str| {
@@ -260,7 +270,7 @@ fn server(
                 config.session_idle_timeout.as_secs() as i64,
             );
             SessionMiddleware::builder(store, key.clone())
-                .cookie_name(cookie.into())
+                .cookie_name(cookie_name(cookie, path, config.is_https()))
                 .cookie_path(path.into())
                 .cookie_secure(config.is_https())
                 .cookie_http_only(true)

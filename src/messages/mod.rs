@@ -1,6 +1,7 @@
 //! Prepared messages: written by staff with personalisation, previewed, test-sent,
 //! and sent by automations with a one-click unsubscribe link.
 
+pub mod bounds;
 pub mod compose;
 pub mod pages;
 pub mod store;

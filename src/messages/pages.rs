@@ -164,7 +164,12 @@ async fn create(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let f = Fields::from_pairs(form.into_inner());
-    let input = match parse(&f) {
+    let (f, parsed) = template::off_async(move || {
+        let parsed = parse(&f);
+        (f, parsed)
+    })
+    .await;
+    let input = match parsed {
         Ok(i) => i,
         Err(errors) => return form_view(ctx, None, f, errors),
     };
@@ -205,7 +210,12 @@ async fn update(
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
     let f = Fields::from_pairs(form.into_inner());
-    let input = match parse(&f) {
+    let (f, parsed) = template::off_async(move || {
+        let parsed = parse(&f);
+        (f, parsed)
+    })
+    .await;
+    let input = match parsed {
         Ok(i) => i,
         Err(errors) => return form_view(ctx, Some(m.id), f, errors),
     };
@@ -394,7 +404,11 @@ async fn preview(
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
     let (values, shown_for, contact_error, _) = preview_values(&state, &query).await?;
-    let (subject, text, html, error) = match compose::render(&m, &values) {
+    let rendered = {
+        let (m, values) = (m.clone(), values.clone());
+        template::off_async(move || compose::render(&m, &values)).await
+    };
+    let (subject, text, html, error) = match rendered {
         Ok((s, t, h)) => (s, t, ammonia::clean(&h), None),
         Err(e) => (
             String::new(),
@@ -433,7 +447,11 @@ async fn send_test(
     let (values, _, _, _) = preview_values(&state, &form).await?;
     let settings = Settings::load(&state.db).await?;
     let back = format!("/messages/{}/preview", m.id);
-    let email = match compose::email(&m, &settings, &me.email, &values, None) {
+    let rendered = {
+        let (m, to) = (m.clone(), me.email.clone());
+        template::off_async(move || compose::email(&m, &settings, &to, &values, None)).await
+    };
+    let email = match rendered {
         Ok(mut e) => {
             e.subject = format!("[Test] {}", e.subject);
             e

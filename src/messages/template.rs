@@ -2,7 +2,8 @@
 //! engine: staff write `{{ contact.first_name | default("there") }}`; Herald checks
 //! the template when it is saved and renders it for each contact when it is sent.
 //! Values are HTML-escaped in the HTML part; rendering is bounded by fuel, so a
-//! template cannot loop for ever.
+//! template cannot loop for ever, and by what it may allocate, checked at save
+//! ([`super::bounds`]).
 
 use std::collections::BTreeMap;
 
@@ -59,6 +60,17 @@ fn environment(escape: AutoEscape) -> Environment<'static> {
     env
 }
 
+/// A template that does not parse, with the line minijinja names.
+pub(super) fn unreadable(e: minijinja::Error) -> TemplateError {
+    TemplateError {
+        line: e.line().unwrap_or(1),
+        message: e
+            .detail()
+            .unwrap_or("the template cannot be read")
+            .to_string(),
+    }
+}
+
 /// The line of the first mention of `name` in `source` (1 when not found).
 fn line_of(source: &str, name: &str) -> usize {
     source
@@ -71,13 +83,7 @@ fn line_of(source: &str, name: &str) -> usize {
 /// top-level names and contact fields Herald provides.
 pub fn check(source: &str) -> Result<(), TemplateError> {
     let env = environment(AutoEscape::None);
-    let template = env.template_from_str(source).map_err(|e| TemplateError {
-        line: e.line().unwrap_or(1),
-        message: e
-            .detail()
-            .unwrap_or("the template cannot be read")
-            .to_string(),
-    })?;
+    let template = env.template_from_str(source).map_err(unreadable)?;
     let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
     names.sort();
     for name in names {
@@ -107,8 +113,21 @@ pub fn check(source: &str) -> Result<(), TemplateError> {
             });
         }
     }
+    // What it can allocate, whatever the contact or event (minijinja counts
+    // instructions, not bytes).
+    super::bounds::check(source)?;
     // What only shows when rendering (an include of nothing, a loop without end…).
     render(source, &Personal::default(), false).map(|_| ())
+}
+
+/// Runs template work (a check, a rendering) on the blocking threads, not on the
+/// async workers that serve pages: a rendering within the bounds of
+/// [`super::bounds`] may still copy up to a gigabyte.
+pub async fn off_async<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// The most a rendered part may hold.

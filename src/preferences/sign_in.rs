@@ -180,6 +180,49 @@ pub(super) struct ForgotForm {
     email: String,
 }
 
+/// A request for a new password, as the answer left it.
+struct PasswordRequest {
+    email: String,
+    ip: String,
+    at: i64,
+    /// Beyond the requests allowed per address or per client in 15 minutes.
+    limited: bool,
+}
+
+impl PasswordRequest {
+    /// Records *New Password Requested (C)* when the address is an active
+    /// contact's and the request is within its limits; a limited request, or one
+    /// for a blocked contact, goes to the audit log instead.
+    async fn follow_up(self, db: &crate::db::Db) -> Result<(), sqlx::Error> {
+        let Ok(email) = EmailAddress::parse(&self.email) else {
+            return Ok(());
+        };
+        let Some(c) = contacts::find_by_email(db, email.as_str()).await? else {
+            return Ok(());
+        };
+        if !c.is_blocked() && !self.limited {
+            let mut tx = db.begin().await?;
+            let event = NewEvent::contact(EventType::NewPasswordRequested, c.id);
+            events::store::record(&mut tx, self.at, &event).await?;
+            return db.commit(tx).await;
+        }
+        tracing::info!(ip = %self.ip, "preference center: new password request limited or for a blocked contact");
+        // Staff see it in the audit log (the address is a contact's, known to them).
+        let entry = audit::Entry {
+            actor: &Actor::contact(&c.email),
+            action: Action::PasswordRequestLimited,
+            target: "preference center",
+            detail: if c.is_blocked() {
+                "the contact is blocked"
+            } else {
+                "too many requests in 15 minutes"
+            },
+            ip: &self.ip,
+        };
+        audit::record_now(db, self.at, entry).await
+    }
+}
+
 /// Records *New Password Requested (C)* for an existing active contact (the
 /// automation staff configured sends the email). The answer is the same, word for
 /// word, whether or not the address exists; limited per address and per client.
@@ -210,6 +253,11 @@ pub(super) async fn forgot(
         };
         return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
+    // The answer waits for the same statements whatever the address: the request
+    // is counted against its limits and stored. Whether the address is a contact's,
+    // and recording the event or the audit entry, happens after the answer, so its
+    // timing says nothing about the address (known addresses took a transaction
+    // more).
     let account = format!("forgot:{email}");
     let ip_key = format!("forgot:{ip}");
     let (by_address, by_ip): (i64, i64) = sqlx::query_as(
@@ -222,39 +270,18 @@ pub(super) async fn forgot(
     .fetch_one(state.db.read())
     .await?;
     throttle::record_failure(&state.db, now, &account, &ip_key).await?;
-    let contact = match EmailAddress::parse(&email) {
-        Ok(e) => contacts::find_by_email(&state.db, e.as_str()).await?,
-        Err(_) => None,
+    let request = PasswordRequest {
+        email,
+        ip,
+        at: now,
+        limited: by_address >= FORGOT_PER_ADDRESS || by_ip >= FORGOT_PER_IP,
     };
-    match contact {
-        Some(c) if !c.is_blocked() && by_address < FORGOT_PER_ADDRESS && by_ip < FORGOT_PER_IP => {
-            let mut tx = state.db.begin().await?;
-            events::store::record(
-                &mut tx,
-                now,
-                &NewEvent::contact(EventType::NewPasswordRequested, c.id),
-            )
-            .await?;
-            state.db.commit(tx).await?;
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        if let Err(e) = request.follow_up(&db).await {
+            tracing::error!(error = %e, "a new password request could not be recorded");
         }
-        Some(c) => {
-            tracing::info!(%ip, "preference center: new password request limited or for a blocked contact");
-            // Staff see it in the audit log (the address is a contact's, known to them).
-            let entry = audit::Entry {
-                actor: &Actor::contact(&c.email),
-                action: Action::PasswordRequestLimited,
-                target: "preference center",
-                detail: if c.is_blocked() {
-                    "the contact is blocked"
-                } else {
-                    "too many requests in 15 minutes"
-                },
-                ip: &ip,
-            };
-            audit::record_now(&state.db, now, entry).await?;
-        }
-        None => {}
-    }
+    });
     let page = ForgotPage {
         ctx,
         sent: true,

@@ -569,6 +569,19 @@ impl TestApp {
         }
     }
 
+    /// How many events of `kind` are stored, once there are at least `n` (some are
+    /// recorded after the answer, e.g. a new password request): waits up to 30 s.
+    pub async fn events_of(&self, kind: &str, n: usize) -> usize {
+        let started = std::time::Instant::now();
+        loop {
+            let count = self.events().await.iter().filter(|e| e.0 == kind).count();
+            if count >= n || started.elapsed().as_secs() >= 30 {
+                return count;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// The stored events, oldest first, as (type code, contact id, group id, params).
     pub async fn events(&self) -> Vec<(String, Option<i64>, Option<i64>, serde_json::Value)> {
         let mut all = herald::events::store::latest(&self.state.db, 100_000)

@@ -261,6 +261,7 @@ async fn a_contact_gets_a_password_on_a_phone_and_chooses_groups() {
     b.click_and_wait("button[type=submit]").await;
     assert!(b.text("#forgot-answer").await.contains("on its way"));
     b.check("forgot-answered").await;
+    app.events_of("new_password_requested", 1).await;
     app.drain_due_runs().await;
     let mail = smtp
         .last_to("cleo@example.com")

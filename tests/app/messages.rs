@@ -237,6 +237,13 @@ with_mail! {
         assert!(html.contains("Hello\n{{ contact.first_name }"), "what was typed is kept");
         let r = app.submit_with(&client, "/messages/new", "/messages", &[("name", "Unknown field"), ("subject", "{{ contact.phone }}"), ("text_body", "x")]).await;
         assert!(text_of(&r.text().await.unwrap(), "#subject-error").unwrap().contains("contact.phone"));
+        // A template that could take gigabytes is refused at save, next to its
+        // field, before it is ever rendered.
+        let bomb = "{% set a = \"x\" * 100000000 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{{ d|length }}";
+        let r = app.submit_with(&client, "/messages/new", "/messages", &[("name", "Bomb"), ("subject", "Hi"), ("text_body", bomb)]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let error = text_of(&r.text().await.unwrap(), "#text_body-error").unwrap();
+        assert!(error.starts_with("Line 1:") && error.contains("more than 1 MiB"), "{error}");
         assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages").fetch_one(app.state.db.read()).await.unwrap(), 0);
         let id = write_message(&app, &client, "Offer", "For {{ contact.first_name }}", "Hi {{ contact.first_name }}", "<p>Hi {{ contact.first_name }}</p><script>alert(1)</script><a href=\"javascript:alert(2)\">x</a>").await;
         new_contact(&app, &client, "lena@example.com", "<b>Lena</b>").await;

@@ -187,6 +187,7 @@ with_smtp! {
         let contact = crate::helpers::browser();
         let r = app.submit_with(&contact, "/preferences/forgot", "/preferences/forgot", &[("email", "Cleo@Example.com")]).await;
         assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(app.events_of("new_password_requested", 1).await, 1, "recorded after the answer");
         app.drain_due_runs().await;
         let password = password_in(&smtp.last_to("cleo@example.com").expect("the email").data);
         let r = app.submit_with(&contact, "/preferences/login", "/preferences/login", &[("email", "cleo@example.com"), ("password", &password)]).await;

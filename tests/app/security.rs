@@ -133,5 +133,17 @@ async fn behind_https_cookies_are_secure_and_hsts_is_sent() {
         cookie.contains("Secure") && cookie.contains("HttpOnly"),
         "{cookie}"
     );
+    // The prefix browsers enforce: no subdomain or plain-HTTP page can set it.
+    assert!(
+        cookie.starts_with("__Host-herald_session=")
+            && cookie.split(';').any(|p| p.trim() == "Path=/"),
+        "{cookie}"
+    );
     assert!(r.headers().get("strict-transport-security").is_some());
+    let r = app.get("/preferences/login").await;
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        cookie.starts_with("__Secure-herald_preferences=") && cookie.contains("Secure"),
+        "{cookie}"
+    );
 }
