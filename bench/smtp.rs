@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let email = Email {
         from_name: "Herald".into(),
         from_address: "herald@example.com".into(),
+        to_name: "Someone".into(),
         to: "someone@example.com".into(),
         subject: "Your new password".into(),
         text: "Here is your new password:\n\n    Xy7#abcdEFGH2345\n".into(),

@@ -56,7 +56,8 @@ where
 async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args().nth(1).map_or(Ok(20_000), |s| s.parse())?;
     let v = values();
-    assert!(template::render(TEXT, &v, false)?.contains("Scones: 5"));
+    let sample = template::render(TEXT, &v, false).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    assert!(sample.contains("Scones: 5"), "{sample}");
     let inline = per_call(n, || async {
         template::render(TEXT, &v, false).unwrap();
     })

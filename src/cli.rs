@@ -217,6 +217,7 @@ async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
     let email = crate::mail::Email {
         from_name: settings.sender_name.clone(),
         from_address: settings.sender_address.clone(),
+        to_name: String::new(),
         to: to.to_string(),
         subject: format!("Test email from {}", settings.brand_name),
         text: format!(

@@ -129,6 +129,7 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
         };
         let Ok(email) = Email::from_templates(
             &settings,
+            &user.name,
             &user.email,
             format!("Automation \"{}\" ends on {ends}", a.name),
             &text,

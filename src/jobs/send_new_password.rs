@@ -188,6 +188,7 @@ async fn deliver(
     };
     let Ok(email) = Email::from_templates(
         settings,
+        &to.name,
         &to.email,
         format!("Your new password for {}", settings.brand_name),
         &text,

@@ -15,6 +15,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 pub struct Email {
     pub from_name: String,
     pub from_address: String,
+    /// The recipient's name for the `To:` header; empty for none.
+    pub to_name: String,
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -38,6 +40,7 @@ impl Email {
     /// HTML template.
     pub fn from_templates(
         settings: &crate::settings::Settings,
+        to_name: &str,
         to: &str,
         subject: String,
         text: &impl askama::Template,
@@ -46,6 +49,7 @@ impl Email {
         Ok(Self {
             from_name: settings.sender_name.clone(),
             from_address: settings.sender_address.clone(),
+            to_name: to_name.to_string(),
             to: to.to_string(),
             subject,
             text: text.render()?,
@@ -53,6 +57,17 @@ impl Email {
             unsubscribe: None,
         })
     }
+}
+
+/// A mailbox of `address` with `name` when there is one (control characters and
+/// surrounding spaces left out).
+fn mailbox(name: &str, address: &str) -> Result<Mailbox, lettre::address::AddressError> {
+    let name: String = name.chars().filter(|c| !c.is_control()).collect();
+    let name = name.trim();
+    Ok(Mailbox::new(
+        (!name.is_empty()).then(|| name.to_string()),
+        address.trim().parse()?,
+    ))
 }
 
 /// Why a send failed: worth retrying, or not.
@@ -124,13 +139,12 @@ impl Mailer {
             .next()
             .unwrap_or("herald.local");
         let message_id = format!("<{token}@{domain}>");
-        let from: Mailbox = format!("{} <{}>", email.from_name, email.from_address)
-            .parse()
-            .or_else(|_| email.from_address.parse())
+        // Each mailbox is built from its parts, never parsed from "name <address>":
+        // lettre quotes a name or encodes it (RFC 2047) as it needs, so `Shop, Inc.`
+        // or `Dr. Müller (Vertrieb)` keep their name instead of losing it.
+        let from = mailbox(&email.from_name, &email.from_address)
             .map_err(|e| SendError::Permanent(format!("sender address: {e}")))?;
-        let to: Mailbox = email
-            .to
-            .parse()
+        let to = mailbox(&email.to_name, &email.to)
             .map_err(|e| SendError::Permanent(format!("recipient address {:?}: {e}", email.to)))?;
         let mut builder = Message::builder()
             .from(from)

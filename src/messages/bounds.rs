@@ -291,7 +291,20 @@ impl<'s> Walk<'s> {
                     None => input,
                 };
                 let args = self.args(&f.args)?;
-                let bytes = filter_bound(f.name, input, &args).ok_or_else(|| TemplateError {
+                let bytes = match (f.name, &f.expr) {
+                    // Widths (`%20s`) pad: they must be written in the template.
+                    ("format", Some(Expr::Const(c))) => c.value.as_str().and_then(|text| {
+                        let sum: u64 = args.iter().map(|(b, _)| *b).fold(0, u64::saturating_add);
+                        Some(
+                            input
+                                .saturating_add(printf_widths(text)?)
+                                .saturating_add(sum.saturating_mul(6)),
+                        )
+                    }),
+                    ("format", _) => None,
+                    _ => filter_bound(f.name, input, &args),
+                };
+                let bytes = bytes.ok_or_else(|| TemplateError {
                     line: at,
                     message: format!(
                         "{:?} cannot be used with a size that comes from a contact or event here; write the number in the template (for indent, at most 100).",
@@ -464,9 +477,28 @@ fn filter_bound(name: &str, input: u64, args: &[(u64, Option<i64>)]) -> Option<u
             };
             input.saturating_mul(1 + width)
         }
-        "format" => input.saturating_add(sum).saturating_mul(2),
         _ => SCALAR.max(input),
     })
+}
+
+/// The most padding a printf-style format can add: every number written in it,
+/// as if each were a width; `None` when a width comes from an argument (`%*s`).
+fn printf_widths(format: &str) -> Option<u64> {
+    if format.contains('*') {
+        return None;
+    }
+    let mut total = 0u64;
+    let mut digits = 0u64;
+    for c in format.chars().chain(std::iter::once(' ')) {
+        match c.to_digit(10) {
+            Some(d) => digits = digits.saturating_mul(10).saturating_add(u64::from(d)),
+            None => {
+                total = total.saturating_add(digits);
+                digits = 0;
+            }
+        }
+    }
+    Some(total)
 }
 
 fn line(span: Span) -> usize {
@@ -531,6 +563,7 @@ mod tests {
             "{{ event.data.tags | join(\", \") }} {{ event.data | tojson }} {{ unsubscribe_url }}",
             "{% with n = event.data.items | length %}{{ n }} items{% endwith %}",
             "{{ event.data.note | replace(\"\\n\", \"<br>\") | indent(2) }}",
+            "Total: {{ \"%.2f\" | format(event.data.total) }}",
         ] {
             assert_eq!(check(source), Ok(()), "{source}");
         }
@@ -570,6 +603,10 @@ mod tests {
         refused("{% set ns = namespace(a=\"x\") %}");
         refused("{% set ns.a = 1 %}");
         refused("{{ indent_huge | indent(100000000) }}");
+        // Padding by a printf width, written or taken from an event.
+        refused("{{ \"%100000000s\" | format(1) }}");
+        refused("{{ \"%*s\" | format(event.data.n, 1) }}");
+        refused("{{ event.data.f | format(1) }}");
         // Loops inside loops that copy long values.
         let e = refused(
             "{% for i in range(100000) %}{% for j in range(100000) %}{{ contact.attributes ~ \"\" }}{% endfor %}{% endfor %}",

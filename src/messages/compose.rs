@@ -172,6 +172,9 @@ pub fn email(
     Ok(Email {
         from_name: message.sender_name.clone(),
         from_address: settings.sender_address.clone(),
+        to_name: format!("{} {}", values.contact.first_name, values.contact.last_name)
+            .trim()
+            .to_string(),
         to: to.to_string(),
         subject,
         text,

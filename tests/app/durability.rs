@@ -507,6 +507,7 @@ async fn a_deferred_message_is_tried_once_per_attempt() {
     let email = |to: &str| herald::mail::Email {
         from_name: "Herald".into(),
         from_address: "news@herald.test".into(),
+        to_name: String::new(),
         to: to.into(),
         subject: "Hello".into(),
         text: "Hello".into(),

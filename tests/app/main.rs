@@ -40,6 +40,7 @@ mod contacts;
 mod durability;
 mod hardening;
 mod journeys;
+mod mail;
 mod messages;
 mod queue;
 mod scheduler;
