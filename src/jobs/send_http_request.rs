@@ -215,11 +215,10 @@ async fn send(ctx: &JobContext, run: &Claimed) -> Outcome {
             preferences_url: compose::preferences_url(&settings, &ctx.base_url),
             ..Personal::default()
         };
-        let source = a.job_config["template"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        match template::off_async(move || template::render_json(&source, &personal)).await {
+        match template::render_json(
+            a.job_config["template"].as_str().unwrap_or_default(),
+            &personal,
+        ) {
             Ok(text) if serde_json::from_str::<serde_json::Value>(&text).is_ok() => {
                 ("application/json", text.into_bytes())
             }

@@ -187,15 +187,7 @@ async fn send(
     unsubscribe: Option<String>,
     target: Target,
 ) -> Outcome {
-    let rendered = {
-        let (message, settings) = (message.clone(), settings.clone());
-        let (to, personal) = (to.to_string(), personal.clone());
-        crate::messages::template::off_async(move || {
-            compose::email(&message, &settings, &to, &personal, unsubscribe)
-        })
-        .await
-    };
-    let email = match rendered {
+    let email = match compose::email(message, settings, to, personal, unsubscribe) {
         Ok(e) => e,
         Err(e) => {
             return Outcome::Failed {

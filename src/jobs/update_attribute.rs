@@ -99,12 +99,11 @@ async fn update(ctx: &JobContext, run: &Claimed) -> Outcome {
         event: event.params_json(),
         ..Personal::default()
     };
-    let source = a.job_config["value"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let value = match template::off_async(move || template::render(&source, &personal, false)).await
-    {
+    let value = match template::render(
+        a.job_config["value"].as_str().unwrap_or_default(),
+        &personal,
+        false,
+    ) {
         // Checked like a value typed in or sent to the API, never cut silently.
         Ok(v) => match crate::contacts::parse_attribute_value(&v) {
             Ok(v) => v,

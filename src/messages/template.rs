@@ -82,6 +82,10 @@ fn line_of(source: &str, name: &str) -> usize {
 /// Checks a template as staff saved it: its syntax, and that it names only the
 /// top-level names and contact fields Herald provides.
 pub fn check(source: &str) -> Result<(), TemplateError> {
+    // What it can allocate, whatever the contact or event (minijinja counts
+    // instructions, not bytes) — first: compiling folds constants, and
+    // `"x" * 100000000` alone would make its 100 MB there.
+    super::bounds::check(source)?;
     let env = environment(AutoEscape::None);
     let template = env.template_from_str(source).map_err(unreadable)?;
     let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
@@ -113,16 +117,15 @@ pub fn check(source: &str) -> Result<(), TemplateError> {
             });
         }
     }
-    // What it can allocate, whatever the contact or event (minijinja counts
-    // instructions, not bytes).
-    super::bounds::check(source)?;
     // What only shows when rendering (an include of nothing, a loop without end…).
     render(source, &Personal::default(), false).map(|_| ())
 }
 
-/// Runs template work (a check, a rendering) on the blocking threads, not on the
+/// Runs template work (a check, a preview) on the blocking threads, not on the
 /// async workers that serve pages: a rendering within the bounds of
-/// [`super::bounds`] may still copy up to a gigabyte.
+/// [`super::bounds`] may still copy up to a gigabyte. Jobs render on the
+/// scheduler's own threads, which serve no page, without it: the hand-over costs
+/// ~40 µs, four times a typical message's rendering (BENCHMARKS.md).
 pub async fn off_async<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(work).await {
         Ok(done) => done,
