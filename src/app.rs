@@ -301,6 +301,7 @@ fn server(
             }))
             .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
             .wrap(from_fn(crate::web::input::reject_control_characters))
+            .wrap(from_fn(mw::head_as_get))
             .wrap(from_fn(mw::request_id))
             .wrap(mw::security_headers(config.is_https()))
             .configure(crate::probes::routes)

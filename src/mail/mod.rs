@@ -102,14 +102,17 @@ impl Mailer {
         data_dir: &std::path::Path,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        match smtp_url {
-            Some(raw) if raw.starts_with("smtp://") => {
-                let url = url::Url::parse(raw).map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+        let parsed = smtp_url
+            .map(crate::config::SmtpUrl::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+        match (smtp_url, parsed) {
+            (Some(_), Some(parsed)) if parsed.tls != crate::config::SmtpTls::Wrapper => {
                 Ok(Mailer::Pooled(std::sync::Arc::new(
-                    pool::SmtpPool::from_url(&url, timeout)?,
+                    pool::SmtpPool::from_url(&parsed, timeout)?,
                 )))
             }
-            Some(url) => {
+            (Some(url), _) => {
                 // lettre applies the timeout to every read and write of the socket;
                 // the deadline around `send` also covers connecting and TLS.
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
@@ -118,7 +121,7 @@ impl Mailer {
                     .build();
                 Ok(Mailer::Smtp(transport, timeout * 3))
             }
-            None => Ok(Mailer::Outbox(data_dir.join("outbox"))),
+            (None, _) => Ok(Mailer::Outbox(data_dir.join("outbox"))),
         }
     }
 

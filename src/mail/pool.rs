@@ -14,6 +14,7 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 
 use super::SendError;
+use crate::config::{SmtpTls, SmtpUrl};
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,20 +44,14 @@ const IDLE_CHECK: Duration = Duration::from_secs(10);
 
 impl SmtpPool {
     /// For `smtp://[user:password@]host[:port][?tls=required|opportunistic]`.
-    pub fn from_url(url: &url::Url, timeout: Duration) -> anyhow::Result<Self> {
-        let host = url
-            .host_str()
-            .ok_or_else(|| anyhow::anyhow!("smtp_url: no host"))?
-            .to_string();
-        let tls = match url
-            .query_pairs()
-            .find(|(k, _)| k == "tls")
-            .map(|(_, v)| v.into_owned())
-        {
-            None => Tls::None,
-            Some(v) if v == "required" => Tls::Required,
-            Some(v) if v == "opportunistic" => Tls::Opportunistic,
-            Some(v) => anyhow::bail!("smtp_url: tls={v} (expected required or opportunistic)"),
+    pub fn from_url(parsed: &SmtpUrl, timeout: Duration) -> anyhow::Result<Self> {
+        let url = &parsed.url;
+        let host = parsed.host.clone();
+        let tls = match parsed.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::Required => Tls::Required,
+            SmtpTls::Opportunistic => Tls::Opportunistic,
+            SmtpTls::Wrapper => anyhow::bail!("smtp_url: smtps:// is not pooled here"),
         };
         let credentials = (!url.username().is_empty()).then(|| {
             let decode = |s: &str| {

@@ -47,6 +47,20 @@ pub struct RequestId(pub String);
 /// The query string is left out: it may hold tokens. An error that no handler
 /// answered (the session middleware's, when its store cannot write) becomes the
 /// calm page with 503, not an empty 500.
+/// A HEAD request is answered as its GET would be, without the body, wherever GET
+/// is allowed (RFC 9110 §9.3.2): health checkers that use HEAD saw `/healthz`
+/// redirect to the sign-in page. The method is changed before routing; HTTP/1's
+/// codec remembers the request was HEAD and sends no body.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
+}
+
 pub async fn request_id<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,

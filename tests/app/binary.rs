@@ -372,6 +372,15 @@ fn check_config_names_the_bad_key_and_value_and_redacts_secrets() {
         }
         cmd.output().unwrap()
     };
+    // What serve would refuse, check-config refuses too (one parser for both).
+    let out = run(&[("HERALD_SMTP_URL", "smtp://mail.example?tls=maybe")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HERALD_SMTP_URL") && err.contains("tls=maybe"),
+        "{err}"
+    );
+
     let out = run(&[("HERALD_BIND", "localhost-ish")]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

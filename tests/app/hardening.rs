@@ -194,6 +194,9 @@ configured! {
         let r = client.get(app.url("/metrics")).bearer_auth(METRICS_TOKEN).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.text().await.unwrap().contains("herald_runs{status=\"done\"} 0"));
+        // HEAD answers like GET: refused without the token, not sent to the sign-in page.
+        assert_eq!(client.head(app.url("/metrics")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(client.head(app.url("/metrics")).bearer_auth(METRICS_TOKEN).send().await.unwrap().status(), StatusCode::OK);
     }
 
     async fn an_attempt_past_the_job_deadline_is_abandoned_while_other_runs_flow(app, smtp) with |c, url| {
@@ -449,4 +452,72 @@ async fn a_slow_request_body_is_cut_at_its_deadline() {
         assert!(answer.contains("did not arrive in time"), "{answer}");
     })
     .await;
+}
+
+/// What a raw HTTP/1.1 request gets back: the status line and everything after the
+/// headers.
+async fn raw(address: &str, request: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block")
+        + 4;
+    let head = String::from_utf8_lossy(&answer[..end]).to_string();
+    (head, answer[end..].to_vec())
+}
+
+/// HEAD answers as GET would, with no body, wherever GET is allowed: health checks
+/// that use HEAD saw `/healthz` redirect to the sign-in page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_like_get_without_a_body() {
+    crate::helpers::run_on(Engine::Sqlite, async |app: TestApp| {
+        let address = app.address.trim_start_matches("http://").to_string();
+        for (path, status) in [
+            ("/healthz", "200"),
+            ("/readyz", "200"),
+            ("/login", "200"),
+            ("/preferences/login", "200"),
+            ("/dashboard", "303"),
+        ] {
+            let (get, get_body) = raw(
+                &address,
+                &format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            let (head, head_body) = raw(
+                &address,
+                &format!("HEAD {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            assert!(
+                head.starts_with(&format!("HTTP/1.1 {status}")),
+                "HEAD {path}: {head}"
+            );
+            assert!(
+                get.starts_with(&format!("HTTP/1.1 {status}")),
+                "GET {path}: {get}"
+            );
+            assert!(
+                head_body.is_empty(),
+                "HEAD {path} sent a body of {} bytes",
+                head_body.len()
+            );
+            if status == "200" {
+                assert!(!get_body.is_empty(), "GET {path} has a body");
+            }
+        }
+        // Where GET is not allowed, neither is HEAD.
+        let (head, _) = raw(
+            &address,
+            &format!("HEAD /logout HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(!head.starts_with("HTTP/1.1 200"), "{head}");
+    })
+    .await
 }
