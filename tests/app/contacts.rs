@@ -261,6 +261,20 @@ on_both_engines! {
         assert!(app.all_stored_text().await.contains("contacts.imported"));
     }
 
+    async fn a_semicolon_file_from_excel_imports_like_a_comma_file(app: TestApp) {
+        // German Excel's "CSV UTF-8": a BOM, semicolons, CRLF, decimal commas in quotes.
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let csv = "\u{feff}email;first_name;last_name;Betrag\r\n\
+                   anna@example.com;Anna;Schmidt;\"3,50\"\r\n\
+                   jonas@example.com;Jonas;M\u{fc}ller;12\r\n";
+        let report = app.import_csv(&client, csv, None, false).await;
+        assert_eq!((report.status.as_str(), report.created, report.rejected), ("done", 2, 0));
+        let jonas = contacts::find_by_email(&app.state.db, "jonas@example.com").await.unwrap().unwrap();
+        assert_eq!((jonas.first_name.as_str(), jonas.last_name.as_str()), ("Jonas", "M\u{fc}ller"));
+        let anna = contacts::find_by_email(&app.state.db, "anna@example.com").await.unwrap().unwrap();
+        assert_eq!(contacts::attributes(&app.state.db, anna.id).await.unwrap(), vec![("Betrag".into(), "3,50".into())]);
+    }
+
     async fn a_bad_file_changes_nothing(app: TestApp) {
         let (client, _) = app.signed_in(Role::Marketer).await;
         let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![

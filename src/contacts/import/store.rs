@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::batch::{BATCH_ROWS, Counts, Options, Parsed, Rejection, parse_row, write_batch};
-use super::check::{CheckedFile, Columns, parse_header, reader};
+use super::check::{CheckedFile, Columns, open, parse_header};
 use crate::clock::Clock;
 use crate::db::{Db, Tx};
 use crate::events;
@@ -114,8 +114,7 @@ async fn import_rows(
     let (sender, mut batches) = tokio::sync::mpsc::channel::<(Columns, Batch)>(4);
     let reader_path = path.to_path_buf();
     let reading = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let file = std::fs::File::open(&reader_path).map_err(|e| e.to_string())?;
-        let mut csv = reader(std::io::BufReader::with_capacity(256 * 1024, file));
+        let mut csv = open(&reader_path, 256 * 1024).map_err(|e| e.to_string())?;
         let columns = parse_header(csv.headers().map_err(|e| e.to_string())?)?;
         let mut records = csv.into_records().skip(skip);
         loop {
