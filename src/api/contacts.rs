@@ -84,6 +84,7 @@ async fn view(state: &AppState, id: i64) -> Result<ContactView, Problem> {
 #[utoipa::path(
     get,
     path = "/api/v1/contacts/{id}",
+    tag = "contacts",
     params(("id" = i64, Path, description = "The contact's id")),
     responses(
         (status = 200, description = "The contact", body = ContactView),
@@ -114,6 +115,7 @@ fn first_error(errors: crate::web::form::FieldErrors) -> Problem {
 #[utoipa::path(
     post,
     path = "/api/v1/contacts",
+    tag = "contacts",
     request_body = ContactRequest,
     responses(
         (status = 200, description = "Updated", body = ContactView),
@@ -208,6 +210,7 @@ pub struct RunView {
     #[schema(value_type = i64)]
     pub id: RunId,
     pub status: String,
+    #[schema(format = DateTime)]
     pub due_at: String,
     pub attempts: i64,
     pub target: Option<String>,
@@ -219,6 +222,7 @@ pub struct RunView {
 #[utoipa::path(
     get,
     path = "/api/v1/runs/{id}",
+    tag = "runs",
     params(("id" = i64, Path, description = "The run's id")),
     responses(
         (status = 200, description = "The run", body = RunView),

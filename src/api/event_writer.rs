@@ -30,6 +30,7 @@ use crate::state::AppState;
 #[utoipa::path(
     post,
     path = "/api/v1/events",
+    tag = "events",
     request_body = EventRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried call harmless (per API key, 24 hours)")),
     responses(

@@ -61,6 +61,7 @@ pub struct ScheduledRun {
     pub id: i64,
     pub automation_id: i64,
     pub automation: String,
+    #[schema(format = DateTime)]
     pub due_at: String,
 }
 
@@ -287,6 +288,7 @@ pub struct BatchAccepted {
 #[utoipa::path(
     post,
     path = "/api/v1/events/batch",
+    tag = "events",
     request_body = BatchRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried call harmless (per API key, 24 hours)")),
     responses(

@@ -3,7 +3,12 @@
 
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema, Server};
 use utoipa::{Modify, OpenApi};
+
+use crate::contacts::Status as ContactStatus;
+use crate::scheduler::status::RunStatus;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,9 +22,57 @@ use utoipa::{Modify, OpenApi};
         crate::api::try_it::try_automation,
     ),
     components(schemas(crate::api::problem::Problem)),
-    modifiers(&BearerKey)
+    tags(
+        (name = "events", description = "Report what happened; automations on those events schedule runs."),
+        (name = "contacts", description = "Create, update and read contacts."),
+        (name = "runs", description = "What a scheduled job did, or will do."),
+        (name = "automations", description = "Ask an automation what it would do with an event."),
+    ),
+    modifiers(&BearerKey, &Enums)
 )]
 pub struct ApiDoc;
+
+/// The values a field can take, written from the lists the code checks against
+/// (so a generated client gets an enum, and the document cannot drift from them).
+struct Enums;
+
+impl Modify for Enums {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let codes = |codes: Vec<&str>| codes.into_iter().map(serde_json::Value::from).collect();
+        let fields: [(&str, &str, Vec<serde_json::Value>); 3] = [
+            (
+                "EventRequest",
+                "type",
+                codes(
+                    crate::api::events::ALLOWED
+                        .iter()
+                        .map(|k| k.code())
+                        .collect(),
+                ),
+            ),
+            (
+                "RunView",
+                "status",
+                codes(RunStatus::ALL.iter().map(|s| s.code()).collect()),
+            ),
+            (
+                "ContactView",
+                "status",
+                codes(ContactStatus::ALL.iter().map(|s| s.code()).collect()),
+            ),
+        ];
+        for (schema, field, values) in fields {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
+                && let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(field)
+            {
+                property.enum_values = Some(values);
+            }
+        }
+    }
+}
 
 struct BearerKey;
 
@@ -33,9 +86,12 @@ impl Modify for BearerKey {
     }
 }
 
-/// `GET /api/openapi.json`.
-pub async fn document() -> HttpResponse {
+/// `GET /api/openapi.json`, its server this Herald's base URL.
+pub async fn document(state: actix_web::web::Data<AppState>) -> HttpResponse {
+    let mut doc = ApiDoc::openapi();
+    let base = state.config.base_url.as_str().trim_end_matches('/');
+    doc.servers = Some(vec![Server::new(base)]);
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(ApiDoc::openapi().to_json().unwrap_or_default())
+        .body(doc.to_json().unwrap_or_default())
 }

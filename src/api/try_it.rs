@@ -14,6 +14,7 @@ use crate::types::AutomationId;
 #[utoipa::path(
     get,
     path = "/api/v1/automations/{id}/try",
+    tag = "automations",
     params(("id" = i64, Path, description = "The automation's id"), TryQuery),
     responses(
         (status = 200, description = "What would happen", body = Answer),

@@ -30,6 +30,8 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 2] = [Status::Active, Status::Blocked];
+
     /// The status stored as `code` (anything but "blocked" is active).
     pub fn from_code(code: &str) -> Self {
         if code == "blocked" {
