@@ -88,7 +88,7 @@ pub enum UserCommand {
 }
 
 fn init_logging(config: &Config) {
-    crate::logging::init(&config.log);
+    crate::logging::init(&config.log, config.log_format);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -144,8 +144,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             admin.password.expose()
         );
     }
-    println!("Herald is listening on http://{}", app.address());
-    tracing::info!(address = %app.address(), "listening");
+    // In the log (with its time), not on the console alone.
+    tracing::info!(address = %app.address(), "Herald is listening on http://{}", app.address());
     app.run_until_stopped().await?;
     tracing::info!("stopped");
     Ok(())

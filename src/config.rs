@@ -62,6 +62,8 @@ pub struct Config {
     pub workers: usize,
     /// `tracing` filter, e.g. `info` or `herald=debug,info`.
     pub log: String,
+    /// logfmt (`text`) or one JSON object per line (`json`).
+    pub log_format: crate::logging::LogFormat,
     /// Bearer token that `/metrics` requires; without one the endpoint is off (404).
     pub metrics_token: Option<Secret>,
     /// The longest any one SMTP step (connect, greeting, EHLO, STARTTLS, each
@@ -157,6 +159,11 @@ const KEYS: &[Key] = &[
     Key {
         name: "log",
         default: "info",
+        secret: false,
+    },
+    Key {
+        name: "log_format",
+        default: "text",
         secret: false,
     },
     Key {
@@ -269,6 +276,13 @@ impl Config {
             ("hash_threads", self.hash_threads.to_string()),
             ("workers", self.workers.to_string()),
             ("log", self.log.clone()),
+            (
+                "log_format",
+                match self.log_format {
+                    crate::logging::LogFormat::Text => "text".to_string(),
+                    crate::logging::LogFormat::Json => "json".to_string(),
+                },
+            ),
             ("metrics_token", redacted(&self.metrics_token)),
             (
                 "smtp_timeout_seconds",
@@ -448,6 +462,7 @@ impl Layers {
                 .map(|_| v.to_string())
                 .map_err(|e| format!("not a log filter ({e})"))
         })?;
+        let log_format = self.parse("log_format", crate::logging::LogFormat::parse)?;
         let metrics_token = self.parse("metrics_token", |v| match v.len() {
             0 => Ok(None),
             n if n < 16 => Err("must be at least 16 characters".into()),
@@ -477,6 +492,7 @@ impl Layers {
             hash_threads,
             workers,
             log,
+            log_format,
             metrics_token,
             smtp_timeout,
             job_timeout,

@@ -81,7 +81,11 @@ impl ResponseError for Problem {
 
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Self {
-        tracing::error!(error = ?e, "API: database error");
+        if crate::web::outage::is_outage(&e) {
+            crate::web::outage::failed(&e);
+        } else {
+            tracing::error!(error = %e, "API: database error");
+        }
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Try again",

@@ -68,6 +68,7 @@ pub async fn request_id<B: MessageBody>(
     let id = crate::types::random_hex(8);
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let path = req.path().to_string();
     let started = Instant::now();
     let kept = KeptRequest::default();
     req.extensions_mut().insert(kept.clone());
@@ -80,7 +81,9 @@ pub async fn request_id<B: MessageBody>(
             (Err(e), Some(http)) => {
                 let error = e.as_response_error();
                 let answer = if error.status_code().is_server_error() {
-                    tracing::error!(error = %e, "the request could not be answered");
+                    // The session store could not write (a full disk): one line
+                    // per outage, like every request the database fails.
+                    crate::web::outage::failed(&e);
                     AppError::Unavailable.error_response()
                 } else {
                     error.error_response()
@@ -92,9 +95,15 @@ pub async fn request_id<B: MessageBody>(
         let status = res.status().as_u16();
         crate::metrics::HTTP_REQUEST.observe(started.elapsed());
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        if status >= 500 {
+        if status == 503 {
+            // The cause was logged where it was met, once per outage.
+            tracing::debug!(status, ms, "request");
+        } else if status >= 500 {
             tracing::error!(status, ms, "request failed");
         } else {
+            if !matches!(path.as_str(), "/healthz") && !path.starts_with("/static/") {
+                crate::web::outage::answered();
+            }
             tracing::info!(status, ms, "request");
         }
         if let Ok(v) = header::HeaderValue::from_str(&id) {

@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod form;
 pub mod input;
 pub mod middleware;
+pub mod outage;
 pub mod session_store;
 
 use std::future::Future;
@@ -45,7 +46,13 @@ pub enum AppError {
 }
 
 impl From<sqlx::Error> for AppError {
+    /// A database that does not answer is a calm 503 (logged once per outage);
+    /// any other database error is unexpected.
     fn from(e: sqlx::Error) -> Self {
+        if outage::is_outage(&e) {
+            outage::failed(&e);
+            return Self::Unavailable;
+        }
         Self::Unexpected(e.into())
     }
 }
@@ -99,7 +106,9 @@ impl AppError {
                 "Herald cannot save anything right now (its database is not answering or has no room). Nothing you entered is lost; try again in a moment.",
             ),
             AppError::Unexpected(e) => {
-                tracing::error!(error = ?e, "unexpected error");
+                // The cause chain at error level; the backtrace (in Debug) at debug.
+                tracing::error!(error = %format!("{e:#}"), "unexpected error");
+                tracing::debug!(error = ?e, "unexpected error, with its backtrace");
                 (
                     "Something went wrong",
                     "Herald could not finish this request. Nothing you entered is lost; try again in a moment. The error has been logged.",

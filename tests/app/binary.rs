@@ -49,15 +49,12 @@ impl Herald {
         let stderr = capture(child.stderr.take().unwrap());
         let started = Instant::now();
         let address = loop {
-            if let Some(line) = stdout
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.starts_with("Herald is listening on "))
-            {
-                break line
-                    .trim_start_matches("Herald is listening on ")
-                    .to_string();
+            // The log line `… msg="Herald is listening on http://127.0.0.1:…" …`.
+            if let Some(address) = stderr.lock().unwrap().iter().find_map(|l| {
+                let (_, rest) = l.split_once("Herald is listening on ")?;
+                Some(rest.split('"').next()?.to_string())
+            }) {
+                break address;
             }
             // Generous: a loaded CI machine may start a debug build slowly.
             if started.elapsed() > Duration::from_secs(120) || child.try_wait().unwrap().is_some() {
@@ -259,7 +256,7 @@ async fn first_start_then_restart(engine: Engine) {
         assert!(!output.contains(&decoded), "session cookie in the logs");
     }
     assert!(
-        output.contains("audit=\"password.changed\""),
+        output.contains("audit=password.changed"),
         "the logs do tell the story"
     );
 
@@ -535,7 +532,7 @@ async fn request_values_are_escaped_in_the_log(engine: Engine) {
         .find(|l| l.contains("signin.failed"))
         .unwrap_or_else(|| panic!("no audit line for the failure:\n{output}"));
     assert!(
-        escaped.contains("actor=x\\n2026-11-27t00:00:00.000000z"),
+        escaped.contains("actor=\"x\\n2026-11-27t00:00:00.000000z"),
         "{escaped}"
     );
     db.drop_database().await;
@@ -670,4 +667,111 @@ async fn backup_command_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_command_postgres() {
     backup_command(Engine::Postgres).await;
+}
+
+/// Every log line is one logfmt record (`time`, `level`, `target`, `msg`, fields,
+/// then the fields of its spans as `request_id` …) or, with `log_format = json`,
+/// one JSON object with the same names; the first-start password is on the
+/// console only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_are_logfmt_or_json_with_time_and_request_id() {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let herald = Herald::start(
+            dir.path(),
+            &[("HERALD_LOG_FORMAT", format), ("HERALD_LOG", "info")],
+        );
+        let r = reqwest::get(format!("{}/login", herald.address))
+            .await
+            .unwrap();
+        let id = r
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(r.status(), StatusCode::OK);
+        let stdout = herald.stdout.lock().unwrap().join("\n");
+        let password_line = stdout
+            .lines()
+            .find(|l| l.starts_with("First start"))
+            .expect("the first start's line")
+            .to_string();
+        let password = password_line.rsplit(' ').next().unwrap().to_string();
+        let stderr = herald.stderr.clone();
+        herald.stop();
+        let log: Vec<String> = stderr.lock().unwrap().clone();
+        assert!(!log.is_empty());
+        assert!(
+            !log.iter().any(|l| l.contains(&password)),
+            "the password reached the log"
+        );
+        let mut request_lines = 0;
+        for line in &log {
+            let fields: std::collections::HashMap<String, String> = if format == "json" {
+                let v: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                v.as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                        )
+                    })
+                    .collect()
+            } else {
+                logfmt(line).unwrap_or_else(|| panic!("not logfmt: {line}"))
+            };
+            for key in ["time", "level", "target", "msg"] {
+                assert!(fields.contains_key(key), "no {key} in {line}");
+            }
+            assert!(fields["time"].parse::<jiff::Timestamp>().is_ok(), "{line}");
+            if fields["msg"] == "request"
+                && fields.get("request_path").map(String::as_str) == Some("/login")
+            {
+                request_lines += 1;
+                assert_eq!(fields.get("request_id"), id.as_ref(), "{line}");
+                assert_eq!(fields["status"], "200");
+            }
+        }
+        assert_eq!(request_lines, 1, "{format}: {log:?}");
+        assert!(
+            log.iter()
+                .any(|l| l.contains("Herald is listening on http://")),
+            "{log:?}"
+        );
+    }
+}
+
+/// A logfmt line as key → value (quoted values unescaped); `None` when the line is
+/// not logfmt.
+fn logfmt(line: &str) -> Option<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ' ')).collect();
+        if key.is_empty() || chars.next() != Some('=') {
+            return None;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => value.push(chars.next()?),
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value.extend(std::iter::from_fn(|| chars.next_if(|c| *c != ' ')));
+        }
+        out.insert(key, value);
+        match chars.next() {
+            None => return Some(out),
+            Some(' ') => {}
+            Some(_) => return None,
+        }
+    }
 }

@@ -314,6 +314,16 @@ async fn a_full_disk_sends_nothing_twice_and_writes_work_again_once_freed_sqlite
     // line (and a try) per turn of a loop.
     let outage_lines = logs.lines().filter(|l| l.contains("scheduler: ")).count();
     assert!(outage_lines < 10, "{outage_lines} lines:\n{}", tail(&logs));
+    // The same for requests: five failed while the disk was full, one line says so.
+    let failing = logs
+        .lines()
+        .filter(|l| l.contains("the database is not answering requests"))
+        .count();
+    let back = logs
+        .lines()
+        .filter(|l| l.contains("the database answers requests again"))
+        .count();
+    assert_eq!((failing, back), (1, 1), "{}", tail(&logs));
     let seen = deliveries(&smtp);
     assert_eq!(seen.get(&people[0].1), Some(&2), "asked twice, sent twice");
     each_once(&seen, &people[1..], &logs);
