@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mailer = Mailer::new(
         Some(&server.url()),
+        None,
         std::path::Path::new("/tmp"),
         std::time::Duration::from_secs(15),
     )?;

@@ -58,6 +58,7 @@ impl Application {
         let key = session_key(&config)?;
         let mailer = crate::mail::Mailer::new(
             config.smtp_url.as_ref().map(|s| s.expose()),
+            config.smtp_ca_file.as_deref(),
             &config.data_dir,
             config.smtp_timeout,
         )?;

@@ -211,6 +211,7 @@ async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
     let settings = crate::settings::Settings::load(&db).await?;
     let mailer = crate::mail::Mailer::new(
         config.smtp_url.as_ref().map(|s| s.expose()),
+        config.smtp_ca_file.as_deref(),
         &config.data_dir,
         config.smtp_timeout,
     )?;

@@ -44,6 +44,9 @@ pub struct Config {
     pub base_url: url::Url,
     /// `smtp://`, `smtps://` or `smtp://…?tls=required`; none means the file outbox.
     pub smtp_url: Option<Secret>,
+    /// A PEM file of certificate authorities to trust for the mail server, besides
+    /// the system's.
+    pub smtp_ca_file: Option<std::path::PathBuf>,
     /// Key for signing cookies; generated into `data_dir/secret_key` when unset.
     pub secret_key: Option<Secret>,
     /// Email of the admin created on the first start.
@@ -157,6 +160,11 @@ const KEYS: &[Key] = &[
         secret: false,
     },
     Key {
+        name: "smtp_ca_file",
+        default: "",
+        secret: false,
+    },
+    Key {
         name: "log",
         default: "info",
         secret: false,
@@ -260,6 +268,13 @@ impl Config {
                     .as_ref()
                     .map(|u| redact_url(u.expose()))
                     .unwrap_or_else(|| "(not set: emails go to the outbox folder)".into()),
+            ),
+            (
+                "smtp_ca_file",
+                self.smtp_ca_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(not set: the system's certificate authorities)".into()),
             ),
             ("secret_key", redacted(&self.secret_key)),
             ("admin_email", self.admin_email.clone()),
@@ -417,6 +432,16 @@ impl Layers {
             SmtpUrl::parse(v)?;
             Ok(Some(Secret::new(v)))
         })?;
+        let smtp_ca_file = self.parse("smtp_ca_file", |v| {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            let pem = std::fs::read_to_string(v).map_err(|e| format!("cannot be read ({e})"))?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err("holds no PEM certificate".into());
+            }
+            Ok(Some(std::path::PathBuf::from(v)))
+        })?;
         let secret_key = self.parse("secret_key", |v| match v.len() {
             0 => Ok(None),
             n if n < 32 => Err("must be at least 32 characters".into()),
@@ -483,6 +508,7 @@ impl Layers {
             database_url: Secret::new(database_url),
             base_url,
             smtp_url,
+            smtp_ca_file,
             secret_key,
             admin_email,
             data_dir,
@@ -559,6 +585,31 @@ impl SmtpUrl {
             _ => return Err("expected an smtp:// or smtps:// URL".into()),
         };
         Ok(Self { url, host, tls })
+    }
+
+    /// The user and password in the URL (percent-decoded), if it names a user.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        (!self.url.username().is_empty()).then(|| {
+            (
+                decode(self.url.username()),
+                decode(self.url.password().unwrap_or("")),
+            )
+        })
+    }
+
+    /// The port in the URL, else the usual one for its kind of TLS.
+    pub fn port(&self) -> u16 {
+        self.url.port().unwrap_or(match self.tls {
+            SmtpTls::None => 25,
+            SmtpTls::Required | SmtpTls::Opportunistic => 587,
+            SmtpTls::Wrapper => 465,
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! no SMTP URL, into `data/outbox/` as `.eml` files announced on the console.
 
 mod pool;
+mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,7 +89,11 @@ pub enum Mailer {
     Pooled(std::sync::Arc<pool::SmtpPool>),
     /// `smtps://` (implicit TLS): lettre's own pooled transport, and the deadline
     /// of one send.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>, Duration),
+    Smtp(
+        AsyncSmtpTransport<Tokio1Executor>,
+        Duration,
+        std::sync::Arc<tls::Trust>,
+    ),
     Outbox(PathBuf),
 }
 
@@ -99,30 +104,40 @@ impl Mailer {
     /// one message (its commands and data); a step past it fails as transient.
     pub fn new(
         smtp_url: Option<&str>,
+        ca_file: Option<&std::path::Path>,
         data_dir: &std::path::Path,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let parsed = smtp_url
-            .map(crate::config::SmtpUrl::parse)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
-        match (smtp_url, parsed) {
-            (Some(_), Some(parsed)) if parsed.tls != crate::config::SmtpTls::Wrapper => {
-                Ok(Mailer::Pooled(std::sync::Arc::new(
-                    pool::SmtpPool::from_url(&parsed, timeout)?,
-                )))
-            }
-            (Some(url), _) => {
-                // lettre applies the timeout to every read and write of the socket;
-                // the deadline around `send` also covers connecting and TLS.
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?
-                    .timeout(Some(timeout))
-                    .build();
-                Ok(Mailer::Smtp(transport, timeout * 3))
-            }
-            (None, _) => Ok(Mailer::Outbox(data_dir.join("outbox"))),
+        let Some(raw) = smtp_url else {
+            return Ok(Mailer::Outbox(data_dir.join("outbox")));
+        };
+        let parsed =
+            crate::config::SmtpUrl::parse(raw).map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+        let trust = tls::Trust::new(&parsed.host, ca_file)?;
+        if parsed.tls != crate::config::SmtpTls::Wrapper {
+            return Ok(Mailer::Pooled(std::sync::Arc::new(
+                pool::SmtpPool::from_url(&parsed, trust, timeout)?,
+            )));
         }
+        // lettre applies the timeout to every read and write of the socket; the
+        // deadline around `send` also covers connecting and TLS.
+        let params = trust
+            .parameters()
+            .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&parsed.host)
+            .port(parsed.port())
+            .tls(lettre::transport::smtp::client::Tls::Wrapper(params))
+            .timeout(Some(timeout));
+        if let Some((user, password)) = parsed.credentials() {
+            builder = builder.credentials(
+                lettre::transport::smtp::authentication::Credentials::new(user, password),
+            );
+        }
+        Ok(Mailer::Smtp(
+            builder.build(),
+            timeout * 3,
+            std::sync::Arc::new(trust),
+        ))
     }
 
     /// Sends `email`; returns the Message-ID it carried.
@@ -186,17 +201,20 @@ impl Mailer {
                 pool.send(message.envelope(), &message.formatted()).await?;
                 Ok(message_id)
             }
-            Mailer::Smtp(transport, deadline) => {
+            Mailer::Smtp(transport, deadline, trust) => {
                 let sent = tokio::time::timeout(*deadline, transport.send(message)).await;
                 match sent {
                     Err(_) => Err(SendError::Transient(
                         "timed out talking to the mail server".into(),
                     )),
                     Ok(Ok(_)) => Ok(message_id),
-                    Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(format!(
-                        "the mail server refused: {e}"
-                    ))),
-                    Ok(Err(e)) => Err(SendError::Transient(format!("mail server: {e}"))),
+                    Ok(Err(e)) => Err(trust.untrusted(&e).unwrap_or_else(|| {
+                        if e.is_permanent() {
+                            SendError::Permanent(format!("the mail server refused: {e}"))
+                        } else {
+                            SendError::Transient(format!("mail server: {e}"))
+                        }
+                    })),
                 }
             }
             Mailer::Outbox(dir) => {

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 
 use super::SendError;
+use super::tls::Trust;
 use crate::config::{SmtpTls, SmtpUrl};
 
 /// How the connection is secured.
@@ -30,6 +31,7 @@ pub struct SmtpPool {
     host: String,
     port: u16,
     tls: Tls,
+    trust: Trust,
     credentials: Option<Credentials>,
     hello: ClientId,
     timeout: Duration,
@@ -44,31 +46,21 @@ const IDLE_CHECK: Duration = Duration::from_secs(10);
 
 impl SmtpPool {
     /// For `smtp://[user:password@]host[:port][?tls=required|opportunistic]`.
-    pub fn from_url(parsed: &SmtpUrl, timeout: Duration) -> anyhow::Result<Self> {
-        let url = &parsed.url;
-        let host = parsed.host.clone();
+    pub fn from_url(parsed: &SmtpUrl, trust: Trust, timeout: Duration) -> anyhow::Result<Self> {
         let tls = match parsed.tls {
             SmtpTls::None => Tls::None,
             SmtpTls::Required => Tls::Required,
             SmtpTls::Opportunistic => Tls::Opportunistic,
             SmtpTls::Wrapper => anyhow::bail!("smtp_url: smtps:// is not pooled here"),
         };
-        let credentials = (!url.username().is_empty()).then(|| {
-            let decode = |s: &str| {
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            Credentials::new(decode(url.username()), decode(url.password().unwrap_or("")))
-        });
         Ok(Self {
-            port: url
-                .port()
-                .unwrap_or(if tls == Tls::None { 25 } else { 587 }),
-            host,
+            port: parsed.port(),
+            host: parsed.host.clone(),
             tls,
-            credentials,
+            trust,
+            credentials: parsed
+                .credentials()
+                .map(|(user, password)| Credentials::new(user, password)),
             hello: ClientId::default(),
             timeout,
             idle: Mutex::new(Vec::new()),
@@ -119,10 +111,11 @@ impl SmtpPool {
             })
             .await?;
         if self.tls != Tls::None && (self.tls == Tls::Required || conn.can_starttls()) {
-            let params = TlsParameters::new(self.host.clone())
-                .map_err(|e| SendError::Permanent(format!("TLS: {e}")))?;
+            let params = self.trust.parameters()?;
             self.step("STARTTLS", async {
-                conn.starttls(params, &self.hello).await.map_err(classify)
+                conn.starttls(params, &self.hello)
+                    .await
+                    .map_err(|e| self.trust.untrusted(&e).unwrap_or_else(|| classify(e)))
             })
             .await?;
         }

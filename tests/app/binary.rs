@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{Engine, TestDb, browser, find_form, location, text_of};
 
-const BIN: &str = env!("CARGO_BIN_EXE_herald");
+pub const BIN: &str = env!("CARGO_BIN_EXE_herald");
 
 /// A running `herald serve` whose output is captured.
 pub struct Herald {

@@ -513,7 +513,8 @@ async fn a_deferred_message_is_tried_once_per_attempt() {
     let smtp = SmtpServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mailer =
-        herald::mail::Mailer::new(Some(&smtp.url()), dir.path(), Duration::from_secs(10)).unwrap();
+        herald::mail::Mailer::new(Some(&smtp.url()), None, dir.path(), Duration::from_secs(10))
+            .unwrap();
     let email = |to: &str| herald::mail::Email {
         from_name: "Herald".into(),
         from_address: "news@herald.test".into(),
