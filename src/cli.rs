@@ -51,6 +51,9 @@ pub enum Command {
         #[arg(long)]
         to: std::path::PathBuf,
     },
+    /// Ask the running Herald (at `bind`) whether it is alive: exit 0 when
+    /// `/healthz` answers 200 (a container's HEALTHCHECK, without curl).
+    Healthcheck,
     /// Add synthetic demo contacts, groups and memberships (for trying and measuring).
     SeedDemo {
         /// How many contacts to add.
@@ -112,6 +115,15 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        return match healthcheck(config.bind).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("herald: not healthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_logging(&config);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
@@ -121,7 +133,7 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Backup { to } => backup(&config, &to).await,
         Command::ApiKey(ApiKeyCommand::Create { name }) => api_key(&config, &name).await,
         Command::SendTestEmail { to } => send_test_email(&config, &to).await,
-        Command::CheckConfig => unreachable!("handled above"),
+        Command::CheckConfig | Command::Healthcheck => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,6 +142,39 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `GET /healthz` on the address Herald listens on (loopback when it listens on
+/// every address), within 5 s; Ok when it answers 200.
+async fn healthcheck(bind: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut at = bind;
+    if at.ip().is_unspecified() {
+        at.set_ip(match at {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(at).await?;
+        stream
+            .write_all(format!("GET /healthz HTTP/1.0\r\nHost: {at}\r\n\r\n").as_bytes())
+            .await?;
+        let mut answer = Vec::new();
+        stream.take(4096).read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), ask)
+        .await
+        .map_err(|_| anyhow::anyhow!("http://{at}/healthz did not answer within 5 s"))?
+        .map_err(|e| anyhow::anyhow!("http://{at}/healthz: {e}"))?;
+    let status = String::from_utf8_lossy(&answer);
+    let status = status.lines().next().unwrap_or_default();
+    anyhow::ensure!(
+        status.split(' ').nth(1) == Some("200"),
+        "http://{at}/healthz answered {status:?}"
+    );
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -775,3 +775,40 @@ fn logfmt(line: &str) -> Option<std::collections::HashMap<String, String>> {
         }
     }
 }
+
+/// `herald healthcheck` exits 0 while the Herald at `bind` answers `/healthz`, and
+/// non-zero with a reason once it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_says_whether_herald_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let herald = Herald::start(dir.path(), &[("HERALD_BIND", bind.as_str())]);
+    let check = || {
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("HERALD_BIND", &bind)
+            .arg("healthcheck")
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    herald.stop();
+    let out = check();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not healthy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
