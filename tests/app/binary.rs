@@ -73,6 +73,24 @@ impl Herald {
         }
     }
 
+    /// The first line on stdout that `wanted` accepts, once the reader has it (the
+    /// console and the log are two pipes: the log's "listening" line may come
+    /// first).
+    pub fn stdout_line(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self.stdout.lock().unwrap().iter().find(|l| wanted(l)) {
+                return line.clone();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not on stdout:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn output(&self) -> String {
         let mut all = self.stdout.lock().unwrap().join("\n");
         all.push('\n');
@@ -165,14 +183,7 @@ async fn first_start_then_restart(engine: Engine) {
     let env = env_for(&db, engine);
     let herald = Herald::start(dir.path(), &refs(&env));
     let base = herald.address.clone();
-    let first = herald
-        .stdout
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|l| l.contains("password: "))
-        .cloned()
-        .expect("temporary password printed");
+    let first = herald.stdout_line(|l| l.contains("password: "));
     let temp = first
         .rsplit("password: ")
         .next()
@@ -689,12 +700,7 @@ async fn log_lines_are_logfmt_or_json_with_time_and_request_id() {
             .get("x-request-id")
             .map(|v| v.to_str().unwrap().to_string());
         assert_eq!(r.status(), StatusCode::OK);
-        let stdout = herald.stdout.lock().unwrap().join("\n");
-        let password_line = stdout
-            .lines()
-            .find(|l| l.starts_with("First start"))
-            .expect("the first start's line")
-            .to_string();
+        let password_line = herald.stdout_line(|l| l.starts_with("First start"));
         let password = password_line.rsplit(' ').next().unwrap().to_string();
         let stderr = herald.stderr.clone();
         herald.stop();

@@ -515,20 +515,13 @@ async fn a_deferred_message_is_tried_once_per_attempt() {
     let mailer =
         herald::mail::Mailer::new(Some(&smtp.url()), None, dir.path(), Duration::from_secs(10))
             .unwrap();
-    let email = |to: &str| herald::mail::Email {
-        from_name: "Herald".into(),
-        from_address: "news@herald.test".into(),
-        to_name: String::new(),
-        to: to.into(),
-        subject: "Hello".into(),
-        text: "Hello".into(),
-        html: "<p>Hello</p>".into(),
-        unsubscribe: None,
-    };
     // A first message leaves a connection in the pool.
-    mailer.send(&email("first@example.com")).await.unwrap();
+    mailer
+        .send(&crate::mail::hello("first@example.com"))
+        .await
+        .unwrap();
     smtp.defer("later@example.com");
-    let sent = mailer.send(&email("later@example.com")).await;
+    let sent = mailer.send(&crate::mail::hello("later@example.com")).await;
     assert!(
         matches!(&sent, Err(herald::mail::SendError::Transient(e)) if e.contains("451")),
         "{sent:?}"

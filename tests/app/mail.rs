@@ -5,6 +5,20 @@ use std::time::Duration;
 
 use crate::smtp::SmtpServer;
 
+/// A short email from news@herald.test to `to`.
+pub fn hello(to: &str) -> herald::mail::Email {
+    herald::mail::Email {
+        from_name: "Herald".into(),
+        from_address: "news@herald.test".into(),
+        to_name: String::new(),
+        to: to.into(),
+        subject: "Hello".into(),
+        text: "Hello".into(),
+        html: "<p>Hello</p>".into(),
+        unsubscribe: None,
+    }
+}
+
 /// The name in a header as a mail client shows it: folded lines joined, quoted
 /// strings unquoted and RFC 2047 words (`=?utf-8?b?…?=`) decoded.
 fn shown(data: &str, header: &str) -> String {
@@ -270,16 +284,6 @@ async fn mail_to_a_postfix_with_a_private_ca_is_trusted_only_with_smtp_ca_file()
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let email = |to: &str| herald::mail::Email {
-        from_name: "Herald".into(),
-        from_address: "news@herald.test".into(),
-        to_name: String::new(),
-        to: to.into(),
-        subject: "Hello".into(),
-        text: "Hello".into(),
-        html: "<p>Hello</p>".into(),
-        unsubscribe: None,
-    };
     for url in [
         format!("smtp://127.0.0.1:{}?tls=required", postfix.starttls),
         format!("smtps://127.0.0.1:{}", postfix.smtps),
@@ -287,7 +291,7 @@ async fn mail_to_a_postfix_with_a_private_ca_is_trusted_only_with_smtp_ca_file()
         let untrusted =
             herald::mail::Mailer::new(Some(&url), None, dir.path(), Duration::from_secs(10))
                 .unwrap();
-        match untrusted.send(&email("nobody@example.com")).await {
+        match untrusted.send(&hello("nobody@example.com")).await {
             Err(herald::mail::SendError::Permanent(why)) => {
                 assert!(
                     why.contains("the certificate of 127.0.0.1 is not trusted")
@@ -311,7 +315,7 @@ async fn mail_to_a_postfix_with_a_private_ca_is_trusted_only_with_smtp_ca_file()
             }
         );
         trusted
-            .send(&email(&to))
+            .send(&hello(&to))
             .await
             .unwrap_or_else(|e| panic!("{url}: {e:?}"));
         let log = postfix
