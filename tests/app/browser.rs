@@ -216,6 +216,25 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no new page after clicking {css}: {e}"));
     }
 
+    /// Presses Enter in the element `css` and waits for the page it submits to.
+    pub async fn press_enter_and_wait(&self, css: &str) {
+        let before = self
+            .client
+            .execute(
+                "return document.documentElement.dataset.herald = 'old'",
+                vec![],
+            )
+            .await;
+        drop(before);
+        self.find(css).await.send_keys("\u{E007}").await.unwrap();
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("html:not([data-herald])"))
+            .await
+            .unwrap_or_else(|e| panic!("no new page after Enter in {css}: {e}"));
+    }
+
     pub async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap()
     }

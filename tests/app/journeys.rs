@@ -197,13 +197,35 @@ async fn a_marketer_builds_an_automation_through_the_three_windows() {
         .unwrap();
     assert_eq!(shift, 9.0, "{utc_start} UTC is {tokyo_start} in Tokyo");
     assert!(b.text("label[for=start]").await.contains("Asia/Tokyo"));
+    // Enter in a field presses Save, which stays here: never Save & Activate.
+    b.press_enter_and_wait("#day_sat").await;
+    assert!(
+        b.url().await.ends_with("/automations/1/time-frame"),
+        "{}",
+        b.url().await
+    );
+    assert!(
+        b.text(".alert").await.contains("is saved"),
+        "{}",
+        b.text(".alert").await
+    );
+    let state: String = sqlx::query_scalar("SELECT state FROM automations")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap();
+    assert_ne!(state, "active", "Enter activated the automation");
     b.click_and_wait("button[value=activate]").await;
-    assert!(b.url().await.ends_with("/automations"), "{}", b.url().await);
+    assert!(
+        b.url().await.ends_with("/automations/1"),
+        "the automation it saved: {}",
+        b.url().await
+    );
     assert!(
         b.text(".alert").await.contains("is live"),
         "{}",
         b.text(".alert").await
     );
+    b.goto("/automations").await;
     let row = b.text("table tbody tr").await;
     assert!(
         row.contains("Password on request") && row.contains("Running"),

@@ -202,3 +202,40 @@ async fn pages_answer_while_another_process_holds_the_write_lock() {
     }
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
 }
+
+/// The id of the first field a person types in (not hidden, not a button) and
+/// whether it has the focus when the page opens.
+fn first_field(html: &str) -> (String, bool) {
+    let doc = scraper::Html::parse_document(html);
+    let fields =
+        scraper::Selector::parse("main input:not([type=hidden]), main select, main textarea")
+            .unwrap();
+    let first = doc.select(&fields).next().expect("a field");
+    (
+        first.value().attr("id").unwrap_or_default().to_string(),
+        first.value().attr("autofocus").is_some(),
+    )
+}
+
+/// Sign-in and password pages open with the focus in their first field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_password_pages_focus_their_first_field() {
+    crate::helpers::run_on(
+        crate::helpers::Engine::Sqlite,
+        async |app: crate::helpers::TestApp| {
+            for (path, field) in [
+                ("/login", "email"),
+                ("/preferences/login", "email"),
+                ("/preferences/forgot", "email"),
+            ] {
+                let (status, html) = app.page_with(&crate::helpers::browser(), path).await;
+                assert_eq!(status, StatusCode::OK);
+                assert_eq!(first_field(&html), (field.to_string(), true), "{path}");
+            }
+            let (client, _) = app.signed_in(Role::Marketer).await;
+            let (_, html) = app.page_with(&client, "/password").await;
+            assert_eq!(first_field(&html), ("current_password".to_string(), true));
+        },
+    )
+    .await
+}

@@ -221,5 +221,13 @@ pub(super) async fn save_time_frame(
             format!("{} is saved.", a.name),
         );
     }
-    Ok(redirect("/automations"))
+    // Save (what Enter presses) stays on this window; Save & Close and Save &
+    // Activate open the automation they saved.
+    Ok(redirect(
+        &if f.get("action") == "save" || f.get("action").is_empty() {
+            format!("/automations/{}/time-frame", a.id)
+        } else {
+            format!("/automations/{}", a.id)
+        },
+    ))
 }
