@@ -42,6 +42,28 @@ pub struct Figures {
     pub running: i64,
     pub done_24h: i64,
     pub failed_24h: i64,
+    /// Runs waiting to be tried again after failed attempts (a mail server down).
+    pub retrying: crate::scheduler::runs::Retrying,
+}
+
+impl Figures {
+    /// "Runs are being retried: the latest attempt failed at 03:14 UTC (…), failing
+    /// since 03:12 UTC", or nothing.
+    pub fn retry_note(&self) -> Option<String> {
+        let (error, at) = self.retrying.latest.as_ref()?;
+        let since = self.retrying.since.unwrap_or(*at);
+        Some(format!(
+            "{} {} waiting to be tried again. The latest attempt failed at {}: {error}. Attempts have been failing since {}.",
+            self.retrying.runs,
+            if self.retrying.runs == 1 {
+                "run is"
+            } else {
+                "runs are"
+            },
+            crate::clock::format_utc(*at),
+            crate::clock::format_utc(since),
+        ))
+    }
 }
 
 #[derive(Template)]
@@ -78,6 +100,7 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
         running,
         done_24h,
         failed_24h,
+        retrying: runs::retrying(&state.db).await?,
     };
     // Seven whole days (UTC), today last, so each day is one seventh of the chart.
     let first_hour = (now / HOUR_MS / 24 - 6) * 24;

@@ -95,6 +95,10 @@ impl RunRow {
             None => "(event deleted)",
         }
     }
+    /// Finished with its job done (its outcome is its last attempt's).
+    pub fn is_done(&self) -> bool {
+        self.status == RunStatus::Done
+    }
     /// Staff may put it back in the queue.
     pub fn retryable(&self) -> bool {
         matches!(self.status, RunStatus::Failed | RunStatus::Expired)
@@ -157,12 +161,63 @@ pub async fn runs_for_contact(
     .await
 }
 
-/// Failed runs of an automation since its last activation, and the latest error.
+/// Failed runs of an automation since its last activation, plus the failed
+/// attempts of its runs still being retried, and the latest error of either.
 #[derive(Debug, Clone, Default)]
 pub struct ErrorSummary {
     pub count: i64,
     pub last_at: Option<i64>,
     pub last_error: Option<String>,
+}
+
+/// Runs waiting to be tried again after failed attempts, and the newest failure.
+#[derive(Debug, Clone, Default)]
+pub struct Retrying {
+    pub runs: i64,
+    /// The newest failed attempt's error and when it was.
+    pub latest: Option<(String, i64)>,
+    /// When the oldest failed attempt of the runs retrying now was.
+    pub since: Option<i64>,
+}
+
+/// Where a pending run has failed before (the partial index `job_runs_retrying`).
+const RETRYING: &str = "status = 'pending' AND last_error IS NOT NULL AND attempts > 0";
+
+/// The newest and the oldest failed attempt in the attempt lists of `runs`.
+fn attempt_span(lists: &[String]) -> (Option<(String, i64)>, Option<i64>) {
+    let attempts: Vec<crate::scheduler::queue::AttemptError> = lists
+        .iter()
+        .flat_map(|l| crate::scheduler::queue::AttemptError::parse_list(l))
+        .collect();
+    let latest = attempts
+        .iter()
+        .max_by_key(|a| a.at)
+        .map(|a| (a.error.clone(), a.at));
+    (latest, attempts.iter().map(|a| a.at).min())
+}
+
+/// Runs waiting to be tried again: how many, the newest failure and since when
+/// they fail (read from the 200 most recently failed).
+pub async fn retrying(db: &Db) -> Result<Retrying, sqlx::Error> {
+    let runs: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM job_runs WHERE {RETRYING}"
+    )))
+    .fetch_one(db.read())
+    .await?;
+    if runs == 0 {
+        return Ok(Retrying::default());
+    }
+    let lists: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT errors FROM job_runs WHERE {RETRYING} ORDER BY id DESC LIMIT 200"
+    )))
+    .fetch_all(db.read())
+    .await?;
+    let (latest, since) = attempt_span(&lists);
+    Ok(Retrying {
+        runs,
+        latest,
+        since,
+    })
 }
 
 impl ErrorSummary {
@@ -209,6 +264,32 @@ pub async fn error_summaries(
                 last_error,
             },
         );
+    }
+    // Runs being retried: each failed attempt counts, and the newest failure is
+    // the latest error when it is newer than the last failed run.
+    let sql = format!(
+        "SELECT automation_id, CAST(SUM(attempts) AS BIGINT), MAX(id) FROM job_runs \
+         WHERE automation_id IN ({}) AND {RETRYING} GROUP BY automation_id",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (AutomationId, i64, RunId)>(sqlx::AssertSqlSafe(sql));
+    for id in automations {
+        q = q.bind(*id);
+    }
+    for (id, attempts, newest) in q.fetch_all(db.read()).await? {
+        let list: Option<String> = sqlx::query_scalar("SELECT errors FROM job_runs WHERE id = $1")
+            .bind(newest)
+            .fetch_optional(db.read())
+            .await?;
+        let (latest, _) = attempt_span(&list.into_iter().collect::<Vec<_>>());
+        let summary = out.entry(id).or_default();
+        summary.count += attempts;
+        if let Some((error, at)) = latest
+            && summary.last_at.is_none_or(|last| at > last)
+        {
+            summary.last_at = Some(at);
+            summary.last_error = Some(error);
+        }
     }
     Ok(out)
 }

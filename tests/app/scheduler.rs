@@ -449,12 +449,31 @@ with_smtp! {
         assert_eq!((run.status.code(), run.attempts), ("pending", 1), "{run:?}");
         assert!(run.last_error.as_deref().unwrap().contains("mail server"), "{run:?}");
         assert!(run.due_at > app.now_ms(), "retried later, not at once");
+        // Staff see the outage: the dashboard counts the run retrying and names the
+        // cause and since when; the overview counts the failed attempt.
+        let (_, html) = app.page_with(&client, "/dashboard").await;
+        assert_eq!(crate::helpers::text_of(&html, "#retrying-runs").unwrap(), "1");
+        let note = crate::helpers::text_of(&html, "#retry-note").unwrap();
+        assert!(note.contains("1 run is waiting to be tried again") && note.contains("mail server") && note.contains("failing since"), "{note}");
+        let (_, html) = app.page_with(&client, "/automations").await;
+        let row = crate::helpers::text_of(&html, &format!("tr[data-id=\"{automation}\"]")).unwrap();
+        assert!(row.contains('1') && row.contains("mail server"), "the overview's errors count the attempt: {row}");
+        let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
+        assert!(crate::helpers::text_of(&html, "#runs").unwrap().contains("retrying — mail server"));
         let (_, first_temp) = credentials(&app, cleo).await;
         smtp.restart().await;
         app.advance(Duration::from_secs(120));
         app.drain_due_runs().await;
         let run = &runs(&app, automation).await[0];
         assert_eq!((run.status.code(), run.attempts), ("done", 2), "{run:?}");
+        // Delivered now: the outcome is the last attempt's, the earlier one below it.
+        let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
+        let runs_text = crate::helpers::text_of(&html, "#runs").unwrap();
+        assert!(runs_text.contains("after 1 failed attempt; the last: mail server"), "{runs_text}");
+        assert!(!runs_text.contains("— mail server"), "{runs_text}");
+        let (_, html) = app.page_with(&client, "/dashboard").await;
+        assert_eq!(crate::helpers::text_of(&html, "#retrying-runs").unwrap(), "0");
+        assert!(crate::helpers::text_of(&html, "#retry-note").is_none());
         let password = password_in(&smtp.last_to("cleo@example.com").unwrap().data);
         let (_, temp) = credentials(&app, cleo).await;
         assert_ne!(temp, first_temp, "a fresh password per attempt");
