@@ -2,7 +2,9 @@
 //! `GET` shows a page with one button (link scanners must not unsubscribe anyone);
 //! `POST` — the button, or a mail provider's one-click — unsubscribes at once,
 //! without signing in: from the link's group (recording *Unsubscribed from Group
-//! (C)*), or from every prepared message (the contact's opt-out flag).
+//! (C)*), or from every prepared message (the contact's opt-out flag) — also when
+//! the link names a group the contact is not in, since leaving it would change
+//! nothing. The page says which before the button.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -23,15 +25,22 @@ struct UnsubscribePage {
     ctx: PageContext,
     token: String,
     email: String,
-    group: Option<String>,
+    /// What the button does.
+    effect: Effect,
     done: bool,
 }
 
-/// The contact, group and email a valid token names.
-async fn resolve(
-    state: &AppState,
-    token: &str,
-) -> Result<(Unsubscribe, String, Option<String>), AppError> {
+/// What unsubscribing through a link does.
+enum Effect {
+    /// Leave this group (the contact is in it).
+    LeaveGroup(String),
+    /// Stop every prepared message; with the group the link named, which the
+    /// contact is not in.
+    StopAll(Option<String>),
+}
+
+/// The contact's email a valid token names, and what unsubscribing does.
+async fn resolve(state: &AppState, token: &str) -> Result<(Unsubscribe, String, Effect), AppError> {
     let u = state
         .links
         .verify(token)
@@ -47,26 +56,31 @@ async fn resolve(
     let group = match u.group {
         Some(g) => crate::contacts::groups::find(&state.db, g)
             .await?
-            .filter(|g| Unsubscribe::names(u.group_since, g.created_at, cutover))
-            .map(|g| g.name),
+            .filter(|g| Unsubscribe::names(u.group_since, g.created_at, cutover)),
         None => None,
     };
-    Ok((u, contact.email, group))
+    let effect = match group {
+        Some(g) if crate::contacts::groups::is_member(&state.db, g.id, contact.id).await? => {
+            Effect::LeaveGroup(g.name)
+        }
+        other => Effect::StopAll(other.map(|g| g.name)),
+    };
+    Ok((u, contact.email, effect))
 }
 
 async fn confirm_page(
     state: web::Data<AppState>,
     token: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let (_, email, group) = resolve(&state, &token).await?;
-    page(&state, token.into_inner(), email, group, false).await
+    let (_, email, effect) = resolve(&state, &token).await?;
+    page(&state, token.into_inner(), email, effect, false).await
 }
 
 async fn page(
     state: &AppState,
     token: String,
     email: String,
-    group: Option<String>,
+    effect: Effect,
     done: bool,
 ) -> Result<HttpResponse, AppError> {
     let brand = crate::settings::Settings::load(&state.db).await?.brand_name;
@@ -78,7 +92,7 @@ async fn page(
             ctx,
             token,
             email,
-            group,
+            effect,
             done,
         },
     )
@@ -88,16 +102,16 @@ async fn unsubscribe(
     state: web::Data<AppState>,
     token: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let (u, email, group) = resolve(&state, &token).await?;
+    let (u, email, effect) = resolve(&state, &token).await?;
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
-    match u.group.filter(|_| group.is_some()) {
-        Some(g) => {
+    match (&effect, u.group) {
+        (Effect::LeaveGroup(_), Some(g)) => {
             crate::contacts::leave_group(&mut tx, u.contact, g, now).await?;
         }
-        None => crate::contacts::opt_out(&mut tx, u.contact, now).await?,
+        _ => crate::contacts::opt_out(&mut tx, u.contact, now).await?,
     }
     state.db.commit(tx).await?;
     tracing::info!(contact = u.contact, group = ?u.group, "unsubscribed through a link");
-    page(&state, token.into_inner(), email, group, true).await
+    page(&state, token.into_inner(), email, effect, true).await
 }

@@ -212,6 +212,19 @@ with_mail! {
         assert!(r.text().await.unwrap().contains("no longer receives Newsletter"));
         assert!(!herald::contacts::groups::is_member(&app.state.db, news, vip).await.unwrap());
         assert!(app.events().await.iter().any(|e| e.0 == "unsubscribed_from_group" && e.1 == Some(vip) && e.2 == Some(news)));
+        // A contact not in the link's group (the job sent to her all the same): the
+        // page says leaving would change nothing and offers to stop all messages,
+        // which the button then does — it never answers "no longer receives" for nothing.
+        let mia = new_contact(&app, &client, "mia.lange@example.com", "Mia").await;
+        let link = herald::messages::compose::Unsubscribe::of(&app.state.db, mia, Some(news)).await.unwrap().unwrap().link(&app.state.links, &app.state.config.base_url);
+        let path = link.trim_start_matches(app.state.config.base_url.as_str()).to_string();
+        let (_, page) = app.page_with(&crate::helpers::browser(), &format!("/{path}")).await;
+        let effect = text_of(&page, "#unsubscribe-effect").unwrap();
+        assert!(effect.contains("is not on the Newsletter list") && effect.contains("Stop all messages like this"), "{effect}");
+        let r = reqwest::Client::new().post(app.url(&format!("/{path}"))).send().await.unwrap();
+        let page = r.text().await.unwrap();
+        assert!(page.contains("receives no more messages") && !page.contains("no longer receives Newsletter"), "{page}");
+        assert!(herald::contacts::find(&app.state.db, mia).await.unwrap().unwrap().is_opted_out());
         // The contact takes the opt-out back in the preference center only.
         let carl = crate::scheduler::contact(&app, "carl@example.com", "carl's own password").await;
         let link = herald::messages::compose::Unsubscribe::of(&app.state.db, carl, None).await.unwrap().unwrap().link(&app.state.links, &app.state.config.base_url);
