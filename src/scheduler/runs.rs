@@ -46,6 +46,12 @@ pub struct RunRow {
     pub event_type: Option<String>,
     pub target_name: Option<String>,
     pub target_email: Option<String>,
+    /// Whom the event names (a contact or a system user), for runs not yet run:
+    /// with Use Event Parameter, that is whom the run will be for.
+    pub event_target_kind: Option<String>,
+    pub event_target_id: Option<i64>,
+    pub event_target_name: Option<String>,
+    pub event_target_email: Option<String>,
 }
 
 impl RunRow {
@@ -55,6 +61,28 @@ impl RunRow {
     /// The due time in `zone`, named.
     pub fn due_in(&self, zone: &str) -> String {
         crate::clock::format_in(self.due_at, zone)
+    }
+    /// A run not yet run is for whom its automation will take: the event's contact
+    /// or system user with Use Event Parameter (`None`), or `fixed` (kind, id, name,
+    /// email). A run that has its target keeps it.
+    pub fn expect_target(&mut self, fixed: Option<(&str, i64, &str, &str)>) {
+        if self.target_kind.is_some() {
+            return;
+        }
+        match fixed {
+            Some((kind, id, name, email)) => {
+                self.target_kind = Some(kind.to_string());
+                self.target_id = Some(id);
+                self.target_name = Some(name.to_string());
+                self.target_email = Some(email.to_string());
+            }
+            None => {
+                self.target_kind = self.event_target_kind.clone();
+                self.target_id = self.event_target_id;
+                self.target_name = self.event_target_name.clone();
+                self.target_email = self.event_target_email.clone();
+            }
+        }
     }
     /// Whom it was for, as stored: `contact #4`.
     pub fn target(&self) -> String {
@@ -111,13 +139,18 @@ impl RunRow {
 
 const COLUMNS: &str = "r.id, r.event_id, r.status, r.due_at, r.attempts, r.target_kind, r.target_id, r.outcome, \
      r.last_error, r.message_id, r.finished_at, r.automation_id, a.name AS automation_name, e.type AS event_type, \
-     COALESCE(c.first_name || ' ' || c.last_name, u.name) AS target_name, COALESCE(c.email, u.email) AS target_email";
+     COALESCE(c.first_name || ' ' || c.last_name, u.name) AS target_name, COALESCE(c.email, u.email) AS target_email, \
+     CASE WHEN ec.id IS NOT NULL THEN 'contact' WHEN eu.id IS NOT NULL THEN 'system_user' END AS event_target_kind, \
+     COALESCE(ec.id, eu.id) AS event_target_id, \
+     COALESCE(ec.first_name || ' ' || ec.last_name, eu.name) AS event_target_name, COALESCE(ec.email, eu.email) AS event_target_email";
 
 /// The run and what it refers to, for [`COLUMNS`].
 const FROM: &str = "job_runs r LEFT JOIN automations a ON a.id = r.automation_id \
      LEFT JOIN events e ON e.id = r.event_id \
      LEFT JOIN contacts c ON r.target_kind = 'contact' AND c.id = r.target_id \
-     LEFT JOIN system_users u ON r.target_kind = 'system_user' AND u.id = r.target_id";
+     LEFT JOIN system_users u ON r.target_kind = 'system_user' AND u.id = r.target_id \
+     LEFT JOIN contacts ec ON ec.id = e.contact_id \
+     LEFT JOIN system_users eu ON eu.id = e.system_user_id";
 
 /// The newest runs of an automation.
 pub async fn runs_of(

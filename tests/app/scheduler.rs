@@ -347,6 +347,11 @@ with_smtp! {
         app.drain_due_runs().await;
         assert!(smtp.messages().is_empty(), "not before the delay");
         assert_eq!(runs(&app, automation).await[0].status, "pending");
+        // Waiting, the run already names whom it is for (the event's contact), linked.
+        let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
+        let row = crate::helpers::text_of(&html, "#runs tbody tr").unwrap();
+        assert!(row.contains("cleo@example.com") && !row.contains('—'), "{row}");
+        assert!(html.contains(&format!("href=\"/contacts/{cleo}\"")));
         app.advance(Duration::from_secs(60));
         app.drain_due_runs().await;
         assert_eq!(runs(&app, automation).await[0].status, "done");

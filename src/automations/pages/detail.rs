@@ -101,7 +101,34 @@ pub(super) async fn show(
         notify.push(user_email(&state, *id).await?);
     }
     let status = a.status(state.clock.now_ms());
-    let runs = crate::scheduler::runs::runs_of(&state.db, a.id, 100).await?;
+    let mut runs = crate::scheduler::runs::runs_of(&state.db, a.id, 100).await?;
+    // Runs not yet run name whom they will be for, as soon as it is known.
+    let fixed = match a.target {
+        Some(Target::Contact(id)) => crate::contacts::find(&state.db, id).await?.map(|c| {
+            (
+                "contact",
+                id,
+                format!("{} {}", c.first_name, c.last_name),
+                c.email,
+            )
+        }),
+        Some(Target::SystemUser(id)) => crate::auth::users::find(&state.db, id)
+            .await?
+            .map(|u| ("system_user", id, u.name, u.email)),
+        _ => None,
+    };
+    let expected = match a.target {
+        Some(Target::EventParameter) => Some(None),
+        Some(_) => fixed
+            .as_ref()
+            .map(|(k, id, n, e)| Some((*k, *id, n.as_str(), e.as_str()))),
+        None => None,
+    };
+    if let Some(expected) = expected {
+        for r in runs.iter_mut() {
+            r.expect_target(expected);
+        }
+    }
     let zone = crate::settings::Settings::load(&state.db)
         .await?
         .default_time_zone;
