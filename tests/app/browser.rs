@@ -197,8 +197,8 @@ impl Browser {
         }
     }
 
-    /// Clicks `css` and waits for the next page.
-    pub async fn click_and_wait(&self, css: &str) {
+    /// Marks the page, so that [`Self::next_page`] can tell a new one.
+    async fn mark_page(&self) {
         let before = self
             .client
             .execute(
@@ -207,32 +207,30 @@ impl Browser {
             )
             .await;
         drop(before);
-        self.click(css).await;
+    }
+
+    /// Waits for a page other than the one marked (`what` led to it).
+    async fn next_page(&self, what: &str) {
         self.client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Css("html:not([data-herald])"))
             .await
-            .unwrap_or_else(|e| panic!("no new page after clicking {css}: {e}"));
+            .unwrap_or_else(|e| panic!("no new page after {what}: {e}"));
+    }
+
+    /// Clicks `css` and waits for the next page.
+    pub async fn click_and_wait(&self, css: &str) {
+        self.mark_page().await;
+        self.click(css).await;
+        self.next_page(&format!("clicking {css}")).await;
     }
 
     /// Presses Enter in the element `css` and waits for the page it submits to.
     pub async fn press_enter_and_wait(&self, css: &str) {
-        let before = self
-            .client
-            .execute(
-                "return document.documentElement.dataset.herald = 'old'",
-                vec![],
-            )
-            .await;
-        drop(before);
+        self.mark_page().await;
         self.find(css).await.send_keys("\u{E007}").await.unwrap();
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css("html:not([data-herald])"))
-            .await
-            .unwrap_or_else(|e| panic!("no new page after Enter in {css}: {e}"));
+        self.next_page(&format!("Enter in {css}")).await;
     }
 
     pub async fn text(&self, css: &str) -> String {
