@@ -1,5 +1,12 @@
 // Herald: small enhancements only; every page works without this file.
 document.addEventListener("DOMContentLoaded", () => {
+  // On a phone the main menu starts folded behind its Menu button.
+  const menu = document.querySelector("details.herald-menu");
+  if (menu) {
+    const phone = window.matchMedia("(max-width: 767.98px)");
+    menu.open = !phone.matches;
+    phone.addEventListener("change", (e) => { menu.open = !e.matches; });
+  }
   // After a failed submit, the summary of what to correct has the focus.
   const summary = document.getElementById("error-summary");
   if (summary) summary.focus();

@@ -66,6 +66,22 @@ async fn the_first_admin_signs_in_with_the_console_password_and_chooses_their_ow
     );
     assert!(b.text("main").await.contains("Welcome"));
     b.check("dashboard").await;
+    // On a phone the menu folds behind its button, and opens with it.
+    b.width(NARROW).await;
+    assert!(
+        !b.is_displayed("a.nav-link[href='/automations']").await,
+        "the menu is folded at 375 px"
+    );
+    b.click(".herald-menu > summary").await;
+    assert!(
+        b.is_displayed("a.nav-link[href='/automations']").await,
+        "Menu opens it"
+    );
+    b.width(WIDE).await;
+    assert!(
+        b.is_displayed("a.nav-link[href='/automations']").await,
+        "open again when wide"
+    );
     // A keyboard user sees where the focus is: on the blue bar and on the page.
     b.goto("/dashboard").await;
     b.tab(3).await;
