@@ -4,7 +4,6 @@
 //! by email; at most 3 per target per hour.
 
 use askama::Template;
-use jiff::Timestamp;
 
 use crate::audit::Action;
 use crate::auth::password::{self, Priority};
@@ -164,13 +163,9 @@ async fn deliver(
     if let Err(e) = stored {
         return Outcome::database(target, e);
     }
-    let expires = Timestamp::from_millisecond(expires_at)
-        .map(|t| {
-            t.to_zoned(a.zone())
-                .strftime("%Y-%m-%d %H:%M %Z")
-                .to_string()
-        })
-        .unwrap_or_default();
+    // In the zone the business works in (Settings), like the rest of what people
+    // read from Herald, not in the automation's scheduling zone.
+    let expires = crate::clock::format_in(expires_at, &settings.default_time_zone);
     let link = sign_in_link(ctx, settings, to.target.kind);
     let text = TextBody {
         name: &to.name,

@@ -273,18 +273,51 @@ async fn copy(
     Ok(redirect(&format!("/messages/{new_id}")))
 }
 
+/// The refusal when active automations use the message: said before any
+/// confirmation is asked, and again should the delete be posted anyway.
+async fn refused_while_in_use(
+    state: &AppState,
+    req: &HttpRequest,
+    m: &store::Message,
+) -> Result<Option<HttpResponse>, AppError> {
+    let active = store::users_of(&state.db, m.id, true).await?;
+    if active.is_empty() {
+        return Ok(None);
+    }
+    flash(
+        &req_session(req),
+        FlashKind::Error,
+        format!(
+            "{} is not deleted: active automations use it ({}). Deactivate them or choose another message first.",
+            m.name,
+            active.join(", ")
+        ),
+    );
+    Ok(Some(redirect(&format!("/messages/{}", m.id))))
+}
+
 async fn confirm_delete(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ctx: PageContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
+    if let Some(refused) = refused_while_in_use(&state, &req, &m).await? {
+        return Ok(refused);
+    }
+    let inactive = store::users_of(&state.db, m.id, false).await?;
     ConfirmPage {
         ctx,
         title: format!("Delete the message {}?", m.name),
-        message:
-            "Inactive automations that use it will need another message. This cannot be undone."
-                .into(),
+        message: if inactive.is_empty() {
+            "No automation uses it. This cannot be undone.".into()
+        } else {
+            format!(
+                "Inactive automations that use it ({}) will need another message. This cannot be undone.",
+                inactive.join(", ")
+            )
+        },
         action: format!("/messages/{}/delete", m.id),
         button: "Delete message",
         cancel: format!("/messages/{}", m.id),
@@ -300,18 +333,8 @@ async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
     let session = req_session(&req);
-    let active = store::users_of(&state.db, m.id, true).await?;
-    if !active.is_empty() {
-        flash(
-            &session,
-            FlashKind::Error,
-            format!(
-                "{} is not deleted: active automations use it ({}). Deactivate them or choose another message first.",
-                m.name,
-                active.join(", ")
-            ),
-        );
-        return Ok(redirect(&format!("/messages/{}", m.id)));
+    if let Some(refused) = refused_while_in_use(&state, &req, &m).await? {
+        return Ok(refused);
     }
     audited_change(
         &state,

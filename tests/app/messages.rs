@@ -282,10 +282,18 @@ with_mail! {
         let r = app.submit_with(&client, &format!("/messages/{id}"), &format!("/messages/{id}/copy"), &[]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         automation(&app, &client, "Offer to new contacts", "registered_to_system", &[("job", "send_message_to_contact"), ("use_event_parameter", "on"), ("message", &id.to_string())]).await;
-        let r = app.submit_with(&client, &format!("/messages/{id}/delete"), &format!("/messages/{id}/delete"), &[]).await;
+        // Delete says so before asking to confirm: no confirmation page while in use.
+        let r = app.get_with(&client, &format!("/messages/{id}/delete")).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let (_, page) = app.page_with(&client, &location(&r)).await;
         assert!(page.contains("is not deleted: active automations use it (Offer to new contacts)"), "{page}");
+        // And a delete posted anyway is refused the same way.
+        let mut form = crate::helpers::find_form(&page, &format!("/messages/{id}/copy"));
+        form.action = format!("/messages/{id}/delete");
+        let r = app.post_form_with(&client, &form).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, page) = app.page_with(&client, &location(&r)).await;
+        assert!(page.contains("is not deleted: active automations use it"), "{page}");
         assert!(herald::messages::store::find(&app.state.db, id).await.unwrap().is_some());
     }
 

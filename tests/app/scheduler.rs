@@ -151,7 +151,7 @@ with_smtp! {
         let (admin, _) = app.signed_in(Role::Admin).await;
         let r = app.submit_with(&admin, "/admin/settings", "/admin/settings", &[("password_length", "11")]).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "at least 12");
-        let r = app.submit_with(&admin, "/admin/settings", "/admin/settings", &[("password_length", "24"), ("password_emails_per_hour", "1")]).await;
+        let r = app.submit_with(&admin, "/admin/settings", "/admin/settings", &[("password_length", "24"), ("password_emails_per_hour", "1"), ("default_time_zone", "Asia/Tokyo")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         password_automation(&app, &admin, &[], &[]).await;
         let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
@@ -161,6 +161,8 @@ with_smtp! {
         app.drain_due_runs().await;
         assert_eq!(smtp.count(), 1, "one per hour");
         assert_eq!(password_in(&smtp.messages()[0].data).chars().count(), 24);
+        // Its expiry is in the business's zone (Settings), not the automation's UTC.
+        assert!(smtp.messages()[0].data.contains(" JST."), "{}", smtp.messages()[0].data);
     }
 
     async fn a_contact_uses_the_emailed_password_in_the_preference_center(app, smtp) {
