@@ -7,6 +7,16 @@ document.addEventListener("DOMContentLoaded", () => {
     menu.open = !phone.matches;
     phone.addEventListener("change", (e) => { menu.open = !e.matches; });
   }
+  // A wizard window warns before a link leaves it with changes not saved.
+  document.querySelectorAll("form[data-unsaved-warning]").forEach((form) => {
+    const changed = () => { form.dataset.changed = "true"; };
+    form.addEventListener("input", changed);
+    form.addEventListener("change", changed);
+    form.addEventListener("submit", () => { delete form.dataset.changed; });
+    window.addEventListener("beforeunload", (event) => {
+      if (form.dataset.changed === "true") event.preventDefault();
+    });
+  });
   // After a failed submit, the summary of what to correct has the focus.
   const summary = document.getElementById("error-summary");
   if (summary) summary.focus();

@@ -413,4 +413,25 @@ on_both_engines! {
         let (_, html) = app.page_with(&client, &format!("/automations/{id}")).await;
         assert!(html.contains("2026-10-25 02:30 CEST") && html.contains("2027-03-28 03:30 CEST"), "{html}");
     }
+
+    async fn try_it_from_define_time_frame_answers_for_what_is_on_screen(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let id = new_automation(&app, &client, "Weekdays", "new_password_requested").await;
+        define_job(&app, &client, id, &[("job", "send_new_password_to_contact"), ("use_event_parameter", "on"), ("action", "time_frame")]).await;
+        // Berlin, no weekend — then Try it, without saving first.
+        let page = format!("/automations/{id}/time-frame");
+        let mut form = app.form_with(&client, &page, &page).await;
+        form.remove("day_sat").remove("day_sun").set("time_zone", "Europe/Berlin").set("action", "try");
+        let r = app.post_form_with(&client, &form).await;
+        assert_eq!(location(&r), format!("/automations/{id}/try"));
+        let a = automations::store::find(&app.state.db, herald::types::AutomationId(id)).await.unwrap().unwrap();
+        assert_eq!(a.time_zone, "Europe/Berlin", "what was on screen is what Try it sees");
+        assert_eq!(a.state, automations::model::State::Inactive, "saved, not activated");
+        let (_, html) = app.page_with(&client, &page).await;
+        let doc = scraper::Html::parse_document(&html);
+        let sat = doc.select(&scraper::Selector::parse("#day_sat").unwrap()).next().unwrap();
+        assert!(sat.value().attr("checked").is_none(), "Saturday stays unticked");
+        // Every wizard window marks itself for the warning before leaving unsaved changes.
+        assert!(html.contains("id=\"define-time-frame\" data-unsaved-warning"));
+    }
 }

@@ -186,6 +186,10 @@ pub(super) async fn save_time_frame(
     if f.get("action") == "define_job" {
         return Ok(redirect(&format!("/automations/{}/job", a.id)));
     }
+    // Try it answers for what was on screen: saved just now.
+    if f.get("action") == "try" {
+        return Ok(redirect(&format!("/automations/{}/try", a.id)));
+    }
     if activate {
         audited_change(
             &state,
