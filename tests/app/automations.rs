@@ -414,6 +414,29 @@ on_both_engines! {
         assert!(html.contains("2026-10-25 02:30 CEST") && html.contains("2027-03-28 03:30 CEST"), "{html}");
     }
 
+    async fn the_stepper_leads_to_saved_windows_and_an_active_automation_says_so(app: TestApp) {
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        // A new automation: nothing saved, nothing to lead to.
+        let (_, html) = app.page_with(&client, "/automations/new").await;
+        let stepper = text_of(&html, "nav[aria-label=\"Wizard steps\"]").unwrap();
+        assert!(stepper.contains("Edit Event") && !html.contains("href=\"/automations/new/"), "{stepper}");
+        // Saved without a job: Define Job is a link, the time frame not yet.
+        let id = new_automation(&app, &client, "Steps", "new_password_requested").await;
+        let (_, html) = app.page_with(&client, &format!("/automations/{id}/event")).await;
+        assert!(html.contains(&format!("href=\"/automations/{id}/job\"")), "Define Job is a link");
+        assert!(!html.contains(&format!("href=\"/automations/{id}/time-frame\"")), "no time frame before a job");
+        assert!(text_of(&html, "#live-note").is_none(), "not active");
+        // Active: every other window is a link, and each window says changes apply from now on.
+        let id = active_automation(&app, &client, "Live one", "2026-01-01T00:00", "").await;
+        for (window, others) in [("event", ["job", "time-frame"]), ("job", ["event", "time-frame"]), ("time-frame", ["event", "job"])] {
+            let (_, html) = app.page_with(&client, &format!("/automations/{id}/{window}")).await;
+            for other in others {
+                assert!(html.contains(&format!("href=\"/automations/{id}/{other}\"")), "{window} leads to {other}");
+            }
+            assert!(text_of(&html, "#live-note").unwrap().contains("apply to events from now on"), "{window}");
+        }
+    }
+
     async fn try_it_from_define_time_frame_answers_for_what_is_on_screen(app: TestApp) {
         let (client, _) = app.signed_in(Role::Marketer).await;
         let id = new_automation(&app, &client, "Weekdays", "new_password_requested").await;

@@ -30,7 +30,7 @@ struct EventPage {
     f: Fields,
     errors: FieldErrors,
     choices: Choices,
-    step: u8,
+    wizard: super::Wizard,
 }
 
 crate::form_page!(EventPage);
@@ -127,7 +127,7 @@ pub(super) async fn new_page(
             f: Fields::default(),
             errors: FieldErrors::new(),
             choices,
-            step: 1,
+            wizard: super::Wizard::new_automation(),
         },
     )
 }
@@ -147,7 +147,7 @@ pub(super) async fn event_page(
             f: event_fields(&a),
             errors: FieldErrors::new(),
             choices,
-            step: 1,
+            wizard: super::Wizard::of(&a, 1),
         },
     )
 }
@@ -198,6 +198,10 @@ async fn event_invalid(
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
     let choices = choices(state).await?;
+    let wizard = match id {
+        Some(id) => super::Wizard::of(&load(state, id).await?, 1),
+        None => super::Wizard::new_automation(),
+    };
     render(
         StatusCode::UNPROCESSABLE_ENTITY,
         &EventPage {
@@ -206,7 +210,7 @@ async fn event_invalid(
             f,
             errors,
             choices,
-            step: 1,
+            wizard,
         },
     )
 }

@@ -34,7 +34,7 @@ struct JobPage {
     forms: Vec<String>,
     /// What Use Event Parameter takes from the event ("contact", "system user").
     target_noun: &'static str,
-    step: u8,
+    wizard: super::Wizard,
 }
 
 crate::form_page!(JobPage);
@@ -131,9 +131,11 @@ async fn job_render(
     let mut target_kinds: Vec<&'static str> =
         jobs.iter().map(|j| j.2).filter(|t| !t.is_empty()).collect();
     target_kinds.dedup();
+    let wizard = super::Wizard::of(&a, 2);
     render(
         crate::web::form::form_status(&errors),
         &JobPage {
+            wizard,
             users: choices.users.clone(),
             target_kinds,
             jobs,
@@ -143,7 +145,6 @@ async fn job_render(
             a,
             f,
             errors,
-            step: 2,
         },
     )
 }

@@ -66,6 +66,49 @@ async fn choices(state: &AppState) -> Result<Choices, AppError> {
 }
 
 /// The wizard's steps, for the stepper.
+/// Where a wizard window is: its step, and for a saved automation which windows
+/// can be opened from the stepper and whether it is active (changes apply to
+/// events from then on).
+pub struct Wizard {
+    pub step: u8,
+    id: Option<AutomationId>,
+    has_job: bool,
+    pub live: bool,
+}
+
+impl Wizard {
+    /// Edit Event of an automation not saved yet.
+    pub fn new_automation() -> Self {
+        Self {
+            step: 1,
+            id: None,
+            has_job: false,
+            live: false,
+        }
+    }
+
+    /// Window `step` of the saved automation `a`.
+    pub fn of(a: &Automation, step: u8) -> Self {
+        Self {
+            step,
+            id: Some(a.id),
+            has_job: a.job.is_some(),
+            live: a.is_active(),
+        }
+    }
+
+    /// The address of window `n`, when the stepper may lead there (another
+    /// window of a saved automation; the time frame once a job is defined).
+    pub fn link(&self, n: &u8) -> Option<String> {
+        let id = self.id?;
+        if *n == self.step || (*n == 3 && !self.has_job) {
+            return None;
+        }
+        let (_, _, path) = STEPS.iter().find(|(m, _, _)| m == n)?;
+        Some(format!("/automations/{id}/{path}"))
+    }
+}
+
 pub const STEPS: [(u8, &str, &str); 3] = [
     (1, "Edit Event", "event"),
     (2, "Define Job", "job"),

@@ -36,7 +36,7 @@ struct TimeFramePage {
     job: &'static str,
     /// A signing secret the job just made, shown this once.
     secret: Option<String>,
-    step: u8,
+    wizard: super::Wizard,
 }
 
 crate::form_page!(TimeFramePage);
@@ -130,11 +130,11 @@ async fn time_frame_render(
             zones: crate::settings::zone_choices(&default_zone, f.get("time_zone")),
             start_instant,
             ctx,
+            wizard: super::Wizard::of(&a, 3),
             a,
             f,
             errors,
             users,
-            step: 3,
         },
     )
 }
