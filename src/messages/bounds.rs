@@ -72,24 +72,32 @@ struct Walk<'s> {
 
 type Walked = Result<u64, TemplateError>;
 
+/// Why the template is refused, at `line`.
+fn refusal(line: usize, message: impl Into<String>) -> TemplateError {
+    TemplateError {
+        line,
+        message: message.into(),
+    }
+}
+
 impl<'s> Walk<'s> {
     /// A value made at `line`: counted as work, and refused when too large.
     fn made(&mut self, line: usize, bytes: u64) -> Walked {
         if bytes > MAX_VALUE_BYTES {
-            return Err(TemplateError {
+            return Err(refusal(
                 line,
-                message: format!(
+                format!(
                     "this can make a value of more than {} MiB for some contacts or events; write the text without repeating it, or repeat it fewer times.",
                     MAX_VALUE_BYTES / (1024 * 1024)
                 ),
-            });
+            ));
         }
         self.work = self.work.saturating_add(bytes.saturating_mul(self.times));
         if self.work > MAX_WORK_BYTES {
-            return Err(TemplateError {
+            return Err(refusal(
                 line,
-                message: "this template can do too much work for one email (loops inside loops over long values); loop over fewer items.".into(),
-            });
+                "this template can do too much work for one email (loops inside loops over long values); loop over fewer items.",
+            ));
         }
         Ok(bytes)
     }
@@ -111,13 +119,13 @@ impl<'s> Walk<'s> {
             .map(|n| n.1)
             .fold(0, u64::saturating_add);
         if stored > MAX_STORED_BYTES {
-            return Err(TemplateError {
+            return Err(refusal(
                 line,
-                message: format!(
+                format!(
                     "the values this template stores can hold more than {} MiB together; store fewer or shorter values.",
                     MAX_STORED_BYTES / (1024 * 1024)
                 ),
-            });
+            ));
         }
         Ok(())
     }
@@ -201,19 +209,16 @@ impl<'s> Walk<'s> {
                 .items
                 .iter()
                 .try_for_each(|item| self.bind(item, bytes, at, made)),
-            _ => Err(TemplateError {
-                line: at,
-                message: "only names can be set (namespaces are not offered).".into(),
-            }),
+            _ => Err(refusal(
+                at,
+                "only names can be set (namespaces are not offered).",
+            )),
         }
     }
 
     fn for_loop(&mut self, f: &ast::ForLoop<'s>, at: usize) -> Walked {
         if f.recursive {
-            return Err(TemplateError {
-                line: at,
-                message: "recursive loops are not offered.".into(),
-            });
+            return Err(refusal(at, "recursive loops are not offered."));
         }
         let items = self.expr(&f.iter)?;
         let (rounds, item) = match range_items(&f.iter) {
@@ -222,33 +227,30 @@ impl<'s> Walk<'s> {
             None => (items, items),
         };
         let scope = self.names.len();
-        let outer_times = self.times;
         // The body is walked as if its items were empty, every time round, and as
         // if all its items were one, once: what the body makes of an item, summed
         // over the items, is at most what it makes of them all at once (the
         // bounds grow at least in proportion), so both walks together bound it
         // without multiplying the items' size by their number.
-        let each = self.loop_body(f, at, 0, rounds.max(1))?;
+        let (each, _) = self.loop_body(f, at, 0, rounds.max(1))?;
         self.names.truncate(scope);
-        let all = self.loop_body(f, at, item, 1)?;
+        let (all, first) = self.loop_body(f, at, item, 1)?;
         // A third walk, after the second: a name stored in the body from itself
         // grows each time round, which no bound holds.
-        let first = scope + 2;
         let after: Vec<(&str, u64)> = self.names[first..].iter().map(|n| (n.0, n.1)).collect();
         let work = self.work;
         self.stmts(&f.body)?;
         self.work = work;
         for ((name, a), again) in after.iter().zip(&self.names[first + after.len()..]) {
             if again.1 > *a {
-                return Err(TemplateError {
-                    line: at,
-                    message: format!(
+                return Err(refusal(
+                    at,
+                    format!(
                         "{name} is built from itself each time round the loop and can grow without end; build it with join instead."
                     ),
-                });
+                ));
             }
         }
-        self.times = outer_times;
         self.names.truncate(scope);
         let body = each.saturating_mul(rounds).saturating_add(all);
         let otherwise = self.stmts(&f.else_body)?;
@@ -256,17 +258,27 @@ impl<'s> Walk<'s> {
     }
 
     /// Walks a loop's body with its items at most `item` bytes, run `rounds`
-    /// times; returns the most one walk writes.
-    fn loop_body(&mut self, f: &ast::ForLoop<'s>, at: usize, item: u64, rounds: u64) -> Walked {
-        self.times = self.times.saturating_mul(rounds);
+    /// times; returns the most one walk writes, and where the names the body
+    /// stores begin (after the loop's own: its target, which may be several
+    /// names, and `loop`).
+    fn loop_body(
+        &mut self,
+        f: &ast::ForLoop<'s>,
+        at: usize,
+        item: u64,
+        rounds: u64,
+    ) -> Result<(u64, usize), TemplateError> {
+        let outer = self.times;
+        self.times = outer.saturating_mul(rounds);
         self.bind(&f.target, item, at, false)?;
         self.bind_name("loop", item, at, false)?;
         if let Some(filter) = &f.filter_expr {
             self.expr(filter)?;
         }
-        let out = self.stmts(&f.body);
-        self.times /= rounds;
-        out
+        let first = self.names.len();
+        let out = self.stmts(&f.body)?;
+        self.times = outer;
+        Ok((out, first))
     }
 
     fn args(&mut self, args: &[CallArg<'s>]) -> Result<Vec<(u64, Option<i64>)>, TemplateError> {
@@ -304,13 +316,10 @@ impl<'s> Walk<'s> {
                     ("format", _) => None,
                     _ => filter_bound(f.name, input, &args),
                 };
-                let bytes = bytes.ok_or_else(|| TemplateError {
-                    line: at,
-                    message: format!(
+                let bytes = bytes.ok_or_else(|| refusal(at, format!(
                         "{:?} cannot be used with a size that comes from a contact or event here; write the number in the template (for indent, at most 100).",
                         f.name
-                    ),
-                })?;
+                    )))?;
                 self.made(at, bytes)
             }
             other => self.expr(other),
@@ -332,10 +341,10 @@ impl<'s> Walk<'s> {
                 self.expr(on)?;
                 Ok(args.iter().map(|(b, _)| *b).max().unwrap_or(0))
             }
-            _ => Err(TemplateError {
-                line: at,
-                message: "only range(), dict(), loop.cycle() and loop.changed() can be called in a message.".into(),
-            }),
+            _ => Err(refusal(
+                at,
+                "only range(), dict(), loop.cycle() and loop.changed() can be called in a message.",
+            )),
         }
     }
 
@@ -371,13 +380,10 @@ impl<'s> Walk<'s> {
                         // A float written in the template makes a number.
                         _ if is_float(&b.left) || is_float(&b.right) => SCALAR,
                         _ => {
-                            return Err(TemplateError {
-                                line: at,
-                                message: format!(
+                            return Err(refusal(at, format!(
                                     "* repeats text as often as a number says, and here neither side is a number written in the template (it may repeat text up to {} MB); write the number in the template.",
                                     REPEAT_BYTES / 1_000_000
-                                ),
-                            });
+                                )));
                         }
                     }
                     .max(SCALAR),
@@ -597,6 +603,8 @@ mod tests {
             refused("{% set a = \"x\" %}{% for i in range(30) %}{% set a = a ~ a %}{% endfor %}")
                 .contains("built from itself")
         );
+        // Likewise when the loop unpacks each item into several names.
+        assert!(refused("{% set a = \"x\" %}{% for k, v in event.data|items %}{% set a = a ~ a %}{% endfor %}").contains("built from itself"));
         // Text put between every character of itself, by an event's value.
         refused("{{ event.data.a | replace(\"\", event.data.a) }}");
         // Namespaces (mutable across loops) and calls other than the offered ones.
