@@ -21,7 +21,7 @@ use minijinja::machinery::ast::{self, BinOpKind, CallArg, Expr, Stmt};
 use minijinja::machinery::{Span, WhitespaceConfig, parse};
 use minijinja::syntax::SyntaxConfig;
 
-use super::template::TemplateError;
+use super::template_error::{TemplateError, unreadable};
 
 /// The most one value of a template may hold (the whole rendered message may hold
 /// 1 MiB).
@@ -52,7 +52,7 @@ pub fn check(source: &str) -> Result<(), TemplateError> {
         SyntaxConfig,
         WhitespaceConfig::default(),
     )
-    .map_err(super::template::unreadable)?;
+    .map_err(unreadable)?;
     let mut walk = Walk {
         names: Vec::new(),
         times: 1,

@@ -6,4 +6,5 @@ pub mod compose;
 pub mod pages;
 pub mod store;
 pub mod template;
+pub mod template_error;
 pub mod unsubscribe;

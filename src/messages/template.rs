@@ -15,18 +15,8 @@ pub const TOP_LEVEL: [&str; 4] = ["contact", "event", "preferences_url", "unsubs
 /// The fields of `contact`.
 pub const CONTACT_FIELDS: [&str; 4] = ["email", "first_name", "last_name", "attributes"];
 
-/// Why a template was refused, with the line the problem is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateError {
-    pub line: usize,
-    pub message: String,
-}
-
-impl std::fmt::Display for TemplateError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Line {}: {}", self.line, self.message)
-    }
-}
+pub use super::template_error::TemplateError;
+use super::template_error::unreadable;
 
 /// What a message is rendered with.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -58,17 +48,6 @@ fn environment(escape: AutoEscape) -> Environment<'static> {
     // debug() prints the whole context: nothing a message needs.
     env.remove_global("debug");
     env
-}
-
-/// A template that does not parse, with the line minijinja names.
-pub(super) fn unreadable(e: minijinja::Error) -> TemplateError {
-    TemplateError {
-        line: e.line().unwrap_or(1),
-        message: e
-            .detail()
-            .unwrap_or("the template cannot be read")
-            .to_string(),
-    }
 }
 
 /// The line of the first mention of `name` in `source` (1 when not found).
