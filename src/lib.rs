@@ -26,6 +26,7 @@ pub mod preferences;
 pub mod probes;
 pub mod scheduler;
 pub mod settings;
+pub mod smtp_url;
 pub mod state;
 pub mod try_it;
 pub mod types;

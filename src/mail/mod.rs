@@ -112,9 +112,9 @@ impl Mailer {
             return Ok(Mailer::Outbox(data_dir.join("outbox")));
         };
         let parsed =
-            crate::config::SmtpUrl::parse(raw).map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+            crate::smtp_url::SmtpUrl::parse(raw).map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
         let trust = tls::Trust::new(&parsed.host, ca_file)?;
-        if parsed.tls != crate::config::SmtpTls::Wrapper {
+        if parsed.tls != crate::smtp_url::SmtpTls::Wrapper {
             return Ok(Mailer::Pooled(std::sync::Arc::new(
                 pool::SmtpPool::from_url(&parsed, trust, timeout)?,
             )));

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use super::SendError;
 use super::tls::Trust;
-use crate::config::{SmtpTls, SmtpUrl};
+use crate::smtp_url::{SmtpTls, SmtpUrl};
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
