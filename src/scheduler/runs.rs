@@ -216,10 +216,12 @@ pub struct Retrying {
 /// Where a pending run has failed before (the partial index `job_runs_retrying`).
 const RETRYING: &str = "status = 'pending' AND last_error IS NOT NULL AND attempts > 0";
 
-/// The newest and the oldest failed attempt in the attempt lists of `runs`.
-fn attempt_span(lists: &[String]) -> (Option<(String, i64)>, Option<i64>) {
+/// The newest and the oldest failed attempt in the stored attempt lists `lists`.
+fn attempt_span<'a>(
+    lists: impl IntoIterator<Item = &'a String>,
+) -> (Option<(String, i64)>, Option<i64>) {
     let attempts: Vec<crate::scheduler::queue::AttemptError> = lists
-        .iter()
+        .into_iter()
         .flat_map(|l| crate::scheduler::queue::AttemptError::parse_list(l))
         .collect();
     let latest = attempts
@@ -314,7 +316,7 @@ pub async fn error_summaries(
             .bind(newest)
             .fetch_optional(db.read())
             .await?;
-        let (latest, _) = attempt_span(&list.into_iter().collect::<Vec<_>>());
+        let (latest, _) = attempt_span(&list);
         let summary = out.entry(id).or_default();
         summary.count += attempts;
         if let Some((error, at)) = latest

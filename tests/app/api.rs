@@ -523,12 +523,7 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
     // The OpenAPI document: generated from the code, open to all.
-    let doc: serde_json::Value = reqwest::get(app.url("/api/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = openapi(&app).await;
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
         "/api/v1/events",
@@ -548,6 +543,16 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         app.get_with(&client, "/admin/api-keys").await.status(),
         StatusCode::FORBIDDEN
     );
+}
+
+/// The OpenAPI document Herald serves, without an API key.
+async fn openapi(app: &TestApp) -> serde_json::Value {
+    reqwest::get(app.url("/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// The id of the first run ever scheduled.
@@ -730,12 +735,7 @@ on_both_engines! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_names_its_server_tags_enums_and_times() {
     crate::helpers::run_on(crate::helpers::Engine::Sqlite, async |app: TestApp| {
-        let doc: serde_json::Value = reqwest::get(app.url("/api/openapi.json"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc = openapi(&app).await;
         let base = app
             .state
             .config
