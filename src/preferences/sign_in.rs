@@ -182,7 +182,7 @@ pub(super) struct ForgotForm {
 
 /// A request for a new password, as the answer left it.
 struct PasswordRequest {
-    email: String,
+    email: EmailAddress,
     ip: String,
     at: i64,
     /// Beyond the requests allowed per address or per client in 15 minutes.
@@ -194,10 +194,7 @@ impl PasswordRequest {
     /// contact's and the request is within its limits; a limited request, or one
     /// for a blocked contact, goes to the audit log instead.
     async fn follow_up(self, db: &crate::db::Db) -> Result<(), sqlx::Error> {
-        let Ok(email) = EmailAddress::parse(&self.email) else {
-            return Ok(());
-        };
-        let Some(c) = contacts::find_by_email(db, email.as_str()).await? else {
+        let Some(c) = contacts::find_by_email(db, self.email.as_str()).await? else {
             return Ok(());
         };
         if !c.is_blocked() && !self.limited {
@@ -237,22 +234,23 @@ pub(super) async fn forgot(
     let email: String = form.email.trim().to_lowercase().chars().take(254).collect();
     // An empty or malformed address is a typing mistake: say so (known or unknown
     // addresses still get the same answer).
-    let typo = if email.is_empty() {
-        Some("Enter your email address.")
-    } else if EmailAddress::parse(&email).is_err() {
-        Some("Enter your email address in the form name@example.com.")
-    } else {
-        None
+    let parsed = match EmailAddress::parse(&email) {
+        _ if email.is_empty() => Err("Enter your email address."),
+        Err(_) => Err("Enter your email address in the form name@example.com."),
+        Ok(address) => Ok(address),
     };
-    if let Some(error) = typo {
-        let page = ForgotPage {
-            ctx,
-            sent: false,
-            error: Some(error),
-            email: form.email.chars().take(254).collect(),
-        };
-        return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
-    }
+    let address = match parsed {
+        Ok(address) => address,
+        Err(error) => {
+            let page = ForgotPage {
+                ctx,
+                sent: false,
+                error: Some(error),
+                email: form.email.chars().take(254).collect(),
+            };
+            return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
     // The answer waits for the same statements whatever the address: the request
     // is counted against its limits and stored. Whether the address is a contact's,
     // and recording the event or the audit entry, happens after the answer, so its
@@ -271,7 +269,7 @@ pub(super) async fn forgot(
     .await?;
     throttle::record_failure(&state.db, now, &account, &ip_key).await?;
     let request = PasswordRequest {
-        email,
+        email: address,
         ip,
         at: now,
         limited: by_address >= FORGOT_PER_ADDRESS || by_ip >= FORGOT_PER_IP,
