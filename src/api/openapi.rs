@@ -41,27 +41,21 @@ impl Modify for Enums {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
-        let codes = |codes: Vec<&str>| codes.into_iter().map(serde_json::Value::from).collect();
         let fields: [(&str, &str, Vec<serde_json::Value>); 3] = [
             (
                 "EventRequest",
                 "type",
-                codes(
-                    crate::api::events::ALLOWED
-                        .iter()
-                        .map(|k| k.code())
-                        .collect(),
-                ),
+                codes(crate::api::events::ALLOWED.iter().map(|k| k.code())),
             ),
             (
                 "RunView",
                 "status",
-                codes(RunStatus::ALL.iter().map(|s| s.code()).collect()),
+                codes(RunStatus::ALL.iter().map(|s| s.code())),
             ),
             (
                 "ContactView",
                 "status",
-                codes(ContactStatus::ALL.iter().map(|s| s.code()).collect()),
+                codes(ContactStatus::ALL.iter().map(|s| s.code())),
             ),
         ];
         for (schema, field, values) in fields {
@@ -84,6 +78,11 @@ impl Modify for BearerKey {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// The codes as JSON values, for an `enum`.
+fn codes(codes: impl Iterator<Item = &'static str>) -> Vec<serde_json::Value> {
+    codes.map(serde_json::Value::from).collect()
 }
 
 /// `GET /api/openapi.json`, its server this Herald's base URL.

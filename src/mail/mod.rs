@@ -208,13 +208,7 @@ impl Mailer {
                         "timed out talking to the mail server".into(),
                     )),
                     Ok(Ok(_)) => Ok(message_id),
-                    Ok(Err(e)) => Err(trust.untrusted(&e).unwrap_or_else(|| {
-                        if e.is_permanent() {
-                            SendError::Permanent(format!("the mail server refused: {e}"))
-                        } else {
-                            SendError::Transient(format!("mail server: {e}"))
-                        }
-                    })),
+                    Ok(Err(e)) => Err(trust.judge(e)),
                 }
             }
             Mailer::Outbox(dir) => {

@@ -115,7 +115,7 @@ impl SmtpPool {
             self.step("STARTTLS", async {
                 conn.starttls(params, &self.hello)
                     .await
-                    .map_err(|e| self.trust.untrusted(&e).unwrap_or_else(|| classify(e)))
+                    .map_err(|e| self.trust.judge(e))
             })
             .await?;
         }
@@ -183,7 +183,9 @@ impl SmtpPool {
     }
 }
 
-fn classify(e: lettre::transport::smtp::Error) -> SendError {
+/// A mail server's answer (or its absence) as a send error: permanent when the
+/// server refused for good, else worth another attempt.
+pub(super) fn classify(e: lettre::transport::smtp::Error) -> SendError {
     if e.is_permanent() {
         SendError::Permanent(format!("the mail server refused: {e}"))
     } else {

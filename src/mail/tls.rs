@@ -56,9 +56,16 @@ impl Trust {
             .map_err(|e| SendError::Permanent(format!("TLS: {e}")))
     }
 
+    /// `e` as a send error: an untrusted certificate as [`Self::untrusted`] says,
+    /// anything else as any mail server's answer.
+    pub fn judge(&self, e: lettre::transport::smtp::Error) -> SendError {
+        self.untrusted(&e)
+            .unwrap_or_else(|| super::pool::classify(e))
+    }
+
     /// When `e` says the server's certificate is not trusted: a permanent failure
     /// that says so (logged the first time).
-    pub fn untrusted(&self, e: &lettre::transport::smtp::Error) -> Option<SendError> {
+    fn untrusted(&self, e: &lettre::transport::smtp::Error) -> Option<SendError> {
         let mut cause: Option<&dyn std::error::Error> = Some(e);
         let mut why = None;
         while let Some(c) = cause {
