@@ -77,13 +77,27 @@ pub(super) async fn show(
     id: web::Path<AutomationId>,
 ) -> Result<HttpResponse, AppError> {
     let a = load(&state, *id).await?;
-    let target = match a.target {
-        None => "—".to_string(),
-        Some(Target::EventParameter) => "Use Event Parameter".into(),
-        Some(Target::Contact(id)) => crate::contacts::find(&state.db, id)
+    // A fixed target, looked up once: named under Job, and on the runs not yet run.
+    let fixed = match a.target {
+        Some(Target::Contact(id)) => crate::contacts::find(&state.db, id).await?.map(|c| {
+            (
+                "contact",
+                id,
+                format!("{} {}", c.first_name, c.last_name),
+                c.email,
+            )
+        }),
+        Some(Target::SystemUser(id)) => users::find(&state.db, id)
             .await?
-            .map_or_else(|| format!("contact #{id} (deleted)"), |c| c.email),
-        Some(Target::SystemUser(id)) => user_email(&state, id).await?,
+            .map(|u| ("system_user", id, u.name, u.email)),
+        _ => None,
+    };
+    let target = match (a.target, &fixed) {
+        (None, _) => "—".to_string(),
+        (Some(Target::EventParameter), _) => "Use Event Parameter".into(),
+        (Some(_), Some((_, _, _, email))) => email.clone(),
+        (Some(Target::Contact(id)), None) => format!("contact #{id} (deleted)"),
+        (Some(Target::SystemUser(id)), None) => format!("user #{id} (deleted)"),
     };
     let filter = describe_filter(&state, &a.filter).await?;
     let mut selection = Vec::new();
@@ -103,20 +117,6 @@ pub(super) async fn show(
     let status = a.status(state.clock.now_ms());
     let mut runs = crate::scheduler::runs::runs_of(&state.db, a.id, 100).await?;
     // Runs not yet run name whom they will be for, as soon as it is known.
-    let fixed = match a.target {
-        Some(Target::Contact(id)) => crate::contacts::find(&state.db, id).await?.map(|c| {
-            (
-                "contact",
-                id,
-                format!("{} {}", c.first_name, c.last_name),
-                c.email,
-            )
-        }),
-        Some(Target::SystemUser(id)) => crate::auth::users::find(&state.db, id)
-            .await?
-            .map(|u| ("system_user", id, u.name, u.email)),
-        _ => None,
-    };
     let expected = match a.target {
         Some(Target::EventParameter) => Some(None),
         Some(_) => fixed
