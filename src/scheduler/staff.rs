@@ -13,17 +13,17 @@ pub async fn requeue(
     run: RunId,
     now_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = change(
+        db,
         "UPDATE job_runs SET status = 'pending', due_at = $1, attempts = 0, finished_at = NULL, outcome = NULL \
          WHERE id = $2 AND automation_id = $3 AND status IN ('failed', 'expired')",
+        automation,
+        run,
+        now_ms,
     )
-    .bind(now_ms)
-    .bind(run)
-    .bind(automation)
-    .execute(db.write())
     .await?;
     db.wake_scheduler();
-    Ok(done.rows_affected() == 1)
+    Ok(done)
 }
 
 /// Cancels a pending run (staff asked). Returns whether it was pending.
@@ -33,14 +33,31 @@ pub async fn cancel(
     run: RunId,
     now_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    change(
+        db,
         "UPDATE job_runs SET status = 'cancelled', outcome = 'cancelled by staff', finished_at = $1 \
          WHERE id = $2 AND automation_id = $3 AND status = 'pending'",
+        automation,
+        run,
+        now_ms,
     )
-    .bind(now_ms)
-    .bind(run)
-    .bind(automation)
-    .execute(db.write())
-    .await?;
+    .await
+}
+
+/// Runs `sql` (the time `$1`, the run `$2`, its automation `$3`); whether it
+/// changed the run.
+async fn change(
+    db: &Db,
+    sql: &'static str,
+    automation: AutomationId,
+    run: RunId,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(sql)
+        .bind(now_ms)
+        .bind(run)
+        .bind(automation)
+        .execute(db.write())
+        .await?;
     Ok(done.rows_affected() == 1)
 }
