@@ -4,7 +4,7 @@
 
 use herald::automations::model::{EventFilter, State};
 use herald::automations::store;
-use herald::automations::time_frame::{ALL_DAYS, HolidayRule};
+use herald::automations::time_frame::{ALL_DAYS, HolidayRule, Hours};
 use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +70,7 @@ async fn create_active(
         time_zone: zone.into(),
         end_at: None,
         days: ALL_DAYS,
+        hours: Hours::ALL_DAY,
         holidays: HolidayRule::Always,
         notify: vec![],
         notify_days_before: 30,

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use crate::automations::time_frame::{ALL_DAYS, Delay, HolidayRule, WEEKDAYS, day_bit};
+use crate::automations::time_frame::{ALL_DAYS, Delay, HolidayRule, Hours, WEEKDAYS, day_bit};
 use crate::events::catalogue::{EventType, Source};
 use crate::types::AutomationId;
 
@@ -199,6 +199,8 @@ pub struct Automation {
     pub time_zone: String,
     pub end_at: Option<i64>,
     pub days: u8,
+    /// The execution hours on those days, in the zone.
+    pub hours: Hours,
     pub holidays: HolidayRule,
     pub notify: Vec<i64>,
     pub notify_days_before: i64,
@@ -289,6 +291,7 @@ mod tests {
             time_zone: "UTC".into(),
             end_at: Some(2_000),
             days: ALL_DAYS,
+            hours: Hours::ALL_DAY,
             holidays: HolidayRule::Always,
             notify: vec![],
             notify_days_before: 30,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::automations::model::{Automation, State, Status};
-use crate::automations::time_frame::{ALL_DAYS, Delay, DelayUnit, HolidayRule};
+use crate::automations::time_frame::{ALL_DAYS, Delay, DelayUnit, HolidayRule, Hours};
 use crate::automations::wizard::{EventPart, TimeFramePart};
 use crate::db::{Db, Tx};
 use crate::events::catalogue::EventType;
@@ -30,6 +30,8 @@ struct Row {
     time_zone: String,
     end_at: Option<i64>,
     execution_days: i64,
+    hours_from: i64,
+    hours_to: i64,
     holidays: String,
     notify_user_ids: String,
     notify_days_before: i64,
@@ -65,6 +67,7 @@ impl TryFrom<Row> for Automation {
             time_zone: r.time_zone,
             end_at: r.end_at,
             days: (r.execution_days & i64::from(ALL_DAYS)) as u8,
+            hours: Hours::from_stored(r.hours_from, r.hours_to),
             holidays: HolidayRule::from_code(&r.holidays).unwrap_or(HolidayRule::Always),
             notify: serde_json::from_str(&r.notify_user_ids).unwrap_or_default(),
             notify_days_before: r.notify_days_before,
@@ -88,7 +91,7 @@ macro_rules! columns {
     () => {
         "a.id, a.name, a.description, a.owner_id, u.name AS owner_name, a.event_type, \
      a.event_filter, a.selection, a.job_kind, a.job_target, a.job_config, a.delay_unit, a.delay_value, a.start_at, a.time_zone, \
-     a.end_at, a.execution_days, a.holidays, a.notify_user_ids, a.notify_days_before, a.state, a.activated_at, \
+     a.end_at, a.execution_days, a.hours_from, a.hours_to, a.holidays, a.notify_user_ids, a.notify_days_before, a.state, a.activated_at, \
      a.created_at"
     };
 }
@@ -282,7 +285,7 @@ pub async fn save_time_frame(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE automations SET start_at = $1, time_zone = $2, end_at = $3, execution_days = $4, holidays = $5, \
-         notify_user_ids = $6, notify_days_before = $7, updated_at = $8 WHERE id = $9",
+         notify_user_ids = $6, notify_days_before = $7, updated_at = $8, hours_from = $10, hours_to = $11 WHERE id = $9",
     )
     .bind(part.start_at)
     .bind(&part.time_zone)
@@ -293,6 +296,8 @@ pub async fn save_time_frame(
     .bind(part.notify_days_before)
     .bind(now_ms)
     .bind(id)
+    .bind(i64::from(part.hours.from()))
+    .bind(i64::from(part.hours.to()))
     .execute(&mut **tx)
     .await?;
     refresh_reminder(tx, id, now_ms).await
@@ -359,10 +364,10 @@ pub async fn copy(
 ) -> Result<AutomationId, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO automations (name, description, owner_id, event_type, event_filter, selection, job_kind, \
-         job_target, job_config, delay_unit, delay_value, start_at, time_zone, end_at, execution_days, holidays, notify_user_ids, \
+         job_target, job_config, delay_unit, delay_value, start_at, time_zone, end_at, execution_days, hours_from, hours_to, holidays, notify_user_ids, \
          notify_days_before, state, created_at, updated_at) \
          SELECT SUBSTR('Copy of ' || name, 1, 100), description, $1, event_type, event_filter, selection, job_kind, \
-         job_target, job_config, delay_unit, delay_value, start_at, time_zone, end_at, execution_days, holidays, notify_user_ids, \
+         job_target, job_config, delay_unit, delay_value, start_at, time_zone, end_at, execution_days, hours_from, hours_to, holidays, notify_user_ids, \
          notify_days_before, 'inactive', $2, $2 FROM automations WHERE id = $3 RETURNING id",
     )
     .bind(owner_id)

@@ -144,11 +144,83 @@ pub fn day_bit(day: Weekday) -> u8 {
     1 << (day.to_monday_zero_offset() as u8)
 }
 
-/// Which days a job may run on.
+/// The minutes of a day in a day (the end of the last hour).
+pub const DAY_MINUTES: u16 = 24 * 60;
+
+/// Execution hours: the part of an allowed day in which a job may start, from
+/// `from` (inclusive) to `to` (exclusive), in minutes after 00:00 in the
+/// automation's zone. `to` is at most 24:00; a window over midnight is two
+/// automations' work, not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hours {
+    from: u16,
+    to: u16,
+}
+
+impl Hours {
+    /// All day: 00:00–24:00.
+    pub const ALL_DAY: Hours = Hours {
+        from: 0,
+        to: DAY_MINUTES,
+    };
+
+    /// The window `from`–`to` (minutes after 00:00), if it starts before it ends
+    /// and ends by 24:00.
+    pub fn new(from: u16, to: u16) -> Option<Self> {
+        (from < to && to <= DAY_MINUTES).then_some(Self { from, to })
+    }
+
+    /// As stored; a row that does not make a window reads as all day.
+    pub fn from_stored(from: i64, to: i64) -> Self {
+        match (u16::try_from(from), u16::try_from(to)) {
+            (Ok(f), Ok(t)) => Self::new(f, t).unwrap_or(Self::ALL_DAY),
+            _ => Self::ALL_DAY,
+        }
+    }
+
+    pub fn from(self) -> u16 {
+        self.from
+    }
+
+    pub fn to(self) -> u16 {
+        self.to
+    }
+
+    pub fn is_all_day(self) -> bool {
+        self == Self::ALL_DAY
+    }
+
+    /// Whether `minute` (after 00:00) lies in the window.
+    pub fn contains(self, minute: u16) -> bool {
+        (self.from..self.to).contains(&minute)
+    }
+
+    /// The window in words: "09:00–17:00", "All day".
+    pub fn text(self) -> String {
+        if self.is_all_day() {
+            "All day".into()
+        } else {
+            format!("{}–{}", clock(self.from), clock(self.to))
+        }
+    }
+}
+
+/// Minutes after 00:00 as `HH:MM` (24:00 for the end of the day).
+pub fn clock(minutes: u16) -> String {
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// The minute of the day of a zoned time (seconds dropped).
+fn minute_of_day(z: &Zoned) -> u16 {
+    z.hour() as u16 * 60 + z.minute() as u16
+}
+
+/// Which days, and which hours of them, a job may run on.
 #[derive(Debug, Clone)]
 pub struct Calendar {
     pub zone: TimeZone,
     pub days: u8,
+    pub hours: Hours,
     pub holidays: HolidayRule,
     pub holiday_dates: BTreeSet<Date>,
 }
@@ -187,29 +259,63 @@ impl Calendar {
         }
     }
 
-    /// `due` if its day (in the zone) is allowed; otherwise 00:00 of the next allowed
-    /// day (the first instant of that day, even where a DST change skips midnight).
-    /// `None` when no allowed day comes before `end` (or within two years).
-    pub fn next_allowed(&self, due: Timestamp, end: Option<Timestamp>) -> Option<Timestamp> {
-        let zoned: Zoned = due.to_zoned(self.zone.clone());
-        if self.allows(zoned.date()) {
-            return Some(due).filter(|t| end.is_none_or(|e| *t < e));
+    /// Where `due` stands against the execution hours of its own day, when that
+    /// day is allowed: `None` inside them, else whether it is before or after.
+    pub fn hours_miss(&self, due: Timestamp) -> Option<HoursMiss> {
+        let zoned = due.to_zoned(self.zone.clone());
+        let minute = minute_of_day(&zoned);
+        match self.hours {
+            h if h.contains(minute) => None,
+            h if minute < h.from => Some(HoursMiss::Before),
+            _ => Some(HoursMiss::After),
         }
+    }
+
+    /// The start of the execution hours on `date` in the zone (the first instant
+    /// of the day for 00:00, even where a DST change skips midnight; a start
+    /// skipped by a DST change moves forward by the gap).
+    fn opening(&self, date: Date) -> Option<Timestamp> {
+        let zoned = if self.hours.from == 0 {
+            date.to_zoned(self.zone.clone()).ok()?.start_of_day().ok()?
+        } else {
+            let (h, m) = (self.hours.from / 60, self.hours.from % 60);
+            date.at(h as i8, m as i8, 0, 0)
+                .to_zoned(self.zone.clone())
+                .ok()?
+        };
+        Some(zoned.timestamp())
+    }
+
+    /// `due` if its day (in the zone) is allowed and it lies in the execution
+    /// hours; the start of the hours that day when it is earlier; otherwise the
+    /// start of the hours on the next allowed day (00:00 when all day). `None`
+    /// when no allowed time comes before `end` (or within two years).
+    pub fn next_allowed(&self, due: Timestamp, end: Option<Timestamp>) -> Option<Timestamp> {
+        let before_end = |t: Timestamp| Some(t).filter(|t| end.is_none_or(|e| *t < e));
+        let zoned: Zoned = due.to_zoned(self.zone.clone());
         let mut date = zoned.date();
+        if self.allows(date) {
+            match self.hours_miss(due) {
+                None => return before_end(due),
+                Some(HoursMiss::Before) => return before_end(self.opening(date)?.max(due)),
+                Some(HoursMiss::After) => {}
+            }
+        }
         for _ in 0..(366 * 2) {
             date = date.tomorrow().ok()?;
             if self.allows(date) {
-                let start = date
-                    .to_zoned(self.zone.clone())
-                    .ok()?
-                    .start_of_day()
-                    .ok()?
-                    .timestamp();
-                return Some(start).filter(|t| end.is_none_or(|e| *t < e));
+                return before_end(self.opening(date)?);
             }
         }
         None
     }
+}
+
+/// How a due time on an allowed day misses the execution hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoursMiss {
+    Before,
+    After,
 }
 
 #[cfg(test)]
@@ -262,6 +368,7 @@ mod tests {
         let weekdays_only = Calendar {
             zone: berlin(),
             days: ALL_DAYS & !day_bit(Weekday::Saturday) & !day_bit(Weekday::Sunday),
+            hours: Hours::ALL_DAY,
             holidays: HolidayRule::Always,
             holiday_dates: BTreeSet::new(),
         };
@@ -299,11 +406,70 @@ mod tests {
     }
 
     #[test]
+    fn execution_hours_move_early_times_to_the_opening_and_late_times_to_the_next_day() {
+        let office = Calendar {
+            zone: berlin(),
+            days: ALL_DAYS & !day_bit(Weekday::Saturday) & !day_bit(Weekday::Sunday),
+            hours: Hours::new(9 * 60, 17 * 60).unwrap(),
+            holidays: HolidayRule::Always,
+            holiday_dates: BTreeSet::new(),
+        };
+        // Saturday sign-up → Monday 09:00 CEST, not 00:00 (Monday after the spring change).
+        assert_eq!(
+            office.next_allowed(at("2026-03-28T15:00:00Z"), None),
+            Some(at("2026-03-30T07:00:00Z"))
+        );
+        // Tuesday 07:30 CET → 09:00 the same day.
+        assert_eq!(
+            office.next_allowed(at("2026-03-24T06:30:00Z"), None),
+            Some(at("2026-03-24T08:00:00Z"))
+        );
+        // Inside the hours: unchanged; 16:59 still in, 17:00 out.
+        assert_eq!(
+            office.next_allowed(at("2026-03-24T15:59:00Z"), None),
+            Some(at("2026-03-24T15:59:00Z"))
+        );
+        // Tuesday 17:00 CET → Wednesday 09:00 CET.
+        assert_eq!(
+            office.next_allowed(at("2026-03-24T16:00:00Z"), None),
+            Some(at("2026-03-25T08:00:00Z"))
+        );
+        // Friday 18:00 CEST after the fall change → Monday 09:00 CET.
+        assert_eq!(
+            office.next_allowed(at("2026-10-23T16:00:00Z"), None),
+            Some(at("2026-10-26T08:00:00Z"))
+        );
+        // Ends before the next opening → nothing.
+        assert_eq!(
+            office.next_allowed(at("2026-03-24T16:00:00Z"), Some(at("2026-03-25T07:59:00Z"))),
+            None
+        );
+        // An opening inside the spring gap (02:30 on 2026-03-29) moves forward by the gap.
+        let night = Calendar {
+            hours: Hours::new(2 * 60 + 30, 4 * 60).unwrap(),
+            days: ALL_DAYS,
+            ..office.clone()
+        };
+        assert_eq!(
+            night.next_allowed(at("2026-03-28T22:00:00Z"), None), // Saturday 23:00 CET
+            Some(at("2026-03-29T01:30:00Z"))                      // 03:30 CEST
+        );
+        assert_eq!(
+            Hours::new(17 * 60, 9 * 60),
+            None,
+            "a window over midnight is refused"
+        );
+        assert_eq!(Hours::from_stored(0, 2000), Hours::ALL_DAY);
+        assert_eq!(office.hours.text(), "09:00–17:00");
+    }
+
+    #[test]
     fn holidays_are_skipped_or_required() {
         let dates = parse_holidays("2026-12-25 Christmas\n\n2026-12-26\n").unwrap();
         let mut cal = Calendar {
             zone: berlin(),
             days: ALL_DAYS,
+            hours: Hours::ALL_DAY,
             holidays: HolidayRule::NeverOnHolidays,
             holiday_dates: dates,
         };

@@ -10,7 +10,9 @@ use crate::automations::model::{
     Condition, EventFilter, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_NOTIFY_USERS, Target,
     TargetKind,
 };
-use crate::automations::time_frame::{Delay, DelayUnit, HolidayRule, WEEKDAYS, day_bit};
+use crate::automations::time_frame::{
+    DAY_MINUTES, Delay, DelayUnit, HolidayRule, Hours, WEEKDAYS, day_bit,
+};
 use crate::events::catalogue::{EventType, FilterKind, Source};
 use crate::web::form::{FieldErrors, Fields};
 
@@ -361,9 +363,53 @@ pub struct TimeFramePart {
     pub time_zone: String,
     pub end_at: Option<i64>,
     pub days: u8,
+    pub hours: Hours,
     pub holidays: HolidayRule,
     pub notify: Vec<i64>,
     pub notify_days_before: i64,
+}
+
+/// A time of day from a `time` input (`HH:MM`, seconds allowed and dropped) as
+/// minutes after 00:00.
+fn parse_clock(raw: &str) -> Option<u16> {
+    let t: jiff::civil::Time = raw.trim().parse().ok()?;
+    Some(t.hour() as u16 * 60 + t.minute() as u16)
+}
+
+/// Execution hours from `hours_from` and `hours_to`: empty From is 00:00, empty
+/// To (or 00:00) is midnight at the end of the day.
+fn parse_hours(f: &Fields, errors: &mut FieldErrors) -> Hours {
+    const SHAPE: &str = "Enter a time like 09:00, or leave it empty.";
+    let from = match f.get("hours_from").trim() {
+        "" => Some(0),
+        raw => parse_clock(raw).or_else(|| {
+            errors.insert("hours_from", SHAPE.into());
+            None
+        }),
+    };
+    let to = match f.get("hours_to").trim() {
+        "" => Some(DAY_MINUTES),
+        raw => match parse_clock(raw) {
+            Some(0) => Some(DAY_MINUTES),
+            Some(m) => Some(m),
+            None => {
+                errors.insert("hours_to", SHAPE.into());
+                None
+            }
+        },
+    };
+    match (from, to) {
+        (Some(from), Some(to)) => Hours::new(from, to).unwrap_or_else(|| {
+            errors.insert(
+                "hours_to",
+                "The hours end after they start on the same day (like 09:00 to 17:00); \
+                 a window over midnight needs two automations."
+                    .into(),
+            );
+            Hours::ALL_DAY
+        }),
+        _ => Hours::ALL_DAY,
+    }
 }
 
 /// The `datetime-local` form of a stored time in `zone`.
@@ -438,6 +484,7 @@ pub fn parse_time_frame(f: &Fields) -> Result<TimeFramePart, FieldErrors> {
     if days == 0 {
         errors.insert("days", "Choose at least one execution day.".into());
     }
+    let hours = parse_hours(f, &mut errors);
     let holidays = HolidayRule::from_code(f.get("holidays")).unwrap_or_else(|| {
         errors.insert("holidays", FORGED.into());
         HolidayRule::Always
@@ -477,6 +524,7 @@ pub fn parse_time_frame(f: &Fields) -> Result<TimeFramePart, FieldErrors> {
             time_zone,
             end_at: end.map(|e| e.as_millisecond()),
             days,
+            hours,
             holidays,
             notify,
             notify_days_before,
@@ -553,5 +601,24 @@ mod tests {
             None,
             "values are ignored with Delay No"
         );
+    }
+
+    #[test]
+    fn execution_hours_are_read_from_two_times() {
+        let hours = |from: &str, to: &str| {
+            let mut errors = FieldErrors::new();
+            let mut f = fields(&[]);
+            f.set("hours_from", from);
+            f.set("hours_to", to);
+            (parse_hours(&f, &mut errors), errors)
+        };
+        assert_eq!(hours("", "").0, Hours::ALL_DAY);
+        assert_eq!(hours("00:00", "00:00").0, Hours::ALL_DAY);
+        assert_eq!(hours("09:00", "17:30").0, Hours::new(540, 1050).unwrap());
+        assert_eq!(hours("09:00:59", "").0, Hours::new(540, 1440).unwrap());
+        let (_, errors) = hours("17:00", "09:00");
+        assert!(errors.get("hours_to").unwrap().contains("over midnight"));
+        let (_, errors) = hours("9 am", "25:00");
+        assert!(errors.contains_key("hours_from") && errors.contains_key("hours_to"));
     }
 }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use sqlx::AnyConnection;
 
 use crate::automations::model::Automation;
-use crate::automations::time_frame::{Calendar, DelayUnit};
+use crate::automations::time_frame::{Calendar, DelayUnit, HoursMiss, clock};
 use crate::events::catalogue::{EventType, NewEvent};
 use crate::scheduler::enqueue::{self, NewRun};
 use crate::types::EventId;
@@ -153,13 +153,34 @@ pub fn due_time_explained(
     let calendar = Calendar {
         zone: zone.clone(),
         days: a.days,
+        hours: a.hours,
         holidays: a.holidays,
         holiday_dates: holidays.clone(),
     };
     let end = a.end_at.and_then(|e| Timestamp::from_millisecond(e).ok());
     if explain {
         let mut date = due.to_zoned(zone.clone()).date();
-        for _ in 0..3 {
+        let hours = a.hours.text();
+        let time = due.to_zoned(zone.clone()).strftime("%H:%M").to_string();
+        let day_checks = match calendar.allows(date).then(|| calendar.hours_miss(due)) {
+            // An allowed day, and inside the hours (or before them): no day moves.
+            Some(None) => 0,
+            Some(Some(HoursMiss::Before)) => {
+                say(format!(
+                    "{time} is before the execution hours ({hours}) → their start that day."
+                ));
+                0
+            }
+            Some(Some(HoursMiss::After)) => {
+                say(format!(
+                    "{time} is after the execution hours ({hours}) → the next day."
+                ));
+                date = date.tomorrow().unwrap_or(date);
+                3
+            }
+            None => 3,
+        };
+        for _ in 0..day_checks {
             match calendar.why_not(date) {
                 Some(reason) => say(format!("{reason} → the next day.")),
                 None => break,
@@ -173,8 +194,25 @@ pub fn due_time_explained(
     match calendar.next_allowed(due, end) {
         Some(t) => {
             if explain {
+                let opening = if a.hours.is_all_day() {
+                    "00:00".to_string()
+                } else {
+                    format!(
+                        "{}, the start of the execution hours",
+                        clock(a.hours.from())
+                    )
+                };
+                let same_day = t.to_zoned(zone.clone()).date() == due.to_zoned(zone.clone()).date();
                 if t != due {
-                    say(format!("→ {} (00:00 of the next allowed day).", shown(t)));
+                    say(format!(
+                        "→ {} ({opening}{}).",
+                        shown(t),
+                        if same_day {
+                            ""
+                        } else {
+                            " of the next allowed day"
+                        }
+                    ));
                 }
                 say(format!(
                     "Due {} = {} UTC.",
@@ -188,7 +226,7 @@ pub fn due_time_explained(
         None => {
             say(match end {
                 Some(e) => format!(
-                    "No allowed day before the time frame ends ({}) → the run would be skipped.",
+                    "No allowed day and hour before the time frame ends ({}) → the run would be skipped.",
                     shown(e)
                 ),
                 None => "No allowed day within two years → the run would be skipped.".into(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use herald::auth::{PasswordHasher, Plaintext, Priority};
 use herald::automations;
 use herald::automations::model::{EventFilter, State, Target};
-use herald::automations::time_frame::{ALL_DAYS, HolidayRule};
+use herald::automations::time_frame::{ALL_DAYS, HolidayRule, Hours};
 use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
 use herald::contacts::{self, ContactForm, import};
 use herald::db::Db;
@@ -43,6 +43,7 @@ pub(crate) async fn setup(db: &Db, n: usize) -> Vec<(i64, String)> {
         time_zone: "UTC".into(),
         end_at: None,
         days: ALL_DAYS,
+        hours: Hours::ALL_DAY,
         holidays: HolidayRule::Always,
         notify: vec![],
         notify_days_before: 30,

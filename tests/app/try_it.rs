@@ -17,6 +17,8 @@ struct Case {
     zone: &'static str,
     days: &'static [&'static str],
     holidays: &'static str,
+    /// Execution hours From and To, as typed ("" = the default).
+    hours: (&'static str, &'static str),
     delay: Option<(&'static str, &'static str)>,
     end: &'static str,
     event_at: &'static str,
@@ -25,6 +27,8 @@ struct Case {
 
 const WEEKDAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri"];
 const EVERY_DAY: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const ALL_DAY: (&str, &str) = ("", "");
+const OFFICE: (&str, &str) = ("09:00", "17:00");
 
 const CASES: &[Case] = &[
     Case {
@@ -32,6 +36,7 @@ const CASES: &[Case] = &[
         zone: "Europe/Berlin",
         days: WEEKDAYS,
         holidays: "always",
+        hours: ALL_DAY,
         delay: Some(("days", "2")),
         end: "",
         event_at: "2026-12-04T16:00",
@@ -42,6 +47,7 @@ const CASES: &[Case] = &[
         zone: "Europe/Berlin",
         days: EVERY_DAY,
         holidays: "never",
+        hours: ALL_DAY,
         delay: None,
         end: "",
         event_at: "2026-12-25T10:00",
@@ -52,6 +58,7 @@ const CASES: &[Case] = &[
         zone: "Europe/Berlin",
         days: EVERY_DAY,
         holidays: "only",
+        hours: ALL_DAY,
         delay: None,
         end: "",
         event_at: "2026-12-23T10:00",
@@ -62,6 +69,7 @@ const CASES: &[Case] = &[
         zone: "Europe/Berlin",
         days: EVERY_DAY,
         holidays: "always",
+        hours: ALL_DAY,
         delay: Some(("days", "1")),
         end: "",
         event_at: "2026-03-28T12:00",
@@ -72,6 +80,7 @@ const CASES: &[Case] = &[
         zone: "Europe/Berlin",
         days: EVERY_DAY,
         holidays: "always",
+        hours: ALL_DAY,
         delay: Some(("hours", "24")),
         end: "",
         event_at: "2026-10-24T12:00",
@@ -82,6 +91,7 @@ const CASES: &[Case] = &[
         zone: "America/New_York",
         days: EVERY_DAY,
         holidays: "always",
+        hours: ALL_DAY,
         delay: Some(("days", "1")),
         end: "",
         event_at: "2026-03-07T12:00",
@@ -92,16 +102,62 @@ const CASES: &[Case] = &[
         zone: "America/New_York",
         days: EVERY_DAY,
         holidays: "always",
+        hours: ALL_DAY,
         delay: Some(("days", "1")),
         end: "",
         event_at: "2026-10-31T12:00",
         due: Some("2026-11-01T17:00:00Z"),
     },
     Case {
+        name: "a Saturday sign-up on weekdays 09:00–17:00 waits for Monday 09:00",
+        zone: "Europe/Berlin",
+        days: WEEKDAYS,
+        holidays: "always",
+        hours: OFFICE,
+        delay: None,
+        end: "",
+        event_at: "2026-12-05T10:00",
+        due: Some("2026-12-07T08:00:00Z"),
+    },
+    Case {
+        name: "before the hours: From the same day",
+        zone: "Europe/Berlin",
+        days: WEEKDAYS,
+        holidays: "always",
+        hours: OFFICE,
+        delay: None,
+        end: "",
+        event_at: "2026-12-08T06:15",
+        due: Some("2026-12-08T08:00:00Z"),
+    },
+    Case {
+        name: "after the hours, across the fall change: From the next day",
+        zone: "Europe/Berlin",
+        days: EVERY_DAY,
+        holidays: "always",
+        hours: OFFICE,
+        delay: Some(("hours", "3")),
+        end: "",
+        event_at: "2026-10-24T15:00",
+        due: Some("2026-10-25T08:00:00Z"),
+    },
+    Case {
+        name: "inside the hours: unchanged",
+        zone: "America/New_York",
+        days: EVERY_DAY,
+        holidays: "always",
+        hours: ("08:30", ""),
+        delay: Some(("minutes", "1")),
+        end: "",
+        event_at: "2026-12-08T23:58",
+        due: Some("2026-12-09T04:59:00Z"),
+    },
+    Case {
         name: "the end comes first",
         zone: "Europe/Berlin",
         days: WEEKDAYS,
         holidays: "always",
+        hours: ALL_DAY,
         delay: Some(("days", "2")),
         end: "2026-12-06T12:00",
         event_at: "2026-12-04T16:00",
@@ -162,6 +218,8 @@ async fn automation(
         .set("time_zone", case.zone)
         .set("end", case.end)
         .set("holidays", case.holidays)
+        .set("hours_from", case.hours.0)
+        .set("hours_to", case.hours.1)
         .set("action", "activate");
     let r = app.post_form_with(client, &form).await;
     assert_eq!(
@@ -263,6 +321,18 @@ on_both_engines! {
         let answer = try_api(&app, &key, ids[0], &[("contact_id", &cleo.to_string()), ("at", CASES[0].event_at)]).await;
         let steps = answer["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>().join(" | ");
         assert!(steps.contains("Event Fri 2026-12-04 16:00 CET + 2 days = Sun 2026-12-06 16:00 CET") && steps.contains("Sunday is not an execution day") && steps.contains("Mon 2026-12-07 00:00 CET"), "{steps}");
+        // And for the execution hours: a weekend, before the hours, after them.
+        let (app, key, ids) = (&app, &key, &ids);
+        let words = |i: usize| async move {
+            let answer = try_api(app, key, ids[i], &[("contact_id", &cleo.to_string()), ("at", CASES[i].event_at)]).await;
+            answer["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>().join(" | ")
+        };
+        let steps = words(7).await;
+        assert!(steps.contains("Saturday is not an execution day") && steps.contains("Sunday is not an execution day") && steps.contains("→ Mon 2026-12-07 09:00 CET (09:00, the start of the execution hours of the next allowed day)"), "{steps}");
+        let steps = words(8).await;
+        assert!(steps.contains("06:15 is before the execution hours (09:00–17:00)") && steps.contains("→ Tue 2026-12-08 09:00 CET (09:00, the start of the execution hours)."), "{steps}");
+        let steps = words(9).await;
+        assert!(steps.contains("18:00 is after the execution hours (09:00–17:00) → the next day") && steps.contains("Due Sun 2026-10-25 09:00 CET"), "{steps}");
     }
 
     async fn try_it_checks_the_selection_as_the_job_will(app: TestApp) {
@@ -271,7 +341,7 @@ on_both_engines! {
         let r = app.submit_with(&admin, "/groups/new", "/groups", &[("name", "VIP")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let vip = herald::contacts::groups::list(&app.state.db).await.unwrap()[0].id.to_string();
-        let now_case = Case { name: "now", zone: "UTC", days: EVERY_DAY, holidays: "always", delay: None, end: "", event_at: "", due: None };
+        let now_case = Case { name: "now", zone: "UTC", days: EVERY_DAY, holidays: "always", hours: ALL_DAY, delay: None, end: "", event_at: "", due: None };
         let in_group = automation(&app, &admin, "VIP only", &now_case, &[("sel_group", &vip)]).await;
         sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1").bind(in_group).execute(app.state.db.write()).await.unwrap();
         let gold = automation(&app, &admin, "Gold only", &now_case, &[("sel_attr_name", "plan"), ("sel_attr_value", "gold")]).await;

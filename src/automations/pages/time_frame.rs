@@ -10,7 +10,7 @@ use crate::audit::Action;
 use crate::auth::users::{self, SystemUser};
 use crate::automations::model::{Automation, State};
 use crate::automations::store;
-use crate::automations::time_frame::{HolidayRule, WEEKDAYS, day_bit};
+use crate::automations::time_frame::{DAY_MINUTES, HolidayRule, WEEKDAYS, clock, day_bit};
 use crate::automations::wizard::{local_input, parse_time_frame};
 use crate::jobs::registry::Registry;
 use crate::settings::Settings;
@@ -73,6 +73,10 @@ fn time_frame_fields(a: &Automation, default_zone: &str, now_ms: i64) -> Fields 
         if a.days & day_bit(day) != 0 {
             f.set(&format!("day_{}", short.to_lowercase()), "on");
         }
+    }
+    f.set("hours_from", clock(a.hours.from()));
+    if a.hours.to() != DAY_MINUTES {
+        f.set("hours_to", clock(a.hours.to()));
     }
     f.set("holidays", a.holidays.code());
     f.0.insert(
