@@ -73,6 +73,7 @@ impl Application {
             mailer,
             links: crate::links::LinkSigner::new(key.master(), "unsubscribe"),
             webhook_keys: crate::links::LinkSigner::new(key.master(), "webhook secret"),
+            account_links: crate::links::LinkSigner::new(key.master(), "staff email change"),
             http: crate::webhook::Client::default(),
             settings: Default::default(),
         });

@@ -18,6 +18,9 @@ pub enum Action {
     UserDisabled,
     UserEnabled,
     UserPasswordReset,
+    AccountChanged,
+    AccountEmailRequested,
+    AccountEmailChanged,
     SettingsChanged,
     CsrfRejected,
     AccessDenied,
@@ -52,6 +55,9 @@ impl Action {
             Self::UserDisabled => "user.disabled",
             Self::UserEnabled => "user.enabled",
             Self::UserPasswordReset => "user.password_reset",
+            Self::AccountChanged => "account.changed",
+            Self::AccountEmailRequested => "account.email_requested",
+            Self::AccountEmailChanged => "account.email_changed",
             Self::SettingsChanged => "settings.changed",
             Self::CsrfRejected => "security.csrf_rejected",
             Self::AccessDenied => "security.access_denied",
@@ -92,6 +98,9 @@ impl Action {
             Self::UserDisabled => "System user disabled",
             Self::UserEnabled => "System user enabled",
             Self::UserPasswordReset => "Temporary password issued",
+            Self::AccountChanged => "Own account changed",
+            Self::AccountEmailRequested => "New email address asked for",
+            Self::AccountEmailChanged => "Own email address changed",
             Self::SettingsChanged => "Settings changed",
             Self::CsrfRejected => "Form rejected (CSRF)",
             Self::AccessDenied => "Access denied",
@@ -116,7 +125,7 @@ impl Action {
     }
 }
 
-const ALL: [Action; 29] = [
+const ALL: [Action; 32] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -126,6 +135,9 @@ const ALL: [Action; 29] = [
     Action::UserDisabled,
     Action::UserEnabled,
     Action::UserPasswordReset,
+    Action::AccountChanged,
+    Action::AccountEmailRequested,
+    Action::AccountEmailChanged,
     Action::SettingsChanged,
     Action::CsrfRejected,
     Action::AccessDenied,

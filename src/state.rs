@@ -25,6 +25,8 @@ pub struct AppState {
     pub links: LinkSigner,
     /// Makes the signing secrets of Send HTTP Request from their stored salts.
     pub webhook_keys: LinkSigner,
+    /// Signs and checks the links that confirm a system user's new email.
+    pub account_links: LinkSigner,
 }
 
 /// What a job may use while it executes — and nothing of the web application.

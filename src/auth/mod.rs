@@ -1,6 +1,7 @@
 //! System users: sign-in and sign-out, the forced and voluntary password change,
 //! the admin pages for system users, throttling and password hashing.
 
+mod account;
 pub mod password;
 mod staff_pages;
 pub mod throttle;
@@ -43,6 +44,7 @@ pub fn public_routes(cfg: &mut web::ServiceConfig) {
 }
 
 pub fn staff_routes(cfg: &mut web::ServiceConfig) {
+    account::routes(cfg);
     cfg.route("/logout", web::post().to(logout))
         .route("/password", web::get().to(password_page))
         .route("/password", web::post().to(change_password));

@@ -272,3 +272,139 @@ pub async fn set_disabled(
         .await?;
     Ok(())
 }
+
+/// Changes a user's own name.
+pub async fn set_name(
+    tx: &mut Tx,
+    id: i64,
+    name: &PersonName,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE system_users SET name = $1, updated_at = $2 WHERE id = $3")
+        .bind(name.as_str())
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Changes a user's email from `from` to `to`; `Ok(false)` when the user's email
+/// is no longer `from` (the link was used, or the address changed since).
+pub async fn change_email(
+    tx: &mut Tx,
+    id: i64,
+    from: &str,
+    to: &EmailAddress,
+    now_ms: i64,
+) -> Result<bool, CreateError> {
+    let changed = sqlx::query(
+        "UPDATE system_users SET email = $1, updated_at = $2 WHERE id = $3 AND email = $4",
+    )
+    .bind(to.as_str())
+    .bind(now_ms)
+    .bind(id)
+    .bind(from)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            CreateError::Exists
+        } else {
+            CreateError::Database(e)
+        }
+    })?;
+    Ok(changed.rows_affected() == 1)
+}
+
+/// The addresses the user's test sends go to, as last used (empty: none kept).
+pub async fn test_addresses(db: &Db, id: i64) -> Result<Vec<String>, sqlx::Error> {
+    let kept: Option<String> =
+        sqlx::query_scalar("SELECT test_addresses FROM system_users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.read())
+            .await?;
+    Ok(kept
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Remembers the addresses of the user's latest test send.
+pub async fn set_test_addresses(
+    tx: &mut Tx,
+    id: i64,
+    addresses: &[EmailAddress],
+) -> Result<(), sqlx::Error> {
+    let kept = addresses
+        .iter()
+        .map(EmailAddress::as_str)
+        .collect::<Vec<_>>()
+        .join("\n");
+    sqlx::query("UPDATE system_users SET test_addresses = $1 WHERE id = $2")
+        .bind(kept)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// At most this many addresses get one test send.
+pub const MAX_TEST_ADDRESSES: usize = 5;
+
+/// Up to [`MAX_TEST_ADDRESSES`] addresses typed with commas, semicolons, spaces or
+/// line breaks between them; repeats count once. The message names the first
+/// address that is not one.
+pub fn parse_test_addresses(raw: &str) -> Result<Vec<EmailAddress>, String> {
+    let mut out: Vec<EmailAddress> = Vec::new();
+    for part in raw
+        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+    {
+        let address = EmailAddress::parse(part).map_err(|_| {
+            format!("\"{part}\" is not an email address; enter addresses like name@example.com, separated by commas.")
+        })?;
+        if !out.contains(&address) {
+            out.push(address);
+        }
+    }
+    match out.len() {
+        0 => Err("Enter at least one email address.".into()),
+        n if n > MAX_TEST_ADDRESSES => Err(format!(
+            "A test goes to at most {MAX_TEST_ADDRESSES} addresses; you entered {n}."
+        )),
+        _ => Ok(out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_addresses_are_a_short_list_of_real_addresses() {
+        let ok =
+            parse_test_addresses(" a@example.com, B@example.com;\nc@example.com a@example.com ")
+                .unwrap();
+        let shown: Vec<&str> = ok.iter().map(EmailAddress::as_str).collect();
+        assert_eq!(shown, ["a@example.com", "b@example.com", "c@example.com"]);
+        assert!(
+            parse_test_addresses("")
+                .unwrap_err()
+                .contains("at least one")
+        );
+        let e = parse_test_addresses("a@example.com, nobody").unwrap_err();
+        assert!(e.contains("\"nobody\""), "{e}");
+        let six = (1..=6)
+            .map(|i| format!("p{i}@example.com"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(
+            parse_test_addresses(&six)
+                .unwrap_err()
+                .contains("at most 5")
+        );
+    }
+}

@@ -357,6 +357,20 @@ struct PreviewQuery {
     /// The suggestion picked in the contact field, if any.
     #[serde(default)]
     contact_id: String,
+    /// Send test: the addresses it goes to.
+    #[serde(default)]
+    to: String,
+}
+
+impl PreviewQuery {
+    /// The preview of `m` for the same contact.
+    fn back(&self, m: &Message) -> String {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("contact", &self.contact)
+            .append_pair("contact_id", &self.contact_id)
+            .finish();
+        format!("/messages/{}/preview?{query}", m.id)
+    }
 }
 
 #[derive(Template)]
@@ -373,6 +387,9 @@ struct PreviewPage {
     /// The HTML part, sanitised; shown in a sandboxed frame, never in this page.
     html: String,
     error: Option<String>,
+    /// Send test: the addresses offered (the last ones used, else one's own).
+    test_to: String,
+    test_error: Option<String>,
 }
 
 /// The values to preview with: the chosen contact, or a sample one.
@@ -422,11 +439,31 @@ async fn preview_values(
 async fn preview(
     state: web::Data<AppState>,
     ctx: PageContext,
+    me: CurrentUser,
     id: web::Path<i64>,
     query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
-    let (values, shown_for, contact_error, _) = preview_values(&state, &query).await?;
+    let kept = crate::auth::users::test_addresses(&state.db, me.id).await?;
+    let test_to = if kept.is_empty() {
+        me.email
+    } else {
+        kept.join(", ")
+    };
+    preview_page(&state, ctx, m, &query, test_to, None).await
+}
+
+/// The preview of `m` for the contact `query` names, with Send test offering
+/// `test_to` (and, after a refused test send, why).
+async fn preview_page(
+    state: &AppState,
+    ctx: PageContext,
+    m: Message,
+    query: &PreviewQuery,
+    test_to: String,
+    test_error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let (values, shown_for, contact_error, _) = preview_values(state, query).await?;
     let rendered = {
         let (m, values) = (m.clone(), values.clone());
         template::off_async(move || compose::render(&m, &values)).await
@@ -440,8 +477,13 @@ async fn preview(
             Some(e.to_string()),
         ),
     };
+    let status = if test_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     render(
-        StatusCode::OK,
+        status,
         &PreviewPage {
             ctx,
             m,
@@ -453,55 +495,85 @@ async fn preview(
             text,
             html,
             error,
+            test_to,
+            test_error,
         },
     )
 }
 
-/// Sends the message to the signed-in staff member's own address.
+/// Sends the message, as the chosen contact gets it, to up to five addresses (the
+/// ones typed, remembered for the next test); then back to the same preview.
 async fn send_test(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ctx: PageContext,
     me: CurrentUser,
     id: web::Path<i64>,
     form: web::Form<PreviewQuery>,
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
     let session = req_session(&req);
+    let back = form.back(&m);
+    let to = match crate::auth::users::parse_test_addresses(&form.to) {
+        Ok(to) => to,
+        Err(why) => {
+            return preview_page(&state, ctx, m, &form, form.to.clone(), Some(why)).await;
+        }
+    };
+    let mut tx = state.db.begin().await?;
+    crate::auth::users::set_test_addresses(&mut tx, me.id, &to).await?;
+    state.db.commit(tx).await?;
     let (values, _, _, _) = preview_values(&state, &form).await?;
     let settings = Settings::load(&state.db).await?;
-    let back = format!("/messages/{}/preview", m.id);
-    let rendered = {
-        let (m, to) = (m.clone(), me.email.clone());
-        template::off_async(move || compose::email(&m, &settings, &to, &values, None)).await
-    };
-    let email = match rendered {
-        Ok(mut e) => {
-            e.subject = format!("[Test] {}", e.subject);
-            e
+    let mut emails = Vec::with_capacity(to.len());
+    for address in &to {
+        let rendered = {
+            let (m, values, settings) = (m.clone(), values.clone(), settings.clone());
+            let address = address.to_string();
+            template::off_async(move || compose::email(&m, &settings, &address, &values, None))
+                .await
+        };
+        match rendered {
+            Ok(mut e) => {
+                e.subject = format!("[Test] {}", e.subject);
+                emails.push(e);
+            }
+            Err(e) => {
+                flash(
+                    &session,
+                    FlashKind::Error,
+                    format!("The message cannot be rendered: {e}"),
+                );
+                return Ok(redirect(&back));
+            }
         }
-        Err(e) => {
-            flash(
-                &session,
-                FlashKind::Error,
-                format!("The message cannot be rendered: {e}"),
-            );
-            return Ok(redirect(&back));
+    }
+    let (mut sent, mut refused) = (Vec::new(), Vec::new());
+    for email in &emails {
+        match state.mailer.send(email).await {
+            Ok(_) => sent.push(email.to.as_str()),
+            Err(e) => {
+                tracing::warn!(error = %e, "test send failed");
+                refused.push(email.to.as_str());
+            }
         }
-    };
-    match state.mailer.send(&email).await {
-        Ok(_) => flash(
+    }
+    if !sent.is_empty() {
+        flash(
             &session,
             FlashKind::Success,
-            format!("A test was sent to {}.", me.email),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "test send failed");
-            flash(
-                &session,
-                FlashKind::Error,
-                "The mail server did not take the test message; try again in a moment.",
-            );
-        }
+            format!("A test was sent to {}.", sent.join(", ")),
+        );
+    }
+    if !refused.is_empty() {
+        flash(
+            &session,
+            FlashKind::Error,
+            format!(
+                "The mail server did not take the test for {}; try again in a moment.",
+                refused.join(", ")
+            ),
+        );
     }
     Ok(redirect(&back))
 }

@@ -163,9 +163,14 @@ pub async fn require_staff<B: MessageBody>(
         if uid.is_some() {
             session.purge();
         }
-        // Only a path the sign-in would follow back (see `local_path`).
+        // Only a path the sign-in would follow back (see `local_path`), with its
+        // query (a search, or the token of a link from an email).
+        let wanted = req
+            .uri()
+            .path_and_query()
+            .map_or(req.path(), |p| p.as_str());
         let next = (req.method() == Method::GET && req.path() != "/")
-            .then(|| local_path(req.path(), &state.config.base_url))
+            .then(|| local_path(wanted, &state.config.base_url))
             .flatten();
         let to = match next {
             Some(path) => format!(

@@ -278,6 +278,31 @@ with_mail! {
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let mail = smtp.last_to(&me).expect("the test email");
         assert!(mail.data.contains("Subject: [Test] For Ada"), "{}", mail.data);
+        // To several addresses, as the chosen contact gets it; back on the same
+        // preview (the contact kept), the addresses remembered for next time.
+        let lena_page = format!("/messages/{id}/preview?contact=lena%40example.com");
+        let r = app.submit_with(&client, &lena_page, &format!("/messages/{id}/test"), &[("to", "ops@example.com; Boss@Example.com")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let back = location(&r);
+        assert!(back.contains("contact=lena%40example.com"), "{back}");
+        for to in ["ops@example.com", "boss@example.com"] {
+            let mail = smtp.last_to(to).unwrap_or_else(|| panic!("a test for {to}"));
+            assert!(mail.data.contains("Subject: [Test] For <b>Lena</b>"), "{}", mail.data);
+        }
+        let (_, page) = app.page_with(&client, &back).await;
+        assert_eq!(text_of(&page, "#preview-subject").unwrap(), "For <b>Lena</b>", "the preview keeps the contact");
+        assert!(page.contains("A test was sent to ops@example.com, boss@example.com."), "{page}");
+        assert!(page.contains("value=\"ops@example.com, boss@example.com\""), "remembered: {page}");
+        // Too many, or not addresses: refused next to the field, nothing sent.
+        let before = smtp.count();
+        for (to, says) in [("ops@example.com, nobody", "\"nobody\" is not an email address"), ("a@x.de b@x.de c@x.de d@x.de e@x.de f@x.de", "at most 5 addresses"), ("", "at least one")] {
+            let r = app.submit_with(&client, &lena_page, &format!("/messages/{id}/test"), &[("to", to)]).await;
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{to}");
+            let html = r.text().await.unwrap();
+            assert!(text_of(&html, "#to-error").unwrap().contains(says), "{to}: {html}");
+            assert_eq!(text_of(&html, "#preview-subject").unwrap(), "For <b>Lena</b>");
+        }
+        assert_eq!(smtp.count(), before);
         // Copy, and delete refused while an active automation uses it.
         let r = app.submit_with(&client, &format!("/messages/{id}"), &format!("/messages/{id}/copy"), &[]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -458,5 +483,71 @@ with_mail! {
             assert!(text_part(&mail.data).contains("Created 2, updated 0, rejected 1."), "{}", mail.data);
             assert!(header(&mail.data, "List-Unsubscribe").is_none(), "ops are no contacts");
         }
+    }
+
+    async fn staff_change_their_own_name_and_confirm_a_new_email_by_link(app, smtp) {
+        let (client, me) = app.signed_in(Role::Admin).await;
+        let (_, page) = app.page_with(&client, "/dashboard").await;
+        assert!(page.contains("href=\"/account\""), "the name in the header leads to the account");
+        // The name changes at once; the email only through the link sent to it.
+        let r = app.submit_with(&client, "/account", "/account", &[("name", "Ada Admin"), ("email", "Ada.New@example.com"), ("test_addresses", "qa@example.com")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, page) = app.page_with(&client, "/account").await;
+        assert!(page.contains("We sent a link to ada.new@example.com. Your email stays"), "{page}");
+        assert!(page.contains("value=\"Ada Admin\"") && page.contains(&format!("value=\"{me}\"")), "{page}");
+        let user = herald::auth::users::find_by_email(&app.state.db, &me).await.unwrap().expect("still the old email");
+        assert_eq!(user.name, "Ada Admin");
+        let mail = smtp.last_to("ada.new@example.com").expect("the link goes to the new address");
+        let body = text_part(&mail.data);
+        let link = body.lines().map(str::trim).find(|l| l.contains("/account/email?token=")).expect("a link").to_string();
+        let path = link[link.find("/account").unwrap()..].to_string();
+        // Signed out, the link leads through the sign-in and back, token and all.
+        let r = app.get_with(&crate::helpers::browser(), &path).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let to_login = location(&r);
+        let next: String = url::form_urlencoded::parse(to_login.split_once('?').unwrap().1.as_bytes()).find(|(k, _)| k == "next").unwrap().1.into_owned();
+        assert_eq!(next, path);
+        // A changed link is refused; so is the link for another user.
+        let r = app.get_with(&client, &format!("{path}0")).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let (other, _) = app.signed_in(Role::Marketer).await;
+        let r = app.get_with(&other, &path).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("another system user"), "{page}");
+        // Opening it asks; confirming changes it, tells the old address, and signs
+        // in with the new one from now on.
+        let (status, page) = app.page_with(&client, &path).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("ada.new@example.com instead of"), "{page}");
+        let form = app.form_with(&client, &path, &path).await;
+        let r = app.post_form_with(&client, &form).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(herald::auth::users::find_by_email(&app.state.db, "ada.new@example.com").await.unwrap().is_some());
+        let notice = smtp.last_to(&me).expect("a notice to the old address");
+        assert!(text_part(&notice.data).contains("ada.new@example.com instead of this address"));
+        let r = app.post_form_with(&client, &form).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "the link works once");
+        let fresh = crate::helpers::browser();
+        let r = app.sign_in_with(&fresh, "ada.new@example.com", "a good long password").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        // An address another user has is refused at once, next to the field.
+        let other_email = herald::auth::users::list(&app.state.db).await.unwrap().into_iter().find(|u| u.email.starts_with("marketer")).unwrap().email;
+        let r = app.submit_with(&client, "/account", "/account", &[("email", &other_email)]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(text_of(&r.text().await.unwrap(), "#email-error").unwrap().contains("already exists"));
+        // The link expires after a day.
+        app.submit_with(&client, "/account", "/account", &[("email", "later@example.com")]).await;
+        let mail = smtp.last_to("later@example.com").expect("a second link");
+        let body = text_part(&mail.data);
+        let link = body.lines().map(str::trim).find(|l| l.contains("/account/email?token=")).unwrap().to_string();
+        let path = link[link.find("/account").unwrap()..].to_string();
+        app.clock.advance(Duration::from_secs(25 * 3600));
+        let fresh = crate::helpers::browser();
+        let r = app.sign_in_with(&fresh, "ada.new@example.com", "a good long password").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let page = app.get_with(&fresh, &path).await;
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+        assert!(page.text().await.unwrap().contains("expired"));
     }
 }
