@@ -317,7 +317,8 @@ pub async fn answer(
     // What the job would do, and its limits now.
     let settings = crate::settings::Settings::load(&state.db).await?;
     if let Some(job) = a.job.as_deref().and_then(|k| jobs.get(k)) {
-        out.job = format!("{}: {}", job.label(), job.explain(&a.job_config));
+        let names = crate::jobs::registry::Choices::load(&state.db).await?;
+        out.job = format!("{}: {}", job.label(), job.explain(&a.job_config, &names));
         if let Some(c) = &target_contact {
             let target = crate::scheduler::queue::Target {
                 kind: "contact",

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use crate::automations::model::State;
 use crate::events::catalogue::Scope;
-use crate::jobs::registry::{Execution, Job};
+use crate::jobs::registry::{Choices, Execution, Job};
 use crate::mail::{Email, SendError};
 use crate::scheduler::queue::{Claimed, END_REMINDER, Outcome, Target};
 use crate::state::JobContext;
@@ -28,7 +28,7 @@ impl Job for EndReminder {
     fn offered(&self) -> bool {
         false
     }
-    fn explain(&self, _config: &serde_json::Value) -> String {
+    fn explain(&self, _config: &serde_json::Value, _names: &Choices) -> String {
         "Emails the chosen system users before the automation ends.".into()
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {

@@ -82,11 +82,12 @@ impl Job for Membership {
     fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
         f.set(self.field(), config["group_id"].to_string());
     }
-    fn explain(&self, _config: &serde_json::Value) -> String {
+    fn explain(&self, config: &serde_json::Value, names: &Choices) -> String {
+        let group = names.group_name(config["group_id"].as_i64());
         if self.join {
-            "Adds the contact to the group.".into()
+            format!("Adds the contact to {group}.")
         } else {
-            "Removes the contact from the group.".into()
+            format!("Removes the contact from {group}.")
         }
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {

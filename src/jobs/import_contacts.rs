@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::contacts::import::store::{self, Ended, JOB_KIND};
 use crate::events::catalogue::Scope;
-use crate::jobs::registry::{Execution, Job};
+use crate::jobs::registry::{Choices, Execution, Job};
 use crate::scheduler::queue::{Claimed, Outcome, Target};
 use crate::state::JobContext;
 use crate::types::ImportId;
@@ -26,7 +26,7 @@ impl Job for ImportContacts {
     fn offered(&self) -> bool {
         false
     }
-    fn explain(&self, _config: &serde_json::Value) -> String {
+    fn explain(&self, _config: &serde_json::Value, _names: &Choices) -> String {
         "Imports an uploaded CSV file into the contacts.".into()
     }
     /// A million rows take about a minute; the lease, renewed meanwhile, is what

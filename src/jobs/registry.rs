@@ -31,12 +31,42 @@ pub struct Choices {
 }
 
 impl Choices {
+    /// Everything Define Job offers, as stored now.
+    pub async fn load(db: &crate::db::Db) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            users: crate::auth::users::list(db).await?,
+            groups: crate::contacts::groups::list(db)
+                .await?
+                .into_iter()
+                .map(|g| (g.id, g.name))
+                .collect(),
+            messages: crate::messages::store::list(db)
+                .await?
+                .into_iter()
+                .map(|(m, _)| (m.id, m.name))
+                .collect(),
+            webhook_hosts: crate::settings::Settings::load(db).await?.webhook_hosts(),
+        })
+    }
     pub fn has_group(&self, id: i64) -> bool {
         self.groups.iter().any(|(g, _)| *g == id)
     }
     pub fn has_message(&self, id: i64) -> bool {
         self.messages.iter().any(|(m, _)| *m == id)
     }
+    /// A group's name in words: `"Newsletter"`, or "a deleted group".
+    pub fn group_name(&self, id: Option<i64>) -> String {
+        named(&self.groups, id, "a deleted group")
+    }
+    /// A message's name in words: `"Welcome"`, or "a deleted message".
+    pub fn message_name(&self, id: Option<i64>) -> String {
+        named(&self.messages, id, "a deleted message")
+    }
+}
+
+fn named(list: &[(i64, String)], id: Option<i64>, gone: &str) -> String {
+    id.and_then(|id| list.iter().find(|(i, _)| *i == id))
+        .map_or_else(|| gone.to_string(), |(_, n)| format!("\"{n}\""))
 }
 
 /// What a job's Define Job partial may show: the form as entered, its messages, and
@@ -110,9 +140,15 @@ pub trait Job: Send + Sync + 'static {
     }
     /// Puts a stored configuration back into the form's fields.
     fn fill(&self, _config: &serde_json::Value, _f: &mut Fields) {}
-    /// What it would do, in words, without doing it.
-    fn explain(&self, _config: &serde_json::Value) -> String {
+    /// What it would do, in words, without doing it; `names` names the groups and
+    /// messages its settings choose.
+    fn explain(&self, _config: &serde_json::Value, _names: &Choices) -> String {
         self.label().to_string()
+    }
+    /// The prepared message it sends, if it sends one (the automation's page links
+    /// it).
+    fn message(&self, _config: &serde_json::Value) -> Option<i64> {
+        None
     }
     /// A secret its configuration makes (a signing key, say), shown to staff once
     /// when Define Job is saved with a new one; `None` for jobs without one.

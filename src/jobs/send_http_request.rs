@@ -114,7 +114,7 @@ impl Job for SendHttpRequest {
             f.set(field, config[key].as_str().unwrap_or_default());
         }
     }
-    fn explain(&self, config: &serde_json::Value) -> String {
+    fn explain(&self, config: &serde_json::Value, _names: &Choices) -> String {
         let url = config["url"].as_str().unwrap_or_default();
         if config["body"] == "template" {
             format!("POSTs the body you wrote, signed, to {url}.")

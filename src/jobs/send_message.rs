@@ -84,8 +84,20 @@ impl Job for ToContact {
             f.set("message_group", g.to_string());
         }
     }
-    fn explain(&self, _config: &serde_json::Value) -> String {
-        "Emails the contact a prepared message, with a one-click unsubscribe link.".into()
+    fn explain(&self, config: &serde_json::Value, names: &Choices) -> String {
+        let message = names.message_name(config["message_id"].as_i64());
+        match config["group_id"].as_i64() {
+            Some(g) => format!(
+                "Emails the contact the prepared message {message}; its unsubscribe link removes them from {} (or, for a contact not in it, offers to stop all prepared messages).",
+                names.group_name(Some(g))
+            ),
+            None => format!(
+                "Emails the contact the prepared message {message}; its unsubscribe link stops all prepared messages to them."
+            ),
+        }
+    }
+    fn message(&self, config: &serde_json::Value) -> Option<i64> {
+        config["message_id"].as_i64()
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(to_contact(ctx, run))
@@ -272,8 +284,19 @@ impl Job for ToAddress {
             .unwrap_or_default();
         f.set("addresses", addresses.join(", "));
     }
-    fn explain(&self, config: &serde_json::Value) -> String {
-        format!("Emails a prepared message to {}.", config["addresses"])
+    fn explain(&self, config: &serde_json::Value, names: &Choices) -> String {
+        let addresses: Vec<&str> = config["addresses"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        format!(
+            "Emails the prepared message {} to {}.",
+            names.message_name(config["message_id"].as_i64()),
+            addresses.join(", ")
+        )
+    }
+    fn message(&self, config: &serde_json::Value) -> Option<i64> {
+        config["message_id"].as_i64()
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(to_address(ctx, run))

@@ -10,7 +10,7 @@ use crate::auth::password::{self, Priority};
 use crate::automations::model::{Automation, TargetKind};
 use crate::events::catalogue::Scope;
 use crate::jobs::common::{self, Recipient};
-use crate::jobs::registry::{Execution, Job};
+use crate::jobs::registry::{Choices, Execution, Job};
 use crate::mail::{Email, SendError};
 use crate::scheduler::queue::{AuditNote, Claimed, Outcome};
 use crate::scheduler::runs;
@@ -57,7 +57,7 @@ impl Job for ToContact {
     fn target(&self) -> Option<TargetKind> {
         Some(TargetKind::Contact)
     }
-    fn explain(&self, _config: &serde_json::Value) -> String {
+    fn explain(&self, _config: &serde_json::Value, _names: &Choices) -> String {
         "Emails the contact a new temporary password for the preference center.".into()
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
@@ -81,7 +81,7 @@ impl Job for ToSystemUser {
     fn target(&self) -> Option<TargetKind> {
         Some(TargetKind::SystemUser)
     }
-    fn explain(&self, _config: &serde_json::Value) -> String {
+    fn explain(&self, _config: &serde_json::Value, _names: &Choices) -> String {
         "Emails the system user a new temporary password for Herald.".into()
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {

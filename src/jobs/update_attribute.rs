@@ -74,10 +74,11 @@ impl Job for UpdateAttribute {
             config["value"].as_str().unwrap_or_default(),
         );
     }
-    fn explain(&self, config: &serde_json::Value) -> String {
+    fn explain(&self, config: &serde_json::Value, _names: &Choices) -> String {
         format!(
-            "Sets the contact's attribute {} to {}.",
-            config["name"], config["value"]
+            "Sets the contact's attribute \"{}\" to \"{}\".",
+            config["name"].as_str().unwrap_or_default(),
+            config["value"].as_str().unwrap_or_default()
         )
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {

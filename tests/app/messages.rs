@@ -306,7 +306,12 @@ with_mail! {
         // Copy, and delete refused while an active automation uses it.
         let r = app.submit_with(&client, &format!("/messages/{id}"), &format!("/messages/{id}/copy"), &[]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        automation(&app, &client, "Offer to new contacts", "registered_to_system", &[("job", "send_message_to_contact"), ("use_event_parameter", "on"), ("message", &id.to_string())]).await;
+        let offer = automation(&app, &client, "Offer to new contacts", "registered_to_system", &[("job", "send_message_to_contact"), ("use_event_parameter", "on"), ("message", &id.to_string())]).await;
+        // Its page names the message, linked, and says what the job does in words.
+        let (_, page) = app.page_with(&client, &format!("/automations/{offer}")).await;
+        assert!(page.contains(&format!("<a href=\"/messages/{id}/preview\">Offer</a>")), "{page}");
+        let words = text_of(&page, "#job-words").unwrap();
+        assert_eq!(words, "Emails the contact the prepared message \"Offer\"; its unsubscribe link stops all prepared messages to them.");
         // Delete says so before asking to confirm: no confirmation page while in use.
         let r = app.get_with(&client, &format!("/messages/{id}/delete")).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -29,6 +29,11 @@ struct ShowPage {
     zone: String,
     a: Automation,
     job: &'static str,
+    /// What the job does with its settings, in words.
+    job_words: String,
+    /// The prepared message it sends (id and name), linked; `None` for none (or
+    /// a deleted one, which the words name).
+    message: Option<(i64, String)>,
     status: Status,
     target: String,
     filter: String,
@@ -144,11 +149,24 @@ pub(super) async fn show(
     } else {
         None
     };
+    let chosen = a.job.as_deref().and_then(|k| jobs.get(k));
+    let (job_words, message) = match chosen {
+        Some(job) => {
+            let names = crate::jobs::registry::Choices::load(&state.db).await?;
+            let message = job
+                .message(&a.job_config)
+                .and_then(|id| names.messages.iter().find(|(m, _)| *m == id).cloned());
+            (job.explain(&a.job_config, &names), message)
+        }
+        None => ("Not defined yet: open Define Job.".into(), None),
+    };
     render(
         StatusCode::OK,
         &ShowPage {
             zone,
             limited_24h,
+            job_words,
+            message,
             job: jobs.label(a.job.as_deref()),
             ctx,
             runs,

@@ -151,22 +151,7 @@ async fn job_render(
 
 /// What the jobs' fields offer.
 async fn job_choices(state: &AppState) -> Result<Choices, AppError> {
-    Ok(Choices {
-        users: users::list(&state.db).await?,
-        groups: crate::contacts::groups::list(&state.db)
-            .await?
-            .into_iter()
-            .map(|g| (g.id, g.name))
-            .collect(),
-        messages: crate::messages::store::list(&state.db)
-            .await?
-            .into_iter()
-            .map(|(m, _)| (m.id, m.name))
-            .collect(),
-        webhook_hosts: crate::settings::Settings::load(&state.db)
-            .await?
-            .webhook_hosts(),
-    })
+    Ok(Choices::load(&state.db).await?)
 }
 
 /// Parses the whole window — the job choice, its own fields, the target, the
