@@ -207,6 +207,8 @@ pub struct Automation {
     pub state: State,
     pub activated_at: Option<i64>,
     pub created_at: i64,
+    /// The automation this one was copied from, until a window of it is saved.
+    pub copied_from: Option<AutomationId>,
 }
 
 impl Automation {
@@ -298,6 +300,7 @@ mod tests {
             state: State::Inactive,
             activated_at: None,
             created_at: 0,
+            copied_from: None,
         };
         assert_eq!(a.status(1_500), Status::Inactive);
         a.state = State::Active;

@@ -38,6 +38,7 @@ struct Row {
     state: String,
     activated_at: Option<i64>,
     created_at: i64,
+    copied_from: Option<i64>,
 }
 
 impl TryFrom<Row> for Automation {
@@ -78,6 +79,7 @@ impl TryFrom<Row> for Automation {
             },
             activated_at: r.activated_at,
             created_at: r.created_at,
+            copied_from: r.copied_from.map(AutomationId),
             name: r.name,
             description: r.description,
             owner_id: r.owner_id,
@@ -92,7 +94,7 @@ macro_rules! columns {
         "a.id, a.name, a.description, a.owner_id, u.name AS owner_name, a.event_type, \
      a.event_filter, a.selection, a.job_kind, a.job_target, a.job_config, a.delay_unit, a.delay_value, a.start_at, a.time_zone, \
      a.end_at, a.execution_days, a.hours_from, a.hours_to, a.holidays, a.notify_user_ids, a.notify_days_before, a.state, a.activated_at, \
-     a.created_at"
+     a.created_at, a.copied_from"
     };
 }
 macro_rules! from {
@@ -239,7 +241,7 @@ pub async fn save_event(
     sqlx::query(
         "UPDATE automations SET name = $1, description = $2, event_type = $3, event_filter = $4, selection = $5, \
          job_kind = CASE WHEN $6 = 1 THEN job_kind ELSE NULL END, \
-         job_target = CASE WHEN $6 = 1 THEN job_target ELSE NULL END, updated_at = $7 WHERE id = $8",
+         job_target = CASE WHEN $6 = 1 THEN job_target ELSE NULL END, updated_at = $7, copied_from = NULL WHERE id = $8",
     )
     .bind(&part.name)
     .bind(&part.description)
@@ -263,7 +265,7 @@ pub async fn save_job(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE automations SET job_kind = $1, job_target = $2, job_config = $3, delay_unit = $4, delay_value = $5, \
-         updated_at = $6 WHERE id = $7",
+         updated_at = $6, copied_from = NULL WHERE id = $7",
     )
     .bind(&job.kind)
     .bind(job.target.map(|t| json(&t)))
@@ -285,7 +287,7 @@ pub async fn save_time_frame(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE automations SET start_at = $1, time_zone = $2, end_at = $3, execution_days = $4, holidays = $5, \
-         notify_user_ids = $6, notify_days_before = $7, updated_at = $8, hours_from = $10, hours_to = $11 WHERE id = $9",
+         notify_user_ids = $6, notify_days_before = $7, updated_at = $8, hours_from = $10, hours_to = $11, copied_from = NULL WHERE id = $9",
     )
     .bind(part.start_at)
     .bind(&part.time_zone)
@@ -345,7 +347,7 @@ pub async fn set_state(
         "deactivated_at"
     };
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE automations SET state = $1, {column} = $2, updated_at = $2 WHERE id = $3"
+        "UPDATE automations SET state = $1, {column} = $2, updated_at = $2, copied_from = NULL WHERE id = $3"
     )))
     .bind(state.code())
     .bind(now_ms)
@@ -365,10 +367,10 @@ pub async fn copy(
     sqlx::query_scalar(
         "INSERT INTO automations (name, description, owner_id, event_type, event_filter, selection, job_kind, \
          job_target, job_config, delay_unit, delay_value, start_at, time_zone, end_at, execution_days, hours_from, hours_to, holidays, notify_user_ids, \
-         notify_days_before, state, created_at, updated_at) \
+         notify_days_before, state, created_at, updated_at, copied_from) \
          SELECT SUBSTR('Copy of ' || name, 1, 100), description, $1, event_type, event_filter, selection, job_kind, \
          job_target, job_config, delay_unit, delay_value, start_at, time_zone, end_at, execution_days, hours_from, hours_to, holidays, notify_user_ids, \
-         notify_days_before, 'inactive', $2, $2 FROM automations WHERE id = $3 RETURNING id",
+         notify_days_before, 'inactive', $2, $2, id FROM automations WHERE id = $3 RETURNING id",
     )
     .bind(owner_id)
     .bind(now_ms)

@@ -318,9 +318,17 @@ on_both_engines! {
         let admin = herald::auth::users::list(&app.state.db).await.unwrap()[0].id.to_string();
         let r = define_job(&app, &client, s_id, &[("job", "send_new_password_to_system_user"), ("system_user", &admin), ("action", "time_frame")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        // Cancel leaves without saving.
-        let r = define_job(&app, &client, h_id, &[("job", "bogus"), ("action", "cancel")]).await;
-        assert_eq!(location(&r), "/automations");
+        // Cancel (its own button, which posts the window elsewhere) leaves without
+        // saving, back to the automation.
+        let page = format!("/automations/{h_id}/job");
+        let (_, html) = app.page_with(&client, &page).await;
+        assert!(html.contains(&format!("formaction=\"/automations/{h_id}/cancel\" formnovalidate>Cancel<")), "{html}");
+        let mut form = app.form_with(&client, &page, &page).await;
+        form.set("job", "bogus");
+        form.action = format!("/automations/{h_id}/cancel");
+        let r = app.post_form_with(&client, &form).await;
+        assert_eq!(location(&r), format!("/automations/{h_id}"));
+        assert!(automations::store::find(&app.state.db, herald::types::AutomationId(h_id)).await.unwrap().is_some());
         // Changing the event to the other scope clears a job that no longer fits.
         let r = app.submit_with(&client, &format!("/automations/{c_id}/event"), &format!("/automations/{c_id}/event"), &[("event", "system_user_created")]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -385,6 +393,41 @@ on_both_engines! {
         assert_eq!(copy.name, "Copy of Original");
         assert_eq!(copy.status(app.now_ms()), Status::Inactive);
         assert!(copy.is_complete());
+        // Cancel on the copy's first window, nothing saved: the copy is discarded,
+        // back to the original.
+        let cancel = |copy_id: i64, window: &'static str| {
+            let (app, client) = (&app, &client);
+            async move {
+                let page = format!("/automations/{copy_id}/{window}");
+                let mut form = app.form_with(client, &page, &page).await;
+                form.action = format!("/automations/{copy_id}/cancel");
+                app.post_form_with(client, &form).await
+            }
+        };
+        let r = cancel(copy_id, "event").await;
+        assert_eq!(location(&r), format!("/automations/{id}"));
+        assert!(automations::store::find(&app.state.db, herald::types::AutomationId(copy_id)).await.unwrap().is_none());
+        let (_, page) = app.page_with(&client, &location(&r)).await;
+        assert!(page.contains("Cancelled: the copy Copy of Original was discarded."), "{page}");
+        // Once a window of the copy is saved, Cancel keeps it (and what was saved).
+        let r = app.submit_with(&client, &format!("/automations/{id}"), &format!("/automations/{id}/copy"), &[]).await;
+        let copy_id: i64 = location(&r).trim_start_matches("/automations/").trim_end_matches("/event").parse().unwrap();
+        let page = format!("/automations/{copy_id}/event");
+        let r = app.submit_with(&client, &page, &page, &[("name", "Renamed copy")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = cancel(copy_id, "job").await;
+        assert_eq!(location(&r), format!("/automations/{copy_id}"));
+        let kept = automations::store::find(&app.state.db, herald::types::AutomationId(copy_id)).await.unwrap().unwrap();
+        assert_eq!(kept.name, "Renamed copy");
+        // Cancel on Define Time Frame drops what was changed there.
+        let page = format!("/automations/{copy_id}/time-frame");
+        let mut form = app.form_with(&client, &page, &page).await;
+        form.set("time_zone", "Asia/Tokyo");
+        form.action = format!("/automations/{copy_id}/cancel");
+        let r = app.post_form_with(&client, &form).await;
+        assert_eq!(location(&r), format!("/automations/{copy_id}"));
+        let kept = automations::store::find(&app.state.db, herald::types::AutomationId(copy_id)).await.unwrap().unwrap();
+        assert_eq!(kept.time_zone, copy.time_zone);
         let r = app.submit_with(&client, &format!("/automations/{id}/delete"), &format!("/automations/{id}/delete"), &[]).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert!(automations::store::find(&app.state.db, herald::types::AutomationId(id)).await.unwrap().is_none());

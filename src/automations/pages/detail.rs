@@ -254,6 +254,41 @@ pub(super) async fn delete(
     Ok(redirect("/automations"))
 }
 
+/// Cancel on a wizard window: leaves without saving the window. A copy no window
+/// of which was ever saved is discarded (the copy was the only change), back to
+/// the automation it was copied from.
+pub(super) async fn cancel_window(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    session: Session,
+    id: web::Path<AutomationId>,
+) -> Result<HttpResponse, AppError> {
+    let a = load(&state, *id).await?;
+    let Some(original) = a.copied_from.filter(|_| !a.is_active()) else {
+        return Ok(redirect(&format!("/automations/{}", a.id)));
+    };
+    audited_change(
+        &state,
+        &req,
+        &me,
+        Action::AutomationDeleted,
+        &a.name,
+        "an unsaved copy, discarded by Cancel",
+        async |tx, _| store::delete(tx, a.id).await,
+    )
+    .await?;
+    flash(
+        &session,
+        FlashKind::Info,
+        format!("Cancelled: the copy {} was discarded.", a.name),
+    );
+    Ok(redirect(&match store::find(&state.db, original).await? {
+        Some(o) => format!("/automations/{}", o.id),
+        None => "/automations".to_string(),
+    }))
+}
+
 pub(super) async fn retry_run(
     state: web::Data<AppState>,
     session: Session,

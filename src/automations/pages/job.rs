@@ -242,7 +242,6 @@ pub(super) async fn save_job(
     let a = load(&state, *id).await?;
     let f = Fields::from_pairs(form.into_inner());
     let mut next = match f.get("action") {
-        "cancel" => return Ok(redirect("/automations")),
         "edit_event" => format!("/automations/{}/event", a.id),
         _ => format!("/automations/{}/time-frame", a.id),
     };

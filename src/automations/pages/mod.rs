@@ -49,7 +49,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/automations/{id}/delete",
             web::get().to(detail::confirm_delete),
         )
-        .route("/automations/{id}/delete", web::post().to(detail::delete));
+        .route("/automations/{id}/delete", web::post().to(detail::delete))
+        .route(
+            "/automations/{id}/cancel",
+            web::post().to(detail::cancel_window),
+        );
 }
 
 /// What the wizard pages need besides the form.
