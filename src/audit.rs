@@ -3,7 +3,6 @@
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use crate::clock::format_utc;
 use crate::db::Db;
 
 /// What happened. The stored code is stable; the label is what admins read.
@@ -318,9 +317,6 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn when(&self) -> String {
-        format_utc(self.at)
-    }
     pub fn label(&self) -> &'static str {
         Action::label_of(&self.action)
     }

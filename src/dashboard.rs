@@ -15,7 +15,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/dashboard", web::get().to(dashboard));
 }
 
-const HOURS: i64 = 7 * 24;
 /// Outcomes charted, bottom to top, with their colours.
 const SERIES: [(RunStatus, &str, &str); 4] = [
     (RunStatus::Done, "Done", "#2f9e44"),
@@ -47,9 +46,9 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// "Runs are being retried: the latest attempt failed at 03:14 UTC (…), failing
-    /// since 03:12 UTC", or nothing.
-    pub fn retry_note(&self) -> Option<String> {
+    /// "Runs are being retried: the latest attempt failed at 03:14 CET (…), failing
+    /// since 03:12 CET" (in `zone`), or nothing.
+    pub fn retry_note(&self, zone: &str) -> Option<String> {
         let (error, at) = self.retrying.latest.as_ref()?;
         let since = self.retrying.since.unwrap_or(*at);
         Some(format!(
@@ -60,8 +59,8 @@ impl Figures {
             } else {
                 "runs are"
             },
-            crate::clock::format_utc(*at),
-            crate::clock::format_utc(since),
+            crate::clock::format_in(*at, zone),
+            crate::clock::format_in(since, zone),
         ))
     }
 }
@@ -77,16 +76,15 @@ struct DashboardPage {
     max: i64,
     /// The days under the chart, oldest first ("Mon 23 Nov").
     days: Vec<String>,
+    /// Where the lines between the days go (a day has 23 or 25 hours when the
+    /// clocks change).
+    day_lines: Vec<i64>,
 }
 
 impl DashboardPage {
     /// Whether any run finished in the seven days.
     fn empty(&self) -> bool {
         self.totals.iter().all(|(_, _, n)| *n == 0)
-    }
-    /// Where the day lines go.
-    fn day_lines(&self) -> Vec<i64> {
-        (1..7).map(|d| d * 24 * BAR_WIDTH).collect()
     }
 }
 
@@ -102,15 +100,32 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
         failed_24h,
         retrying: runs::retrying(&state.db).await?,
     };
-    // Seven whole days (UTC), today last, so each day is one seventh of the chart.
-    let first_hour = (now / HOUR_MS / 24 - 6) * 24;
+    // Seven whole days in the page's zone, today last: the hour each day starts
+    // (from the hourly counts, which are kept per UTC hour; a zone half an hour off
+    // UTC draws each hour in the bar it started in).
+    let zone = jiff::tz::TimeZone::get(&ctx.zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let today = jiff::Timestamp::from_millisecond(now)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(zone.clone())
+        .date();
+    let day_start_hour = |back: i64| -> Option<i64> {
+        let day = today.checked_sub(jiff::Span::new().days(back)).ok()?;
+        let start = day.to_zoned(zone.clone()).ok()?.start_of_day().ok()?;
+        Some(start.timestamp().as_millisecond().div_euclid(HOUR_MS))
+    };
+    let starts: Vec<i64> = (-1..=6)
+        .rev()
+        .map(|back| day_start_hour(back).unwrap_or_else(|| now / HOUR_MS - back * 24))
+        .collect();
+    let first_hour = starts[0];
+    let hours = starts[7] - first_hour;
     let rows = runs::finished_per_hour(&state.db, first_hour).await?;
-    let mut buckets = vec![[0i64; SERIES.len()]; HOURS as usize];
+    let mut buckets = vec![[0i64; SERIES.len()]; hours as usize];
     for (hour, status, n) in rows {
         let (Some(i), Some(s)) = (
             usize::try_from(hour - first_hour)
                 .ok()
-                .filter(|i| *i < HOURS as usize),
+                .filter(|i| *i < hours as usize),
             SERIES.iter().position(|(s, _, _)| *s == status),
         ) else {
             continue;
@@ -127,7 +142,7 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
     let mut rects = Vec::new();
     for (i, bucket) in buckets.iter().enumerate() {
         let mut top = CHART_HEIGHT;
-        let hour = crate::clock::format_utc((first_hour + i as i64) * HOUR_MS);
+        let hour = crate::clock::format_in((first_hour + i as i64) * HOUR_MS, &ctx.zone);
         for (s, n) in bucket.iter().enumerate().filter(|(_, n)| **n > 0) {
             let h = *n as f64 * scale;
             top -= h;
@@ -140,12 +155,17 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
             });
         }
     }
-    let days = (0..7)
-        .map(|d| {
-            jiff::Timestamp::from_millisecond((first_hour + d * 24) * HOUR_MS)
-                .map(|t| t.strftime("%a %-d %b").to_string())
+    let days = starts[..7]
+        .iter()
+        .map(|h| {
+            jiff::Timestamp::from_millisecond(h * HOUR_MS)
+                .map(|t| t.to_zoned(zone.clone()).strftime("%a %-d %b").to_string())
                 .unwrap_or_default()
         })
+        .collect();
+    let day_lines = starts[1..7]
+        .iter()
+        .map(|h| (h - first_hour) * BAR_WIDTH)
         .collect();
     let totals = SERIES
         .iter()
@@ -159,9 +179,10 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
             figures,
             rects,
             totals,
-            width: HOURS * BAR_WIDTH,
+            width: hours * BAR_WIDTH,
             max,
             days,
+            day_lines,
         },
     )
 }

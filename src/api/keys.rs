@@ -20,13 +20,6 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    pub fn created(&self) -> String {
-        crate::clock::format_utc(self.created_at)
-    }
-    pub fn last_used(&self) -> String {
-        self.last_used_at
-            .map_or_else(|| "never".into(), crate::clock::format_utc)
-    }
     pub fn is_revoked(&self) -> bool {
         self.revoked_at.is_some()
     }

@@ -87,10 +87,6 @@ impl SystemUser {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
-
-    pub fn created(&self) -> String {
-        crate::clock::format_utc(self.created_at)
-    }
 }
 
 impl TryFrom<Row> for SystemUser {

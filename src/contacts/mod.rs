@@ -81,9 +81,6 @@ impl Contact {
     pub fn is_blocked(&self) -> bool {
         self.status == Status::Blocked
     }
-    pub fn created(&self) -> String {
-        crate::clock::format_utc(self.created_at)
-    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -91,9 +91,6 @@ impl Event {
     pub fn label(&self) -> &'static str {
         EventType::from_code(&self.kind).map_or("Unknown event", EventType::label)
     }
-    pub fn when(&self) -> String {
-        crate::clock::format_utc(self.occurred_at)
-    }
     /// When it happened, in `zone`, named.
     pub fn when_in(&self, zone: &str) -> String {
         crate::clock::format_in(self.occurred_at, zone)

@@ -14,12 +14,6 @@ pub struct Message {
     pub updated_at: i64,
 }
 
-impl Message {
-    pub fn changed(&self) -> String {
-        crate::clock::format_utc(self.updated_at)
-    }
-}
-
 /// A message as entered, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageInput {

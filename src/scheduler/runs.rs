@@ -55,9 +55,6 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    pub fn due(&self) -> String {
-        crate::clock::format_utc(self.due_at)
-    }
     /// The due time in `zone`, named.
     pub fn due_in(&self, zone: &str) -> String {
         crate::clock::format_in(self.due_at, zone)
@@ -253,14 +250,6 @@ pub async fn retrying(db: &Db) -> Result<Retrying, sqlx::Error> {
         latest,
         since,
     })
-}
-
-impl ErrorSummary {
-    pub fn last_at_text(&self) -> String {
-        self.last_at
-            .map(crate::clock::format_utc)
-            .unwrap_or_default()
-    }
 }
 
 /// [`ErrorSummary`] per automation, for the overview.

@@ -258,6 +258,8 @@ pub struct PageContext {
     pub flashes: Vec<Flash>,
     pub brand: String,
     pub path: String,
+    /// The zone every time on a staff page is shown in: Settings' default zone.
+    pub zone: String,
 }
 
 impl PageContext {
@@ -269,7 +271,18 @@ impl PageContext {
             flashes: Vec::new(),
             brand: "Herald".into(),
             path: String::new(),
+            zone: "UTC".into(),
         }
+    }
+
+    /// A stored time in the page's zone, named: `2026-11-27 15:05 CET`.
+    pub fn time(&self, ms: &i64) -> String {
+        crate::clock::format_in(*ms, &self.zone)
+    }
+
+    /// [`Self::time`] of a time that may not have happened: "never".
+    pub fn time_or_never(&self, ms: &Option<i64>) -> String {
+        ms.map_or_else(|| "never".into(), |ms| self.time(&ms))
     }
 
     pub fn is_admin(&self) -> bool {
@@ -297,7 +310,7 @@ impl FromRequest for PageContext {
         let path = req.path().to_string();
         Box::pin(async move {
             let state = state.ok_or_else(|| anyhow::anyhow!("application state missing"))?;
-            let brand = crate::settings::Settings::load(&state.db).await?.brand_name;
+            let settings = crate::settings::Settings::load(&state.db).await?;
             // Only a session holding flashes is changed: `remove` marks any session
             // changed, and a changed session is written back — a write on every page
             // view, which on SQLite waits for the single writer.
@@ -313,8 +326,9 @@ impl FromRequest for PageContext {
                 user,
                 csrf: csrf::token(&session),
                 flashes,
-                brand,
+                brand: settings.brand_name,
                 path,
+                zone: settings.default_time_zone,
             })
         })
     }

@@ -121,6 +121,21 @@ on_both_engines! {
             assert!(placeholder.starts_with("e.g. "), "placeholder {:?}", &placeholder[..placeholder.find('"').unwrap_or(0)]);
         }
         assert!(app.all_stored_text().await.contains("settings.changed"));
+        // Every time on a staff page is in that zone, one zone per page: a
+        // contact's created time and timeline, the users, the audit log, the
+        // dashboard's chart.
+        app.clock.set("2026-12-07T10:00:00Z".parse().unwrap());
+        let (admin, _) = app.signed_in(Role::Admin).await;
+        let r = app.submit_with(&admin, "/contacts/new", "/contacts", &[("email", "zoe@example.com")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        for page in [location(&r), "/admin/users".into(), "/admin/audit".into(), "/contacts".into()] {
+            let (_, html) = app.page_with(&admin, &page).await;
+            assert!(!html.contains(" UTC"), "{page} shows UTC: {html}");
+            assert!(html.contains(" CET"), "{page} shows no CET time: {html}");
+        }
+        let (_, html) = app.page_with(&admin, "/dashboard").await;
+        assert!(!html.contains("UTC"), "{html}");
+        assert!(html.contains("last 7 days (Europe/Berlin)") && html.contains("Mon 7 Dec"), "{html}");
     }
 
     async fn health_and_readiness(app: TestApp) {

@@ -283,9 +283,6 @@ impl Import {
             self.rows_done * 100 / self.total_rows
         }
     }
-    pub fn started(&self) -> String {
-        crate::clock::format_utc(self.started_at)
-    }
 }
 
 const IMPORT_COLUMNS: &str = "id, file_name, status, total_rows, rows_done, created, updated, rejected, started_at, progressed_at, finished_at, error";
