@@ -69,6 +69,8 @@ impl Figures {
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     ctx: PageContext,
+    /// For an admin of a fresh install: the sender and brand to set, as they are.
+    sender_setup: Option<crate::settings::Settings>,
     figures: Figures,
     rects: Vec<Rect>,
     totals: Vec<(&'static str, &'static str, i64)>,
@@ -167,6 +169,9 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
         .iter()
         .map(|h| (h - first_hour) * BAR_WIDTH)
         .collect();
+    let settings = crate::settings::Settings::load(&state.db).await?;
+    let sender_setup =
+        (ctx.is_admin() && crate::admin::settings::sender_unset(&settings)).then_some(settings);
     let totals = SERIES
         .iter()
         .enumerate()
@@ -175,6 +180,7 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
     render(
         StatusCode::OK,
         &DashboardPage {
+            sender_setup,
             ctx,
             figures,
             rects,

@@ -16,7 +16,8 @@ use crate::web::{
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/settings", web::get().to(settings_page))
-        .route("/settings", web::post().to(save_settings));
+        .route("/settings", web::post().to(save_settings))
+        .route("/settings/sender", web::post().to(save_sender));
 }
 
 /// The settings form as typed, before parsing.
@@ -103,14 +104,18 @@ impl SettingsForm {
                 String::new()
             }
         };
-        let brand_name = check(
-            "brand_name",
-            short_text(&self.brand_name, "brand name", 100),
-        );
         let sender_name = check(
             "sender_name",
             short_text(&self.sender_name, "sender name", 100),
         );
+        // Left empty, the brand is the sender's name.
+        let brand_name = match self.brand_name.trim() {
+            "" => sender_name.clone(),
+            _ => check(
+                "brand_name",
+                short_text(&self.brand_name, "brand name", 100),
+            ),
+        };
         let sender_address = check(
             "sender_address",
             EmailAddress::parse(&self.sender_address).map(|e| e.to_string()),
@@ -319,8 +324,20 @@ async fn save_settings(
             );
         }
     };
+    store(&state, &req, &me, &settings).await?;
+    flash(&session, FlashKind::Success, "Settings saved.");
+    Ok(redirect("/admin/settings"))
+}
+
+/// Saves `settings`, with an audit entry naming what changed.
+async fn store(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &CurrentUser,
+    settings: &Settings,
+) -> Result<(), AppError> {
     let now = state.clock.now_ms();
-    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let ip = client_ip(req, &state.config.trusted_proxies);
     let mut tx = state.db.begin().await?;
     let changed = settings.save(&mut tx, now).await?;
     if !changed.is_empty() {
@@ -338,8 +355,67 @@ async fn save_settings(
         .await?;
     }
     tx.commit().await?;
-    flash(&session, FlashKind::Success, "Settings saved.");
-    Ok(redirect("/admin/settings"))
+    Ok(())
+}
+
+/// The first admin's dashboard asks for these until the sender address is set.
+#[derive(Debug, Default, serde::Deserialize)]
+struct SenderForm {
+    #[serde(default)]
+    brand_name: String,
+    #[serde(default)]
+    sender_name: String,
+    #[serde(default)]
+    sender_address: String,
+}
+
+/// Whether the sender was never set (a fresh install): the dashboard asks for it.
+pub fn sender_unset(settings: &Settings) -> bool {
+    settings.sender_address == Settings::default().sender_address
+}
+
+/// The dashboard's "who sends" form: the brand, the sender's name and address;
+/// every other setting stays. A mistake shows the whole Settings page with its
+/// messages.
+async fn save_sender(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: PageContext,
+    me: CurrentUser,
+    session: Session,
+    form: web::Form<SenderForm>,
+) -> Result<HttpResponse, AppError> {
+    let current = Settings::load(&state.db).await?;
+    let form = SettingsForm {
+        brand_name: form.brand_name.clone(),
+        sender_name: form.sender_name.clone(),
+        sender_address: form.sender_address.clone(),
+        ..SettingsForm::from(&current)
+    };
+    let settings = match form.parse() {
+        Ok(s) => s,
+        Err(errors) => {
+            return render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &SettingsPage {
+                    ctx,
+                    zones: crate::settings::zone_choices(&form.default_time_zone, ""),
+                    form,
+                    errors,
+                },
+            );
+        }
+    };
+    store(&state, &req, &me, &settings).await?;
+    flash(
+        &session,
+        FlashKind::Success,
+        format!(
+            "Saved: contacts get email from {} <{}>, under the brand {}.",
+            settings.sender_name, settings.sender_address, settings.brand_name
+        ),
+    );
+    Ok(redirect("/dashboard"))
 }
 
 #[cfg(test)]
@@ -349,7 +425,7 @@ mod tests {
     #[test]
     fn the_form_names_each_bad_field() {
         let form = SettingsForm {
-            brand_name: " ".into(),
+            brand_name: "Acme\u{7}".into(),
             sender_name: "Acme".into(),
             sender_address: "not-an-address".into(),
             preference_center_url: "ftp://x".into(),
@@ -389,8 +465,14 @@ mod tests {
         let mut form = SettingsForm::from(&Settings::default());
         form.default_time_zone = "Europe/Berlin".into();
         form.preference_center_url = "https://prefs.example.com/preferences".into();
+        form.sender_name = "Acme News".into();
+        form.brand_name = "  ".into();
         let s = form.parse().unwrap();
         assert_eq!(s.default_time_zone, "Europe/Berlin");
+        assert_eq!(
+            s.brand_name, "Acme News",
+            "an empty brand is the sender's name"
+        );
     }
 
     #[test]

@@ -138,6 +138,29 @@ on_both_engines! {
         assert!(html.contains("last 7 days (Europe/Berlin)") && html.contains("Mon 7 Dec"), "{html}");
     }
 
+    async fn a_fresh_install_asks_its_first_admin_who_sends(app: TestApp) {
+        let (marketer, _) = app.signed_in(Role::Marketer).await;
+        let (_, html) = app.page_with(&marketer, "/dashboard").await;
+        assert!(text_of(&html, "#sender-setup").is_none(), "only admins are asked");
+        let (admin, _) = app.signed_in(Role::Admin).await;
+        let (_, html) = app.page_with(&admin, "/dashboard").await;
+        assert!(text_of(&html, "#sender-setup").unwrap().contains("Who sends Herald's emails?"));
+        // A bad address: the Settings page with the message next to the field.
+        let r = app.submit_with(&admin, "/dashboard", "/admin/settings/sender", &[("sender_name", "Acme News"), ("sender_address", "news at acme")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(text_of(&r.text().await.unwrap(), "#sender_address-error").is_some());
+        // Saved: the brand is the sender's name when left empty; the question goes.
+        let r = app.submit_with(&admin, "/dashboard", "/admin/settings/sender", &[("sender_name", "Acme News"), ("sender_address", "news@acme.example")]).await;
+        assert_eq!(location(&r), "/dashboard");
+        let s = Settings::load(&app.state.db).await.unwrap();
+        assert_eq!((s.sender_name.as_str(), s.sender_address.as_str(), s.brand_name.as_str()), ("Acme News", "news@acme.example", "Acme News"));
+        assert_eq!(s.default_time_zone, Settings::default().default_time_zone, "the rest stays");
+        let (_, html) = app.page_with(&admin, "/dashboard").await;
+        assert!(text_of(&html, "#sender-setup").is_none());
+        assert!(html.contains("Saved: contacts get email from Acme News &#60;news@acme.example&#62;, under the brand Acme News."), "{html}");
+        assert!(html.contains("<title>Dashboard · Acme News</title>"));
+    }
+
     async fn health_and_readiness(app: TestApp) {
         let r = app.get("/healthz").await;
         assert_eq!(r.status(), StatusCode::OK);
