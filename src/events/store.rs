@@ -39,12 +39,21 @@ const RECORD_ROWS: usize = 200;
 /// Records many events at once, with their runs, in the caller's transaction —
 /// multi-row statements, and the automations matched once per event type (a CSV
 /// import, an API batch). Returns their ids in the order given.
-#[tracing::instrument(name = "events", skip_all, fields(n = events.len()))]
 pub async fn record_many(
     conn: &mut AnyConnection,
     at_ms: i64,
     events: &[NewEvent],
 ) -> Result<Vec<EventId>, sqlx::Error> {
+    Ok(record_many_started(conn, at_ms, events).await?.0)
+}
+
+/// [`record_many`], and the runs the events started, per automation.
+#[tracing::instrument(name = "events", skip_all, fields(n = events.len()))]
+pub async fn record_many_started(
+    conn: &mut AnyConnection,
+    at_ms: i64,
+    events: &[NewEvent],
+) -> Result<(Vec<EventId>, crate::scheduler::intake::Started), sqlx::Error> {
     let mut ids = Vec::with_capacity(events.len());
     let backend = crate::db::Backend::of(conn);
     for chunk in events.chunks(RECORD_ROWS) {
@@ -70,8 +79,8 @@ pub async fn record_many(
         ids.extend(chunk_ids);
     }
     let recorded: Vec<(EventId, &NewEvent)> = ids.iter().copied().zip(events).collect();
-    crate::scheduler::intake::intake_many(conn, at_ms, &recorded).await?;
-    Ok(ids)
+    let started = crate::scheduler::intake::intake_many(conn, at_ms, &recorded).await?;
+    Ok((ids, started))
 }
 
 /// A stored event.

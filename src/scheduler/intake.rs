@@ -32,7 +32,24 @@ pub async fn intake(
     at_ms: i64,
     event: &NewEvent,
 ) -> Result<u64, sqlx::Error> {
-    intake_many(conn, at_ms, &[(event_id, event)]).await
+    Ok(intake_many(conn, at_ms, &[(event_id, event)])
+        .await?
+        .total())
+}
+
+/// The runs an intake created: how many, and per automation the runs it planned
+/// (a CSV import's report names them). The two differ only for an event taken in
+/// twice, whose runs already exist — never for the new events of an import.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub enqueued: u64,
+    pub by_automation: Vec<(crate::types::AutomationId, u64)>,
+}
+
+impl Started {
+    pub fn total(&self) -> u64 {
+        self.enqueued
+    }
 }
 
 /// [`intake`] for many events of one moment: the automations are read once per
@@ -41,7 +58,7 @@ pub async fn intake_many(
     conn: &mut AnyConnection,
     at_ms: i64,
     events: &[(EventId, &NewEvent)],
-) -> Result<u64, sqlx::Error> {
+) -> Result<Started, sqlx::Error> {
     let mut automations: Vec<(EventType, Vec<Automation>)> = Vec::new();
     for (_, e) in events {
         if !automations.iter().any(|(k, _)| *k == e.kind) {
@@ -51,7 +68,7 @@ pub async fn intake_many(
         }
     }
     if automations.iter().all(|(_, a)| a.is_empty()) {
-        return Ok(0);
+        return Ok(Started::default());
     }
     let holidays = crate::settings::holiday_dates(&mut *conn).await?;
     // Every event of the call happened at `at_ms`: each automation's due time is
@@ -87,7 +104,20 @@ pub async fn intake_many(
     }
     let enqueued = enqueue::enqueue(conn, at_ms, &runs).await?;
     tracing::debug!(enqueued, "runs enqueued");
-    Ok(enqueued)
+    let mut by_automation: Vec<(crate::types::AutomationId, u64)> = Vec::new();
+    for run in &runs {
+        match by_automation
+            .iter_mut()
+            .find(|(a, _)| *a == run.automation_id)
+        {
+            Some((_, n)) => *n += 1,
+            None => by_automation.push((run.automation_id, 1)),
+        }
+    }
+    Ok(Started {
+        enqueued,
+        by_automation,
+    })
 }
 
 /// The due time of a run of `a` for an event at `at_ms`: `Ok` on an allowed day,

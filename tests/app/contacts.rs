@@ -229,6 +229,8 @@ on_both_engines! {
         assert_eq!((report.created, report.updated, report.rejected), (3, 0, 3));
         let (_, html) = app.page_with(&client, &format!("/contacts/imports/{}", report.id)).await;
         assert!(text_of(&html, "h1").unwrap().starts_with("Imported "), "no longer \"Importing\"");
+        assert_eq!(text_of(&html, "#report-group").unwrap(), "3 joined the group Imported");
+        assert_eq!(text_of(&html, "#report-events").unwrap(), "No events: Registered to System (C) was not chosen for this import.");
         let (_, list) = app.page_with(&client, "/contacts/import").await;
         let recent = text_of(&list, "table tbody").unwrap();
         assert!(recent.contains("Done") && recent.contains('3'), "created and rejected shown: {recent}");
@@ -258,6 +260,20 @@ on_both_engines! {
         let registered: Vec<_> = events.iter().filter(|e| e.0 == "registered_to_system").collect();
         assert_eq!(registered.len(), 1, "only the new contact");
         assert_eq!(registered[0].3["source"], "import");
+        let (_, html) = app.page_with(&client, &format!("/contacts/imports/{}", report.id)).await;
+        assert!(text_of(&html, "#report-group").is_none(), "no group chosen");
+        assert_eq!(text_of(&html, "#report-events").unwrap(), "1 × Registered to System (C): no active automation");
+        // With an active automation on the event, the report names it and its runs;
+        // rows already in the group count apart.
+        let welcome = crate::automations::new_automation(&app, &client, "Welcome", "registered_to_system").await;
+        crate::automations::define_job(&app, &client, welcome, &[("job", "send_new_password_to_contact"), ("use_event_parameter", "on"), ("delay", "yes"), ("delay_unit", "days"), ("delay_value", "1"), ("action", "time_frame")]).await;
+        crate::automations::define_time_frame(&app, &client, welcome, &[("start", "2026-01-01T00:00"), ("time_zone", "UTC"), ("action", "activate")]).await;
+        let third = "email\nann@example.com\ngina@example.com\nhal@example.com\n";
+        let report = app.import_csv(&client, third, Some(group), true).await;
+        let (_, html) = app.page_with(&client, &format!("/contacts/imports/{}", report.id)).await;
+        assert_eq!(text_of(&html, "#report-group").unwrap(), "2 joined the group Imported (1 was a member already)");
+        assert_eq!(text_of(&html, "#report-events").unwrap(), "2 × Registered to System (C): 2 runs of Welcome");
+        assert!(html.contains(&format!("<a href=\"/automations/{welcome}\">Welcome</a>")));
         assert!(app.all_stored_text().await.contains("contacts.imported"));
     }
 

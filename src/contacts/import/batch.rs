@@ -98,11 +98,17 @@ pub fn parse_row(
 use crate::db::placeholders;
 
 /// Counts of one batch.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Counts {
     pub created: i64,
     pub updated: i64,
     pub rejected: i64,
+    /// Contacts new to the import's group.
+    pub joined: i64,
+    /// Registered to System (C) events fired.
+    pub events_fired: i64,
+    /// The runs the events started, per automation.
+    pub started: crate::scheduler::intake::Started,
 }
 
 /// Writes one batch of rows in the open transaction.
@@ -235,6 +241,7 @@ pub async fn write_batch(
         }
         q.execute(&mut **tx).await?;
     }
+    let mut joined = 0;
     if let Some(group_id) = options.group_id {
         for chunk in written.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
@@ -245,9 +252,10 @@ pub async fn write_batch(
             for (id, _) in chunk {
                 q = q.bind(group_id).bind(*id).bind(now);
             }
-            q.execute(&mut **tx).await?;
+            joined += q.execute(&mut **tx).await?.rows_affected() as i64;
         }
     }
+    let mut started = Default::default();
     if options.fire_registered {
         // Through the intake, so automations on Registered to System (C) run.
         let registered: Vec<NewEvent> = new_ids
@@ -258,7 +266,9 @@ pub async fn write_batch(
                 event
             })
             .collect();
-        events::store::record_many(tx, now, &registered).await?;
+        started = events::store::record_many_started(tx, now, &registered)
+            .await?
+            .1;
     }
     for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
@@ -279,5 +289,12 @@ pub async fn write_batch(
         created: new_ids.len() as i64,
         updated: updates.len() as i64,
         rejected: rejections.len() as i64,
+        started,
+        joined,
+        events_fired: if options.fire_registered {
+            new_ids.len() as i64
+        } else {
+            0
+        },
     })
 }

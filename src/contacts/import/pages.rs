@@ -231,6 +231,8 @@ struct ImportPage {
     ctx: PageContext,
     import: Import,
     rejections: Vec<Rejection>,
+    /// The runs its events started, per automation (id, name, runs).
+    started: Vec<(i64, Option<String>, i64)>,
 }
 
 async fn load(state: &AppState, id: i64) -> Result<Import, AppError> {
@@ -244,12 +246,14 @@ async fn import_page(
 ) -> Result<HttpResponse, AppError> {
     let import = load(&state, *id).await?;
     let rejections = rejections(&state.db, import.id, 1000).await?;
+    let started = super::store::runs_started(&state.db, import.id).await?;
     render(
         StatusCode::OK,
         &ImportPage {
             ctx,
             import,
             rejections,
+            started,
         },
     )
 }

@@ -168,7 +168,8 @@ async fn write_one(
     let counts = write_batch(&mut tx, import_id.0, options, rows, rejections, now).await?;
     sqlx::query(
         "UPDATE imports SET rows_done = rows_done + $1, created = created + $2, updated = updated + $3, \
-         rejected = rejected + $4, progressed_at = $5 WHERE id = $6",
+         rejected = rejected + $4, progressed_at = $5, joined = joined + $7, events_fired = events_fired + $8 \
+         WHERE id = $6",
     )
     .bind(batch.len() as i64)
     .bind(counts.created)
@@ -176,8 +177,21 @@ async fn write_one(
     .bind(counts.rejected)
     .bind(now)
     .bind(import_id)
+    .bind(counts.joined)
+    .bind(counts.events_fired)
     .execute(&mut *tx)
     .await?;
+    for (automation, runs) in &counts.started.by_automation {
+        sqlx::query(
+            "INSERT INTO import_runs (import_id, automation_id, runs) VALUES ($1, $2, $3) \
+             ON CONFLICT (import_id, automation_id) DO UPDATE SET runs = import_runs.runs + excluded.runs",
+        )
+        .bind(import_id)
+        .bind(automation)
+        .bind(*runs as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
     db.commit(tx).await
 }
 
@@ -201,15 +215,20 @@ async fn finish(
     if done.rows_affected() == 0 {
         return Ok(());
     }
-    let (created, updated, rejected): (i64, i64, i64) =
-        sqlx::query_as("SELECT created, updated, rejected FROM imports WHERE id = $1")
-            .bind(import_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let (created, updated, rejected, joined, events_fired): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT created, updated, rejected, joined, events_fired FROM imports WHERE id = $1",
+        )
+        .bind(import_id)
+        .fetch_one(&mut *tx)
+        .await?;
     let totals = Counts {
         created,
         updated,
         rejected,
+        joined,
+        events_fired,
+        started: Default::default(),
     };
     record_finished(
         &mut tx,
@@ -260,6 +279,11 @@ pub struct Import {
     pub created: i64,
     pub updated: i64,
     pub rejected: i64,
+    /// Contacts new to the import's group, and the group (its name).
+    pub joined: i64,
+    pub group_name: Option<String>,
+    /// Registered to System (C) events fired.
+    pub events_fired: i64,
     pub started_at: i64,
     pub progressed_at: i64,
     pub finished_at: Option<i64>,
@@ -285,11 +309,13 @@ impl Import {
     }
 }
 
-const IMPORT_COLUMNS: &str = "id, file_name, status, total_rows, rows_done, created, updated, rejected, started_at, progressed_at, finished_at, error";
+const IMPORT_COLUMNS: &str = "i.id, i.file_name, i.status, i.total_rows, i.rows_done, i.created, i.updated, \
+     i.rejected, i.joined, g.name AS group_name, i.events_fired, i.started_at, i.progressed_at, i.finished_at, i.error \
+     FROM imports i LEFT JOIN contact_groups g ON g.id = i.group_id";
 
 pub async fn find(db: &Db, id: i64) -> Result<Option<Import>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {IMPORT_COLUMNS} FROM imports WHERE id = $1"
+        "SELECT {IMPORT_COLUMNS} WHERE i.id = $1"
     )))
     .bind(id)
     .fetch_optional(db.read())
@@ -298,9 +324,25 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<Import>, sqlx::Error> {
 
 pub async fn recent(db: &Db, limit: i64) -> Result<Vec<Import>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {IMPORT_COLUMNS} FROM imports ORDER BY id DESC LIMIT $1"
+        "SELECT {IMPORT_COLUMNS} ORDER BY i.id DESC LIMIT $1"
     )))
     .bind(limit)
+    .fetch_all(db.read())
+    .await
+}
+
+/// The runs an import's events started, per automation: its id and name (`None`
+/// once deleted) and the count, most first.
+pub async fn runs_started(
+    db: &Db,
+    id: i64,
+) -> Result<Vec<(i64, Option<String>, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.automation_id, a.name, r.runs FROM import_runs r \
+         LEFT JOIN automations a ON a.id = r.automation_id WHERE r.import_id = $1 \
+         ORDER BY r.runs DESC, r.automation_id",
+    )
+    .bind(id)
     .fetch_all(db.read())
     .await
 }
