@@ -94,6 +94,49 @@ async fn main() -> anyhow::Result<()> {
         ms(*all.last().unwrap())
     );
 
+    // Inside words: texts no email or name starts with, from one that every
+    // contact holds (the demo domain) to one that none holds.
+    let mut inner = Vec::new();
+    for q in [
+        "example.com",
+        "ecker",
+        "nna.b",
+        "12345@",
+        "ler.9",
+        "zzq",
+        "mueller",
+    ] {
+        let mut times = Vec::new();
+        let mut found = 0;
+        for _ in 0..100 {
+            let t = Instant::now();
+            let (page, next) = contacts::search::search(&db, q, None, 50).await?;
+            found = page.len();
+            if let Some(cursor) = next {
+                contacts::search::search(&db, q, Some(&cursor), 50).await?;
+            }
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "inside {q:>12?} ({found:>2} on page 1, two pages)  p50 {}  p99 {}  max {}",
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.99)),
+            ms(*times.last().unwrap())
+        );
+        inner.extend(times);
+    }
+    inner.sort();
+    println!(
+        "search inside words, all texts: p50 {}  p99 {}  max {}",
+        ms(percentile(&inner, 0.5)),
+        ms(percentile(&inner, 0.99)),
+        ms(*inner.last().unwrap())
+    );
+    let t = Instant::now();
+    let counted = contacts::search::total(&db, "ecker").await?;
+    println!("count for \"ecker\": {counted} in {}", ms(t.elapsed()));
+
     if import_rows == 0 {
         return Ok(());
     }

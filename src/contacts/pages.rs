@@ -50,6 +50,12 @@ struct ListQuery {
     q: String,
     after: Option<String>,
     after_id: Option<i64>,
+    /// The cursor is among the matches inside words.
+    #[serde(default)]
+    inner: Option<String>,
+    /// Only the members of this group ("" for everyone).
+    #[serde(default)]
+    group: String,
     /// The cursors of the pages before this one ("id:key" per line), for Previous.
     #[serde(default)]
     trail: String,
@@ -60,6 +66,9 @@ struct ListQuery {
 struct ListPage {
     ctx: PageContext,
     q: String,
+    /// The group the list is filtered by, and every group (id, name) to choose.
+    group: Option<(i64, String)>,
+    groups: Vec<(i64, String)>,
     contacts: Vec<Contact>,
     next: Option<String>,
     previous: Option<String>,
@@ -67,6 +76,8 @@ struct ListPage {
     total: String,
     /// The first row's number on this page.
     first: usize,
+    /// The link to the first page of this search.
+    first_page: String,
     paged: bool,
 }
 
@@ -79,12 +90,34 @@ async fn list(
         (Some(key), Some(id)) => Some(Cursor {
             key: key.clone(),
             id,
+            inner: query.inner.is_some(),
         }),
         _ => None,
     };
     let q: String = query.q.chars().take(200).collect();
     let trail = super::search::parse_trail(&query.trail);
-    let (contacts, next) = super::search::search(&state.db, &q, after.as_ref(), PAGE_SIZE).await?;
+    let groups: Vec<(i64, String)> = super::groups::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.name))
+        .collect();
+    let group = match query.group.trim() {
+        "" => None,
+        raw => Some(
+            raw.parse::<i64>()
+                .ok()
+                .and_then(|id| groups.iter().find(|(g, _)| *g == id).cloned())
+                .ok_or_else(|| AppError::BadRequest("There is no such group.".into()))?,
+        ),
+    };
+    let group_id = group.as_ref().map(|(id, _)| *id);
+    let (contacts, next) = match group_id {
+        Some(g) => {
+            let after_id = after.as_ref().map_or(0, |c| c.id);
+            super::search::search_in_group(&state.db, g, &q, after_id, PAGE_SIZE).await?
+        }
+        None => super::search::search(&state.db, &q, after.as_ref(), PAGE_SIZE).await?,
+    };
     // Next remembers where this page began; Previous goes back one step.
     let next = next.map(|c| {
         let mut behind = trail.clone();
@@ -93,11 +126,11 @@ async fn list(
         } else {
             behind.clear();
         }
-        super::search::page_link(&q, Some(&c), &behind)
+        super::search::page_link(&q, group_id, Some(&c), &behind)
     });
     let previous = after.as_ref().map(|_| match trail.split_last() {
-        Some((last, rest)) => super::search::page_link(&q, Some(last), rest),
-        None => super::search::page_link(&q, None, &[]),
+        Some((last, rest)) => super::search::page_link(&q, group_id, Some(last), rest),
+        None => super::search::page_link(&q, group_id, None, &[]),
     });
     let first = if after.is_some() {
         (trail.len() + 1) * PAGE_SIZE as usize + 1
@@ -108,7 +141,23 @@ async fn list(
         StatusCode::OK,
         &ListPage {
             ctx,
-            total: super::search::total(&state.db, &q).await?,
+            total: match group_id {
+                Some(g) if q.trim().is_empty() => {
+                    let n = super::groups::find(&state.db, g)
+                        .await?
+                        .map_or(0, |g| g.members);
+                    format!(
+                        "{} member{}",
+                        crate::types::thousands(n),
+                        if n == 1 { "" } else { "s" }
+                    )
+                }
+                Some(g) => super::search::total_in_group(&state.db, g, &q).await?,
+                None => super::search::total(&state.db, &q).await?,
+            },
+            first_page: super::search::page_link(&q, group_id, None, &[]),
+            group,
+            groups,
             first,
             previous,
             contacts,

@@ -189,6 +189,65 @@ on_both_engines! {
         assert!(html.contains("anna@acme.example") && !html.contains("bob@example.com"));
         let picked: serde_json::Value = client.get(app.url("/contacts/picker?q=Bo")).send().await.unwrap().json().await.unwrap();
         assert_eq!(picked, serde_json::json!([{"id": picked[0]["id"], "email": "bob@example.com", "name": "Bob Stone", "blocked": false}]));
+        // Inside words: after the prefix matches, contacts holding the text further
+        // in, oldest first ("mueller" in an email, a domain, a name's end).
+        create_contact(&app, &client, "ben.mueller@example.com", "Ben", "Müller").await;
+        create_contact(&app, &client, "jo.hannah@shop.example", "Johannah", "Ray").await;
+        assert_eq!(emails(contacts::search::search(db, "mueller", None, 50).await.unwrap().0), ["ben.mueller@example.com"]);
+        assert_eq!(emails(contacts::search::search(db, "MÜLLER", None, 50).await.unwrap().0), ["ben.mueller@example.com"]);
+        assert_eq!(emails(contacts::search::search(db, "nson", None, 50).await.unwrap().0), ["zed@example.com"]);
+        assert_eq!(
+            emails(contacts::search::search(db, "ann", None, 50).await.unwrap().0),
+            ["ann.lee@example.com", "anna@acme.example", "zed@example.com", "jo.hannah@shop.example"],
+            "prefix matches first, then the inner ones"
+        );
+        assert!(contacts::search::search(db, "50%", None, 50).await.unwrap().0.is_empty(), "LIKE wildcards are text");
+        assert!(contacts::search::search(db, "e_a", None, 50).await.unwrap().0.is_empty());
+        assert!(contacts::search::search(db, "\"x\" OR", None, 50).await.unwrap().0.is_empty(), "FTS syntax is text");
+        // Paged across the border between prefix and inner matches, two at a time.
+        let domain = ["ann.lee@example.com", "zed@example.com", "bob@example.com", "leeroy@example.com", "ben.mueller@example.com"];
+        let mut seen = Vec::new();
+        let mut after: Option<Cursor> = None;
+        loop {
+            let (page, next) = contacts::search::search(db, "example.com", after.as_ref(), 2).await.unwrap();
+            seen.extend(emails(page));
+            match next { Some(c) => after = Some(c), None => break }
+        }
+        assert_eq!(seen, domain, "oldest first, each once");
+        let (_, html) = app.page_with(&client, "/contacts?q=example.com").await;
+        assert!(html.contains("5 match"), "the count holds inner matches: {html}");
+        let (_, html) = app.page_with(&client, "/contacts?q=ann").await;
+        assert!(html.contains("jo.hannah@shop.example"));
+        // The list filters by group: its members only, oldest first, with or
+        // without a search, paged; a group that does not exist is a clear 400.
+        let vip = create_group(&app, &client, "VIP", false).await;
+        for email in ["zed@example.com", "ben.mueller@example.com", "anna@acme.example"] {
+            let c = contacts::find_by_email(db, email).await.unwrap().unwrap();
+            let mut tx = db.begin().await.unwrap();
+            contacts::join_group(&mut tx, c.id, vip, app.now_ms()).await.unwrap();
+            db.commit(tx).await.unwrap();
+        }
+        let (_, html) = app.page_with(&client, &format!("/contacts?group={vip}")).await;
+        assert_eq!(text_of(&html, "#total").unwrap(), "VIP: 3 members; showing 1–3.");
+        assert!(html.contains("zed@example.com") && html.contains("anna@acme.example") && !html.contains("bob@example.com"));
+        let (_, html) = app.page_with(&client, &format!("/contacts?q=example.com&group={vip}")).await;
+        assert_eq!(text_of(&html, "#total").unwrap(), "VIP: 2 match; showing 1–2.");
+        assert!(html.contains("ben.mueller@example.com") && !html.contains("anna@acme.example"));
+        let (_, html) = app.page_with(&client, &format!("/contacts?q=nobody&group={vip}")).await;
+        assert!(html.contains("No member of VIP has “nobody” in their email or name."), "{html}");
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let (page, next) = contacts::search::search_in_group(db, vip, "", after, 2).await.unwrap();
+            seen.extend(emails(page));
+            match next { Some(c) => after = c.id, None => break }
+        }
+        assert_eq!(seen, ["anna@acme.example", "zed@example.com", "ben.mueller@example.com"]);
+        assert_eq!(app.get_with(&client, "/contacts?group=999999").await.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(app.get_with(&client, "/contacts?group=x").await.status(), StatusCode::BAD_REQUEST);
+        // The inner search reads the trigram index.
+        let plan = explain_inner(&app).await;
+        assert!(plan.contains("contacts_words"), "no trigram index in:\n{plan}");
         // The query plan of every branch uses an index.
         for sql in contacts::search::search_statements("ann").into_iter().chain(contacts::search::search_statements("ann le")) {
             let plan = explain(&app, &sql).await;
@@ -322,6 +381,40 @@ on_both_engines! {
         let leftovers = std::fs::read_dir(app.state.config.data_dir.join("imports")).map(|d| d.count()).unwrap_or(0);
         assert_eq!(leftovers, 0, "uploads are deleted");
     }
+}
+
+/// The plan of finding "ann" inside words: the FTS5 table on SQLite; on
+/// PostgreSQL (no scan of the tiny table allowed) the trigram index.
+async fn explain_inner(app: &TestApp) -> String {
+    use sqlx::{Acquire, Executor, Row};
+    let db = &app.state.db;
+    let mut conn = db.read().acquire().await.unwrap();
+    let conn = conn.acquire().await.unwrap();
+    let sql = match db.backend {
+        herald::db::Backend::Sqlite => {
+            "EXPLAIN QUERY PLAN SELECT rowid FROM contacts_words WHERE contacts_words MATCH '\"ann\"'"
+        }
+        herald::db::Backend::Postgres => {
+            conn.execute("SET enable_seqscan = off").await.unwrap();
+            "EXPLAIN SELECT id FROM contacts WHERE (email || ' ' || first_key || ' ' || last_key) LIKE '%ann%'"
+        }
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    if db.backend == herald::db::Backend::Postgres {
+        conn.execute("RESET enable_seqscan").await.unwrap();
+    }
+    let column = if db.backend == herald::db::Backend::Postgres {
+        0
+    } else {
+        3
+    };
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(column).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The query plan of `sql` as text (PostgreSQL is told not to prefer a scan of
