@@ -301,6 +301,23 @@ async fn settings_page(
     )
 }
 
+/// The Settings page again, with what was typed and a message per bad field.
+fn invalid(
+    ctx: PageContext,
+    form: SettingsForm,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &SettingsPage {
+            ctx,
+            zones: crate::settings::zone_choices(&form.default_time_zone, ""),
+            form,
+            errors,
+        },
+    )
+}
+
 async fn save_settings(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -312,17 +329,7 @@ async fn save_settings(
     let form = form.into_inner();
     let settings = match form.parse() {
         Ok(s) => s,
-        Err(errors) => {
-            return render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &SettingsPage {
-                    ctx,
-                    zones: crate::settings::zone_choices(&form.default_time_zone, ""),
-                    form,
-                    errors,
-                },
-            );
-        }
+        Err(errors) => return invalid(ctx, form, errors),
     };
     store(&state, &req, &me, &settings).await?;
     flash(&session, FlashKind::Success, "Settings saved.");
@@ -394,17 +401,7 @@ async fn save_sender(
     };
     let settings = match form.parse() {
         Ok(s) => s,
-        Err(errors) => {
-            return render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &SettingsPage {
-                    ctx,
-                    zones: crate::settings::zone_choices(&form.default_time_zone, ""),
-                    form,
-                    errors,
-                },
-            );
-        }
+        Err(errors) => return invalid(ctx, form, errors),
     };
     store(&state, &req, &me, &settings).await?;
     flash(

@@ -121,6 +121,17 @@ pub enum CreateError {
     Other(#[from] anyhow::Error),
 }
 
+impl CreateError {
+    /// A write's error: the address taken by another user, or the database's.
+    fn from_write(e: sqlx::Error) -> Self {
+        if is_unique_violation(&e) {
+            Self::Exists
+        } else {
+            Self::Database(e)
+        }
+    }
+}
+
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM system_users")
         .fetch_one(db.read())
@@ -179,13 +190,7 @@ pub async fn create(
     .bind(now_ms)
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            CreateError::Exists
-        } else {
-            CreateError::Database(e)
-        }
-    })?;
+    .map_err(CreateError::from_write)?;
     Ok(id)
 }
 
@@ -244,14 +249,35 @@ pub async fn set_password(
     Ok(())
 }
 
-pub async fn set_role(tx: &mut Tx, id: i64, role: Role, now_ms: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE system_users SET role = $1, updated_at = $2 WHERE id = $3")
-        .bind(role.code())
-        .bind(now_ms)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+/// A user's field that staff change one at a time.
+enum Field<'a> {
+    Role(Role),
+    Disabled(bool),
+    Name(&'a PersonName),
+}
+
+/// Changes one field of a user.
+async fn set(tx: &mut Tx, id: i64, field: Field<'_>, now_ms: i64) -> Result<(), sqlx::Error> {
+    let q = match field {
+        Field::Role(role) => {
+            sqlx::query("UPDATE system_users SET role = $1, updated_at = $2 WHERE id = $3")
+                .bind(role.code())
+        }
+        Field::Disabled(disabled) => {
+            sqlx::query("UPDATE system_users SET disabled = $1, updated_at = $2 WHERE id = $3")
+                .bind(i64::from(disabled))
+        }
+        Field::Name(name) => {
+            sqlx::query("UPDATE system_users SET name = $1, updated_at = $2 WHERE id = $3")
+                .bind(name.as_str().to_string())
+        }
+    };
+    q.bind(now_ms).bind(id).execute(&mut **tx).await?;
     Ok(())
+}
+
+pub async fn set_role(tx: &mut Tx, id: i64, role: Role, now_ms: i64) -> Result<(), sqlx::Error> {
+    set(tx, id, Field::Role(role), now_ms).await
 }
 
 pub async fn set_disabled(
@@ -260,13 +286,7 @@ pub async fn set_disabled(
     disabled: bool,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE system_users SET disabled = $1, updated_at = $2 WHERE id = $3")
-        .bind(i64::from(disabled))
-        .bind(now_ms)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    set(tx, id, Field::Disabled(disabled), now_ms).await
 }
 
 /// Changes a user's own name.
@@ -276,13 +296,7 @@ pub async fn set_name(
     name: &PersonName,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE system_users SET name = $1, updated_at = $2 WHERE id = $3")
-        .bind(name.as_str())
-        .bind(now_ms)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    set(tx, id, Field::Name(name), now_ms).await
 }
 
 /// Changes a user's email from `from` to `to`; `Ok(false)` when the user's email
@@ -303,13 +317,7 @@ pub async fn change_email(
     .bind(from)
     .execute(&mut **tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            CreateError::Exists
-        } else {
-            CreateError::Database(e)
-        }
-    })?;
+    .map_err(CreateError::from_write)?;
     Ok(changed.rows_affected() == 1)
 }
 

@@ -113,14 +113,32 @@ pub async fn search_in_group(
         .bind(limit + 1)
         .fetch_all(db.read())
         .await?;
+    Ok(id_page(rows, after_id, limit))
+}
+
+/// A page of `limit` contacts from `rows` (fetched with one more, to tell whether
+/// there is a next page) in id order, and the cursor after it.
+fn id_page(rows: Vec<Row>, after_id: i64, limit: i64) -> (Vec<Contact>, Option<Cursor>) {
     let more = rows.len() as i64 > limit;
     let page: Vec<Contact> = rows
         .into_iter()
-        .take(limit as usize)
+        .take(limit.max(0) as usize)
         .map(Contact::from)
         .collect();
     let next = more.then(|| Cursor::inner(page.last().map_or(after_id, |c| c.id)));
-    Ok((page, next))
+    (page, next)
+}
+
+/// "200 or more match", "None match", "1 matches", "12 match".
+fn matches_text(n: i64) -> String {
+    match n.min(COUNT_MATCHES) {
+        n if n >= COUNT_MATCHES => {
+            format!("{} or more match", crate::types::thousands(COUNT_MATCHES))
+        }
+        0 => "None match".into(),
+        1 => "1 matches".into(),
+        n => format!("{} match", crate::types::thousands(n)),
+    }
 }
 
 /// How many members of `group_id` match `query`, in words, counted up to 200.
@@ -135,14 +153,7 @@ pub async fn total_in_group(db: &Db, group_id: i64, query: &str) -> Result<Strin
     .bind(COUNT_MATCHES)
     .fetch_one(db.read())
     .await?;
-    Ok(match n {
-        n if n >= COUNT_MATCHES => {
-            format!("{} or more match", crate::types::thousands(COUNT_MATCHES))
-        }
-        0 => "None match".into(),
-        1 => "1 matches".into(),
-        n => format!("{} match", crate::types::thousands(n)),
-    })
+    Ok(matches_text(n))
 }
 
 /// The inner-word matches of `text` after contact `after_id`, at most `limit`.
@@ -249,14 +260,8 @@ pub async fn search(
     };
     let room = limit - page.len() as i64;
     let rows: Vec<Row> = inner_matches(db, COLUMNS, &text, inner_after, room + 1).await?;
-    let more = rows.len() as i64 > room;
-    let taken: Vec<Contact> = rows
-        .into_iter()
-        .take(room as usize)
-        .map(Contact::from)
-        .collect();
     // A full page of prefix matches: the next page starts the inner matches.
-    let next = more.then(|| Cursor::inner(taken.last().map_or(inner_after, |c| c.id)));
+    let (taken, next) = id_page(rows, inner_after, room);
     page.extend(taken);
     Ok((page, next))
 }
@@ -435,13 +440,7 @@ pub async fn total(db: &crate::db::Db, q: &str) -> Result<String, sqlx::Error> {
         let inner: Vec<(i64,)> = inner_matches(db, "id", &text, 0, COUNT_MATCHES).await?;
         ids.extend(inner.into_iter().map(|(id,)| id));
     }
-    let n = (ids.len() as i64).min(COUNT_MATCHES);
-    Ok(match n {
-        n if n >= COUNT_MATCHES => format!("{} or more match", fmt(COUNT_MATCHES)),
-        0 => "None match".into(),
-        1 => "1 matches".into(),
-        n => format!("{} match", fmt(n)),
-    })
+    Ok(matches_text(ids.len() as i64))
 }
 
 #[cfg(test)]
