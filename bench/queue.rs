@@ -29,6 +29,7 @@ use herald::state::JobContext;
 struct NoOp;
 
 impl Job for NoOp {
+    type Settings = ();
     fn kind(&self) -> &'static str {
         "bench_noop"
     }

@@ -324,7 +324,8 @@ pub async fn answer(
                 kind: "contact",
                 id: c.id,
             };
-            if job.kind() == crate::jobs::send_new_password::TO_CONTACT_KIND {
+            use crate::jobs::registry::Limit;
+            if job.limit() == Some(Limit::PasswordsPerHour) {
                 let n = crate::scheduler::runs::done_for_target_since(
                     &state.db,
                     target,
@@ -341,10 +342,10 @@ pub async fn answer(
                     }
                 ));
             }
-            if crate::jobs::send_message::MESSAGE_KINDS.contains(&job.kind()) {
+            if job.limit() == Some(Limit::MessagesPerDay) {
                 let n = crate::scheduler::runs::done_of_kinds_for_target_since(
                     &state.db,
-                    &crate::jobs::send_message::MESSAGE_KINDS,
+                    &jobs.kinds_limited_by(Limit::MessagesPerDay),
                     target,
                     now - 24 * 3_600_000,
                 )
@@ -361,7 +362,7 @@ pub async fn answer(
                 if c.is_opted_out() {
                     out.limits.push("The contact unsubscribed from all prepared messages: the run would be skipped.".into());
                 }
-                if let Some(m) = a.job_config["message_id"].as_i64()
+                if let Some(m) = job.message(&a.job_config)
                     && let Some(message) = crate::messages::store::find(&state.db, m).await?
                 {
                     let values = crate::messages::template::Personal {

@@ -12,7 +12,6 @@ use crate::automations::model::{Automation, EventFilter, Target};
 use crate::automations::{store, wizard};
 use crate::events::catalogue::{EventType, Source};
 use crate::jobs::registry::Registry;
-use crate::jobs::send_new_password::TO_CONTACT_KIND as PASSWORD_JOB;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::web::{AppError, CurrentUser, PageContext, audited_change, redirect, render};
@@ -101,9 +100,10 @@ async fn page(
             .filter(|a| reacts(a, &visible))
             .collect();
         let missing = if event == EventType::NewPasswordRequested {
+            let password_job = jobs.preference_center_password();
             password_missing = !active
                 .iter()
-                .any(|a| a.job.as_deref() == Some(PASSWORD_JOB));
+                .any(|a| a.job.is_some() && a.job.as_deref() == password_job);
             password_missing
         } else {
             active.is_empty()
@@ -136,9 +136,13 @@ async fn page(
 /// Define Job so staff check it, set the time frame and activate it.
 async fn start_password_automation(
     state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
     req: HttpRequest,
     me: CurrentUser,
 ) -> Result<HttpResponse, AppError> {
+    let kind = jobs
+        .preference_center_password()
+        .ok_or_else(|| anyhow::anyhow!("no job sends the preference center's password"))?;
     let zone = Settings::load(&state.db).await?.default_time_zone;
     let part = wizard::EventPart {
         name: "New password from the preference center".into(),
@@ -149,7 +153,7 @@ async fn start_password_automation(
         selection: Vec::new(),
     };
     let job = wizard::JobChoice {
-        kind: PASSWORD_JOB.into(),
+        kind: kind.into(),
         target: Some(Target::EventParameter),
         config: serde_json::Value::Null,
         delay: None,

@@ -8,14 +8,18 @@ use crate::automations::model::State;
 use crate::events::catalogue::Scope;
 use crate::jobs::registry::{Choices, Execution, Job};
 use crate::mail::{Email, SendError};
-use crate::scheduler::queue::{Claimed, END_REMINDER, Outcome, Target};
+use crate::scheduler::queue::{Claimed, Outcome, Target};
 use crate::state::JobContext;
+
+/// The job kind of the reminder before an automation's end.
+pub const END_REMINDER: &str = "end_reminder";
 
 /// The reminder before an automation's end: Herald's own run, never offered in
 /// Define Job.
 pub struct EndReminder;
 
 impl Job for EndReminder {
+    type Settings = ();
     fn kind(&self) -> &'static str {
         END_REMINDER
     }
@@ -28,7 +32,7 @@ impl Job for EndReminder {
     fn offered(&self) -> bool {
         false
     }
-    fn explain(&self, _config: &serde_json::Value, _names: &Choices) -> String {
+    fn explain(&self, _: &(), _names: &Choices) -> String {
         "Emails the chosen system users before the automation ends.".into()
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {

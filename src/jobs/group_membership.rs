@@ -8,7 +8,7 @@ use askama::Template;
 use crate::automations::model::TargetKind;
 use crate::events::catalogue::{EventType, Scope};
 use crate::jobs::common;
-use crate::jobs::registry::{Choices, Execution, Job, JobForm};
+use crate::jobs::registry::{Choices, Execution, Job, JobForm, settings_of};
 use crate::scheduler::queue::{Claimed, Outcome};
 use crate::state::JobContext;
 use crate::web::form::{FieldErrors, Fields};
@@ -37,7 +37,14 @@ impl Membership {
     }
 }
 
+/// The group a membership job joins or leaves.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct GroupSettings {
+    pub group_id: i64,
+}
+
 impl Job for Membership {
+    type Settings = GroupSettings;
     fn kind(&self) -> &'static str {
         if self.join {
             "subscribe_to_group"
@@ -70,20 +77,20 @@ impl Job for Membership {
         _: EventType,
         f: &Fields,
         choices: &Choices,
-    ) -> Result<serde_json::Value, FieldErrors> {
+    ) -> Result<GroupSettings, FieldErrors> {
         match f.get(self.field()).parse::<i64>() {
-            Ok(id) if choices.has_group(id) => Ok(serde_json::json!({ "group_id": id })),
+            Ok(id) if choices.has_group(id) => Ok(GroupSettings { group_id: id }),
             _ => Err(FieldErrors::from([(
                 self.field(),
                 "Choose a group.".to_string(),
             )])),
         }
     }
-    fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
-        f.set(self.field(), config["group_id"].to_string());
+    fn fill(&self, settings: &GroupSettings, f: &mut Fields) {
+        f.set(self.field(), settings.group_id.to_string());
     }
-    fn explain(&self, config: &serde_json::Value, names: &Choices) -> String {
-        let group = names.group_name(config["group_id"].as_i64());
+    fn explain(&self, settings: &GroupSettings, names: &Choices) -> String {
+        let group = names.group_name(Some(settings.group_id));
         if self.join {
             format!("Adds the contact to {group}.")
         } else {
@@ -101,11 +108,9 @@ async fn change(ctx: &JobContext, run: &Claimed, join: bool) -> Outcome {
         Err(outcome) => return outcome,
     };
     let target = Some(to.target);
-    let Some(group_id) = a.job_config["group_id"].as_i64() else {
-        return Outcome::Failed {
-            target,
-            error: "no group is chosen in Define Job".into(),
-        };
+    let group_id = match settings_of::<GroupSettings>(&a, target) {
+        Ok(s) => s.group_id,
+        Err(outcome) => return outcome,
     };
     let group = match crate::contacts::groups::find(&ctx.db, group_id).await {
         Ok(Some(g)) => g,

@@ -3,17 +3,21 @@
 
 use std::time::Duration;
 
-use crate::contacts::import::store::{self, Ended, JOB_KIND};
+use crate::contacts::import::store::{self, Ended};
 use crate::events::catalogue::Scope;
 use crate::jobs::registry::{Choices, Execution, Job};
 use crate::scheduler::queue::{Claimed, Outcome, Target};
 use crate::state::JobContext;
 use crate::types::ImportId;
 
+/// The job kind of an import's run.
+pub const JOB_KIND: &str = "contact_import";
+
 /// Imports an uploaded file (Herald's own run, never offered in Define Job).
 pub struct ImportContacts;
 
 impl Job for ImportContacts {
+    type Settings = ();
     fn kind(&self) -> &'static str {
         JOB_KIND
     }
@@ -26,7 +30,7 @@ impl Job for ImportContacts {
     fn offered(&self) -> bool {
         false
     }
-    fn explain(&self, _config: &serde_json::Value, _names: &Choices) -> String {
+    fn explain(&self, _: &(), _names: &Choices) -> String {
         "Imports an uploaded CSV file into the contacts.".into()
     }
     /// A million rows take about a minute; the lease, renewed meanwhile, is what

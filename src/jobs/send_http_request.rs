@@ -14,7 +14,7 @@ use crate::automations::model::Automation;
 use crate::events::catalogue::{EventType, Scope};
 use crate::events::store::Event;
 use crate::jobs::common;
-use crate::jobs::registry::{Choices, Execution, Job, JobForm};
+use crate::jobs::registry::{Choices, Execution, Job, JobForm, settings_of};
 use crate::links::LinkSigner;
 use crate::messages::compose;
 use crate::messages::template::{self, ContactValues, Personal};
@@ -33,13 +33,37 @@ const SALT_HEX: usize = 32;
 /// Send HTTP Request (S/C).
 pub struct SendHttpRequest;
 
-/// The secret of a configuration's salt.
-fn secret_of(config: &serde_json::Value, keys: &LinkSigner) -> Option<[u8; 32]> {
-    let salt = config["salt"].as_str().filter(|s| s.len() == SALT_HEX)?;
-    Some(keys.derive(salt))
+/// What the request carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    /// The event, its contact and the automation as JSON.
+    #[default]
+    Event,
+    /// The body staff wrote (a template).
+    Template,
+}
+
+/// Where the request goes, what it carries, and the salt its signing secret is
+/// made from (the secret itself is never stored).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct HttpSettings {
+    pub url: String,
+    pub body: Body,
+    #[serde(default)]
+    pub template: String,
+    pub salt: String,
+}
+
+impl HttpSettings {
+    /// The signing secret made from the salt.
+    fn secret(&self, keys: &LinkSigner) -> Option<[u8; 32]> {
+        (self.salt.len() == SALT_HEX).then(|| keys.derive(&self.salt))
+    }
 }
 
 impl Job for SendHttpRequest {
+    type Settings = HttpSettings;
     fn kind(&self) -> &'static str {
         "send_http_request"
     }
@@ -57,21 +81,21 @@ impl Job for SendHttpRequest {
         _event: EventType,
         f: &Fields,
         choices: &Choices,
-    ) -> Result<serde_json::Value, FieldErrors> {
+    ) -> Result<HttpSettings, FieldErrors> {
         let mut errors = FieldErrors::new();
         let url = webhook::check_url(f.get("webhook_url"), &choices.webhook_hosts)
             .map_err(|e| errors.insert("webhook_url", e))
             .ok();
         let body = match f.get("webhook_body") {
-            "" | "event" => "event",
-            "template" => "template",
+            "" | "event" => Body::Event,
+            "template" => Body::Template,
             _ => {
                 errors.insert("webhook_body", "Choose one of the options offered.".into());
-                "event"
+                Body::Event
             }
         };
         let text = f.get("webhook_template").trim().to_string();
-        if body == "template" {
+        if body == Body::Template {
             if text.is_empty() {
                 errors.insert(
                     "webhook_template",
@@ -95,35 +119,40 @@ impl Job for SendHttpRequest {
             crate::types::random_hex(SALT_HEX / 2)
         };
         match url {
-            Some(url) if errors.is_empty() => Ok(serde_json::json!({
-                "url": url.as_str(),
-                "body": body,
-                "template": if body == "template" { text } else { String::new() },
-                "salt": salt,
-            })),
+            Some(url) if errors.is_empty() => Ok(HttpSettings {
+                url: url.to_string(),
+                body,
+                template: if body == Body::Template {
+                    text
+                } else {
+                    String::new()
+                },
+                salt,
+            }),
             _ => Err(errors),
         }
     }
-    fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
-        for (field, key) in [
-            ("webhook_url", "url"),
-            ("webhook_body", "body"),
-            ("webhook_template", "template"),
-            ("webhook_salt", "salt"),
-        ] {
-            f.set(field, config[key].as_str().unwrap_or_default());
+    fn fill(&self, settings: &HttpSettings, f: &mut Fields) {
+        f.set("webhook_url", &settings.url);
+        f.set(
+            "webhook_body",
+            match settings.body {
+                Body::Event => "event",
+                Body::Template => "template",
+            },
+        );
+        f.set("webhook_template", &settings.template);
+        f.set("webhook_salt", &settings.salt);
+    }
+    fn explain(&self, settings: &HttpSettings, _names: &Choices) -> String {
+        let url = &settings.url;
+        match settings.body {
+            Body::Template => format!("POSTs the body you wrote, signed, to {url}."),
+            Body::Event => format!("POSTs the event and its contact as JSON, signed, to {url}."),
         }
     }
-    fn explain(&self, config: &serde_json::Value, _names: &Choices) -> String {
-        let url = config["url"].as_str().unwrap_or_default();
-        if config["body"] == "template" {
-            format!("POSTs the body you wrote, signed, to {url}.")
-        } else {
-            format!("POSTs the event and its contact as JSON, signed, to {url}.")
-        }
-    }
-    fn secret(&self, config: &serde_json::Value, keys: &LinkSigner) -> Option<String> {
-        secret_of(config, keys).map(|s| webhook::secret_text(&s))
+    fn secret(&self, settings: &HttpSettings, keys: &LinkSigner) -> Option<String> {
+        settings.secret(keys).map(|s| webhook::secret_text(&s))
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(send(ctx, run))
@@ -200,25 +229,26 @@ async fn send(ctx: &JobContext, run: &Claimed) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::database(Some(target), e),
     };
+    let chosen: HttpSettings = match settings_of(&a, Some(target)) {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
     let allowed = settings.webhook_hosts();
-    let url = match webhook::check_url(a.job_config["url"].as_str().unwrap_or_default(), &allowed) {
+    let url = match webhook::check_url(&chosen.url, &allowed) {
         Ok(url) => url,
         Err(e) => return failed(format!("the URL is refused now: {e}")),
     };
-    let Some(secret) = secret_of(&a.job_config, &ctx.webhook_keys) else {
+    let Some(secret) = chosen.secret(&ctx.webhook_keys) else {
         return failed("the signing secret is missing: save Define Job again".into());
     };
-    let (content_type, body) = if a.job_config["body"] == "template" {
+    let (content_type, body) = if chosen.body == Body::Template {
         let personal = Personal {
             contact: contact.clone().unwrap_or_default(),
             event: event.params_json(),
             preferences_url: compose::preferences_url(&settings, &ctx.base_url),
             ..Personal::default()
         };
-        match template::render_json(
-            a.job_config["template"].as_str().unwrap_or_default(),
-            &personal,
-        ) {
+        match template::render_json(&chosen.template, &personal) {
             Ok(text) if serde_json::from_str::<serde_json::Value>(&text).is_ok() => {
                 ("application/json", text.into_bytes())
             }

@@ -8,7 +8,7 @@ use askama::Template;
 use crate::automations::model::TargetKind;
 use crate::events::catalogue::{EventType, Scope};
 use crate::jobs::common;
-use crate::jobs::registry::{Choices, Execution, Job, JobForm};
+use crate::jobs::registry::{Choices, Execution, Job, JobForm, Limit, settings_of};
 use crate::mail::SendError;
 use crate::messages::compose::{self, Unsubscribe};
 use crate::messages::template::Personal;
@@ -16,8 +16,6 @@ use crate::scheduler::queue::{Claimed, Outcome, Target};
 use crate::state::JobContext;
 use crate::web::form::{FieldErrors, Fields};
 
-/// The kinds that count towards the frequency cap.
-pub const MESSAGE_KINDS: [&str; 1] = [TO_CONTACT];
 const TO_CONTACT: &str = "send_message_to_contact";
 const MAX_ADDRESSES: usize = 10;
 
@@ -38,7 +36,24 @@ fn parse_message(f: &Fields, choices: &Choices, errors: &mut FieldErrors) -> i64
 /// Send Prepared Message to Contact (C).
 pub struct ToContact;
 
+/// The message a contact gets, and the group its unsubscribe link leaves (none:
+/// the link stops all prepared messages).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ToContactSettings {
+    pub message_id: i64,
+    #[serde(default)]
+    pub group_id: Option<i64>,
+}
+
+/// The message and the addresses it goes to.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ToAddressSettings {
+    pub message_id: i64,
+    pub addresses: Vec<String>,
+}
+
 impl Job for ToContact {
+    type Settings = ToContactSettings;
     fn kind(&self) -> &'static str {
         TO_CONTACT
     }
@@ -59,7 +74,7 @@ impl Job for ToContact {
         _event: EventType,
         f: &Fields,
         choices: &Choices,
-    ) -> Result<serde_json::Value, FieldErrors> {
+    ) -> Result<ToContactSettings, FieldErrors> {
         let mut errors = FieldErrors::new();
         let message = parse_message(f, choices, &mut errors);
         let group = match f.get("message_group") {
@@ -73,20 +88,23 @@ impl Job for ToContact {
             },
         };
         if errors.is_empty() {
-            Ok(serde_json::json!({ "message_id": message, "group_id": group }))
+            Ok(ToContactSettings {
+                message_id: message,
+                group_id: group,
+            })
         } else {
             Err(errors)
         }
     }
-    fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
-        f.set("message", config["message_id"].to_string());
-        if let Some(g) = config["group_id"].as_i64() {
+    fn fill(&self, settings: &ToContactSettings, f: &mut Fields) {
+        f.set("message", settings.message_id.to_string());
+        if let Some(g) = settings.group_id {
             f.set("message_group", g.to_string());
         }
     }
-    fn explain(&self, config: &serde_json::Value, names: &Choices) -> String {
-        let message = names.message_name(config["message_id"].as_i64());
-        match config["group_id"].as_i64() {
+    fn explain(&self, settings: &ToContactSettings, names: &Choices) -> String {
+        let message = names.message_name(Some(settings.message_id));
+        match settings.group_id {
             Some(g) => format!(
                 "Emails the contact the prepared message {message}; its unsubscribe link removes them from {} (or, for a contact not in it, offers to stop all prepared messages).",
                 names.group_name(Some(g))
@@ -96,8 +114,11 @@ impl Job for ToContact {
             ),
         }
     }
-    fn message(&self, config: &serde_json::Value) -> Option<i64> {
-        config["message_id"].as_i64()
+    fn message(&self, settings: &ToContactSettings) -> Option<i64> {
+        Some(settings.message_id)
+    }
+    fn limit(&self) -> Option<Limit> {
+        Some(Limit::MessagesPerDay)
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(to_contact(ctx, run))
@@ -110,6 +131,10 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
         Err(outcome) => return outcome,
     };
     let target = Some(to.target);
+    let chosen: ToContactSettings = match settings_of(&a, target) {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
     let now = ctx.clock.now_ms();
     let settings = match ctx.settings().await {
         Ok(s) => s,
@@ -125,7 +150,7 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
     let since = now - 24 * 3_600_000;
     match crate::scheduler::runs::done_of_kinds_for_target_since(
         &ctx.db,
-        &MESSAGE_KINDS,
+        &[TO_CONTACT],
         to.target,
         since,
     )
@@ -140,23 +165,20 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
         Ok(_) => {}
         Err(e) => return Outcome::database(target, e),
     }
-    let Some(message) = load_message(ctx, &a.job_config, target).await else {
-        return Outcome::Failed {
-            target,
-            error: "the message was deleted: choose another one in Define Job".into(),
-        };
+    let message = match load_message(ctx, chosen.message_id, target).await {
+        Ok(m) => m,
+        Err(outcome) => return outcome,
     };
     let values = match compose::contact_values(&ctx.db, to.target.id).await {
         Ok(Some(v)) => v,
         Ok(None) => return Outcome::skip(target, "the contact no longer exists"),
         Err(e) => return Outcome::database(target, e),
     };
-    let unsubscribe =
-        match Unsubscribe::of(&ctx.db, to.target.id, a.job_config["group_id"].as_i64()).await {
-            Ok(Some(u)) => u.link(&ctx.links, &ctx.base_url),
-            Ok(None) => return Outcome::skip(target, "the contact no longer exists"),
-            Err(e) => return Outcome::database(target, e),
-        };
+    let unsubscribe = match Unsubscribe::of(&ctx.db, to.target.id, chosen.group_id).await {
+        Ok(Some(u)) => u.link(&ctx.links, &ctx.base_url),
+        Ok(None) => return Outcome::skip(target, "the contact no longer exists"),
+        Err(e) => return Outcome::database(target, e),
+    };
     let personal = Personal {
         contact: values,
         event: event.params_json(),
@@ -175,18 +197,19 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
     .await
 }
 
+/// The message the job sends; a deleted one fails the run, naming Define Job.
 async fn load_message(
     ctx: &JobContext,
-    config: &serde_json::Value,
+    id: i64,
     target: Option<Target>,
-) -> Option<crate::messages::store::Message> {
-    let id = config["message_id"].as_i64()?;
+) -> Result<crate::messages::store::Message, Outcome> {
     match crate::messages::store::find(&ctx.db, id).await {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(error = %e, ?target, "loading a message failed");
-            None
-        }
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => Err(Outcome::Failed {
+            target,
+            error: "the message was deleted: choose another one in Define Job".into(),
+        }),
+        Err(e) => Err(Outcome::database(target, e)),
     }
 }
 
@@ -225,6 +248,7 @@ async fn send(
 pub struct ToAddress;
 
 impl Job for ToAddress {
+    type Settings = ToAddressSettings;
     fn kind(&self) -> &'static str {
         "send_message_to_address"
     }
@@ -242,7 +266,7 @@ impl Job for ToAddress {
         _event: EventType,
         f: &Fields,
         choices: &Choices,
-    ) -> Result<serde_json::Value, FieldErrors> {
+    ) -> Result<ToAddressSettings, FieldErrors> {
         let mut errors = FieldErrors::new();
         let message = parse_message(f, choices, &mut errors);
         let mut addresses = Vec::new();
@@ -271,32 +295,27 @@ impl Job for ToAddress {
             );
         }
         if errors.is_empty() {
-            Ok(serde_json::json!({ "message_id": message, "addresses": addresses }))
+            Ok(ToAddressSettings {
+                message_id: message,
+                addresses,
+            })
         } else {
             Err(errors)
         }
     }
-    fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
-        f.set("message", config["message_id"].to_string());
-        let addresses: Vec<&str> = config["addresses"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
-        f.set("addresses", addresses.join(", "));
+    fn fill(&self, settings: &ToAddressSettings, f: &mut Fields) {
+        f.set("message", settings.message_id.to_string());
+        f.set("addresses", settings.addresses.join(", "));
     }
-    fn explain(&self, config: &serde_json::Value, names: &Choices) -> String {
-        let addresses: Vec<&str> = config["addresses"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
+    fn explain(&self, settings: &ToAddressSettings, names: &Choices) -> String {
         format!(
             "Emails the prepared message {} to {}.",
-            names.message_name(config["message_id"].as_i64()),
-            addresses.join(", ")
+            names.message_name(Some(settings.message_id)),
+            settings.addresses.join(", ")
         )
     }
-    fn message(&self, config: &serde_json::Value) -> Option<i64> {
-        config["message_id"].as_i64()
+    fn message(&self, settings: &ToAddressSettings) -> Option<i64> {
+        Some(settings.message_id)
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(to_address(ctx, run))
@@ -316,27 +335,21 @@ async fn to_address(ctx: &JobContext, run: &Claimed) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::database(Some(target), e),
     };
-    let Some(message) = load_message(ctx, &a.job_config, Some(target)).await else {
-        return Outcome::Failed {
-            target: Some(target),
-            error: "the message was deleted: choose another one in Define Job".into(),
-        };
+    let chosen: ToAddressSettings = match settings_of(&a, Some(target)) {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
+    let message = match load_message(ctx, chosen.message_id, Some(target)).await {
+        Ok(m) => m,
+        Err(outcome) => return outcome,
     };
     let personal = Personal {
         event: event.params_json(),
         preferences_url: compose::preferences_url(&settings, &ctx.base_url),
         ..Personal::default()
     };
-    let addresses: Vec<String> = a.job_config["addresses"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
     let mut last = Outcome::skip(Some(target), "no address to send to");
-    for address in &addresses {
+    for address in &chosen.addresses {
         last = send(ctx, &message, &settings, address, &personal, None, target).await;
         if !matches!(last, Outcome::Done { .. }) {
             return last;

@@ -10,7 +10,7 @@ use crate::auth::password::{self, Priority};
 use crate::automations::model::{Automation, TargetKind};
 use crate::events::catalogue::Scope;
 use crate::jobs::common::{self, Recipient};
-use crate::jobs::registry::{Choices, Execution, Job};
+use crate::jobs::registry::{Choices, Execution, Job, Limit};
 use crate::mail::{Email, SendError};
 use crate::scheduler::queue::{AuditNote, Claimed, Outcome};
 use crate::scheduler::runs;
@@ -45,6 +45,7 @@ pub const TO_CONTACT_KIND: &str = "send_new_password_to_contact";
 pub struct ToContact;
 
 impl Job for ToContact {
+    type Settings = ();
     fn kind(&self) -> &'static str {
         TO_CONTACT_KIND
     }
@@ -57,8 +58,14 @@ impl Job for ToContact {
     fn target(&self) -> Option<TargetKind> {
         Some(TargetKind::Contact)
     }
-    fn explain(&self, _config: &serde_json::Value, _names: &Choices) -> String {
+    fn explain(&self, _: &(), _names: &Choices) -> String {
         "Emails the contact a new temporary password for the preference center.".into()
+    }
+    fn limit(&self) -> Option<Limit> {
+        Some(Limit::PasswordsPerHour)
+    }
+    fn sends_preference_center_password(&self) -> bool {
+        true
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(send(ctx, run, TargetKind::Contact))
@@ -69,6 +76,7 @@ impl Job for ToContact {
 pub struct ToSystemUser;
 
 impl Job for ToSystemUser {
+    type Settings = ();
     fn kind(&self) -> &'static str {
         "send_new_password_to_system_user"
     }
@@ -81,8 +89,11 @@ impl Job for ToSystemUser {
     fn target(&self) -> Option<TargetKind> {
         Some(TargetKind::SystemUser)
     }
-    fn explain(&self, _config: &serde_json::Value, _names: &Choices) -> String {
+    fn explain(&self, _: &(), _names: &Choices) -> String {
         "Emails the system user a new temporary password for Herald.".into()
+    }
+    fn limit(&self) -> Option<Limit> {
+        Some(Limit::PasswordsPerHour)
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(send(ctx, run, TargetKind::SystemUser))
@@ -100,7 +111,9 @@ async fn send(ctx: &JobContext, run: &Claimed, kind: TargetKind) -> Outcome {
         Err(e) => return Outcome::database(None, e),
     };
     if now - run.due_at > settings.stale_after_hours * 3_600_000 {
-        return Outcome::Expired;
+        return Outcome::Expired {
+            reason: "could not start in time: the password would be stale (limit in Settings)",
+        };
     }
     let (a, _event, recipient) = match common::live_target(ctx, run, kind).await {
         Ok(parts) => parts,

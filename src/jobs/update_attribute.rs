@@ -7,7 +7,7 @@ use askama::Template;
 use crate::automations::model::TargetKind;
 use crate::events::catalogue::{EventType, Scope};
 use crate::jobs::common;
-use crate::jobs::registry::{Choices, Execution, Job, JobForm};
+use crate::jobs::registry::{Choices, Execution, Job, JobForm, settings_of};
 use crate::messages::template::{self, Personal};
 use crate::scheduler::queue::{Claimed, Outcome};
 use crate::state::JobContext;
@@ -21,7 +21,15 @@ crate::job_form!(
 /// Update Contact Attribute (C).
 pub struct UpdateAttribute;
 
+/// The attribute to set and its value (a template over the event's values).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct AttributeSettings {
+    pub name: String,
+    pub value: String,
+}
+
 impl Job for UpdateAttribute {
+    type Settings = AttributeSettings;
     fn kind(&self) -> &'static str {
         "update_contact_attribute"
     }
@@ -42,7 +50,7 @@ impl Job for UpdateAttribute {
         _: EventType,
         f: &Fields,
         _: &Choices,
-    ) -> Result<serde_json::Value, FieldErrors> {
+    ) -> Result<AttributeSettings, FieldErrors> {
         let mut errors = FieldErrors::new();
         let name = crate::types::parse_attribute_name(f.get("attribute_name"))
             .map_err(|e| errors.insert("attribute_name", e.0))
@@ -59,26 +67,19 @@ impl Job for UpdateAttribute {
             errors.insert("attribute_value", e.to_string());
         }
         if errors.is_empty() {
-            Ok(serde_json::json!({ "name": name, "value": value }))
+            Ok(AttributeSettings { name, value })
         } else {
             Err(errors)
         }
     }
-    fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
-        f.set(
-            "attribute_name",
-            config["name"].as_str().unwrap_or_default(),
-        );
-        f.set(
-            "attribute_value",
-            config["value"].as_str().unwrap_or_default(),
-        );
+    fn fill(&self, settings: &AttributeSettings, f: &mut Fields) {
+        f.set("attribute_name", &settings.name);
+        f.set("attribute_value", &settings.value);
     }
-    fn explain(&self, config: &serde_json::Value, _names: &Choices) -> String {
+    fn explain(&self, settings: &AttributeSettings, _names: &Choices) -> String {
         format!(
             "Sets the contact's attribute \"{}\" to \"{}\".",
-            config["name"].as_str().unwrap_or_default(),
-            config["value"].as_str().unwrap_or_default()
+            settings.name, settings.value
         )
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
@@ -92,19 +93,15 @@ async fn update(ctx: &JobContext, run: &Claimed) -> Outcome {
         Err(outcome) => return outcome,
     };
     let target = Some(to.target);
-    let name = a.job_config["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let AttributeSettings { name, value } = match settings_of(&a, target) {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
     let personal = Personal {
         event: event.params_json(),
         ..Personal::default()
     };
-    let value = match template::render(
-        a.job_config["value"].as_str().unwrap_or_default(),
-        &personal,
-        false,
-    ) {
+    let value = match template::render(&value, &personal, false) {
         // Checked like a value typed in or sent to the API, never cut silently.
         Ok(v) => match crate::contacts::parse_attribute_value(&v) {
             Ok(v) => v,

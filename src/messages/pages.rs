@@ -9,6 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::audit::Action;
+use crate::jobs::registry::Registry;
 use crate::messages::compose::{self, Unsubscribe};
 use crate::messages::store::{self, Message, MessageInput};
 use crate::messages::template::{self, ContactValues, Personal};
@@ -40,8 +41,20 @@ struct ListPage {
     messages: Vec<(Message, i64)>,
 }
 
-async fn list(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
-    let messages = store::list(&state.db).await?;
+async fn list(
+    state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
+    ctx: PageContext,
+) -> Result<HttpResponse, AppError> {
+    let senders = store::senders(&state.db, &jobs).await?;
+    let messages = store::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|m| {
+            let n = senders.iter().filter(|(id, _, _)| *id == m.id).count() as i64;
+            (m, n)
+        })
+        .collect();
     render(StatusCode::OK, &ListPage { ctx, messages })
 }
 
@@ -277,10 +290,11 @@ async fn copy(
 /// confirmation is asked, and again should the delete be posted anyway.
 async fn refused_while_in_use(
     state: &AppState,
+    jobs: &Registry,
     req: &HttpRequest,
     m: &store::Message,
 ) -> Result<Option<HttpResponse>, AppError> {
-    let active = store::users_of(&state.db, m.id, true).await?;
+    let active = store::users_of(&state.db, jobs, m.id, true).await?;
     if active.is_empty() {
         return Ok(None);
     }
@@ -298,15 +312,16 @@ async fn refused_while_in_use(
 
 async fn confirm_delete(
     state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
     req: HttpRequest,
     ctx: PageContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
-    if let Some(refused) = refused_while_in_use(&state, &req, &m).await? {
+    if let Some(refused) = refused_while_in_use(&state, &jobs, &req, &m).await? {
         return Ok(refused);
     }
-    let inactive = store::users_of(&state.db, m.id, false).await?;
+    let inactive = store::users_of(&state.db, &jobs, m.id, false).await?;
     ConfirmPage {
         ctx,
         title: format!("Delete the message {}?", m.name),
@@ -327,13 +342,14 @@ async fn confirm_delete(
 
 async fn delete(
     state: web::Data<AppState>,
+    jobs: web::Data<Registry>,
     req: HttpRequest,
     me: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
     let session = req_session(&req);
-    if let Some(refused) = refused_while_in_use(&state, &req, &m).await? {
+    if let Some(refused) = refused_while_in_use(&state, &jobs, &req, &m).await? {
         return Ok(refused);
     }
     audited_change(

@@ -1,6 +1,7 @@
 //! Prepared messages in the database.
 
 use crate::db::{Db, Tx};
+use crate::jobs::registry::Registry;
 
 /// A prepared message as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -35,36 +36,47 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<Message>, sqlx::Error> {
     .await
 }
 
-/// Every message by name, with how many automations use it.
-pub async fn list(db: &Db) -> Result<Vec<(Message, i64)>, sqlx::Error> {
-    let messages: Vec<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+/// Every message by name.
+pub async fn list(db: &Db) -> Result<Vec<Message>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM messages ORDER BY LOWER(name), id"
     )))
     .fetch_all(db.read())
-    .await?;
-    let mut out = Vec::with_capacity(messages.len());
-    for m in messages {
-        let n = users_of(db, m.id, false).await?.len() as i64;
-        out.push((m, n));
-    }
-    Ok(out)
+    .await
 }
 
-/// The names of the automations whose job sends message `id` (only active ones
-/// with `active_only`).
-pub async fn users_of(db: &Db, id: i64, active_only: bool) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT name, job_config, state FROM automations WHERE job_config LIKE '%\"message_id\"%' ORDER BY name",
+/// Every automation whose job sends a prepared message, as its job says (by its
+/// own settings): the message's id, the automation's name, and whether it is
+/// active — by automation name.
+pub async fn senders(db: &Db, jobs: &Registry) -> Result<Vec<(i64, String, bool)>, sqlx::Error> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT name, job_kind, job_config, state FROM automations WHERE job_kind IS NOT NULL ORDER BY name",
     )
     .fetch_all(db.read())
     .await?;
     Ok(rows
         .into_iter()
-        .filter(|(_, config, state)| {
-            let config: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
-            config["message_id"].as_i64() == Some(id) && (!active_only || state == "active")
+        .filter_map(|(name, kind, config, state)| {
+            let stored: serde_json::Value = serde_json::from_str(&config).ok()?;
+            let message = jobs.get(&kind)?.message(&stored)?;
+            Some((message, name, state == "active"))
         })
-        .map(|(name, _, _)| name)
+        .collect())
+}
+
+/// The names of the automations whose job sends message `id` (only active ones
+/// with `active_only`).
+pub async fn users_of(
+    db: &Db,
+    jobs: &Registry,
+    id: i64,
+    active_only: bool,
+) -> Result<Vec<String>, sqlx::Error> {
+    Ok(senders(db, jobs)
+        .await?
+        .into_iter()
+        .filter(|(m, _, active)| *m == id && (*active || !active_only))
+        .map(|(_, name, _)| name)
         .collect())
 }
 

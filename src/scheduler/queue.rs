@@ -17,8 +17,6 @@ use crate::types::{AutomationId, EventId, RunId};
 pub const LEASE: Duration = Duration::from_secs(30);
 /// Attempts before a run fails for good.
 pub const MAX_ATTEMPTS: i64 = 8;
-/// The job kind of the reminder before an automation's end.
-pub const END_REMINDER: &str = "end_reminder";
 /// The event id of runs that no event caused (reminders, imports).
 pub const NO_EVENT: EventId = EventId(0);
 /// The automation id of runs that belong to no automation (imports).
@@ -90,8 +88,9 @@ pub enum Outcome {
         target: Option<Target>,
         reason: String,
     },
-    Expired,
-    /// Worth another attempt (with a fresh password).
+    /// Could not start in time; `reason` says why that matters for this job.
+    Expired { reason: &'static str },
+    /// Worth another attempt.
     Retry {
         target: Option<Target>,
         error: String,
@@ -445,11 +444,17 @@ pub async fn skip(
 }
 
 /// The run could not start in time and would do stale work.
-pub async fn expire(db: &Db, now_ms: i64, owner: &str, run: &Claimed) -> Result<(), sqlx::Error> {
+pub async fn expire(
+    db: &Db,
+    now_ms: i64,
+    owner: &str,
+    run: &Claimed,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
     let t = Transition {
         status: RunStatus::Expired,
         due_at: run.due_at,
-        outcome: Some("could not start in time: the password would be stale (limit in Settings)"),
+        outcome: Some(reason),
         error: None,
         message_id: None,
         target: None,
@@ -529,7 +534,7 @@ pub async fn finish(
             complete_many(db, now_ms, owner, &[done]).await
         }
         Outcome::Skipped { target, reason } => skip(db, now_ms, owner, run, *target, reason).await,
-        Outcome::Expired => expire(db, now_ms, owner, run).await,
+        Outcome::Expired { reason } => expire(db, now_ms, owner, run, reason).await,
         Outcome::Retry { target, error } => retry(db, now_ms, owner, run, *target, error).await,
         Outcome::Failed { target, error } => fail(db, now_ms, owner, run, *target, error).await,
     }

@@ -234,7 +234,7 @@ async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
     match &outcome {
         Outcome::Done { .. } => tracing::info!("run done"),
         Outcome::Skipped { reason, .. } => tracing::info!(reason, "run skipped"),
-        Outcome::Expired => tracing::warn!("run expired"),
+        Outcome::Expired { reason } => tracing::warn!(reason, "run expired"),
         Outcome::Retry { error, .. } => {
             tracing::warn!(attempts = run.attempts, error, "run will be retried")
         }

@@ -202,7 +202,9 @@ on_both_engines! {
                 target: Some(target),
                 reason: "unsubscribed".into(),
             },
-            Outcome::Expired,
+            Outcome::Expired {
+                reason: "too late",
+            },
             Outcome::Failed {
                 target: Some(target),
                 error: "refused".into(),

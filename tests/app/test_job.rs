@@ -6,7 +6,7 @@ use askama::Template;
 use herald::automations::model::TargetKind;
 use herald::events::catalogue::Scope;
 use herald::jobs::common;
-use herald::jobs::registry::{Execution, Job, JobForm, Registry};
+use herald::jobs::registry::{Execution, Job, JobForm, Registry, settings_of};
 use herald::scheduler::queue::{Claimed, Outcome};
 use herald::state::JobContext;
 use herald::web::form::{FieldErrors, Fields};
@@ -33,7 +33,14 @@ impl<'a> std::ops::Deref for NoteForm<'a> {
 
 struct NoteOnContact;
 
+/// What the job writes on the contact.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Note {
+    note: String,
+}
+
 impl Job for NoteOnContact {
+    type Settings = Note;
     fn kind(&self) -> &'static str {
         "test_note_on_contact"
     }
@@ -54,14 +61,14 @@ impl Job for NoteOnContact {
         _event: herald::events::catalogue::EventType,
         f: &Fields,
         _choices: &herald::jobs::registry::Choices,
-    ) -> Result<serde_json::Value, FieldErrors> {
+    ) -> Result<Note, FieldErrors> {
         match f.get("note").trim() {
             "" => Err(FieldErrors::from([("note", "Write the note.".to_string())])),
-            note => Ok(serde_json::json!({ "note": note })),
+            note => Ok(Note { note: note.into() }),
         }
     }
-    fn fill(&self, config: &serde_json::Value, f: &mut Fields) {
-        f.set("note", config["note"].as_str().unwrap_or_default());
+    fn fill(&self, settings: &Note, f: &mut Fields) {
+        f.set("note", &settings.note);
     }
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(async move {
@@ -69,10 +76,10 @@ impl Job for NoteOnContact {
                 Ok(parts) => parts,
                 Err(outcome) => return outcome,
             };
-            let note = a.job_config["note"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let Note { note } = match settings_of(&a, Some(to.target)) {
+                Ok(s) => s,
+                Err(outcome) => return outcome,
+            };
             let noted = sqlx::query(
                 "INSERT INTO contact_attributes (contact_id, name, value) VALUES ($1, 'note', $2)",
             )
