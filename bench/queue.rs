@@ -45,7 +45,7 @@ impl Job for NoOp {
     fn execute<'a>(&'a self, _ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(async move {
             Outcome::done(Target {
-                kind: "automation",
+                kind: herald::scheduler::queue::RunFor::Automation,
                 id: run.automation_id.0,
             })
         })
@@ -172,7 +172,7 @@ async fn statements_alone(
                     .map(|run| Completed {
                         run: run.id,
                         target: Target {
-                            kind: "automation",
+                            kind: herald::scheduler::queue::RunFor::Automation,
                             id: run.automation_id.0,
                         },
                         message_id: None,

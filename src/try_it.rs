@@ -321,7 +321,7 @@ pub async fn answer(
         out.job = format!("{}: {}", job.label(), job.explain(&a.job_config, &names));
         if let Some(c) = &target_contact {
             let target = crate::scheduler::queue::Target {
-                kind: "contact",
+                kind: crate::scheduler::queue::RunFor::Contact,
                 id: c.id,
             };
             use crate::jobs::registry::Limit;

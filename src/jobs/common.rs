@@ -197,7 +197,7 @@ async fn resolve_contact(
         return Ok(Err(Outcome::skip(None, "the event names no contact")));
     };
     let target = Target {
-        kind: "contact",
+        kind: crate::scheduler::queue::RunFor::Contact,
         id,
     };
     let skip = |reason: String| Ok(Err(Outcome::skip(Some(target), reason)));
@@ -241,7 +241,7 @@ async fn resolve_system_user(
         return Ok(Err(Outcome::skip(None, "the event names no system user")));
     };
     let target = Target {
-        kind: "system_user",
+        kind: crate::scheduler::queue::RunFor::SystemUser,
         id,
     };
     let skip = |reason: String| Ok(Err(Outcome::skip(Some(target), reason)));

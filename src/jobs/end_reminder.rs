@@ -62,7 +62,7 @@ struct HtmlBody<'a> {
 
 async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
     let target = Some(Target {
-        kind: "automation",
+        kind: crate::scheduler::queue::RunFor::Automation,
         id: run.automation_id.0,
     });
     let a = match crate::automations::store::find(&ctx.db, run.automation_id).await {
@@ -155,7 +155,7 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
     match last_id {
         Some(message_id) => Outcome::sent(
             Target {
-                kind: "automation",
+                kind: crate::scheduler::queue::RunFor::Automation,
                 id: a.id.0,
             },
             message_id,

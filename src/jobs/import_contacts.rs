@@ -43,7 +43,7 @@ impl Job for ImportContacts {
             // An import's run carries the import's id where others carry an event's.
             let id = ImportId(run.event_id.0);
             let target = Target {
-                kind: "import",
+                kind: crate::scheduler::queue::RunFor::Import,
                 id: id.0,
             };
             match store::run(&ctx.db, ctx.clock.as_ref(), id).await {

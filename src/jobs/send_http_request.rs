@@ -216,7 +216,7 @@ async fn send(ctx: &JobContext, run: &Claimed) -> Outcome {
         }
     } else {
         let target = Target {
-            kind: "automation",
+            kind: crate::scheduler::queue::RunFor::Automation,
             id: a.id.0,
         };
         (target, None)

@@ -328,7 +328,7 @@ async fn to_address(ctx: &JobContext, run: &Claimed) -> Outcome {
         Err(outcome) => return outcome,
     };
     let target = Target {
-        kind: "automation",
+        kind: crate::scheduler::queue::RunFor::Automation,
         id: a.id.0,
     };
     let settings = match ctx.settings().await {

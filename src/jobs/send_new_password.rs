@@ -12,7 +12,7 @@ use crate::events::catalogue::Scope;
 use crate::jobs::common::{self, Recipient};
 use crate::jobs::registry::{Choices, Execution, Job, Limit};
 use crate::mail::{Email, SendError};
-use crate::scheduler::queue::{AuditNote, Claimed, Outcome};
+use crate::scheduler::queue::{AuditNote, Claimed, Outcome, RunFor};
 use crate::scheduler::runs;
 use crate::settings::Settings;
 use crate::state::JobContext;
@@ -159,7 +159,7 @@ async fn deliver(
     let now = ctx.clock.now_ms();
     let expires_at = now + settings.temp_password_lifetime_hours * 3_600_000;
     // Replace any older temporary credential; the permanent password stays.
-    let table = if to.target.kind == "contact" {
+    let table = if to.target.kind == RunFor::Contact {
         "contacts"
     } else {
         "system_users"
@@ -214,7 +214,11 @@ async fn deliver(
             target: to.email.clone(),
             detail: format!(
                 "run #{}, automation #{} ({}), {} #{}",
-                run.id, a.id, a.name, to.target.kind, to.target.id
+                run.id,
+                a.id,
+                a.name,
+                to.target.kind.code(),
+                to.target.id
             ),
         }),
         Err(SendError::Transient(error)) => Outcome::Retry { target, error },
@@ -223,8 +227,8 @@ async fn deliver(
 }
 
 /// The sign-in link, from settings and configuration — never from a request.
-fn sign_in_link(ctx: &JobContext, settings: &Settings, kind: &str) -> String {
-    if kind == "contact" {
+fn sign_in_link(ctx: &JobContext, settings: &Settings, kind: RunFor) -> String {
+    if kind == RunFor::Contact {
         let base = if settings.preference_center_url.is_empty() {
             format!("{}preferences", ctx.base_url)
         } else {

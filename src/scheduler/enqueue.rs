@@ -2,6 +2,7 @@
 //! triggers (intake, an import) and the reminder before an automation ends. Every
 //! other change to a run is in [`crate::scheduler::queue`].
 
+use crate::run_status;
 use sqlx::AnyConnection;
 
 use crate::db::Backend;
@@ -73,12 +74,22 @@ pub async fn schedule_reminder(
     due_ms: i64,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO job_runs (automation_id, event_id, job_kind, status, due_at, created_at) \
-         VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT (automation_id, event_id) DO UPDATE \
-         SET due_at = excluded.due_at, status = 'pending', attempts = 0, finished_at = NULL, outcome = NULL \
-         WHERE job_runs.status IN ('pending', 'cancelled', 'skipped')",
-    )
+         VALUES ($1, $2, $3, ",
+        run_status!(Pending),
+        ", $4, $5) ON CONFLICT (automation_id, event_id) DO UPDATE \
+         SET due_at = excluded.due_at, status = ",
+        run_status!(Pending),
+        ", attempts = 0, finished_at = NULL, outcome = NULL \
+         WHERE job_runs.status IN (",
+        run_status!(Pending),
+        ", ",
+        run_status!(Cancelled),
+        ", ",
+        run_status!(Skipped),
+        ")"
+    ))
     .bind(automation)
     .bind(NO_EVENT)
     .bind(END_REMINDER)
@@ -95,10 +106,13 @@ pub async fn cancel_reminder(
     automation: AutomationId,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE job_runs SET status = 'cancelled', outcome = 'no reminder wanted any more', finished_at = $1 \
-         WHERE automation_id = $2 AND event_id = $3 AND status = 'pending'",
-    )
+    sqlx::query(concat!(
+        "UPDATE job_runs SET status = ",
+        run_status!(Cancelled),
+        ", outcome = 'no reminder wanted any more', finished_at = $1 \
+         WHERE automation_id = $2 AND event_id = $3 AND status = ",
+        run_status!(Pending)
+    ))
     .bind(now_ms)
     .bind(automation)
     .bind(NO_EVENT)

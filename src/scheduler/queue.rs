@@ -4,6 +4,7 @@
 //! leave `running` by one named transition — complete, retry, fail, skip, expire —
 //! or are cancelled or requeued by staff.
 
+use crate::run_status;
 use std::time::Duration;
 
 use rand::RngExt;
@@ -57,8 +58,39 @@ pub struct Claimed {
 /// Whom a run was for, once resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
-    pub kind: &'static str,
+    pub kind: RunFor,
     pub id: i64,
+}
+
+/// What a run was for, as `job_runs.target_kind` stores it: a person (the kinds a
+/// job may be for, [`TargetKind`](crate::automations::model::TargetKind)), or the
+/// automation itself (a reminder, a message to fixed addresses), or an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunFor {
+    Contact,
+    SystemUser,
+    Automation,
+    Import,
+}
+
+impl RunFor {
+    pub fn code(self) -> &'static str {
+        match self {
+            RunFor::Contact => "contact",
+            RunFor::SystemUser => "system_user",
+            RunFor::Automation => "automation",
+            RunFor::Import => "import",
+        }
+    }
+}
+
+impl From<crate::automations::model::TargetKind> for RunFor {
+    fn from(kind: crate::automations::model::TargetKind) -> Self {
+        match kind {
+            crate::automations::model::TargetKind::Contact => RunFor::Contact,
+            crate::automations::model::TargetKind::SystemUser => RunFor::SystemUser,
+        }
+    }
 }
 
 /// An entry a done run leaves in the audit log (by [`crate::audit::SCHEDULER`], from no IP). It
@@ -160,7 +192,11 @@ pub async fn claim(
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     let mut claimed = claim_where(
         db,
-        "status = 'running' AND lease_expires_at < $3",
+        concat!(
+            "status = ",
+            run_status!(Running),
+            " AND lease_expires_at < $3"
+        ),
         now_ms,
         owner,
         limit,
@@ -184,7 +220,7 @@ pub async fn claim_due(
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     claim_where(
         db,
-        "status = 'pending' AND due_at <= $3",
+        concat!("status = ", run_status!(Pending), " AND due_at <= $3"),
         now_ms,
         owner,
         limit,
@@ -205,9 +241,15 @@ async fn claim_where(
         ""
     };
     let sql = format!(
-        "UPDATE job_runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, \
+        concat!(
+            "UPDATE job_runs SET status = ",
+            run_status!(Running),
+            ", lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, \
          started_at = $3 WHERE id IN (SELECT id FROM job_runs WHERE {which} ORDER BY due_at LIMIT $4{lock}) \
          RETURNING id, automation_id, event_id, job_kind, due_at, attempts"
+        ),
+        which = which,
+        lock = lock
     );
     // One statement is one transaction: no BEGIN and COMMIT round trips.
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -233,9 +275,11 @@ pub async fn renew_lease(db: &Db, now_ms: i64, run: RunId, owner: &str) -> Resul
 /// Moves the leases of every run `owner` holds forward: the process is alive and
 /// keeps them while it waits to store their outcomes.
 pub async fn renew_leases(db: &Db, now_ms: i64, owner: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE job_runs SET lease_expires_at = $1 WHERE status = 'running' AND lease_owner = $2",
-    )
+    sqlx::query(concat!(
+        "UPDATE job_runs SET lease_expires_at = $1 WHERE status = ",
+        run_status!(Running),
+        " AND lease_owner = $2"
+    ))
     .bind(now_ms + LEASE.as_millis() as i64)
     .bind(owner)
     .execute(db.write())
@@ -285,7 +329,7 @@ async fn transition(
         .bind(t.error)
         .bind(errors)
         .bind(t.message_id)
-        .bind(t.target.map(|t| t.kind))
+        .bind(t.target.map(|t| t.kind.code()))
         .bind(t.target.map(|t| t.id))
         .bind(finished)
         .bind(run.id)
@@ -362,9 +406,9 @@ pub async fn complete_many(
         // `$1` the time, then the rows: numbered in the order they appear, as SQLite
         // binds a long statement fastest (`Backend::positional`).
         let update = db.backend.positional(format!(
-            "UPDATE job_runs SET status = 'done', outcome = v.column2, message_id = COALESCE(v.column3, job_runs.message_id), \
+            concat!("UPDATE job_runs SET status = ", run_status!(Done), ", outcome = v.column2, message_id = COALESCE(v.column3, job_runs.message_id), \
              target_kind = v.column4, target_id = v.column5, finished_at = $1, lease_owner = NULL, lease_expires_at = NULL \
-             FROM (VALUES {}) AS v WHERE job_runs.id = v.column1 AND job_runs.lease_owner = v.column6",
+             FROM (VALUES {}) AS v WHERE job_runs.id = v.column1 AND job_runs.lease_owner = v.column6"),
             crate::db::placeholders_from(2, chunk.len(), 6),
         ));
         let notes: Vec<&AuditNote> = chunk.iter().filter_map(|c| c.audit.as_deref()).collect();
@@ -375,7 +419,7 @@ pub async fn complete_many(
                     .bind(c.run)
                     .bind(done_outcome(c.message_id.as_deref(), c.detail.as_deref()).to_string())
                     .bind(c.message_id.clone())
-                    .bind(c.target.kind)
+                    .bind(c.target.kind.code())
                     .bind(c.target.id)
                     .bind(owner.to_string());
             }
@@ -544,10 +588,13 @@ pub async fn finish(
 /// the other instances' schedulers on PostgreSQL: they run them now, not when they
 /// next happen to look.
 pub async fn release(db: &Db, owner: &str) -> Result<(), sqlx::Error> {
-    let released = sqlx::query(
-        "UPDATE job_runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
-         WHERE lease_owner = $1 AND status = 'running'",
-    )
+    let released = sqlx::query(concat!(
+        "UPDATE job_runs SET status = ",
+        run_status!(Pending),
+        ", lease_owner = NULL, lease_expires_at = NULL \
+         WHERE lease_owner = $1 AND status = ",
+        run_status!(Running)
+    ))
     .bind(owner)
     .execute(db.write())
     .await?

@@ -2,6 +2,7 @@
 //! periods in Settings, in batches of at most [`BATCH`] rows a statement, so the
 //! single SQLite writer is never held long and pages stay fast.
 
+use crate::run_status;
 use std::time::Duration;
 
 use crate::db::Db;
@@ -57,10 +58,20 @@ async fn delete_in_batches(db: &Db, sql: &'static str, cutoff: i64) -> Result<u6
 /// Deletes up to `limit` runs finished before `cutoff_ms` (retention); returns how
 /// many went.
 pub async fn prune_finished(db: &Db, cutoff_ms: i64, limit: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query(concat!(
         "DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs WHERE finished_at < $1 \
-         AND status IN ('done', 'failed', 'skipped', 'cancelled', 'expired') LIMIT $2)",
-    )
+         AND status IN (",
+        run_status!(Done),
+        ", ",
+        run_status!(Failed),
+        ", ",
+        run_status!(Skipped),
+        ", ",
+        run_status!(Cancelled),
+        ", ",
+        run_status!(Expired),
+        ") LIMIT $2)"
+    ))
     .bind(cutoff_ms)
     .bind(limit)
     .execute(db.write())

@@ -1,5 +1,6 @@
 //! Run history for pages, the dashboard, metrics and jobs: read-only queries.
 
+use crate::run_status;
 use std::collections::HashMap;
 
 use crate::db::Db;
@@ -211,7 +212,11 @@ pub struct Retrying {
 }
 
 /// Where a pending run has failed before (the partial index `job_runs_retrying`).
-const RETRYING: &str = "status = 'pending' AND last_error IS NOT NULL AND attempts > 0";
+const RETRYING: &str = concat!(
+    "status = ",
+    run_status!(Pending),
+    " AND last_error IS NOT NULL AND attempts > 0"
+);
 
 /// The newest and the oldest failed attempt in the stored attempt lists `lists`.
 fn attempt_span<'a>(
@@ -263,9 +268,13 @@ pub async fn error_summaries(
     }
     let marks: Vec<String> = (1..=automations.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT r.automation_id, COUNT(*), MAX(r.finished_at) FROM job_runs r JOIN automations a ON a.id = r.automation_id \
-         WHERE r.automation_id IN ({}) AND r.status = 'failed' AND r.finished_at >= COALESCE(a.activated_at, 0) \
-         GROUP BY r.automation_id",
+        concat!(
+            "SELECT r.automation_id, COUNT(*), MAX(r.finished_at) FROM job_runs r JOIN automations a ON a.id = r.automation_id \
+         WHERE r.automation_id IN ({}) AND r.status = ",
+            run_status!(Failed),
+            " AND r.finished_at >= COALESCE(a.activated_at, 0) \
+         GROUP BY r.automation_id"
+        ),
         marks.join(", ")
     );
     let mut q = sqlx::query_as::<_, (AutomationId, i64, Option<i64>)>(sqlx::AssertSqlSafe(sql));
@@ -273,9 +282,11 @@ pub async fn error_summaries(
         q = q.bind(*id);
     }
     for (id, count, last_at) in q.fetch_all(db.read()).await? {
-        let last_error: Option<String> = sqlx::query_scalar(
-            "SELECT last_error FROM job_runs WHERE automation_id = $1 AND status = 'failed' ORDER BY finished_at DESC LIMIT 1",
-        )
+        let last_error: Option<String> = sqlx::query_scalar(concat!(
+            "SELECT last_error FROM job_runs WHERE automation_id = $1 AND status = ",
+            run_status!(Failed),
+            " ORDER BY finished_at DESC LIMIT 1"
+        ))
         .bind(id)
         .fetch_optional(db.read())
         .await?
@@ -348,10 +359,16 @@ pub async fn dashboard_counts(
     };
     // One statement: on a busy machine every round trip waits its turn.
     let sql = format!(
-        "SELECT (SELECT COUNT(*) FROM automations WHERE state = 'active' AND (end_at IS NULL OR end_at > $1)), \
-                (SELECT COUNT(*) FROM job_runs WHERE status = 'pending'), \
-                (SELECT COUNT(*) FROM job_runs WHERE status = 'running'), \
-                {}, {}",
+        concat!(
+            "SELECT (SELECT COUNT(*) FROM automations WHERE state = 'active' AND (end_at IS NULL OR end_at > $1)), \
+                (SELECT COUNT(*) FROM job_runs WHERE status = ",
+            run_status!(Pending),
+            "), \
+                (SELECT COUNT(*) FROM job_runs WHERE status = ",
+            run_status!(Running),
+            "), \
+                {}, {}"
+        ),
         finished_since("done"),
         finished_since("failed"),
     );
@@ -398,10 +415,12 @@ pub async fn done_for_target_since(
     target: Target,
     since_ms: i64,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM job_runs WHERE target_kind = $1 AND target_id = $2 AND status = 'done' AND finished_at > $3",
-    )
-    .bind(target.kind)
+    sqlx::query_scalar(concat!(
+        "SELECT COUNT(*) FROM job_runs WHERE target_kind = $1 AND target_id = $2 AND status = ",
+        run_status!(Done),
+        " AND finished_at > $3"
+    ))
+    .bind(target.kind.code())
     .bind(target.id)
     .bind(since_ms)
     .fetch_one(db.read())
@@ -417,12 +436,16 @@ pub async fn done_of_kinds_for_target_since(
 ) -> Result<i64, sqlx::Error> {
     let marks: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 4)).collect();
     let sql = format!(
-        "SELECT COUNT(*) FROM job_runs WHERE target_kind = $1 AND target_id = $2 AND status = 'done' \
-         AND finished_at > $3 AND job_kind IN ({})",
+        concat!(
+            "SELECT COUNT(*) FROM job_runs WHERE target_kind = $1 AND target_id = $2 AND status = ",
+            run_status!(Done),
+            " \
+         AND finished_at > $3 AND job_kind IN ({})"
+        ),
         marks.join(", ")
     );
     let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(target.kind)
+        .bind(target.kind.code())
         .bind(target.id)
         .bind(since_ms);
     for kind in kinds {
@@ -451,10 +474,14 @@ pub async fn runs_for_events(
 /// When the scheduler must look again: the next pending run's due time or the
 /// next lease to expire, whichever comes first.
 pub async fn next_wake_at(db: &Db) -> Result<Option<i64>, sqlx::Error> {
-    let (due, lease): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT MIN(due_at) FROM job_runs WHERE status = 'pending'), \
-                (SELECT MIN(lease_expires_at) FROM job_runs WHERE status = 'running')",
-    )
+    let (due, lease): (Option<i64>, Option<i64>) = sqlx::query_as(concat!(
+        "SELECT (SELECT MIN(due_at) FROM job_runs WHERE status = ",
+        run_status!(Pending),
+        "), \
+                (SELECT MIN(lease_expires_at) FROM job_runs WHERE status = ",
+        run_status!(Running),
+        ")"
+    ))
     // Planned afresh each time: a statement without parameters is planned once per
     // connection, and on PostgreSQL a plan made while the table was nearly empty
     // (a sequential scan) was kept while a burst of events filled it — read in

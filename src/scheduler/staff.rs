@@ -3,6 +3,7 @@
 //! changes a run only from the state it names.
 
 use crate::db::Db;
+use crate::run_status;
 use crate::types::{AutomationId, RunId};
 
 /// Puts a failed (or expired) run back in the queue, due now, with a fresh set of
@@ -15,8 +16,16 @@ pub async fn requeue(
 ) -> Result<bool, sqlx::Error> {
     let done = change(
         db,
-        "UPDATE job_runs SET status = 'pending', due_at = $1, attempts = 0, finished_at = NULL, outcome = NULL \
-         WHERE id = $2 AND automation_id = $3 AND status IN ('failed', 'expired')",
+        concat!(
+            "UPDATE job_runs SET status = ",
+            run_status!(Pending),
+            ", due_at = $1, attempts = 0, finished_at = NULL, outcome = NULL \
+         WHERE id = $2 AND automation_id = $3 AND status IN (",
+            run_status!(Failed),
+            ", ",
+            run_status!(Expired),
+            ")"
+        ),
         automation,
         run,
         now_ms,
@@ -35,8 +44,13 @@ pub async fn cancel(
 ) -> Result<bool, sqlx::Error> {
     change(
         db,
-        "UPDATE job_runs SET status = 'cancelled', outcome = 'cancelled by staff', finished_at = $1 \
-         WHERE id = $2 AND automation_id = $3 AND status = 'pending'",
+        concat!(
+            "UPDATE job_runs SET status = ",
+            run_status!(Cancelled),
+            ", outcome = 'cancelled by staff', finished_at = $1 \
+         WHERE id = $2 AND automation_id = $3 AND status = ",
+            run_status!(Pending)
+        ),
         automation,
         run,
         now_ms,

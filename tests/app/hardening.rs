@@ -211,7 +211,7 @@ configured! {
         let slow = contact(&app, "slow@example.com", "slow's own password").await;
         let fast = contact(&app, "fast@example.com", "fast's own password").await;
         let slow_event = request_password(&app, slow).await;
-        wait_for(&app, automation, |r| r.iter().any(|r| r.status == "running")).await;
+        wait_for(&app, automation, |r| r.iter().any(|r| r.status.code() == "running")).await;
         let started = Instant::now();
         request_password(&app, fast).await;
         // The other run is claimed and delivered while the first one hangs.
@@ -221,15 +221,15 @@ configured! {
         }
         let now = runs(&app, automation).await;
         let slow_run = now.iter().find(|r| r.event_id.0 == slow_event).unwrap();
-        assert_eq!(slow_run.status, "running", "still hanging: {now:?}");
+        assert_eq!(slow_run.status.code(), "running", "still hanging: {now:?}");
         // At the deadline the attempt is abandoned and the run waits for its retry.
-        wait_for(&app, automation, |r| r.iter().all(|r| r.status != "running")).await;
+        wait_for(&app, automation, |r| r.iter().all(|r| r.status.code() != "running")).await;
         let after = runs(&app, automation).await;
         let retried = after.iter().find(|r| r.id == slow_run.id).unwrap();
         assert_eq!((retried.status.code(), retried.attempts), ("pending", 1), "{retried:?}");
         assert!(retried.last_error.as_deref().unwrap_or_default().contains("took longer than 3 s"), "{retried:?}");
         assert!(retried.due_at > app.now_ms(), "retried later, with backoff");
-        assert_eq!(after.iter().filter(|r| r.status == "done").count(), 1);
+        assert_eq!(after.iter().filter(|r| r.status.code() == "done").count(), 1);
     }
 }
 
@@ -268,7 +268,7 @@ async fn silent_mail_server(engine: Engine) {
         request_password(&app, cleo).await;
         let started = Instant::now();
         wait_for(&app, automation, |r| {
-            r[0].attempts == 1 && r[0].status == "pending"
+            r[0].attempts == 1 && r[0].status.code() == "pending"
         })
         .await;
         assert!(
@@ -318,7 +318,7 @@ on_both_engines! {
         // (more than two batches), and a run still pending far in the future.
         let old_event = request_password(&app, cleo).await;
         app.drain_due_runs().await;
-        assert_eq!(runs(&app, automation).await[0].status, "done");
+        assert_eq!(runs(&app, automation).await[0].status.code(), "done");
         let t0 = app.now_ms();
         for i in 0..2_500i64 {
             sqlx::query("INSERT INTO events (type, scope, contact_id, params, occurred_at) VALUES ('new_password_requested', 'C', $1, '{}', $2)")

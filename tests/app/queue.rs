@@ -35,7 +35,7 @@ fn completed(runs: &[Claimed], contact: i64) -> Vec<Completed> {
         .map(|r| Completed {
             run: r.id,
             target: Target {
-                kind: "contact",
+                kind: herald::scheduler::queue::RunFor::Contact,
                 id: contact,
             },
             message_id: None,
@@ -152,7 +152,7 @@ on_both_engines! {
         let db = &app.state.db;
         let (contact, later) = runs_due_tomorrow(&app, 12).await;
         let target = Target {
-            kind: "contact",
+            kind: herald::scheduler::queue::RunFor::Contact,
             id: contact,
         };
         let from_runs = async || -> Vec<(i64, String, i64)> {

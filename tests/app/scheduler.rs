@@ -282,7 +282,7 @@ with_smtp! {
         // not here: a millisecond bound fails on a busy machine.)
         loop {
             let r = runs(&app, automation).await;
-            if r.first().is_some_and(|r| r.status != "pending") {
+            if r.first().is_some_and(|r| r.status.code() != "pending") {
                 break;
             }
             assert!(started.elapsed() < Duration::from_secs(5));
@@ -292,7 +292,7 @@ with_smtp! {
         assert!(lateness < Duration::from_secs(2), "the run started {lateness:?} after its event: the worker was not woken");
         app.drain_due_runs().await;
         let run = &runs(&app, automation).await[0];
-        assert_eq!(run.status, "done", "{run:?}");
+        assert_eq!(run.status.code(), "done", "{run:?}");
         assert_eq!(run.target(), "contact #".to_string() + &cleo.to_string());
         let mail = smtp.last_to("cleo@example.com").expect("the email arrived");
         assert!(mail.data.contains(run.message_id.as_deref().unwrap()), "Message-ID stored");
@@ -348,7 +348,7 @@ with_smtp! {
         app.advance(Duration::from_secs(9 * 60));
         app.drain_due_runs().await;
         assert!(smtp.messages().is_empty(), "not before the delay");
-        assert_eq!(runs(&app, automation).await[0].status, "pending");
+        assert_eq!(runs(&app, automation).await[0].status.code(), "pending");
         // Waiting, the run already names whom it is for (the event's contact), linked.
         let (_, html) = app.page_with(&client, &format!("/automations/{automation}")).await;
         let row = crate::helpers::text_of(&html, "#runs tbody tr").unwrap();
@@ -356,7 +356,7 @@ with_smtp! {
         assert!(html.contains(&format!("href=\"/contacts/{cleo}\"")));
         app.advance(Duration::from_secs(60));
         app.drain_due_runs().await;
-        assert_eq!(runs(&app, automation).await[0].status, "done");
+        assert_eq!(runs(&app, automation).await[0].status.code(), "done");
         assert_eq!(smtp.count(), 1);
         // A pending run can be cancelled from the automation's page.
         request_password(&app, cleo).await;
@@ -366,7 +366,7 @@ with_smtp! {
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         app.advance(Duration::from_secs(11 * 60));
         app.drain_due_runs().await;
-        assert_eq!(runs(&app, automation).await[0].status, "cancelled");
+        assert_eq!(runs(&app, automation).await[0].status.code(), "cancelled");
         assert_eq!(smtp.count(), 1, "nothing sent for the cancelled run");
 
         // A run that could not start within 24 h of its due time expires instead of
@@ -375,7 +375,7 @@ with_smtp! {
         app.clock.advance(Duration::from_secs(25 * 3600));
         app.drain_due_runs().await;
         let run = &runs(&app, automation).await[0];
-        assert_eq!(run.status, "expired", "{run:?}");
+        assert_eq!(run.status.code(), "expired", "{run:?}");
         assert_eq!(smtp.count(), 1);
         let (client, _) = app.signed_in(Role::Marketer).await;
 

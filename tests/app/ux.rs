@@ -127,7 +127,7 @@ on_both_engines! {
         let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
         crate::scheduler::request_password(&app, cleo).await;
         app.drain_due_runs().await;
-        assert_eq!(crate::scheduler::runs(&app, automation).await[0].status, "done");
+        assert_eq!(crate::scheduler::runs(&app, automation).await[0].status.code(), "done");
         let (_, html) = app.page_with(&client, "/dashboard").await;
         assert!(text_of(&html, "#chart-empty").is_none());
         assert!(html.contains(": 1 done</title>"), "a bar for the run");
