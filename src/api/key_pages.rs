@@ -1,6 +1,7 @@
 //! The admin page "API keys": create one (shown once), list them with their last
 //! use, revoke one. Every change is audited.
 
+use crate::web::Step;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -131,7 +132,10 @@ async fn create(
 }
 
 async fn load(state: &AppState, id: i64) -> Result<ApiKey, AppError> {
-    keys::find(&state.db, id).await?.ok_or(AppError::NotFound)
+    keys::find(&state.db, id)
+        .await
+        .step("loading the API key")?
+        .ok_or(AppError::NotFound)
 }
 
 async fn confirm_revoke(

@@ -1,6 +1,7 @@
 //! Admin pages for system users: list, create, change role, disable and enable,
 //! issue a new temporary password.
 
+use crate::web::Step;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -179,7 +180,10 @@ struct ShowPage {
 }
 
 async fn load(state: &AppState, id: i64) -> Result<SystemUser, AppError> {
-    users::find(&state.db, id).await?.ok_or(AppError::NotFound)
+    users::find(&state.db, id)
+        .await
+        .step("loading the system user")?
+        .ok_or(AppError::NotFound)
 }
 
 async fn show(

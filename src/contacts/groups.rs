@@ -1,6 +1,7 @@
 //! Groups: message-preference topics ("Weekly newsletter"). Membership means
 //! subscribed. The model, its store and its pages.
 
+use crate::web::Step;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -9,7 +10,7 @@ use serde::Deserialize;
 
 use crate::db::{Db, Tx, is_unique_violation};
 use crate::state::AppState;
-use crate::web::form::FieldErrors;
+use crate::web::form::{Checked, FieldErrors, Refused};
 use crate::web::{AppError, ConfirmPage, FlashKind, PageContext, flash, redirect, render};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -131,22 +132,19 @@ impl GroupForm {
     }
 }
 
-fn duplicate_or(e: sqlx::Error) -> Result<FieldErrors, sqlx::Error> {
+/// A name another group has is the input's fault; anything else broke.
+fn duplicate_or(e: sqlx::Error) -> Refused<sqlx::Error> {
     if is_unique_violation(&e) {
-        Ok(FieldErrors::from([(
+        Refused::Invalid(FieldErrors::from([(
             "name",
             "A group with this name already exists.".to_string(),
         )]))
     } else {
-        Err(e)
+        Refused::Broken(e)
     }
 }
 
-pub async fn create(
-    tx: &mut Tx,
-    input: &GroupInput,
-    now_ms: i64,
-) -> Result<Result<i64, FieldErrors>, sqlx::Error> {
+pub async fn create(tx: &mut Tx, input: &GroupInput, now_ms: i64) -> Checked<i64, sqlx::Error> {
     let r = sqlx::query_scalar(
         "INSERT INTO contact_groups (name, description, visible_in_preference_center, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $4) RETURNING id",
@@ -157,10 +155,7 @@ pub async fn create(
     .bind(now_ms)
     .fetch_one(&mut **tx)
     .await;
-    match r {
-        Ok(id) => Ok(Ok(id)),
-        Err(e) => duplicate_or(e).map(Err),
-    }
+    r.map_err(duplicate_or)
 }
 
 pub async fn update(
@@ -168,7 +163,7 @@ pub async fn update(
     id: i64,
     input: &GroupInput,
     now_ms: i64,
-) -> Result<Result<(), FieldErrors>, sqlx::Error> {
+) -> Checked<(), sqlx::Error> {
     let r = sqlx::query(
         "UPDATE contact_groups SET name = $1, description = $2, visible_in_preference_center = $3, updated_at = $4 \
          WHERE id = $5",
@@ -180,10 +175,7 @@ pub async fn update(
     .bind(id)
     .execute(&mut **tx)
     .await;
-    match r {
-        Ok(_) => Ok(Ok(())),
-        Err(e) => duplicate_or(e).map(Err),
-    }
+    r.map(|_| ()).map_err(duplicate_or)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -241,7 +233,10 @@ async fn new_page(ctx: PageContext) -> Result<HttpResponse, AppError> {
 }
 
 async fn load(state: &AppState, id: i64) -> Result<Group, AppError> {
-    find(&state.db, id).await?.ok_or(AppError::NotFound)
+    find(&state.db, id)
+        .await
+        .step("loading the group")?
+        .ok_or(AppError::NotFound)
 }
 
 async fn edit_page(
@@ -291,8 +286,8 @@ async fn save(
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
     let saved = match id {
-        Some(id) => update(&mut tx, id, &input, now).await?.map(|()| id),
-        None => create(&mut tx, &input, now).await?,
+        Some(id) => update(&mut tx, id, &input, now).await.map(|()| id),
+        None => create(&mut tx, &input, now).await,
     };
     match saved {
         Ok(_) => {
@@ -304,7 +299,7 @@ async fn save(
             );
             Ok(redirect("/groups"))
         }
-        Err(errors) => invalid(ctx, form, errors),
+        Err(refused) => invalid(ctx, form, refused.fields().step("saving the group")?),
     }
 }
 

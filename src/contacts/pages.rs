@@ -1,6 +1,7 @@
 //! Contact pages: list and search, create, edit, block, delete, group membership,
 //! and the picker endpoint the automation editor uses.
 
+use crate::web::Step;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -314,7 +315,10 @@ async fn create(
 }
 
 async fn load(state: &AppState, id: i64) -> Result<Contact, AppError> {
-    super::find(&state.db, id).await?.ok_or(AppError::NotFound)
+    super::find(&state.db, id)
+        .await
+        .step("loading the contact")?
+        .ok_or(AppError::NotFound)
 }
 
 #[derive(Template)]

@@ -101,7 +101,13 @@ pub async fn live_run(ctx: &JobContext, run: &Claimed) -> Result<(Automation, Ca
     let (a, caused) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return Err(Outcome::skip(None, "the automation was deleted")),
-        Err(e) => return Err(Outcome::database(None, e)),
+        Err(e) => {
+            return Err(Outcome::database(
+                None,
+                "loading the automation and its event",
+                e,
+            ));
+        }
     };
     if a.state != State::Active {
         return Err(Outcome::skip(None, "the automation is not active"));
@@ -172,7 +178,7 @@ pub async fn resolve(
         }
         TargetKind::SystemUser => resolve_system_user(ctx, a, &caused.event).await,
     }
-    .unwrap_or_else(|e| Err(Outcome::database(None, e)))
+    .unwrap_or_else(|e| Err(Outcome::database(None, "resolving the target", e)))
 }
 
 /// The contact the event is about, resolved like a target (it must exist, be
@@ -184,7 +190,7 @@ pub async fn event_contact(
 ) -> Result<Recipient, Outcome> {
     resolve_contact(ctx, a, caused.event.contact_id, caused)
         .await
-        .unwrap_or_else(|e| Err(Outcome::database(None, e)))
+        .unwrap_or_else(|e| Err(Outcome::database(None, "resolving the event's contact", e)))
 }
 
 async fn resolve_contact(

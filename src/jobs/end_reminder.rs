@@ -73,12 +73,7 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
                 reason: "the automation was deleted".into(),
             };
         }
-        Err(e) => {
-            return Outcome::Retry {
-                target,
-                error: format!("database: {e}"),
-            };
-        }
+        Err(e) => return Outcome::database(target, "loading the automation", e),
     };
     if a.state != State::Active || a.end_at.is_none() {
         return Outcome::Skipped {
@@ -88,12 +83,7 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
     }
     let settings = match ctx.settings().await {
         Ok(s) => s,
-        Err(e) => {
-            return Outcome::Retry {
-                target,
-                error: format!("database: {e}"),
-            };
-        }
+        Err(e) => return Outcome::database(target, "reading the settings", e),
     };
     let ends = a
         .end_at
@@ -110,12 +100,7 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
         let user = match crate::auth::users::find(&ctx.db, *user_id).await {
             Ok(Some(u)) if !u.disabled => u,
             Ok(_) => continue,
-            Err(e) => {
-                return Outcome::Retry {
-                    target,
-                    error: format!("database: {e}"),
-                };
-            }
+            Err(e) => return Outcome::database(target, "loading a system user to remind", e),
         };
         let text = TextBody {
             name: &user.name,

@@ -120,7 +120,7 @@ async fn change(ctx: &JobContext, run: &Claimed, join: bool) -> Outcome {
                 error: "the group was deleted: choose another one in Define Job".into(),
             };
         }
-        Err(e) => return Outcome::database(target, e),
+        Err(e) => return Outcome::database(target, "loading the group", e),
     };
     let depth = event.chain_depth() + 1;
     let detail = format!("{} {}", if join { "joined" } else { "left" }, group.name);
@@ -140,6 +140,6 @@ async fn change(ctx: &JobContext, run: &Claimed, join: bool) -> Outcome {
         Ok(true) => Outcome::done(to.target),
         Ok(false) if join => Outcome::skip(target, format!("already a member of {}", group.name)),
         Ok(false) => Outcome::skip(target, format!("not a member of {}", group.name)),
-        Err(e) => Outcome::database(target, e),
+        Err(e) => Outcome::database(target, "changing the membership", e),
     }
 }

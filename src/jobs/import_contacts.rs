@@ -53,7 +53,7 @@ impl Job for ImportContacts {
                     error,
                 },
                 Ok(Ended::AlreadyOver) => Outcome::skip(Some(target), "the import had ended"),
-                Err(e) => Outcome::database(Some(target), e),
+                Err(e) => Outcome::database(Some(target), "importing the file", e),
             }
         })
     }

@@ -212,7 +212,7 @@ async fn send(ctx: &JobContext, run: &Claimed) -> Outcome {
         match compose::contact_values(&ctx.db, to.target.id).await {
             Ok(Some(values)) => (to.target, Some(values)),
             Ok(None) => return Outcome::skip(Some(to.target), "the contact no longer exists"),
-            Err(e) => return Outcome::database(Some(to.target), e),
+            Err(e) => return Outcome::database(Some(to.target), "reading the contact's values", e),
         }
     } else {
         let target = Target {
@@ -227,7 +227,7 @@ async fn send(ctx: &JobContext, run: &Claimed) -> Outcome {
     };
     let settings = match ctx.settings().await {
         Ok(s) => s,
-        Err(e) => return Outcome::database(Some(target), e),
+        Err(e) => return Outcome::database(Some(target), "reading the settings", e),
     };
     let chosen: HttpSettings = match settings_of(&a, Some(target)) {
         Ok(s) => s,

@@ -138,14 +138,14 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
     let now = ctx.clock.now_ms();
     let settings = match ctx.settings().await {
         Ok(s) => s,
-        Err(e) => return Outcome::database(target, e),
+        Err(e) => return Outcome::database(target, "reading the settings", e),
     };
     match crate::contacts::find(&ctx.db, to.target.id).await {
         Ok(Some(c)) if c.is_opted_out() => {
             return Outcome::skip(target, "the contact unsubscribed from all messages");
         }
         Ok(_) => {}
-        Err(e) => return Outcome::database(target, e),
+        Err(e) => return Outcome::database(target, "reading the contact", e),
     }
     let since = now - 24 * 3_600_000;
     match crate::scheduler::runs::done_of_kinds_for_target_since(
@@ -163,7 +163,9 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
             );
         }
         Ok(_) => {}
-        Err(e) => return Outcome::database(target, e),
+        Err(e) => {
+            return Outcome::database(target, "counting the messages of the last 24 hours", e);
+        }
     }
     let message = match load_message(ctx, chosen.message_id, target).await {
         Ok(m) => m,
@@ -172,12 +174,12 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
     let values = match compose::contact_values(&ctx.db, to.target.id).await {
         Ok(Some(v)) => v,
         Ok(None) => return Outcome::skip(target, "the contact no longer exists"),
-        Err(e) => return Outcome::database(target, e),
+        Err(e) => return Outcome::database(target, "reading the contact's values", e),
     };
     let unsubscribe = match Unsubscribe::of(&ctx.db, to.target.id, chosen.group_id).await {
         Ok(Some(u)) => u.link(&ctx.links, &ctx.base_url),
         Ok(None) => return Outcome::skip(target, "the contact no longer exists"),
-        Err(e) => return Outcome::database(target, e),
+        Err(e) => return Outcome::database(target, "making the unsubscribe link", e),
     };
     let personal = Personal {
         contact: values,
@@ -209,7 +211,7 @@ async fn load_message(
             target,
             error: "the message was deleted: choose another one in Define Job".into(),
         }),
-        Err(e) => Err(Outcome::database(target, e)),
+        Err(e) => Err(Outcome::database(target, "loading the message", e)),
     }
 }
 
@@ -333,7 +335,7 @@ async fn to_address(ctx: &JobContext, run: &Claimed) -> Outcome {
     };
     let settings = match ctx.settings().await {
         Ok(s) => s,
-        Err(e) => return Outcome::database(Some(target), e),
+        Err(e) => return Outcome::database(Some(target), "reading the settings", e),
     };
     let chosen: ToAddressSettings = match settings_of(&a, Some(target)) {
         Ok(s) => s,

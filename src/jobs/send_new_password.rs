@@ -108,7 +108,7 @@ async fn send(ctx: &JobContext, run: &Claimed, kind: TargetKind) -> Outcome {
     let now = ctx.clock.now_ms();
     let settings = match ctx.settings().await {
         Ok(s) => s,
-        Err(e) => return Outcome::database(None, e),
+        Err(e) => return Outcome::database(None, "reading the settings", e),
     };
     if now - run.due_at > settings.stale_after_hours * 3_600_000 {
         return Outcome::Expired {
@@ -128,7 +128,9 @@ async fn send(ctx: &JobContext, run: &Claimed, kind: TargetKind) -> Outcome {
             );
         }
         Ok(_) => {}
-        Err(e) => return Outcome::database(target, e),
+        Err(e) => {
+            return Outcome::database(target, "counting the password emails of the last hour", e);
+        }
     }
     deliver(ctx, run, &a, recipient, &settings, turn).await
 }
@@ -174,7 +176,7 @@ async fn deliver(
     .execute(ctx.db.write())
     .await;
     if let Err(e) = stored {
-        return Outcome::database(target, e);
+        return Outcome::database(target, "storing the new password", e);
     }
     // In the zone the business works in (Settings), like the rest of what people
     // read from Herald, not in the automation's scheduling zone.

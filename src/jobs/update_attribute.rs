@@ -133,6 +133,6 @@ async fn update(ctx: &JobContext, run: &Claimed) -> Outcome {
     match changed {
         Ok(true) => Outcome::done(to.target),
         Ok(false) => Outcome::skip(target, format!("{name} already has this value")),
-        Err(e) => Outcome::database(target, e),
+        Err(e) => Outcome::database(target, "setting the attribute", e),
     }
 }

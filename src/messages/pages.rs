@@ -2,6 +2,7 @@
 //! the template checked on save, copy, delete (refused while active automations
 //! use the message), preview for a chosen contact, and a test send to oneself.
 
+use crate::web::Step;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -102,7 +103,10 @@ fn fields_of(m: &Message) -> Fields {
 }
 
 async fn load(state: &AppState, id: i64) -> Result<Message, AppError> {
-    store::find(&state.db, id).await?.ok_or(AppError::NotFound)
+    store::find(&state.db, id)
+        .await
+        .step("loading the message")?
+        .ok_or(AppError::NotFound)
 }
 
 async fn edit_page(

@@ -170,10 +170,13 @@ impl Outcome {
     }
 
     /// Database trouble while executing: worth another attempt later.
-    pub fn database(target: Option<Target>, e: impl std::fmt::Display) -> Self {
+    /// A database error at `step` (a transient one, tried again): the attempt's
+    /// error and the log line say where, e.g. "database error while loading the
+    /// group: …".
+    pub fn database(target: Option<Target>, step: &str, e: impl std::fmt::Display) -> Self {
         Outcome::Retry {
             target,
-            error: format!("database: {e}"),
+            error: format!("database error while {step}: {e}"),
         }
     }
 }

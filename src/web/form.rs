@@ -6,6 +6,52 @@ use std::collections::BTreeMap;
 /// Field name → message, for the form.
 pub type FieldErrors = BTreeMap<&'static str, String>;
 
+/// Why input was not taken: it is wrong (a message per field, shown next to the
+/// fields), or something underneath broke (`E`: an error page, a log line).
+#[derive(Debug)]
+pub enum Refused<E = crate::web::AppError> {
+    Invalid(FieldErrors),
+    Broken(E),
+}
+
+/// What checking or saving input gives: the value, or why it was refused.
+pub type Checked<T, E = crate::web::AppError> = Result<T, Refused<E>>;
+
+impl<E> Refused<E> {
+    /// The messages to show, or — when something broke — the error to pass on:
+    /// `Err(r) => return invalid(ctx, r.fields()?)`.
+    pub fn fields(self) -> Result<FieldErrors, E> {
+        match self {
+            Refused::Invalid(errors) => Ok(errors),
+            Refused::Broken(e) => Err(e),
+        }
+    }
+}
+
+impl<E> From<FieldErrors> for Refused<E> {
+    fn from(errors: FieldErrors) -> Self {
+        Refused::Invalid(errors)
+    }
+}
+
+impl From<sqlx::Error> for Refused<sqlx::Error> {
+    fn from(e: sqlx::Error) -> Self {
+        Refused::Broken(e)
+    }
+}
+
+impl From<sqlx::Error> for Refused<crate::web::AppError> {
+    fn from(e: sqlx::Error) -> Self {
+        Refused::Broken(e.into())
+    }
+}
+
+impl From<crate::web::AppError> for Refused<crate::web::AppError> {
+    fn from(e: crate::web::AppError) -> Self {
+        Refused::Broken(e)
+    }
+}
+
 /// Reads a form's URL-encoded pairs into a map of field → values.
 pub fn form_map(pairs: Vec<(String, String)>) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -1,6 +1,7 @@
 //! Middleware: security headers, request ids with a log line per request, and the
 //! two access scopes (signed-in staff; admins).
 
+use crate::web::Step;
 use std::time::Instant;
 
 use actix_session::SessionExt;
@@ -156,7 +157,9 @@ pub async fn require_staff<B: MessageBody>(
     let session = req.get_session();
     let uid: Option<i64> = session.get(USER_ID_KEY).ok().flatten();
     let user = match uid {
-        Some(uid) => users::find(&state.db, uid).await.map_err(AppError::from)?,
+        Some(uid) => users::find(&state.db, uid)
+            .await
+            .step("loading the signed-in user")?,
         None => None,
     };
     let Some(user) = user.filter(|u| !u.disabled) else {

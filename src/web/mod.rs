@@ -45,6 +45,31 @@ pub enum AppError {
     Unexpected(#[from] anyhow::Error),
 }
 
+impl AppError {
+    /// A database error at `step` ("loading the automation"): a calm 503 when the
+    /// database does not answer; otherwise unexpected, and the log line behind the
+    /// 500 page names the step before the cause.
+    pub fn at(step: &str, e: sqlx::Error) -> Self {
+        if outage::is_outage(&e) {
+            outage::failed(&e);
+            return Self::Unavailable;
+        }
+        Self::Unexpected(anyhow::Error::new(e).context(format!("while {step}")))
+    }
+}
+
+/// Names the step a database call is, for the log line of an unexpected error:
+/// `store::find(&db, id).await.step("loading the automation")?`.
+pub trait Step<T> {
+    fn step(self, step: &str) -> Result<T, AppError>;
+}
+
+impl<T> Step<T> for Result<T, sqlx::Error> {
+    fn step(self, step: &str) -> Result<T, AppError> {
+        self.map_err(|e| AppError::at(step, e))
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     /// A database that does not answer is a calm 503 (logged once per outage);
     /// any other database error is unexpected.
@@ -310,7 +335,9 @@ impl FromRequest for PageContext {
         let path = req.path().to_string();
         Box::pin(async move {
             let state = state.ok_or_else(|| anyhow::anyhow!("application state missing"))?;
-            let settings = crate::settings::Settings::load(&state.db).await?;
+            let settings = crate::settings::Settings::load(&state.db)
+                .await
+                .step("reading the settings for the page")?;
             // Only a session holding flashes is changed: `remove` marks any session
             // changed, and a changed session is written back — a write on every page
             // view, which on SQLite waits for the single writer.
@@ -347,8 +374,10 @@ pub async fn audited_change(
 ) -> Result<(), AppError> {
     let now = state.clock.now_ms();
     let ip = client_ip(req, &state.config.trusted_proxies);
-    let mut tx = state.db.begin().await?;
-    change(&mut tx, now).await?;
+    // The step an unexpected error names: the change the entry would record.
+    let step = format!("saving \"{}\" ({target})", action.label());
+    let mut tx = state.db.begin().await.step(&step)?;
+    change(&mut tx, now).await.step(&step)?;
     crate::audit::record(
         &mut tx,
         now,
@@ -360,9 +389,10 @@ pub async fn audited_change(
             ip: &ip,
         },
     )
-    .await?;
+    .await
+    .step(&step)?;
     // Through the database handle: the change may have enqueued runs.
-    state.db.commit(tx).await?;
+    state.db.commit(tx).await.step(&step)?;
     Ok(())
 }
 

@@ -28,6 +28,7 @@ macro_rules! on_both_engines {
 }
 
 mod helpers;
+mod logs;
 mod preferences;
 mod processes;
 

@@ -555,4 +555,32 @@ with_mail! {
         assert_eq!(page.status(), StatusCode::BAD_REQUEST);
         assert!(page.text().await.unwrap().contains("expired"));
     }
+
+    async fn a_database_error_names_its_step_in_a_page_and_in_a_job(app, smtp) {
+        crate::logs::capture();
+        let (client, _) = app.signed_in(Role::Marketer).await;
+        let id = write_message(&app, &client, "Step test", "Hello", "Hi", "").await;
+        automation(&app, &client, "Steps", "registered_to_system", &[("job", "send_message_to_contact"), ("use_event_parameter", "on"), ("message", &id.to_string())]).await;
+        // A table gone: not an outage (the database answers), an unexpected error.
+        let drop = if app.state.db.backend == herald::db::Backend::Postgres { "DROP TABLE messages CASCADE" } else { "DROP TABLE messages" };
+        sqlx::query(drop).execute(app.state.db.write()).await.unwrap();
+        // A page: the calm 500, and a log line naming the step before the cause.
+        let r = app.get_with(&client, &format!("/messages/{id}")).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(r.text().await.unwrap().contains("Something went wrong"));
+        let logged = crate::logs::lines_with(&["unexpected error", "while loading the message", "messages"]);
+        assert!(!logged.is_empty(), "no log line names the step");
+        // A job: the attempt's error and the log line name the step too.
+        let mut tx = app.state.db.begin().await.unwrap();
+        let input = herald::contacts::ContactForm { email: "step@example.com".into(), ..Default::default() }.parse().unwrap();
+        herald::contacts::create(&mut tx, &input, herald::events::catalogue::Source::Api, app.now_ms()).await.unwrap();
+        tx.commit().await.unwrap();
+        app.drain_due_runs().await;
+        let (error,): (Option<String>,) = sqlx::query_as("SELECT last_error FROM job_runs ORDER BY id DESC LIMIT 1").fetch_one(app.state.db.read()).await.unwrap();
+        let error = error.expect("the attempt's error");
+        assert!(error.starts_with("database error while loading the message: "), "{error}");
+        let logged = crate::logs::lines_with(&["run will be retried", "database error while loading the message"]);
+        assert!(!logged.is_empty(), "no log line names the job's step");
+        assert_eq!(smtp.count(), 0);
+    }
 }

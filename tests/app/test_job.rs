@@ -89,7 +89,7 @@ impl Job for NoteOnContact {
             .await;
             match noted {
                 Ok(_) => Outcome::done(to.target),
-                Err(e) => Outcome::database(Some(to.target), e),
+                Err(e) => Outcome::database(Some(to.target), "writing the note", e),
             }
         })
     }

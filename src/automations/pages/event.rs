@@ -17,7 +17,7 @@ use crate::jobs::registry::Registry;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::types::AutomationId;
-use crate::web::form::{FieldErrors, Fields, FormPage};
+use crate::web::form::{Checked, FieldErrors, Fields, FormPage, Refused};
 use crate::web::{
     AppError, CurrentUser, FlashKind, PageContext, audited_change, flash, redirect, render,
 };
@@ -153,14 +153,8 @@ pub(super) async fn event_page(
 }
 
 /// Parses Edit Event and checks that the groups and users it names exist.
-async fn checked_event(
-    state: &AppState,
-    f: &Fields,
-) -> Result<Result<EventPart, FieldErrors>, AppError> {
-    let part = match parse_event(f) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e)),
-    };
+async fn checked_event(state: &AppState, f: &Fields) -> Checked<EventPart> {
+    let part = parse_event(f)?;
     let mut errors = FieldErrors::new();
     let group_exists = async |id: i64| groups::find(&state.db, id).await.map(|g| g.is_some());
     if let EventFilter::Group { group_id } = part.filter
@@ -183,11 +177,11 @@ async fn checked_event(
             errors.insert("sel_group", "This group does not exist (any more).".into());
         }
     }
-    Ok(if errors.is_empty() {
+    if errors.is_empty() {
         Ok(part)
     } else {
-        Err(errors)
-    })
+        Err(Refused::Invalid(errors))
+    }
 }
 
 async fn event_invalid(
@@ -223,9 +217,9 @@ pub(super) async fn create(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let f = Fields::from_pairs(form.into_inner());
-    let part = match checked_event(&state, &f).await? {
+    let part = match checked_event(&state, &f).await {
         Ok(p) => p,
-        Err(errors) => return event_invalid(&state, ctx, None, f, errors).await,
+        Err(r) => return event_invalid(&state, ctx, None, f, r.fields()?).await,
     };
     let zone = Settings::load(&state.db).await?.default_time_zone;
     let mut id = AutomationId(0);
@@ -257,9 +251,9 @@ pub(super) async fn save_event(
     let session = req.get_session();
     let a = load(&state, *id).await?;
     let f = Fields::from_pairs(form.into_inner());
-    let part = match checked_event(&state, &f).await? {
+    let part = match checked_event(&state, &f).await {
         Ok(p) => p,
-        Err(errors) => return event_invalid(&state, ctx, Some(a.id), f, errors).await,
+        Err(r) => return event_invalid(&state, ctx, Some(a.id), f, r.fields()?).await,
     };
     let job_fits = a
         .job

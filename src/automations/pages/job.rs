@@ -15,7 +15,7 @@ use crate::automations::wizard::{JobChoice, JobTarget, parse_job};
 use crate::jobs::registry::{Choices, JobForm, Registry};
 use crate::state::AppState;
 use crate::types::AutomationId;
-use crate::web::form::{FieldErrors, Fields, FormPage};
+use crate::web::form::{Checked, FieldErrors, Fields, FormPage, Refused};
 use crate::web::{AppError, CurrentUser, PageContext, audited_change, redirect, render};
 
 #[derive(Template)]
@@ -161,7 +161,7 @@ async fn checked_job(
     jobs: &Registry,
     a: &Automation,
     f: &Fields,
-) -> Result<Result<JobChoice, FieldErrors>, AppError> {
+) -> Checked<JobChoice> {
     let mut errors = FieldErrors::new();
     let job = match jobs.get(f.get("job")).filter(|j| j.offered()) {
         Some(job) if job.combines_with(a.event) => Some(job),
@@ -217,15 +217,15 @@ async fn checked_job(
             }
         },
     };
-    Ok(match job {
+    match job {
         Some(job) if errors.is_empty() => Ok(JobChoice {
             kind: job.kind().to_string(),
             target,
             config,
             delay: part.delay,
         }),
-        _ => Err(errors),
-    })
+        _ => Err(Refused::Invalid(errors)),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -245,9 +245,9 @@ pub(super) async fn save_job(
         "edit_event" => format!("/automations/{}/event", a.id),
         _ => format!("/automations/{}/time-frame", a.id),
     };
-    let choice = match checked_job(&state, &jobs, &a, &f).await? {
+    let choice = match checked_job(&state, &jobs, &a, &f).await {
         Ok(c) => c,
-        Err(errors) => return job_render(&state, &jobs, ctx, a, f, errors).await,
+        Err(r) => return job_render(&state, &jobs, ctx, a, f, r.fields()?).await,
     };
     let secret_of = |kind: &str, config: &serde_json::Value| {
         jobs.get(kind)

@@ -8,6 +8,7 @@ mod overview;
 mod time_frame;
 mod try_it;
 
+use crate::web::Step;
 use actix_web::web;
 
 use crate::auth::users::{self, SystemUser};
@@ -121,7 +122,8 @@ pub const STEPS: [(u8, &str, &str); 3] = [
 
 async fn load(state: &AppState, id: AutomationId) -> Result<Automation, AppError> {
     crate::automations::store::find(&state.db, id)
-        .await?
+        .await
+        .step("loading the automation")?
         .ok_or(AppError::NotFound)
 }
 

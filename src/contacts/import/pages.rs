@@ -1,6 +1,7 @@
 //! The import pages: the upload (checked as a whole before anything changes), the
 //! import's page with its report, and the progress as JSON for the live bar.
 
+use crate::web::Step;
 use std::path::{Path, PathBuf};
 
 use actix_multipart::Multipart;
@@ -236,7 +237,10 @@ struct ImportPage {
 }
 
 async fn load(state: &AppState, id: i64) -> Result<Import, AppError> {
-    find(&state.db, id).await?.ok_or(AppError::NotFound)
+    find(&state.db, id)
+        .await
+        .step("loading the import")?
+        .ok_or(AppError::NotFound)
 }
 
 async fn import_page(
