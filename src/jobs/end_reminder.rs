@@ -8,11 +8,8 @@ use crate::automations::model::State;
 use crate::events::catalogue::Scope;
 use crate::jobs::registry::{Choices, Execution, Job};
 use crate::mail::{Email, SendError};
-use crate::scheduler::queue::{Claimed, Outcome, Target};
+use crate::scheduler::queue::{Claimed, END_REMINDER, Outcome, Target};
 use crate::state::JobContext;
-
-/// The job kind of the reminder before an automation's end.
-pub const END_REMINDER: &str = "end_reminder";
 
 /// The reminder before an automation's end: Herald's own run, never offered in
 /// Define Job.

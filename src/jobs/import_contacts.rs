@@ -3,15 +3,12 @@
 
 use std::time::Duration;
 
-use crate::contacts::import::store::{self, Ended};
+use crate::contacts::import::store::{self, Ended, JOB_KIND};
 use crate::events::catalogue::Scope;
 use crate::jobs::registry::{Choices, Execution, Job};
 use crate::scheduler::queue::{Claimed, Outcome, Target};
 use crate::state::JobContext;
 use crate::types::ImportId;
-
-/// The job kind of an import's run.
-pub const JOB_KIND: &str = "contact_import";
 
 /// Imports an uploaded file (Herald's own run, never offered in Define Job).
 pub struct ImportContacts;

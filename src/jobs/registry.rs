@@ -312,6 +312,11 @@ impl Registry {
         kind.and_then(|k| self.get(k)).map_or("—", AnyJob::label)
     }
 
+    /// The prepared message a job of `kind` with stored settings `stored` sends.
+    pub fn message_of(&self, kind: &str, stored: &serde_json::Value) -> Option<i64> {
+        self.get(kind)?.message(stored)
+    }
+
     /// The kinds of the jobs under `limit` (the frequency cap counts them all).
     pub fn kinds_limited_by(&self, limit: Limit) -> Vec<&'static str> {
         self.jobs

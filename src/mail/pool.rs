@@ -14,7 +14,7 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 
 use super::SendError;
-use super::tls::Trust;
+use super::tls::{Trust, classify};
 use crate::smtp_url::{SmtpTls, SmtpUrl};
 
 /// How the connection is secured.
@@ -180,15 +180,5 @@ impl SmtpPool {
             // A connection that went silent is in an unknown state: dropped.
             Err(_) => Err(self.timed_out("sending the message")),
         }
-    }
-}
-
-/// A mail server's answer (or its absence) as a send error: permanent when the
-/// server refused for good, else worth another attempt.
-pub(super) fn classify(e: lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() {
-        SendError::Permanent(format!("the mail server refused: {e}"))
-    } else {
-        SendError::Transient(format!("mail server: {e}"))
     }
 }

@@ -59,8 +59,7 @@ impl Trust {
     /// `e` as a send error: an untrusted certificate as [`Self::untrusted`] says,
     /// anything else as any mail server's answer.
     pub fn judge(&self, e: lettre::transport::smtp::Error) -> SendError {
-        self.untrusted(&e)
-            .unwrap_or_else(|| super::pool::classify(e))
+        self.untrusted(&e).unwrap_or_else(|| classify(e))
     }
 
     /// When `e` says the server's certificate is not trusted: a permanent failure
@@ -84,5 +83,15 @@ impl Trust {
             tracing::error!(host = %self.host, "{message}");
         }
         Some(SendError::Permanent(message))
+    }
+}
+
+/// A mail server's answer (or its absence) as a send error: permanent when the
+/// server refused for good, else worth another attempt.
+pub(super) fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    if e.is_permanent() {
+        SendError::Permanent(format!("the mail server refused: {e}"))
+    } else {
+        SendError::Transient(format!("mail server: {e}"))
     }
 }

@@ -47,7 +47,7 @@ async fn list(
     jobs: web::Data<Registry>,
     ctx: PageContext,
 ) -> Result<HttpResponse, AppError> {
-    let senders = store::senders(&state.db, &jobs).await?;
+    let senders = store::senders(&state.db, |k, v| jobs.message_of(k, v)).await?;
     let messages = store::list(&state.db)
         .await?
         .into_iter()
@@ -298,7 +298,7 @@ async fn refused_while_in_use(
     req: &HttpRequest,
     m: &store::Message,
 ) -> Result<Option<HttpResponse>, AppError> {
-    let active = store::users_of(&state.db, jobs, m.id, true).await?;
+    let active = store::users_of(&state.db, |k, v| jobs.message_of(k, v), m.id, true).await?;
     if active.is_empty() {
         return Ok(None);
     }
@@ -325,7 +325,7 @@ async fn confirm_delete(
     if let Some(refused) = refused_while_in_use(&state, &jobs, &req, &m).await? {
         return Ok(refused);
     }
-    let inactive = store::users_of(&state.db, &jobs, m.id, false).await?;
+    let inactive = store::users_of(&state.db, |k, v| jobs.message_of(k, v), m.id, false).await?;
     ConfirmPage {
         ctx,
         title: format!("Delete the message {}?", m.name),

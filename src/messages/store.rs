@@ -1,7 +1,6 @@
 //! Prepared messages in the database.
 
 use crate::db::{Db, Tx};
-use crate::jobs::registry::Registry;
 
 /// A prepared message as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -45,10 +44,13 @@ pub async fn list(db: &Db) -> Result<Vec<Message>, sqlx::Error> {
     .await
 }
 
-/// Every automation whose job sends a prepared message, as its job says (by its
-/// own settings): the message's id, the automation's name, and whether it is
-/// active — by automation name.
-pub async fn senders(db: &Db, jobs: &Registry) -> Result<Vec<(i64, String, bool)>, sqlx::Error> {
+/// Every automation whose job sends a prepared message — `message_of` (the job
+/// registry's answer) reads a job kind and its stored settings —: the message's
+/// id, the automation's name, and whether it is active, by automation name.
+pub async fn senders(
+    db: &Db,
+    message_of: impl Fn(&str, &serde_json::Value) -> Option<i64>,
+) -> Result<Vec<(i64, String, bool)>, sqlx::Error> {
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT name, job_kind, job_config, state FROM automations WHERE job_kind IS NOT NULL ORDER BY name",
     )
@@ -58,7 +60,7 @@ pub async fn senders(db: &Db, jobs: &Registry) -> Result<Vec<(i64, String, bool)
         .into_iter()
         .filter_map(|(name, kind, config, state)| {
             let stored: serde_json::Value = serde_json::from_str(&config).ok()?;
-            let message = jobs.get(&kind)?.message(&stored)?;
+            let message = message_of(&kind, &stored)?;
             Some((message, name, state == "active"))
         })
         .collect())
@@ -68,11 +70,11 @@ pub async fn senders(db: &Db, jobs: &Registry) -> Result<Vec<(i64, String, bool)
 /// with `active_only`).
 pub async fn users_of(
     db: &Db,
-    jobs: &Registry,
+    message_of: impl Fn(&str, &serde_json::Value) -> Option<i64>,
     id: i64,
     active_only: bool,
 ) -> Result<Vec<String>, sqlx::Error> {
-    Ok(senders(db, jobs)
+    Ok(senders(db, message_of)
         .await?
         .into_iter()
         .filter(|(m, _, active)| *m == id && (*active || !active_only))

@@ -6,8 +6,7 @@ use crate::run_status;
 use sqlx::AnyConnection;
 
 use crate::db::Backend;
-use crate::jobs::end_reminder::END_REMINDER;
-use crate::scheduler::queue::{NO_EVENT, RunStatus};
+use crate::scheduler::queue::{END_REMINDER, NO_EVENT, RunStatus};
 use crate::types::{AutomationId, EventId};
 
 /// Runs per multi-row INSERT (8 parameters each: well under both engines' limits).

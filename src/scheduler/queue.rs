@@ -18,6 +18,10 @@ use crate::types::{AutomationId, EventId, RunId};
 pub const LEASE: Duration = Duration::from_secs(30);
 /// Attempts before a run fails for good.
 pub const MAX_ATTEMPTS: i64 = 8;
+/// The job kind of the reminder before an automation's end: a run the scheduler
+/// makes itself (`enqueue::schedule_reminder`), so its kind is named here, below
+/// the job that sends it.
+pub const END_REMINDER: &str = "end_reminder";
 /// The event id of runs that no event caused (reminders, imports).
 pub const NO_EVENT: EventId = EventId(0);
 /// The automation id of runs that belong to no automation (imports).

@@ -15,6 +15,10 @@ use crate::scheduler::enqueue::{self, NewRun};
 use crate::scheduler::queue;
 use crate::types::{EventId, ImportId};
 
+/// The job kind of an import's run: a run this store makes itself (`start`), so
+/// its kind is named here, below the job that carries it out.
+pub const JOB_KIND: &str = "contact_import";
+
 /// Records the import and queues its run, in one transaction: the scheduler imports
 /// the file (`file_path`, deleted at the end) and survives restarts.
 pub async fn start(
@@ -42,7 +46,7 @@ pub async fn start(
     let run = NewRun {
         automation_id: queue::NO_AUTOMATION,
         event_id: EventId(id.0),
-        job_kind: crate::jobs::import_contacts::JOB_KIND,
+        job_kind: JOB_KIND,
         due_at: now,
         skipped_because: None,
     };
