@@ -1,5 +1,5 @@
 //! The password pipeline's reference: raw argon2id hashes per second with Herald's
-//! own crate versions (argon2 0.6, rand 0.10) and SPEC §11.1's parameters
+//! own crate versions (argon2 0.6, rand 0.10) and Herald's argon2id parameters (README, Security in short)
 //! (m = 19,456 KiB, t = 2, p = 1), one reused memory block per thread — the shared
 //! anchor program `argon2bench` with `REUSE=1`, ported to those versions.
 //!

@@ -1,4 +1,4 @@
-//! Settings that admins change at run time, stored in the database (SPEC §5.13).
+//! Settings that admins change at run time, stored in the database (the Settings page).
 //! Every instance reads the same values; missing keys fall back to defaults.
 
 use std::collections::{BTreeSet, HashMap};

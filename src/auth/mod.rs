@@ -31,7 +31,7 @@ pub use password::{PasswordHasher, Plaintext, Priority};
 pub use staff_pages::routes as admin_routes;
 use users::{CreateError, Role};
 
-/// Length of generated temporary passwords (SPEC §7 default).
+/// Length of generated temporary passwords (the default).
 pub const TEMP_PASSWORD_LENGTH: usize = 16;
 /// The shortest password a system user may choose.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -440,7 +440,7 @@ pub async fn check_password_change(
     errors
 }
 
-/// Checks a chosen password against the policy of SPEC §5.1: at least `min`
+/// Checks a chosen password against the password policy: at least `min`
 /// characters, not the email.
 pub fn check_new_password(new: &str, email: &str, min: usize) -> Result<(), String> {
     let n = new.chars().count();

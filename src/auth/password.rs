@@ -3,7 +3,7 @@
 //!
 //! Dedicated threads rather than `spawn_blocking`: their number caps how many hashes
 //! run at once (the semaphore of the architecture notes), and each keeps its 19 MiB
-//! block for its whole life instead of allocating one per hash (SPEC §7: ~10× less
+//! block for its whole life instead of allocating one per hash (~10× less
 //! resident memory, and faster). Sign-ins queue ahead of background work, so pages
 //! stay fast while the scheduler hashes flat out.
 
@@ -93,7 +93,7 @@ impl fmt::Debug for PasswordHasher {
     }
 }
 
-/// The minimum of SPEC §11.1: argon2id, m=19456 KiB, t=2, p=1.
+/// OWASP's minimum (README, Security in short): argon2id, m=19456 KiB, t=2, p=1.
 fn params() -> Params {
     Params::new(19 * 1024, 2, 1, Some(32)).expect("valid argon2 parameters")
 }

@@ -1,4 +1,4 @@
-//! Sign-in throttling (SPEC §11.4): after 10 failures for one account within 15
+//! Sign-in throttling (README, Security in short): after 10 failures for one account within 15
 //! minutes, each further attempt waits longer (1 s, 2 s, 4 s … up to 30 s); the same
 //! per client address after 50. Nobody is locked out for good: failures older than
 //! the window stop counting. Failures are stored, so every instance sees them.

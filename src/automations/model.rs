@@ -109,7 +109,7 @@ impl State {
     }
 }
 
-/// The status the overview shows (SPEC §5.2).
+/// The status the overview shows: from the activation and the time frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Inactive,

@@ -235,7 +235,7 @@ pub struct JobChoice {
     pub delay: Option<Delay>,
 }
 
-/// The refusal for a (C)/(S) mismatch (SPEC §4).
+/// The refusal for a (C)/(S) mismatch: a contact event needs a (C) job, a system event an (S) job.
 pub fn mismatch_message(event: EventType) -> &'static str {
     match event.scope() {
         crate::events::catalogue::Scope::Contact => "Combine a (C) event with a (C) job.",

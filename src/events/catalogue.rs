@@ -1,4 +1,4 @@
-//! The event catalogue (SPEC §3): what can happen, its scope, its Define Event
+//! The event catalogue (README, What works today): what can happen, its scope, its Define Event
 //! filter, and an event as it is about to be recorded. No database here.
 
 use serde::Serialize;
@@ -158,7 +158,7 @@ impl EventType {
     }
 }
 
-/// What Define Event can filter on, per event (SPEC §3).
+/// What Define Event can filter on, per event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterKind {
     None,

@@ -1,6 +1,6 @@
 //! Steps most jobs take before their own work: the automation must still be active
 //! and inside its time frame, the event must still exist, and the target is
-//! resolved now — the selection is calculated when the job executes (SPEC §6).
+//! resolved now — the selection is calculated when the job executes.
 
 use crate::automations::model::{
     Automation, Condition, State, Status, Target as JobTarget, TargetKind,

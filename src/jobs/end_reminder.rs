@@ -1,4 +1,4 @@
-//! The reminder before an automation's end (SPEC §6): a system run, durable like
+//! The reminder before an automation's end (Define Time Frame's Notifications): a system run, durable like
 //! the others, that emails the configured system users N days before the end.
 
 use askama::Template;

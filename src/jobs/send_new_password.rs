@@ -1,4 +1,4 @@
-//! Send New Password to Contact (C) / to System User (S), per SPEC §7: a fresh
+//! Send New Password to Contact (C) / to System User (S), as the preference center and staff need them: a fresh
 //! CSPRNG password per attempt, only its argon2id hash stored as the target's
 //! temporary credential (the old password keeps working until it is used), sent
 //! by email; at most 3 per target per hour.

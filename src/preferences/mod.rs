@@ -1,4 +1,4 @@
-//! The public preference center (SPEC §8): contacts sign in with their password or
+//! The public preference center (README, What works today): contacts sign in with their password or
 //! an emailed temporary one, choose their own password, change their message
 //! preferences (the groups visible here) and their name. Its own session cookie
 //! (`herald_preferences`, path `/preferences`); nothing of the admin UI.

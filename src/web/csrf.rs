@@ -1,4 +1,4 @@
-//! CSRF protection in one place (SPEC §11.3): every state-changing request outside
+//! CSRF protection in one place (README, Security in short): every state-changing request outside
 //! the API must come from this site (`Origin` / `Sec-Fetch-Site`) and carry the
 //! session's synchronizer token, in the form field `csrf_token` (URL-encoded forms)
 //! or the `X-CSRF-Token` header or `csrf_token` query parameter (multipart uploads,

@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::web::session_store::USER_ID_KEY;
 use crate::web::{AppError, CurrentUser, PageContext, client_ip, local_path, redirect};
 
-/// The CSP of SPEC §11.5 (plus `data:` images, which Bootstrap's form controls use).
+/// The Content Security Policy of README's Security in short (plus `data:` images, which Bootstrap's form controls use).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'none'; form-action 'self'; img-src 'self' data:";
 
