@@ -71,7 +71,10 @@ impl Browser {
                 std::env::var("CI").as_deref() != Ok("true"),
                 "the browser suite cannot run: {why}"
             );
-            eprintln!("browser journey {journey} skipped: {why}");
+            crate::helpers::skipped_once(
+                "Browser (Chromium)",
+                &format!("{why}; .ci/run installs all of it (first journey: {journey})"),
+            );
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")

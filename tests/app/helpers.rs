@@ -24,7 +24,19 @@ pub enum Engine {
     Postgres,
 }
 
-/// A database for one test; PostgreSQL ones are dropped at the end.
+/// Says once per run, plainly, that a part of the suite is not running here and
+/// how to run it (CI runs everything: there the missing part fails instead).
+pub fn skipped_once(what: &'static str, how: &str) {
+    static SAID: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if !said.contains(&what) {
+        said.push(what);
+        eprintln!("\nNOTE: {what} tests are SKIPPED in this run: {how}\n");
+    }
+}
+
+/// A database for one test; a PostgreSQL one is dropped when this is — at the
+/// end of the test, or while a failing test unwinds.
 pub struct TestDb {
     pub url: String,
     postgres: Option<(String, String)>,
@@ -45,8 +57,9 @@ impl TestDb {
                             "CI=true but HERALD_TEST_POSTGRES_URL is not set: PostgreSQL tests must run in CI"
                         );
                     }
-                    eprintln!(
-                        "skipped: set HERALD_TEST_POSTGRES_URL to run this test on PostgreSQL"
+                    skipped_once(
+                        "PostgreSQL",
+                        "set HERALD_TEST_POSTGRES_URL (README, Two commands) to run each test on PostgreSQL too",
                     );
                     return None;
                 };
@@ -71,15 +84,41 @@ impl TestDb {
         }
     }
 
+    /// The PostgreSQL database's name, for a test that looks for it.
+    pub fn postgres_name(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|(_, name)| name.as_str())
+    }
+
     pub async fn drop_database(&self) {
-        if let Some((admin_url, name)) = &self.postgres
-            && let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await
-        {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await;
+        if let Some((admin_url, name)) = &self.postgres {
+            drop_postgres(admin_url, name).await;
+        }
+    }
+}
+
+async fn drop_postgres(admin_url: &str, name: &str) {
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
+
+impl Drop for TestDb {
+    /// Drops the PostgreSQL database — also when the test panicked — on a thread
+    /// of its own (a destructor cannot wait on the test's runtime).
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            let dropped = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime to drop the test database")
+                    .block_on(drop_postgres(&admin_url, &name));
+            });
+            let _ = dropped.join();
         }
     }
 }
@@ -101,7 +140,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub state: web::Data<AppState>,
     handle: ServerHandle,
-    db: TestDb,
+    db: Arc<TestDb>,
     _dir: tempfile::TempDir,
 }
 
@@ -160,15 +199,14 @@ pub async fn run_on_with_jobs<F, Fut>(
         return;
     };
     let handle = app.handle.clone();
-    let db = TestDb {
-        url: app.db.url.clone(),
-        postgres: app.db.postgres.clone(),
-    };
+    // Held here too: the database outlives the app's shutdown, and is dropped
+    // with this guard — after a test that passed, or while one that failed unwinds.
+    let db = Arc::clone(&app.db);
     let state = app.state.clone();
     test(app).await;
     handle.stop(false).await;
     state.db.close().await;
-    db.drop_database().await;
+    drop(db);
 }
 
 /// Like [`spawn_app`], with the configuration adjusted by `configure` first.
@@ -208,7 +246,7 @@ pub async fn spawn_app_with_jobs(
         clock,
         state,
         handle,
-        db,
+        db: Arc::new(db),
         _dir: dir,
     })
 }
@@ -318,6 +356,11 @@ impl TestApp {
     /// The test database's URL.
     pub fn database_url(&self) -> &str {
         &self.db.url
+    }
+
+    /// The test's PostgreSQL database, if it runs on PostgreSQL.
+    pub fn postgres_database(&self) -> Option<String> {
+        self.db.postgres_name().map(str::to_string)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -238,6 +238,19 @@ impl Postfix {
             ])
             .arg(at("server.pem"))
             .arg(at("server.key")));
+        // `postfix start` returns before its master has bound the ports (later
+        // still on a busy machine): wait until both take connections.
+        for port in [starttls, smtps] {
+            let started = std::time::Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "Postfix does not listen on {port}:\n{}",
+                    std::fs::read_to_string(dir.join("maillog")).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         Some(Self {
             dir,
             certs,

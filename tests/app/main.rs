@@ -40,6 +40,7 @@ mod browser;
 mod contacts;
 mod durability;
 mod hardening;
+mod harness;
 mod journeys;
 mod mail;
 mod messages;
