@@ -584,15 +584,14 @@ async fn api_keys_open_the_event_api_only_postgres() {
     run(Engine::Postgres).await
 }
 
-on_both_engines! {
-    /// 64 calls at once, more than the pool's connections: each finds its contact on
-    /// its own transaction, so none waits for a second connection (on PostgreSQL they
-    /// used to wait for ever once every connection was held by such a call).
-    async fn many_event_calls_at_once(app: TestApp) {
-        let (admin, _) = app.signed_in(Role::Admin).await;
-        let key = new_key(&app, &admin, "Load").await;
-        let dana = crate::scheduler::contact(&app, "dana@example.com", "dana's own password").await;
-        let calls = (0..64).map(|i| {
+/// 64 calls at once, more than the pool's connections: each finds its contact on
+/// its own transaction, so none waits for a second connection (on PostgreSQL they
+/// used to wait for ever once every connection was held by such a call).
+async fn many_event_calls_at_once(app: TestApp) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let key = new_key(&app, &admin, "Load").await;
+    let dana = crate::scheduler::contact(&app, "dana@example.com", "dana's own password").await;
+    let calls = (0..64).map(|i| {
             let (url, key) = (app.url("/api/v1/events"), key.clone());
             async move {
                 Client::new()
@@ -604,130 +603,131 @@ on_both_engines! {
                     .map(|r| r.status())
             }
         });
-        let answers = tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            futures_util::future::join_all(calls),
-        )
-        .await
-        .expect("64 calls answered within 20 s");
-        for answer in answers {
-            assert_eq!(answer.unwrap(), StatusCode::ACCEPTED);
-        }
-        let recorded = app.events().await;
-        assert_eq!(
-            recorded
-                .iter()
-                .filter(|e| e.0 == "external_event_received" && e.1 == Some(dana))
-                .count(),
-            64
-        );
+    let answers = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        futures_util::future::join_all(calls),
+    )
+    .await
+    .expect("64 calls answered within 20 s");
+    for answer in answers {
+        assert_eq!(answer.unwrap(), StatusCode::ACCEPTED);
     }
+    let recorded = app.events().await;
+    assert_eq!(
+        recorded
+            .iter()
+            .filter(|e| e.0 == "external_event_received" && e.1 == Some(dana))
+            .count(),
+        64
+    );
 }
 
-on_both_engines! {
-    /// Calls that arrive together are written in one transaction, yet each keeps its
-    /// own answer: its own event and runs, its own 404, one contact for one new email
-    /// sent by several calls, one event for one `Idempotency-Key` sent by several.
-    async fn calls_written_together_keep_their_own_answers(app: TestApp) {
-        let (admin, _) = app.signed_in(Role::Admin).await;
-        let key = new_key(&app, &admin, "Load").await;
-        let (client, _) = app.signed_in(Role::Marketer).await;
-        let automation = crate::scheduler::password_automation(&app, &client, &[], &[]).await;
-        let dana = crate::scheduler::contact(&app, "dana@example.com", "dana's own password").await;
-        let body = |i: usize| match i {
-            0..32 => {
-                json!({ "type": "new_password_requested", "contact": { "id": dana }, "data": { "n": i } })
-            }
-            32..40 => json!({ "type": "new_password_requested", "contact": { "id": 999_999 } }),
-            40..48 => {
-                json!({ "type": "new_password_requested", "contact": { "email": "newbie@example.com" }, "create_contact": true })
-            }
-            _ => json!({ "type": "external_http_request_received", "name": "once" }),
-        };
-        let calls = (0..56).map(|i| {
-            let mut request = Client::new()
-                .post(app.url("/api/v1/events"))
-                .bearer_auth(&key)
-                .json(&body(i));
-            if i >= 48 {
-                request = request.header("Idempotency-Key", "once");
-            }
-            async move {
-                let r = request.send().await.unwrap();
-                (r.status(), r.json::<serde_json::Value>().await.unwrap())
-            }
-        });
-        let answers = tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            futures_util::future::join_all(calls),
-        )
-        .await
-        .expect("56 calls answered within 20 s");
-        let run_event = async |run: &serde_json::Value| -> i64 {
-            sqlx::query_scalar("SELECT event_id FROM job_runs WHERE id = $1")
-                .bind(run["id"].as_i64().unwrap())
-                .fetch_one(app.state.db.read())
-                .await
-                .unwrap()
-        };
-        let mut events = std::collections::HashSet::new();
-        for (status, answer) in &answers[..32] {
-            assert_eq!(*status, StatusCode::ACCEPTED, "{answer}");
-            let runs = answer["runs"].as_array().unwrap();
-            assert_eq!(runs.len(), 1, "{answer}");
-            assert_eq!(runs[0]["automation_id"], automation);
-            assert_eq!(
-                run_event(&runs[0]).await,
-                answer["event_id"].as_i64().unwrap(),
-                "the run of this call's own event"
-            );
-            assert!(events.insert(answer["event_id"].as_i64().unwrap()));
+on_both_engines!(many_event_calls_at_once);
+
+/// Calls that arrive together are written in one transaction, yet each keeps its
+/// own answer: its own event and runs, its own 404, one contact for one new email
+/// sent by several calls, one event for one `Idempotency-Key` sent by several.
+async fn calls_written_together_keep_their_own_answers(app: TestApp) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let key = new_key(&app, &admin, "Load").await;
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let automation = crate::scheduler::password_automation(&app, &client, &[], &[]).await;
+    let dana = crate::scheduler::contact(&app, "dana@example.com", "dana's own password").await;
+    let body = |i: usize| match i {
+        0..32 => {
+            json!({ "type": "new_password_requested", "contact": { "id": dana }, "data": { "n": i } })
         }
-        for (status, answer) in &answers[32..40] {
-            assert_eq!(*status, StatusCode::NOT_FOUND, "{answer}");
+        32..40 => json!({ "type": "new_password_requested", "contact": { "id": 999_999 } }),
+        40..48 => {
+            json!({ "type": "new_password_requested", "contact": { "email": "newbie@example.com" }, "create_contact": true })
         }
-        for (status, answer) in &answers[40..48] {
-            assert_eq!(*status, StatusCode::ACCEPTED, "{answer}");
+        _ => json!({ "type": "external_http_request_received", "name": "once" }),
+    };
+    let calls = (0..56).map(|i| {
+        let mut request = Client::new()
+            .post(app.url("/api/v1/events"))
+            .bearer_auth(&key)
+            .json(&body(i));
+        if i >= 48 {
+            request = request.header("Idempotency-Key", "once");
         }
-        let newbies: Vec<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE email = $1")
-            .bind("newbie@example.com")
-            .fetch_all(app.state.db.read())
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    });
+    let answers = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        futures_util::future::join_all(calls),
+    )
+    .await
+    .expect("56 calls answered within 20 s");
+    let run_event = async |run: &serde_json::Value| -> i64 {
+        sqlx::query_scalar("SELECT event_id FROM job_runs WHERE id = $1")
+            .bind(run["id"].as_i64().unwrap())
+            .fetch_one(app.state.db.read())
             .await
-            .unwrap();
-        assert_eq!(newbies.len(), 1, "one contact for one email");
-        let accepted: Vec<&serde_json::Value> = answers[48..]
-            .iter()
-            .filter(|(s, _)| *s == StatusCode::ACCEPTED)
-            .map(|(_, a)| a)
-            .collect();
-        assert!(
-            answers[48..]
-                .iter()
-                .all(|(s, _)| [StatusCode::ACCEPTED, StatusCode::CONFLICT].contains(s)),
-            "{:?}",
-            &answers[48..]
-        );
-        assert!(!accepted.is_empty());
-        assert!(
-            accepted.iter().all(|a| *a == accepted[0]),
-            "one answer, replayed"
-        );
-        let recorded = app.events().await;
-        let count = |kind: &str, contact: Option<i64>| {
-            recorded
-                .iter()
-                .filter(|e| e.0 == kind && e.1 == contact)
-                .count()
-        };
-        assert_eq!(count("new_password_requested", Some(dana)), 32);
-        assert_eq!(count("new_password_requested", Some(newbies[0])), 8);
+            .unwrap()
+    };
+    let mut events = std::collections::HashSet::new();
+    for (status, answer) in &answers[..32] {
+        assert_eq!(*status, StatusCode::ACCEPTED, "{answer}");
+        let runs = answer["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "{answer}");
+        assert_eq!(runs[0]["automation_id"], automation);
         assert_eq!(
-            count("external_http_request_received", None),
-            1,
-            "one event for one Idempotency-Key"
+            run_event(&runs[0]).await,
+            answer["event_id"].as_i64().unwrap(),
+            "the run of this call's own event"
         );
+        assert!(events.insert(answer["event_id"].as_i64().unwrap()));
     }
+    for (status, answer) in &answers[32..40] {
+        assert_eq!(*status, StatusCode::NOT_FOUND, "{answer}");
+    }
+    for (status, answer) in &answers[40..48] {
+        assert_eq!(*status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let newbies: Vec<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE email = $1")
+        .bind("newbie@example.com")
+        .fetch_all(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(newbies.len(), 1, "one contact for one email");
+    let accepted: Vec<&serde_json::Value> = answers[48..]
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .map(|(_, a)| a)
+        .collect();
+    assert!(
+        answers[48..]
+            .iter()
+            .all(|(s, _)| [StatusCode::ACCEPTED, StatusCode::CONFLICT].contains(s)),
+        "{:?}",
+        &answers[48..]
+    );
+    assert!(!accepted.is_empty());
+    assert!(
+        accepted.iter().all(|a| *a == accepted[0]),
+        "one answer, replayed"
+    );
+    let recorded = app.events().await;
+    let count = |kind: &str, contact: Option<i64>| {
+        recorded
+            .iter()
+            .filter(|e| e.0 == kind && e.1 == contact)
+            .count()
+    };
+    assert_eq!(count("new_password_requested", Some(dana)), 32);
+    assert_eq!(count("new_password_requested", Some(newbies[0])), 8);
+    assert_eq!(
+        count("external_http_request_received", None),
+        1,
+        "one event for one Idempotency-Key"
+    );
 }
+
+on_both_engines!(calls_written_together_keep_their_own_answers);
 
 /// The OpenAPI document gives generated clients what they need: the server to call,
 /// operations grouped by resource, enums for event types and statuses, times as

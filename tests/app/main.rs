@@ -1,26 +1,21 @@
 //! Integration tests: one binary, every test on SQLite and (when
 //! `HERALD_TEST_POSTGRES_URL` is set) on PostgreSQL.
 
-/// Declares tests that run once per engine: `mod name { fn sqlite; fn postgres }`
-/// (a test's doc comment documents its module).
+/// Runs each named `async fn name(app: TestApp)` once per engine: declares
+/// `mod name { fn sqlite; fn postgres }` beside it. The bodies are plain
+/// functions, so rustfmt formats them.
 macro_rules! on_both_engines {
-    ($($(#[$doc:meta])* async fn $name:ident($app:ident: TestApp) $body:block)+) => {
+    ($($name:ident),+ $(,)?) => {
         $(
-            $(#[$doc])*
             mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-
-                async fn body($app: crate::helpers::TestApp) $body
-
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    crate::helpers::run_on(crate::helpers::Engine::Sqlite, body).await
+                    crate::helpers::run_on(crate::helpers::Engine::Sqlite, super::$name).await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    crate::helpers::run_on(crate::helpers::Engine::Postgres, body).await
+                    crate::helpers::run_on(crate::helpers::Engine::Postgres, super::$name).await
                 }
             }
         )+

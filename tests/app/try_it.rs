@@ -284,122 +284,318 @@ fn instant(local: &str, zone: &str) -> jiff::Timestamp {
         .timestamp()
 }
 
-on_both_engines! {
-    async fn try_it_gives_the_due_time_the_scheduler_gives(app: TestApp) {
-        let (admin, _) = app.signed_in(Role::Admin).await;
-        let key = crate::api::new_key(&app, &admin, "Try").await;
-        let mut settings = herald::settings::Settings::load(&app.state.db).await.unwrap();
-        settings.holidays = "2026-12-25 Christmas Day".into();
-        let mut tx = app.state.db.begin().await.unwrap();
-        settings.save(&mut tx, app.now_ms()).await.unwrap();
-        app.state.db.commit(tx).await.unwrap();
-        let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
-        // Built first: the clock jumps below would end the staff session.
-        let mut ids = Vec::new();
-        for (i, case) in CASES.iter().enumerate() {
-            let id = automation(&app, &admin, &format!("Case {i}"), case, &[]).await;
-            sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1").bind(id).execute(app.state.db.write()).await.unwrap();
-            ids.push(id);
-        }
-        for (case, id) in CASES.iter().zip(&ids) {
-            let answer = try_api(&app, &key, *id, &[("contact_id", &cleo.to_string()), ("at", case.event_at)]).await;
-            let expected = case.due.map(|d| d.parse::<jiff::Timestamp>().unwrap().as_millisecond());
-            assert_eq!(answer["due_at_ms"].as_i64(), expected, "{}: Try it says {answer:#}", case.name);
-            assert!(!answer["steps"].as_array().unwrap().is_empty(), "{}: steps", case.name);
-            // The scheduler, for the same event at the same moment.
-            sqlx::query("UPDATE automations SET state = 'active' WHERE id = $1").bind(id).execute(app.state.db.write()).await.unwrap();
-            app.clock.set(instant(case.event_at, case.zone));
-            let event = request(&app, cleo).await;
-            let run = run_of_event(&app, *id, event).await;
-            match expected {
-                Some(ms) => assert_eq!((run.status.code(), run.due_at), ("pending", ms), "{}: the real run", case.name),
-                None => assert_eq!(run.status.code(), "skipped", "{}: the real run {run:?}", case.name),
-            }
-            sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1").bind(id).execute(app.state.db.write()).await.unwrap();
-        }
-        // The words for the first case.
-        let answer = try_api(&app, &key, ids[0], &[("contact_id", &cleo.to_string()), ("at", CASES[0].event_at)]).await;
-        let steps = answer["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>().join(" | ");
-        assert!(steps.contains("Event Fri 2026-12-04 16:00 CET + 2 days = Sun 2026-12-06 16:00 CET") && steps.contains("Sunday is not an execution day") && steps.contains("Mon 2026-12-07 00:00 CET"), "{steps}");
-        // And for the execution hours: a weekend, before the hours, after them.
-        let (app, key, ids) = (&app, &key, &ids);
-        let words = |i: usize| async move {
-            let answer = try_api(app, key, ids[i], &[("contact_id", &cleo.to_string()), ("at", CASES[i].event_at)]).await;
-            answer["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>().join(" | ")
-        };
-        let steps = words(7).await;
-        assert!(steps.contains("Saturday is not an execution day") && steps.contains("Sunday is not an execution day") && steps.contains("→ Mon 2026-12-07 09:00 CET (09:00, the start of the execution hours of the next allowed day)"), "{steps}");
-        let steps = words(8).await;
-        assert!(steps.contains("06:15 is before the execution hours (09:00–17:00)") && steps.contains("→ Tue 2026-12-08 09:00 CET (09:00, the start of the execution hours)."), "{steps}");
-        let steps = words(9).await;
-        assert!(steps.contains("18:00 is after the execution hours (09:00–17:00) → the next day") && steps.contains("Due Sun 2026-10-25 09:00 CET"), "{steps}");
+async fn try_it_gives_the_due_time_the_scheduler_gives(app: TestApp) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let key = crate::api::new_key(&app, &admin, "Try").await;
+    let mut settings = herald::settings::Settings::load(&app.state.db)
+        .await
+        .unwrap();
+    settings.holidays = "2026-12-25 Christmas Day".into();
+    let mut tx = app.state.db.begin().await.unwrap();
+    settings.save(&mut tx, app.now_ms()).await.unwrap();
+    app.state.db.commit(tx).await.unwrap();
+    let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
+    // Built first: the clock jumps below would end the staff session.
+    let mut ids = Vec::new();
+    for (i, case) in CASES.iter().enumerate() {
+        let id = automation(&app, &admin, &format!("Case {i}"), case, &[]).await;
+        sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1")
+            .bind(id)
+            .execute(app.state.db.write())
+            .await
+            .unwrap();
+        ids.push(id);
     }
-
-    async fn try_it_checks_the_selection_as_the_job_will(app: TestApp) {
-        let (admin, _) = app.signed_in(Role::Admin).await;
-        let key = crate::api::new_key(&app, &admin, "Try").await;
-        let r = app.submit_with(&admin, "/groups/new", "/groups", &[("name", "VIP")]).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let vip = herald::contacts::groups::list(&app.state.db).await.unwrap()[0].id.to_string();
-        let now_case = Case { name: "now", zone: "UTC", days: EVERY_DAY, holidays: "always", hours: ALL_DAY, delay: None, end: "", event_at: "", due: None };
-        let in_group = automation(&app, &admin, "VIP only", &now_case, &[("sel_group", &vip)]).await;
-        sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1").bind(in_group).execute(app.state.db.write()).await.unwrap();
-        let gold = automation(&app, &admin, "Gold only", &now_case, &[("sel_attr_name", "plan"), ("sel_attr_value", "gold")]).await;
-        sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1").bind(gold).execute(app.state.db.write()).await.unwrap();
-        let anyone = automation(&app, &admin, "Anyone", &now_case, &[]).await;
-        sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1").bind(anyone).execute(app.state.db.write()).await.unwrap();
-        let ada = crate::scheduler::contact(&app, "ada@example.com", "ada's own password").await;
-        let bob = crate::scheduler::contact(&app, "bob@example.com", "bob's own password").await;
-        let mut tx = app.state.db.begin().await.unwrap();
-        herald::contacts::set_status(&mut tx, bob, herald::contacts::Status::Blocked, app.now_ms()).await.unwrap();
-        app.state.db.commit(tx).await.unwrap();
-        sqlx::query("INSERT INTO contact_attributes (contact_id, name, value) VALUES ($1, 'plan', 'silver')").bind(ada).execute(app.state.db.write()).await.unwrap();
-
-        for (automation, contact, met, name) in [(in_group, ada, false, "not in the group"), (gold, ada, false, "attribute differs"), (anyone, bob, false, "blocked"), (anyone, ada, true, "no conditions")] {
-            let before: (i64, i64) = sqlx::query_as("SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM job_runs)").fetch_one(app.state.db.read()).await.unwrap();
-            let answer = try_api(&app, &key, automation, &[("contact_id", &contact.to_string())]).await;
-            let after: (i64, i64) = sqlx::query_as("SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM job_runs)").fetch_one(app.state.db.read()).await.unwrap();
-            assert_eq!(before, after, "Try it records no event and no run");
-            assert_eq!(answer["selection_met"], met, "{name}: {answer:#}");
-            // The job's verdict once it runs.
-            sqlx::query("UPDATE automations SET state = 'active' WHERE id = $1").bind(automation).execute(app.state.db.write()).await.unwrap();
-            let event = request(&app, contact).await;
-            app.drain_due_runs().await;
-            let run = run_of_event(&app, automation, event).await;
-            assert_eq!(run.status.code() == "done", met, "{name}: {run:?}");
-            if !met {
-                assert_eq!(run.status.code(), "skipped", "{name}");
-            }
-            if automation == in_group {
-                // Both say it in words, the group by its name.
-                assert_eq!(answer["selection"][0]["condition"], "member of VIP");
-                assert_eq!(run.outcome.as_deref(), Some("the contact does not meet the selection (member of VIP)"));
-            }
-            sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1").bind(automation).execute(app.state.db.write()).await.unwrap();
+    for (case, id) in CASES.iter().zip(&ids) {
+        let answer = try_api(
+            &app,
+            &key,
+            *id,
+            &[("contact_id", &cleo.to_string()), ("at", case.event_at)],
+        )
+        .await;
+        let expected = case
+            .due
+            .map(|d| d.parse::<jiff::Timestamp>().unwrap().as_millisecond());
+        assert_eq!(
+            answer["due_at_ms"].as_i64(),
+            expected,
+            "{}: Try it says {answer:#}",
+            case.name
+        );
+        assert!(
+            !answer["steps"].as_array().unwrap().is_empty(),
+            "{}: steps",
+            case.name
+        );
+        // The scheduler, for the same event at the same moment.
+        sqlx::query("UPDATE automations SET state = 'active' WHERE id = $1")
+            .bind(id)
+            .execute(app.state.db.write())
+            .await
+            .unwrap();
+        app.clock.set(instant(case.event_at, case.zone));
+        let event = request(&app, cleo).await;
+        let run = run_of_event(&app, *id, event).await;
+        match expected {
+            Some(ms) => assert_eq!(
+                (run.status.code(), run.due_at),
+                ("pending", ms),
+                "{}: the real run",
+                case.name
+            ),
+            None => assert_eq!(
+                run.status.code(),
+                "skipped",
+                "{}: the real run {run:?}",
+                case.name
+            ),
         }
+        sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1")
+            .bind(id)
+            .execute(app.state.db.write())
+            .await
+            .unwrap();
     }
+    // The words for the first case.
+    let answer = try_api(
+        &app,
+        &key,
+        ids[0],
+        &[("contact_id", &cleo.to_string()), ("at", CASES[0].event_at)],
+    )
+    .await;
+    let steps = answer["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    assert!(
+        steps.contains("Event Fri 2026-12-04 16:00 CET + 2 days = Sun 2026-12-06 16:00 CET")
+            && steps.contains("Sunday is not an execution day")
+            && steps.contains("Mon 2026-12-07 00:00 CET"),
+        "{steps}"
+    );
+    // And for the execution hours: a weekend, before the hours, after them.
+    let (app, key, ids) = (&app, &key, &ids);
+    let words = |i: usize| async move {
+        let answer = try_api(
+            app,
+            key,
+            ids[i],
+            &[("contact_id", &cleo.to_string()), ("at", CASES[i].event_at)],
+        )
+        .await;
+        answer["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let steps = words(7).await;
+    assert!(steps.contains("Saturday is not an execution day") && steps.contains("Sunday is not an execution day") && steps.contains("→ Mon 2026-12-07 09:00 CET (09:00, the start of the execution hours of the next allowed day)"), "{steps}");
+    let steps = words(8).await;
+    assert!(
+        steps.contains("06:15 is before the execution hours (09:00–17:00)")
+            && steps
+                .contains("→ Tue 2026-12-08 09:00 CET (09:00, the start of the execution hours)."),
+        "{steps}"
+    );
+    let steps = words(9).await;
+    assert!(
+        steps.contains("18:00 is after the execution hours (09:00–17:00) → the next day")
+            && steps.contains("Due Sun 2026-10-25 09:00 CET"),
+        "{steps}"
+    );
+}
 
-    async fn the_try_it_page_answers_without_javascript(app: TestApp) {
-        let (client, _) = app.signed_in(Role::Marketer).await;
-        let automation = crate::scheduler::password_automation(&app, &client, &[], &[]).await;
-        crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
-        let (status, html) = app.page_with(&client, &format!("/automations/{automation}/try")).await;
-        assert_eq!(status, StatusCode::OK);
-        assert!(text_of(&html, "#answer").is_none(), "no answer before asking");
-        let (status, html) = app.page_with(&client, &format!("/automations/{automation}/try?try=1&contact=cleo%40example.com&at=")).await;
-        assert_eq!(status, StatusCode::OK);
-        assert!(text_of(&html, "#verdict").unwrap().starts_with("Would run"), "{html}");
-        assert!(text_of(&html, "#target").unwrap().contains("cleo@example.com"));
-        let (status, html) = app.page_with(&client, &format!("/automations/{automation}/try?try=1&contact=nobody%40example.com")).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(text_of(&html, "#contact-error").unwrap().contains("No contact has the email"));
-        let (status, html) = app.page_with(&client, &format!("/automations/{automation}/try?try=1&contact=cleo%40example.com&at=tomorrow")).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(text_of(&html, "#at-error").unwrap().contains("YYYY-MM-DD"));
-        // Only the audit entry "tried" is written.
-        let tried: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'automation.tried'").fetch_one(app.state.db.read()).await.unwrap();
-        assert_eq!(tried, 1);
-        let (_, detail) = app.page_with(&client, &format!("/automations/{automation}")).await;
-        assert!(detail.contains(&format!("href=\"/automations/{automation}/try\"")));
+async fn try_it_checks_the_selection_as_the_job_will(app: TestApp) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let key = crate::api::new_key(&app, &admin, "Try").await;
+    let r = app
+        .submit_with(&admin, "/groups/new", "/groups", &[("name", "VIP")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let vip = herald::contacts::groups::list(&app.state.db).await.unwrap()[0]
+        .id
+        .to_string();
+    let now_case = Case {
+        name: "now",
+        zone: "UTC",
+        days: EVERY_DAY,
+        holidays: "always",
+        hours: ALL_DAY,
+        delay: None,
+        end: "",
+        event_at: "",
+        due: None,
+    };
+    let in_group = automation(&app, &admin, "VIP only", &now_case, &[("sel_group", &vip)]).await;
+    sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1")
+        .bind(in_group)
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    let gold = automation(
+        &app,
+        &admin,
+        "Gold only",
+        &now_case,
+        &[("sel_attr_name", "plan"), ("sel_attr_value", "gold")],
+    )
+    .await;
+    sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1")
+        .bind(gold)
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    let anyone = automation(&app, &admin, "Anyone", &now_case, &[]).await;
+    sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1")
+        .bind(anyone)
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    let ada = crate::scheduler::contact(&app, "ada@example.com", "ada's own password").await;
+    let bob = crate::scheduler::contact(&app, "bob@example.com", "bob's own password").await;
+    let mut tx = app.state.db.begin().await.unwrap();
+    herald::contacts::set_status(
+        &mut tx,
+        bob,
+        herald::contacts::Status::Blocked,
+        app.now_ms(),
+    )
+    .await
+    .unwrap();
+    app.state.db.commit(tx).await.unwrap();
+    sqlx::query(
+        "INSERT INTO contact_attributes (contact_id, name, value) VALUES ($1, 'plan', 'silver')",
+    )
+    .bind(ada)
+    .execute(app.state.db.write())
+    .await
+    .unwrap();
+
+    for (automation, contact, met, name) in [
+        (in_group, ada, false, "not in the group"),
+        (gold, ada, false, "attribute differs"),
+        (anyone, bob, false, "blocked"),
+        (anyone, ada, true, "no conditions"),
+    ] {
+        let before: (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM job_runs)")
+                .fetch_one(app.state.db.read())
+                .await
+                .unwrap();
+        let answer = try_api(
+            &app,
+            &key,
+            automation,
+            &[("contact_id", &contact.to_string())],
+        )
+        .await;
+        let after: (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM job_runs)")
+                .fetch_one(app.state.db.read())
+                .await
+                .unwrap();
+        assert_eq!(before, after, "Try it records no event and no run");
+        assert_eq!(answer["selection_met"], met, "{name}: {answer:#}");
+        // The job's verdict once it runs.
+        sqlx::query("UPDATE automations SET state = 'active' WHERE id = $1")
+            .bind(automation)
+            .execute(app.state.db.write())
+            .await
+            .unwrap();
+        let event = request(&app, contact).await;
+        app.drain_due_runs().await;
+        let run = run_of_event(&app, automation, event).await;
+        assert_eq!(run.status.code() == "done", met, "{name}: {run:?}");
+        if !met {
+            assert_eq!(run.status.code(), "skipped", "{name}");
+        }
+        if automation == in_group {
+            // Both say it in words, the group by its name.
+            assert_eq!(answer["selection"][0]["condition"], "member of VIP");
+            assert_eq!(
+                run.outcome.as_deref(),
+                Some("the contact does not meet the selection (member of VIP)")
+            );
+        }
+        sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1")
+            .bind(automation)
+            .execute(app.state.db.write())
+            .await
+            .unwrap();
     }
 }
+
+async fn the_try_it_page_answers_without_javascript(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let automation = crate::scheduler::password_automation(&app, &client, &[], &[]).await;
+    crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
+    let (status, html) = app
+        .page_with(&client, &format!("/automations/{automation}/try"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text_of(&html, "#answer").is_none(),
+        "no answer before asking"
+    );
+    let (status, html) = app
+        .page_with(
+            &client,
+            &format!("/automations/{automation}/try?try=1&contact=cleo%40example.com&at="),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text_of(&html, "#verdict").unwrap().starts_with("Would run"),
+        "{html}"
+    );
+    assert!(
+        text_of(&html, "#target")
+            .unwrap()
+            .contains("cleo@example.com")
+    );
+    let (status, html) = app
+        .page_with(
+            &client,
+            &format!("/automations/{automation}/try?try=1&contact=nobody%40example.com"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        text_of(&html, "#contact-error")
+            .unwrap()
+            .contains("No contact has the email")
+    );
+    let (status, html) = app
+        .page_with(
+            &client,
+            &format!("/automations/{automation}/try?try=1&contact=cleo%40example.com&at=tomorrow"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text_of(&html, "#at-error").unwrap().contains("YYYY-MM-DD"));
+    // Only the audit entry "tried" is written.
+    let tried: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'automation.tried'")
+            .fetch_one(app.state.db.read())
+            .await
+            .unwrap();
+    assert_eq!(tried, 1);
+    let (_, detail) = app
+        .page_with(&client, &format!("/automations/{automation}"))
+        .await;
+    assert!(detail.contains(&format!("href=\"/automations/{automation}/try\"")));
+}
+
+on_both_engines!(
+    try_it_gives_the_due_time_the_scheduler_gives,
+    try_it_checks_the_selection_as_the_job_will,
+    the_try_it_page_answers_without_javascript
+);

@@ -231,146 +231,280 @@ async fn run_of(app: &TestApp, automation: i64) -> (String, String, String) {
     )
 }
 
-on_both_engines! {
-    async fn a_signed_request_reaches_the_receiver_and_503s_are_retried_into_one_done_run(app: TestApp) {
-        let receiver = Receiver::start(&[(503, "busy"), (503, "busy"), (200, "thanks")]).await;
-        let (admin, _) = app.signed_in(Role::Admin).await;
-        let key = crate::api::new_key(&app, &admin, "Shop").await;
-        let url = receiver.url("/hooks/herald");
+async fn a_signed_request_reaches_the_receiver_and_503s_are_retried_into_one_done_run(
+    app: TestApp,
+) {
+    let receiver = Receiver::start(&[(503, "busy"), (503, "busy"), (200, "thanks")]).await;
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let key = crate::api::new_key(&app, &admin, "Shop").await;
+    let url = receiver.url("/hooks/herald");
 
-        // Plain http to 127.0.0.1 is refused until an admin allows the host.
-        let refused = webhook_automation(&app, &admin, "external_http_request_received", &[("webhook_url", &url)]).await;
-        assert!(refused.unwrap_err().contains("Use https"));
-        let refused = webhook_automation(&app, &admin, "external_http_request_received", &[("webhook_url", &url.replace("http:", "https:"))]).await;
-        assert!(refused.unwrap_err().contains("private network"));
-        allow_hosts(&app, &admin, "127.0.0.1").await;
-        let (automation, secret) = webhook_automation(&app, &admin, "external_http_request_received", &[("webhook_url", &url)]).await.unwrap();
-        assert!(secret.starts_with("whsec_") && secret.len() > 40, "{secret}");
-        let stored = app.all_stored_text().await;
-        assert!(!stored.contains(&secret[6..]), "the secret is not stored");
+    // Plain http to 127.0.0.1 is refused until an admin allows the host.
+    let refused = webhook_automation(
+        &app,
+        &admin,
+        "external_http_request_received",
+        &[("webhook_url", &url)],
+    )
+    .await;
+    assert!(refused.unwrap_err().contains("Use https"));
+    let refused = webhook_automation(
+        &app,
+        &admin,
+        "external_http_request_received",
+        &[("webhook_url", &url.replace("http:", "https:"))],
+    )
+    .await;
+    assert!(refused.unwrap_err().contains("private network"));
+    allow_hosts(&app, &admin, "127.0.0.1").await;
+    let (automation, secret) = webhook_automation(
+        &app,
+        &admin,
+        "external_http_request_received",
+        &[("webhook_url", &url)],
+    )
+    .await
+    .unwrap();
+    assert!(
+        secret.starts_with("whsec_") && secret.len() > 40,
+        "{secret}"
+    );
+    let stored = app.all_stored_text().await;
+    assert!(!stored.contains(&secret[6..]), "the secret is not stored");
 
-        api_event(&app, &key, json!({ "type": "external_http_request_received", "name": "order.shipped", "data": { "order": 42, "note": "fragile \"glass\"" } })).await;
-        app.drain_due_runs().await;
-        assert_eq!(receiver.got().len(), 1);
-        let (status, _, error) = run_of(&app, automation).await;
-        assert_eq!((status.as_str(), error.as_str()), ("pending", "HTTP 503 Service Unavailable: busy"), "retried later");
-        app.advance(Duration::from_secs(60));
-        app.drain_due_runs().await;
-        assert_eq!(receiver.got().len(), 2);
-        app.advance(Duration::from_secs(120));
-        app.drain_due_runs().await;
-        let got = receiver.got();
-        assert_eq!(got.len(), 3, "503, 503, then 200");
-        let (status, outcome, _) = run_of(&app, automation).await;
-        assert_eq!((status.as_str(), outcome.as_str()), ("done", "HTTP 200 OK: thanks"));
+    api_event(&app, &key, json!({ "type": "external_http_request_received", "name": "order.shipped", "data": { "order": 42, "note": "fragile \"glass\"" } })).await;
+    app.drain_due_runs().await;
+    assert_eq!(receiver.got().len(), 1);
+    let (status, _, error) = run_of(&app, automation).await;
+    assert_eq!(
+        (status.as_str(), error.as_str()),
+        ("pending", "HTTP 503 Service Unavailable: busy"),
+        "retried later"
+    );
+    app.advance(Duration::from_secs(60));
+    app.drain_due_runs().await;
+    assert_eq!(receiver.got().len(), 2);
+    app.advance(Duration::from_secs(120));
+    app.drain_due_runs().await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 3, "503, 503, then 200");
+    let (status, outcome, _) = run_of(&app, automation).await;
+    assert_eq!(
+        (status.as_str(), outcome.as_str()),
+        ("done", "HTTP 200 OK: thanks")
+    );
 
-        for r in &got {
-            assert_eq!(r.path, "/hooks/herald");
-            assert_eq!(r.header("content-type"), "application/json");
-            assert!(signature_holds(&secret, r), "the signature checks out: {r:?}");
-            assert_eq!(r.header("webhook-id"), got[0].header("webhook-id"), "one id for every attempt");
-        }
-        let mut forged = got[0].clone();
-        forged.body = forged.body.iter().map(|b| if *b == b'4' { b'5' } else { *b }).collect();
-        assert!(!signature_holds(&secret, &forged), "a changed body does not check out");
-        let body = got[0].json();
-        assert_eq!(body["type"], "external_http_request_received");
-        assert_eq!(body["data"]["event"]["params"]["name"], "order.shipped");
-        assert_eq!(body["data"]["event"]["params"]["data"]["order"], 42);
-        assert_eq!(body["data"]["event"]["params"]["data"]["note"], "fragile \"glass\"");
-        assert_eq!(body["data"]["contact"], serde_json::Value::Null);
-        assert_eq!(body["data"]["automation"]["name"], "Tell the shop");
-        let sent_at: i64 = got[0].header("webhook-timestamp").parse().unwrap();
-        assert!((sent_at - app.now_ms() / 1000).abs() < 600, "seconds since the epoch");
-
-        // The run's page shows the answer.
-        let (_, page) = app.page_with(&admin, &format!("/automations/{automation}")).await;
-        assert!(page.contains("HTTP 200 OK: thanks"));
+    for r in &got {
+        assert_eq!(r.path, "/hooks/herald");
+        assert_eq!(r.header("content-type"), "application/json");
+        assert!(
+            signature_holds(&secret, r),
+            "the signature checks out: {r:?}"
+        );
+        assert_eq!(
+            r.header("webhook-id"),
+            got[0].header("webhook-id"),
+            "one id for every attempt"
+        );
     }
+    let mut forged = got[0].clone();
+    forged.body = forged
+        .body
+        .iter()
+        .map(|b| if *b == b'4' { b'5' } else { *b })
+        .collect();
+    assert!(
+        !signature_holds(&secret, &forged),
+        "a changed body does not check out"
+    );
+    let body = got[0].json();
+    assert_eq!(body["type"], "external_http_request_received");
+    assert_eq!(body["data"]["event"]["params"]["name"], "order.shipped");
+    assert_eq!(body["data"]["event"]["params"]["data"]["order"], 42);
+    assert_eq!(
+        body["data"]["event"]["params"]["data"]["note"],
+        "fragile \"glass\""
+    );
+    assert_eq!(body["data"]["contact"], serde_json::Value::Null);
+    assert_eq!(body["data"]["automation"]["name"], "Tell the shop");
+    let sent_at: i64 = got[0].header("webhook-timestamp").parse().unwrap();
+    assert!(
+        (sent_at - app.now_ms() / 1000).abs() < 600,
+        "seconds since the epoch"
+    );
 
-    async fn a_contact_event_sends_the_body_staff_wrote_with_values_as_json(app: TestApp) {
-        let receiver = Receiver::start(&[]).await;
-        let (admin, _) = app.signed_in(Role::Admin).await;
-        allow_hosts(&app, &admin, "127.0.0.1").await;
-        let key = crate::api::new_key(&app, &admin, "Shop").await;
-        let url = receiver.url("/crm");
-        let broken = webhook_automation(&app, &admin, "external_event_received", &[("webhook_url", &url), ("webhook_body", "template"), ("webhook_template", "{\"email\": {{ contact.emial }}}")]).await;
-        assert!(broken.unwrap_err().contains("not a contact field"));
-        let template = "{\"email\": {{ contact.email }}, \"name\": {{ contact.first_name }}, \"order\": {{ event.data.order }}, \"coupon\": {{ contact.attributes.coupon }}}";
-        let (automation, secret) = webhook_automation(&app, &admin, "external_event_received", &[("webhook_url", &url), ("webhook_body", "template"), ("webhook_template", template)]).await.unwrap();
-        let jo = crate::scheduler::contact(&app, "jo@example.com", "jo's own password").await;
-        sqlx::query("UPDATE contacts SET first_name = $1 WHERE id = $2").bind("Jo \"the\" Tester").bind(jo).execute(app.state.db.write()).await.unwrap();
-        api_event(&app, &key, json!({ "type": "external_event_received", "contact": { "email": "jo@example.com" }, "name": "order", "data": { "order": 7 } })).await;
-        app.drain_due_runs().await;
-        let got = receiver.got();
-        assert_eq!(got.len(), 1);
-        assert!(signature_holds(&secret, &got[0]));
-        assert_eq!(got[0].json(), json!({ "email": "jo@example.com", "name": "Jo \"the\" Tester", "order": 7, "coupon": null }));
-        let runs = crate::scheduler::runs(&app, automation).await;
-        assert_eq!(runs[0].status.code(), "done");
-        assert_eq!(runs[0].target(), format!("contact #{jo}"));
-
-        // A new secret on request: the old one no longer checks out.
-        let page = format!("/automations/{automation}/job");
-        let r = app.submit_with(&admin, &page, &page, &[("webhook_new_secret", "on"), ("action", "time_frame")]).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let (_, html) = app.page_with(&admin, &format!("/automations/{automation}/time-frame")).await;
-        let renewed = secret_on(&html).expect("the new secret, shown once");
-        assert_ne!(renewed, secret);
-        // Saving without asking keeps the secret (and shows nothing).
-        let r = app.submit_with(&admin, &page, &page, &[("action", "time_frame")]).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let (_, html) = app.page_with(&admin, &format!("/automations/{automation}/time-frame")).await;
-        assert_eq!(secret_on(&html), None);
-        api_event(&app, &key, json!({ "type": "external_event_received", "contact": { "email": "jo@example.com" }, "name": "order", "data": { "order": 8 } })).await;
-        app.drain_due_runs().await;
-        let got = receiver.got();
-        assert_eq!(got.len(), 2);
-        assert!(signature_holds(&renewed, &got[1]) && !signature_holds(&secret, &got[1]));
-    }
-
-    async fn client_errors_redirects_and_refused_addresses_fail_the_run(app: TestApp) {
-        let receiver = Receiver::start(&[(404, "no such hook"), (302, "")]).await;
-        let (admin, _) = app.signed_in(Role::Admin).await;
-        allow_hosts(&app, &admin, "127.0.0.1").await;
-        let key = crate::api::new_key(&app, &admin, "Shop").await;
-        let event = json!({ "type": "external_http_request_received", "name": "ping" });
-
-        let (a404, _) = webhook_automation(&app, &admin, "external_http_request_received", &[("webhook_url", &receiver.url("/gone"))]).await.unwrap();
-        api_event(&app, &key, event.clone()).await;
-        app.drain_due_runs().await;
-        let (status, _, error) = run_of(&app, a404).await;
-        assert_eq!((status.as_str(), error.as_str()), ("failed", "HTTP 404 Not Found: no such hook"), "a 4xx is not retried");
-        deactivate(&app, &admin, a404).await;
-
-        let (a302, _) = webhook_automation(&app, &admin, "external_http_request_received", &[("webhook_url", &receiver.url("/moved"))]).await.unwrap();
-        api_event(&app, &key, event.clone()).await;
-        app.drain_due_runs().await;
-        let (status, _, error) = run_of(&app, a302).await;
-        assert_eq!(status, "failed");
-        assert!(error.contains("redirects are not followed"), "{error}");
-        assert!(receiver.got().iter().all(|r| r.path != "/elsewhere"), "the redirect was not followed");
-        deactivate(&app, &admin, a302).await;
-
-        // Nothing listens: retried later.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (down, _) = webhook_automation(&app, &admin, "external_http_request_received", &[("webhook_url", &format!("http://127.0.0.1:{closed}/"))]).await.unwrap();
-        api_event(&app, &key, event.clone()).await;
-        app.drain_due_runs().await;
-        let (status, _, error) = run_of(&app, down).await;
-        assert_eq!(status, "pending");
-        assert!(error.contains("could not connect"), "{error}");
-
-        // The admin takes the host off the list: the next attempt is refused.
-        allow_hosts(&app, &admin, "").await;
-        app.advance(Duration::from_secs(60));
-        app.drain_due_runs().await;
-        let (status, _, error) = run_of(&app, down).await;
-        assert_eq!(status, "failed");
-        assert!(error.contains("refused") && error.contains("http"), "{error}");
-        assert_eq!(receiver.got().len(), 2, "no request to a refused address");
-    }
+    // The run's page shows the answer.
+    let (_, page) = app
+        .page_with(&admin, &format!("/automations/{automation}"))
+        .await;
+    assert!(page.contains("HTTP 200 OK: thanks"));
 }
+
+async fn a_contact_event_sends_the_body_staff_wrote_with_values_as_json(app: TestApp) {
+    let receiver = Receiver::start(&[]).await;
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    allow_hosts(&app, &admin, "127.0.0.1").await;
+    let key = crate::api::new_key(&app, &admin, "Shop").await;
+    let url = receiver.url("/crm");
+    let broken = webhook_automation(
+        &app,
+        &admin,
+        "external_event_received",
+        &[
+            ("webhook_url", &url),
+            ("webhook_body", "template"),
+            ("webhook_template", "{\"email\": {{ contact.emial }}}"),
+        ],
+    )
+    .await;
+    assert!(broken.unwrap_err().contains("not a contact field"));
+    let template = "{\"email\": {{ contact.email }}, \"name\": {{ contact.first_name }}, \"order\": {{ event.data.order }}, \"coupon\": {{ contact.attributes.coupon }}}";
+    let (automation, secret) = webhook_automation(
+        &app,
+        &admin,
+        "external_event_received",
+        &[
+            ("webhook_url", &url),
+            ("webhook_body", "template"),
+            ("webhook_template", template),
+        ],
+    )
+    .await
+    .unwrap();
+    let jo = crate::scheduler::contact(&app, "jo@example.com", "jo's own password").await;
+    sqlx::query("UPDATE contacts SET first_name = $1 WHERE id = $2")
+        .bind("Jo \"the\" Tester")
+        .bind(jo)
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    api_event(&app, &key, json!({ "type": "external_event_received", "contact": { "email": "jo@example.com" }, "name": "order", "data": { "order": 7 } })).await;
+    app.drain_due_runs().await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 1);
+    assert!(signature_holds(&secret, &got[0]));
+    assert_eq!(
+        got[0].json(),
+        json!({ "email": "jo@example.com", "name": "Jo \"the\" Tester", "order": 7, "coupon": null })
+    );
+    let runs = crate::scheduler::runs(&app, automation).await;
+    assert_eq!(runs[0].status.code(), "done");
+    assert_eq!(runs[0].target(), format!("contact #{jo}"));
+
+    // A new secret on request: the old one no longer checks out.
+    let page = format!("/automations/{automation}/job");
+    let r = app
+        .submit_with(
+            &admin,
+            &page,
+            &page,
+            &[("webhook_new_secret", "on"), ("action", "time_frame")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, html) = app
+        .page_with(&admin, &format!("/automations/{automation}/time-frame"))
+        .await;
+    let renewed = secret_on(&html).expect("the new secret, shown once");
+    assert_ne!(renewed, secret);
+    // Saving without asking keeps the secret (and shows nothing).
+    let r = app
+        .submit_with(&admin, &page, &page, &[("action", "time_frame")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, html) = app
+        .page_with(&admin, &format!("/automations/{automation}/time-frame"))
+        .await;
+    assert_eq!(secret_on(&html), None);
+    api_event(&app, &key, json!({ "type": "external_event_received", "contact": { "email": "jo@example.com" }, "name": "order", "data": { "order": 8 } })).await;
+    app.drain_due_runs().await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 2);
+    assert!(signature_holds(&renewed, &got[1]) && !signature_holds(&secret, &got[1]));
+}
+
+async fn client_errors_redirects_and_refused_addresses_fail_the_run(app: TestApp) {
+    let receiver = Receiver::start(&[(404, "no such hook"), (302, "")]).await;
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    allow_hosts(&app, &admin, "127.0.0.1").await;
+    let key = crate::api::new_key(&app, &admin, "Shop").await;
+    let event = json!({ "type": "external_http_request_received", "name": "ping" });
+
+    let (a404, _) = webhook_automation(
+        &app,
+        &admin,
+        "external_http_request_received",
+        &[("webhook_url", &receiver.url("/gone"))],
+    )
+    .await
+    .unwrap();
+    api_event(&app, &key, event.clone()).await;
+    app.drain_due_runs().await;
+    let (status, _, error) = run_of(&app, a404).await;
+    assert_eq!(
+        (status.as_str(), error.as_str()),
+        ("failed", "HTTP 404 Not Found: no such hook"),
+        "a 4xx is not retried"
+    );
+    deactivate(&app, &admin, a404).await;
+
+    let (a302, _) = webhook_automation(
+        &app,
+        &admin,
+        "external_http_request_received",
+        &[("webhook_url", &receiver.url("/moved"))],
+    )
+    .await
+    .unwrap();
+    api_event(&app, &key, event.clone()).await;
+    app.drain_due_runs().await;
+    let (status, _, error) = run_of(&app, a302).await;
+    assert_eq!(status, "failed");
+    assert!(error.contains("redirects are not followed"), "{error}");
+    assert!(
+        receiver.got().iter().all(|r| r.path != "/elsewhere"),
+        "the redirect was not followed"
+    );
+    deactivate(&app, &admin, a302).await;
+
+    // Nothing listens: retried later.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (down, _) = webhook_automation(
+        &app,
+        &admin,
+        "external_http_request_received",
+        &[("webhook_url", &format!("http://127.0.0.1:{closed}/"))],
+    )
+    .await
+    .unwrap();
+    api_event(&app, &key, event.clone()).await;
+    app.drain_due_runs().await;
+    let (status, _, error) = run_of(&app, down).await;
+    assert_eq!(status, "pending");
+    assert!(error.contains("could not connect"), "{error}");
+
+    // The admin takes the host off the list: the next attempt is refused.
+    allow_hosts(&app, &admin, "").await;
+    app.advance(Duration::from_secs(60));
+    app.drain_due_runs().await;
+    let (status, _, error) = run_of(&app, down).await;
+    assert_eq!(status, "failed");
+    assert!(
+        error.contains("refused") && error.contains("http"),
+        "{error}"
+    );
+    assert_eq!(receiver.got().len(), 2, "no request to a refused address");
+}
+
+on_both_engines!(
+    a_signed_request_reaches_the_receiver_and_503s_are_retried_into_one_done_run,
+    a_contact_event_sends_the_body_staff_wrote_with_values_as_json,
+    client_errors_redirects_and_refused_addresses_fail_the_run
+);
 
 async fn deactivate(app: &TestApp, client: &Client, id: i64) {
     let r = app
