@@ -31,7 +31,13 @@ pub fn skipped_once(what: &'static str, how: &str) {
     let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
     if !said.contains(&what) {
         said.push(what);
-        eprintln!("\nNOTE: {what} tests are SKIPPED in this run: {how}\n");
+        // Straight to the terminal: the test harness keeps `eprintln!` of passing
+        // tests to itself.
+        use std::io::Write;
+        let _ = write!(
+            std::io::stderr(),
+            "\nNOTE: {what} tests are SKIPPED in this run: {how}\n\n"
+        );
     }
 }
 
