@@ -8,7 +8,7 @@ use herald::config::Secret;
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Engine, TestApp, run_on_with, text_of};
+use crate::helpers::{Engine, TestApp, text_of};
 use crate::smtp::{SmtpServer, password_in};
 
 /// Creates a key on the admin page; returns it as shown (once).
@@ -566,12 +566,10 @@ async fn body_of_first_run(app: &TestApp) -> i64 {
 async fn run(engine: Engine) {
     let smtp = SmtpServer::start().await;
     let url = smtp.url();
-    run_on_with(
-        engine,
-        |c| c.smtp_url = Some(Secret::new(url)),
-        |app| keys_and_events(app, smtp),
-    )
-    .await
+    TestApp::on(engine)
+        .configure(|c| c.smtp_url = Some(Secret::new(url)))
+        .run(|app| keys_and_events(app, smtp))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -734,74 +732,75 @@ on_both_engines!(calls_written_together_keep_their_own_answers);
 /// date-time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_names_its_server_tags_enums_and_times() {
-    crate::helpers::run_on(crate::helpers::Engine::Sqlite, async |app: TestApp| {
-        let doc = openapi(&app).await;
-        let base = app
-            .state
-            .config
-            .base_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_string();
-        assert_eq!(doc["servers"][0]["url"], base.as_str());
-        for (path, method, tag) in [
-            ("/api/v1/events", "post", "events"),
-            ("/api/v1/events/batch", "post", "events"),
-            ("/api/v1/contacts", "post", "contacts"),
-            ("/api/v1/contacts/{id}", "get", "contacts"),
-            ("/api/v1/runs/{id}", "get", "runs"),
-            ("/api/v1/automations/{id}/try", "get", "automations"),
-        ] {
-            assert_eq!(
-                doc["paths"][path][method]["tags"][0], tag,
-                "{method} {path}"
-            );
-        }
-        let tags: Vec<&str> = doc["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(tags, ["events", "contacts", "runs", "automations"]);
-        let schemas = &doc["components"]["schemas"];
-        let values = |schema: &str, field: &str| -> Vec<String> {
-            schemas[schema]["properties"][field]["enum"]
+    crate::helpers::TestApp::on(crate::helpers::Engine::Sqlite)
+        .run(async |app: TestApp| {
+            let doc = openapi(&app).await;
+            let base = app
+                .state
+                .config
+                .base_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_string();
+            assert_eq!(doc["servers"][0]["url"], base.as_str());
+            for (path, method, tag) in [
+                ("/api/v1/events", "post", "events"),
+                ("/api/v1/events/batch", "post", "events"),
+                ("/api/v1/contacts", "post", "contacts"),
+                ("/api/v1/contacts/{id}", "get", "contacts"),
+                ("/api/v1/runs/{id}", "get", "runs"),
+                ("/api/v1/automations/{id}/try", "get", "automations"),
+            ] {
+                assert_eq!(
+                    doc["paths"][path][method]["tags"][0], tag,
+                    "{method} {path}"
+                );
+            }
+            let tags: Vec<&str> = doc["tags"]
                 .as_array()
-                .unwrap_or_else(|| panic!("{schema}.{field} has no enum: {}", schemas[schema]))
+                .unwrap()
                 .iter()
-                .map(|v| v.as_str().unwrap().to_string())
-                .collect()
-        };
-        assert_eq!(
-            values("EventRequest", "type"),
-            [
-                "external_event_received",
-                "external_http_request_received",
-                "new_password_requested"
-            ]
-        );
-        assert_eq!(
-            values("RunView", "status"),
-            [
-                "pending",
-                "running",
-                "done",
-                "failed",
-                "skipped",
-                "cancelled",
-                "expired"
-            ]
-        );
-        assert_eq!(values("ContactView", "status"), ["active", "blocked"]);
-        assert_eq!(
-            schemas["RunView"]["properties"]["due_at"]["format"],
-            "date-time"
-        );
-        assert_eq!(
-            schemas["ScheduledRun"]["properties"]["due_at"]["format"],
-            "date-time"
-        );
-    })
-    .await
+                .map(|t| t["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(tags, ["events", "contacts", "runs", "automations"]);
+            let schemas = &doc["components"]["schemas"];
+            let values = |schema: &str, field: &str| -> Vec<String> {
+                schemas[schema]["properties"][field]["enum"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{schema}.{field} has no enum: {}", schemas[schema]))
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            assert_eq!(
+                values("EventRequest", "type"),
+                [
+                    "external_event_received",
+                    "external_http_request_received",
+                    "new_password_requested"
+                ]
+            );
+            assert_eq!(
+                values("RunView", "status"),
+                [
+                    "pending",
+                    "running",
+                    "done",
+                    "failed",
+                    "skipped",
+                    "cancelled",
+                    "expired"
+                ]
+            );
+            assert_eq!(values("ContactView", "status"), ["active", "blocked"]);
+            assert_eq!(
+                schemas["RunView"]["properties"]["due_at"]["format"],
+                "date-time"
+            );
+            assert_eq!(
+                schemas["ScheduledRun"]["properties"]["due_at"]["format"],
+                "date-time"
+            );
+        })
+        .await
 }

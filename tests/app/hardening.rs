@@ -10,7 +10,7 @@ use herald::auth::{Plaintext, Priority};
 use herald::config::{Config, Secret};
 use reqwest::StatusCode;
 
-use crate::helpers::{Engine, METRICS_TOKEN, TestApp, browser, location, run_on_with};
+use crate::helpers::{Engine, METRICS_TOKEN, TestApp, browser, location};
 use crate::scheduler::{contact, password_automation, request_password, runs};
 use crate::smtp::{BlackHole, SmtpServer};
 
@@ -30,12 +30,10 @@ macro_rules! configured {
                     let smtp = crate::smtp::SmtpServer::start().await;
                     let url = smtp.url();
                     let configure: fn(&mut Config, String) = $configure;
-                    crate::helpers::run_on_with(
-                        engine,
-                        |c| configure(c, url),
-                        |app| super::$name(app, smtp),
-                    )
-                    .await
+                    crate::helpers::TestApp::on(engine)
+                        .configure(move |c| configure(c, url))
+                        .run(|app| super::$name(app, smtp))
+                        .await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,33 +531,35 @@ async fn silent_mail_server(engine: Engine) {
         c.smtp_url = Some(Secret::new(url));
         c.smtp_timeout = Duration::from_secs(1);
     };
-    run_on_with(engine, configure, |app| async move {
-        let (client, _) = app.signed_in(Role::Marketer).await;
-        let automation = password_automation(&app, &client, &[], &[]).await;
-        let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
-        request_password(&app, cleo).await;
-        let started = Instant::now();
-        wait_for(&app, automation, |r| {
-            r[0].attempts == 1 && r[0].status.code() == "pending"
+    TestApp::on(engine)
+        .configure(configure)
+        .run(|app| async move {
+            let (client, _) = app.signed_in(Role::Marketer).await;
+            let automation = password_automation(&app, &client, &[], &[]).await;
+            let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
+            request_password(&app, cleo).await;
+            let started = Instant::now();
+            wait_for(&app, automation, |r| {
+                r[0].attempts == 1 && r[0].status.code() == "pending"
+            })
+            .await;
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "bounded by the SMTP deadline"
+            );
+            let run = &runs(&app, automation).await[0];
+            let error = run.last_error.as_deref().unwrap_or_default();
+            assert!(
+                error.contains("did not answer within 1 s") && error.contains("greeting"),
+                "{run:?}"
+            );
+            assert!(
+                run.due_at > app.now_ms(),
+                "a transient error: retried with backoff"
+            );
+            drop(hole);
         })
-        .await;
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "bounded by the SMTP deadline"
-        );
-        let run = &runs(&app, automation).await[0];
-        let error = run.last_error.as_deref().unwrap_or_default();
-        assert!(
-            error.contains("did not answer within 1 s") && error.contains("greeting"),
-            "{run:?}"
-        );
-        assert!(
-            run.due_at > app.now_ms(),
-            "a transient error: retried with backoff"
-        );
-        drop(hole);
-    })
-    .await
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -788,7 +788,7 @@ on_both_engines!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_request_body_is_cut_at_its_deadline() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    crate::helpers::run_on(Engine::Sqlite, async |app: TestApp| {
+    crate::helpers::TestApp::on(Engine::Sqlite).run(async |app: TestApp| {
         let address = app.address.trim_start_matches("http://").to_string();
         let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
         let head = format!(
@@ -838,49 +838,52 @@ async fn raw(address: &str, request: &str) -> (String, Vec<u8>) {
 /// that use HEAD saw `/healthz` redirect to the sign-in page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_answers_like_get_without_a_body() {
-    crate::helpers::run_on(Engine::Sqlite, async |app: TestApp| {
-        let address = app.address.trim_start_matches("http://").to_string();
-        for (path, status) in [
-            ("/healthz", "200"),
-            ("/readyz", "200"),
-            ("/login", "200"),
-            ("/preferences/login", "200"),
-            ("/dashboard", "303"),
-        ] {
-            let (get, get_body) = raw(
-                &address,
-                &format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
-            )
-            .await;
-            let (head, head_body) = raw(
-                &address,
-                &format!("HEAD {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
-            )
-            .await;
-            assert!(
-                head.starts_with(&format!("HTTP/1.1 {status}")),
-                "HEAD {path}: {head}"
-            );
-            assert!(
-                get.starts_with(&format!("HTTP/1.1 {status}")),
-                "GET {path}: {get}"
-            );
-            assert!(
-                head_body.is_empty(),
-                "HEAD {path} sent a body of {} bytes",
-                head_body.len()
-            );
-            if status == "200" {
-                assert!(!get_body.is_empty(), "GET {path} has a body");
+    crate::helpers::TestApp::on(Engine::Sqlite)
+        .run(async |app: TestApp| {
+            let address = app.address.trim_start_matches("http://").to_string();
+            for (path, status) in [
+                ("/healthz", "200"),
+                ("/readyz", "200"),
+                ("/login", "200"),
+                ("/preferences/login", "200"),
+                ("/dashboard", "303"),
+            ] {
+                let (get, get_body) = raw(
+                    &address,
+                    &format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+                )
+                .await;
+                let (head, head_body) = raw(
+                    &address,
+                    &format!(
+                        "HEAD {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+                    ),
+                )
+                .await;
+                assert!(
+                    head.starts_with(&format!("HTTP/1.1 {status}")),
+                    "HEAD {path}: {head}"
+                );
+                assert!(
+                    get.starts_with(&format!("HTTP/1.1 {status}")),
+                    "GET {path}: {get}"
+                );
+                assert!(
+                    head_body.is_empty(),
+                    "HEAD {path} sent a body of {} bytes",
+                    head_body.len()
+                );
+                if status == "200" {
+                    assert!(!get_body.is_empty(), "GET {path} has a body");
+                }
             }
-        }
-        // Where GET is not allowed, neither is HEAD.
-        let (head, _) = raw(
-            &address,
-            &format!("HEAD /logout HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
-        )
-        .await;
-        assert!(!head.starts_with("HTTP/1.1 200"), "{head}");
-    })
-    .await
+            // Where GET is not allowed, neither is HEAD.
+            let (head, _) = raw(
+                &address,
+                &format!("HEAD /logout HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            assert!(!head.starts_with("HTTP/1.1 200"), "{head}");
+        })
+        .await
 }

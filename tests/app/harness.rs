@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::Connection;
 
-use crate::helpers::{Engine, run_on, skipped_once};
+use crate::helpers::{Engine, skipped_once};
 
 /// A PostgreSQL test that panics still drops its database (the harness's guard
 /// does it while the test unwinds). The panic below is printed: it is the point.
@@ -27,10 +27,12 @@ fn a_panicking_postgres_test_leaves_no_database_behind() {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(run_on(Engine::Postgres, |app| async move {
-                *seen.lock().unwrap() = app.postgres_database();
-                panic!("a test that fails on purpose");
-            }));
+            .block_on(
+                crate::helpers::TestApp::on(Engine::Postgres).run(|app| async move {
+                    *seen.lock().unwrap() = app.postgres_database();
+                    panic!("a test that fails on purpose");
+                }),
+            );
     })
     .join();
     assert!(failed.is_err(), "the test body panicked");

@@ -172,89 +172,94 @@ pub fn test_config(database_url: &str, data_dir: &std::path::Path) -> Config {
     config
 }
 
-/// Runs `test` against a fresh app on `engine`; a skipped PostgreSQL run returns.
-pub async fn run_on<F, Fut>(engine: Engine, test: F)
-where
-    F: FnOnce(TestApp) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    run_on_with(engine, |_| {}, test).await
-}
+/// A change to the tests' configuration, made before the app starts.
+type ConfigChange = Box<dyn FnOnce(&mut Config)>;
 
-/// Like [`run_on`], with the configuration adjusted first.
-pub async fn run_on_with<F, Fut>(engine: Engine, configure: impl FnOnce(&mut Config), test: F)
-where
-    F: FnOnce(TestApp) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let jobs = herald::jobs::catalogue::standard();
-    run_on_with_jobs(engine, configure, jobs, test).await
-}
-
-/// Like [`run_on_with`], with the jobs of `jobs`.
-pub async fn run_on_with_jobs<F, Fut>(
+/// How a test's Herald is made — the one way: `TestApp::on(engine)`, then the
+/// configuration changes and the jobs it needs, then `run(test)` (the app for the
+/// test, stopped and its database dropped after it) or `spawn()` (the app, kept).
+pub struct AppBuilder {
     engine: Engine,
-    configure: impl FnOnce(&mut Config),
+    configure: Vec<ConfigChange>,
     jobs: herald::jobs::registry::Registry,
-    test: F,
-) where
-    F: FnOnce(TestApp) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Some(app) = spawn_app_with_jobs(engine, configure, jobs).await else {
-        return;
-    };
-    let handle = app.handle.clone();
-    // Held here too: the database outlives the app's shutdown, and is dropped
-    // with this guard — after a test that passed, or while one that failed unwinds.
-    let db = Arc::clone(&app.db);
-    let state = app.state.clone();
-    test(app).await;
-    handle.stop(false).await;
-    state.db.close().await;
-    drop(db);
 }
 
-/// Like [`spawn_app`], with the configuration adjusted by `configure` first.
-pub async fn spawn_app_with(
-    engine: Engine,
-    configure: impl FnOnce(&mut Config),
-) -> Option<TestApp> {
-    spawn_app_with_jobs(engine, configure, herald::jobs::catalogue::standard()).await
+impl TestApp {
+    /// A Herald on `engine` with the tests' configuration and the product's jobs.
+    pub fn on(engine: Engine) -> AppBuilder {
+        AppBuilder {
+            engine,
+            configure: Vec::new(),
+            jobs: herald::jobs::catalogue::standard(),
+        }
+    }
 }
 
-/// Like [`spawn_app_with`], with the jobs of `jobs` (a test may register its own).
-pub async fn spawn_app_with_jobs(
-    engine: Engine,
-    configure: impl FnOnce(&mut Config),
-    jobs: herald::jobs::registry::Registry,
-) -> Option<TestApp> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = TestDb::create(engine, dir.path()).await?;
-    let mut config = test_config(&db.url, dir.path());
-    configure(&mut config);
-    let clock = ManualClock::new(jiff::Timestamp::now());
-    let app = Application::build_with(config, clock.clone(), jobs)
-        .await
-        .expect("app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let first_admin = app
-        .first_admin
-        .as_ref()
-        .map(|a| (a.email.clone(), a.password.expose().to_string()));
-    let state = app.state();
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
-    Some(TestApp {
-        address,
-        first_admin,
-        client: browser(),
-        clock,
-        state,
-        handle,
-        db: Arc::new(db),
-        _dir: dir,
-    })
+impl AppBuilder {
+    /// Changes the configuration before the app starts.
+    pub fn configure(mut self, change: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.configure.push(Box::new(change));
+        self
+    }
+
+    /// Runs these jobs instead of the product's (a test may register its own).
+    pub fn jobs(mut self, jobs: herald::jobs::registry::Registry) -> Self {
+        self.jobs = jobs;
+        self
+    }
+
+    /// Runs `test` against the app; a skipped PostgreSQL run returns at once.
+    pub async fn run<F, Fut>(self, test: F)
+    where
+        F: FnOnce(TestApp) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let Some(app) = self.spawn().await else {
+            return;
+        };
+        let handle = app.handle.clone();
+        // Held here too: the database outlives the app's shutdown, and is dropped
+        // with this guard — after a test that passed, or while one that failed
+        // unwinds.
+        let db = Arc::clone(&app.db);
+        let state = app.state.clone();
+        test(app).await;
+        handle.stop(false).await;
+        state.db.close().await;
+        drop(db);
+    }
+
+    /// The app, running until the test ends; `None` when PostgreSQL is not set up.
+    pub async fn spawn(self) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDb::create(self.engine, dir.path()).await?;
+        let mut config = test_config(&db.url, dir.path());
+        for change in self.configure {
+            change(&mut config);
+        }
+        let clock = ManualClock::new(jiff::Timestamp::now());
+        let app = Application::build_with(config, clock.clone(), self.jobs)
+            .await
+            .expect("app builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let first_admin = app
+            .first_admin
+            .as_ref()
+            .map(|a| (a.email.clone(), a.password.expose().to_string()));
+        let state = app.state();
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Some(TestApp {
+            address,
+            first_admin,
+            client: browser(),
+            clock,
+            state,
+            handle,
+            db: Arc::new(db),
+            _dir: dir,
+        })
+    }
 }
 
 /// A form as a page shows it: where it posts and its fields with their values.

@@ -6,7 +6,7 @@ use herald::auth::users::Role;
 use herald::config::Secret;
 
 use crate::browser::{Browser, NARROW, WIDE};
-use crate::helpers::{Engine, TestApp, spawn_app_with};
+use crate::helpers::{Engine, TestApp};
 use crate::smtp::{SmtpServer, password_in};
 
 const PASSWORD: &str = "a good long password";
@@ -14,7 +14,9 @@ const PASSWORD: &str = "a good long password";
 async fn app_with_mail() -> (TestApp, SmtpServer) {
     let smtp = SmtpServer::start().await;
     let url = smtp.url();
-    let app = spawn_app_with(Engine::Sqlite, |c| c.smtp_url = Some(Secret::new(url)))
+    let app = TestApp::on(Engine::Sqlite)
+        .configure(|c| c.smtp_url = Some(Secret::new(url)))
+        .spawn()
         .await
         .expect("SQLite always runs");
     (app, smtp)

@@ -10,12 +10,16 @@ macro_rules! on_both_engines {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    crate::helpers::run_on(crate::helpers::Engine::Sqlite, super::$name).await
+                    crate::helpers::TestApp::on(crate::helpers::Engine::Sqlite)
+                        .run(super::$name)
+                        .await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    crate::helpers::run_on(crate::helpers::Engine::Postgres, super::$name).await
+                    crate::helpers::TestApp::on(crate::helpers::Engine::Postgres)
+                        .run(super::$name)
+                        .await
                 }
             }
         )+

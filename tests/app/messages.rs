@@ -21,12 +21,10 @@ macro_rules! with_mail {
                 async fn run(engine: crate::helpers::Engine) {
                     let smtp = crate::smtp::SmtpServer::start().await;
                     let url = smtp.url();
-                    crate::helpers::run_on_with(
-                        engine,
-                        |c| c.smtp_url = Some(herald::config::Secret::new(url)),
-                        |app| super::$name(app, smtp),
-                    )
-                    .await
+                    crate::helpers::TestApp::on(engine)
+                        .configure(|c| c.smtp_url = Some(herald::config::Secret::new(url)))
+                        .run(|app| super::$name(app, smtp))
+                        .await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -365,50 +365,51 @@ on_both_engines!(self_signup_is_off_by_default_and_creates_a_contact_when_on);
 /// same, and the event is recorded once the lock is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_request_is_answered_before_its_address_is_looked_up_postgres() {
-    crate::helpers::run_on(crate::helpers::Engine::Postgres, |app| async move {
-        let input = ContactForm {
-            email: "known@example.com".into(),
-            ..Default::default()
-        }
-        .parse()
-        .unwrap();
-        let mut tx = app.state.db.begin().await.unwrap();
-        contacts::create(&mut tx, &input, Source::Api, app.now_ms())
-            .await
+    crate::helpers::TestApp::on(crate::helpers::Engine::Postgres)
+        .run(|app| async move {
+            let input = ContactForm {
+                email: "known@example.com".into(),
+                ..Default::default()
+            }
+            .parse()
             .unwrap();
-        tx.commit().await.unwrap();
-        let client = browser();
-        let mut form = app
-            .form_with(&client, "/preferences/forgot", "/preferences/forgot")
-            .await;
-        form.set("email", "known@example.com");
-        let mut lock = app.state.db.begin().await.unwrap();
-        sqlx::query("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
-            .execute(&mut *lock)
-            .await
-            .unwrap();
-        let answer = tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            app.post_form_with(&client, &form),
-        )
-        .await
-        .expect("answered while the contacts table is locked");
-        assert_eq!(answer.status(), StatusCode::OK);
-        assert_eq!(
-            app.events()
+            let mut tx = app.state.db.begin().await.unwrap();
+            contacts::create(&mut tx, &input, Source::Api, app.now_ms())
                 .await
-                .iter()
-                .filter(|e| e.0 == "new_password_requested")
-                .count(),
-            0,
-            "not recorded yet"
-        );
-        lock.rollback().await.unwrap();
-        assert_eq!(
-            app.events_of("new_password_requested", 1).await,
-            1,
-            "recorded once the lock is gone"
-        );
-    })
-    .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let client = browser();
+            let mut form = app
+                .form_with(&client, "/preferences/forgot", "/preferences/forgot")
+                .await;
+            form.set("email", "known@example.com");
+            let mut lock = app.state.db.begin().await.unwrap();
+            sqlx::query("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut *lock)
+                .await
+                .unwrap();
+            let answer = tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                app.post_form_with(&client, &form),
+            )
+            .await
+            .expect("answered while the contacts table is locked");
+            assert_eq!(answer.status(), StatusCode::OK);
+            assert_eq!(
+                app.events()
+                    .await
+                    .iter()
+                    .filter(|e| e.0 == "new_password_requested")
+                    .count(),
+                0,
+                "not recorded yet"
+            );
+            lock.rollback().await.unwrap();
+            assert_eq!(
+                app.events_of("new_password_requested", 1).await,
+                1,
+                "recorded once the lock is gone"
+            );
+        })
+        .await
 }

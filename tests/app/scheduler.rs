@@ -28,7 +28,9 @@ macro_rules! with_smtp {
                         c.metrics_token =
                             Some(herald::config::Secret::new(crate::helpers::METRICS_TOKEN));
                     };
-                    crate::helpers::run_on_with(engine, configure, |app| super::$name(app, smtp))
+                    crate::helpers::TestApp::on(engine)
+                        .configure(configure)
+                        .run(|app| super::$name(app, smtp))
                         .await
                 }
 

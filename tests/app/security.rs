@@ -272,11 +272,11 @@ on_both_engines!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_https_cookies_are_secure_and_hsts_is_sent() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Engine::Sqlite, |c| {
-        c.base_url = "https://herald.example.com/".parse().unwrap();
-    })
-    .await
-    .unwrap();
+    let app = TestApp::on(crate::helpers::Engine::Sqlite)
+        .configure(|c| c.base_url = "https://herald.example.com/".parse().unwrap())
+        .spawn()
+        .await
+        .unwrap();
     let r = app.get("/login").await;
     let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap();
     assert!(

@@ -13,7 +13,7 @@ use herald::web::form::{FieldErrors, Fields};
 use reqwest::StatusCode;
 
 use crate::automations::{define_job, define_time_frame, new_automation};
-use crate::helpers::{Engine, TestApp, run_on_with_jobs};
+use crate::helpers::{Engine, TestApp};
 
 #[derive(Template)]
 #[template(
@@ -195,24 +195,18 @@ fn registry() -> Registry {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_registered_by_a_test_runs_end_to_end_sqlite() {
-    run_on_with_jobs(
-        Engine::Sqlite,
-        |_| {},
-        registry(),
-        a_job_registered_by_a_test_runs_end_to_end,
-    )
-    .await
+    TestApp::on(Engine::Sqlite)
+        .jobs(registry())
+        .run(a_job_registered_by_a_test_runs_end_to_end)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_registered_by_a_test_runs_end_to_end_postgres() {
-    run_on_with_jobs(
-        Engine::Postgres,
-        |_| {},
-        registry(),
-        a_job_registered_by_a_test_runs_end_to_end,
-    )
-    .await
+    TestApp::on(Engine::Postgres)
+        .jobs(registry())
+        .run(a_job_registered_by_a_test_runs_end_to_end)
+        .await
 }
 
 #[test]

@@ -360,7 +360,8 @@ on_both_engines!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_answer_while_another_process_holds_the_write_lock() {
     use sqlx::Connection;
-    let app = crate::helpers::spawn_app_with(crate::helpers::Engine::Sqlite, |_| {})
+    let app = TestApp::on(crate::helpers::Engine::Sqlite)
+        .spawn()
         .await
         .unwrap();
     let (client, _) = app.signed_in(Role::Marketer).await;
@@ -402,9 +403,8 @@ fn first_field(html: &str) -> (String, bool) {
 /// Sign-in and password pages open with the focus in their first field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_and_password_pages_focus_their_first_field() {
-    crate::helpers::run_on(
-        crate::helpers::Engine::Sqlite,
-        async |app: crate::helpers::TestApp| {
+    crate::helpers::TestApp::on(crate::helpers::Engine::Sqlite)
+        .run(async |app: crate::helpers::TestApp| {
             for (path, field) in [
                 ("/login", "email"),
                 ("/preferences/login", "email"),
@@ -417,7 +417,6 @@ async fn sign_in_and_password_pages_focus_their_first_field() {
             let (client, _) = app.signed_in(Role::Marketer).await;
             let (_, html) = app.page_with(&client, "/password").await;
             assert_eq!(first_field(&html), ("current_password".to_string(), true));
-        },
-    )
-    .await
+        })
+        .await
 }
