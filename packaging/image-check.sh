@@ -12,8 +12,12 @@ port=18391
 export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot BUILDAH_FORMAT=docker
 
 if [ ! -f "$rootfs" ]; then
-  mmdebstrap --quiet --variant=minbase --include=ca-certificates bookworm "$rootfs.part" \
-    http://deb.debian.org/debian
+  # Not a tarball yet: anything of that name (a directory an earlier version made,
+  # or what an interrupted run left) goes first. `--format=tar` because the name
+  # being written ends in .part, from which mmdebstrap would guess a directory.
+  rm -rf "$rootfs" "$rootfs.part"
+  mmdebstrap --quiet --format=tar --variant=minbase --include=ca-certificates bookworm \
+    "$rootfs.part" http://deb.debian.org/debian
   mv "$rootfs.part" "$rootfs"
 fi
 

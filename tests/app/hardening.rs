@@ -323,27 +323,11 @@ async fn contact_sign_ins_are_audited_and_filtered_apart_from_staff(app: TestApp
     contact(&app, "cleo@example.com", "cleo's own password").await;
     let visitor = browser();
     let r = app
-        .submit_with(
-            &visitor,
-            "/preferences/login",
-            "/preferences/login",
-            &[
-                ("email", "cleo@example.com"),
-                ("password", "not her password"),
-            ],
-        )
+        .contact_sign_in(&visitor, "cleo@example.com", "not her password")
         .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = app
-        .submit_with(
-            &visitor,
-            "/preferences/login",
-            "/preferences/login",
-            &[
-                ("email", "Cleo@Example.com"),
-                ("password", "cleo's own password"),
-            ],
-        )
+        .contact_sign_in(&visitor, "Cleo@Example.com", "cleo's own password")
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let rows: Vec<(String, String, String)> = sqlx::query_as(

@@ -440,6 +440,17 @@ impl TestApp {
         self.submit_with(&self.client, page, action, values).await
     }
 
+    /// Signs a contact in to the preference center in `client`.
+    pub async fn contact_sign_in(&self, client: &Client, email: &str, password: &str) -> Response {
+        self.submit_with(
+            client,
+            "/preferences/login",
+            "/preferences/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
     pub async fn sign_in_with(&self, client: &Client, email: &str, password: &str) -> Response {
         self.submit_with(
             client,

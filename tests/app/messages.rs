@@ -361,15 +361,7 @@ async fn a_welcome_message_arrives_personalised_with_one_click_unsubscribe(
         .unwrap();
     let browser = crate::helpers::browser();
     let r = app
-        .submit_with(
-            &browser,
-            "/preferences/login",
-            "/preferences/login",
-            &[
-                ("email", "carl@example.com"),
-                ("password", "carl's own password"),
-            ],
-        )
+        .contact_sign_in(&browser, "carl@example.com", "carl's own password")
         .await;
     assert_eq!(location(&r), "/preferences");
     let (_, page) = app.page_with(&browser, "/preferences").await;
@@ -1007,15 +999,7 @@ async fn a_link_made_for_a_deleted_contact_or_group_never_acts_on_the_next_one(
     let carl = crate::scheduler::contact(&app, "carl@example.com", "carl's own password").await;
     let carls = crate::helpers::browser();
     let r = app
-        .submit_with(
-            &carls,
-            "/preferences/login",
-            "/preferences/login",
-            &[
-                ("email", "carl@example.com"),
-                ("password", "carl's own password"),
-            ],
-        )
+        .contact_sign_in(&carls, "carl@example.com", "carl's own password")
         .await;
     assert_eq!(location(&r), "/preferences");
     let mut tx = app.state.db.begin().await.unwrap();

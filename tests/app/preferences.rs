@@ -136,15 +136,7 @@ async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
         .unwrap();
     let contact = browser();
     let r = app
-        .submit_with(
-            &contact,
-            "/preferences/login",
-            "/preferences/login",
-            &[
-                ("email", "cleo@example.com"),
-                ("password", "cleo's long password"),
-            ],
-        )
+        .contact_sign_in(&contact, "cleo@example.com", "cleo's long password")
         .await;
     assert_eq!(location(&r), "/preferences");
     let cookie = r
@@ -184,15 +176,7 @@ async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
         .unwrap();
     let other = browser();
     let r = app
-        .submit_with(
-            &other,
-            "/preferences/login",
-            "/preferences/login",
-            &[
-                ("email", "cleo@example.com"),
-                ("password", "temporary pass 123"),
-            ],
-        )
+        .contact_sign_in(&other, "cleo@example.com", "temporary pass 123")
         .await;
     assert_eq!(location(&r), "/preferences/password");
     // The forced change can be left: the page offers Sign out.
@@ -223,15 +207,7 @@ async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
     );
     let contact = browser();
     let r = app
-        .submit_with(
-            &contact,
-            "/preferences/login",
-            "/preferences/login",
-            &[
-                ("email", "cleo@example.com"),
-                ("password", "cleo's long password"),
-            ],
-        )
+        .contact_sign_in(&contact, "cleo@example.com", "cleo's long password")
         .await;
     assert_eq!(
         location(&r),

@@ -249,12 +249,7 @@ async fn a_contact_uses_the_emailed_password_in_the_preference_center(
     app.drain_due_runs().await;
     let password = password_in(&smtp.last_to("cleo@example.com").expect("the email").data);
     let r = app
-        .submit_with(
-            &contact,
-            "/preferences/login",
-            "/preferences/login",
-            &[("email", "cleo@example.com"), ("password", &password)],
-        )
+        .contact_sign_in(&contact, "cleo@example.com", &password)
         .await;
     assert_eq!(
         crate::helpers::location(&r),
@@ -279,15 +274,7 @@ async fn a_contact_uses_the_emailed_password_in_the_preference_center(
     assert_eq!(crate::helpers::location(&r), "/preferences");
     let fresh = crate::helpers::browser();
     let r = app
-        .submit_with(
-            &fresh,
-            "/preferences/login",
-            "/preferences/login",
-            &[
-                ("email", "cleo@example.com"),
-                ("password", "cleo chose this one"),
-            ],
-        )
+        .contact_sign_in(&fresh, "cleo@example.com", "cleo chose this one")
         .await;
     assert_eq!(
         crate::helpers::location(&r),
