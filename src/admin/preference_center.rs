@@ -103,7 +103,7 @@ async fn page(
             let password_job = jobs.preference_center_password();
             password_missing = !active
                 .iter()
-                .any(|a| a.job.is_some() && a.job.as_deref() == password_job);
+                .any(|a| password_job.is_some_and(|k| a.job.as_deref() == Some(k)));
             password_missing
         } else {
             active.is_empty()

@@ -143,16 +143,6 @@ async fn list(
         &ListPage {
             ctx,
             total: match group_id {
-                Some(g) if q.trim().is_empty() => {
-                    let n = super::groups::find(&state.db, g)
-                        .await?
-                        .map_or(0, |g| g.members);
-                    format!(
-                        "{} member{}",
-                        crate::types::thousands(n),
-                        if n == 1 { "" } else { "s" }
-                    )
-                }
                 Some(g) => super::search::total_in_group(&state.db, g, &q).await?,
                 None => super::search::total(&state.db, &q).await?,
             },

@@ -141,8 +141,16 @@ fn matches_text(n: i64) -> String {
     }
 }
 
-/// How many members of `group_id` match `query`, in words, counted up to 200.
+/// How many members `group_id` has ("1,204 members"), or — with a query — how
+/// many of them match it, in words, counted up to 200.
 pub async fn total_in_group(db: &Db, group_id: i64, query: &str) -> Result<String, sqlx::Error> {
+    if query.trim().is_empty() {
+        let n = super::groups::find(db, group_id)
+            .await?
+            .map_or(0, |g| g.members);
+        let plural = if n == 1 { "" } else { "s" };
+        return Ok(format!("{} member{plural}", crate::types::thousands(n)));
+    }
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM (SELECT 1 FROM group_members m JOIN contacts c ON c.id = m.contact_id \
          WHERE m.group_id = $1 AND (c.email || ' ' || c.first_key || ' ' || c.last_key) LIKE $2 ESCAPE '\\' \

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::audit::Action;
 use crate::jobs::registry::Registry;
+use crate::mail::Email;
 use crate::messages::compose::{self, Unsubscribe};
 use crate::messages::store::{self, Message, MessageInput};
 use crate::messages::template::{self, ContactValues, Personal};
@@ -292,15 +293,15 @@ async fn copy(
 
 /// The refusal when active automations use the message: said before any
 /// confirmation is asked, and again should the delete be posted anyway.
-async fn refused_while_in_use(
-    state: &AppState,
-    jobs: &Registry,
+/// `users` are the automations that use it (name, active).
+fn refused_while_in_use(
     req: &HttpRequest,
     m: &store::Message,
-) -> Result<Option<HttpResponse>, AppError> {
-    let active = store::users_of(&state.db, |k, v| jobs.message_of(k, v), m.id, true).await?;
+    users: &[(String, bool)],
+) -> Option<HttpResponse> {
+    let active = names(users, true);
     if active.is_empty() {
-        return Ok(None);
+        return None;
     }
     flash(
         &req_session(req),
@@ -311,7 +312,16 @@ async fn refused_while_in_use(
             active.join(", ")
         ),
     );
-    Ok(Some(redirect(&format!("/messages/{}", m.id))))
+    Some(redirect(&format!("/messages/{}", m.id)))
+}
+
+/// The names of `users` that are active (`true`) or not.
+fn names(users: &[(String, bool)], active: bool) -> Vec<&str> {
+    users
+        .iter()
+        .filter(|(_, a)| *a == active)
+        .map(|(name, _)| name.as_str())
+        .collect()
 }
 
 async fn confirm_delete(
@@ -322,10 +332,11 @@ async fn confirm_delete(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
-    if let Some(refused) = refused_while_in_use(&state, &jobs, &req, &m).await? {
+    let users = store::users_of(&state.db, |k, v| jobs.message_of(k, v), m.id).await?;
+    if let Some(refused) = refused_while_in_use(&req, &m, &users) {
         return Ok(refused);
     }
-    let inactive = store::users_of(&state.db, |k, v| jobs.message_of(k, v), m.id, false).await?;
+    let inactive = names(&users, false);
     ConfirmPage {
         ctx,
         title: format!("Delete the message {}?", m.name),
@@ -353,7 +364,8 @@ async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let m = load(&state, *id).await?;
     let session = req_session(&req);
-    if let Some(refused) = refused_while_in_use(&state, &jobs, &req, &m).await? {
+    let users = store::users_of(&state.db, |k, v| jobs.message_of(k, v), m.id).await?;
+    if let Some(refused) = refused_while_in_use(&req, &m, &users) {
         return Ok(refused);
     }
     audited_change(
@@ -545,29 +557,32 @@ async fn send_test(
     state.db.commit(tx).await?;
     let (values, _, _, _) = preview_values(&state, &form).await?;
     let settings = Settings::load(&state.db).await?;
-    let mut emails = Vec::with_capacity(to.len());
-    for address in &to {
-        let rendered = {
-            let (m, values, settings) = (m.clone(), values.clone(), settings.clone());
-            let address = address.to_string();
-            template::off_async(move || compose::email(&m, &settings, &address, &values, None))
-                .await
-        };
-        match rendered {
-            Ok(mut e) => {
-                e.subject = format!("[Test] {}", e.subject);
-                emails.push(e);
-            }
-            Err(e) => {
-                flash(
-                    &session,
-                    FlashKind::Error,
-                    format!("The message cannot be rendered: {e}"),
-                );
-                return Ok(redirect(&back));
-            }
+    // Rendered once: every address gets the same message.
+    let rendered = {
+        let (m, first) = (m.clone(), to[0].to_string());
+        template::off_async(move || compose::email(&m, &settings, &first, &values, None)).await
+    };
+    let test = match rendered {
+        Ok(mut e) => {
+            e.subject = format!("[Test] {}", e.subject);
+            e
         }
-    }
+        Err(e) => {
+            flash(
+                &session,
+                FlashKind::Error,
+                format!("The message cannot be rendered: {e}"),
+            );
+            return Ok(redirect(&back));
+        }
+    };
+    let emails: Vec<Email> = to
+        .iter()
+        .map(|address| Email {
+            to: address.to_string(),
+            ..test.clone()
+        })
+        .collect();
     let (mut sent, mut refused) = (Vec::new(), Vec::new());
     for email in &emails {
         match state.mailer.send(email).await {

@@ -66,19 +66,18 @@ pub async fn senders(
         .collect())
 }
 
-/// The names of the automations whose job sends message `id` (only active ones
-/// with `active_only`).
+/// The automations whose job sends message `id`: each name, and whether it is
+/// active.
 pub async fn users_of(
     db: &Db,
     message_of: impl Fn(&str, &serde_json::Value) -> Option<i64>,
     id: i64,
-    active_only: bool,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<(String, bool)>, sqlx::Error> {
     Ok(senders(db, message_of)
         .await?
         .into_iter()
-        .filter(|(m, _, active)| *m == id && (*active || !active_only))
-        .map(|(_, name, _)| name)
+        .filter(|(m, _, _)| *m == id)
+        .map(|(_, name, active)| (name, active))
         .collect())
 }
 

@@ -5,6 +5,7 @@
 //! or are cancelled or requeued by staff.
 
 use crate::run_status;
+pub use crate::scheduler::status::RunFor;
 use std::time::Duration;
 
 use rand::RngExt;
@@ -64,37 +65,6 @@ pub struct Claimed {
 pub struct Target {
     pub kind: RunFor,
     pub id: i64,
-}
-
-/// What a run was for, as `job_runs.target_kind` stores it: a person (the kinds a
-/// job may be for, [`TargetKind`](crate::automations::model::TargetKind)), or the
-/// automation itself (a reminder, a message to fixed addresses), or an import.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RunFor {
-    Contact,
-    SystemUser,
-    Automation,
-    Import,
-}
-
-impl RunFor {
-    pub fn code(self) -> &'static str {
-        match self {
-            RunFor::Contact => "contact",
-            RunFor::SystemUser => "system_user",
-            RunFor::Automation => "automation",
-            RunFor::Import => "import",
-        }
-    }
-}
-
-impl From<crate::automations::model::TargetKind> for RunFor {
-    fn from(kind: crate::automations::model::TargetKind) -> Self {
-        match kind {
-            crate::automations::model::TargetKind::Contact => RunFor::Contact,
-            crate::automations::model::TargetKind::SystemUser => RunFor::SystemUser,
-        }
-    }
 }
 
 /// An entry a done run leaves in the audit log (by [`crate::audit::SCHEDULER`], from no IP). It

@@ -1,4 +1,5 @@
-//! A run's status: one string per status, the same on both engines.
+//! A run's status (one string per status, the same on both engines) and what
+//! the run was for.
 
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +106,37 @@ impl TryFrom<String> for RunStatus {
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.code())
+    }
+}
+
+/// What a run was for, as `job_runs.target_kind` stores it: a person (the kinds a
+/// job may be for, [`TargetKind`](crate::automations::model::TargetKind)), or the
+/// automation itself (a reminder, a message to fixed addresses), or an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunFor {
+    Contact,
+    SystemUser,
+    Automation,
+    Import,
+}
+
+impl RunFor {
+    pub fn code(self) -> &'static str {
+        match self {
+            RunFor::Contact => "contact",
+            RunFor::SystemUser => "system_user",
+            RunFor::Automation => "automation",
+            RunFor::Import => "import",
+        }
+    }
+}
+
+impl From<crate::automations::model::TargetKind> for RunFor {
+    fn from(kind: crate::automations::model::TargetKind) -> Self {
+        match kind {
+            crate::automations::model::TargetKind::Contact => RunFor::Contact,
+            crate::automations::model::TargetKind::SystemUser => RunFor::SystemUser,
+        }
     }
 }
 

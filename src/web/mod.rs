@@ -50,11 +50,20 @@ impl AppError {
     /// database does not answer; otherwise unexpected, and the log line behind the
     /// 500 page names the step before the cause.
     pub fn at(step: &str, e: sqlx::Error) -> Self {
+        Self::of(e, Some(step))
+    }
+
+    /// A database error, named by its step when one is known.
+    fn of(e: sqlx::Error, step: Option<&str>) -> Self {
         if outage::is_outage(&e) {
             outage::failed(&e);
             return Self::Unavailable;
         }
-        Self::Unexpected(anyhow::Error::new(e).context(format!("while {step}")))
+        let e = anyhow::Error::new(e);
+        Self::Unexpected(match step {
+            Some(step) => e.context(format!("while {step}")),
+            None => e,
+        })
     }
 }
 
@@ -74,11 +83,7 @@ impl From<sqlx::Error> for AppError {
     /// A database that does not answer is a calm 503 (logged once per outage);
     /// any other database error is unexpected.
     fn from(e: sqlx::Error) -> Self {
-        if outage::is_outage(&e) {
-            outage::failed(&e);
-            return Self::Unavailable;
-        }
-        Self::Unexpected(e.into())
+        Self::of(e, None)
     }
 }
 
