@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     // Herald as it runs in production: the application with its scheduler.
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".parse()?;
-    config.database_url = Secret::new(url.clone());
+    config.database_url = Secret::from(url.clone());
     config.data_dir = dir.clone();
     let registry = herald::jobs::catalogue::standard().with(NoOp);
     let app =

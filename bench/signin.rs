@@ -73,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".parse()?;
     config.data_dir = dir.path().to_path_buf();
-    config.database_url = Secret::new(format!("sqlite://{}", dir.path().join("h.db").display()));
+    config.database_url = Secret::from(format!("sqlite://{}", dir.path().join("h.db").display()));
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", app.address());
     let state = app.state();

@@ -1,5 +1,6 @@
 //! Builds and runs the application: database, first admin, HTTP server.
 
+use secrecy::ExposeSecret;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,17 +48,18 @@ impl Application {
         jobs: Registry,
     ) -> anyhow::Result<Self> {
         let jobs = Arc::new(jobs);
+        crate::metrics::install();
         private_data_dir(&config.data_dir)?;
-        let db = Db::connect(config.database_url.expose()).await?;
+        let db = Db::connect(config.database_url.expose_secret()).await?;
         db.migrate().await?;
-        let background = db.background(config.database_url.expose()).await?;
+        let background = db.background(config.database_url.expose_secret()).await?;
         let hasher = PasswordHasher::start(config.hash_threads);
         let first_admin =
             crate::auth::bootstrap_first_admin(&db, &hasher, clock.as_ref(), &config.admin_email)
                 .await?;
         let key = session_key(&config)?;
         let mailer = crate::mail::Mailer::new(
-            config.smtp_url.as_ref().map(|s| s.expose()),
+            config.smtp_url.as_ref().map(|s| s.expose_secret()),
             config.smtp_ca_file.as_deref(),
             &config.data_dir,
             config.smtp_timeout,
@@ -124,7 +126,7 @@ impl Application {
         let scheduler = crate::scheduler::worker::Scheduler {
             ctx,
             jobs: self.jobs.clone(),
-            database_url: self.state.config.database_url.expose().to_string(),
+            database_url: self.state.config.database_url.expose_secret().to_string(),
             job_timeout: self.state.config.job_timeout,
         };
         let worker = crate::scheduler::worker::Worker::start(scheduler);
@@ -142,7 +144,7 @@ impl Application {
 /// The cookie key: from `secret_key`, else from `data_dir/secret_key`, generated once.
 fn session_key(config: &Config) -> anyhow::Result<Key> {
     if let Some(secret) = &config.secret_key {
-        return Ok(Key::derive_from(secret.expose().as_bytes()));
+        return Ok(Key::derive_from(secret.expose_secret().as_bytes()));
     }
     let path = config.data_dir.join("secret_key");
     if let Ok(hex) = std::fs::read_to_string(&path) {
@@ -156,7 +158,7 @@ fn session_key(config: &Config) -> anyhow::Result<Key> {
     rand::rng().fill(&mut bytes);
     let hex = crate::types::hex(&bytes);
     write_private(&path, &hex)?;
-    if config.database_url.expose().starts_with("postgres") {
+    if config.database_url.expose_secret().starts_with("postgres") {
         tracing::warn!(
             "no HERALD_SECRET_KEY set: generated {}; instances on other machines need the same key",
             path.display()

@@ -1,6 +1,7 @@
 //! The command line: `serve` (default), `migrate`, `user create`,
 //! `user reset-password`, `check-config`.
 
+use secrecy::ExposeSecret;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -201,7 +202,7 @@ async fn api_key(config: &Config, name: &str) -> anyhow::Result<()> {
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         anyhow::bail!("--name: one line of at most 100 characters");
     }
-    let db = Db::connect(config.database_url.expose()).await?;
+    let db = Db::connect(config.database_url.expose_secret()).await?;
     db.migrate().await?;
     let now = SystemClock.now_ms();
     let mut tx = db.begin().await?;
@@ -224,9 +225,9 @@ async fn api_key(config: &Config, name: &str) -> anyhow::Result<()> {
 }
 
 async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
-    let db = Db::connect(config.database_url.expose()).await?;
+    let db = Db::connect(config.database_url.expose_secret()).await?;
     db.backup_to(to).await?;
-    let url = config.database_url.expose();
+    let url = config.database_url.expose_secret();
     let live = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:")
@@ -242,7 +243,7 @@ async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn seed_demo(config: &Config, contacts: u64) -> anyhow::Result<()> {
-    let db = Db::connect(config.database_url.expose()).await?;
+    let db = Db::connect(config.database_url.expose_secret()).await?;
     db.migrate().await?;
     crate::contacts::demo::seed(&db, SystemClock.now_ms(), contacts).await?;
     println!("added {contacts} demo contacts");
@@ -251,11 +252,11 @@ async fn seed_demo(config: &Config, contacts: u64) -> anyhow::Result<()> {
 
 async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
     let to = EmailAddress::parse(to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
-    let db = Db::connect(config.database_url.expose()).await?;
+    let db = Db::connect(config.database_url.expose_secret()).await?;
     db.migrate().await?;
     let settings = crate::settings::Settings::load(&db).await?;
     let mailer = crate::mail::Mailer::new(
-        config.smtp_url.as_ref().map(|s| s.expose()),
+        config.smtp_url.as_ref().map(|s| s.expose_secret()),
         config.smtp_ca_file.as_deref(),
         &config.data_dir,
         config.smtp_timeout,
@@ -285,14 +286,14 @@ async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let db = Db::connect(config.database_url.expose()).await?;
+    let db = Db::connect(config.database_url.expose_secret()).await?;
     db.migrate().await?;
     println!("migrations applied");
     Ok(())
 }
 
 async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
-    let db = Db::connect(config.database_url.expose()).await?;
+    let db = Db::connect(config.database_url.expose_secret()).await?;
     db.migrate().await?;
     let hasher = PasswordHasher::start(1);
     let now = SystemClock.now_ms();

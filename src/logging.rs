@@ -34,6 +34,15 @@ impl LogFormat {
     }
 }
 
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
+}
+
 /// `text` with every control character written as an escape (`\n`, `\r`, `\t`,
 /// `\u{…}`); everything else unchanged.
 pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {

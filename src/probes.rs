@@ -1,11 +1,9 @@
 //! What operators and their tools ask: `/healthz` (alive), `/readyz` (database
 //! reachable and migrated) and `/metrics` (Prometheus text, behind a bearer token).
 
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
-
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
@@ -96,46 +94,23 @@ pub async fn metrics(
     let Some(token) = &state.config.metrics_token else {
         return Err(AppError::NotFound);
     };
-    if !bearer_matches(&req, token.expose()) {
+    if !bearer_matches(&req, token.expose_secret()) {
         return Ok(HttpResponse::Unauthorized()
             .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
             .content_type("text/plain")
             .body("a bearer token is required\n"));
     }
-    let mut out = String::new();
-    let statuses = crate::scheduler::runs::count_by_status(&state.db).await;
-    let _ = writeln!(
-        out,
-        "# HELP herald_runs Job runs by status.\n# TYPE herald_runs gauge"
-    );
-    let counts = statuses.unwrap_or_default();
-    for status in crate::scheduler::queue::RunStatus::ALL {
+    let counts = crate::scheduler::runs::count_by_status(&state.db)
+        .await
+        .unwrap_or_default();
+    let runs = crate::scheduler::queue::RunStatus::ALL.map(|status| {
         let n = counts
             .iter()
             .find(|(s, _)| *s == status)
             .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "herald_runs{{status=\"{status}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP herald_run_attempts_total Attempts started by this process.\n# TYPE herald_run_attempts_total counter\nherald_run_attempts_total {}",
-        crate::metrics::RUN_ATTEMPTS.load(Ordering::Relaxed)
-    );
-    crate::metrics::RUN_LATENESS.write(
-        &mut out,
-        "herald_run_lateness_seconds",
-        "Time from a run's due time to its start.",
-    );
-    crate::metrics::SMTP_SEND.write(
-        &mut out,
-        "herald_smtp_send_seconds",
-        "Time to hand one email to the mail server (or the outbox).",
-    );
-    crate::metrics::HTTP_REQUEST.write(
-        &mut out,
-        "herald_http_request_seconds",
-        "Time to answer an HTTP request.",
-    );
+        (status.code(), n)
+    });
+    let out = crate::metrics::render(runs);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out))

@@ -145,7 +145,7 @@ impl Mailer {
     pub async fn send(&self, email: &Email) -> Result<String, SendError> {
         let started = std::time::Instant::now();
         let result = self.send_inner(email).await;
-        crate::metrics::SMTP_SEND.observe(started.elapsed());
+        crate::metrics::email_sent(started.elapsed());
         result
     }
 

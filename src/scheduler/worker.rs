@@ -200,10 +200,9 @@ async fn next_batch<T>(
 /// takes longer than `job_timeout` is abandoned and the run retried with backoff,
 /// so a mail server that stops answering cannot hold the queue.
 async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Done) {
-    crate::metrics::RUN_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ctx = &s.ctx;
     let late = (ctx.clock.now_ms() - run.due_at).max(0);
-    crate::metrics::RUN_LATENESS.observe(Duration::from_millis(late as u64));
+    crate::metrics::run_started(Duration::from_millis(late as u64));
     let Some(job) = s.jobs.get(&run.job_kind) else {
         let outcome = Outcome::Failed {
             target: None,

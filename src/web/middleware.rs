@@ -94,7 +94,7 @@ pub async fn request_id<B: MessageBody>(
             (Err(e), None) => return Err(e),
         };
         let status = res.status().as_u16();
-        crate::metrics::HTTP_REQUEST.observe(started.elapsed());
+        crate::metrics::request_answered(started.elapsed());
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if status == 503 {
             // The cause was logged where it was met, once per outage.

@@ -567,7 +567,7 @@ async fn run(engine: Engine) {
     let smtp = SmtpServer::start().await;
     let url = smtp.url();
     TestApp::on(engine)
-        .configure(|c| c.smtp_url = Some(Secret::new(url)))
+        .configure(|c| c.smtp_url = Some(Secret::from(url)))
         .run(|app| keys_and_events(app, smtp))
         .await
 }

@@ -479,9 +479,9 @@ async fn an_attempt_past_the_job_deadline_is_abandoned_while_other_runs_flow(
 }
 
 configured! {
-    metrics_need_the_bearer_token => |c, _| c.metrics_token = Some(Secret::new(METRICS_TOKEN));
+    metrics_need_the_bearer_token => |c, _| c.metrics_token = Some(Secret::from(METRICS_TOKEN));
     an_attempt_past_the_job_deadline_is_abandoned_while_other_runs_flow => |c, url| {
-        c.smtp_url = Some(Secret::new(url));
+        c.smtp_url = Some(Secret::from(url));
         c.smtp_timeout = Duration::from_secs(60);
         c.job_timeout = Duration::from_secs(3);
     };
@@ -512,7 +512,7 @@ async fn silent_mail_server(engine: Engine) {
     let hole = BlackHole::start().await;
     let url = hole.url.clone();
     let configure = |c: &mut Config| {
-        c.smtp_url = Some(Secret::new(url));
+        c.smtp_url = Some(Secret::from(url));
         c.smtp_timeout = Duration::from_secs(1);
     };
     TestApp::on(engine)

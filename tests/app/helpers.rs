@@ -41,6 +41,37 @@ pub fn skipped_once(what: &'static str, how: &str) {
     }
 }
 
+/// Fails the test unless Prometheus's own checker, `promtool check metrics`,
+/// finds `metrics` clean (it is skipped, once said, where promtool is missing and
+/// CI is not set).
+pub fn assert_promtool_accepts(metrics: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but promtool cannot start ({e}): apt-get install prometheus")
+        }
+        Err(_) => {
+            return skipped_once("promtool", "apt-get install prometheus to run them");
+        }
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(metrics.as_bytes()).expect("promtool reads");
+    drop(stdin);
+    let out = child.wait_with_output().expect("promtool ends");
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{metrics}"
+    );
+}
+
 /// A database for one test; a PostgreSQL one is dropped when this is — at the
 /// end of the test, or while a failing test unwinds.
 pub struct TestDb {
@@ -165,7 +196,7 @@ pub fn browser() -> Client {
 pub fn test_config(database_url: &str, data_dir: &std::path::Path) -> Config {
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".parse().unwrap();
-    config.database_url = Secret::new(database_url);
+    config.database_url = Secret::from(database_url);
     config.data_dir = data_dir.to_path_buf();
     config.hash_threads = 2;
     config.workers = 2;

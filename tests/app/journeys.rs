@@ -15,7 +15,7 @@ async fn app_with_mail() -> (TestApp, SmtpServer) {
     let smtp = SmtpServer::start().await;
     let url = smtp.url();
     let app = TestApp::on(Engine::Sqlite)
-        .configure(|c| c.smtp_url = Some(Secret::new(url)))
+        .configure(|c| c.smtp_url = Some(Secret::from(url)))
         .spawn()
         .await
         .expect("SQLite always runs");

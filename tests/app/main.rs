@@ -36,6 +36,7 @@ mod api;
 mod automations;
 mod binary;
 mod browser;
+mod config;
 mod contacts;
 mod durability;
 mod hardening;

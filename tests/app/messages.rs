@@ -22,7 +22,7 @@ macro_rules! with_mail {
                     let smtp = crate::smtp::SmtpServer::start().await;
                     let url = smtp.url();
                     crate::helpers::TestApp::on(engine)
-                        .configure(|c| c.smtp_url = Some(herald::config::Secret::new(url)))
+                        .configure(|c| c.smtp_url = Some(herald::config::Secret::from(url)))
                         .run(|app| super::$name(app, smtp))
                         .await
                 }

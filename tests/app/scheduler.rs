@@ -24,9 +24,9 @@ macro_rules! with_smtp {
                     let smtp = crate::smtp::SmtpServer::start().await;
                     let url = smtp.url();
                     let configure = |c: &mut herald::config::Config| {
-                        c.smtp_url = Some(herald::config::Secret::new(url));
+                        c.smtp_url = Some(herald::config::Secret::from(url));
                         c.metrics_token =
-                            Some(herald::config::Secret::new(crate::helpers::METRICS_TOKEN));
+                            Some(herald::config::Secret::from(crate::helpers::METRICS_TOKEN));
                     };
                     crate::helpers::TestApp::on(engine)
                         .configure(configure)
@@ -601,6 +601,7 @@ async fn the_emailed_password_signs_in_and_the_old_one_still_works(app: TestApp,
         assert!(metrics.contains(name), "{name} missing");
     }
     assert!(!metrics.contains(&password));
+    crate::helpers::assert_promtool_accepts(&metrics);
 }
 
 async fn a_delay_runs_later_and_excluded_days_move_to_midnight(app: TestApp, smtp: SmtpServer) {

@@ -3,6 +3,7 @@
 //! picker by name, Activate on the automation's own page.
 
 use herald::auth::users::Role;
+use herald::config::ExposeSecret;
 use reqwest::StatusCode;
 
 use crate::helpers::{TestApp, location, text_of};
@@ -367,7 +368,7 @@ async fn pages_answer_while_another_process_holds_the_write_lock() {
     let (client, _) = app.signed_in(Role::Marketer).await;
     let (status, _) = app.page_with(&client, "/contacts").await;
     assert_eq!(status, StatusCode::OK);
-    let url = app.state.config.database_url.expose().to_string();
+    let url = app.state.config.database_url.expose_secret().to_string();
     let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut other)
