@@ -97,7 +97,7 @@ pub async fn http_request_events(db: &Db, n: usize, name: &str) -> anyhow::Resul
             })
             .collect();
         let mut tx = db.begin().await?;
-        herald::events::store::record_many(&mut tx, SystemClock.now_ms(), &events).await?;
+        herald::intake::events::record_many(&mut tx, SystemClock.now_ms(), &events).await?;
         db.commit(tx).await?;
     }
     Ok(())

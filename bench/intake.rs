@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect();
         let mut tx = db.begin().await?;
-        herald::events::store::record_many(&mut tx, SystemClock.now_ms(), &events).await?;
+        herald::intake::events::record_many(&mut tx, SystemClock.now_ms(), &events).await?;
         db.commit(tx).await?;
     }
     let herald_secs = started.elapsed().as_secs_f64();

@@ -30,7 +30,7 @@ pub struct Application {
     /// The scheduler's own connections (see [`Db::background`]).
     background: Db,
     jobs: Arc<Registry>,
-    pub first_admin: Option<crate::auth::FirstAdmin>,
+    pub first_admin: Option<crate::accounts::FirstAdmin>,
 }
 
 impl Application {
@@ -54,9 +54,13 @@ impl Application {
         db.migrate().await?;
         let background = db.background(config.database_url.expose_secret()).await?;
         let hasher = PasswordHasher::start(config.hash_threads);
-        let first_admin =
-            crate::auth::bootstrap_first_admin(&db, &hasher, clock.as_ref(), &config.admin_email)
-                .await?;
+        let first_admin = crate::accounts::bootstrap_first_admin(
+            &db,
+            &hasher,
+            clock.as_ref(),
+            &config.admin_email,
+        )
+        .await?;
         let key = session_key(&config)?;
         let mailer = crate::mail::Mailer::new(
             config.smtp_url.as_ref().map(|s| s.expose_secret()),
@@ -123,13 +127,17 @@ impl Application {
         let maintenance = tokio::spawn(maintenance(self.state.clone(), self.background.clone()));
         let mut ctx = crate::state::JobContext::of(&self.state);
         ctx.db = self.background.clone();
-        let scheduler = crate::scheduler::worker::Scheduler {
+        let scheduler = crate::worker::Scheduler {
             ctx,
             jobs: self.jobs.clone(),
             database_url: self.state.config.database_url.expose_secret().to_string(),
             job_timeout: self.state.config.job_timeout,
+            housekeeping: {
+                let (db, clock) = (self.background.clone(), self.state.clock.clone());
+                Arc::new(move || Box::pin(crate::retention::run(db.clone(), clock.clone())))
+            },
         };
-        let worker = crate::scheduler::worker::Worker::start(scheduler);
+        let worker = crate::worker::Worker::start(scheduler);
         let result = self.server.await;
         // Stop claiming; running jobs get the same grace period as requests.
         worker.stop(&self.background, Duration::from_secs(10)).await;
@@ -248,7 +256,7 @@ fn server(
     // One limiter for every worker thread.
     let limiter = web::Data::new(crate::api::limit::Limiter::default());
     let known_keys = web::Data::new(crate::api::auth::KnownKeys::default());
-    let write_probe = web::Data::new(crate::probes::WriteProbe::default());
+    let write_probe = web::Data::new(crate::pages::probes::WriteProbe::default());
     // One writer for every worker thread: calls of all threads are written together.
     let event_writer = web::Data::new(event_writer);
     /// Over HTTPS a cookie's name carries the prefix browsers enforce: `__Host-`
@@ -308,43 +316,44 @@ fn server(
             .wrap(from_fn(mw::head_as_get))
             .wrap(from_fn(mw::request_id))
             .wrap(mw::security_headers(config.is_https()))
-            .configure(crate::probes::routes)
+            .configure(crate::pages::probes::routes)
             .route("/static/{file}", web::get().to(crate::web::assets::serve))
             // The integration API: API keys only, never cookies.
             .configure(crate::api::routes)
             // One-click unsubscribe: the signed link is the authority; no session, no CSRF
             // token (mail providers post to it, RFC 8058).
-            .configure(crate::messages::unsubscribe::routes)
+            .configure(crate::pages::messages::unsubscribe::routes)
             // The public preference center: its own session cookie, nothing of the admin UI.
             .service(
                 web::scope("/preferences")
                     .wrap(from_fn(crate::web::csrf::protect))
                     .wrap(from_fn(mw::keep_request))
                     .wrap(sessions("contact", "herald_preferences", "/preferences"))
-                    .configure(crate::preferences::routes),
+                    .configure(crate::pages::preferences::routes),
             )
             .service(
                 web::scope("")
                     .wrap(from_fn(crate::web::csrf::protect))
                     .wrap(from_fn(mw::keep_request))
                     .wrap(sessions("staff", "herald_session", "/"))
-                    .configure(crate::auth::public_routes)
+                    .configure(crate::pages::staff::sign_in::public_routes)
                     .service(
                         web::scope("")
                             .wrap(from_fn(mw::require_staff))
-                            .configure(crate::auth::staff_routes)
-                            .configure(crate::dashboard::routes)
-                            .configure(crate::contacts::routes)
-                            .configure(crate::automations::pages::routes)
-                            .configure(crate::messages::pages::routes)
+                            .configure(crate::pages::staff::sign_in::staff_routes)
+                            .configure(crate::pages::dashboard::routes)
+                            .configure(crate::pages::contacts::people::routes)
+                            .configure(crate::pages::automations::routes)
+                            .configure(crate::pages::messages::editor::routes)
+                            .configure(crate::pages::messages::preview::routes)
                             .service(
                                 web::scope("/admin")
                                     .wrap(from_fn(mw::require_admin))
-                                    .configure(crate::auth::admin_routes)
-                                    .configure(crate::admin::audit::routes)
-                                    .configure(crate::admin::settings::routes)
-                                    .configure(crate::admin::preference_center::routes)
-                                    .configure(crate::api::key_pages::routes),
+                                    .configure(crate::pages::staff::users::routes)
+                                    .configure(crate::pages::admin::audit::routes)
+                                    .configure(crate::pages::admin::settings::routes)
+                                    .configure(crate::pages::admin::preference_center::routes)
+                                    .configure(crate::pages::admin::api_keys::routes),
                             )
                             .default_service(web::to(not_found)),
                     ),

@@ -349,3 +349,13 @@ pub async fn page(
     rows.truncate(per_page as usize);
     Ok((rows, more))
 }
+
+/// Deletes the entries written before `cutoff_ms` (retention); returns how many.
+pub async fn prune(db: &Db, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    crate::db::delete_in_batches(
+        db,
+        "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)",
+        cutoff_ms,
+    )
+    .await
+}

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::accounts::NewUser;
 use crate::app::Application;
 use crate::audit::Actor;
+use crate::auth::PasswordHasher;
 use crate::auth::users::{self, CreateError, Role};
-use crate::auth::{NewUser, PasswordHasher};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
@@ -315,7 +316,7 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
             };
             let name = PersonName::parse(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
             let new = NewUser { email, name, role };
-            match crate::auth::create_user(&db, &hasher, now, &new, &actor, "").await {
+            match crate::accounts::create_user(&db, &hasher, now, &new, &actor, "").await {
                 Ok((_, password)) => {
                     println!(
                         "Created {} {} with the temporary password: {}",
@@ -339,7 +340,7 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no system user {email}"))?;
             let (password, hash, expires_at) =
-                crate::auth::temporary_password(&db, &hasher, now).await?;
+                crate::accounts::temporary_password(&db, &hasher, now).await?;
             let mut tx = db.begin().await?;
             users::set_temp_password(&mut tx, user.id, &hash, expires_at, now).await?;
             crate::audit::record(

@@ -406,6 +406,45 @@ pub fn placeholders_from(first: usize, rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
+/// Rows one pruning statement deletes at most.
+pub const BATCH: i64 = 1000;
+
+/// Runs `batch` (which deletes at most [`BATCH`] rows) until a batch comes back
+/// short, letting waiting writers in between; returns how many rows went. Pruning
+/// this way never holds the single SQLite writer long.
+pub async fn in_batches<F, Fut>(mut batch: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let done = batch().await?;
+        total += done;
+        if done < BATCH as u64 {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Deletes with `sql` (`$1` the cutoff, `$2` the batch size) in batches.
+pub async fn delete_in_batches(
+    db: &Db,
+    sql: &'static str,
+    cutoff: i64,
+) -> Result<u64, sqlx::Error> {
+    in_batches(|| async move {
+        Ok(sqlx::query(sql)
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(db.write())
+            .await?
+            .rows_affected())
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! scheduler. The binary (`src/main.rs`) only parses the command line and calls
 //! [`cli::run`]; tests build the same [`app::Application`].
 
-pub mod admin;
+pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod audit;
@@ -13,25 +13,25 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod contacts;
-pub mod dashboard;
 pub mod db;
 pub mod events;
+pub mod intake;
 pub mod jobs;
 pub mod links;
 pub mod logging;
 pub mod mail;
 pub mod messages;
 pub mod metrics;
-pub mod preferences;
-pub mod probes;
+pub mod pages;
+pub mod retention;
 pub mod scheduler;
 pub mod settings;
 pub mod smtp_url;
 pub mod state;
-pub mod try_it;
 pub mod types;
 pub mod web;
 pub mod webhook;
+pub mod worker;
 
 /// The version, also used to bust caches of static files.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -233,7 +233,7 @@ async fn write(db: &Db, now: i64, calls: &[Call]) -> Result<Vec<Result<String, P
         }
         answers.push(answer);
     }
-    let ids = crate::events::store::record_many(&mut tx, now, &events).await?;
+    let ids = crate::intake::events::record_many(&mut tx, now, &events).await?;
     let mut runs = scheduled(&mut tx, &ids).await?;
     let mut ids = ids.into_iter();
     let mut out = Vec::with_capacity(calls.len());

@@ -331,7 +331,7 @@ pub async fn post_batch(
                     .map_err(|p| p.in_item(i))?,
             );
         }
-        let ids = crate::events::store::record_many(tx, now, &events).await?;
+        let ids = crate::intake::events::record_many(tx, now, &events).await?;
         let mut runs = scheduled(tx, &ids).await?;
         let events = ids
             .iter()

@@ -109,3 +109,15 @@ pub fn conflict_or_problem(e: sqlx::Error) -> Problem {
         e.into()
     }
 }
+
+/// Forgets the answers kept for longer than [`KEEP_MS`] before `now_ms` (the API
+/// promises a day).
+pub async fn prune(db: &crate::db::Db, now_ms: i64) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM api_idempotency WHERE created_at < $1")
+            .bind(now_ms - KEEP_MS)
+            .execute(db.write())
+            .await?
+            .rows_affected(),
+    )
+}

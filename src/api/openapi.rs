@@ -19,7 +19,7 @@ use crate::state::AppState;
         crate::api::contacts::post_contact,
         crate::api::contacts::get_contact,
         crate::api::contacts::get_run,
-        crate::api::try_it::try_automation,
+        crate::api::try_it_endpoint::try_automation,
     ),
     components(schemas(crate::api::problem::Problem)),
     tags(

@@ -318,6 +318,64 @@ pub fn generate(len: usize) -> Plaintext {
     }
 }
 
+/// Length of generated temporary passwords (the default).
+pub const TEMP_PASSWORD_LENGTH: usize = 16;
+/// The shortest password a system user may choose.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// Temporary credential fields as stored for staff and contacts.
+pub fn usable_temp(
+    hash: Option<&str>,
+    expires_at: Option<i64>,
+    used_at: Option<i64>,
+    now_ms: i64,
+) -> Option<&str> {
+    match (hash, expires_at, used_at) {
+        (Some(h), Some(exp), None) if exp > now_ms => Some(h),
+        _ => None,
+    }
+}
+
+/// Verifies a sign-in against an account's permanent password and its usable
+/// temporary one. Every attempt costs exactly two argon2 verifications, whatever the
+/// account's state: a missing hash (unknown, disabled or blocked account — `None` —,
+/// no password yet, no pending temporary password) is checked against a dummy hash,
+/// so the answer's timing reveals neither the account nor a pending temporary
+/// password. Returns (verified, with the temporary password).
+pub async fn verify_sign_in(
+    hasher: &PasswordHasher,
+    password: &Plaintext,
+    account: Option<(Option<&str>, Option<&str>)>,
+) -> (bool, bool) {
+    let (permanent, temporary) = account.unwrap_or((None, None));
+    let (permanent_ok, temporary_ok) = futures_util::future::join(
+        hasher.verify(password, permanent, Priority::Interactive),
+        hasher.verify(password, temporary, Priority::Interactive),
+    )
+    .await;
+    (permanent_ok || temporary_ok, !permanent_ok && temporary_ok)
+}
+
+/// The one message for every failed sign-in, whatever the reason.
+pub const SIGN_IN_FAILED: &str = "The email or password is not right. Check both and try again.";
+
+/// Checks a chosen password against the password policy: at least `min`
+/// characters, not the email.
+pub fn check_new_password(new: &str, email: &str, min: usize) -> Result<(), String> {
+    let n = new.chars().count();
+    if n < min {
+        return Err(format!("Use at least {min} characters."));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(format!("Use at most {MAX_PASSWORD_CHARS} characters."));
+    }
+    if new.trim().eq_ignore_ascii_case(email) {
+        return Err("Your password cannot be your email address.".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

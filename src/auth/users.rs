@@ -76,7 +76,7 @@ pub struct SystemUser {
 impl SystemUser {
     /// The temporary credential's hash, while it may still be used to sign in.
     pub fn usable_temp_hash(&self, now_ms: i64) -> Option<&str> {
-        super::usable_temp(
+        super::password::usable_temp(
             self.temp_hash.as_deref(),
             self.temp_expires_at,
             self.temp_used_at,

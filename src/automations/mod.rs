@@ -1,9 +1,8 @@
 //! Automations: "when this event happens, run this job, optionally after a delay,
 //! while the time frame is active". The model, its store, the wizard's parsing, the
-//! time-frame arithmetic, and the pages.
+//! time-frame arithmetic.
 
 pub mod model;
-pub mod pages;
 pub mod store;
 pub mod time_frame;
 pub mod wizard;

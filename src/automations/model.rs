@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::automations::time_frame::{ALL_DAYS, Delay, HolidayRule, Hours, WEEKDAYS, day_bit};
 use crate::events::catalogue::{EventType, Source};
+use crate::scheduler::status::RunFor;
 use crate::types::AutomationId;
 
 pub const MAX_NAME_CHARS: usize = 100;
@@ -267,6 +268,15 @@ impl Automation {
             .map(|(_, n)| *n)
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+impl From<TargetKind> for RunFor {
+    fn from(kind: TargetKind) -> Self {
+        match kind {
+            TargetKind::Contact => RunFor::Contact,
+            TargetKind::SystemUser => RunFor::SystemUser,
+        }
     }
 }
 

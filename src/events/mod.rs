@@ -1,6 +1,4 @@
-//! Events: the catalogue (what can happen) and the store (recording one, with the
-//! runs it triggers, in the caller's transaction, so an event exists exactly when
-//! its change committed).
+//! Events: the catalogue of what can happen — types, scopes, filters and
+//! `NewEvent`. Recording one is intake's (`crate::intake`).
 
 pub mod catalogue;
-pub mod store;

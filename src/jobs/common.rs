@@ -6,7 +6,7 @@ use crate::automations::model::{
     Automation, Condition, State, Status, Target as JobTarget, TargetKind,
 };
 use crate::contacts::Contact;
-use crate::events::store::Event;
+use crate::intake::events::Event;
 use crate::scheduler::queue::{Claimed, Outcome, Target};
 use crate::state::JobContext;
 

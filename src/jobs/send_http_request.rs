@@ -12,7 +12,7 @@ use askama::Template;
 
 use crate::automations::model::Automation;
 use crate::events::catalogue::{EventType, Scope};
-use crate::events::store::Event;
+use crate::intake::events::Event;
 use crate::jobs::common;
 use crate::jobs::registry::{Choices, Execution, Job, JobForm, settings_of};
 use crate::links::LinkSigner;

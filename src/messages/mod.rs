@@ -3,8 +3,6 @@
 
 pub mod bounds;
 pub mod compose;
-pub mod pages;
 pub mod store;
 pub mod template;
 pub mod template_error;
-pub mod unsubscribe;

@@ -491,3 +491,35 @@ pub async fn next_wake_at(db: &Db) -> Result<Option<i64>, sqlx::Error> {
     .await?;
     Ok(due.into_iter().chain(lease).min())
 }
+
+/// Deletes up to `limit` runs finished before `cutoff_ms` (retention); returns how
+/// many went.
+pub async fn prune_finished(db: &Db, cutoff_ms: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(concat!(
+        "DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs WHERE finished_at < $1 \
+         AND status IN (",
+        run_status!(Done),
+        ", ",
+        run_status!(Failed),
+        ", ",
+        run_status!(Skipped),
+        ", ",
+        run_status!(Cancelled),
+        ", ",
+        run_status!(Expired),
+        ") LIMIT $2)"
+    ))
+    .bind(cutoff_ms)
+    .bind(limit)
+    .execute(db.write())
+    .await?
+    .rows_affected())
+}
+
+/// Deletes the runs finished before `cutoff_ms` (retention), and the hourly
+/// counts left empty; returns how many runs went.
+pub async fn prune(db: &Db, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    let runs = crate::db::in_batches(|| prune_finished(db, cutoff_ms, crate::db::BATCH)).await?;
+    forget_empty_hours(db).await?;
+    Ok(runs)
+}

@@ -110,7 +110,7 @@ impl std::fmt::Display for RunStatus {
 }
 
 /// What a run was for, as `job_runs.target_kind` stores it: a person (the kinds a
-/// job may be for, [`TargetKind`](crate::automations::model::TargetKind)), or the
+/// job may be for, an automation's target kind), or the
 /// automation itself (a reminder, a message to fixed addresses), or an import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunFor {
@@ -127,15 +127,6 @@ impl RunFor {
             RunFor::SystemUser => "system_user",
             RunFor::Automation => "automation",
             RunFor::Import => "import",
-        }
-    }
-}
-
-impl From<crate::automations::model::TargetKind> for RunFor {
-    fn from(kind: crate::automations::model::TargetKind) -> Self {
-        match kind {
-            crate::automations::model::TargetKind::Contact => RunFor::Contact,
-            crate::automations::model::TargetKind::SystemUser => RunFor::SystemUser,
         }
     }
 }

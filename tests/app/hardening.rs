@@ -609,7 +609,7 @@ async fn retention_prunes_old_runs_events_and_audit_entries_in_batches(app: Test
 
     // Day 91: the day-0 runs and their events go; the rest stays.
     app.advance(31 * DAY);
-    let pruned = herald::scheduler::retention::prune(&app.state.db, app.now_ms())
+    let pruned = herald::retention::prune(&app.state.db, app.now_ms())
         .await
         .unwrap();
     assert_eq!(pruned.runs, 2_501, "{pruned:?}");
@@ -639,10 +639,10 @@ async fn retention_prunes_old_runs_events_and_audit_entries_in_batches(app: Test
         "events of kept runs stay; {old_event} went"
     );
     // Nothing more to do: a second pass removes nothing.
-    let again = herald::scheduler::retention::prune(&app.state.db, app.now_ms())
+    let again = herald::retention::prune(&app.state.db, app.now_ms())
         .await
         .unwrap();
-    assert_eq!(again, herald::scheduler::retention::Pruned::default());
+    assert_eq!(again, herald::retention::Pruned::default());
 
     // Shorter periods from Settings apply; after a year the audit entries go too.
     let (admin, _) = app.signed_in(Role::Admin).await;
@@ -668,12 +668,12 @@ async fn retention_prunes_old_runs_events_and_audit_entries_in_batches(app: Test
         StatusCode::UNPROCESSABLE_ENTITY,
         "at least one day"
     );
-    let pruned = herald::scheduler::retention::prune(&app.state.db, app.now_ms())
+    let pruned = herald::retention::prune(&app.state.db, app.now_ms())
         .await
         .unwrap();
     assert_eq!(pruned.runs, 1, "the day-60 run is 31 days old");
     app.advance(300 * DAY);
-    herald::scheduler::retention::prune(&app.state.db, app.now_ms())
+    herald::retention::prune(&app.state.db, app.now_ms())
         .await
         .unwrap();
     assert!(
@@ -722,7 +722,7 @@ async fn a_backup_taken_while_the_scheduler_writes_holds_every_finished_run(app:
         tokio::spawn(async move {
             for _ in 0..200 {
                 let mut tx = db.begin().await.unwrap();
-                herald::events::store::record(
+                herald::intake::events::record(
                     &mut tx,
                     now,
                     &herald::events::catalogue::NewEvent::contact(

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use actix_web::web;
+use herald::accounts::NewUser;
 use herald::app::Application;
 use herald::auth::users::{self, Role};
-use herald::auth::{NewUser, Plaintext, Priority};
+use herald::auth::{Plaintext, Priority};
 use herald::clock::{Clock, ManualClock};
 use herald::config::{Config, Secret};
 use herald::state::AppState;
@@ -507,7 +508,7 @@ impl TestApp {
         };
         let actor = herald::audit::Actor::named("test");
         let (id, _temp) =
-            herald::auth::create_user(&state.db, &state.hasher, now, &new, &actor, "")
+            herald::accounts::create_user(&state.db, &state.hasher, now, &new, &actor, "")
                 .await
                 .expect("create user");
         let hash = state
@@ -680,7 +681,7 @@ impl TestApp {
 
     /// The stored events, oldest first, as (type code, contact id, group id, params).
     pub async fn events(&self) -> Vec<(String, Option<i64>, Option<i64>, serde_json::Value)> {
-        let mut all = herald::events::store::latest(&self.state.db, 100_000)
+        let mut all = herald::intake::events::latest(&self.state.db, 100_000)
             .await
             .unwrap();
         all.reverse();

@@ -246,7 +246,7 @@ async fn a_welcome_message_arrives_personalised_with_one_click_unsubscribe(
     );
     // Opted out: no more prepared messages; the password job still works.
     let mut tx = app.state.db.begin().await.unwrap();
-    herald::events::store::record(
+    herald::intake::events::record(
         &mut tx,
         app.now_ms(),
         &herald::events::catalogue::NewEvent::registered(

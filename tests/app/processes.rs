@@ -11,7 +11,6 @@ use herald::automations::time_frame::{ALL_DAYS, HolidayRule, Hours};
 use herald::automations::wizard::{EventPart, JobChoice, TimeFramePart};
 use herald::contacts::{self, ContactForm, import};
 use herald::db::Db;
-use herald::events;
 use herald::events::catalogue::{EventType, NewEvent, Source};
 
 use crate::binary::{Herald, refs};
@@ -90,7 +89,7 @@ pub(crate) async fn setup(db: &Db, n: usize) -> Vec<(i64, String)> {
 pub(crate) async fn request_passwords(db: &Db, people: &[(i64, String)]) {
     let mut tx = db.begin().await.unwrap();
     for (id, _) in people {
-        events::store::record(
+        herald::intake::events::record(
             &mut tx,
             now_ms(),
             &NewEvent::contact(EventType::NewPasswordRequested, *id),

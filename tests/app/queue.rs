@@ -256,7 +256,7 @@ async fn hourly_counts_follow_every_change_of_a_run(app: TestApp) {
     let [_, _, _, _, failed] = runs::dashboard_counts(db, two_hours, hour).await.unwrap();
     assert_eq!(failed, 1, "the retried run is not failed any more");
     // Retention prunes the first hour's runs; empty hours are forgotten.
-    herald::scheduler::retention::prune_finished(db, hour + HOUR_MS, 100)
+    herald::scheduler::runs::prune_finished(db, hour + HOUR_MS, 100)
         .await
         .unwrap();
     assert_eq!(kept().await, from_runs().await);

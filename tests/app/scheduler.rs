@@ -6,7 +6,6 @@ use herald::auth::users::Role;
 use herald::auth::{Plaintext, Priority};
 use herald::clock::Clock;
 use herald::contacts::{self, ContactForm};
-use herald::events;
 use herald::events::catalogue::{EventType, NewEvent, Source};
 use reqwest::{Client, StatusCode};
 
@@ -115,7 +114,7 @@ pub(crate) async fn contact(app: &TestApp, email: &str, password: &str) -> i64 {
 /// Records New Password Requested (C) for the contact, as the preference center will.
 pub(crate) async fn request_password(app: &TestApp, contact_id: i64) -> i64 {
     let mut tx = app.state.db.begin().await.unwrap();
-    let id = events::store::record(
+    let id = herald::intake::events::record(
         &mut tx,
         app.now_ms(),
         &NewEvent::contact(EventType::NewPasswordRequested, contact_id),
@@ -994,7 +993,7 @@ async fn the_fourth_password_email_within_an_hour_is_rate_limited(app: TestApp, 
         .await
         .unwrap();
     let mut tx = app.state.db.begin().await.unwrap();
-    let n = herald::scheduler::intake::intake(
+    let n = herald::intake::runs::intake(
         &mut tx,
         herald::types::EventId(event),
         app.now_ms(),

@@ -253,7 +253,7 @@ async fn try_api(
 /// does; returns the event's id.
 async fn request(app: &TestApp, contact: i64) -> i64 {
     let mut tx = app.state.db.begin().await.unwrap();
-    let id = herald::events::store::record(
+    let id = herald::intake::events::record(
         &mut tx,
         app.now_ms(),
         &NewEvent::contact(EventType::NewPasswordRequested, contact),

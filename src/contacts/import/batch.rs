@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::check::Columns;
 use crate::contacts::{parse_attribute_value, parse_name_part, search_key};
 use crate::db::Tx;
-use crate::events;
 use crate::events::catalogue::{NewEvent, Source};
 use crate::types::EmailAddress;
 
@@ -108,7 +107,7 @@ pub struct Counts {
     /// Registered to System (C) events fired.
     pub events_fired: i64,
     /// The runs the events started, per automation.
-    pub started: crate::scheduler::intake::Started,
+    pub started: crate::intake::runs::Started,
 }
 
 /// Writes one batch of rows in the open transaction.
@@ -266,7 +265,7 @@ pub async fn write_batch(
                 event
             })
             .collect();
-        started = events::store::record_many_started(tx, now, &registered)
+        started = crate::intake::events::record_many_started(tx, now, &registered)
             .await?
             .1;
     }

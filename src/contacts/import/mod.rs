@@ -9,5 +9,4 @@
 
 pub mod batch;
 pub mod check;
-pub mod pages;
 pub mod store;

@@ -9,7 +9,6 @@ use super::batch::{BATCH_ROWS, Counts, Options, Parsed, Rejection, parse_row, wr
 use super::check::{CheckedFile, Columns, open, parse_header};
 use crate::clock::Clock;
 use crate::db::{Db, Tx};
-use crate::events;
 use crate::events::catalogue::{EventType, NewEvent};
 use crate::scheduler::enqueue::{self, NewRun};
 use crate::scheduler::queue;
@@ -266,7 +265,7 @@ async fn record_finished(
             "rejected": totals.rejected,
         }),
     };
-    events::store::record(tx, now, &event).await
+    crate::intake::events::record(tx, now, &event).await
 }
 
 /// An import as its page shows it.

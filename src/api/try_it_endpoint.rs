@@ -7,8 +7,8 @@ use actix_web::{HttpResponse, web};
 use crate::api::problem::Problem;
 use crate::jobs::registry::Registry;
 use crate::state::AppState;
-use crate::try_it::{Answer, TryError, TryQuery};
 use crate::types::AutomationId;
+use crate::worker::try_it_answer::{Answer, TryError, TryQuery};
 
 /// Try an automation.
 #[utoipa::path(
@@ -41,7 +41,7 @@ pub async fn try_automation(
                 "No automation has this id.",
             )
         })?;
-    match crate::try_it::answer(&state, &jobs, &a, &query).await {
+    match crate::worker::try_it_answer::answer(&state, &jobs, &a, &query).await {
         Ok(answer) => Ok(HttpResponse::Ok().json(answer)),
         Err(TryError::Invalid { field, message }) => Err(Problem::invalid(field, message)),
         Err(TryError::Database(e)) => Err(e.into()),

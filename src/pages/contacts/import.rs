@@ -12,11 +12,11 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use super::batch::{Options, Rejection};
-use super::check::{MAX_UPLOAD_BYTES, check_file};
-use super::store::{Import, find, recent, rejections, start};
 use crate::audit::{self, Action, Actor};
 use crate::contacts::groups::{self, Group};
+use crate::contacts::import::batch::{Options, Rejection};
+use crate::contacts::import::check::{MAX_UPLOAD_BYTES, check_file};
+use crate::contacts::import::store::{Import, find, recent, rejections, start};
 use crate::state::AppState;
 use crate::web::{AppError, CurrentUser, PageContext, client_ip, redirect, render};
 
@@ -250,7 +250,7 @@ async fn import_page(
 ) -> Result<HttpResponse, AppError> {
     let import = load(&state, *id).await?;
     let rejections = rejections(&state.db, import.id, 1000).await?;
-    let started = super::store::runs_started(&state.db, import.id).await?;
+    let started = crate::contacts::import::store::runs_started(&state.db, import.id).await?;
     render(
         StatusCode::OK,
         &ImportPage {

@@ -11,7 +11,6 @@ use crate::audit::{self, Action, Actor};
 use crate::auth::Plaintext;
 use crate::auth::throttle;
 use crate::contacts::{self};
-use crate::events;
 use crate::events::catalogue::{EventType, NewEvent};
 use crate::state::AppState;
 use crate::types::EmailAddress;
@@ -79,7 +78,7 @@ pub(super) async fn login(
     let password = Plaintext::new(form.password);
     let found = credentials(&state, &email).await?;
     let stored = found.as_ref().filter(|c| c.status == "active").map(|c| {
-        let temp = crate::auth::usable_temp(
+        let temp = crate::auth::password::usable_temp(
             c.temp_hash.as_deref(),
             c.temp_expires_at,
             c.temp_used_at,
@@ -87,7 +86,8 @@ pub(super) async fn login(
         );
         (c.password_hash.as_deref(), temp)
     });
-    let (verified, with_temp) = crate::auth::verify_sign_in(&state.hasher, &password, stored).await;
+    let (verified, with_temp) =
+        crate::auth::password::verify_sign_in(&state.hasher, &password, stored).await;
     let used = match (&found, verified, with_temp) {
         (Some(c), true, true) => sqlx::query(
             "UPDATE contacts SET temp_used_at = $1 WHERE id = $2 AND temp_used_at IS NULL AND temp_hash IS NOT NULL",
@@ -108,7 +108,7 @@ pub(super) async fn login(
             &LoginPage {
                 ctx,
                 email: form.email,
-                error: Some(crate::auth::SIGN_IN_FAILED),
+                error: Some(crate::auth::password::SIGN_IN_FAILED),
                 signed_out: false,
             },
         );
@@ -200,7 +200,7 @@ impl PasswordRequest {
         if !c.is_blocked() && !self.limited {
             let mut tx = db.begin().await?;
             let event = NewEvent::contact(EventType::NewPasswordRequested, c.id);
-            events::store::record(&mut tx, self.at, &event).await?;
+            crate::intake::events::record(&mut tx, self.at, &event).await?;
             return db.commit(tx).await;
         }
         tracing::info!(ip = %self.ip, "preference center: new password request limited or for a blocked contact");

@@ -11,9 +11,9 @@ use crate::automations::model::Automation;
 use crate::events::catalogue::{FilterKind, Source};
 use crate::jobs::registry::Registry;
 use crate::state::AppState;
-use crate::try_it::{Answer, TryError, TryQuery};
 use crate::types::AutomationId;
 use crate::web::{AppError, CurrentUser, PageContext, client_ip, render};
+use crate::worker::try_it_answer::{Answer, TryError, TryQuery};
 
 #[derive(Template)]
 #[template(path = "automations/try_it.html")]
@@ -79,7 +79,7 @@ pub(super) async fn try_page(
     let q = query.into_inner();
     let asked = req.query_string().contains("try=");
     let (answer, error) = if asked {
-        match crate::try_it::answer(&state, &jobs, &a, &q).await {
+        match crate::worker::try_it_answer::answer(&state, &jobs, &a, &q).await {
             Ok(answer) => {
                 audit_tried(&state, &req, &me, &a).await;
                 (Some(answer), None)

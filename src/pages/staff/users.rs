@@ -8,9 +8,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::users::{self, CreateError, Role, SystemUser};
-use super::{NewUser, Plaintext, STAFF, create_user, temporary_password};
+use super::sign_in::STAFF;
+use crate::accounts::{NewUser, create_user, temporary_password};
 use crate::audit::{Action, Actor};
+use crate::auth::password::Plaintext;
+use crate::auth::users::{self, CreateError, Role, SystemUser};
 use crate::state::AppState;
 use crate::types::{EmailAddress, PersonName};
 use crate::web::form::FieldErrors;

@@ -1,13 +1,7 @@
-//! The public preference center (README, What works today): contacts sign in with their password or
-//! an emailed temporary one, choose their own password, change their message
-//! preferences (the groups visible here) and their name. Its own session cookie
-//! (`herald_preferences`, path `/preferences`); nothing of the admin UI.
+//! The preference center's routes and its session: who is signed in, their
+//! credentials, whether they must change their password.
 
-mod choices;
-mod password;
-mod sign_in;
-mod signup;
-
+use super::{choices, password, sign_in, signup};
 use actix_session::Session;
 use actix_web::{HttpResponse, web};
 
@@ -42,12 +36,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct Credentials {
-    id: i64,
-    status: String,
-    password_hash: Option<String>,
-    temp_hash: Option<String>,
-    temp_expires_at: Option<i64>,
-    temp_used_at: Option<i64>,
+    pub(super) id: i64,
+    pub(super) status: String,
+    pub(super) password_hash: Option<String>,
+    pub(super) temp_hash: Option<String>,
+    pub(super) temp_expires_at: Option<i64>,
+    pub(super) temp_used_at: Option<i64>,
 }
 
 pub(crate) async fn credentials(

@@ -29,7 +29,7 @@ pub async fn record(
     .bind(at_ms)
     .fetch_one(&mut *conn)
     .await?;
-    crate::scheduler::intake::intake(conn, id, at_ms, event).await?;
+    crate::intake::runs::intake(conn, id, at_ms, event).await?;
     Ok(id)
 }
 
@@ -53,7 +53,7 @@ pub async fn record_many_started(
     conn: &mut AnyConnection,
     at_ms: i64,
     events: &[NewEvent],
-) -> Result<(Vec<EventId>, crate::scheduler::intake::Started), sqlx::Error> {
+) -> Result<(Vec<EventId>, crate::intake::runs::Started), sqlx::Error> {
     let mut ids = Vec::with_capacity(events.len());
     let backend = crate::db::Backend::of(conn);
     for chunk in events.chunks(RECORD_ROWS) {
@@ -79,7 +79,7 @@ pub async fn record_many_started(
         ids.extend(chunk_ids);
     }
     let recorded: Vec<(EventId, &NewEvent)> = ids.iter().copied().zip(events).collect();
-    let started = crate::scheduler::intake::intake_many(conn, at_ms, &recorded).await?;
+    let started = crate::intake::runs::intake_many(conn, at_ms, &recorded).await?;
     Ok((ids, started))
 }
 
@@ -212,5 +212,17 @@ pub async fn latest(db: &crate::db::Db, limit: i64) -> Result<Vec<Event>, sqlx::
     )))
     .bind(limit)
     .fetch_all(db.read())
+    .await
+}
+
+/// Deletes the events that occurred before `cutoff_ms` and no run holds on to
+/// (retention); returns how many.
+pub async fn prune(db: &crate::db::Db, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    crate::db::delete_in_batches(
+        db,
+        "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.occurred_at < $1 \
+         AND NOT EXISTS (SELECT 1 FROM job_runs r WHERE r.event_id = e.id) LIMIT $2)",
+        cutoff_ms,
+    )
     .await
 }

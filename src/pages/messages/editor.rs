@@ -1,20 +1,17 @@
 //! The Messages pages: the list (used by how many automations), write and edit with
 //! the template checked on save, copy, delete (refused while active automations
-//! use the message), preview for a chosen contact, and a test send to oneself.
+//! use the message); the preview and the test send are in `preview`.
 
 use crate::web::Step;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
 use crate::audit::Action;
 use crate::jobs::registry::Registry;
-use crate::mail::Email;
-use crate::messages::compose::{self, Unsubscribe};
 use crate::messages::store::{self, Message, MessageInput};
-use crate::messages::template::{self, ContactValues, Personal};
+use crate::messages::template::{self};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::web::form::{FieldErrors, Fields, FormPage, form_status};
@@ -30,8 +27,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/messages/{id}", web::get().to(edit_page))
         .route("/messages/{id}", web::post().to(update))
         .route("/messages/{id}/copy", web::post().to(copy))
-        .route("/messages/{id}/preview", web::get().to(preview))
-        .route("/messages/{id}/test", web::post().to(send_test))
         .route("/messages/{id}/delete", web::get().to(confirm_delete))
         .route("/messages/{id}/delete", web::post().to(delete));
 }
@@ -103,7 +98,7 @@ fn fields_of(m: &Message) -> Fields {
     f
 }
 
-async fn load(state: &AppState, id: i64) -> Result<Message, AppError> {
+pub(super) async fn load(state: &AppState, id: i64) -> Result<Message, AppError> {
     store::find(&state.db, id)
         .await
         .step("loading the message")?
@@ -213,7 +208,7 @@ async fn create(
     Ok(redirect(&format!("/messages/{id}")))
 }
 
-fn req_session(req: &HttpRequest) -> Session {
+pub(super) fn req_session(req: &HttpRequest) -> Session {
     use actix_session::SessionExt;
     req.get_session()
 }
@@ -380,235 +375,4 @@ async fn delete(
     .await?;
     flash(&session, FlashKind::Success, format!("Deleted {}.", m.name));
     Ok(redirect("/messages"))
-}
-
-#[derive(Deserialize)]
-struct PreviewQuery {
-    #[serde(default)]
-    contact: String,
-    /// The suggestion picked in the contact field, if any.
-    #[serde(default)]
-    contact_id: String,
-    /// Send test: the addresses it goes to.
-    #[serde(default)]
-    to: String,
-}
-
-impl PreviewQuery {
-    /// The preview of `m` for the same contact.
-    fn back(&self, m: &Message) -> String {
-        let query: String = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("contact", &self.contact)
-            .append_pair("contact_id", &self.contact_id)
-            .finish();
-        format!("/messages/{}/preview?{query}", m.id)
-    }
-}
-
-#[derive(Template)]
-#[template(path = "messages/preview.html")]
-struct PreviewPage {
-    ctx: PageContext,
-    m: Message,
-    contact: String,
-    contact_id: String,
-    contact_error: Option<String>,
-    shown_for: String,
-    subject: String,
-    text: String,
-    /// The HTML part, sanitised; shown in a sandboxed frame, never in this page.
-    html: String,
-    error: Option<String>,
-    /// Send test: the addresses offered (the last ones used, else one's own).
-    test_to: String,
-    test_error: Option<String>,
-}
-
-/// The values to preview with: the chosen contact, or a sample one.
-async fn preview_values(
-    state: &AppState,
-    chosen: &PreviewQuery,
-) -> Result<(Personal, String, Option<String>, Option<i64>), AppError> {
-    let settings = Settings::load(&state.db).await?;
-    let mut values = Personal {
-        contact: ContactValues {
-            email: "ada@example.com".into(),
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            attributes: Default::default(),
-        },
-        event: serde_json::json!({}),
-        preferences_url: compose::preferences_url(&settings, &state.config.base_url),
-        unsubscribe_url: format!("{}u/…", state.config.base_url),
-    };
-    if chosen.contact.trim().is_empty() && chosen.contact_id.trim().is_empty() {
-        return Ok((values, "a sample contact (Ada Lovelace)".into(), None, None));
-    }
-    match crate::contacts::search::pick(&state.db, &chosen.contact_id, &chosen.contact).await? {
-        Ok(c) => {
-            if let Some(v) = compose::contact_values(&state.db, c.id).await? {
-                values.contact = v;
-            }
-            if let Some(unsubscribe) = Unsubscribe::of(&state.db, c.id, None).await? {
-                values.unsubscribe_url = unsubscribe.link(&state.links, &state.config.base_url);
-            }
-            Ok((
-                values,
-                format!("{} ({})", c.name(), c.email),
-                None,
-                Some(c.id),
-            ))
-        }
-        Err(message) => Ok((
-            values,
-            "a sample contact (Ada Lovelace)".into(),
-            Some(message),
-            None,
-        )),
-    }
-}
-
-async fn preview(
-    state: web::Data<AppState>,
-    ctx: PageContext,
-    me: CurrentUser,
-    id: web::Path<i64>,
-    query: web::Query<PreviewQuery>,
-) -> Result<HttpResponse, AppError> {
-    let m = load(&state, *id).await?;
-    let kept = crate::auth::users::test_addresses(&state.db, me.id).await?;
-    let test_to = if kept.is_empty() {
-        me.email
-    } else {
-        kept.join(", ")
-    };
-    preview_page(&state, ctx, m, &query, test_to, None).await
-}
-
-/// The preview of `m` for the contact `query` names, with Send test offering
-/// `test_to` (and, after a refused test send, why).
-async fn preview_page(
-    state: &AppState,
-    ctx: PageContext,
-    m: Message,
-    query: &PreviewQuery,
-    test_to: String,
-    test_error: Option<String>,
-) -> Result<HttpResponse, AppError> {
-    let (values, shown_for, contact_error, _) = preview_values(state, query).await?;
-    let rendered = {
-        let (m, values) = (m.clone(), values.clone());
-        template::off_async(move || compose::render(&m, &values)).await
-    };
-    let (subject, text, html, error) = match rendered {
-        Ok((s, t, h)) => (s, t, ammonia::clean(&h), None),
-        Err(e) => (
-            String::new(),
-            String::new(),
-            String::new(),
-            Some(e.to_string()),
-        ),
-    };
-    let status = if test_error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    render(
-        status,
-        &PreviewPage {
-            ctx,
-            m,
-            contact: query.contact.clone(),
-            contact_id: query.contact_id.clone(),
-            contact_error,
-            shown_for,
-            subject,
-            text,
-            html,
-            error,
-            test_to,
-            test_error,
-        },
-    )
-}
-
-/// Sends the message, as the chosen contact gets it, to up to five addresses (the
-/// ones typed, remembered for the next test); then back to the same preview.
-async fn send_test(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    ctx: PageContext,
-    me: CurrentUser,
-    id: web::Path<i64>,
-    form: web::Form<PreviewQuery>,
-) -> Result<HttpResponse, AppError> {
-    let m = load(&state, *id).await?;
-    let session = req_session(&req);
-    let back = form.back(&m);
-    let to = match crate::auth::users::parse_test_addresses(&form.to) {
-        Ok(to) => to,
-        Err(why) => {
-            return preview_page(&state, ctx, m, &form, form.to.clone(), Some(why)).await;
-        }
-    };
-    let mut tx = state.db.begin().await?;
-    crate::auth::users::set_test_addresses(&mut tx, me.id, &to).await?;
-    state.db.commit(tx).await?;
-    let (values, _, _, _) = preview_values(&state, &form).await?;
-    let settings = Settings::load(&state.db).await?;
-    // Rendered once: every address gets the same message.
-    let rendered = {
-        let (m, first) = (m.clone(), to[0].to_string());
-        template::off_async(move || compose::email(&m, &settings, &first, &values, None)).await
-    };
-    let test = match rendered {
-        Ok(mut e) => {
-            e.subject = format!("[Test] {}", e.subject);
-            e
-        }
-        Err(e) => {
-            flash(
-                &session,
-                FlashKind::Error,
-                format!("The message cannot be rendered: {e}"),
-            );
-            return Ok(redirect(&back));
-        }
-    };
-    let emails: Vec<Email> = to
-        .iter()
-        .map(|address| Email {
-            to: address.to_string(),
-            ..test.clone()
-        })
-        .collect();
-    let (mut sent, mut refused) = (Vec::new(), Vec::new());
-    for email in &emails {
-        match state.mailer.send(email).await {
-            Ok(_) => sent.push(email.to.as_str()),
-            Err(e) => {
-                tracing::warn!(error = %e, "test send failed");
-                refused.push(email.to.as_str());
-            }
-        }
-    }
-    if !sent.is_empty() {
-        flash(
-            &session,
-            FlashKind::Success,
-            format!("A test was sent to {}.", sent.join(", ")),
-        );
-    }
-    if !refused.is_empty() {
-        flash(
-            &session,
-            FlashKind::Error,
-            format!(
-                "The mail server did not take the test for {}; try again in a moment.",
-                refused.join(", ")
-            ),
-        );
-    }
-    Ok(redirect(&back))
 }

@@ -1,13 +1,7 @@
-//! The automation pages: the overview, the wizard (1 Edit Event → 2 Define Job →
-//! 3 Define Time Frame), and an automation's detail page with its runs.
+//! What the automation pages share: their routes, the wizard's frame and steps,
+//! loading an automation, the choices of the forms, the revealed webhook secret.
 
-mod detail;
-mod event;
-mod job;
-mod overview;
-mod time_frame;
-mod try_it;
-
+use super::{detail, event, job, overview, time_frame, try_it_page};
 use crate::web::Step;
 use actix_web::web;
 
@@ -37,7 +31,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(time_frame::save_time_frame),
         )
         .route("/automations/{id}/copy", web::post().to(detail::copy))
-        .route("/automations/{id}/try", web::get().to(try_it::try_page))
+        .route(
+            "/automations/{id}/try",
+            web::get().to(try_it_page::try_page),
+        )
         .route(
             "/automations/{id}/runs/{run}/retry",
             web::post().to(detail::retry_run),
@@ -63,7 +60,7 @@ pub struct Choices {
     pub users: Vec<SystemUser>,
 }
 
-async fn choices(state: &AppState) -> Result<Choices, AppError> {
+pub(super) async fn choices(state: &AppState) -> Result<Choices, AppError> {
     Ok(Choices {
         groups: groups::list(&state.db).await?,
         users: users::list(&state.db).await?,
@@ -120,7 +117,7 @@ pub const STEPS: [(u8, &str, &str); 3] = [
     (3, "Define Time Frame", "time-frame"),
 ];
 
-async fn load(state: &AppState, id: AutomationId) -> Result<Automation, AppError> {
+pub(super) async fn load(state: &AppState, id: AutomationId) -> Result<Automation, AppError> {
     crate::automations::store::find(&state.db, id)
         .await
         .step("loading the automation")?
@@ -132,14 +129,14 @@ const REVEAL_KEY: &str = "reveal_secret";
 
 /// Asks the next window to show the new secret of automation `id` (the session
 /// holds the automation's id, never the secret).
-fn reveal_secret_next(session: &actix_session::Session, id: AutomationId) {
+pub(super) fn reveal_secret_next(session: &actix_session::Session, id: AutomationId) {
     if let Err(e) = session.insert(REVEAL_KEY, id.0) {
         tracing::warn!(error = %e, "the session could not note a new secret");
     }
 }
 
 /// The new secret of `a`'s job, once: when the session asks for it.
-fn take_revealed_secret(
+pub(super) fn take_revealed_secret(
     session: &actix_session::Session,
     state: &AppState,
     jobs: &crate::jobs::registry::Registry,

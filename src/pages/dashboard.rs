@@ -170,8 +170,8 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
         .map(|h| (h - first_hour) * BAR_WIDTH)
         .collect();
     let settings = crate::settings::Settings::load(&state.db).await?;
-    let sender_setup =
-        (ctx.is_admin() && crate::admin::settings::sender_unset(&settings)).then_some(settings);
+    let sender_setup = (ctx.is_admin() && crate::pages::admin::settings::sender_unset(&settings))
+        .then_some(settings);
     let totals = SERIES
         .iter()
         .enumerate()

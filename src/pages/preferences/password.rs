@@ -54,7 +54,7 @@ pub(super) async fn change_password(
     state: web::Data<AppState>,
     ctx: PageContext,
     session: Session,
-    form: web::Form<crate::auth::PasswordForm>,
+    form: web::Form<crate::pages::staff::sign_in::PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let Some(contact) = signed_in(&state, &session).await? else {
         return Ok(redirect("/preferences/login"));
@@ -67,7 +67,7 @@ pub(super) async fn change_password(
     let min = crate::settings::Settings::load(&state.db)
         .await?
         .contact_password_min as usize;
-    let errors = crate::auth::check_password_change(
+    let errors = crate::pages::staff::sign_in::check_password_change(
         &state.hasher,
         &form,
         min,

@@ -249,7 +249,7 @@ pub async fn answer(
     let mut conn = state.db.read().acquire().await?;
     let holidays = crate::settings::holiday_dates(&mut conn).await?;
     drop(conn);
-    let due = crate::scheduler::intake::due_time_explained(a, at, &holidays, Some(&mut out.steps));
+    let due = crate::intake::runs::due_time_explained(a, at, &holidays, Some(&mut out.steps));
     if let Ok(ms) = due {
         let (local, utc) = shown(ms, a);
         out.due_at = Some(local);

@@ -8,13 +8,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
-use super::groups::{self, Group};
-use super::search::Cursor;
-use super::{Contact, ContactForm, SaveError, Status};
 use crate::audit::Action;
-use crate::events;
+use crate::contacts::groups::{self, Group};
+use crate::contacts::search::Cursor;
+use crate::contacts::{Contact, ContactForm, SaveError, Status};
 use crate::events::catalogue::Source;
-use crate::events::store::Event;
+use crate::intake::events::Event;
 use crate::state::AppState;
 use crate::web::form::FieldErrors;
 use crate::web::{
@@ -27,7 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/contacts", web::post().to(create))
         .route("/contacts/new", web::get().to(new_page))
         .route("/contacts/picker", web::get().to(picker))
-        .configure(super::import::pages::routes)
+        .configure(crate::pages::contacts::import::routes)
         .route("/contacts/{id}", web::get().to(show))
         .route("/contacts/{id}", web::post().to(update))
         .route("/contacts/{id}/edit", web::get().to(edit_page))
@@ -96,8 +95,8 @@ async fn list(
         _ => None,
     };
     let q: String = query.q.chars().take(200).collect();
-    let trail = super::search::parse_trail(&query.trail);
-    let groups: Vec<(i64, String)> = super::groups::list(&state.db)
+    let trail = crate::contacts::search::parse_trail(&query.trail);
+    let groups: Vec<(i64, String)> = crate::contacts::groups::list(&state.db)
         .await?
         .into_iter()
         .map(|g| (g.id, g.name))
@@ -115,9 +114,9 @@ async fn list(
     let (contacts, next) = match group_id {
         Some(g) => {
             let after_id = after.as_ref().map_or(0, |c| c.id);
-            super::search::search_in_group(&state.db, g, &q, after_id, PAGE_SIZE).await?
+            crate::contacts::search::search_in_group(&state.db, g, &q, after_id, PAGE_SIZE).await?
         }
-        None => super::search::search(&state.db, &q, after.as_ref(), PAGE_SIZE).await?,
+        None => crate::contacts::search::search(&state.db, &q, after.as_ref(), PAGE_SIZE).await?,
     };
     // Next remembers where this page began; Previous goes back one step.
     let next = next.map(|c| {
@@ -127,11 +126,11 @@ async fn list(
         } else {
             behind.clear();
         }
-        super::search::page_link(&q, group_id, Some(&c), &behind)
+        crate::contacts::search::page_link(&q, group_id, Some(&c), &behind)
     });
     let previous = after.as_ref().map(|_| match trail.split_last() {
-        Some((last, rest)) => super::search::page_link(&q, group_id, Some(last), rest),
-        None => super::search::page_link(&q, group_id, None, &[]),
+        Some((last, rest)) => crate::contacts::search::page_link(&q, group_id, Some(last), rest),
+        None => crate::contacts::search::page_link(&q, group_id, None, &[]),
     });
     let first = if after.is_some() {
         (trail.len() + 1) * PAGE_SIZE as usize + 1
@@ -143,10 +142,10 @@ async fn list(
         &ListPage {
             ctx,
             total: match group_id {
-                Some(g) => super::search::total_in_group(&state.db, g, &q).await?,
-                None => super::search::total(&state.db, &q).await?,
+                Some(g) => crate::contacts::search::total_in_group(&state.db, g, &q).await?,
+                None => crate::contacts::search::total(&state.db, &q).await?,
             },
-            first_page: super::search::page_link(&q, group_id, None, &[]),
+            first_page: crate::contacts::search::page_link(&q, group_id, None, &[]),
             group,
             groups,
             first,
@@ -183,7 +182,7 @@ async fn picker(
     let items: Vec<PickerItem> = if q.trim().is_empty() {
         Vec::new()
     } else {
-        super::search::search(&state.db, &q, None, 20)
+        crate::contacts::search::search(&state.db, &q, None, 20)
             .await?
             .0
             .into_iter()
@@ -284,7 +283,7 @@ async fn create(
         }
     };
     let mut tx = state.db.begin().await?;
-    match super::create(&mut tx, &input, Source::Ui, state.clock.now_ms()).await {
+    match crate::contacts::create(&mut tx, &input, Source::Ui, state.clock.now_ms()).await {
         Ok(id) => {
             state.db.commit(tx).await?;
             flash(
@@ -305,7 +304,7 @@ async fn create(
 }
 
 async fn load(state: &AppState, id: i64) -> Result<Contact, AppError> {
-    super::find(&state.db, id)
+    crate::contacts::find(&state.db, id)
         .await
         .step("loading the contact")?
         .ok_or(AppError::NotFound)
@@ -342,14 +341,14 @@ async fn show(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let contact = load(&state, *id).await?;
-    let attributes = super::attributes(&state.db, contact.id).await?;
+    let attributes = crate::contacts::attributes(&state.db, contact.id).await?;
     let groups = groups::of_contact(&state.db, contact.id).await?;
     let other_groups = groups::list(&state.db)
         .await?
         .into_iter()
         .filter(|g| !groups.iter().any(|m| m.id == g.id))
         .collect();
-    let events = events::store::for_contact(&state.db, contact.id, 50).await?;
+    let events = crate::intake::events::for_contact(&state.db, contact.id, 50).await?;
     let runs = crate::scheduler::runs::runs_for_contact(
         &state.db,
         crate::types::ContactId(contact.id),
@@ -384,7 +383,7 @@ async fn edit_page(
         email: contact.email.clone(),
         first_name: contact.first_name.clone(),
         last_name: contact.last_name.clone(),
-        attributes: super::attributes(&state.db, contact.id).await?,
+        attributes: crate::contacts::attributes(&state.db, contact.id).await?,
     };
     render(
         StatusCode::OK,
@@ -411,7 +410,7 @@ async fn update(
         }
     };
     let mut tx = state.db.begin().await?;
-    match super::update(&mut tx, &before, &input, state.clock.now_ms()).await {
+    match crate::contacts::update(&mut tx, &before, &input, state.clock.now_ms()).await {
         Ok(changed) => {
             state.db.commit(tx).await?;
             let text = if changed.is_empty() {
@@ -461,7 +460,7 @@ async fn set_status(
             Action::ContactUnblocked
         };
         audited(&state, &req, &me, action, &contact, async |tx, now| {
-            super::set_status(tx, contact.id, status, now).await
+            crate::contacts::set_status(tx, contact.id, status, now).await
         })
         .await?;
     }
@@ -527,7 +526,7 @@ async fn delete(
         &me,
         Action::ContactDeleted,
         &contact,
-        async |tx, _| super::delete(tx, contact.id).await,
+        async |tx, _| crate::contacts::delete(tx, contact.id).await,
     )
     .await?;
     flash(
@@ -564,7 +563,8 @@ async fn join(
         return Ok(redirect(&format!("/contacts/{}", contact.id)));
     };
     let mut tx = state.db.begin().await?;
-    let added = super::join_group(&mut tx, contact.id, group.id, state.clock.now_ms()).await?;
+    let added =
+        crate::contacts::join_group(&mut tx, contact.id, group.id, state.clock.now_ms()).await?;
     state.db.commit(tx).await?;
     if added {
         flash(
@@ -584,7 +584,8 @@ async fn leave(
     let (id, group_id) = path.into_inner();
     let contact = load(&state, id).await?;
     let mut tx = state.db.begin().await?;
-    let removed = super::leave_group(&mut tx, contact.id, group_id, state.clock.now_ms()).await?;
+    let removed =
+        crate::contacts::leave_group(&mut tx, contact.id, group_id, state.clock.now_ms()).await?;
     state.db.commit(tx).await?;
     if removed {
         flash(&session, FlashKind::Success, "Removed from the group.");

@@ -7,8 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::users::{self, CreateError, parse_test_addresses};
 use crate::audit::Action;
+use crate::auth::users::{self, CreateError, parse_test_addresses};
 use crate::mail::Email;
 use crate::settings::Settings;
 use crate::state::AppState;

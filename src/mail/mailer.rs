@@ -1,0 +1,237 @@
+//! The mailer: builds a message (sender name included) and hands it to the mail
+//! server over its own SMTP pool, or to the outbox folder.
+
+use super::{pool, tls};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// An email to send.
+#[derive(Clone)]
+pub struct Email {
+    pub from_name: String,
+    pub from_address: String,
+    /// The recipient's name for the `To:` header; empty for none.
+    pub to_name: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The one-click unsubscribe link (RFC 8058), for prepared messages.
+    pub unsubscribe: Option<String>,
+}
+
+impl std::fmt::Debug for Email {
+    // The body may hold a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Email {
+    /// An email from the configured sender, its bodies rendered from a text and an
+    /// HTML template.
+    pub fn from_templates(
+        settings: &crate::settings::Settings,
+        to_name: &str,
+        to: &str,
+        subject: String,
+        text: &impl askama::Template,
+        html: &impl askama::Template,
+    ) -> Result<Self, askama::Error> {
+        Ok(Self {
+            from_name: settings.sender_name.clone(),
+            from_address: settings.sender_address.clone(),
+            to_name: to_name.to_string(),
+            to: to.to_string(),
+            subject,
+            text: text.render()?,
+            html: html.render()?,
+            unsubscribe: None,
+        })
+    }
+}
+
+/// A mailbox of `address` with `name` when there is one (control characters and
+/// surrounding spaces left out).
+fn mailbox(name: &str, address: &str) -> Result<Mailbox, lettre::address::AddressError> {
+    let name: String = name.chars().filter(|c| !c.is_control()).collect();
+    let name = name.trim();
+    Ok(Mailbox::new(
+        (!name.is_empty()).then(|| name.to_string()),
+        address.trim().parse()?,
+    ))
+}
+
+/// Why a send failed: worth retrying, or not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Connection trouble, a timeout, a 4xx reply: retry later (with a fresh password).
+    #[error("{0}")]
+    Transient(String),
+    /// A 5xx reply (recipient rejected) or a malformed address: do not retry.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Where emails go.
+#[derive(Clone)]
+pub enum Mailer {
+    /// `smtp://`: our pool of TCP_NODELAY connections (STARTTLS when asked).
+    Pooled(std::sync::Arc<pool::SmtpPool>),
+    /// `smtps://` (implicit TLS): lettre's own pooled transport, and the deadline
+    /// of one send.
+    Smtp(
+        AsyncSmtpTransport<Tokio1Executor>,
+        Duration,
+        std::sync::Arc<tls::Trust>,
+    ),
+    Outbox(PathBuf),
+}
+
+impl Mailer {
+    /// SMTP when `smtp_url` is given (`smtp://`, `smtps://`, `smtp://…?tls=required`),
+    /// else the outbox folder under `data_dir`. `timeout` bounds every SMTP step:
+    /// connecting, the greeting, EHLO, STARTTLS, authentication, and the sending of
+    /// one message (its commands and data); a step past it fails as transient.
+    pub fn new(
+        smtp_url: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+        data_dir: &std::path::Path,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let Some(raw) = smtp_url else {
+            return Ok(Mailer::Outbox(data_dir.join("outbox")));
+        };
+        let parsed =
+            crate::smtp_url::SmtpUrl::parse(raw).map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+        let trust = tls::Trust::new(&parsed.host, ca_file)?;
+        if parsed.tls != crate::smtp_url::SmtpTls::Wrapper {
+            return Ok(Mailer::Pooled(std::sync::Arc::new(
+                pool::SmtpPool::from_url(&parsed, trust, timeout)?,
+            )));
+        }
+        // lettre applies the timeout to every read and write of the socket; the
+        // deadline around `send` also covers connecting and TLS.
+        let params = trust
+            .parameters()
+            .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&parsed.host)
+            .port(parsed.port())
+            .tls(lettre::transport::smtp::client::Tls::Wrapper(params))
+            .timeout(Some(timeout));
+        if let Some((user, password)) = parsed.credentials() {
+            builder = builder.credentials(
+                lettre::transport::smtp::authentication::Credentials::new(user, password),
+            );
+        }
+        Ok(Mailer::Smtp(
+            builder.build(),
+            timeout * 3,
+            std::sync::Arc::new(trust),
+        ))
+    }
+
+    /// Sends `email`; returns the Message-ID it carried.
+    #[tracing::instrument(name = "smtp", skip_all)]
+    pub async fn send(&self, email: &Email) -> Result<String, SendError> {
+        let started = std::time::Instant::now();
+        let result = self.send_inner(email).await;
+        crate::metrics::email_sent(started.elapsed());
+        result
+    }
+
+    async fn send_inner(&self, email: &Email) -> Result<String, SendError> {
+        let token = crate::types::random_hex(12);
+        let domain = email
+            .from_address
+            .rsplit('@')
+            .next()
+            .unwrap_or("herald.local");
+        let message_id = format!("<{token}@{domain}>");
+        // Each mailbox is built from its parts, never parsed from "name <address>":
+        // lettre quotes a name or encodes it (RFC 2047) as it needs, so `Shop, Inc.`
+        // or `Dr. Müller (Vertrieb)` keep their name instead of losing it.
+        let from = mailbox(&email.from_name, &email.from_address)
+            .map_err(|e| SendError::Permanent(format!("sender address: {e}")))?;
+        let to = mailbox(&email.to_name, &email.to)
+            .map_err(|e| SendError::Permanent(format!("recipient address {:?}: {e}", email.to)))?;
+        let mut builder = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(&email.subject)
+            .message_id(Some(message_id.clone()));
+        if let Some(link) = &email.unsubscribe {
+            use lettre::message::header::{HeaderName, HeaderValue};
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{link}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_string(),
+                ));
+        }
+        let message = builder
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(email.text.clone()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(email.html.clone()),
+                    ),
+            )
+            .map_err(|e| SendError::Permanent(format!("the message could not be built: {e}")))?;
+        match self {
+            Mailer::Pooled(pool) => {
+                pool.send(message.envelope(), &message.formatted()).await?;
+                Ok(message_id)
+            }
+            Mailer::Smtp(transport, deadline, trust) => {
+                let sent = tokio::time::timeout(*deadline, transport.send(message)).await;
+                match sent {
+                    Err(_) => Err(SendError::Transient(
+                        "timed out talking to the mail server".into(),
+                    )),
+                    Ok(Ok(_)) => Ok(message_id),
+                    Ok(Err(e)) => Err(trust.judge(e)),
+                }
+            }
+            Mailer::Outbox(dir) => {
+                let written = async {
+                    tokio::fs::create_dir_all(dir).await?;
+                    let name = format!(
+                        "{}-{token}.eml",
+                        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S")
+                    );
+                    let path = dir.join(name);
+                    tokio::fs::write(&path, message.formatted()).await?;
+                    Ok::<_, std::io::Error>(path)
+                }
+                .await;
+                match written {
+                    Ok(path) => {
+                        // The console line names the file, never its content.
+                        println!("Email to {} written to {}", email.to, path.display());
+                        Ok(message_id)
+                    }
+                    Err(e) => Err(SendError::Transient(format!(
+                        "writing to the outbox failed: {e}"
+                    ))),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Prepared messages' pages: the list, the editor with its preview and test sends
+//! (`editor`), and the one-click unsubscribe that every sent message links to.
+
+pub mod editor;
+pub mod preview;
+pub mod unsubscribe;
