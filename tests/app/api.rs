@@ -4,11 +4,10 @@
 //! problem naming the field.
 
 use herald::auth::users::Role;
-use herald::config::Secret;
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Engine, TestApp, text_of};
+use crate::helpers::{TestApp, text_of};
 use crate::smtp::{SmtpServer, password_in};
 
 /// Creates a key on the admin page; returns it as shown (once).
@@ -48,7 +47,24 @@ async fn post(
     (status, r.json().await.unwrap_or_default())
 }
 
-async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
+/// An admin and the key "Shop" they created.
+async fn shop_key(app: &TestApp) -> (Client, String) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let key = new_key(app, &admin, "Shop").await;
+    (admin, key)
+}
+
+/// Events recorded so far.
+async fn event_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap()
+}
+
+/// A key is shown once on the page that creates it; afterwards only its prefix, and
+/// the database holds a fingerprint.
+async fn an_api_key_is_shown_once_and_stored_as_a_fingerprint(app: TestApp) {
     let (admin, _) = app.signed_in(Role::Admin).await;
     let key = new_key(&app, &admin, "Shop").await;
     assert!(key.starts_with("hk_") && key.len() == 67, "{key}");
@@ -66,7 +82,15 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         stored.iter().all(|h| !h.contains(&key[3..])),
         "a fingerprint, not the key"
     );
+}
 
+/// A website asks for a contact's password: the email arrives, the password signs
+/// in, the event says it came from the API, and the run reads back as done.
+async fn a_password_requested_over_the_api_is_emailed_and_its_run_read_back(
+    app: TestApp,
+    smtp: SmtpServer,
+) {
+    let (_admin, key) = shop_key(&app).await;
     // A website's own sign-in page asks for a password for a contact.
     let (client, _) = app.signed_in(Role::Marketer).await;
     let automation = crate::scheduler::password_automation(&app, &client, &[], &[]).await;
@@ -104,7 +128,27 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
             && e.1 == Some(cleo)
             && e.3["source"] == "api")
     );
+    // Runs: the one the password request scheduled, as done.
+    let run = body_of_first_run(&app).await;
+    let got: serde_json::Value = Client::new()
+        .get(app.url(&format!("/api/v1/runs/{run}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (got["status"].as_str(), got["attempts"].as_i64()),
+        (Some("done"), Some(1)),
+        "{got}"
+    );
+}
 
+/// An event for an unknown address is refused, unless it asks to create the contact.
+async fn an_unknown_contact_is_404_unless_create_contact_is_asked(app: TestApp) {
+    let (_admin, key) = shop_key(&app).await;
     // Unknown contact: 404, unless asked to create it.
     let (status, body) = post(&app, &key, json!({ "type": "external_event_received", "contact": { "email": "new@example.com" }, "name": "order_shipped" })).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
@@ -128,9 +172,14 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
+}
 
+/// Contacts over the API: created, then updated by email, with the same events as
+/// the admin UI; unknown ids and bad input are problems.
+async fn contacts_are_created_then_updated_by_email(app: TestApp) {
+    let (_admin, key) = shop_key(&app).await;
     // Contacts: created, then updated by email (the same events as the admin UI).
-    let (marketer, _) = (client.clone(), ());
+    let (marketer, _) = app.signed_in(Role::Marketer).await;
     let r = app
         .submit_with(&marketer, "/groups/new", "/groups", &[("name", "VIP")])
         .await;
@@ -207,29 +256,15 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         r.json::<serde_json::Value>().await.unwrap()["field"],
         "email"
     );
-    // Runs: the one the password request scheduled, as done.
-    let run = body_of_first_run(&app).await;
-    let got: serde_json::Value = api(reqwest::Method::GET, &format!("/api/v1/runs/{run}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (got["status"].as_str(), got["attempts"].as_i64()),
-        (Some("done"), Some(1)),
-        "{got}"
-    );
+}
 
+/// The same call with the same Idempotency-Key records one event and answers the
+/// same; another body is a conflict; another key has its own keys.
+async fn a_replayed_idempotency_key_returns_the_first_answer(app: TestApp) {
+    let (admin, key) = shop_key(&app).await;
+    let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
     // Idempotency-Key: the same call twice records one event and answers the same.
-    let count = async || {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events")
-            .fetch_one(app.state.db.read())
-            .await
-            .unwrap()
-    };
-    let before = count().await;
+    let before = event_count(&app).await;
     let call = |body: serde_json::Value| {
         Client::new()
             .post(app.url("/api/v1/events"))
@@ -249,10 +284,10 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         first,
         "the first answer again"
     );
-    assert_eq!(count().await, before + 1, "one event");
+    assert_eq!(event_count(&app).await, before + 1, "one event");
     let other = call(json!({ "type": "external_event_received", "contact": { "id": cleo }, "name": "order_cancelled" })).await.unwrap();
     assert_eq!(other.status(), StatusCode::CONFLICT);
-    assert_eq!(count().await, before + 1);
+    assert_eq!(event_count(&app).await, before + 1);
     // Scoped per key: another key may use the same Idempotency-Key.
     let other_key = new_key(&app, &admin, "Website").await;
     let r = Client::new()
@@ -264,10 +299,16 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    assert_eq!(count().await, before + 2);
+    assert_eq!(event_count(&app).await, before + 2);
+}
 
+/// A batch is recorded whole or not at all, names the wrong item by its index, keeps
+/// the order given, and holds at most 1,000 events.
+async fn a_batch_is_all_or_nothing_and_holds_at_most_1000_events(app: TestApp) {
+    let (_admin, key) = shop_key(&app).await;
+    let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
     // A batch: all or nothing, the wrong one named by its index; at most 1,000.
-    let before = count().await;
+    let before = event_count(&app).await;
     let item = |i: usize| json!({ "type": "external_event_received", "contact": { "id": cleo }, "name": format!("page_view_{i}") });
     let mut events: Vec<serde_json::Value> = (0..5).map(item).collect();
     events[3] = json!({ "type": "registered_to_system", "contact": { "id": cleo } });
@@ -281,7 +322,11 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let problem: serde_json::Value = r.json().await.unwrap();
     assert_eq!(problem["field"], "events[3].type", "{problem}");
-    assert_eq!(count().await, before, "nothing of the batch recorded");
+    assert_eq!(
+        event_count(&app).await,
+        before,
+        "nothing of the batch recorded"
+    );
     let events: Vec<serde_json::Value> = (0..1000).map(item).collect();
     let r = Client::new()
         .post(app.url("/api/v1/events/batch"))
@@ -300,7 +345,7 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         .collect();
     assert_eq!(ids.len(), 1000);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in the order given");
-    assert_eq!(count().await, before + 1000);
+    assert_eq!(event_count(&app).await, before + 1000);
     let names: Vec<String> =
         sqlx::query_scalar("SELECT params FROM events WHERE id >= $1 ORDER BY id LIMIT 2")
             .bind(ids[0])
@@ -320,9 +365,14 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(count().await, before + 1000);
+    assert_eq!(event_count(&app).await, before + 1000);
+}
 
+/// One new address twice in a batch: created once, both events recorded.
+async fn one_new_address_twice_in_a_batch_is_created_once(app: TestApp) {
+    let (_admin, key) = shop_key(&app).await;
     // One new address twice in a batch: created once, both events recorded.
+    let before = event_count(&app).await;
     let new = json!({ "type": "external_event_received", "contact": { "email": "Newbie@Example.com" }, "create_contact": true, "name": "signup" });
     let r = Client::new()
         .post(app.url("/api/v1/events/batch"))
@@ -338,8 +388,8 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         r.text().await.unwrap()
     );
     assert_eq!(
-        count().await,
-        before + 1003,
+        event_count(&app).await,
+        before + 3,
         "its registration and the two events"
     );
     let newbies: Vec<i64> =
@@ -348,7 +398,12 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
             .await
             .unwrap();
     assert_eq!(newbies.len(), 1, "one contact");
+}
 
+/// Bad input is a problem naming the field, never a 500.
+async fn bad_input_is_a_problem_naming_the_field(app: TestApp) {
+    let (_admin, key) = shop_key(&app).await;
+    let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
     // Bad input: a problem naming the field, never a 500.
     for (body, field) in [
         (
@@ -426,7 +481,11 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
 
+/// No key, a wrong key or a staff session cookie gets 401; a key opens no page.
+async fn only_a_key_opens_the_api_and_a_key_opens_no_page(app: TestApp) {
+    let (admin, key) = shop_key(&app).await;
     // Keys only: no key, a wrong key, a staff session cookie — 401.
     let (status, _) = post(
         &app,
@@ -457,6 +516,19 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         crate::helpers::location(&r),
         "/login?next=%2Fadmin%2Fapi-keys"
     );
+}
+
+/// A revoked key is refused from then on; the page showed its last use, and the
+/// audit log has both.
+async fn a_revoked_key_is_refused_and_its_last_use_shown(app: TestApp) {
+    let (admin, key) = shop_key(&app).await;
+    let (status, _) = post(
+        &app,
+        &key,
+        json!({ "type": "external_http_request_received" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
     // Revoked: 401 from then on; the last use is shown.
     let (_, page) = app.page_with(&admin, "/admin/api-keys").await;
     assert!(!page.contains(">never<"), "last used is recorded");
@@ -487,6 +559,11 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{revoked:?} {id}");
     let stored = app.all_stored_text().await;
     assert!(stored.contains("api_key.created") && stored.contains("api_key.revoked"));
+}
+
+/// Past the rate limit per key (Settings): 429 with Retry-After.
+async fn past_the_rate_limit_a_key_gets_429_with_retry_after(app: TestApp) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
     // The rate limit per key (Settings): past it, 429 with Retry-After.
     let r = app
         .submit_with(
@@ -522,6 +599,10 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
+}
+
+/// The OpenAPI document is generated from the code and open to all.
+async fn the_openapi_document_is_open_to_all(app: TestApp) {
     // The OpenAPI document: generated from the code, open to all.
     let doc = openapi(&app).await;
     assert_eq!(doc["openapi"], "3.1.0");
@@ -538,12 +619,33 @@ async fn keys_and_events(app: TestApp, smtp: SmtpServer) {
         "bearer"
     );
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+/// A marketer cannot open the keys page.
+async fn a_marketer_cannot_open_the_keys_page(app: TestApp) {
+    let (marketer, _) = app.signed_in(Role::Marketer).await;
     // A marketer cannot open the keys page.
     assert_eq!(
-        app.get_with(&client, "/admin/api-keys").await.status(),
+        app.get_with(&marketer, "/admin/api-keys").await.status(),
         StatusCode::FORBIDDEN
     );
 }
+
+on_both_engines!(
+    an_api_key_is_shown_once_and_stored_as_a_fingerprint,
+    an_unknown_contact_is_404_unless_create_contact_is_asked,
+    contacts_are_created_then_updated_by_email,
+    a_replayed_idempotency_key_returns_the_first_answer,
+    a_batch_is_all_or_nothing_and_holds_at_most_1000_events,
+    one_new_address_twice_in_a_batch_is_created_once,
+    bad_input_is_a_problem_naming_the_field,
+    only_a_key_opens_the_api_and_a_key_opens_no_page,
+    a_revoked_key_is_refused_and_its_last_use_shown,
+    past_the_rate_limit_a_key_gets_429_with_retry_after,
+    the_openapi_document_is_open_to_all,
+    a_marketer_cannot_open_the_keys_page,
+);
+with_smtp!(a_password_requested_over_the_api_is_emailed_and_its_run_read_back);
 
 /// The OpenAPI document Herald serves, without an API key.
 async fn openapi(app: &TestApp) -> serde_json::Value {
@@ -561,25 +663,6 @@ async fn body_of_first_run(app: &TestApp) -> i64 {
         .fetch_one(app.state.db.read())
         .await
         .unwrap()
-}
-
-async fn run(engine: Engine) {
-    let smtp = SmtpServer::start().await;
-    let url = smtp.url();
-    TestApp::on(engine)
-        .configure(|c| c.smtp_url = Some(Secret::from(url)))
-        .run(|app| keys_and_events(app, smtp))
-        .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_keys_open_the_event_api_only_sqlite() {
-    run(Engine::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_keys_open_the_event_api_only_postgres() {
-    run(Engine::Postgres).await
 }
 
 /// 64 calls at once, more than the pool's connections: each finds its contact on

@@ -516,56 +516,78 @@ async fn edit_event_and_time_frame_validate_every_field(app: TestApp) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
-async fn define_job_validates_jobs_targets_and_delays(app: TestApp) {
-    let (client, _) = app.signed_in(Role::Marketer).await;
-    let c_id = new_automation(&app, &client, "Contact side", "registered_to_system").await;
-    let s_id = new_automation(&app, &client, "System side", "logged_on_to_system").await;
-    let h_id = new_automation(&app, &client, "HTTP side", "external_http_request_received").await;
-    let blocked = app
-        .create_user("unused@example.com", Role::Marketer, "a long password!")
-        .await;
-    let _ = blocked;
-    {
-        let r = app
-            .submit_with(
-                &client,
-                "/contacts/new",
-                "/contacts",
-                &[("email", "blocked@example.com")],
-            )
-            .await;
-        let cid = location(&r).trim_start_matches("/contacts/").to_string();
-        app.submit_with(
+/// The three automations Define Job is tried on: one per kind of event.
+async fn three_sides(app: &TestApp, client: &Client) -> (i64, i64, i64) {
+    (
+        new_automation(app, client, "Contact side", "registered_to_system").await,
+        new_automation(app, client, "System side", "logged_on_to_system").await,
+        new_automation(app, client, "HTTP side", "external_http_request_received").await,
+    )
+}
+
+const CONTACT_JOB: (&str, &str) = ("job", "send_new_password_to_contact");
+
+/// Posts only `values` to automation `id`'s Define Job and checks that `field` is
+/// refused with `message`, and nothing is saved.
+async fn job_refused(app: &TestApp, client: &Client, (id, values, field, message): JobCase<'_>) {
+    let mut values = values.clone();
+    values.push(("action", "time_frame"));
+    // Start from an empty form: only what the case sends.
+    let mut form = app
+        .form_with(
             &client,
-            &format!("/contacts/{cid}"),
-            &format!("/contacts/{cid}/block"),
-            &[],
+            &format!("/automations/{id}/job"),
+            &format!("/automations/{id}/job"),
         )
         .await;
+    form.fields.retain(|(k, _)| k == "csrf_token");
+    for (k, v) in &values {
+        form.fields.push((k.to_string(), v.to_string()));
     }
-    let contact_job = ("job", "send_new_password_to_contact");
-    let cases: Vec<JobCase> = vec![
+    let r = app.post_form_with(&client, &form).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{field} {values:?}"
+    );
+    let html = r.text().await.unwrap();
+    assert!(
+        error_of(&html, field).contains(message),
+        "{field} {values:?}: {}",
+        error_of(&html, field)
+    );
+    assert!(
+        automations::store::find(&app.state.db, herald::types::AutomationId(id))
+            .await
+            .unwrap()
+            .unwrap()
+            .job
+            .is_none(),
+        "nothing saved"
+    );
+}
+
+async fn define_job_refuses_a_job_of_the_other_scope(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (c_id, s_id, h_id) = three_sides(&app, &client).await;
+    let system_job = ("job", "send_new_password_to_system_user");
+    let from_event = ("use_event_parameter", "on");
+    for case in [
         (
             c_id,
-            vec![
-                ("job", "send_new_password_to_system_user"),
-                ("use_event_parameter", "on"),
-            ],
+            vec![system_job, from_event],
             "job",
             "Combine a (C) event with a (C) job.",
         ),
         (
             s_id,
-            vec![contact_job, ("use_event_parameter", "on")],
+            vec![CONTACT_JOB, from_event],
             "job",
             "Combine an (S) event with an (S) job.",
         ),
         (
             h_id,
-            vec![
-                ("job", "send_new_password_to_system_user"),
-                ("use_event_parameter", "on"),
-            ],
+            vec![system_job, from_event],
             "use_event_parameter",
             "names no system user",
         ),
@@ -575,181 +597,99 @@ async fn define_job_validates_jobs_targets_and_delays(app: TestApp) {
             "job",
             "Choose one of the options",
         ),
+    ] {
+        job_refused(&app, &client, case).await;
+    }
+}
+
+async fn define_job_refuses_a_target_it_cannot_reach(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (c_id, s_id, _) = three_sides(&app, &client).await;
+    let r = app
+        .submit_with(
+            &client,
+            "/contacts/new",
+            "/contacts",
+            &[("email", "blocked@example.com")],
+        )
+        .await;
+    let cid = location(&r).trim_start_matches("/contacts/").to_string();
+    let block = format!("/contacts/{cid}/block");
+    app.submit_with(&client, &format!("/contacts/{cid}"), &block, &[])
+        .await;
+    let system_job = ("job", "send_new_password_to_system_user");
+    for case in [
         (
             c_id,
-            vec![contact_job, ("contact", "nobody@example.com")],
+            vec![CONTACT_JOB, ("contact", "nobody@example.com")],
             "contact",
             "No contact has the email",
         ),
         (
             c_id,
-            vec![contact_job, ("contact", "blocked@example.com")],
+            vec![CONTACT_JOB, ("contact", "blocked@example.com")],
             "contact",
             "is blocked",
         ),
-        (c_id, vec![contact_job], "contact", "Choose the contact"),
+        (c_id, vec![CONTACT_JOB], "contact", "Choose the contact"),
         (
             s_id,
-            vec![
-                ("job", "send_new_password_to_system_user"),
-                ("system_user", "x"),
-            ],
+            vec![system_job, ("system_user", "x")],
             "system_user",
             "Choose one of the options",
         ),
         (
             s_id,
-            vec![
-                ("job", "send_new_password_to_system_user"),
-                ("system_user", "999999"),
-            ],
+            vec![system_job, ("system_user", "999999")],
             "system_user",
             "enabled system user",
         ),
+    ] {
+        job_refused(&app, &client, case).await;
+    }
+}
+
+async fn define_job_refuses_a_delay_out_of_bounds(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (c_id, _, _) = three_sides(&app, &client).await;
+    for (delay, unit, value, field, message) in [
+        ("yes", "minutes", "", "delay_value", "Enter the delay"),
+        ("yes", "minutes", "0", "delay_value", "at least 1"),
+        ("yes", "minutes", "-1", "delay_value", "at least 1"),
+        ("yes", "minutes", "1e9", "delay_value", "at least 1"),
+        ("yes", "minutes", "abc", "delay_value", "at least 1"),
         (
-            c_id,
-            vec![
-                contact_job,
-                ("use_event_parameter", "on"),
-                ("delay", "yes"),
-                ("delay_unit", "minutes"),
-                ("delay_value", ""),
-            ],
-            "delay_value",
-            "Enter the delay",
-        ),
-        (
-            c_id,
-            vec![
-                contact_job,
-                ("use_event_parameter", "on"),
-                ("delay", "yes"),
-                ("delay_unit", "minutes"),
-                ("delay_value", "0"),
-            ],
-            "delay_value",
-            "at least 1",
-        ),
-        (
-            c_id,
-            vec![
-                contact_job,
-                ("use_event_parameter", "on"),
-                ("delay", "yes"),
-                ("delay_unit", "minutes"),
-                ("delay_value", "-1"),
-            ],
-            "delay_value",
-            "at least 1",
-        ),
-        (
-            c_id,
-            vec![
-                contact_job,
-                ("use_event_parameter", "on"),
-                ("delay", "yes"),
-                ("delay_unit", "minutes"),
-                ("delay_value", "1e9"),
-            ],
-            "delay_value",
-            "at least 1",
-        ),
-        (
-            c_id,
-            vec![
-                contact_job,
-                ("use_event_parameter", "on"),
-                ("delay", "yes"),
-                ("delay_unit", "minutes"),
-                ("delay_value", "abc"),
-            ],
-            "delay_value",
-            "at least 1",
-        ),
-        (
-            c_id,
-            vec![
-                contact_job,
-                ("use_event_parameter", "on"),
-                ("delay", "yes"),
-                ("delay_unit", "years"),
-                ("delay_value", "1"),
-            ],
+            "yes",
+            "years",
+            "1",
             "delay_unit",
             "Minutes, Hours, Days or Weeks",
         ),
+        ("yes", "weeks", "53", "delay_value", "at most 365 days"),
+        ("yes", "days", "366", "delay_value", "at most 365 days"),
         (
-            c_id,
-            vec![
-                contact_job,
-                ("use_event_parameter", "on"),
-                ("delay", "yes"),
-                ("delay_unit", "weeks"),
-                ("delay_value", "53"),
-            ],
-            "delay_value",
-            "at most 365 days",
-        ),
-        (
-            c_id,
-            vec![
-                contact_job,
-                ("use_event_parameter", "on"),
-                ("delay", "yes"),
-                ("delay_unit", "days"),
-                ("delay_value", "366"),
-            ],
-            "delay_value",
-            "at most 365 days",
-        ),
-        (
-            c_id,
-            vec![
-                contact_job,
-                ("use_event_parameter", "on"),
-                ("delay", "maybe"),
-            ],
+            "maybe",
+            "minutes",
+            "1",
             "delay",
             "Choose one of the options",
         ),
-    ];
-    for (id, values, field, message) in cases {
-        let mut values = values.clone();
-        values.push(("action", "time_frame"));
-        // Start from an empty form: only what the case sends.
-        let mut form = app
-            .form_with(
-                &client,
-                &format!("/automations/{id}/job"),
-                &format!("/automations/{id}/job"),
-            )
-            .await;
-        form.fields.retain(|(k, _)| k == "csrf_token");
-        for (k, v) in &values {
-            form.fields.push((k.to_string(), v.to_string()));
-        }
-        let r = app.post_form_with(&client, &form).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field} {values:?}"
-        );
-        let html = r.text().await.unwrap();
-        assert!(
-            error_of(&html, field).contains(message),
-            "{field} {values:?}: {}",
-            error_of(&html, field)
-        );
-        assert!(
-            automations::store::find(&app.state.db, herald::types::AutomationId(id))
-                .await
-                .unwrap()
-                .unwrap()
-                .job
-                .is_none(),
-            "nothing saved"
-        );
+    ] {
+        let values = vec![
+            CONTACT_JOB,
+            ("use_event_parameter", "on"),
+            ("delay", delay),
+            ("delay_unit", unit),
+            ("delay_value", value),
+        ];
+        job_refused(&app, &client, (c_id, values, field, message)).await;
     }
+}
+
+async fn define_job_saves_a_fixed_contact_and_a_fixed_system_user(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (c_id, s_id, _) = three_sides(&app, &client).await;
+    let contact_job = CONTACT_JOB;
     // Valid: a fixed contact by email; the S job with a fixed system user; Edit Event goes back and saves.
     let r = app
         .submit_with(
@@ -795,6 +735,11 @@ async fn define_job_validates_jobs_targets_and_delays(app: TestApp) {
     )
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+async fn cancel_leaves_define_job_without_saving(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (_, _, h_id) = three_sides(&app, &client).await;
     // Cancel (its own button, which posts the window elsewhere) leaves without
     // saving, back to the automation.
     let page = format!("/automations/{h_id}/job");
@@ -814,6 +759,31 @@ async fn define_job_validates_jobs_targets_and_delays(app: TestApp) {
         automations::store::find(&app.state.db, herald::types::AutomationId(h_id))
             .await
             .unwrap()
+            .is_some()
+    );
+}
+
+async fn changing_the_event_to_the_other_scope_clears_a_job_that_no_longer_fits(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (c_id, _, _) = three_sides(&app, &client).await;
+    let r = define_job(
+        &app,
+        &client,
+        c_id,
+        &[
+            CONTACT_JOB,
+            ("use_event_parameter", "on"),
+            ("action", "time_frame"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        automations::store::find(&app.state.db, herald::types::AutomationId(c_id))
+            .await
+            .unwrap()
+            .unwrap()
+            .job
             .is_some()
     );
     // Changing the event to the other scope clears a job that no longer fits.
@@ -1221,7 +1191,12 @@ async fn try_it_from_define_time_frame_answers_for_what_is_on_screen(app: TestAp
 on_both_engines!(
     the_wizard_creates_an_automation_the_overview_lists,
     edit_event_and_time_frame_validate_every_field,
-    define_job_validates_jobs_targets_and_delays,
+    define_job_refuses_a_job_of_the_other_scope,
+    define_job_refuses_a_target_it_cannot_reach,
+    define_job_refuses_a_delay_out_of_bounds,
+    define_job_saves_a_fixed_contact_and_a_fixed_system_user,
+    cancel_leaves_define_job_without_saving,
+    changing_the_event_to_the_other_scope_clears_a_job_that_no_longer_fits,
     status_follows_the_clock_and_activation,
     copy_and_delete_with_audit,
     a_start_inside_a_dst_change_is_kept_in_its_zone,

@@ -26,6 +26,40 @@ macro_rules! on_both_engines {
     };
 }
 
+/// Runs each named `async fn name(app: TestApp, smtp: SmtpServer)` on both
+/// engines with an SMTP server behind the app (and the metrics token set).
+macro_rules! with_smtp {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                async fn run(engine: crate::helpers::Engine) {
+                    let smtp = crate::smtp::SmtpServer::start().await;
+                    let url = smtp.url();
+                    let configure = |c: &mut herald::config::Config| {
+                        c.smtp_url = Some(herald::config::Secret::from(url));
+                        c.metrics_token =
+                            Some(herald::config::Secret::from(crate::helpers::METRICS_TOKEN));
+                    };
+                    crate::helpers::TestApp::on(engine)
+                        .configure(configure)
+                        .run(|app| super::$name(app, smtp))
+                        .await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    run(crate::helpers::Engine::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    run(crate::helpers::Engine::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
 mod helpers;
 mod logs;
 mod preferences;

@@ -13,40 +13,6 @@ use crate::automations::{define_job, define_time_frame, new_automation};
 use crate::helpers::TestApp;
 use crate::smtp::{SmtpServer, password_in};
 
-/// Runs each named `async fn name(app: TestApp, smtp: SmtpServer)` on both
-/// engines with an SMTP server behind the app (and the metrics token set).
-macro_rules! with_smtp {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                async fn run(engine: crate::helpers::Engine) {
-                    let smtp = crate::smtp::SmtpServer::start().await;
-                    let url = smtp.url();
-                    let configure = |c: &mut herald::config::Config| {
-                        c.smtp_url = Some(herald::config::Secret::from(url));
-                        c.metrics_token =
-                            Some(herald::config::Secret::from(crate::helpers::METRICS_TOKEN));
-                    };
-                    crate::helpers::TestApp::on(engine)
-                        .configure(configure)
-                        .run(|app| super::$name(app, smtp))
-                        .await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    run(crate::helpers::Engine::Sqlite).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    run(crate::helpers::Engine::Postgres).await
-                }
-            }
-        )+
-    };
-}
-
 /// Creates and activates "New Password Requested (C) → Send New Password to
 /// Contact (C), Use Event Parameter" with the given extra job/time-frame fields.
 pub(crate) async fn password_automation(
