@@ -347,8 +347,8 @@ async fn a_change_that_fails_records_no_event(app: TestApp) {
     assert_eq!(events[0].3["source"], "api");
 }
 
-async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
-    let (client, _) = app.signed_in(Role::Marketer).await;
+/// Five contacts whose emails and names share prefixes.
+async fn five_contacts(app: &TestApp, client: &reqwest::Client) {
     for (email, first, last) in [
         ("ann.lee@example.com", "Ann", "Lee"),
         ("anna@acme.example", "Anna", "Berg"),
@@ -356,18 +356,46 @@ async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
         ("bob@example.com", "Bob", "Stone"),
         ("leeroy@example.com", "Leeroy", "Jenkins"),
     ] {
-        create_contact(&app, &client, email, first, last).await;
+        create_contact(app, client, email, first, last).await;
     }
-    let emails = |cs: Vec<contacts::Contact>| cs.into_iter().map(|c| c.email).collect::<Vec<_>>();
-    let db = &app.state.db;
-    let found = emails(
-        contacts::search::search(db, "ANN", None, 50)
+}
+
+/// The five, and two who hold the searched text inside words.
+async fn seven_contacts(app: &TestApp, client: &reqwest::Client) {
+    five_contacts(app, client).await;
+    create_contact(app, client, "ben.mueller@example.com", "Ben", "Müller").await;
+    create_contact(app, client, "jo.hannah@shop.example", "Johannah", "Ray").await;
+}
+
+/// The emails the search finds for `q` (its first 50).
+async fn found(db: &herald::db::Db, q: &str) -> Vec<String> {
+    let (page, _) = contacts::search::search(db, q, None, 50).await.unwrap();
+    page.into_iter().map(|c| c.email).collect()
+}
+
+/// The emails the search finds for `q`, read two at a time to the end.
+async fn two_at_a_time(db: &herald::db::Db, q: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after: Option<Cursor> = None;
+    loop {
+        let (page, next) = contacts::search::search(db, q, after.as_ref(), 2)
             .await
-            .unwrap()
-            .0,
-    );
+            .unwrap();
+        seen.extend(page.into_iter().map(|c| c.email));
+        match next {
+            Some(c) => after = Some(c),
+            None => return seen,
+        }
+    }
+}
+
+async fn search_finds_email_and_name_prefixes(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    five_contacts(&app, &client).await;
+    let db = &app.state.db;
+    let prefixes = found(db, "ANN").await;
     assert_eq!(
-        found,
+        prefixes,
         [
             "ann.lee@example.com",
             "anna@acme.example",
@@ -376,53 +404,28 @@ async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
         "email, first and last name prefixes"
     );
     assert_eq!(
-        emails(
-            contacts::search::search(db, "lee", None, 50)
-                .await
-                .unwrap()
-                .0
-        ),
+        found(db, "lee").await,
         ["ann.lee@example.com", "leeroy@example.com"]
     );
-    assert_eq!(
-        emails(
-            contacts::search::search(db, "ann le", None, 50)
-                .await
-                .unwrap()
-                .0
-        ),
-        ["ann.lee@example.com"]
-    );
-    assert_eq!(
-        emails(
-            contacts::search::search(db, "bob@", None, 50)
-                .await
-                .unwrap()
-                .0
-        ),
-        ["bob@example.com"]
-    );
-    assert!(
-        contacts::search::search(db, "nobody", None, 50)
-            .await
-            .unwrap()
-            .0
-            .is_empty()
-    );
+    assert_eq!(found(db, "ann le").await, ["ann.lee@example.com"]);
+    assert_eq!(found(db, "bob@").await, ["bob@example.com"]);
+    assert!(found(db, "nobody").await.is_empty());
+}
+
+async fn search_pages_two_at_a_time_each_contact_once(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    five_contacts(&app, &client).await;
+    let db = &app.state.db;
     // Pages: two at a time, no contact twice, all of them in the end.
-    let mut seen = Vec::new();
-    let mut after: Option<Cursor> = None;
-    loop {
-        let (page, next) = contacts::search::search(db, "", after.as_ref(), 2)
-            .await
-            .unwrap();
-        seen.extend(emails(page));
-        match next {
-            Some(c) => after = Some(c),
-            None => break,
-        }
-    }
+    let seen = two_at_a_time(db, "").await;
     assert_eq!(seen.len(), 5);
+    seen.iter()
+        .for_each(|e| assert_eq!(seen.iter().filter(|x| *x == e).count(), 1, "{e} once"));
+}
+
+async fn the_contact_list_and_the_picker_search_too(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    five_contacts(&app, &client).await;
     // Through the page and the picker.
     let (_, html) = app.page_with(&client, "/contacts?q=ann").await;
     assert!(html.contains("anna@acme.example") && !html.contains("bob@example.com"));
@@ -438,44 +441,19 @@ async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
         picked,
         serde_json::json!([{"id": picked[0]["id"], "email": "bob@example.com", "name": "Bob Stone", "blocked": false}])
     );
+}
+
+async fn search_finds_text_inside_words_after_the_prefixes(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    seven_contacts(&app, &client).await;
+    let db = &app.state.db;
     // Inside words: after the prefix matches, contacts holding the text further
     // in, oldest first ("mueller" in an email, a domain, a name's end).
-    create_contact(&app, &client, "ben.mueller@example.com", "Ben", "Müller").await;
-    create_contact(&app, &client, "jo.hannah@shop.example", "Johannah", "Ray").await;
+    assert_eq!(found(db, "mueller").await, ["ben.mueller@example.com"]);
+    assert_eq!(found(db, "MÜLLER").await, ["ben.mueller@example.com"]);
+    assert_eq!(found(db, "nson").await, ["zed@example.com"]);
     assert_eq!(
-        emails(
-            contacts::search::search(db, "mueller", None, 50)
-                .await
-                .unwrap()
-                .0
-        ),
-        ["ben.mueller@example.com"]
-    );
-    assert_eq!(
-        emails(
-            contacts::search::search(db, "MÜLLER", None, 50)
-                .await
-                .unwrap()
-                .0
-        ),
-        ["ben.mueller@example.com"]
-    );
-    assert_eq!(
-        emails(
-            contacts::search::search(db, "nson", None, 50)
-                .await
-                .unwrap()
-                .0
-        ),
-        ["zed@example.com"]
-    );
-    assert_eq!(
-        emails(
-            contacts::search::search(db, "ann", None, 50)
-                .await
-                .unwrap()
-                .0
-        ),
+        found(db, "ann").await,
         [
             "ann.lee@example.com",
             "anna@acme.example",
@@ -484,29 +462,15 @@ async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
         ],
         "prefix matches first, then the inner ones"
     );
-    assert!(
-        contacts::search::search(db, "50%", None, 50)
-            .await
-            .unwrap()
-            .0
-            .is_empty(),
-        "LIKE wildcards are text"
-    );
-    assert!(
-        contacts::search::search(db, "e_a", None, 50)
-            .await
-            .unwrap()
-            .0
-            .is_empty()
-    );
-    assert!(
-        contacts::search::search(db, "\"x\" OR", None, 50)
-            .await
-            .unwrap()
-            .0
-            .is_empty(),
-        "FTS syntax is text"
-    );
+    assert!(found(db, "50%").await.is_empty(), "LIKE wildcards are text");
+    assert!(found(db, "e_a").await.is_empty());
+    assert!(found(db, "\"x\" OR").await.is_empty(), "FTS syntax is text");
+}
+
+async fn search_pages_across_prefix_and_inner_matches(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    seven_contacts(&app, &client).await;
+    let db = &app.state.db;
     // Paged across the border between prefix and inner matches, two at a time.
     let domain = [
         "ann.lee@example.com",
@@ -515,18 +479,7 @@ async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
         "leeroy@example.com",
         "ben.mueller@example.com",
     ];
-    let mut seen = Vec::new();
-    let mut after: Option<Cursor> = None;
-    loop {
-        let (page, next) = contacts::search::search(db, "example.com", after.as_ref(), 2)
-            .await
-            .unwrap();
-        seen.extend(emails(page));
-        match next {
-            Some(c) => after = Some(c),
-            None => break,
-        }
-    }
+    let seen = two_at_a_time(db, "example.com").await;
     assert_eq!(seen, domain, "oldest first, each once");
     let (_, html) = app.page_with(&client, "/contacts?q=example.com").await;
     assert!(
@@ -535,6 +488,12 @@ async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
     );
     let (_, html) = app.page_with(&client, "/contacts?q=ann").await;
     assert!(html.contains("jo.hannah@shop.example"));
+}
+
+async fn the_contact_list_filters_by_group(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    seven_contacts(&app, &client).await;
+    let db = &app.state.db;
     // The list filters by group: its members only, oldest first, with or
     // without a search, paged; a group that does not exist is a clear 400.
     let vip = create_group(&app, &client, "VIP", false).await;
@@ -583,7 +542,7 @@ async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
         let (page, next) = contacts::search::search_in_group(db, vip, "", after, 2)
             .await
             .unwrap();
-        seen.extend(emails(page));
+        seen.extend(page.into_iter().map(|c| c.email));
         match next {
             Some(c) => after = c.id,
             None => break,
@@ -607,6 +566,9 @@ async fn search_finds_email_and_name_prefixes_with_an_index(app: TestApp) {
         app.get_with(&client, "/contacts?group=x").await.status(),
         StatusCode::BAD_REQUEST
     );
+}
+
+async fn every_search_branch_reads_an_index(app: TestApp) {
     // The inner search reads the trigram index.
     let plan = explain_inner(&app).await;
     assert!(
@@ -919,7 +881,13 @@ on_both_engines!(
     contacts_are_created_edited_blocked_and_deleted_through_the_forms,
     group_membership_changes_record_events,
     a_change_that_fails_records_no_event,
-    search_finds_email_and_name_prefixes_with_an_index,
+    search_finds_email_and_name_prefixes,
+    search_pages_two_at_a_time_each_contact_once,
+    the_contact_list_and_the_picker_search_too,
+    search_finds_text_inside_words_after_the_prefixes,
+    search_pages_across_prefix_and_inner_matches,
+    the_contact_list_filters_by_group,
+    every_search_branch_reads_an_index,
     the_picker_answers_at_most_twenty_and_needs_a_session,
     an_import_reports_exactly_and_a_second_one_updates,
     a_semicolon_file_from_excel_imports_like_a_comma_file,
