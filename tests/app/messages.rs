@@ -164,7 +164,6 @@ async fn a_welcome_message_arrives_personalised_with_one_click_unsubscribe(
     let message = write_message(&app, &client, "Welcome", "Welcome, {{ contact.first_name | default(\"there\") }}", "Hello {{ contact.first_name | default(\"there\") }}\n\nYour preferences: {{ preferences_url }}\nUnsubscribe: {{ unsubscribe_url }}", "").await;
     let (_, list) = app.page_with(&client, "/messages").await;
     assert!(list.contains("Welcome") && list.contains("0 automations"));
-    let news = group(&app, &client, "Newsletter").await;
     let welcome = automation(
         &app,
         &client,
@@ -267,7 +266,11 @@ async fn a_welcome_message_arrives_personalised_with_one_click_unsubscribe(
         )
     );
     assert_eq!(smtp.count(), 1);
+}
 
+async fn an_unsubscribe_link_naming_a_group_leaves_that_group(app: TestApp, _smtp: SmtpServer) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let news = group(&app, &client, "Newsletter").await;
     // A link naming a group leaves that group and records the event.
     let vip = new_contact(&app, &client, "vip@example.com", "Vic").await;
     let mut tx = app.state.db.begin().await.unwrap();
@@ -305,6 +308,14 @@ async fn a_welcome_message_arrives_personalised_with_one_click_unsubscribe(
             .iter()
             .any(|e| e.0 == "unsubscribed_from_group" && e.1 == Some(vip) && e.2 == Some(news))
     );
+}
+
+async fn a_contact_not_in_the_links_group_is_offered_to_stop_all_messages(
+    app: TestApp,
+    _smtp: SmtpServer,
+) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let news = group(&app, &client, "Newsletter").await;
     // A contact not in the link's group (the job sent to her all the same): the
     // page says leaving would change nothing and offers to stop all messages,
     // which the button then does — it never answers "no longer receives" for nothing.
@@ -344,6 +355,9 @@ async fn a_welcome_message_arrives_personalised_with_one_click_unsubscribe(
             .unwrap()
             .is_opted_out()
     );
+}
+
+async fn an_opt_out_is_taken_back_in_the_preference_center_only(app: TestApp, _smtp: SmtpServer) {
     // The contact takes the opt-out back in the preference center only.
     let carl = crate::scheduler::contact(&app, "carl@example.com", "carl's own password").await;
     let link = herald::messages::compose::Unsubscribe::of(&app.state.db, carl, None)
@@ -384,8 +398,19 @@ async fn a_welcome_message_arrives_personalised_with_one_click_unsubscribe(
     );
 }
 
-async fn templates_are_checked_on_save_and_previewed_safely(app: TestApp, smtp: SmtpServer) {
-    let (client, me) = app.signed_in(Role::Marketer).await;
+/// The message "Offer", with markup and script to be made safe, and the contact
+/// Lena (whose name is markup) to preview it for.
+async fn offer(app: &TestApp, client: &reqwest::Client) -> i64 {
+    let id = write_message(app, client, "Offer", "For {{ contact.first_name }}", "Hi {{ contact.first_name }}", "<p>Hi {{ contact.first_name }}</p><script>alert(1)</script><a href=\"javascript:alert(2)\">x</a>").await;
+    new_contact(app, client, "lena@example.com", "<b>Lena</b>").await;
+    id
+}
+
+async fn a_template_that_does_not_parse_is_refused_next_to_its_field(
+    app: TestApp,
+    _smtp: SmtpServer,
+) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
     let r = app
         .submit_with(
             &client,
@@ -433,6 +458,10 @@ async fn templates_are_checked_on_save_and_previewed_safely(app: TestApp, smtp: 
             .unwrap()
             .contains("contact.phone")
     );
+}
+
+async fn a_template_that_could_take_gigabytes_is_refused_at_save(app: TestApp, _smtp: SmtpServer) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
     // A template that could take gigabytes is refused at save, next to its
     // field, before it is ever rendered.
     let bomb = "{% set a = \"x\" * 100000000 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{{ d|length }}";
@@ -457,8 +486,14 @@ async fn templates_are_checked_on_save_and_previewed_safely(app: TestApp, smtp: 
             .unwrap(),
         0
     );
-    let id = write_message(&app, &client, "Offer", "For {{ contact.first_name }}", "Hi {{ contact.first_name }}", "<p>Hi {{ contact.first_name }}</p><script>alert(1)</script><a href=\"javascript:alert(2)\">x</a>").await;
-    new_contact(&app, &client, "lena@example.com", "<b>Lena</b>").await;
+}
+
+async fn the_preview_renders_for_a_chosen_contact_and_runs_nothing(
+    app: TestApp,
+    _smtp: SmtpServer,
+) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let id = offer(&app, &client).await;
     let (status, page) = app
         .page_with(
             &client,
@@ -504,6 +539,14 @@ async fn templates_are_checked_on_save_and_previewed_safely(app: TestApp, smtp: 
         .unwrap()
         .to_string();
     assert!(!csp.contains("unsafe-inline"), "{csp}");
+}
+
+async fn a_test_send_goes_to_the_marketer_or_to_the_addresses_given(
+    app: TestApp,
+    smtp: SmtpServer,
+) {
+    let (client, me) = app.signed_in(Role::Marketer).await;
+    let id = offer(&app, &client).await;
     // Send test: to the signed-in marketer's own address.
     let r = app
         .submit_with(
@@ -591,6 +634,14 @@ async fn templates_are_checked_on_save_and_previewed_safely(app: TestApp, smtp: 
         );
     }
     assert_eq!(smtp.count(), before);
+}
+
+async fn a_message_in_use_is_named_on_its_automation_and_not_deleted(
+    app: TestApp,
+    _smtp: SmtpServer,
+) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let id = offer(&app, &client).await;
     // Copy, and delete refused while an active automation uses it.
     let r = app
         .submit_with(
@@ -1308,7 +1359,14 @@ async fn a_database_error_names_its_step_in_a_page_and_in_a_job(app: TestApp, sm
 
 with_mail!(
     a_welcome_message_arrives_personalised_with_one_click_unsubscribe,
-    templates_are_checked_on_save_and_previewed_safely,
+    an_unsubscribe_link_naming_a_group_leaves_that_group,
+    a_contact_not_in_the_links_group_is_offered_to_stop_all_messages,
+    an_opt_out_is_taken_back_in_the_preference_center_only,
+    a_template_that_does_not_parse_is_refused_next_to_its_field,
+    a_template_that_could_take_gigabytes_is_refused_at_save,
+    the_preview_renders_for_a_chosen_contact_and_runs_nothing,
+    a_test_send_goes_to_the_marketer_or_to_the_addresses_given,
+    a_message_in_use_is_named_on_its_automation_and_not_deleted,
     group_and_attribute_jobs_change_the_contact_and_chains_stop_by_themselves,
     the_frequency_cap_skips_messages_beyond_the_daily_limit,
     attribute_values_with_control_characters_are_refused_by_every_way_in,
