@@ -108,29 +108,19 @@ fn error_of(html: &str, field: &str) -> String {
         .unwrap_or_else(|| panic!("no message for {field} in:\n{html}"))
 }
 
-async fn the_wizard_creates_an_automation_the_overview_lists(app: TestApp) {
-    let (client, email) = app.signed_in(Role::Marketer).await;
+/// The group "Newsletter" and the first window's answers posted: the new
+/// automation's id, its Define Job page and the group.
+async fn wizard_draft(app: &TestApp, client: &Client) -> (i64, String, i64) {
     let group = {
         let r = app
-            .submit_with(&client, "/groups/new", "/groups", &[("name", "Newsletter")])
+            .submit_with(client, "/groups/new", "/groups", &[("name", "Newsletter")])
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         herald::contacts::groups::list(&app.state.db).await.unwrap()[0].id
     };
-    let (_, html) = app.page_with(&client, "/automations/new").await;
-    assert!(
-        html.contains("Edit Event")
-            && html.contains("Define Job")
-            && html.contains("Define Time Frame"),
-        "stepper"
-    );
-    assert!(
-        html.contains("<optgroup label=\"Preference center\">"),
-        "events grouped by category"
-    );
     let r = app
         .submit_with(
-            &client,
+            client,
             "/automations/new",
             "/automations",
             &[
@@ -150,6 +140,77 @@ async fn the_wizard_creates_an_automation_the_overview_lists(app: TestApp) {
         .trim_end_matches("/job")
         .parse()
         .unwrap();
+    (id, job_page, group)
+}
+
+/// A draft through all three windows (the job with a 10-minute delay; Berlin
+/// time, no Sundays, `me` told 14 days before the end), activated: its id, its
+/// Define Job page, its group and `me`'s id.
+async fn wizard_saved(app: &TestApp, client: &Client, email: &str) -> (i64, String, i64, i64) {
+    let (id, job_page, group) = wizard_draft(app, client).await;
+    let r = define_job(
+        app,
+        client,
+        id,
+        &[
+            ("job", "send_new_password_to_contact"),
+            ("use_event_parameter", "on"),
+            ("delay", "yes"),
+            ("delay_unit", "minutes"),
+            ("delay_value", "10"),
+            ("action", "time_frame"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/automations/{id}/time-frame"));
+
+    let page = format!("/automations/{id}/time-frame");
+    let me = herald::auth::users::find_by_email(&app.state.db, email)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = define_time_frame(
+        app,
+        client,
+        id,
+        &[
+            ("start", "2026-01-01T00:00"),
+            ("end", "2030-12-31T23:00"),
+            ("time_zone", "Europe/Berlin"),
+            ("day_sat", ""),
+            ("holidays", "never"),
+            ("notify", &me.id.to_string()),
+            ("notify_days", "14"),
+            ("action", "activate"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Unticking a day: submit without it.
+    let mut form = app.form_with(client, &page, &page).await;
+    form.remove("day_sun").set("action", "close");
+    assert_eq!(
+        app.post_form_with(client, &form).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    (id, job_page, group, me.id)
+}
+
+async fn edit_event_opens_the_wizard_and_leaves_an_inactive_draft(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (_, html) = app.page_with(&client, "/automations/new").await;
+    assert!(
+        html.contains("Edit Event")
+            && html.contains("Define Job")
+            && html.contains("Define Time Frame"),
+        "stepper"
+    );
+    assert!(
+        html.contains("<optgroup label=\"Preference center\">"),
+        "events grouped by category"
+    );
+    let (id, _, _) = wizard_draft(&app, &client).await;
     // Leaving here leaves an Inactive draft in the overview.
     let (_, html) = app.page_with(&client, "/automations").await;
     assert!(
@@ -157,7 +218,11 @@ async fn the_wizard_creates_an_automation_the_overview_lists(app: TestApp) {
             .unwrap()
             .contains("Inactive")
     );
+}
 
+async fn define_job_offers_only_the_jobs_that_fit_the_event(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (id, job_page, _) = wizard_draft(&app, &client).await;
     let (_, html) = app.page_with(&client, &job_page).await;
     assert_eq!(
         text_of(&html, "#event-label").unwrap(),
@@ -201,7 +266,27 @@ async fn the_wizard_creates_an_automation_the_overview_lists(app: TestApp) {
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), format!("/automations/{id}/time-frame"));
+}
 
+async fn define_time_frame_starts_from_the_defaults(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let (id, job_page, _) = wizard_draft(&app, &client).await;
+    let r = define_job(
+        &app,
+        &client,
+        id,
+        &[
+            ("job", "send_new_password_to_contact"),
+            ("use_event_parameter", "on"),
+            ("action", "time_frame"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        location(&r),
+        format!("/automations/{id}/time-frame"),
+        "{job_page}"
+    );
     let page = format!("/automations/{id}/time-frame");
     let (_, html) = app.page_with(&client, &page).await;
     let form = find_form(&html, &page);
@@ -212,35 +297,11 @@ async fn the_wizard_creates_an_automation_the_overview_lists(app: TestApp) {
     assert_eq!(form.get("time_zone"), Some("UTC"), "zone from settings");
     assert_eq!(form.get("day_sun"), Some("on"), "every day by default");
     assert_eq!(form.get("notify_days"), Some("30"));
-    let me = herald::auth::users::find_by_email(&app.state.db, &email)
-        .await
-        .unwrap()
-        .unwrap();
-    let r = define_time_frame(
-        &app,
-        &client,
-        id,
-        &[
-            ("start", "2026-01-01T00:00"),
-            ("end", "2030-12-31T23:00"),
-            ("time_zone", "Europe/Berlin"),
-            ("day_sat", ""),
-            ("holidays", "never"),
-            ("notify", &me.id.to_string()),
-            ("notify_days", "14"),
-            ("action", "activate"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    // Unticking a day: submit without it.
-    let mut form = app.form_with(&client, &page, &page).await;
-    form.remove("day_sun").set("action", "close");
-    assert_eq!(
-        app.post_form_with(&client, &form).await.status(),
-        StatusCode::SEE_OTHER
-    );
+}
 
+async fn the_three_windows_save_an_automation_the_overview_lists(app: TestApp) {
+    let (client, email) = app.signed_in(Role::Marketer).await;
+    let (id, _, _, _) = wizard_saved(&app, &client, &email).await;
     let (_, html) = app.page_with(&client, "/automations").await;
     let row = text_of(&html, &format!("tr[data-id=\"{id}\"]")).unwrap();
     for expected in [
@@ -252,6 +313,20 @@ async fn the_wizard_creates_an_automation_the_overview_lists(app: TestApp) {
     ] {
         assert!(row.contains(expected), "{expected} missing from {row:?}");
     }
+    let stored = app.all_stored_text().await;
+    for action in [
+        "automation.created",
+        "automation.changed",
+        "automation.activated",
+    ] {
+        assert!(stored.contains(action), "audit lacks {action}");
+    }
+}
+
+async fn reopening_each_window_shows_the_saved_values(app: TestApp) {
+    let (client, email) = app.signed_in(Role::Marketer).await;
+    let (id, job_page, group, me) = wizard_saved(&app, &client, &email).await;
+    let page = format!("/automations/{id}/time-frame");
     // Reopening each window shows the saved values.
     let form = app
         .form_with(
@@ -281,7 +356,7 @@ async fn the_wizard_creates_an_automation_the_overview_lists(app: TestApp) {
     assert_eq!(form.get("holidays"), Some("never"));
     assert_eq!(form.get("day_sun"), None);
     assert_eq!(form.get("day_sat"), Some("on"));
-    assert_eq!(form.get("notify"), Some(me.id.to_string().as_str()));
+    assert_eq!(form.get("notify"), Some(me.to_string().as_str()));
     assert_eq!(form.get("notify_days"), Some("14"));
     let a = automations::store::find(&app.state.db, herald::types::AutomationId(id))
         .await
@@ -302,17 +377,9 @@ async fn the_wizard_creates_an_automation_the_overview_lists(app: TestApp) {
             && html.contains("Member of Newsletter")
             && html.contains("10 minutes")
     );
-    let stored = app.all_stored_text().await;
-    for action in [
-        "automation.created",
-        "automation.changed",
-        "automation.activated",
-    ] {
-        assert!(stored.contains(action), "audit lacks {action}");
-    }
 }
 
-async fn edit_event_and_time_frame_validate_every_field(app: TestApp) {
+async fn edit_event_refuses_every_bad_field(app: TestApp) {
     let (client, _) = app.signed_in(Role::Marketer).await;
     let cases: Vec<Case<String>> = vec![
         (
@@ -417,7 +484,10 @@ async fn edit_event_and_time_frame_validate_every_field(app: TestApp) {
             .is_empty(),
         "nothing saved"
     );
+}
 
+async fn define_time_frame_refuses_every_bad_field(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
     let id = new_automation(&app, &client, "Frame", "new_password_requested").await;
     define_job(
         &app,
@@ -1189,8 +1259,13 @@ async fn try_it_from_define_time_frame_answers_for_what_is_on_screen(app: TestAp
 }
 
 on_both_engines!(
-    the_wizard_creates_an_automation_the_overview_lists,
-    edit_event_and_time_frame_validate_every_field,
+    edit_event_opens_the_wizard_and_leaves_an_inactive_draft,
+    define_job_offers_only_the_jobs_that_fit_the_event,
+    define_time_frame_starts_from_the_defaults,
+    the_three_windows_save_an_automation_the_overview_lists,
+    reopening_each_window_shows_the_saved_values,
+    edit_event_refuses_every_bad_field,
+    define_time_frame_refuses_every_bad_field,
     define_job_refuses_a_job_of_the_other_scope,
     define_job_refuses_a_target_it_cannot_reach,
     define_job_refuses_a_delay_out_of_bounds,
