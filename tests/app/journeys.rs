@@ -107,7 +107,7 @@ async fn the_first_admin_signs_in_with_the_console_password_and_chooses_their_ow
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_marketer_builds_an_automation_through_the_three_windows() {
+async fn a_marketer_defines_the_event_and_the_job_in_the_browser() {
     let (app, _smtp) = app_with_mail().await;
     crate::scheduler::contact(&app, "lena.vogel@example.com", "lena's own password").await;
     sqlx::query("UPDATE contacts SET first_name = 'Lena', last_name = 'Vogel'")
@@ -199,6 +199,36 @@ async fn a_marketer_builds_an_automation_through_the_three_windows() {
     b.click_and_wait("button[value=time_frame]").await;
     assert!(b.url().await.ends_with("/time-frame"), "{}", b.url().await);
     b.check("define-time-frame").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marketer_sets_the_time_frame_activates_and_tries_it_in_the_browser() {
+    let (app, _smtp) = app_with_mail().await;
+    crate::scheduler::contact(&app, "lena.vogel@example.com", "lena's own password").await;
+    sqlx::query("UPDATE contacts SET first_name = 'Lena', last_name = 'Vogel'")
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    // The first two windows answered over HTTP: Lena's password on request.
+    let (http, _) = app.signed_in(Role::Marketer).await;
+    let id = crate::automations::new_automation(
+        &app,
+        &http,
+        "Password on request",
+        "new_password_requested",
+    )
+    .await;
+    let job = [
+        ("job", "send_new_password_to_contact"),
+        ("use_event_parameter", "on"),
+        ("action", "time_frame"),
+    ];
+    crate::automations::define_job(&app, &http, id, &job).await;
+    let Some(mut b) = staff(&app, "time-frame", Role::Marketer, WIDE).await else {
+        return;
+    };
+    b.goto(&format!("/automations/{id}/time-frame")).await;
     // Start keeps its moment when the zone changes before it was touched.
     let utc_start = b.find("#start").await.prop("value").await.unwrap().unwrap();
     b.find("#time_zone")
