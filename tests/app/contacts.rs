@@ -42,7 +42,7 @@ async fn create_group(app: &TestApp, client: &reqwest::Client, name: &str, visib
     groups.into_iter().find(|g| g.name == name).unwrap().id
 }
 
-async fn contacts_are_created_edited_blocked_and_deleted_through_the_forms(app: TestApp) {
+async fn a_new_contact_is_checked_next_to_each_field_and_its_email_kept_unique(app: TestApp) {
     let (client, _) = app.signed_in(Role::Marketer).await;
     // Validation next to the field, values kept.
     let long = "x".repeat(101);
@@ -101,7 +101,11 @@ async fn contacts_are_created_edited_blocked_and_deleted_through_the_forms(app: 
             .unwrap()
             .contains("already exists")
     );
+}
 
+async fn editing_a_contact_records_what_changed_in_words(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let id = create_contact(&app, &client, "Ann.Lee@Example.com", "Ann", "Lee").await;
     // Edit: name and an attribute; Profile Data Changed names them.
     let r = app
         .submit_with(
@@ -130,7 +134,30 @@ async fn contacts_are_created_edited_blocked_and_deleted_through_the_forms(app: 
         &[],
     )
     .await;
+    // The timeline speaks words, not JSON.
+    let (_, html) = app.page_with(&client, &format!("/contacts/{id}")).await;
+    let timeline = text_of(&html, "#timeline").unwrap();
+    assert!(
+        timeline.contains("changed first name and city") && timeline.contains("from the Admin UI"),
+        "{timeline}"
+    );
+    assert!(
+        !timeline.contains('{') && !timeline.contains('['),
+        "{timeline}"
+    );
+    let events = app.events().await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(kinds, ["registered_to_system", "profile_data_changed"]);
+    assert_eq!(events[0].3["source"], "ui");
+    assert_eq!(
+        events[1].3["changed"],
+        serde_json::json!(["first_name", "city"])
+    );
+}
 
+async fn a_contact_is_blocked_unblocked_and_deleted_with_an_audit_trail(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let id = create_contact(&app, &client, "Ann.Lee@Example.com", "Ann", "Lee").await;
     let r = app
         .submit_with(
             &client,
@@ -161,19 +188,6 @@ async fn contacts_are_created_edited_blocked_and_deleted_through_the_forms(app: 
             .unwrap()
             .is_blocked()
     );
-
-    // The timeline speaks words, not JSON.
-    let (_, html) = app.page_with(&client, &format!("/contacts/{id}")).await;
-    let timeline = text_of(&html, "#timeline").unwrap();
-    assert!(
-        timeline.contains("changed first name and city") && timeline.contains("from the Admin UI"),
-        "{timeline}"
-    );
-    assert!(
-        !timeline.contains('{') && !timeline.contains('['),
-        "{timeline}"
-    );
-
     let r = app
         .submit_with(
             &client,
@@ -189,15 +203,6 @@ async fn contacts_are_created_edited_blocked_and_deleted_through_the_forms(app: 
             .await
             .status(),
         StatusCode::NOT_FOUND
-    );
-
-    let events = app.events().await;
-    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
-    assert_eq!(kinds, ["registered_to_system", "profile_data_changed"]);
-    assert_eq!(events[0].3["source"], "ui");
-    assert_eq!(
-        events[1].3["changed"],
-        serde_json::json!(["first_name", "city"])
     );
     let stored = app.all_stored_text().await;
     for action in ["contact.blocked", "contact.unblocked", "contact.deleted"] {
@@ -627,16 +632,20 @@ async fn the_picker_answers_at_most_twenty_and_needs_a_session(app: TestApp) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
-async fn an_import_reports_exactly_and_a_second_one_updates(app: TestApp) {
-    let (client, _) = app.signed_in(Role::Marketer).await;
-    let group = create_group(&app, &client, "Imported", false).await;
-    let csv = "email,first_name,last_name,city\n\
+/// Six rows: three new contacts, one bad address, one repeated address, one row
+/// short of fields.
+const FIRST_IMPORT: &str = "email,first_name,last_name,city\n\
                    ann@example.com,Ann,Lee,Berlin\n\
                    BOB@example.com,Bob,,Paris\n\
                    not-an-email,Carl,Doe,Rome\n\
                    ann@example.com,Ann,Again,Oslo\n\
                    dora@example.com,Dora\n\
                    \"eve@example.com\",\"Eve, the second\",Long,\"Lisbon\"\n";
+
+async fn an_import_reports_exactly_what_it_did(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let group = create_group(&app, &client, "Imported", false).await;
+    let csv = FIRST_IMPORT;
     let report = app.import_csv(&client, csv, Some(group), false).await;
     assert_eq!(
         (report.status.as_str(), report.total_rows, report.rows_done),
@@ -718,7 +727,13 @@ async fn an_import_reports_exactly_and_a_second_one_updates(app: TestApp) {
         ),
         (Some(3), Some(3))
     );
+}
 
+async fn the_same_file_again_updates_and_registers_only_new_rows(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let group = create_group(&app, &client, "Imported", false).await;
+    let csv = FIRST_IMPORT;
+    app.import_csv(&client, csv, Some(group), false).await;
     // The same file again: updates, no duplicates; a new row fires Registered when asked.
     let again = format!("{csv}fred@example.com,Fred,Nox,Kyiv\n");
     let report = app.import_csv(&client, &again, None, true).await;
@@ -739,6 +754,13 @@ async fn an_import_reports_exactly_and_a_second_one_updates(app: TestApp) {
         text_of(&html, "#report-events").unwrap(),
         "1 × Registered to System (C): no active automation"
     );
+}
+
+async fn an_import_report_names_the_automation_its_events_ran_and_members_already_in(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let group = create_group(&app, &client, "Imported", false).await;
+    let csv = FIRST_IMPORT;
+    app.import_csv(&client, csv, Some(group), false).await;
     // With an active automation on the event, the report names it and its runs;
     // rows already in the group count apart.
     let welcome =
@@ -878,7 +900,9 @@ async fn a_bad_file_changes_nothing(app: TestApp) {
 }
 
 on_both_engines!(
-    contacts_are_created_edited_blocked_and_deleted_through_the_forms,
+    a_new_contact_is_checked_next_to_each_field_and_its_email_kept_unique,
+    editing_a_contact_records_what_changed_in_words,
+    a_contact_is_blocked_unblocked_and_deleted_with_an_audit_trail,
     group_membership_changes_record_events,
     a_change_that_fails_records_no_event,
     search_finds_email_and_name_prefixes,
@@ -889,7 +913,9 @@ on_both_engines!(
     the_contact_list_filters_by_group,
     every_search_branch_reads_an_index,
     the_picker_answers_at_most_twenty_and_needs_a_session,
-    an_import_reports_exactly_and_a_second_one_updates,
+    an_import_reports_exactly_what_it_did,
+    the_same_file_again_updates_and_registers_only_new_rows,
+    an_import_report_names_the_automation_its_events_ran_and_members_already_in,
     a_semicolon_file_from_excel_imports_like_a_comma_file,
     a_bad_file_changes_nothing
 );
