@@ -108,32 +108,7 @@ async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
     let r = app.get_with(&staff, "/preferences").await;
     assert_eq!(location(&r), "/preferences/login");
     // A contact session does not open any admin page.
-    let input = ContactForm {
-        email: "cleo@example.com".into(),
-        ..Default::default()
-    }
-    .parse()
-    .unwrap();
-    let mut tx = app.state.db.begin().await.unwrap();
-    let id = contacts::create(&mut tx, &input, Source::Api, app.now_ms())
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let hash = app
-        .state
-        .hasher
-        .hash(
-            &herald::auth::Plaintext::new("cleo's long password"),
-            herald::auth::Priority::Interactive,
-        )
-        .await
-        .unwrap();
-    sqlx::query("UPDATE contacts SET password_hash = $1 WHERE id = $2")
-        .bind(hash)
-        .bind(id)
-        .execute(app.state.db.write())
-        .await
-        .unwrap();
+    crate::scheduler::contact(&app, "cleo@example.com", "cleo's long password").await;
     let contact = browser();
     let r = app
         .contact_sign_in(&contact, "cleo@example.com", "cleo's long password")
@@ -157,6 +132,15 @@ async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
         assert!(location(&r).starts_with("/login"), "{path}");
     }
+}
+
+async fn a_temporary_password_signs_in_once_and_ends_the_other_sessions(app: TestApp) {
+    let id = crate::scheduler::contact(&app, "cleo@example.com", "cleo's long password").await;
+    let contact = browser();
+    let r = app
+        .contact_sign_in(&contact, "cleo@example.com", "cleo's long password")
+        .await;
+    assert_eq!(location(&r), "/preferences");
     // Signing in with a temporary password ends the contact's other sessions.
     let temp = app
         .state
@@ -214,6 +198,15 @@ async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
         "/preferences",
         "the permanent password still works"
     );
+}
+
+async fn a_wrong_password_or_a_blocked_contact_cannot_sign_in(app: TestApp) {
+    let id = crate::scheduler::contact(&app, "cleo@example.com", "cleo's long password").await;
+    let contact = browser();
+    let r = app
+        .contact_sign_in(&contact, "cleo@example.com", "cleo's long password")
+        .await;
+    assert_eq!(location(&r), "/preferences");
     // Wrong password: generic message; a blocked contact cannot sign in.
     let r = app
         .submit_with(
@@ -249,6 +242,15 @@ async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
         "/preferences/login",
         "a blocked contact's session ends"
     );
+}
+
+async fn preference_center_forms_need_their_csrf_token(app: TestApp) {
+    let _id = crate::scheduler::contact(&app, "cleo@example.com", "cleo's long password").await;
+    let contact = browser();
+    let r = app
+        .contact_sign_in(&contact, "cleo@example.com", "cleo's long password")
+        .await;
+    assert_eq!(location(&r), "/preferences");
     // Forms need their CSRF token here too.
     let r = contact
         .post(app.url("/preferences/forgot"))
@@ -261,7 +263,10 @@ async fn staff_and_contact_sessions_do_not_mix(app: TestApp) {
 
 on_both_engines!(
     unknown_and_known_addresses_get_the_same_answer,
-    staff_and_contact_sessions_do_not_mix
+    staff_and_contact_sessions_do_not_mix,
+    a_temporary_password_signs_in_once_and_ends_the_other_sessions,
+    a_wrong_password_or_a_blocked_contact_cannot_sign_in,
+    preference_center_forms_need_their_csrf_token,
 );
 
 async fn self_signup_is_off_by_default_and_creates_a_contact_when_on(app: TestApp) {
