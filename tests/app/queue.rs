@@ -145,34 +145,47 @@ on_both_engines!(the_queue_table_is_tidied);
 /// of change: runs finishing in different hours and ways, a failed run put back in
 /// the queue, a pending run cancelled, old runs pruned; and the 24-hour figures
 /// count a part-hour at the start of the window run by run.
-async fn hourly_counts_follow_every_change_of_a_run(app: TestApp) {
+/// Finished runs counted from `job_runs` itself, by hour and status.
+async fn counted_from_runs(db: &herald::db::Db) -> Vec<(i64, String, i64)> {
+    sqlx::query_as(
+        "SELECT finished_at / 3600000 AS h, status, COUNT(*) FROM job_runs \
+         WHERE finished_at IS NOT NULL GROUP BY finished_at / 3600000, status ORDER BY h, status",
+    )
+    .fetch_all(db.read())
+    .await
+    .unwrap()
+}
+
+/// The hourly counts the triggers keep, by hour and status.
+async fn kept_hours(db: &herald::db::Db) -> Vec<(i64, String, i64)> {
+    sqlx::query_as("SELECT hour, status, runs FROM run_hours WHERE runs <> 0 ORDER BY hour, status")
+        .fetch_all(db.read())
+        .await
+        .unwrap()
+}
+
+/// What `runs_finished_over_three_hours` made.
+struct Finished {
+    contact: i64,
+    /// The first hour, in milliseconds.
+    hour: i64,
+    /// A minute past two hours after it.
+    two_hours: i64,
+    claimed: Vec<herald::scheduler::queue::Claimed>,
+}
+
+/// Twelve runs claimed and finished: three done at a quarter past an hour, two
+/// done and four failed, skipped or expired at three quarters past, three done two
+/// hours on.
+async fn runs_finished_over_three_hours(app: &TestApp) -> Finished {
     use herald::scheduler::queue::{self, Outcome};
-    use herald::scheduler::runs::{self, HOUR_MS};
+    use herald::scheduler::runs::HOUR_MS;
     let db = &app.state.db;
-    let (contact, later) = runs_due_tomorrow(&app, 12).await;
+    let (contact, later) = runs_due_tomorrow(app, 12).await;
     let target = Target {
         kind: herald::scheduler::queue::RunFor::Contact,
         id: contact,
     };
-    let from_runs = async || -> Vec<(i64, String, i64)> {
-        sqlx::query_as(
-                "SELECT finished_at / 3600000 AS h, status, COUNT(*) FROM job_runs \
-                 WHERE finished_at IS NOT NULL GROUP BY finished_at / 3600000, status ORDER BY h, status",
-            )
-            .fetch_all(db.read())
-            .await
-            .unwrap()
-    };
-    let kept = async || -> Vec<(i64, String, i64)> {
-        sqlx::query_as(
-            "SELECT hour, status, runs FROM run_hours WHERE runs <> 0 ORDER BY hour, status",
-        )
-        .fetch_all(db.read())
-        .await
-        .unwrap()
-    };
-    // Finishing moments: a quarter past an hour, then that hour's three quarters,
-    // then two hours on.
     let hour = (later / HOUR_MS + 1) * HOUR_MS;
     let [quarter, three_quarters, two_hours] = [
         hour + HOUR_MS / 4,
@@ -215,9 +228,23 @@ async fn hourly_counts_follow_every_change_of_a_run(app: TestApp) {
     queue::complete_many(db, two_hours, "counts", &completed(&claimed[9..], contact))
         .await
         .unwrap();
-    assert_eq!(kept().await, from_runs().await);
+    Finished {
+        contact,
+        hour,
+        two_hours,
+        claimed,
+    }
+}
+
+async fn hourly_counts_follow_every_finish(app: TestApp) {
+    use herald::scheduler::runs::{self, HOUR_MS};
+    let db = &app.state.db;
+    let Finished {
+        hour, two_hours, ..
+    } = runs_finished_over_three_hours(&app).await;
+    assert_eq!(kept_hours(db).await, counted_from_runs(db).await);
     assert_eq!(
-        kept().await,
+        kept_hours(db).await,
         vec![
             (hour / HOUR_MS, "done".to_string(), 5),
             (hour / HOUR_MS, "expired".to_string(), 1),
@@ -232,6 +259,17 @@ async fn hourly_counts_follow_every_change_of_a_run(app: TestApp) {
         .await
         .unwrap();
     assert_eq!((done, failed), (5, 2));
+}
+
+async fn hourly_counts_follow_a_retry_and_a_cancel(app: TestApp) {
+    use herald::scheduler::runs::{self};
+    let db = &app.state.db;
+    let Finished {
+        contact,
+        hour,
+        two_hours,
+        claimed,
+    } = runs_finished_over_three_hours(&app).await;
     // Staff retry a failed run; a new event's run is cancelled.
     let failed_run = claimed[5].id;
     assert!(
@@ -252,22 +290,42 @@ async fn hourly_counts_follow_every_change_of_a_run(app: TestApp) {
             .await
             .unwrap()
     );
-    assert_eq!(kept().await, from_runs().await);
+    assert_eq!(kept_hours(db).await, counted_from_runs(db).await);
     let [_, _, _, _, failed] = runs::dashboard_counts(db, two_hours, hour).await.unwrap();
     assert_eq!(failed, 1, "the retried run is not failed any more");
+}
+
+async fn pruning_keeps_the_hourly_counts_and_forgets_empty_hours(app: TestApp) {
+    use herald::scheduler::runs::{self, HOUR_MS};
+    let db = &app.state.db;
+    let Finished { hour, .. } = runs_finished_over_three_hours(&app).await;
     // Retention prunes the first hour's runs; empty hours are forgotten.
     herald::scheduler::runs::prune_finished(db, hour + HOUR_MS, 100)
         .await
         .unwrap();
-    assert_eq!(kept().await, from_runs().await);
+    assert_eq!(kept_hours(db).await, counted_from_runs(db).await);
     assert!(runs::forget_empty_hours(db).await.unwrap() >= 4);
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run_hours")
         .fetch_one(db.read())
         .await
         .unwrap();
-    assert_eq!(rows as usize, kept().await.len());
+    assert_eq!(rows as usize, kept_hours(db).await.len());
     let chart = runs::finished_per_hour(db, hour / HOUR_MS).await.unwrap();
-    assert_eq!(chart.len(), 2, "{chart:?}");
+    assert_eq!(
+        chart.len(),
+        1,
+        "only the hour two hours on is left: {chart:?}"
+    );
+    assert_eq!(chart[0].0, hour / HOUR_MS + 2, "{chart:?}");
+    assert_eq!(chart[0].2, 3, "{chart:?}");
+}
+
+async fn runs_skipped_at_intake_are_counted_as_they_are_inserted(app: TestApp) {
+    use herald::scheduler::runs::HOUR_MS;
+    let db = &app.state.db;
+    let Finished {
+        two_hours, claimed, ..
+    } = runs_finished_over_three_hours(&app).await;
     // Runs skipped at intake are inserted finished: counted as they are inserted.
     use herald::scheduler::enqueue::{NewRun, enqueue};
     use herald::types::EventId;
@@ -284,17 +342,22 @@ async fn hourly_counts_follow_every_change_of_a_run(app: TestApp) {
         .unwrap();
     drop(conn);
     assert_eq!(inserted, 2);
-    assert_eq!(kept().await, from_runs().await);
+    assert_eq!(kept_hours(db).await, counted_from_runs(db).await);
     assert!(
-        kept()
+        kept_hours(db)
             .await
             .contains(&(two_hours / HOUR_MS, "skipped".to_string(), 2)),
         "{:?}",
-        kept().await
+        kept_hours(db).await
     );
 }
 
-on_both_engines!(hourly_counts_follow_every_change_of_a_run);
+on_both_engines!(
+    hourly_counts_follow_every_finish,
+    hourly_counts_follow_a_retry_and_a_cancel,
+    pruning_keeps_the_hourly_counts_and_forgets_empty_hours,
+    runs_skipped_at_intake_are_counted_as_they_are_inserted
+);
 
 /// Done runs and the audit notes their jobs left are written together, several in
 /// one go; a note records work that was done, so it is kept even when the run's
