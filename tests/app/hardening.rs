@@ -643,7 +643,34 @@ async fn retention_prunes_old_runs_events_and_audit_entries_in_batches(app: Test
         .await
         .unwrap();
     assert_eq!(again, herald::retention::Pruned::default());
+}
 
+async fn shorter_retention_periods_from_settings_apply_and_pending_runs_stay(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let automation = password_automation(&app, &client, &[], &[]).await;
+    let cleo = contact(&app, "cleo@example.com", "cleo's own password").await;
+    request_password(&app, cleo).await;
+    app.drain_due_runs().await;
+    // A run of another event, due in 400 days.
+    let event = request_password(&app, cleo).await;
+    sqlx::query("DELETE FROM job_runs WHERE event_id = $1")
+        .bind(event)
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO job_runs (automation_id, event_id, job_kind, status, due_at, created_at) \
+         VALUES ($1, $2, 'send_new_password_to_contact', 'pending', $3, $4)",
+    )
+    .bind(automation)
+    .bind(event)
+    .bind(app.now_ms() + 400 * 86_400_000)
+    .bind(app.now_ms())
+    .execute(app.state.db.write())
+    .await
+    .unwrap();
+    let audit_at_start = count(&app, "SELECT COUNT(*) FROM audit_log").await;
+    app.advance(21 * DAY);
     // Shorter periods from Settings apply; after a year the audit entries go too.
     let (admin, _) = app.signed_in(Role::Admin).await;
     let r = app
@@ -671,14 +698,14 @@ async fn retention_prunes_old_runs_events_and_audit_entries_in_batches(app: Test
     let pruned = herald::retention::prune(&app.state.db, app.now_ms())
         .await
         .unwrap();
-    assert_eq!(pruned.runs, 1, "the day-60 run is 31 days old");
-    app.advance(300 * DAY);
+    assert_eq!(pruned.runs, 1, "the day-0 run is 21 days old");
+    app.advance(366 * DAY);
     herald::retention::prune(&app.state.db, app.now_ms())
         .await
         .unwrap();
     assert!(
         count(&app, "SELECT COUNT(*) FROM audit_log").await < audit_at_start,
-        "day-0 audit entries are gone"
+        "audit entries older than a year are gone"
     );
     assert_eq!(
         count(
@@ -763,6 +790,7 @@ async fn a_backup_taken_while_the_scheduler_writes_holds_every_finished_run(app:
 
 on_both_engines!(
     retention_prunes_old_runs_events_and_audit_entries_in_batches,
+    shorter_retention_periods_from_settings_apply_and_pending_runs_stay,
     a_backup_taken_while_the_scheduler_writes_holds_every_finished_run
 );
 

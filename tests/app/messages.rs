@@ -705,10 +705,7 @@ async fn a_message_in_use_is_named_on_its_automation_and_not_deleted(
     );
 }
 
-async fn group_and_attribute_jobs_change_the_contact_and_chains_stop_by_themselves(
-    app: TestApp,
-    smtp: SmtpServer,
-) {
+async fn group_and_attribute_jobs_change_the_contact(app: TestApp, _smtp: SmtpServer) {
     let (client, _) = app.signed_in(Role::Marketer).await;
     let x = group(&app, &client, "X").await;
     let y = group(&app, &client, "Y").await;
@@ -780,7 +777,11 @@ async fn group_and_attribute_jobs_change_the_contact_and_chains_stop_by_themselv
     );
     let stored = app.all_stored_text().await;
     assert!(stored.contains("contact.changed_by_automation"));
+}
 
+async fn automation_chains_stop_by_themselves(app: TestApp, smtp: SmtpServer) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let x = group(&app, &client, "X").await;
     // A loop: joining X unsubscribes from X, leaving X subscribes to X.
     let off = automation(
         &app,
@@ -1046,24 +1047,6 @@ async fn a_link_made_for_a_deleted_contact_or_group_never_acts_on_the_next_one(
             .unwrap()
             .is_opted_out()
     );
-    // A preference-center session of a deleted contact ends with the contact.
-    let carl = crate::scheduler::contact(&app, "carl@example.com", "carl's own password").await;
-    let carls = crate::helpers::browser();
-    let r = app
-        .contact_sign_in(&carls, "carl@example.com", "carl's own password")
-        .await;
-    assert_eq!(location(&r), "/preferences");
-    let mut tx = app.state.db.begin().await.unwrap();
-    herald::contacts::delete(&mut tx, carl).await.unwrap();
-    app.state.db.commit(tx).await.unwrap();
-    app.advance(Duration::from_secs(60));
-    crate::scheduler::contact(&app, "dan@example.com", "dan's own password").await;
-    let r = app.get_with(&carls, "/preferences").await;
-    assert_eq!(
-        r.status(),
-        StatusCode::SEE_OTHER,
-        "not signed in as whoever has Carl's id now"
-    );
     // Bea's own link works.
     let own = path_of(
         Unsubscribe::of(&app.state.db, bea, Some(offers))
@@ -1084,6 +1067,30 @@ async fn a_link_made_for_a_deleted_contact_or_group_never_acts_on_the_next_one(
             .contains("no longer receives Offers")
     );
     assert_eq!(smtp.count(), 0);
+}
+
+async fn a_deleted_contacts_preference_center_session_ends_with_them(
+    app: TestApp,
+    _smtp: SmtpServer,
+) {
+    // A preference-center session of a deleted contact ends with the contact.
+    let carl = crate::scheduler::contact(&app, "carl@example.com", "carl's own password").await;
+    let carls = crate::helpers::browser();
+    let r = app
+        .contact_sign_in(&carls, "carl@example.com", "carl's own password")
+        .await;
+    assert_eq!(location(&r), "/preferences");
+    let mut tx = app.state.db.begin().await.unwrap();
+    herald::contacts::delete(&mut tx, carl).await.unwrap();
+    app.state.db.commit(tx).await.unwrap();
+    app.advance(Duration::from_secs(60));
+    crate::scheduler::contact(&app, "dan@example.com", "dan's own password").await;
+    let r = app.get_with(&carls, "/preferences").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "not signed in as whoever has Carl's id now"
+    );
 }
 
 async fn ops_get_the_counts_when_an_import_finishes(app: TestApp, smtp: SmtpServer) {
@@ -1243,23 +1250,6 @@ async fn staff_change_their_own_name_and_confirm_a_new_email_by_link(
         .sign_in_with(&fresh, "ada.new@example.com", "a good long password")
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    // An address another user has is refused at once, next to the field.
-    let other_email = herald::auth::users::list(&app.state.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|u| u.email.starts_with("marketer"))
-        .unwrap()
-        .email;
-    let r = app
-        .submit_with(&client, "/account", "/account", &[("email", &other_email)])
-        .await;
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        text_of(&r.text().await.unwrap(), "#email-error")
-            .unwrap()
-            .contains("already exists")
-    );
     // The link expires after a day.
     app.submit_with(
         &client,
@@ -1286,6 +1276,28 @@ async fn staff_change_their_own_name_and_confirm_a_new_email_by_link(
     let page = app.get_with(&fresh, &path).await;
     assert_eq!(page.status(), StatusCode::BAD_REQUEST);
     assert!(page.text().await.unwrap().contains("expired"));
+}
+
+async fn an_email_another_user_has_is_refused_on_your_account(app: TestApp, _smtp: SmtpServer) {
+    let (client, _) = app.signed_in(Role::Admin).await;
+    app.signed_in(Role::Marketer).await;
+    // An address another user has is refused at once, next to the field.
+    let other_email = herald::auth::users::list(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.email.starts_with("marketer"))
+        .unwrap()
+        .email;
+    let r = app
+        .submit_with(&client, "/account", "/account", &[("email", &other_email)])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        text_of(&r.text().await.unwrap(), "#email-error")
+            .unwrap()
+            .contains("already exists")
+    );
 }
 
 async fn a_database_error_names_its_step_in_a_page_and_in_a_job(app: TestApp, smtp: SmtpServer) {
@@ -1367,11 +1379,14 @@ with_mail!(
     the_preview_renders_for_a_chosen_contact_and_runs_nothing,
     a_test_send_goes_to_the_marketer_or_to_the_addresses_given,
     a_message_in_use_is_named_on_its_automation_and_not_deleted,
-    group_and_attribute_jobs_change_the_contact_and_chains_stop_by_themselves,
+    group_and_attribute_jobs_change_the_contact,
+    automation_chains_stop_by_themselves,
     the_frequency_cap_skips_messages_beyond_the_daily_limit,
     attribute_values_with_control_characters_are_refused_by_every_way_in,
     a_link_made_for_a_deleted_contact_or_group_never_acts_on_the_next_one,
+    a_deleted_contacts_preference_center_session_ends_with_them,
     ops_get_the_counts_when_an_import_finishes,
     staff_change_their_own_name_and_confirm_a_new_email_by_link,
+    an_email_another_user_has_is_refused_on_your_account,
     a_database_error_names_its_step_in_a_page_and_in_a_job
 );

@@ -284,9 +284,12 @@ fn instant(local: &str, zone: &str) -> jiff::Timestamp {
         .timestamp()
 }
 
-async fn try_it_gives_the_due_time_the_scheduler_gives(app: TestApp) {
+/// An API key, Cleo, a holiday on Christmas Day, and one deactivated automation
+/// per case of `CASES` (built before any clock jump, which would end the staff
+/// session): the key, Cleo's id and the automations' ids.
+async fn cases_to_try(app: &TestApp) -> (String, i64, Vec<i64>) {
     let (admin, _) = app.signed_in(Role::Admin).await;
-    let key = crate::api::new_key(&app, &admin, "Try").await;
+    let key = crate::api::new_key(app, &admin, "Try").await;
     let mut settings = herald::settings::Settings::load(&app.state.db)
         .await
         .unwrap();
@@ -294,11 +297,11 @@ async fn try_it_gives_the_due_time_the_scheduler_gives(app: TestApp) {
     let mut tx = app.state.db.begin().await.unwrap();
     settings.save(&mut tx, app.now_ms()).await.unwrap();
     app.state.db.commit(tx).await.unwrap();
-    let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
+    let cleo = crate::scheduler::contact(app, "cleo@example.com", "cleo's own password").await;
     // Built first: the clock jumps below would end the staff session.
     let mut ids = Vec::new();
     for (i, case) in CASES.iter().enumerate() {
-        let id = automation(&app, &admin, &format!("Case {i}"), case, &[]).await;
+        let id = automation(app, &admin, &format!("Case {i}"), case, &[]).await;
         sqlx::query("UPDATE automations SET state = 'deactivated' WHERE id = $1")
             .bind(id)
             .execute(app.state.db.write())
@@ -306,6 +309,29 @@ async fn try_it_gives_the_due_time_the_scheduler_gives(app: TestApp) {
             .unwrap();
         ids.push(id);
     }
+    (key, cleo, ids)
+}
+
+/// Try it's steps, in words, for case `i` of `CASES`.
+async fn steps_of(app: &TestApp, key: &str, cleo: i64, ids: &[i64], i: usize) -> String {
+    let answer = try_api(
+        app,
+        key,
+        ids[i],
+        &[("contact_id", &cleo.to_string()), ("at", CASES[i].event_at)],
+    )
+    .await;
+    answer["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+async fn try_it_gives_the_due_time_the_scheduler_gives(app: TestApp) {
+    let (key, cleo, ids) = cases_to_try(&app).await;
     for (case, id) in CASES.iter().zip(&ids) {
         let answer = try_api(
             &app,
@@ -357,55 +383,28 @@ async fn try_it_gives_the_due_time_the_scheduler_gives(app: TestApp) {
             .await
             .unwrap();
     }
-    // The words for the first case.
-    let answer = try_api(
-        &app,
-        &key,
-        ids[0],
-        &[("contact_id", &cleo.to_string()), ("at", CASES[0].event_at)],
-    )
-    .await;
-    let steps = answer["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join(" | ");
+}
+
+async fn try_it_says_why_in_words(app: TestApp) {
+    let (key, cleo, ids) = cases_to_try(&app).await;
+    let steps = steps_of(&app, &key, cleo, &ids, 0).await;
     assert!(
         steps.contains("Event Fri 2026-12-04 16:00 CET + 2 days = Sun 2026-12-06 16:00 CET")
             && steps.contains("Sunday is not an execution day")
             && steps.contains("Mon 2026-12-07 00:00 CET"),
         "{steps}"
     );
-    // And for the execution hours: a weekend, before the hours, after them.
-    let (app, key, ids) = (&app, &key, &ids);
-    let words = |i: usize| async move {
-        let answer = try_api(
-            app,
-            key,
-            ids[i],
-            &[("contact_id", &cleo.to_string()), ("at", CASES[i].event_at)],
-        )
-        .await;
-        answer["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    };
-    let steps = words(7).await;
+    // The execution hours: a weekend, before the hours, after them.
+    let steps = steps_of(&app, &key, cleo, &ids, 7).await;
     assert!(steps.contains("Saturday is not an execution day") && steps.contains("Sunday is not an execution day") && steps.contains("→ Mon 2026-12-07 09:00 CET (09:00, the start of the execution hours of the next allowed day)"), "{steps}");
-    let steps = words(8).await;
+    let steps = steps_of(&app, &key, cleo, &ids, 8).await;
     assert!(
         steps.contains("06:15 is before the execution hours (09:00–17:00)")
             && steps
                 .contains("→ Tue 2026-12-08 09:00 CET (09:00, the start of the execution hours)."),
         "{steps}"
     );
-    let steps = words(9).await;
+    let steps = steps_of(&app, &key, cleo, &ids, 9).await;
     assert!(
         steps.contains("18:00 is after the execution hours (09:00–17:00) → the next day")
             && steps.contains("Due Sun 2026-10-25 09:00 CET"),
@@ -596,6 +595,7 @@ async fn the_try_it_page_answers_without_javascript(app: TestApp) {
 
 on_both_engines!(
     try_it_gives_the_due_time_the_scheduler_gives,
+    try_it_says_why_in_words,
     try_it_checks_the_selection_as_the_job_will,
     the_try_it_page_answers_without_javascript
 );
