@@ -605,7 +605,7 @@ async fn job_refused(app: &TestApp, client: &Client, (id, values, field, message
     // Start from an empty form: only what the case sends.
     let mut form = app
         .form_with(
-            &client,
+            client,
             &format!("/automations/{id}/job"),
             &format!("/automations/{id}/job"),
         )
@@ -614,7 +614,7 @@ async fn job_refused(app: &TestApp, client: &Client, (id, values, field, message
     for (k, v) in &values {
         form.fields.push((k.to_string(), v.to_string()));
     }
-    let r = app.post_form_with(&client, &form).await;
+    let r = app.post_form_with(client, &form).await;
     assert_eq!(
         r.status(),
         StatusCode::UNPROCESSABLE_ENTITY,
