@@ -103,10 +103,39 @@ type Case<'a, V> = (Vec<(&'a str, V)>, &'a str, &'a str);
 /// The same for one of several automations.
 type JobCase<'a> = (i64, Vec<(&'a str, &'a str)>, &'a str, &'a str);
 
+/// Checks that `r` is the form again (422) with `message` next to `field`, for
+/// the answers `values`; returns the page.
+async fn refused_at(
+    r: reqwest::Response,
+    field: &str,
+    message: &str,
+    values: &impl std::fmt::Debug,
+) -> String {
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{field} {values:?}"
+    );
+    let html = r.text().await.unwrap();
+    let shown = error_of(&html, field);
+    assert!(shown.contains(message), "{field} {values:?}: {shown}");
+    html
+}
+
 fn error_of(html: &str, field: &str) -> String {
     text_of(html, &format!("#{field}-error"))
         .unwrap_or_else(|| panic!("no message for {field} in:\n{html}"))
 }
+
+/// Define Job's answers: the contact's new password, ten minutes after the event.
+const PASSWORD_IN_TEN_MINUTES: &[(&str, &str)] = &[
+    ("job", "send_new_password_to_contact"),
+    ("use_event_parameter", "on"),
+    ("delay", "yes"),
+    ("delay_unit", "minutes"),
+    ("delay_value", "10"),
+    ("action", "time_frame"),
+];
 
 /// The group "Newsletter" and the first window's answers posted: the new
 /// automation's id, its Define Job page and the group.
@@ -148,20 +177,7 @@ async fn wizard_draft(app: &TestApp, client: &Client) -> (i64, String, i64) {
 /// Define Job page, its group and `me`'s id.
 async fn wizard_saved(app: &TestApp, client: &Client, email: &str) -> (i64, String, i64, i64) {
     let (id, job_page, group) = wizard_draft(app, client).await;
-    let r = define_job(
-        app,
-        client,
-        id,
-        &[
-            ("job", "send_new_password_to_contact"),
-            ("use_event_parameter", "on"),
-            ("delay", "yes"),
-            ("delay_unit", "minutes"),
-            ("delay_value", "10"),
-            ("action", "time_frame"),
-        ],
-    )
-    .await;
+    let r = define_job(app, client, id, PASSWORD_IN_TEN_MINUTES).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), format!("/automations/{id}/time-frame"));
 
@@ -250,20 +266,7 @@ async fn define_job_offers_only_the_jobs_that_fit_the_event(app: TestApp) {
         "only (C) jobs: {offered:?}"
     );
     assert!(html.contains("The selection is calculated when the job executes, after the delay."));
-    let r = define_job(
-        &app,
-        &client,
-        id,
-        &[
-            ("job", "send_new_password_to_contact"),
-            ("use_event_parameter", "on"),
-            ("delay", "yes"),
-            ("delay_unit", "minutes"),
-            ("delay_value", "10"),
-            ("action", "time_frame"),
-        ],
-    )
-    .await;
+    let r = define_job(&app, &client, id, PASSWORD_IN_TEN_MINUTES).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), format!("/automations/{id}/time-frame"));
 }
@@ -543,17 +546,7 @@ async fn define_time_frame_refuses_every_bad_field(app: TestApp) {
     let page = format!("/automations/{id}/time-frame");
     for (values, field, message) in cases {
         let r = define_time_frame(&app, &client, id, &values).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field} {values:?}"
-        );
-        let html = r.text().await.unwrap();
-        assert!(
-            error_of(&html, field).contains(message),
-            "{field}: {}",
-            error_of(&html, field)
-        );
+        let html = refused_at(r, field, message, &values).await;
         // Typed values are kept (a select can only show what it offers).
         if ["start", "end", "notify_days"].contains(&values[0].0) {
             let kept = find_form(&html, &page);
@@ -615,17 +608,7 @@ async fn job_refused(app: &TestApp, client: &Client, (id, values, field, message
         form.fields.push((k.to_string(), v.to_string()));
     }
     let r = app.post_form_with(client, &form).await;
-    assert_eq!(
-        r.status(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{field} {values:?}"
-    );
-    let html = r.text().await.unwrap();
-    assert!(
-        error_of(&html, field).contains(message),
-        "{field} {values:?}: {}",
-        error_of(&html, field)
-    );
+    refused_at(r, field, message, &values).await;
     assert!(
         automations::store::find(&app.state.db, herald::types::AutomationId(id))
             .await
