@@ -353,7 +353,8 @@ fn server(
                                     .configure(crate::pages::admin::audit::routes)
                                     .configure(crate::pages::admin::settings::routes)
                                     .configure(crate::pages::admin::preference_center::routes)
-                                    .configure(crate::pages::admin::api_keys::routes),
+                                    .configure(crate::pages::admin::api_keys::routes)
+                                    .configure(crate::pages::admin::suppressions::routes),
                             )
                             .default_service(web::to(not_found)),
                     ),

@@ -38,6 +38,9 @@ pub enum Action {
     ContactChangedByAutomation,
     ApiKeyCreated,
     ApiKeyRevoked,
+    SuppressionAdded,
+    SuppressionRemoved,
+    SuppressionsImported,
     PasswordRequestLimited,
     AutomationTried,
 }
@@ -75,6 +78,9 @@ impl Action {
             Self::ContactChangedByAutomation => "contact.changed_by_automation",
             Self::ApiKeyCreated => "api_key.created",
             Self::ApiKeyRevoked => "api_key.revoked",
+            Self::SuppressionAdded => "suppression.added",
+            Self::SuppressionRemoved => "suppression.removed",
+            Self::SuppressionsImported => "suppressions.imported",
             Self::PasswordRequestLimited => "password.request_limited",
             Self::AutomationTried => "automation.tried",
         }
@@ -118,13 +124,16 @@ impl Action {
             Self::ContactChangedByAutomation => "Contact changed by an automation",
             Self::ApiKeyCreated => "API key created",
             Self::ApiKeyRevoked => "API key revoked",
+            Self::SuppressionAdded => "Address suppressed",
+            Self::SuppressionRemoved => "Address taken off the suppression list",
+            Self::SuppressionsImported => "Suppression list imported",
             Self::PasswordRequestLimited => "Password request limited",
             Self::AutomationTried => "Automation tried",
         }
     }
 }
 
-const ALL: [Action; 32] = [
+const ALL: [Action; 35] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -155,6 +164,9 @@ const ALL: [Action; 32] = [
     Action::ContactChangedByAutomation,
     Action::ApiKeyCreated,
     Action::ApiKeyRevoked,
+    Action::SuppressionAdded,
+    Action::SuppressionRemoved,
+    Action::SuppressionsImported,
     Action::PasswordRequestLimited,
     Action::AutomationTried,
 ];

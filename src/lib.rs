@@ -28,6 +28,7 @@ pub mod scheduler;
 pub mod settings;
 pub mod smtp_url;
 pub mod state;
+pub mod suppressions;
 pub mod types;
 pub mod web;
 pub mod webhook;

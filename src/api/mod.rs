@@ -10,6 +10,7 @@ pub mod limit;
 pub mod openapi;
 pub mod problem;
 mod routes;
+pub mod suppressions;
 pub mod try_it_endpoint;
 
 pub use routes::*;

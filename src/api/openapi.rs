@@ -19,6 +19,9 @@ use crate::state::AppState;
         crate::api::contacts::post_contact,
         crate::api::contacts::get_contact,
         crate::api::contacts::get_run,
+        crate::api::suppressions::list,
+        crate::api::suppressions::add,
+        crate::api::suppressions::remove,
         crate::api::try_it_endpoint::try_automation,
     ),
     components(schemas(crate::api::problem::Problem)),
@@ -26,6 +29,7 @@ use crate::state::AppState;
         (name = "events", description = "Report what happened; automations on those events schedule runs."),
         (name = "contacts", description = "Create, update and read contacts."),
         (name = "runs", description = "What a scheduled job did, or will do."),
+        (name = "suppressions", description = "The suppression list: addresses that get no prepared message."),
         (name = "automations", description = "Ask an automation what it would do with an event."),
     ),
     modifiers(&BearerKey, &Enums)

@@ -1,6 +1,8 @@
 //! The API's routes: `/api/v1` behind a key, and the OpenAPI document.
 
-use super::{auth, contacts, event_writer, events, limit, openapi, problem, try_it_endpoint};
+use super::{
+    auth, contacts, event_writer, events, limit, openapi, problem, suppressions, try_it_endpoint,
+};
 use actix_web::middleware::from_fn;
 use actix_web::web;
 
@@ -46,6 +48,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/contacts", web::post().to(contacts::post_contact))
             .route("/contacts/{id}", web::get().to(contacts::get_contact))
             .route("/runs/{id}", web::get().to(contacts::get_run))
+            .route("/suppressions", web::get().to(suppressions::list))
+            .route("/suppressions", web::post().to(suppressions::add))
+            .route(
+                "/suppressions/{address}",
+                web::delete().to(suppressions::remove),
+            )
             .route(
                 "/automations/{id}/try",
                 web::get().to(try_it_endpoint::try_automation),

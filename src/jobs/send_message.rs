@@ -224,6 +224,11 @@ async fn send(
     unsubscribe: Option<String>,
     target: Target,
 ) -> Outcome {
+    match crate::suppressions::find(&ctx.db, to).await {
+        Ok(Some(suppressed)) => return Outcome::skip(Some(target), suppressed.skip_reason()),
+        Ok(None) => {}
+        Err(e) => return Outcome::database(Some(target), "checking the suppression list", e),
+    }
     let email = match compose::email(message, settings, to, personal, unsubscribe) {
         Ok(e) => e,
         Err(e) => {
@@ -350,11 +355,14 @@ async fn to_address(ctx: &JobContext, run: &Claimed) -> Outcome {
         preferences_url: compose::preferences_url(&settings, &ctx.base_url),
         ..Personal::default()
     };
+    // A suppressed address is passed over; the others still get the message.
     let mut last = Outcome::skip(Some(target), "no address to send to");
     for address in &chosen.addresses {
-        last = send(ctx, &message, &settings, address, &personal, None, target).await;
-        if !matches!(last, Outcome::Done { .. }) {
-            return last;
+        match send(ctx, &message, &settings, address, &personal, None, target).await {
+            sent @ Outcome::Done { .. } => last = sent,
+            Outcome::Skipped { .. } if matches!(last, Outcome::Done { .. }) => {}
+            skipped @ Outcome::Skipped { .. } => last = skipped,
+            other => return other,
         }
     }
     last

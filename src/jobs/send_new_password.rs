@@ -120,6 +120,17 @@ async fn send(ctx: &JobContext, run: &Claimed, kind: TargetKind) -> Outcome {
         Err(outcome) => return outcome,
     };
     let target = Some(recipient.target);
+    // A password email is transactional: only a mailbox that does not exist stops
+    // it, and only a contact's (staff are never suppressed).
+    if recipient.target.kind == RunFor::Contact {
+        match crate::suppressions::find(&ctx.db, &recipient.email).await {
+            Ok(Some(s)) if s.reason.stops_transactional() => {
+                return Outcome::skip(target, s.skip_reason());
+            }
+            Ok(_) => {}
+            Err(e) => return Outcome::database(target, "checking the suppression list", e),
+        }
+    }
     match runs::done_for_target_since(&ctx.db, recipient.target, now - 3_600_000).await {
         Ok(n) if n >= settings.password_emails_per_hour => {
             return Outcome::skip(

@@ -468,6 +468,7 @@ async fn an_admin_creates_an_api_key_and_visits_every_admin_page() {
         ("/admin/settings", "settings"),
         ("/admin/preference-center", "preference-center-setup"),
         ("/admin/audit", "audit"),
+        ("/admin/suppressions", "suppressions"),
         ("/password", "change-password"),
         ("/account", "account"),
         ("/contacts?q=example.com", "contacts-found-inside-words"),

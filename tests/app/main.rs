@@ -83,6 +83,7 @@ mod scheduler;
 mod security;
 mod sign_in;
 mod smtp;
+mod suppressions;
 mod test_job;
 mod try_it;
 mod ux;

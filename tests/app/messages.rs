@@ -12,37 +12,8 @@ use crate::automations::{define_job, define_time_frame, new_automation};
 use crate::helpers::{TestApp, location, text_of};
 use crate::smtp::{SmtpServer, text_part};
 
-/// Runs each named `async fn name(app: TestApp, smtp: SmtpServer)` on both
-/// engines with an SMTP server behind the app.
-macro_rules! with_mail {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                async fn run(engine: crate::helpers::Engine) {
-                    let smtp = crate::smtp::SmtpServer::start().await;
-                    let url = smtp.url();
-                    crate::helpers::TestApp::on(engine)
-                        .configure(|c| c.smtp_url = Some(herald::config::Secret::from(url)))
-                        .run(|app| super::$name(app, smtp))
-                        .await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    run(crate::helpers::Engine::Sqlite).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    run(crate::helpers::Engine::Postgres).await
-                }
-            }
-        )+
-    };
-}
-
 /// Writes a message through the form; returns its id.
-async fn write_message(
+pub(crate) async fn write_message(
     app: &TestApp,
     client: &Client,
     name: &str,
@@ -76,7 +47,7 @@ async fn write_message(
 }
 
 /// Creates and activates an automation on `event` with `job` and its fields.
-async fn automation(
+pub(crate) async fn automation(
     app: &TestApp,
     client: &Client,
     name: &str,
@@ -122,7 +93,12 @@ async fn group(app: &TestApp, client: &Client, name: &str) -> i64 {
         .id
 }
 
-async fn new_contact(app: &TestApp, client: &Client, email: &str, first_name: &str) -> i64 {
+pub(crate) async fn new_contact(
+    app: &TestApp,
+    client: &Client,
+    email: &str,
+    first_name: &str,
+) -> i64 {
     let r = app
         .submit_with(
             client,
@@ -150,7 +126,7 @@ fn header<'a>(data: &'a str, name: &str) -> Option<&'a str> {
         .map(|l| l[name.len() + 1..].trim())
 }
 
-async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::runs::RunRow> {
+pub(crate) async fn runs(app: &TestApp, automation: i64) -> Vec<herald::scheduler::runs::RunRow> {
     herald::scheduler::runs::runs_of(&app.state.db, herald::types::AutomationId(automation), 100)
         .await
         .unwrap()
@@ -1369,7 +1345,7 @@ async fn a_database_error_names_its_step_in_a_page_and_in_a_job(app: TestApp, sm
     assert_eq!(smtp.count(), 0);
 }
 
-with_mail!(
+with_smtp!(
     a_welcome_message_arrives_personalised_with_one_click_unsubscribe,
     an_unsubscribe_link_naming_a_group_leaves_that_group,
     a_contact_not_in_the_links_group_is_offered_to_stop_all_messages,

@@ -12,6 +12,7 @@ use crate::messages::store::Message;
 use crate::messages::template::{self, ContactValues, Personal};
 use crate::settings::Settings;
 use crate::state::AppState;
+use crate::web::Step;
 use crate::web::{AppError, CurrentUser, FlashKind, PageContext, flash, redirect, render};
 
 use super::editor::{load, req_session};
@@ -248,6 +249,22 @@ async fn send_test(
                 refused.join(", ")
             ),
         );
+    }
+    // A test is sent all the same; the sender should know automations would not.
+    for address in &sent {
+        if let Some(s) = crate::suppressions::find(&state.db, address)
+            .await
+            .step("checking the suppression list")?
+        {
+            flash(
+                &session,
+                FlashKind::Info,
+                format!(
+                    "{address} is on the suppression list ({}): automations send it no prepared message.",
+                    s.reason.label()
+                ),
+            );
+        }
     }
     Ok(redirect(&back))
 }
