@@ -2,6 +2,8 @@
 //! benchmarks is added to this registry by the program that needs it
 //! (`Registry::with`), never here.
 
+use crate::jobs::add_to_blacklist::AddToBlacklist;
+use crate::jobs::deactivate_contact::DeactivateContact;
 use crate::jobs::end_reminder::EndReminder;
 use crate::jobs::group_membership::{SUBSCRIBE, UNSUBSCRIBE};
 use crate::jobs::import_contacts::ImportContacts;
@@ -21,6 +23,8 @@ pub fn standard() -> Registry {
         .with(SUBSCRIBE)
         .with(UNSUBSCRIBE)
         .with(UpdateAttribute)
+        .with(AddToBlacklist)
+        .with(DeactivateContact)
         .with(SendHttpRequest)
         .with(EndReminder)
         .with(ImportContacts)

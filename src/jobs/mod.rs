@@ -3,8 +3,10 @@
 //! partial in `templates/automations/jobs/`, one line in `catalogue::standard`, and
 //! its tests.
 
+pub mod add_to_blacklist;
 pub mod catalogue;
 pub mod common;
+pub mod deactivate_contact;
 pub mod end_reminder;
 pub mod group_membership;
 pub mod import_contacts;

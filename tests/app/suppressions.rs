@@ -343,7 +343,70 @@ async fn the_api_lists_adds_and_removes_suppressions(app: TestApp) {
     assert!(doc["paths"]["/api/v1/suppressions/{address}"]["delete"].is_object());
 }
 
+async fn automations_blacklist_a_new_contact_and_deactivate_a_changed_one(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let blacklist = automation(
+        &app,
+        &client,
+        "Blacklist sign-ups",
+        "registered_to_system",
+        &[
+            ("job", "add_contact_to_blacklist"),
+            ("use_event_parameter", "on"),
+        ],
+    )
+    .await;
+    let (_, page) = app
+        .page_with(&client, &format!("/automations/{blacklist}"))
+        .await;
+    assert_eq!(
+        text_of(&page, "#job-words").unwrap(),
+        "Puts the contact's address on the suppression list: no prepared message goes to it again."
+    );
+    let ada = new_contact(&app, &client, "ada@example.com", "Ada").await;
+    app.drain_due_runs().await;
+    // Then, when her profile changes, she is deactivated.
+    let deactivate = automation(
+        &app,
+        &client,
+        "Deactivate on change",
+        "profile_data_changed",
+        &[("job", "deactivate_contact"), ("use_event_parameter", "on")],
+    )
+    .await;
+    let r = app
+        .submit_with(
+            &client,
+            &format!("/contacts/{ada}/edit"),
+            &format!("/contacts/{ada}"),
+            &[("first_name", "Adele")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.drain_due_runs().await;
+    let entry = suppressions::find(&app.state.db, "ada@example.com")
+        .await
+        .unwrap()
+        .expect("on the list");
+    assert_eq!(
+        (entry.reason, entry.source.as_str()),
+        (Reason::Manual, "automation: Blacklist sign-ups")
+    );
+    let contact = herald::contacts::find(&app.state.db, ada)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(contact.is_blocked());
+    for id in [blacklist, deactivate] {
+        let run = &runs(&app, id).await[0];
+        assert_eq!(run.status.code(), "done", "{run:?}");
+    }
+    let stored = app.all_stored_text().await;
+    assert!(stored.contains("added to the suppression list") && stored.contains("blocked"));
+}
+
 on_both_engines!(
+    automations_blacklist_a_new_contact_and_deactivate_a_changed_one,
     an_admin_adds_searches_and_takes_off_an_address_with_an_audit_trail,
     the_list_is_exported_and_imported_as_csv,
     the_api_lists_adds_and_removes_suppressions
