@@ -62,12 +62,15 @@ impl Application {
         )
         .await?;
         let key = session_key(&config)?;
+        let dkim = crate::dkim::Signer::new(key.master().to_vec());
+        dkim.refresh(&db).await?;
         let mailer = crate::mail::Mailer::new(
             config.smtp_url.as_ref().map(|s| s.expose_secret()),
             config.smtp_ca_file.as_deref(),
             &config.data_dir,
             config.smtp_timeout,
-        )?;
+        )?
+        .signing_with(dkim.clone());
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
@@ -77,6 +80,7 @@ impl Application {
             clock,
             hasher,
             mailer,
+            dkim,
             links: crate::links::LinkSigner::new(key.master(), "unsubscribe"),
             webhook_keys: crate::links::LinkSigner::new(key.master(), "webhook secret"),
             account_links: crate::links::LinkSigner::new(key.master(), "staff email change"),
@@ -150,7 +154,7 @@ impl Application {
 }
 
 /// The cookie key: from `secret_key`, else from `data_dir/secret_key`, generated once.
-fn session_key(config: &Config) -> anyhow::Result<Key> {
+pub fn session_key(config: &Config) -> anyhow::Result<Key> {
     if let Some(secret) = &config.secret_key {
         return Ok(Key::derive_from(secret.expose_secret().as_bytes()));
     }
@@ -387,6 +391,11 @@ async fn maintenance(state: web::Data<AppState>, db: Db) {
             if let Err(e) = crate::auth::throttle::purge_old(&db, now).await {
                 tracing::warn!(error = %e, "purging old sign-in failures failed");
             }
+        }
+        // A DKIM key made by another instance or the command line is used within
+        // half a minute.
+        if let Err(e) = state.dkim.refresh(&db).await {
+            tracing::warn!(error = %e, "reading the DKIM key failed");
         }
         match db.tidy().await {
             Ok(tables) if !tables.is_empty() => tracing::debug!(?tables, "vacuumed"),

@@ -41,6 +41,7 @@ pub enum Action {
     SuppressionAdded,
     SuppressionRemoved,
     SuppressionsImported,
+    DkimKeyCreated,
     PasswordRequestLimited,
     AutomationTried,
 }
@@ -81,6 +82,7 @@ impl Action {
             Self::SuppressionAdded => "suppression.added",
             Self::SuppressionRemoved => "suppression.removed",
             Self::SuppressionsImported => "suppressions.imported",
+            Self::DkimKeyCreated => "dkim.key_created",
             Self::PasswordRequestLimited => "password.request_limited",
             Self::AutomationTried => "automation.tried",
         }
@@ -127,13 +129,14 @@ impl Action {
             Self::SuppressionAdded => "Address suppressed",
             Self::SuppressionRemoved => "Address taken off the suppression list",
             Self::SuppressionsImported => "Suppression list imported",
+            Self::DkimKeyCreated => "DKIM key made",
             Self::PasswordRequestLimited => "Password request limited",
             Self::AutomationTried => "Automation tried",
         }
     }
 }
 
-const ALL: [Action; 35] = [
+const ALL: [Action; 36] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -167,6 +170,7 @@ const ALL: [Action; 35] = [
     Action::SuppressionAdded,
     Action::SuppressionRemoved,
     Action::SuppressionsImported,
+    Action::DkimKeyCreated,
     Action::PasswordRequestLimited,
     Action::AutomationTried,
 ];

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod contacts;
 pub mod db;
+pub mod dkim;
 pub mod events;
 pub mod intake;
 pub mod jobs;

@@ -17,6 +17,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub mailer: Mailer,
+    /// The DKIM key the mailer signs with, read again now and then.
+    pub dkim: crate::dkim::Signer,
     /// Sends webhooks (shared by every job run, so connections are reused).
     pub http: crate::webhook::Client,
     /// The settings, for the rate limit and the jobs (read at most once a second).

@@ -80,9 +80,16 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// Sends emails, signed with the DKIM key when one is kept.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+    signer: crate::dkim::Signer,
+}
+
 /// Where emails go.
 #[derive(Clone)]
-pub enum Mailer {
+enum Transport {
     /// `smtp://`: our pool of TCP_NODELAY connections (STARTTLS when asked).
     Pooled(std::sync::Arc<pool::SmtpPool>),
     /// `smtps://` (implicit TLS): lettre's own pooled transport, and the deadline
@@ -95,7 +102,22 @@ pub enum Mailer {
     Outbox(PathBuf),
 }
 
+impl From<Transport> for Mailer {
+    fn from(transport: Transport) -> Self {
+        Self {
+            transport,
+            signer: crate::dkim::Signer::default(),
+        }
+    }
+}
+
 impl Mailer {
+    /// This mailer, signing every message with `signer`'s key (when one is kept).
+    pub fn signing_with(mut self, signer: crate::dkim::Signer) -> Self {
+        self.signer = signer;
+        self
+    }
+
     /// SMTP when `smtp_url` is given (`smtp://`, `smtps://`, `smtp://…?tls=required`),
     /// else the outbox folder under `data_dir`. `timeout` bounds every SMTP step:
     /// connecting, the greeting, EHLO, STARTTLS, authentication, and the sending of
@@ -107,15 +129,18 @@ impl Mailer {
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         let Some(raw) = smtp_url else {
-            return Ok(Mailer::Outbox(data_dir.join("outbox")));
+            return Ok(Transport::Outbox(data_dir.join("outbox")).into());
         };
         let parsed =
             crate::smtp_url::SmtpUrl::parse(raw).map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?;
         let trust = tls::Trust::new(&parsed.host, ca_file)?;
         if parsed.tls != crate::smtp_url::SmtpTls::Wrapper {
-            return Ok(Mailer::Pooled(std::sync::Arc::new(
-                pool::SmtpPool::from_url(&parsed, trust, timeout)?,
-            )));
+            return Ok(
+                Transport::Pooled(std::sync::Arc::new(pool::SmtpPool::from_url(
+                    &parsed, trust, timeout,
+                )?))
+                .into(),
+            );
         }
         // lettre applies the timeout to every read and write of the socket; the
         // deadline around `send` also covers connecting and TLS.
@@ -131,11 +156,7 @@ impl Mailer {
                 lettre::transport::smtp::authentication::Credentials::new(user, password),
             );
         }
-        Ok(Mailer::Smtp(
-            builder.build(),
-            timeout * 3,
-            std::sync::Arc::new(trust),
-        ))
+        Ok(Transport::Smtp(builder.build(), timeout * 3, std::sync::Arc::new(trust)).into())
     }
 
     /// Sends `email`; returns the Message-ID it carried.
@@ -194,12 +215,16 @@ impl Mailer {
                     ),
             )
             .map_err(|e| SendError::Permanent(format!("the message could not be built: {e}")))?;
-        match self {
-            Mailer::Pooled(pool) => {
+        let mut message = message;
+        if let Some(dkim) = self.signer.config() {
+            message.sign(&dkim);
+        }
+        match &self.transport {
+            Transport::Pooled(pool) => {
                 pool.send(message.envelope(), &message.formatted()).await?;
                 Ok(message_id)
             }
-            Mailer::Smtp(transport, deadline, trust) => {
+            Transport::Smtp(transport, deadline, trust) => {
                 let sent = tokio::time::timeout(*deadline, transport.send(message)).await;
                 match sent {
                     Err(_) => Err(SendError::Transient(
@@ -209,7 +234,7 @@ impl Mailer {
                     Ok(Err(e)) => Err(trust.judge(e)),
                 }
             }
-            Mailer::Outbox(dir) => {
+            Transport::Outbox(dir) => {
                 let written = async {
                     tokio::fs::create_dir_all(dir).await?;
                     let name = format!(

@@ -72,6 +72,7 @@ mod binary;
 mod browser;
 mod config;
 mod contacts;
+mod dkim;
 mod durability;
 mod hardening;
 mod harness;

@@ -9,6 +9,7 @@ use crate::audit::{self, Action, Actor};
 use crate::settings::{Settings, parse_holidays, parse_time_zone};
 use crate::state::AppState;
 use crate::types::{EmailAddress, Invalid};
+use crate::web::Step;
 use crate::web::form::FieldErrors;
 use crate::web::{
     AppError, CurrentUser, FlashKind, PageContext, client_ip, flash, redirect, render,
@@ -277,6 +278,31 @@ struct SettingsPage {
     form: SettingsForm,
     errors: FieldErrors,
     zones: crate::settings::ZoneChoices,
+    dns: Dns,
+}
+
+/// The DNS records a sender publishes for the sender address's domain: DKIM (when
+/// a key is kept), SPF and DMARC; and whether emails are signed now.
+struct Dns {
+    domain: String,
+    dkim: Option<crate::dkim::Stored>,
+    signing: bool,
+}
+
+impl Dns {
+    async fn of(state: &AppState, sender_address: &str) -> Result<Self, AppError> {
+        let domain = sender_address
+            .rsplit_once('@')
+            .map_or("example.com", |(_, d)| d)
+            .to_ascii_lowercase();
+        Ok(Self {
+            domain,
+            dkim: crate::dkim::load(&state.db)
+                .await
+                .step("reading the DKIM key")?,
+            signing: state.dkim.config().is_some(),
+        })
+    }
 }
 
 impl SettingsPage {
@@ -297,16 +323,19 @@ async fn settings_page(
             form: SettingsForm::from(&settings),
             zones: crate::settings::zone_choices(&settings.default_time_zone, ""),
             errors: FieldErrors::new(),
+            dns: Dns::of(&state, &settings.sender_address).await?,
         },
     )
 }
 
 /// The Settings page again, with what was typed and a message per bad field.
-fn invalid(
+async fn invalid(
+    state: &AppState,
     ctx: PageContext,
     form: SettingsForm,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
+    let dns = Dns::of(state, &Settings::load(&state.db).await?.sender_address).await?;
     render(
         StatusCode::UNPROCESSABLE_ENTITY,
         &SettingsPage {
@@ -314,6 +343,7 @@ fn invalid(
             zones: crate::settings::zone_choices(&form.default_time_zone, ""),
             form,
             errors,
+            dns,
         },
     )
 }
@@ -329,7 +359,7 @@ async fn save_settings(
     let form = form.into_inner();
     let settings = match form.parse() {
         Ok(s) => s,
-        Err(errors) => return invalid(ctx, form, errors),
+        Err(errors) => return invalid(&state, ctx, form, errors).await,
     };
     store(&state, &req, &me, &settings).await?;
     flash(&session, FlashKind::Success, "Settings saved.");
@@ -401,7 +431,7 @@ async fn save_sender(
     };
     let settings = match form.parse() {
         Ok(s) => s,
-        Err(errors) => return invalid(ctx, form, errors),
+        Err(errors) => return invalid(&state, ctx, form, errors).await,
     };
     store(&state, &req, &me, &settings).await?;
     flash(
