@@ -832,6 +832,8 @@ async fn the_openapi_document_names_its_server_tags_enums_and_times() {
                 ("/api/v1/contacts", "post", "contacts"),
                 ("/api/v1/contacts/{id}", "get", "contacts"),
                 ("/api/v1/runs/{id}", "get", "runs"),
+                ("/api/v1/suppressions", "get", "suppressions"),
+                ("/api/v1/suppressions/{address}", "delete", "suppressions"),
                 ("/api/v1/automations/{id}/try", "get", "automations"),
             ] {
                 assert_eq!(
@@ -845,7 +847,10 @@ async fn the_openapi_document_names_its_server_tags_enums_and_times() {
                 .iter()
                 .map(|t| t["name"].as_str().unwrap())
                 .collect();
-            assert_eq!(tags, ["events", "contacts", "runs", "automations"]);
+            assert_eq!(
+                tags,
+                ["events", "contacts", "runs", "suppressions", "automations"]
+            );
             let schemas = &doc["components"]["schemas"];
             let values = |schema: &str, field: &str| -> Vec<String> {
                 schemas[schema]["properties"][field]["enum"]

@@ -12,6 +12,22 @@ use crate::automations::{define_job, define_time_frame, new_automation};
 use crate::helpers::{TestApp, location, text_of};
 use crate::smtp::{SmtpServer, text_part};
 
+/// "Welcome new contacts": prepared message `message` to every new contact.
+pub(crate) async fn welcome_automation(app: &TestApp, client: &Client, message: i64) -> i64 {
+    automation(
+        app,
+        client,
+        "Welcome new contacts",
+        "registered_to_system",
+        &[
+            ("job", "send_message_to_contact"),
+            ("use_event_parameter", "on"),
+            ("message", &message.to_string()),
+        ],
+    )
+    .await
+}
+
 /// Writes a message through the form; returns its id.
 pub(crate) async fn write_message(
     app: &TestApp,
@@ -140,18 +156,7 @@ async fn a_welcome_message_arrives_personalised_with_one_click_unsubscribe(
     let message = write_message(&app, &client, "Welcome", "Welcome, {{ contact.first_name | default(\"there\") }}", "Hello {{ contact.first_name | default(\"there\") }}\n\nYour preferences: {{ preferences_url }}\nUnsubscribe: {{ unsubscribe_url }}", "").await;
     let (_, list) = app.page_with(&client, "/messages").await;
     assert!(list.contains("Welcome") && list.contains("0 automations"));
-    let welcome = automation(
-        &app,
-        &client,
-        "Welcome new contacts",
-        "registered_to_system",
-        &[
-            ("job", "send_message_to_contact"),
-            ("use_event_parameter", "on"),
-            ("message", &message.to_string()),
-        ],
-    )
-    .await;
+    let welcome = welcome_automation(&app, &client, message).await;
     let (_, list) = app.page_with(&client, "/messages").await;
     assert!(list.contains("1 automation"), "used by");
     new_contact(&app, &client, "ada@example.com", "Ada").await;

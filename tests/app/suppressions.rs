@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{TestApp, location, text_of};
-use crate::messages::{automation, new_contact, runs, write_message};
+use crate::messages::{automation, new_contact, runs, welcome_automation, write_message};
 use crate::smtp::SmtpServer;
 
 /// Puts `address` on the list with `reason`, as the mail system's reports will.
@@ -35,18 +35,7 @@ async fn a_prepared_message_to_a_suppressed_address_is_skipped_and_says_why(
 ) {
     let (client, _) = app.signed_in(Role::Marketer).await;
     let message = write_message(&app, &client, "Welcome", "Welcome", "Hello", "").await;
-    let welcome = automation(
-        &app,
-        &client,
-        "Welcome new contacts",
-        "registered_to_system",
-        &[
-            ("job", "send_message_to_contact"),
-            ("use_event_parameter", "on"),
-            ("message", &message.to_string()),
-        ],
-    )
-    .await;
+    let welcome = welcome_automation(&app, &client, message).await;
     suppress(&app, "Ada@Example.com", Reason::HardBounce).await;
     new_contact(&app, &client, "ada@example.com", "Ada").await;
     new_contact(&app, &client, "bob@example.com", "Bob").await;
@@ -74,18 +63,7 @@ async fn a_prepared_message_to_a_suppressed_address_is_skipped_and_says_why(
 async fn a_suppression_outlives_the_contact(app: TestApp, smtp: SmtpServer) {
     let (client, _) = app.signed_in(Role::Marketer).await;
     let message = write_message(&app, &client, "Welcome", "Welcome", "Hello", "").await;
-    let welcome = automation(
-        &app,
-        &client,
-        "Welcome new contacts",
-        "registered_to_system",
-        &[
-            ("job", "send_message_to_contact"),
-            ("use_event_parameter", "on"),
-            ("message", &message.to_string()),
-        ],
-    )
-    .await;
+    let welcome = welcome_automation(&app, &client, message).await;
     let ada = new_contact(&app, &client, "ada@example.com", "Ada").await;
     app.drain_due_runs().await;
     assert!(smtp.last_to("ada@example.com").is_some(), "sent before");
