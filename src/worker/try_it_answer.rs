@@ -325,6 +325,22 @@ pub async fn answer(
                 id: c.id,
             };
             use crate::jobs::registry::Limit;
+            // The suppression list as of now: it stops prepared messages, and a
+            // password email only after a hard bounce.
+            let suppressed = crate::suppressions::find(&state.db, &c.email).await?;
+            let stops = |transactional: bool| {
+                suppressed
+                    .as_ref()
+                    .filter(|s| !transactional || s.reason.stops_transactional())
+            };
+            if let Some(s) = stops(job.limit() == Some(Limit::PasswordsPerHour))
+                && job.limit().is_some()
+            {
+                out.limits.push(format!(
+                    "The address is on the suppression list ({}): the run would be skipped.",
+                    s.skip_reason().trim_start_matches("address suppressed: ")
+                ));
+            }
             if job.limit() == Some(Limit::PasswordsPerHour) {
                 let n = crate::scheduler::runs::done_for_target_since(
                     &state.db,

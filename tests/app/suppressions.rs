@@ -383,7 +383,29 @@ async fn automations_blacklist_a_new_contact_and_deactivate_a_changed_one(app: T
     assert!(stored.contains("added to the suppression list") && stored.contains("blocked"));
 }
 
+async fn try_it_says_a_suppressed_address_would_be_skipped(app: TestApp) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let key = crate::api::new_key(&app, &admin, "Try").await;
+    let message = write_message(&app, &admin, "Welcome", "Welcome", "Hello", "").await;
+    let welcome = welcome_automation(&app, &admin, message).await;
+    let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
+    let limits = async || {
+        let answer =
+            crate::try_it::try_api(&app, &key, welcome, &[("contact_id", &ada.to_string())]).await;
+        answer["limits"].to_string()
+    };
+    assert!(!limits().await.contains("suppression list"));
+    suppress(&app, "ada@example.com", Reason::Complaint).await;
+    let said = limits().await;
+    assert!(
+        said.contains("The address is on the suppression list (complaint on ")
+            && said.contains("): the run would be skipped."),
+        "{said}"
+    );
+}
+
 on_both_engines!(
+    try_it_says_a_suppressed_address_would_be_skipped,
     automations_blacklist_a_new_contact_and_deactivate_a_changed_one,
     an_admin_adds_searches_and_takes_off_an_address_with_an_audit_trail,
     the_list_is_exported_and_imported_as_csv,

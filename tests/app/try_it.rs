@@ -232,7 +232,7 @@ async fn automation(
     id
 }
 
-async fn try_api(
+pub(crate) async fn try_api(
     app: &TestApp,
     key: &str,
     automation: i64,
