@@ -84,10 +84,15 @@ impl Suppression {
     /// Why a send was skipped, in the run's words, e.g. "address suppressed: hard
     /// bounce on 2026-12-04".
     pub fn skip_reason(&self) -> String {
+        format!("address suppressed: {}", self.why())
+    }
+
+    /// Why and since when, e.g. "hard bounce on 2026-12-04" (the day in UTC).
+    pub fn why(&self) -> String {
         let day = jiff::Timestamp::from_millisecond(self.created_at)
             .map(|t| t.strftime("%Y-%m-%d").to_string())
             .unwrap_or_default();
-        format!("address suppressed: {} on {day}", self.reason.label())
+        format!("{} on {day}", self.reason.label())
     }
 }
 
@@ -169,29 +174,28 @@ pub async fn add(
     if inserted == 1 {
         return Ok(true);
     }
-    let weaker: &[&str] = match reason {
-        Reason::HardBounce => &["soft_bounces", "complaint", "manual"],
-        Reason::Complaint => &["soft_bounces", "manual"],
-        Reason::SoftBounces | Reason::Manual => &[],
-    };
-    let mut changed = false;
-    for old in weaker {
-        changed |= sqlx::query(
+    // One statement: the entry is replaced only when its reason is weaker.
+    let upgrade = match reason {
+        Reason::HardBounce => {
             "UPDATE suppressions SET reason = $1, source = $2, detail = $3, created_at = $4 \
-             WHERE address = $5 AND reason = $6",
-        )
+             WHERE address = $5 AND reason IN ('soft_bounces', 'complaint', 'manual')"
+        }
+        Reason::Complaint => {
+            "UPDATE suppressions SET reason = $1, source = $2, detail = $3, created_at = $4 \
+             WHERE address = $5 AND reason IN ('soft_bounces', 'manual')"
+        }
+        Reason::SoftBounces | Reason::Manual => return Ok(false),
+    };
+    let changed = sqlx::query(upgrade)
         .bind(reason.code())
         .bind(source)
         .bind(&detail)
         .bind(now_ms)
         .bind(address.as_str())
-        .bind(*old)
         .execute(&mut *conn)
         .await?
-        .rows_affected()
-            == 1;
-    }
-    Ok(changed)
+        .rows_affected();
+    Ok(changed == 1)
 }
 
 /// Takes `address` off the list; returns whether it was on it.

@@ -200,8 +200,8 @@ pub async fn remove(
 ) -> Result<HttpResponse, Problem> {
     let who = caller(&req);
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
     let entry = suppressions::find(&state.db, &address).await?;
+    let mut tx = state.db.begin().await?;
     let removed = suppressions::remove(&mut tx, &address).await?;
     let Some(entry) = entry.filter(|_| removed) else {
         return Err(Problem::new(

@@ -327,18 +327,13 @@ pub async fn answer(
             use crate::jobs::registry::Limit;
             // The suppression list as of now: it stops prepared messages, and a
             // password email only after a hard bounce.
-            let suppressed = crate::suppressions::find(&state.db, &c.email).await?;
-            let stops = |transactional: bool| {
-                suppressed
-                    .as_ref()
-                    .filter(|s| !transactional || s.reason.stops_transactional())
-            };
-            if let Some(s) = stops(job.limit() == Some(Limit::PasswordsPerHour))
-                && job.limit().is_some()
+            if let Some(limit) = job.limit()
+                && let Some(s) = crate::suppressions::find(&state.db, &c.email).await?
+                && (limit == Limit::MessagesPerDay || s.reason.stops_transactional())
             {
                 out.limits.push(format!(
                     "The address is on the suppression list ({}): the run would be skipped.",
-                    s.skip_reason().trim_start_matches("address suppressed: ")
+                    s.why()
                 ));
             }
             if job.limit() == Some(Limit::PasswordsPerHour) {

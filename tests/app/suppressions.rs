@@ -404,7 +404,33 @@ async fn try_it_says_a_suppressed_address_would_be_skipped(app: TestApp) {
     );
 }
 
+async fn a_stronger_reason_replaces_a_weaker_one_and_never_the_other_way(app: TestApp) {
+    let reason = async || {
+        suppressions::find(&app.state.db, "ada@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .reason
+    };
+    suppress(&app, "ada@example.com", Reason::Manual).await;
+    suppress(&app, "ada@example.com", Reason::SoftBounces).await;
+    assert_eq!(
+        reason().await,
+        Reason::Manual,
+        "soft bounces do not replace it"
+    );
+    suppress(&app, "ada@example.com", Reason::Complaint).await;
+    assert_eq!(reason().await, Reason::Complaint);
+    suppress(&app, "ada@example.com", Reason::Manual).await;
+    assert_eq!(reason().await, Reason::Complaint, "a weaker one does not");
+    suppress(&app, "ada@example.com", Reason::HardBounce).await;
+    assert_eq!(reason().await, Reason::HardBounce);
+    suppress(&app, "ada@example.com", Reason::Complaint).await;
+    assert_eq!(reason().await, Reason::HardBounce);
+}
+
 on_both_engines!(
+    a_stronger_reason_replaces_a_weaker_one_and_never_the_other_way,
     try_it_says_a_suppressed_address_would_be_skipped,
     automations_blacklist_a_new_contact_and_deactivate_a_changed_one,
     an_admin_adds_searches_and_takes_off_an_address_with_an_audit_trail,

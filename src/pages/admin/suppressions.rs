@@ -125,10 +125,9 @@ async fn add(
     form: web::Form<NewEntry>,
 ) -> Result<HttpResponse, AppError> {
     let mut errors = FieldErrors::new();
-    let address = EmailAddress::parse(&form.address);
-    if let Err(e) = &address {
-        errors.insert("address", e.to_string());
-    }
+    let address = EmailAddress::parse(&form.address)
+        .map_err(|e| errors.insert("address", e.to_string()))
+        .ok();
     if form.note.chars().count() > suppressions::MAX_DETAIL_CHARS {
         errors.insert(
             "note",
@@ -138,13 +137,7 @@ async fn add(
             ),
         );
     }
-    let Ok(address) = address
-        .map_err(|_| ())
-        .and_then(|a| match errors.is_empty() {
-            true => Ok(a),
-            false => Err(()),
-        })
-    else {
+    let Some(address) = address.filter(|_| errors.is_empty()) else {
         return page(
             &state,
             ctx,
@@ -199,12 +192,9 @@ async fn confirm_remove(
         ctx,
         title: format!("Take {} off the suppression list?", entry.address),
         message: format!(
-            "It was suppressed for a {} on {}. Prepared messages go to it again; if the \
-             mailbox still fails, it comes back on the list by itself.",
-            entry.reason.label(),
-            jiff::Timestamp::from_millisecond(entry.created_at)
-                .map(|t| t.strftime("%Y-%m-%d").to_string())
-                .unwrap_or_default()
+            "It is suppressed: {}. Prepared messages go to it again; if the mailbox still \
+             fails, it comes back on the list by itself.",
+            entry.why()
         ),
         action: format!(
             "/admin/suppressions/remove?address={}",
