@@ -175,7 +175,7 @@ async fn statements_alone(
                             kind: herald::scheduler::queue::RunFor::Automation,
                             id: run.automation_id.0,
                         },
-                        message_id: None,
+                        sent: Vec::new(),
                         detail: None,
                         audit: None,
                     })

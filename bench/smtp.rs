@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
         subject: "Your new password".into(),
         text: "Here is your new password:\n\n    Xy7#abcdEFGH2345\n".into(),
         html: "<p>Here is your new password: <code>Xy7#abcdEFGH2345</code></p>".into(),
-        unsubscribe: None,
+        ..Default::default()
     };
     let mailer = Mailer::new(
         Some(&server.url()),

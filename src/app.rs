@@ -30,6 +30,10 @@ pub struct Application {
     /// The scheduler's own connections (see [`Db::background`]).
     background: Db,
     jobs: Arc<Registry>,
+    /// The inbound SMTP listener for bounces and complaints, when configured, and
+    /// what reads their bounce addresses.
+    inbound: Option<TcpListener>,
+    bounces: crate::deliveries::BounceAddresses,
     pub first_admin: Option<crate::accounts::FirstAdmin>,
 }
 
@@ -71,8 +75,16 @@ impl Application {
             config.smtp_timeout,
         )?
         .signing_with(dkim.clone());
+        let bounces = crate::deliveries::BounceAddresses::new(key.master());
+        let mailer = mailer.bouncing_to(bounces.clone());
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let inbound = match config.inbound_smtp_bind {
+            Some(at) => Some(TcpListener::bind(at).map_err(|e| {
+                anyhow::anyhow!("inbound_smtp_bind: cannot listen on {at}: {e} (port 25 needs CAP_NET_BIND_SERVICE)")
+            })?),
+            None => None,
+        };
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             db,
@@ -102,6 +114,8 @@ impl Application {
             state,
             background,
             jobs,
+            inbound,
+            bounces,
             first_admin,
         })
     }
@@ -113,6 +127,14 @@ impl Application {
     /// The address actually listened on (with the real port when 0 was asked for).
     pub fn address(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::new(self.state.config.bind.ip(), self.port)
+    }
+
+    /// The port bounces and complaints are received on, when configured.
+    pub fn inbound_port(&self) -> Option<u16> {
+        self.inbound
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -129,6 +151,30 @@ impl Application {
     /// not started are handed back to the queue.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintenance(self.state.clone(), self.background.clone()));
+        let inbound = match self.inbound {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let inbound = crate::feedback::smtp::Inbound {
+                    db: self.state.db.clone(),
+                    clock: self.state.clock.clone(),
+                    bounces: self.bounces.clone(),
+                    settings: self.state.settings.clone(),
+                    hostname: self
+                        .state
+                        .config
+                        .base_url
+                        .host_str()
+                        .unwrap_or("herald")
+                        .to_string(),
+                };
+                tracing::info!(address = %listener.local_addr()?, "receiving bounces and complaints over SMTP");
+                Some(tokio::spawn(crate::feedback::smtp::serve(
+                    listener, inbound,
+                )))
+            }
+            None => None,
+        };
         let mut ctx = crate::state::JobContext::of(&self.state);
         ctx.db = self.background.clone();
         let scheduler = crate::worker::Scheduler {
@@ -146,6 +192,9 @@ impl Application {
         // Stop claiming; running jobs get the same grace period as requests.
         worker.stop(&self.background, Duration::from_secs(10)).await;
         maintenance.abort();
+        if let Some(inbound) = inbound {
+            inbound.abort();
+        }
         self.state.hasher.shutdown();
         self.state.db.close().await;
         self.background.close().await;
@@ -358,7 +407,8 @@ fn server(
                                     .configure(crate::pages::admin::settings::routes)
                                     .configure(crate::pages::admin::preference_center::routes)
                                     .configure(crate::pages::admin::api_keys::routes)
-                                    .configure(crate::pages::admin::suppressions::routes),
+                                    .configure(crate::pages::admin::suppressions::routes)
+                                    .configure(crate::pages::admin::reports::routes),
                             )
                             .default_service(web::to(not_found)),
                     ),

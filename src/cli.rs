@@ -340,7 +340,7 @@ async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
             "<p>This is a test email from {}. Mail works.</p>",
             askama::filters::escape(&settings.brand_name, askama::filters::Html)?
         ),
-        unsubscribe: None,
+        ..Default::default()
     };
     let message_id = mailer
         .send(&email)

@@ -15,6 +15,7 @@ const SMTP_SEND: &str = "herald_smtp_send_seconds";
 const HTTP_REQUEST: &str = "herald_http_request_seconds";
 const RUN_ATTEMPTS: &str = "herald_run_attempts_total";
 const RUNS: &str = "herald_runs";
+const MAIL_REPORTS: &str = "herald_mail_reports_total";
 
 const LATENCY_BOUNDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -48,6 +49,10 @@ fn handle() -> &'static PrometheusHandle {
         describe_histogram!(HTTP_REQUEST, "Time to answer an HTTP request.");
         describe_counter!(RUN_ATTEMPTS, "Attempts started by this process.");
         describe_gauge!(RUNS, "Job runs by status.");
+        describe_counter!(
+            MAIL_REPORTS,
+            "Bounces and complaints received, by kind and whether they matched an email."
+        );
         // Every series shows from the start, before its first event.
         counter!(RUN_ATTEMPTS).absolute(0);
         for name in [RUN_LATENESS, SMTP_SEND, HTTP_REQUEST] {
@@ -83,6 +88,12 @@ pub fn run_started(late: Duration) {
 /// An email took `took` to hand to the mail server.
 pub fn email_sent(took: Duration) {
     histogram!(SMTP_SEND).record(took);
+}
+
+/// A bounce or complaint of `kind` came in; `matched` when it named an email.
+pub fn mail_report(kind: &'static str, matched: bool) {
+    counter!(MAIL_REPORTS, "kind" => kind, "matched" => if matched { "yes" } else { "no" })
+        .increment(1);
 }
 
 /// A request took `took` to answer.

@@ -1,6 +1,7 @@
 //! Retention: one task that asks each table's owner to delete what is past its
 //! keeping period (the periods in Settings) — the queue its finished runs, intake
-//! its events, the audit log its entries, the API its idempotency answers — each
+//! its events, the audit log its entries, the API its idempotency answers, the
+//! mailer its deliveries and the reports heard back — each
 //! in batches, so the single SQLite writer is never held long and pages stay fast.
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct Pruned {
     pub runs: u64,
     pub events: u64,
     pub audit_entries: u64,
+    /// Emails sent, and bounces and complaints received.
+    pub deliveries: u64,
 }
 
 /// One pruning pass at `now_ms` with the retention periods from Settings.
@@ -31,16 +34,21 @@ pub async fn prune(db: &Db, now_ms: i64) -> Result<Pruned, sqlx::Error> {
     let events = crate::intake::events::prune(db, days(settings.event_retention_days)).await?;
     let audit_entries = crate::audit::prune(db, days(settings.audit_retention_days)).await?;
     crate::api::idempotency::prune(db, now_ms).await?;
+    // Emails and what was heard of them are kept as long as the runs that sent them.
+    let deliveries = crate::deliveries::prune(db, days(settings.run_retention_days)).await?
+        + crate::feedback::store::prune(db, days(settings.run_retention_days)).await?;
     let pruned = Pruned {
         runs,
         events,
         audit_entries,
+        deliveries,
     };
     if pruned != Pruned::default() {
         tracing::info!(
             runs,
             events,
             audit_entries,
+            deliveries,
             "retention: deleted records past their keeping period"
         );
     }

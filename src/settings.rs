@@ -41,6 +41,14 @@ pub struct Settings {
     /// Hosts Send HTTP Request may reach although they are on a private network
     /// (or loopback), or over plain http: one per line.
     pub webhook_hosts: String,
+    /// The domain of the bounce addresses (VERP), e.g. `bounce.example.com`;
+    /// empty: the envelope sender is the sender address.
+    pub bounce_domain: String,
+    /// Soft bounces of an address, without a delivery between them, that
+    /// suppress it…
+    pub soft_bounce_limit: i64,
+    /// …within this many days.
+    pub soft_bounce_days: i64,
 }
 
 impl Default for Settings {
@@ -64,6 +72,9 @@ impl Default for Settings {
             messages_per_day: 5,
             api_calls_per_minute: 6000,
             webhook_hosts: String::new(),
+            bounce_domain: String::new(),
+            soft_bounce_limit: 3,
+            soft_bounce_days: 7,
         }
     }
 }
@@ -119,7 +130,38 @@ pub fn parse_webhook_hosts(raw: &str) -> Result<String, Invalid> {
     Ok(hosts.join("\n"))
 }
 
+/// Checks the bounce address domain: empty (no bounce addresses), or a host name
+/// such as `bounce.example.com`, returned in lower case.
+pub fn parse_bounce_domain(raw: &str) -> Result<String, Invalid> {
+    let s = raw.trim().trim_end_matches('.');
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    let bad = || {
+        Invalid::new(format!(
+            "{s:?} is not a domain name such as bounce.example.com."
+        ))
+    };
+    match url::Host::parse(s) {
+        Ok(url::Host::Domain(d))
+            if d.contains('.')
+                && d.len() <= 200
+                && d.split('.').all(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }) =>
+        {
+            Ok(d.to_ascii_lowercase())
+        }
+        _ => Err(bad()),
+    }
+}
+
 impl Settings {
+    /// The bounce address domain, when one is set.
+    pub fn bounce_domain(&self) -> Option<&str> {
+        (!self.bounce_domain.is_empty()).then_some(self.bounce_domain.as_str())
+    }
+
     /// The hosts an admin allowed for Send HTTP Request.
     pub fn webhook_hosts(&self) -> Vec<String> {
         self.webhook_hosts.lines().map(str::to_string).collect()
@@ -163,7 +205,7 @@ pub fn zone_choices(default: &str, current: &str) -> ZoneChoices {
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 18] {
+    fn pairs(&self) -> [(&'static str, String); 21] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -201,6 +243,9 @@ impl Settings {
                 self.api_calls_per_minute.to_string(),
             ),
             ("webhook_hosts", self.webhook_hosts.clone()),
+            ("bounce_domain", self.bounce_domain.clone()),
+            ("soft_bounce_limit", self.soft_bounce_limit.to_string()),
+            ("soft_bounce_days", self.soft_bounce_days.to_string()),
         ]
     }
 
@@ -235,6 +280,9 @@ impl Settings {
             messages_per_day: int("messages_per_day", d.messages_per_day),
             api_calls_per_minute: int("api_calls_per_minute", d.api_calls_per_minute),
             webhook_hosts: text("webhook_hosts", d.webhook_hosts),
+            bounce_domain: text("bounce_domain", d.bounce_domain),
+            soft_bounce_limit: int("soft_bounce_limit", d.soft_bounce_limit),
+            soft_bounce_days: int("soft_bounce_days", d.soft_bounce_days),
         })
     }
 

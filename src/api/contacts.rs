@@ -216,6 +216,53 @@ pub struct RunView {
     pub target: Option<String>,
     pub outcome: Option<String>,
     pub last_error: Option<String>,
+    /// The emails the run sent, and what became of each.
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// An email Herald sent, and what the mail system later said of it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    pub id: i64,
+    /// password, message, reminder or test.
+    pub kind: String,
+    /// The recipient's address.
+    pub address: String,
+    pub contact_id: Option<i64>,
+    /// The prepared message, for prepared messages.
+    pub message_id: Option<i64>,
+    /// The Message-ID header the email carried.
+    pub smtp_message_id: String,
+    #[schema(format = DateTime)]
+    pub sent_at: String,
+    /// sent, delayed, soft_bounce, hard_bounce or complained.
+    pub fate: String,
+    #[schema(format = DateTime)]
+    pub fate_at: Option<String>,
+    /// What the mail system said ("5.1.1 user unknown").
+    pub fate_detail: String,
+}
+
+impl From<crate::deliveries::Delivery> for DeliveryView {
+    fn from(d: crate::deliveries::Delivery) -> Self {
+        let time = |ms: i64| {
+            jiff::Timestamp::from_millisecond(ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        };
+        Self {
+            id: d.id,
+            kind: d.kind().code().to_string(),
+            contact_id: d.contact_id,
+            message_id: d.message_id,
+            smtp_message_id: d.smtp_message_id.clone(),
+            sent_at: time(d.sent_at),
+            fate: d.fate().code().to_string(),
+            fate_at: d.fate_at.map(time),
+            fate_detail: d.fate_detail,
+            address: d.address,
+        }
+    }
 }
 
 /// One run.
@@ -240,7 +287,9 @@ pub async fn get_run(
     let run = crate::scheduler::runs::run(&state.db, RunId(*id))
         .await?
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "Unknown run", "No run has this id."))?;
+    let deliveries = crate::deliveries::of_run(&state.db, run.id.0).await?;
     Ok(HttpResponse::Ok().json(RunView {
+        deliveries: deliveries.into_iter().map(DeliveryView::from).collect(),
         id: run.id,
         status: run.status.code().to_string(),
         due_at: jiff::Timestamp::from_millisecond(run.due_at)

@@ -45,7 +45,7 @@ impl Modify for Enums {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
-        let fields: [(&str, &str, Vec<serde_json::Value>); 3] = [
+        let fields: [(&str, &str, Vec<serde_json::Value>); 5] = [
             (
                 "EventRequest",
                 "type",
@@ -55,6 +55,16 @@ impl Modify for Enums {
                 "RunView",
                 "status",
                 codes(RunStatus::ALL.iter().map(|s| s.code())),
+            ),
+            (
+                "DeliveryView",
+                "kind",
+                codes(crate::deliveries::Kind::ALL.iter().map(|k| k.code())),
+            ),
+            (
+                "DeliveryView",
+                "fate",
+                codes(crate::deliveries::Fate::ALL.iter().map(|f| f.code())),
             ),
             (
                 "ContactView",

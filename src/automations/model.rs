@@ -6,7 +6,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::automations::time_frame::{ALL_DAYS, Delay, HolidayRule, Hours, WEEKDAYS, day_bit};
-use crate::events::catalogue::{EventType, Source};
+use crate::events::catalogue::{EventType, Response, Source};
 use crate::scheduler::status::RunFor;
 use crate::types::AutomationId;
 
@@ -26,6 +26,7 @@ pub enum EventFilter {
     SystemUser { user_id: i64 },
     Role { role: String },
     Success { success: bool },
+    Response { response: Response },
 }
 
 impl EventFilter {
@@ -43,6 +44,7 @@ impl EventFilter {
             EventFilter::SystemUser { user_id } => event.system_user_id == Some(*user_id),
             EventFilter::Role { role } => p["role"] == role.as_str(),
             EventFilter::Success { success } => p["success"] == *success,
+            EventFilter::Response { response } => p["response"] == response.code(),
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::automations::model::{
 use crate::automations::time_frame::{
     DAY_MINUTES, Delay, DelayUnit, HolidayRule, Hours, WEEKDAYS, day_bit,
 };
-use crate::events::catalogue::{EventType, FilterKind, Source};
+use crate::events::catalogue::{EventType, FilterKind, Response, Source};
 use crate::web::form::{FieldErrors, Fields};
 
 /// Step 1, parsed.
@@ -131,6 +131,16 @@ pub fn parse_event(f: &Fields) -> Result<EventPart, FieldErrors> {
                     |r| EventFilter::Role {
                         role: r.code().into(),
                     },
+                ),
+            },
+            FilterKind::Response => match f.get("filter_response") {
+                "" => EventFilter::Any,
+                raw => Response::from_code(raw).map_or_else(
+                    || {
+                        bad("filter_response");
+                        EventFilter::Any
+                    },
+                    |response| EventFilter::Response { response },
                 ),
             },
             FilterKind::Success => match f.get("filter_success") {

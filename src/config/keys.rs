@@ -70,6 +70,16 @@ keys! {
         read: |v| v.parse()
             .map_err(|_| "expected an address and port such as 127.0.0.1:8080".into()),
         show: |v| v.to_string();
+    optional_address: Option<SocketAddr>, secret: false,
+        read: |v| match v {
+            "" => Ok(None),
+            v => v.parse().map(Some)
+                .map_err(|_| "expected an address and port such as 127.0.0.1:2525".into()),
+        },
+        show: |v| match v {
+            Some(a) => a.to_string(),
+            None => "(not set: bounces and complaints are not received)".into(),
+        };
     database_url: Secret, secret: true,
         read: |v| match v.is_empty() || DATABASES.iter().any(|p| v.starts_with(p)) {
             true => Ok(Secret::from(v)),

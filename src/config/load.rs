@@ -80,6 +80,10 @@ pub struct Config {
     /// and the run retried with backoff.
     #[serde(rename = "job_timeout_seconds", with = "keys::job_seconds")]
     pub job_timeout: Duration,
+    /// Where Herald receives bounces and complaints over SMTP (behind the mail
+    /// server that takes the bounce domain's mail); none: it does not.
+    #[serde(with = "keys::optional_address")]
+    pub inbound_smtp_bind: Option<SocketAddr>,
     /// Unknown keys found in the file or environment, reported once logging is up.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -107,6 +111,7 @@ impl Default for Config {
             metrics_token: None,
             smtp_timeout: Duration::from_secs(15),
             job_timeout: Duration::from_secs(60),
+            inbound_smtp_bind: None,
             warnings: Vec::new(),
         }
     }

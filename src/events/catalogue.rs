@@ -32,10 +32,11 @@ pub enum EventType {
     SystemUserCreated,
     ContactImportFinished,
     ExternalHttpRequestReceived,
+    ResponseReceived,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::RegisteredToSystem,
         EventType::SubscribedToGroup,
         EventType::UnsubscribedFromGroup,
@@ -46,6 +47,7 @@ impl EventType {
         EventType::SystemUserCreated,
         EventType::ContactImportFinished,
         EventType::ExternalHttpRequestReceived,
+        EventType::ResponseReceived,
     ];
 
     /// The stable code stored in the database.
@@ -61,6 +63,7 @@ impl EventType {
             EventType::SystemUserCreated => "system_user_created",
             EventType::ContactImportFinished => "contact_import_finished",
             EventType::ExternalHttpRequestReceived => "external_http_request_received",
+            EventType::ResponseReceived => "response_received",
         }
     }
 
@@ -77,6 +80,7 @@ impl EventType {
             EventType::SystemUserCreated => "System User Created (S)",
             EventType::ContactImportFinished => "Contact Import Finished (S)",
             EventType::ExternalHttpRequestReceived => "External HTTP Request Received (S)",
+            EventType::ResponseReceived => "Response Received (C)",
         }
     }
 
@@ -87,7 +91,8 @@ impl EventType {
             | EventType::UnsubscribedFromGroup
             | EventType::ProfileDataChanged
             | EventType::NewPasswordRequested
-            | EventType::ExternalEventReceived => Scope::Contact,
+            | EventType::ExternalEventReceived
+            | EventType::ResponseReceived => Scope::Contact,
             EventType::LoggedOnToSystem
             | EventType::SystemUserCreated
             | EventType::ContactImportFinished
@@ -105,6 +110,7 @@ impl EventType {
             EventType::RegisteredToSystem | EventType::ProfileDataChanged => "Contact data",
             EventType::SubscribedToGroup | EventType::UnsubscribedFromGroup => "Groups",
             EventType::NewPasswordRequested => "Preference center",
+            EventType::ResponseReceived => "Deliverability",
             EventType::ExternalEventReceived | EventType::ExternalHttpRequestReceived => {
                 "Integration"
             }
@@ -127,6 +133,7 @@ impl EventType {
             EventType::LoggedOnToSystem => FilterKind::SystemUser,
             EventType::SystemUserCreated => FilterKind::Role,
             EventType::ContactImportFinished => FilterKind::Success,
+            EventType::ResponseReceived => FilterKind::Response,
         }
     }
 
@@ -169,6 +176,57 @@ pub enum FilterKind {
     SystemUser,
     Role,
     Success,
+    Response,
+}
+
+/// What the mail system said of an email (the filter and a parameter of
+/// Response Received): a delay notice is recorded, not an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    HardBounce,
+    SoftBounce,
+    Complaint,
+}
+
+impl Response {
+    pub const ALL: [Response; 3] = [
+        Response::HardBounce,
+        Response::SoftBounce,
+        Response::Complaint,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Response::HardBounce => "hard_bounce",
+            Response::SoftBounce => "soft_bounce",
+            Response::Complaint => "complaint",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Response::HardBounce => "Hard bounce",
+            Response::SoftBounce => "Soft bounce",
+            Response::Complaint => "Complaint",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+/// The parameters of a Response Received event.
+#[derive(Debug, Clone)]
+pub struct ResponseParams<'a> {
+    pub response: Response,
+    /// The delivery (the email) it is about.
+    pub delivery: i64,
+    /// The prepared message, when the email was one.
+    pub message: Option<i64>,
+    pub status: &'a str,
+    pub diagnostic: &'a str,
 }
 
 impl Source {
@@ -261,6 +319,19 @@ impl NewEvent {
     /// How many runs led to this event (0: a person's change or an outside system).
     pub fn chain_depth(&self) -> u64 {
         self.params["chain_depth"].as_u64().unwrap_or(0)
+    }
+
+    /// Response Received: the mail system said `p` of an email to the contact.
+    pub fn response(contact_id: i64, p: &ResponseParams<'_>) -> Self {
+        let mut e = Self::contact(EventType::ResponseReceived, contact_id);
+        e.params = serde_json::json!({
+            "response": p.response.code(),
+            "delivery": p.delivery,
+            "message": p.message,
+            "status": p.status,
+            "diagnostic": p.diagnostic,
+        });
+        e
     }
 
     pub fn profile_changed(contact_id: i64, changed: &[String]) -> Self {

@@ -92,7 +92,7 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
         })
         .unwrap_or_default();
     let link = format!("{}automations/{}/time-frame", ctx.base_url, a.id);
-    let mut last_id = None;
+    let mut sent = Vec::new();
     for user_id in &a.notify {
         let user = match crate::auth::users::find(&ctx.db, *user_id).await {
             Ok(Some(u)) if !u.disabled => u,
@@ -127,24 +127,30 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
             };
         };
         match ctx.mailer.send(&email).await {
-            Ok(id) => last_id = Some(id),
+            Ok(id) => sent.push(crate::deliveries::Sent::new(
+                crate::deliveries::Kind::Reminder,
+                id,
+                &user.email,
+            )),
             Err(SendError::Transient(error)) => return Outcome::Retry { target, error },
             Err(SendError::Permanent(error)) => {
                 tracing::warn!(user = user.id, error, "reminder refused for one recipient")
             }
         }
     }
-    match last_id {
-        Some(message_id) => Outcome::sent(
-            Target {
-                kind: crate::scheduler::queue::RunFor::Automation,
-                id: a.id.0,
-            },
-            message_id,
-        ),
-        None => Outcome::Skipped {
+    if sent.is_empty() {
+        return Outcome::Skipped {
             target,
             reason: "no enabled system user to remind".into(),
+        };
+    }
+    Outcome::Done {
+        target: Target {
+            kind: crate::scheduler::queue::RunFor::Automation,
+            id: a.id.0,
         },
+        sent,
+        detail: None,
+        audit: None,
     }
 }

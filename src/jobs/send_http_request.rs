@@ -271,7 +271,7 @@ async fn send(ctx: &JobContext, run: &Claimed) -> Outcome {
     match ctx.http.send(request, &allowed).await {
         Ok(answer) if (200..300).contains(&answer.status) => Outcome::Done {
             target,
-            message_id: None,
+            sent: Vec::new(),
             detail: Some(answer.summary),
             audit: None,
         },

@@ -6,13 +6,14 @@
 use askama::Template;
 
 use crate::automations::model::TargetKind;
+use crate::deliveries::{Kind, Sent};
 use crate::events::catalogue::{EventType, Scope};
 use crate::jobs::common;
 use crate::jobs::registry::{Choices, Execution, Job, JobForm, Limit, settings_of};
 use crate::mail::SendError;
 use crate::messages::compose::{self, Unsubscribe};
 use crate::messages::template::Personal;
-use crate::scheduler::queue::{Claimed, Outcome, Target};
+use crate::scheduler::queue::{Claimed, Outcome, RunFor, Target};
 use crate::state::JobContext;
 use crate::web::form::{FieldErrors, Fields};
 
@@ -239,7 +240,16 @@ async fn send(
         }
     };
     match ctx.mailer.send(&email).await {
-        Ok(id) => Outcome::sent(target, id),
+        Ok(id) => {
+            let sent = Sent::new(Kind::Message, id, to).of_message(message.id);
+            Outcome::sent(
+                target,
+                match target.kind {
+                    RunFor::Contact => sent.to_contact(target.id),
+                    _ => sent,
+                },
+            )
+        }
         Err(SendError::Transient(error)) => Outcome::Retry {
             target: Some(target),
             error,
@@ -357,13 +367,21 @@ async fn to_address(ctx: &JobContext, run: &Claimed) -> Outcome {
     };
     // A suppressed address is passed over; the others still get the message.
     let mut last = Outcome::skip(Some(target), "no address to send to");
+    let mut all = Vec::new();
     for address in &chosen.addresses {
         match send(ctx, &message, &settings, address, &personal, None, target).await {
-            sent @ Outcome::Done { .. } => last = sent,
-            Outcome::Skipped { .. } if matches!(last, Outcome::Done { .. }) => {}
+            Outcome::Done { sent, .. } => all.extend(sent),
             skipped @ Outcome::Skipped { .. } => last = skipped,
             other => return other,
         }
     }
-    last
+    if all.is_empty() {
+        return last;
+    }
+    Outcome::Done {
+        target,
+        sent: all,
+        detail: None,
+        audit: None,
+    }
 }

@@ -8,6 +8,7 @@ use askama::Template;
 use crate::audit::Action;
 use crate::auth::password::{self, Priority};
 use crate::automations::model::{Automation, TargetKind};
+use crate::deliveries::{Kind, Sent};
 use crate::events::catalogue::Scope;
 use crate::jobs::common::{self, Recipient};
 use crate::jobs::registry::{Choices, Execution, Job, Limit};
@@ -222,7 +223,7 @@ async fn deliver(
     };
     match ctx.mailer.send(&email).await {
         // The delivery is audited with the run's completion (no write of its own).
-        Ok(message_id) => Outcome::sent(to.target, message_id).noted(AuditNote {
+        Ok(message_id) => Outcome::sent(to.target, delivery(&to, message_id)).noted(AuditNote {
             action: Action::PasswordDelivered,
             target: to.email.clone(),
             detail: format!(
@@ -236,6 +237,15 @@ async fn deliver(
         }),
         Err(SendError::Transient(error)) => Outcome::Retry { target, error },
         Err(SendError::Permanent(error)) => Outcome::Failed { target, error },
+    }
+}
+
+/// The delivery of a password email to `to`.
+fn delivery(to: &Recipient, message_id: String) -> Sent {
+    let sent = Sent::new(Kind::Password, message_id, &to.email);
+    match to.target.kind {
+        RunFor::Contact => sent.to_contact(to.target.id),
+        _ => sent,
     }
 }
 

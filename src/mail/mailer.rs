@@ -10,7 +10,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// An email to send.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Email {
     pub from_name: String,
     pub from_address: String,
@@ -22,6 +22,11 @@ pub struct Email {
     pub html: String,
     /// The one-click unsubscribe link (RFC 8058), for prepared messages.
     pub unsubscribe: Option<String>,
+    /// The domain of its bounce address (see [`crate::deliveries::BounceAddresses`]);
+    /// none: bounces go to the sender address.
+    pub bounce_domain: Option<String>,
+    /// The list it belongs to (the brand), for its `List-Id`.
+    pub list_name: Option<String>,
 }
 
 impl std::fmt::Debug for Email {
@@ -53,7 +58,8 @@ impl Email {
             subject,
             text: text.render()?,
             html: html.render()?,
-            unsubscribe: None,
+            bounce_domain: settings.bounce_domain().map(str::to_string),
+            ..Self::default()
         })
     }
 }
@@ -67,6 +73,25 @@ fn mailbox(name: &str, address: &str) -> Result<Mailbox, lettre::address::Addres
         (!name.is_empty()).then(|| name.to_string()),
         address.trim().parse()?,
     ))
+}
+
+/// `List-Id: "Brand" <brand.domain>` (RFC 2919): the brand as a phrase (its
+/// quotes and controls left out) and, as the id, its letters and digits.
+fn list_id(name: &str, domain: &str) -> String {
+    let phrase: String = name
+        .chars()
+        .filter(|c| (c.is_ascii_graphic() || *c == ' ') && !matches!(c, '"' | '\\'))
+        .collect();
+    let mut id: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    id = id.trim_matches('-').to_string();
+    if id.is_empty() {
+        id = "list".into();
+    }
+    format!("\"{}\" <{id}.{domain}>", phrase.trim())
 }
 
 /// Why a send failed: worth retrying, or not.
@@ -85,6 +110,7 @@ pub enum SendError {
 pub struct Mailer {
     transport: Transport,
     signer: crate::dkim::Signer,
+    bounces: Option<crate::deliveries::BounceAddresses>,
 }
 
 /// Where emails go.
@@ -107,6 +133,7 @@ impl From<Transport> for Mailer {
         Self {
             transport,
             signer: crate::dkim::Signer::default(),
+            bounces: None,
         }
     }
 }
@@ -115,6 +142,13 @@ impl Mailer {
     /// This mailer, signing every message with `signer`'s key (when one is kept).
     pub fn signing_with(mut self, signer: crate::dkim::Signer) -> Self {
         self.signer = signer;
+        self
+    }
+
+    /// This mailer, giving an email with a bounce domain a bounce address made by
+    /// `bounces`.
+    pub fn bouncing_to(mut self, bounces: crate::deliveries::BounceAddresses) -> Self {
+        self.bounces = Some(bounces);
         self
     }
 
@@ -169,7 +203,7 @@ impl Mailer {
     }
 
     async fn send_inner(&self, email: &Email) -> Result<String, SendError> {
-        let token = crate::types::random_hex(12);
+        let token = crate::deliveries::new_reference();
         let domain = email
             .from_address
             .rsplit('@')
@@ -185,7 +219,7 @@ impl Mailer {
             .map_err(|e| SendError::Permanent(format!("recipient address {:?}: {e}", email.to)))?;
         let mut builder = Message::builder()
             .from(from)
-            .to(to)
+            .to(to.clone())
             .subject(&email.subject)
             .message_id(Some(message_id.clone()));
         if let Some(link) = &email.unsubscribe {
@@ -199,6 +233,23 @@ impl Mailer {
                     HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
                     "List-Unsubscribe=One-Click".to_string(),
                 ));
+        }
+        if let Some(name) = &email.list_name {
+            use lettre::message::header::{HeaderName, HeaderValue};
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Id"),
+                list_id(name, domain),
+            ));
+        }
+        // The envelope: from the bounce address when there is one, else the sender.
+        if let (Some(bounce_domain), Some(bounces)) = (&email.bounce_domain, &self.bounces) {
+            let bounce = bounces
+                .address(&token, bounce_domain)
+                .parse()
+                .map_err(|e| SendError::Permanent(format!("bounce address: {e}")))?;
+            let envelope = lettre::address::Envelope::new(Some(bounce), vec![to.email.clone()])
+                .map_err(|e| SendError::Permanent(format!("envelope: {e}")))?;
+            builder = builder.envelope(envelope);
         }
         let message = builder
             .multipart(

@@ -180,6 +180,12 @@ pub fn email(
         text,
         html,
         unsubscribe,
+        bounce_domain: settings.bounce_domain().map(str::to_string),
+        list_name: Some(if settings.brand_name.trim().is_empty() {
+            settings.sender_name.clone()
+        } else {
+            settings.brand_name.clone()
+        }),
     })
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::Action;
 use crate::db::{Backend, Db};
+pub use crate::deliveries::Sent;
 use crate::types::{AutomationId, EventId, RunId};
 
 /// How long a claim holds before another worker may take the run over.
@@ -80,12 +81,12 @@ pub struct AuditNote {
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The work is done; an email's Message-ID when it sent one, and what the
-    /// run's history shows (an HTTP answer, say) when there is more to say than
-    /// "done" or "delivered".
+    /// The work is done; the emails it sent (recorded as deliveries, the last
+    /// one's Message-ID on the run), and what the run's history shows (an HTTP
+    /// answer, say) when there is more to say than "done" or "delivered".
     Done {
         target: Target,
-        message_id: Option<String>,
+        sent: Vec<Sent>,
         detail: Option<String>,
         /// What the audit log keeps of the work, written with the run's completion.
         audit: Option<Box<AuditNote>>,
@@ -112,17 +113,17 @@ impl Outcome {
     pub fn done(target: Target) -> Self {
         Outcome::Done {
             target,
-            message_id: None,
+            sent: Vec::new(),
             detail: None,
             audit: None,
         }
     }
 
-    /// An email went out with `message_id`.
-    pub fn sent(target: Target, message_id: String) -> Self {
+    /// An email went out.
+    pub fn sent(target: Target, sent: Sent) -> Self {
         Outcome::Done {
             target,
-            message_id: Some(message_id),
+            sent: vec![sent],
             detail: None,
             audit: None,
         }
@@ -355,26 +356,58 @@ fn done_outcome<'a>(message_id: Option<&str>, detail: Option<&'a str>) -> &'a st
 pub struct Completed {
     pub run: RunId,
     pub target: Target,
-    pub message_id: Option<String>,
+    /// The emails it sent.
+    pub sent: Vec<Sent>,
     pub detail: Option<String>,
     pub audit: Option<Box<AuditNote>>,
 }
 
+impl Completed {
+    /// The Message-ID the run keeps: its last email's.
+    fn message_id(&self) -> Option<&str> {
+        self.sent.last().map(|s| s.smtp_message_id.as_str())
+    }
+}
+
 /// Rows per multi-row completion (6 parameters each, 3 more with an audit note).
 const COMPLETE_ROWS: usize = 500;
+/// Deliveries per multi-row completion (7 parameters each): with the rows, well
+/// under SQLite's 32,766 parameters.
+const COMPLETE_DELIVERIES: usize = 2000;
+
+/// `done` in chunks of at most [`COMPLETE_ROWS`] runs and [`COMPLETE_DELIVERIES`]
+/// emails.
+fn chunks(done: &[Completed]) -> Vec<&[Completed]> {
+    let mut out = Vec::new();
+    let (mut start, mut emails) = (0, 0);
+    for (i, c) in done.iter().enumerate() {
+        if i > start && (i - start == COMPLETE_ROWS || emails + c.sent.len() > COMPLETE_DELIVERIES)
+        {
+            out.push(&done[start..i]);
+            (start, emails) = (i, 0);
+        }
+        emails += c.sent.len();
+    }
+    if start < done.len() {
+        out.push(&done[start..]);
+    }
+    out
+}
+
+type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Writes runs that ended done (one statement per 500): what the worker does with
 /// them, so a fast job costs a fraction of a write. Each run's outcome is its
-/// `detail`, or "delivered" when it sent the email `message_id`, or "done"; only a
-/// run `owner` still holds changes. Their audit notes are written with them — they
-/// record work that was done, whoever holds the run now.
+/// `detail`, or "delivered" when it sent an email, or "done"; only a run `owner`
+/// still holds changes. Their audit notes and deliveries are written with them —
+/// they record work that was done, whoever holds the run now.
 pub async fn complete_many(
     db: &Db,
     now_ms: i64,
     owner: &str,
     done: &[Completed],
 ) -> Result<(), sqlx::Error> {
-    for chunk in done.chunks(COMPLETE_ROWS) {
+    for chunk in chunks(done) {
         let n = chunk.len() * 6;
         // The owner is a column of each row, compared in the join, not a filter on
         // job_runs: PostgreSQL estimates `lease_owner = $x` from statistics taken
@@ -389,27 +422,36 @@ pub async fn complete_many(
             crate::db::placeholders_from(2, chunk.len(), 6),
         ));
         let notes: Vec<&AuditNote> = chunk.iter().filter_map(|c| c.audit.as_deref()).collect();
-        let bind_update = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+        let sent: Vec<(RunId, &Sent)> = chunk
+            .iter()
+            .flat_map(|c| c.sent.iter().map(move |s| (c.run, s)))
+            .collect();
+        let bind_update = |q: AnyQuery| {
             let mut q = q.bind(now_ms);
             for c in chunk {
                 q = q
                     .bind(c.run)
-                    .bind(done_outcome(c.message_id.as_deref(), c.detail.as_deref()).to_string())
-                    .bind(c.message_id.clone())
+                    .bind(done_outcome(c.message_id(), c.detail.as_deref()).to_string())
+                    .bind(c.message_id().map(str::to_string))
                     .bind(c.target.kind.code())
                     .bind(c.target.id)
                     .bind(owner.to_string());
             }
             q
         };
-        let bind_notes =
-            |mut q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
-                for note in &notes {
-                    q = crate::audit::bind_note(q, note.action, &note.target, &note.detail);
-                }
-                q
-            };
-        match (notes.is_empty(), db.backend) {
+        let bind_notes = |mut q: AnyQuery| {
+            for note in &notes {
+                q = crate::audit::bind_note(q, note.action, &note.target, &note.detail);
+            }
+            q
+        };
+        let bind_sent = |mut q: AnyQuery| {
+            for (run, s) in &sent {
+                q = crate::deliveries::bind(q, Some(run.0), s);
+            }
+            q
+        };
+        match (notes.is_empty() && sent.is_empty(), db.backend) {
             (true, _) => {
                 bind_update(sqlx::query(sqlx::AssertSqlSafe(update)))
                     .execute(db.write())
@@ -418,22 +460,42 @@ pub async fn complete_many(
             // One statement: the entries are inserted whatever the update finds.
             (false, Backend::Postgres) => {
                 // The update's time (`$1`) is the entries' too; their values follow.
-                let insert = crate::audit::scheduler_entries_sql(notes.len(), 1, n + 2);
-                let sql = format!("WITH noted AS ({insert}) {update}");
-                bind_notes(bind_update(sqlx::query(sqlx::AssertSqlSafe(sql))))
-                    .execute(db.write())
-                    .await?;
+                let mut with = Vec::new();
+                let mut next = n + 2;
+                if !notes.is_empty() {
+                    let insert = crate::audit::scheduler_entries_sql(notes.len(), 1, next);
+                    with.push(format!("noted AS ({insert})"));
+                    next += 3 * notes.len();
+                }
+                if !sent.is_empty() {
+                    let insert = crate::deliveries::insert_sql(sent.len(), 1, next);
+                    with.push(format!("sent AS ({insert})"));
+                }
+                let sql = format!("WITH {} {update}", with.join(", "));
+                bind_sent(bind_notes(bind_update(sqlx::query(sqlx::AssertSqlSafe(
+                    sql,
+                )))))
+                .execute(db.write())
+                .await?;
             }
             (false, Backend::Sqlite) => {
                 let mut tx = db.begin().await?;
                 bind_update(sqlx::query(sqlx::AssertSqlSafe(update)))
                     .execute(&mut *tx)
                     .await?;
-                // The insert's own numbering: `$1` the time, then the notes.
-                let insert = crate::audit::scheduler_entries_sql(notes.len(), 1, 2);
-                bind_notes(sqlx::query(sqlx::AssertSqlSafe(insert)).bind(now_ms))
-                    .execute(&mut *tx)
-                    .await?;
+                // Each insert's own numbering: `$1` the time, then its rows.
+                if !notes.is_empty() {
+                    let insert = crate::audit::scheduler_entries_sql(notes.len(), 1, 2);
+                    bind_notes(sqlx::query(sqlx::AssertSqlSafe(insert)).bind(now_ms))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if !sent.is_empty() {
+                    let insert = crate::deliveries::insert_sql(sent.len(), 1, 2);
+                    bind_sent(sqlx::query(sqlx::AssertSqlSafe(insert)).bind(now_ms))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
             }
         }
@@ -541,14 +603,14 @@ pub async fn finish(
     match outcome {
         Outcome::Done {
             target,
-            message_id,
+            sent,
             detail,
             audit,
         } => {
             let done = Completed {
                 run: run.id,
                 target: *target,
-                message_id: message_id.clone(),
+                sent: sent.clone(),
                 detail: detail.clone(),
                 audit: audit.clone(),
             };

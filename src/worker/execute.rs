@@ -193,7 +193,7 @@ pub(super) async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Don
     }
     if let Outcome::Done {
         target,
-        message_id,
+        sent,
         detail,
         audit,
     } = outcome
@@ -201,7 +201,7 @@ pub(super) async fn execute(s: &Scheduler, owner: &str, run: Claimed, done: &Don
         let completed = Completed {
             run: run.id,
             target,
-            message_id,
+            sent,
             detail,
             audit,
         };

@@ -47,6 +47,9 @@ pub struct TryQuery {
     /// yes / no (Contact Import Finished).
     #[serde(default)]
     pub success: String,
+    /// hard_bounce, soft_bounce or complaint (Response Received).
+    #[serde(default)]
+    pub response: String,
 }
 
 /// One Define Selection condition, checked today.
@@ -206,6 +209,9 @@ pub async fn answer(
         "yes" => drop(params.insert("success".into(), true.into())),
         "no" => drop(params.insert("success".into(), false.into())),
         _ => {}
+    }
+    if let Some(r) = crate::events::catalogue::Response::from_code(q.response.trim()) {
+        params.insert("response".into(), r.code().into());
     }
     event.params = serde_json::Value::Object(params);
 
@@ -438,6 +444,9 @@ async fn describe_filter(
         EventFilter::Role { role } => format!("role {role}"),
         EventFilter::Success { success } => {
             format!("success {}", if *success { "yes" } else { "no" })
+        }
+        EventFilter::Response { response } => {
+            format!("the response {}", response.label().to_lowercase())
         }
     };
     Ok(if matches {

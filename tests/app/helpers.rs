@@ -177,6 +177,8 @@ pub struct TestApp {
     pub client: Client,
     pub clock: Arc<ManualClock>,
     pub state: web::Data<AppState>,
+    /// The port bounces and complaints are received on, when configured.
+    pub inbound_port: Option<u16>,
     handle: ServerHandle,
     db: Arc<TestDb>,
     _dir: tempfile::TempDir,
@@ -280,6 +282,7 @@ impl AppBuilder {
             .map(|a| (a.email.clone(), a.password.expose().to_string()));
         let state = app.state();
         let handle = app.handle();
+        let inbound_port = app.inbound_port();
         tokio::spawn(app.run_until_stopped());
         Some(TestApp {
             address,
@@ -287,6 +290,7 @@ impl AppBuilder {
             client: browser(),
             clock,
             state,
+            inbound_port,
             handle,
             db: Arc::new(db),
             _dir: dir,

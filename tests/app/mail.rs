@@ -15,7 +15,7 @@ pub fn hello(to: &str) -> herald::mail::Email {
         subject: "Hello".into(),
         text: "Hello".into(),
         html: "<p>Hello</p>".into(),
-        unsubscribe: None,
+        ..Default::default()
     }
 }
 
@@ -91,7 +91,7 @@ async fn sender_and_recipient_names_arrive_whole_whatever_they_hold() {
             subject: "Hello".into(),
             text: "Hello".into(),
             html: "<p>Hello</p>".into(),
-            unsubscribe: None,
+            ..Default::default()
         };
         mailer.send(&email).await.unwrap();
         let mail = smtp.last_to(&to).expect("delivered");

@@ -37,6 +37,7 @@ macro_rules! with_smtp {
                     let url = smtp.url();
                     let configure = |c: &mut herald::config::Config| {
                         c.smtp_url = Some(herald::config::Secret::from(url));
+                        c.inbound_smtp_bind = Some("127.0.0.1:0".parse().unwrap());
                         c.metrics_token =
                             Some(herald::config::Secret::from(crate::helpers::METRICS_TOKEN));
                     };
@@ -69,6 +70,7 @@ mod admin;
 mod api;
 mod automations;
 mod binary;
+mod bounces;
 mod browser;
 mod config;
 mod contacts;

@@ -38,7 +38,7 @@ fn completed(runs: &[Claimed], contact: i64) -> Vec<Completed> {
                 kind: herald::scheduler::queue::RunFor::Contact,
                 id: contact,
             },
-            message_id: None,
+            sent: Vec::new(),
             detail: None,
             audit: None,
         })

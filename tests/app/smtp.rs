@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 /// One received message.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The envelope sender (`MAIL FROM`), in lower case.
+    pub from: String,
     pub to: Vec<String>,
     pub data: String,
 }
@@ -142,12 +144,22 @@ async fn session(socket: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
     let mut lines = BufReader::new(read).lines();
     let _ = write.write_all(b"220 test ESMTP ready\r\n").await;
     let mut to = Vec::new();
+    let mut from = String::new();
     while let Ok(Some(line)) = lines.next_line().await {
         let upper = line.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
             "250-test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".into()
         } else if upper.starts_with("MAIL FROM") {
             to.clear();
+            from = line[9..]
+                .trim()
+                .trim_start_matches(':')
+                .split('>')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_start_matches('<')
+                .to_lowercase();
             "250 OK\r\n".into()
         } else if upper.starts_with("RCPT TO") {
             let address = line[8..]
@@ -185,6 +197,7 @@ async fn session(socket: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
                 data.push('\n');
             }
             shared.lock().unwrap().messages.push(Received {
+                from: std::mem::take(&mut from),
                 to: std::mem::take(&mut to),
                 data,
             });

@@ -54,6 +54,12 @@ pub struct SettingsForm {
     pub api_calls_per_minute: String,
     #[serde(default)]
     pub webhook_hosts: String,
+    #[serde(default)]
+    pub bounce_domain: String,
+    #[serde(default)]
+    pub soft_bounce_limit: String,
+    #[serde(default)]
+    pub soft_bounce_days: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -77,6 +83,9 @@ impl From<&Settings> for SettingsForm {
             messages_per_day: s.messages_per_day.to_string(),
             api_calls_per_minute: s.api_calls_per_minute.to_string(),
             webhook_hosts: s.webhook_hosts.clone(),
+            bounce_domain: s.bounce_domain.clone(),
+            soft_bounce_limit: s.soft_bounce_limit.to_string(),
+            soft_bounce_days: s.soft_bounce_days.to_string(),
         }
     }
 }
@@ -169,6 +178,10 @@ impl SettingsForm {
             "webhook_hosts",
             crate::settings::parse_webhook_hosts(&self.webhook_hosts),
         );
+        let bounce_domain = check(
+            "bounce_domain",
+            crate::settings::parse_bounce_domain(&self.bounce_domain),
+        );
         let mut number = |field: &'static str, raw: &str, min: i64, max: i64, unit: &str| match raw
             .trim()
             .parse::<i64>()
@@ -245,10 +258,21 @@ impl SettingsForm {
             1_000_000,
             "calls",
         );
+        let soft_bounce_limit = number(
+            "soft_bounce_limit",
+            &self.soft_bounce_limit,
+            1,
+            20,
+            "soft bounces",
+        );
+        let soft_bounce_days = number("soft_bounce_days", &self.soft_bounce_days, 1, 60, "days");
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Settings {
+            bounce_domain,
+            soft_bounce_limit,
+            soft_bounce_days,
             webhook_hosts,
             messages_per_day,
             api_calls_per_minute,
@@ -470,18 +494,23 @@ mod tests {
             messages_per_day: "5".into(),
             api_calls_per_minute: "6000".into(),
             webhook_hosts: "127.0.0.1".into(),
+            bounce_domain: "http://bounce.example.com/".into(),
+            soft_bounce_limit: "3".into(),
+            soft_bounce_days: "0".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();
         assert_eq!(
             keys,
             [
+                "bounce_domain",
                 "brand_name",
                 "default_time_zone",
                 "holidays",
                 "password_length",
                 "preference_center_url",
                 "sender_address",
+                "soft_bounce_days",
                 "temp_password_lifetime_hours"
             ]
         );

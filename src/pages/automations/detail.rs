@@ -20,11 +20,20 @@ use crate::web::{
     render,
 };
 
+impl ShowPage {
+    /// The emails run `id` sent.
+    fn sent_by(&self, id: &crate::types::RunId) -> &[crate::deliveries::Delivery] {
+        self.deliveries.get(&id.0).map_or(&[], Vec::as_slice)
+    }
+}
+
 #[derive(Template)]
 #[template(path = "automations/show.html")]
 struct ShowPage {
     ctx: PageContext,
     runs: Vec<crate::scheduler::runs::RunRow>,
+    /// The emails each run sent, and what became of them.
+    deliveries: std::collections::HashMap<i64, Vec<crate::deliveries::Delivery>>,
     /// The zone run times are shown in (Settings).
     zone: String,
     a: Automation,
@@ -60,6 +69,7 @@ async fn describe_filter(state: &AppState, f: &EventFilter) -> Result<String, Ap
         EventFilter::Success { success } => {
             format!("Success: {}", if *success { "yes" } else { "no" })
         }
+        EventFilter::Response { response } => format!("Response: {}", response.label()),
     })
 }
 
@@ -134,6 +144,8 @@ pub(super) async fn show(
             r.expect_target(expected);
         }
     }
+    let ids: Vec<i64> = runs.iter().map(|r| r.id.0).collect();
+    let deliveries = crate::deliveries::of_runs(&state.db, &ids).await?;
     let zone = crate::settings::Settings::load(&state.db)
         .await?
         .default_time_zone;
@@ -170,6 +182,7 @@ pub(super) async fn show(
             job: jobs.label(a.job.as_deref()),
             ctx,
             runs,
+            deliveries,
             a,
             status,
             target,

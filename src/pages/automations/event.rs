@@ -42,6 +42,9 @@ impl EventPage {
     fn sources(&self) -> [Source; 4] {
         Source::ALL
     }
+    fn responses(&self) -> [crate::events::catalogue::Response; 3] {
+        crate::events::catalogue::Response::ALL
+    }
     fn roles(&self) -> [Role; 2] {
         Role::ALL
     }
@@ -61,6 +64,7 @@ impl EventPage {
             "user" => FilterKind::SystemUser,
             "role" => FilterKind::Role,
             "success" => FilterKind::Success,
+            "response" => FilterKind::Response,
             _ => FilterKind::None,
         };
         Self::codes(|e| e.filter_kind() == kind)
@@ -100,6 +104,7 @@ fn event_fields(a: &Automation) -> Fields {
         EventFilter::Success { success } => {
             f.set("filter_success", if *success { "yes" } else { "no" })
         }
+        EventFilter::Response { response } => f.set("filter_response", response.code()),
     }
     for c in &a.selection {
         match c {

@@ -41,7 +41,11 @@ impl TryPage {
                 | (FilterKind::Name, "name")
                 | (FilterKind::Role, "role")
                 | (FilterKind::Success, "success")
+                | (FilterKind::Response, "response")
         )
+    }
+    fn responses(&self) -> [crate::events::catalogue::Response; 3] {
+        crate::events::catalogue::Response::ALL
     }
     fn error_for(&self, field: &str) -> Option<&String> {
         self.error

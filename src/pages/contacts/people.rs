@@ -320,6 +320,10 @@ struct ShowPage {
     other_groups: Vec<Group>,
     events: Vec<Event>,
     runs: Vec<crate::scheduler::runs::RunRow>,
+    /// The emails the contact was sent, and what became of them.
+    deliveries: Vec<crate::deliveries::Delivery>,
+    /// The contact's address on the suppression list, if it is.
+    suppressed: Option<crate::suppressions::Suppression>,
     /// The zone run times are shown in (Settings).
     zone: String,
 }
@@ -355,6 +359,8 @@ async fn show(
         50,
     )
     .await?;
+    let deliveries = crate::deliveries::of_contact(&state.db, contact.id, 50).await?;
+    let suppressed = crate::suppressions::find(&state.db, &contact.email).await?;
     let zone = crate::settings::Settings::load(&state.db)
         .await?
         .default_time_zone;
@@ -363,6 +369,8 @@ async fn show(
         &ShowPage {
             zone,
             ctx,
+            deliveries,
+            suppressed,
             contact,
             attributes,
             groups,

@@ -223,16 +223,25 @@ async fn send_test(
             ..test.clone()
         })
         .collect();
-    let (mut sent, mut refused) = (Vec::new(), Vec::new());
+    let (mut sent, mut refused, mut delivered) = (Vec::new(), Vec::new(), Vec::new());
     for email in &emails {
         match state.mailer.send(email).await {
-            Ok(_) => sent.push(email.to.as_str()),
+            Ok(id) => {
+                sent.push(email.to.as_str());
+                delivered.push(
+                    crate::deliveries::Sent::new(crate::deliveries::Kind::Test, id, &email.to)
+                        .of_message(m.id),
+                );
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "test send failed");
                 refused.push(email.to.as_str());
             }
         }
     }
+    crate::deliveries::record(&state.db, state.clock.now_ms(), &delivered)
+        .await
+        .step("recording the test send")?;
     if !sent.is_empty() {
         flash(
             &session,

@@ -141,7 +141,7 @@ async fn save(
             old = me.email,
         ),
         html: String::new(),
-        unsubscribe: None,
+        ..Default::default()
     };
     audited_change(
         &state,
@@ -369,7 +369,7 @@ async fn notify_old_address(state: &AppState, me: &CurrentUser, new_email: &Emai
             brand = settings.brand_name,
         ),
         html: String::new(),
-        unsubscribe: None,
+        ..Default::default()
     };
     if let Err(e) = state.mailer.send(&email).await {
         tracing::warn!(error = %e, "the notice to the replaced address was not sent");

@@ -1,0 +1,207 @@
+//! What Herald does with a bounce or complaint: finds the email it is about (by
+//! its bounce address, else the Message-ID it returns, else the latest email to
+//! the address it names), records it, applies the rules of Settings — a hard
+//! bounce suppresses the address, soft bounces after a number within days, a
+//! complaint suppresses it for prepared messages and unsubscribes the contact —
+//! and fires *Response Received (C)*. One transaction per message: all of it is
+//! stored, or none (and the sender is told to try again).
+
+use crate::db::Db;
+use crate::deliveries::{self, BounceAddresses, Delivery, Fate};
+use crate::events::catalogue::{NewEvent, Response, ResponseParams};
+use crate::feedback::report::{self, Notice, Recipient};
+use crate::feedback::store::{self, MatchedBy, NewReport};
+use crate::settings::Settings;
+use crate::suppressions::Reason;
+
+/// A message as the inbound server received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// The envelope sender (`MAIL FROM`), empty for a bounce.
+    pub sender: &'a str,
+    /// The envelope recipients (`RCPT TO`).
+    pub recipients: &'a [String],
+    pub raw: &'a [u8],
+}
+
+/// What came of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// Reports recorded (one per recipient a report names; one for a message
+    /// that is no report).
+    pub reports: usize,
+    /// Of them, those that found their email.
+    pub matched: usize,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Takes one message in (see the module).
+pub async fn take(
+    db: &Db,
+    bounces: &BounceAddresses,
+    settings: &Settings,
+    now_ms: i64,
+    received: Received<'_>,
+) -> Result<Taken, sqlx::Error> {
+    let raw = received.raw.to_vec();
+    let report = tokio::task::spawn_blocking(move || report::read(&raw))
+        .await
+        .unwrap_or_else(|_| report::Report {
+            problem: Some("the message could not be read"),
+            ..Default::default()
+        });
+    // The email the whole message is about, if it names one.
+    let verp = received
+        .recipients
+        .iter()
+        .find_map(|r| bounces.reference(r));
+    let forged = verp.is_none()
+        && received.recipients.iter().any(|r| {
+            r.trim_start_matches('<')
+                .to_ascii_lowercase()
+                .starts_with(&format!("{}+", deliveries::BOUNCE_PREFIX))
+        });
+    let named = match &verp {
+        Some(reference) => deliveries::by_reference(db, reference)
+            .await?
+            .map(|d| (d, MatchedBy::BounceAddress)),
+        None => match report
+            .original_message_id
+            .as_deref()
+            .and_then(deliveries::reference_of)
+        {
+            Some(reference) => deliveries::by_reference(db, reference)
+                .await?
+                .filter(|d| {
+                    report
+                        .original_message_id
+                        .as_deref()
+                        .is_some_and(|id| id.eq_ignore_ascii_case(&d.smtp_message_id))
+                })
+                .map(|d| (d, MatchedBy::MessageId)),
+            None => None,
+        },
+    };
+    let mut taken = Taken::default();
+    let mut tx = db.begin().await?;
+    if report.recipients.is_empty() || forged {
+        let why = if forged {
+            "the bounce address was not made by Herald (forged or altered)"
+        } else {
+            report.problem.unwrap_or("the report names no recipient")
+        };
+        let r = NewReport {
+            kind: "unreadable",
+            delivery: None,
+            address: "",
+            status: "",
+            diagnostic: why,
+            sender: received.sender,
+            raw: received.raw,
+        };
+        store::insert(&mut tx, now_ms, &r).await?;
+        db.commit(tx).await?;
+        crate::metrics::mail_report("unreadable", false);
+        return Ok(Taken {
+            reports: 1,
+            matched: 0,
+        });
+    }
+    let mut counted = Vec::new();
+    for recipient in &report.recipients {
+        let found = match &named {
+            Some((d, by)) => Some((d.clone(), *by)),
+            None if !recipient.address.is_empty() => deliveries::latest_to(db, &recipient.address)
+                .await?
+                .map(|d| (d, MatchedBy::Address)),
+            None => None,
+        };
+        let r = NewReport {
+            kind: recipient.notice.code(),
+            delivery: found.as_ref().map(|(d, by)| (d.id, *by)),
+            address: found
+                .as_ref()
+                .map_or(recipient.address.as_str(), |(d, _)| d.address.as_str()),
+            status: &recipient.status,
+            diagnostic: &recipient.diagnostic,
+            sender: received.sender,
+            raw: received.raw,
+        };
+        store::insert(&mut tx, now_ms, &r).await?;
+        taken.reports += 1;
+        counted.push((recipient.notice.code(), found.is_some()));
+        if let Some((delivery, _)) = found {
+            taken.matched += 1;
+            apply(&mut tx, settings, now_ms, &delivery, recipient).await?;
+        }
+    }
+    db.commit(tx).await?;
+    for (kind, matched) in counted {
+        crate::metrics::mail_report(kind, matched);
+    }
+    Ok(taken)
+}
+
+/// The rules, for a report that found its email `d`.
+async fn apply(
+    tx: &mut crate::db::Tx,
+    settings: &Settings,
+    now_ms: i64,
+    d: &Delivery,
+    r: &Recipient,
+) -> Result<(), sqlx::Error> {
+    let (fate, response) = match r.notice {
+        Notice::Delayed => (Fate::Delayed, None),
+        Notice::SoftBounce => (Fate::SoftBounce, Some(Response::SoftBounce)),
+        Notice::HardBounce => (Fate::HardBounce, Some(Response::HardBounce)),
+        Notice::Complaint => (Fate::Complained, Some(Response::Complaint)),
+    };
+    let said = [r.status.as_str(), r.diagnostic.as_str()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    deliveries::set_fate(tx, d.id, fate, now_ms, &said).await?;
+    let Some(response) = response else {
+        return Ok(());
+    };
+    let address = crate::types::EmailAddress::parse(&d.address).ok();
+    let suppress = match response {
+        Response::HardBounce => Some(Reason::HardBounce),
+        Response::Complaint => Some(Reason::Complaint),
+        Response::SoftBounce => {
+            let since = now_ms - settings.soft_bounce_days * DAY_MS;
+            let fates = deliveries::fates_to(tx, &d.address, since, d.sent_at).await?;
+            let soft = fates
+                .iter()
+                .filter(|f| **f != Fate::Delayed)
+                .take_while(|f| **f == Fate::SoftBounce)
+                .count() as i64;
+            (soft >= settings.soft_bounce_limit).then_some(Reason::SoftBounces)
+        }
+    };
+    if let (Some(reason), Some(address)) = (suppress, &address) {
+        let source = if reason == Reason::Complaint {
+            "complaint"
+        } else {
+            "bounce"
+        };
+        crate::suppressions::add(tx, address, reason, source, &said, now_ms).await?;
+    }
+    let contact = crate::contacts::find_by_email_on(tx, &d.address).await?;
+    if let Some(contact) = contact {
+        if response == Response::Complaint {
+            crate::contacts::opt_out(tx, contact.id, now_ms).await?;
+        }
+        let params = ResponseParams {
+            response,
+            delivery: d.id,
+            message: d.message_id,
+            status: &r.status,
+            diagnostic: &r.diagnostic,
+        };
+        crate::intake::events::record(tx, now_ms, &NewEvent::response(contact.id, &params)).await?;
+    }
+    Ok(())
+}
