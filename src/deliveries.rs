@@ -159,13 +159,30 @@ pub fn reference_of(message_id: &str) -> Option<&str> {
         .then_some(local)
 }
 
-/// Random bytes in a reference: with the signature, a bounce address stays within
-/// the 64 characters of a local part.
+/// Bytes in a reference (4 of time, 6 random): with the signature, a bounce
+/// address stays within the 64 characters of a local part.
 pub const REFERENCE_BYTES: usize = 10;
 
-/// A fresh reference for an email about to be sent.
+/// A fresh reference for an email about to be sent at `now_ms`: the second it
+/// was made (so a report that comes back before its email is recorded can be
+/// told from one about an email long forgotten), then random bytes.
+pub fn new_reference_at(now_ms: i64) -> String {
+    let seconds = (now_ms.div_euclid(1000) as u64 & 0xffff_ffff) as u32;
+    format!(
+        "{seconds:08x}{}",
+        crate::types::random_hex(REFERENCE_BYTES - 4).to_ascii_lowercase()
+    )
+}
+
+/// [`new_reference_at`] now.
 pub fn new_reference() -> String {
-    crate::types::random_hex(REFERENCE_BYTES).to_ascii_lowercase()
+    new_reference_at(jiff::Timestamp::now().as_millisecond())
+}
+
+/// When the reference was made (to the second), as milliseconds.
+pub fn reference_made_at(reference: &str) -> Option<i64> {
+    let seconds = u32::from_str_radix(reference.get(..8)?, 16).ok()?;
+    Some(i64::from(seconds) * 1000)
 }
 
 /// Columns of one delivery in [`insert_sql`], after the shared time.
@@ -498,6 +515,15 @@ mod tests {
         );
         assert_eq!(reference_of("<CAF=abc@mail.gmail.com>"), None);
         assert_eq!(reference_of(""), None);
+    }
+
+    #[test]
+    fn a_reference_says_when_it_was_made() {
+        let at = 1_796_000_000_123;
+        let r = new_reference_at(at);
+        assert_eq!(r.len(), REFERENCE_BYTES * 2);
+        assert_eq!(reference_made_at(&r), Some(1_796_000_000_000));
+        assert_ne!(new_reference_at(at), r, "random after the time");
     }
 
     #[test]

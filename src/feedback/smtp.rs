@@ -351,6 +351,10 @@ async fn stored(inbound: &Inbound, sender: &str, recipients: &[String], raw: &[u
         }
     };
     match take::take(&inbound.db, &inbound.bounces, &settings, now, received).await {
+        Ok(t) if t.too_early => {
+            "451 4.3.0 The email this report is about is not recorded yet, try again later\r\n"
+                .into()
+        }
         Ok(t) if t.matched > 0 => "250 2.0.0 Ok: recorded\r\n".into(),
         Ok(_) => "250 2.0.0 Ok: kept, it matched no email\r\n".into(),
         Err(e) => {

@@ -32,6 +32,39 @@ pub struct Taken {
     pub reports: usize,
     /// Of them, those that found their email.
     pub matched: usize,
+    /// It names an email made moments ago that is not recorded yet (a mail
+    /// server faster than the run's completion): nothing is stored, and the
+    /// sender is asked to try again.
+    pub too_early: bool,
+}
+
+/// How long a report may wait for the email it names to be recorded.
+const WAIT_FOR_RECORD: std::time::Duration = std::time::Duration::from_secs(2);
+/// An email made this recently may still be unrecorded: a report naming it is
+/// refused for now (451) rather than kept as unmatched.
+const RECENT_MS: i64 = 15 * 60_000;
+
+/// The delivery named by `reference`, waiting up to [`WAIT_FOR_RECORD`] for one
+/// made within [`RECENT_MS`]; `Err(())` when it is that recent and still missing.
+async fn named_delivery(
+    db: &Db,
+    reference: &str,
+    now_ms: i64,
+) -> Result<Result<Option<Delivery>, ()>, sqlx::Error> {
+    let recent = deliveries::reference_made_at(reference).is_some_and(|at| now_ms - at < RECENT_MS);
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(d) = deliveries::by_reference(db, reference).await? {
+            return Ok(Ok(Some(d)));
+        }
+        if !recent {
+            return Ok(Ok(None));
+        }
+        if started.elapsed() >= WAIT_FOR_RECORD {
+            return Ok(Err(()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -62,25 +95,29 @@ pub async fn take(
                 .to_ascii_lowercase()
                 .starts_with(&format!("{}+", deliveries::BOUNCE_PREFIX))
         });
-    let named = match &verp {
-        Some(reference) => deliveries::by_reference(db, reference)
-            .await?
-            .map(|d| (d, MatchedBy::BounceAddress)),
-        None => match report
-            .original_message_id
-            .as_deref()
-            .and_then(deliveries::reference_of)
-        {
-            Some(reference) => deliveries::by_reference(db, reference)
-                .await?
+    // The email the whole message names: by its bounce address, else by the
+    // Message-ID it returns (which must be the one recorded).
+    let original = report.original_message_id.as_deref();
+    let (reference, by) = match (&verp, original.and_then(deliveries::reference_of)) {
+        (Some(r), _) => (Some(r.as_str()), MatchedBy::BounceAddress),
+        (None, Some(r)) => (Some(r), MatchedBy::MessageId),
+        (None, None) => (None, MatchedBy::Address),
+    };
+    let named = match reference {
+        None => None,
+        Some(reference) => match named_delivery(db, reference, now_ms).await? {
+            Err(()) => {
+                return Ok(Taken {
+                    too_early: true,
+                    ..Taken::default()
+                });
+            }
+            Ok(found) => found
                 .filter(|d| {
-                    report
-                        .original_message_id
-                        .as_deref()
-                        .is_some_and(|id| id.eq_ignore_ascii_case(&d.smtp_message_id))
+                    by == MatchedBy::BounceAddress
+                        || original.is_some_and(|id| id.eq_ignore_ascii_case(&d.smtp_message_id))
                 })
-                .map(|d| (d, MatchedBy::MessageId)),
-            None => None,
+                .map(|d| (d, by)),
         },
     };
     let mut taken = Taken::default();
@@ -105,7 +142,7 @@ pub async fn take(
         crate::metrics::mail_report("unreadable", false);
         return Ok(Taken {
             reports: 1,
-            matched: 0,
+            ..Taken::default()
         });
     }
     let mut counted = Vec::new();

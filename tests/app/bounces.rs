@@ -15,10 +15,14 @@ use crate::smtp::SmtpServer;
 
 /// Sets the bounce address domain (Settings).
 async fn bounce_domain(app: &TestApp, domain: &str) {
+    change_settings(app, |s| s.bounce_domain = domain.into()).await;
+}
+
+async fn change_settings(app: &TestApp, change: impl FnOnce(&mut herald::settings::Settings)) {
     let mut settings = herald::settings::Settings::load(&app.state.db)
         .await
         .unwrap();
-    settings.bounce_domain = domain.into();
+    change(&mut settings);
     let mut tx = app.state.db.begin().await.unwrap();
     settings.save(&mut tx, app.now_ms()).await.unwrap();
     app.state.db.commit(tx).await.unwrap();
@@ -506,6 +510,123 @@ async fn hostile_and_broken_mail_gets_a_clear_answer_and_is_kept(app: TestApp, _
         .await
         .unwrap();
     assert_eq!(store, 4);
+}
+
+/// Herald sends through a real Postfix to an address it rejects; Postfix writes
+/// the bounce itself and hands it to Herald's inbound port.
+async fn through_postfix(engine: crate::helpers::Engine) {
+    let inbound = crate::mail::free_port();
+    let Some(postfix) = crate::mail::Postfix::start_with(Some(("bounce.herald.test", inbound)))
+    else {
+        return;
+    };
+    let smtp_url = format!("smtp://127.0.0.1:{}", postfix.starttls);
+    TestApp::on(engine)
+        .configure(move |c| {
+            c.smtp_url = Some(herald::config::Secret::from(smtp_url));
+            c.inbound_smtp_bind = Some(format!("127.0.0.1:{inbound}").parse().unwrap());
+        })
+        .run(|app| a_bounce_postfix_writes_suppresses_and_stops_the_next_message(app, &postfix))
+        .await;
+}
+
+async fn a_bounce_postfix_writes_suppresses_and_stops_the_next_message(
+    app: TestApp,
+    postfix: &crate::mail::Postfix,
+) {
+    change_settings(&app, |s| {
+        s.bounce_domain = "bounce.herald.test".into();
+        s.sender_address = "news@herald.test".into();
+    })
+    .await;
+    let (client, _) = app.signed_in(Role::Marketer).await;
+    let message = write_message(&app, &client, "Welcome", "Welcome", "Hello", "").await;
+    welcome_automation(&app, &client, message).await;
+    let blacklist = automation(
+        &app,
+        &client,
+        "Blacklist on bounce",
+        "response_received",
+        &[
+            ("job", "add_contact_to_blacklist"),
+            ("use_event_parameter", "on"),
+        ],
+    )
+    .await;
+    let changed = automation(
+        &app,
+        &client,
+        "Tell them what changed",
+        "profile_data_changed",
+        &[
+            ("job", "send_message_to_contact"),
+            ("use_event_parameter", "on"),
+            ("message", &message.to_string()),
+        ],
+    )
+    .await;
+    let address = "nobody@reject.herald.test";
+    let nobody = new_contact(&app, &client, address, "Nobody").await;
+    app.drain_due_runs().await;
+    // Postfix took it, bounced it (5.1.1) and sent its bounce to Herald.
+    let log = postfix.log_with("Ok: recorded").await;
+    assert!(log.contains("status=bounced"), "{log}");
+    let mut suppressed = None;
+    for _ in 0..100 {
+        suppressed = suppressions::find(&app.state.db, address).await.unwrap();
+        if suppressed.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let suppressed = suppressed.expect("the bounce suppressed the address");
+    assert_eq!(suppressed.reason, Reason::HardBounce);
+    let d = &deliveries::of_contact(&app.state.db, nobody, 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(d.fate(), Fate::HardBounce);
+    assert!(d.fate_detail.starts_with("5.1.1"), "{}", d.fate_detail);
+    // Response Received (C) ran the blacklist automation (the bounce had listed
+    // the address already), and the next prepared message is skipped.
+    app.drain_due_runs().await;
+    let ran = runs(&app, blacklist).await;
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(ran[0].target_email.as_deref(), Some(address));
+    assert_eq!(
+        ran[0].outcome.as_deref(),
+        Some("already on the suppression list")
+    );
+    let r = app
+        .submit_with(
+            &client,
+            &format!("/contacts/{nobody}/edit"),
+            &format!("/contacts/{nobody}"),
+            &[("first_name", "Still nobody")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.drain_due_runs().await;
+    let next = &runs(&app, changed).await[0];
+    assert_eq!(next.status.code(), "skipped", "{next:?}");
+    assert!(
+        next.outcome
+            .as_deref()
+            .unwrap()
+            .starts_with("address suppressed: hard bounce on "),
+        "{next:?}"
+    );
+}
+
+mod a_bounce_postfix_writes_suppresses_and_stops_the_next_message {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::through_postfix(crate::helpers::Engine::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::through_postfix(crate::helpers::Engine::Postgres).await
+    }
 }
 
 with_smtp!(

@@ -112,16 +112,20 @@ async fn sender_and_recipient_names_arrive_whole_whatever_they_hold() {
 
 /// A Postfix of the test's own (`tests/postfix/instance.sh`): loopback only, a
 /// certificate from a CA the test made, every transport `error` so nothing leaves.
-struct Postfix {
+/// One at a time (they share their folder): a test holds it while it runs.
+pub(crate) struct Postfix {
     dir: std::path::PathBuf,
     certs: tempfile::TempDir,
-    starttls: u16,
-    smtps: u16,
+    pub(crate) starttls: u16,
+    pub(crate) smtps: u16,
+    _one: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_POSTFIX: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const POSTFIX_DIR: &str = "/var/tmp/herald-postfix";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -142,6 +146,13 @@ fn run(cmd: &mut std::process::Command) {
 impl Postfix {
     /// None (with a note) where Postfix cannot run here; in CI that is a failure.
     fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// [`start`](Self::start), and with `bounces` (a bounce domain and Herald's
+    /// inbound port) mail to reject.herald.test bounces, and Postfix hands the
+    /// bounce it writes to Herald.
+    pub(crate) fn start_with(bounces: Option<(&str, u16)>) -> Option<Self> {
         let usable = std::process::Command::new("postconf")
             .arg("-h")
             .arg("alternate_config_directories")
@@ -222,6 +233,7 @@ impl Postfix {
             "-extfile",
             "ext",
         ]);
+        let one = ONE_POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
         let dir = std::path::PathBuf::from(POSTFIX_DIR);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/postfix/instance.sh");
         let _ = std::process::Command::new(script)
@@ -237,7 +249,14 @@ impl Postfix {
                 &smtps.to_string(),
             ])
             .arg(at("server.pem"))
-            .arg(at("server.key")));
+            .arg(at("server.key"))
+            .args(bounces.map_or_else(Vec::new, |(domain, port)| {
+                vec![
+                    domain.to_string(),
+                    port.to_string(),
+                    free_port().to_string(),
+                ]
+            })));
         // `postfix start` returns before its master has bound the ports (later
         // still on a busy machine): wait until both take connections.
         for port in [starttls, smtps] {
@@ -256,6 +275,7 @@ impl Postfix {
             certs,
             starttls,
             smtps,
+            _one: one,
         })
     }
 
@@ -264,7 +284,7 @@ impl Postfix {
     }
 
     /// Postfix's log, once it holds `text` (up to 30 s).
-    async fn log_with(&self, text: &str) -> String {
+    pub(crate) async fn log_with(&self, text: &str) -> String {
         for _ in 0..300 {
             let log = std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default();
             if log.contains(text) {
