@@ -98,6 +98,7 @@ impl Application {
             account_links: crate::links::LinkSigner::new(key.master(), "staff email change"),
             http: crate::webhook::Client::default(),
             settings: Default::default(),
+            suppressed: Default::default(),
         });
         let event_writer =
             crate::api::event_writer::EventWriter::start(background.clone(), state.clock.clone());

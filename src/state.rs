@@ -29,6 +29,8 @@ pub struct AppState {
     pub webhook_keys: LinkSigner,
     /// Signs and checks the links that confirm a system user's new email.
     pub account_links: LinkSigner,
+    /// The suppression list as the check before every send reads it.
+    pub suppressed: Arc<crate::suppressions::Checker>,
 }
 
 /// What a job may use while it executes — and nothing of the web application.
@@ -48,6 +50,8 @@ pub struct JobContext {
     pub http: crate::webhook::Client,
     /// The settings, read at most once a second (shared with the requests).
     settings: Arc<crate::settings::Cached>,
+    /// The suppression list's check before every send.
+    pub suppressed: Arc<crate::suppressions::Checker>,
 }
 
 impl JobContext {
@@ -63,6 +67,7 @@ impl JobContext {
             webhook_keys: state.webhook_keys.clone(),
             http: state.http.clone(),
             settings: state.settings.clone(),
+            suppressed: state.suppressed.clone(),
         }
     }
 

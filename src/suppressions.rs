@@ -172,6 +172,7 @@ pub async fn add(
     .await?
     .rows_affected();
     if inserted == 1 {
+        changed(conn).await?;
         return Ok(true);
     }
     // One statement: the entry is replaced only when its reason is weaker.
@@ -195,17 +196,128 @@ pub async fn add(
         .execute(&mut *conn)
         .await?
         .rows_affected();
+    if changed == 1 {
+        self::changed(conn).await?;
+    }
     Ok(changed == 1)
 }
 
 /// Takes `address` off the list; returns whether it was on it.
 pub async fn remove(conn: &mut AnyConnection, address: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM suppressions WHERE address = $1")
+    let removed = sqlx::query("DELETE FROM suppressions WHERE address = $1")
         .bind(address.trim().to_lowercase())
-        .execute(conn)
+        .execute(&mut *conn)
         .await?
         .rows_affected()
-        == 1)
+        == 1;
+    if removed {
+        changed(conn).await?;
+    }
+    Ok(removed)
+}
+
+/// The highest list version this process wrote (see [`Checker`]).
+static WRITTEN: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Records a change of the list, in the changing transaction: the version every
+/// instance's [`Checker`] compares with. This process's checkers trust no copy
+/// older than it, so a change made here counts at once (once committed).
+async fn changed(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    let version: i64 = sqlx::query_scalar(
+        "UPDATE suppression_version SET version = version + 1 WHERE id = 1 RETURNING version",
+    )
+    .fetch_one(conn)
+    .await?;
+    WRITTEN.fetch_max(version, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+/// The check before every send: the suppressed addresses as a set of hashes, so
+/// an address that is not on the list (nearly every one) costs no query. The set
+/// is read again when the list's version in the database moved — looked at no
+/// more than once a second, so a change another instance made counts within a
+/// second, and at once when this process wrote a newer version than the copy's.
+#[derive(Default)]
+pub struct Checker {
+    snapshot: std::sync::RwLock<Snapshot>,
+    reload: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    /// The list's version the set holds; `None` before the first read.
+    version: Option<i64>,
+    looked: Option<std::time::Instant>,
+    hashes: std::collections::HashSet<u64>,
+}
+
+fn hash_of(address: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    address.trim().to_lowercase().hash(&mut h);
+    h.finish()
+}
+
+impl Checker {
+    /// The suppression of `address`, as [`find`] says, asking the database only
+    /// when the set holds the address (or the set must be read again).
+    pub async fn find(&self, db: &Db, address: &str) -> Result<Option<Suppression>, sqlx::Error> {
+        let hash = hash_of(address);
+        let listed = match self.fresh(|s| s.hashes.contains(&hash)) {
+            Some(listed) => listed,
+            None => {
+                self.refresh(db).await?;
+                self.fresh(|s| s.hashes.contains(&hash)).unwrap_or(true)
+            }
+        };
+        if listed {
+            find(db, address).await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// `read` of the snapshot while it may be trusted.
+    fn fresh<T>(&self, read: impl FnOnce(&Snapshot) -> T) -> Option<T> {
+        let s = self.snapshot.read().ok()?;
+        let written = WRITTEN.load(std::sync::atomic::Ordering::SeqCst);
+        let trusted = s.version.is_some_and(|v| v >= written)
+            && s.looked.is_some_and(|t| t.elapsed() < crate::cache::FRESH);
+        trusted.then(|| read(&s))
+    }
+
+    /// Looks at the version, and reads the set again when it moved.
+    async fn refresh(&self, db: &Db) -> Result<(), sqlx::Error> {
+        let _one = self.reload.lock().await;
+        if self.fresh(|_| ()).is_some() {
+            return Ok(());
+        }
+        let version: i64 =
+            sqlx::query_scalar("SELECT version FROM suppression_version WHERE id = 1")
+                .fetch_one(db.read())
+                .await?;
+        let same = self
+            .snapshot
+            .read()
+            .map(|s| s.version == Some(version))
+            .unwrap_or(false);
+        let hashes = if same {
+            None
+        } else {
+            let addresses: Vec<String> = sqlx::query_scalar("SELECT address FROM suppressions")
+                .fetch_all(db.read())
+                .await?;
+            Some(addresses.iter().map(|a| hash_of(a)).collect())
+        };
+        if let Ok(mut s) = self.snapshot.write() {
+            s.version = Some(version);
+            s.looked = Some(std::time::Instant::now());
+            if let Some(hashes) = hashes {
+                s.hashes = hashes;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A page of the list, newest first, whose address contains `query` (any case);

@@ -36,3 +36,11 @@ CREATE TABLE mail_reports (
 );
 CREATE INDEX mail_reports_delivery ON mail_reports (delivery_id);
 CREATE INDEX mail_reports_received ON mail_reports (received_at, id);
+
+-- Moves with every change of the suppression list, in the changing transaction:
+-- each instance's cached copy of the list is read again when it moved.
+CREATE TABLE suppression_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL
+);
+INSERT INTO suppression_version (id, version) VALUES (1, 0);

@@ -225,7 +225,7 @@ async fn send(
     unsubscribe: Option<String>,
     target: Target,
 ) -> Outcome {
-    match crate::suppressions::find(&ctx.db, to).await {
+    match ctx.suppressed.find(&ctx.db, to).await {
         Ok(Some(suppressed)) => return Outcome::skip(Some(target), suppressed.skip_reason()),
         Ok(None) => {}
         Err(e) => return Outcome::database(Some(target), "checking the suppression list", e),

@@ -124,7 +124,7 @@ async fn send(ctx: &JobContext, run: &Claimed, kind: TargetKind) -> Outcome {
     // A password email is transactional: only a mailbox that does not exist stops
     // it, and only a contact's (staff are never suppressed).
     if recipient.target.kind == RunFor::Contact {
-        match crate::suppressions::find(&ctx.db, &recipient.email).await {
+        match ctx.suppressed.find(&ctx.db, &recipient.email).await {
             Ok(Some(s)) if s.reason.stops_transactional() => {
                 return Outcome::skip(target, s.skip_reason());
             }

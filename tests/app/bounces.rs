@@ -512,6 +512,59 @@ async fn hostile_and_broken_mail_gets_a_clear_answer_and_is_kept(app: TestApp, _
     assert_eq!(store, 4);
 }
 
+async fn settings_take_a_bounce_domain_and_the_rules(app: TestApp) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let page = "/admin/settings";
+    let r = app
+        .submit_with(
+            &admin,
+            page,
+            page,
+            &[("bounce_domain", "https://bounce.example.com/")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(
+        text_of(&html, "#bounce_domain-error")
+            .unwrap()
+            .contains("not a domain name"),
+        "{html}"
+    );
+    let r = app
+        .submit_with(
+            &admin,
+            page,
+            page,
+            &[
+                ("bounce_domain", "Bounce.Example.com"),
+                ("soft_bounce_limit", "5"),
+                ("soft_bounce_days", "14"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let s = herald::settings::Settings::load(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            s.bounce_domain.as_str(),
+            s.soft_bounce_limit,
+            s.soft_bounce_days
+        ),
+        ("bounce.example.com", 5, 14)
+    );
+    let (_, html) = app.page_with(&admin, page).await;
+    let dns = text_of(&html, "#bounce-dns").unwrap();
+    assert!(
+        dns.contains("MX") && dns.contains("inbound_smtp_bind"),
+        "{dns}"
+    );
+}
+
+on_both_engines!(settings_take_a_bounce_domain_and_the_rules);
+
 /// Herald sends through a real Postfix to an address it rejects; Postfix writes
 /// the bounce itself and hands it to Herald's inbound port.
 async fn through_postfix(engine: crate::helpers::Engine) {

@@ -575,6 +575,12 @@ async fn retention_prunes_old_runs_events_and_audit_entries_in_batches(app: Test
     app.drain_due_runs().await;
     assert_eq!(runs(&app, automation).await[0].status.code(), "done");
     let t0 = app.now_ms();
+    // And a bounce that matched nothing, kept since day 0.
+    sqlx::query("INSERT INTO mail_reports (received_at, kind, raw) VALUES ($1, 'unreadable', 'x')")
+        .bind(t0)
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
     for i in 0..2_500i64 {
         sqlx::query("INSERT INTO events (type, scope, contact_id, params, occurred_at) VALUES ('new_password_requested', 'C', $1, '{}', $2)")
                 .bind(cleo).bind(t0).execute(app.state.db.write()).await.unwrap();
@@ -615,6 +621,15 @@ async fn retention_prunes_old_runs_events_and_audit_entries_in_batches(app: Test
     assert_eq!(pruned.runs, 2_501, "{pruned:?}");
     assert!(pruned.events >= 2_501, "{pruned:?}");
     assert_eq!(pruned.audit_entries, 0, "the audit log keeps a year");
+    assert_eq!(
+        pruned.deliveries, 2,
+        "the day-0 email and the kept report go with the runs: {pruned:?}"
+    );
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM deliveries").await,
+        1,
+        "day 60's stays"
+    );
     let left: Vec<(i64, String)> =
         sqlx::query_as("SELECT event_id, status FROM job_runs ORDER BY id")
             .fetch_all(app.state.db.read())

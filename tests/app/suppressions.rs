@@ -429,7 +429,49 @@ async fn a_stronger_reason_replaces_a_weaker_one_and_never_the_other_way(app: Te
     assert_eq!(reason().await, Reason::HardBounce);
 }
 
+/// The check before every send keeps a copy of the list: a change made here
+/// counts at once; one another instance made (written straight to the database
+/// here, as that instance would) within a second or so.
+async fn the_check_before_a_send_sees_changes_here_at_once_and_from_elsewhere_soon(app: TestApp) {
+    let checker = &app.state.suppressed;
+    let db = &app.state.db;
+    assert!(checker.find(db, "ada@example.com").await.unwrap().is_none());
+    suppress(&app, "Ada@Example.com", Reason::HardBounce).await;
+    let found = checker.find(db, "ada@example.com").await.unwrap();
+    assert_eq!(found.map(|s| s.reason), Some(Reason::HardBounce), "at once");
+    // Another instance lists Bob and takes Ada off.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO suppressions (address, reason, source, detail, created_at) \
+         VALUES ('bob@example.com', 'complaint', 'elsewhere', '', 1)",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM suppressions WHERE address = 'ada@example.com'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE suppression_version SET version = version + 1 WHERE id = 1")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut seen = false;
+    for _ in 0..50 {
+        let bob = checker.find(db, "bob@example.com").await.unwrap();
+        let ada = checker.find(db, "ada@example.com").await.unwrap();
+        if bob.is_some() && ada.is_none() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the other instance's changes were never seen");
+}
+
 on_both_engines!(
+    the_check_before_a_send_sees_changes_here_at_once_and_from_elsewhere_soon,
     a_stronger_reason_replaces_a_weaker_one_and_never_the_other_way,
     try_it_says_a_suppressed_address_would_be_skipped,
     automations_blacklist_a_new_contact_and_deactivate_a_changed_one,

@@ -311,11 +311,16 @@ struct Dns {
     domain: String,
     dkim: Option<crate::dkim::Stored>,
     signing: bool,
+    /// The bounce address domain, when set: it needs an MX and an SPF record.
+    bounce_domain: Option<String>,
+    /// Whether Herald receives bounces itself (`inbound_smtp_bind`).
+    receiving: bool,
 }
 
 impl Dns {
-    async fn of(state: &AppState, sender_address: &str) -> Result<Self, AppError> {
-        let domain = sender_address
+    async fn of(state: &AppState, settings: &Settings) -> Result<Self, AppError> {
+        let domain = settings
+            .sender_address
             .rsplit_once('@')
             .map_or("example.com", |(_, d)| d)
             .to_ascii_lowercase();
@@ -325,6 +330,8 @@ impl Dns {
                 .await
                 .step("reading the DKIM key")?,
             signing: state.dkim.config().is_some(),
+            bounce_domain: settings.bounce_domain().map(str::to_string),
+            receiving: state.config.inbound_smtp_bind.is_some(),
         })
     }
 }
@@ -347,7 +354,7 @@ async fn settings_page(
             form: SettingsForm::from(&settings),
             zones: crate::settings::zone_choices(&settings.default_time_zone, ""),
             errors: FieldErrors::new(),
-            dns: Dns::of(&state, &settings.sender_address).await?,
+            dns: Dns::of(&state, &settings).await?,
         },
     )
 }
@@ -359,7 +366,7 @@ async fn invalid(
     form: SettingsForm,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let dns = Dns::of(state, &Settings::load(&state.db).await?.sender_address).await?;
+    let dns = Dns::of(state, &Settings::load(&state.db).await?).await?;
     render(
         StatusCode::UNPROCESSABLE_ENTITY,
         &SettingsPage {
