@@ -497,6 +497,26 @@ async fn hostile_and_broken_mail_gets_a_clear_answer_and_is_kept(app: TestApp, _
     let r = deliver(&app, "", &["postmaster@bounce.example.com"], &big).await;
     assert!(r[r.len() - 2].starts_with("552"), "{r:?}");
     assert!(r[r.len() - 1].starts_with("221"), "{r:?}");
+    // Connections past the limit are told to come back later; the others stay.
+    let port = app.inbound_port.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..herald::feedback::smtp::MAX_CONNECTIONS {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut read = BufReader::new(stream);
+        let mut greeting = String::new();
+        read.read_line(&mut greeting).await.unwrap();
+        assert!(greeting.starts_with("220"), "{greeting}");
+        held.push(read);
+    }
+    let extra = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    BufReader::new(extra).read_line(&mut answer).await.unwrap();
+    assert!(answer.starts_with("421"), "{answer}");
+    drop(held);
     // All of it is on the admin page of unmatched reports.
     let (client, _) = app.signed_in(Role::Admin).await;
     let (status, page) = app.page_with(&client, "/admin/reports").await;
@@ -563,7 +583,82 @@ async fn settings_take_a_bounce_domain_and_the_rules(app: TestApp) {
     );
 }
 
-on_both_engines!(settings_take_a_bounce_domain_and_the_rules);
+async fn response_received_filters_by_what_was_said_and_try_it_says_so(app: TestApp) {
+    let (client, _) = app.signed_in(Role::Admin).await;
+    let r = app
+        .submit_with(
+            &client,
+            "/automations/new",
+            "/automations",
+            &[
+                ("name", "Blacklist complainers"),
+                ("description", ""),
+                ("event", "response_received"),
+                ("filter_response", "complaint"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let id: i64 = crate::helpers::location(&r)
+        .trim_start_matches("/automations/")
+        .trim_end_matches("/job")
+        .parse()
+        .unwrap();
+    let r = crate::automations::define_job(
+        &app,
+        &client,
+        id,
+        &[
+            ("action", "time_frame"),
+            ("job", "add_contact_to_blacklist"),
+            ("use_event_parameter", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, page) = app.page_with(&client, &format!("/automations/{id}")).await;
+    assert!(page.contains("Response: Complaint"), "the filter in words");
+    new_contact(&app, &client, "ada@example.com", "Ada").await;
+    let key = crate::api::new_key(&app, &client, "try").await;
+    let ada = "ada@example.com";
+    let soft = crate::try_it::try_api(
+        &app,
+        &key,
+        id,
+        &[("contact", ada), ("response", "soft_bounce")],
+    )
+    .await;
+    assert_eq!(soft["matches_filter"], false, "{soft}");
+    let complaint = crate::try_it::try_api(
+        &app,
+        &key,
+        id,
+        &[("contact", ada), ("response", "complaint")],
+    )
+    .await;
+    assert_eq!(complaint["matches_filter"], true, "{complaint}");
+    // A bad filter value is refused next to the field.
+    let r = app
+        .submit_with(
+            &client,
+            "/automations/new",
+            "/automations",
+            &[
+                ("name", "Bad"),
+                ("event", "response_received"),
+                ("filter_response", "opened"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(text_of(&html, "#filter_response-error").is_some(), "{html}");
+}
+
+on_both_engines!(
+    settings_take_a_bounce_domain_and_the_rules,
+    response_received_filters_by_what_was_said_and_try_it_says_so
+);
 
 /// Herald sends through a real Postfix to an address it rejects; Postfix writes
 /// the bounce itself and hands it to Herald's inbound port.
