@@ -434,17 +434,11 @@ pub async fn set_fate(
 
 /// Deletes deliveries sent before `before`, a batch at a time.
 pub async fn prune(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
-    crate::db::in_batches(|| async {
-        let sql = format!(
-            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE sent_at < $1 LIMIT {})",
-            crate::db::BATCH
-        );
-        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(before)
-            .execute(db.write())
-            .await?
-            .rows_affected())
-    })
+    crate::db::delete_in_batches(
+        db,
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE sent_at < $1 LIMIT $2)",
+        before,
+    )
     .await
 }
 

@@ -133,16 +133,10 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<Report>, sqlx::Error> {
 
 /// Deletes reports received before `before`, a batch at a time.
 pub async fn prune(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
-    crate::db::in_batches(|| async {
-        let sql = format!(
-            "DELETE FROM mail_reports WHERE id IN (SELECT id FROM mail_reports WHERE received_at < $1 LIMIT {})",
-            crate::db::BATCH
-        );
-        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(before)
-            .execute(db.write())
-            .await?
-            .rows_affected())
-    })
+    crate::db::delete_in_batches(
+        db,
+        "DELETE FROM mail_reports WHERE id IN (SELECT id FROM mail_reports WHERE received_at < $1 LIMIT $2)",
+        before,
+    )
     .await
 }
