@@ -101,6 +101,16 @@ impl Report {
             _ => "not a report Herald can read",
         }
     }
+
+    /// How it found its email, in words.
+    pub fn matched_label(&self) -> &str {
+        match self.matched_by.as_str() {
+            "bounce_address" => "by its bounce address",
+            "message_id" => "by the Message-ID it returned",
+            "address" => "by the latest email to the address",
+            _ => "",
+        }
+    }
 }
 
 /// The latest `limit` reports that matched no email, newest first, and how

@@ -526,10 +526,21 @@ async fn hostile_and_broken_mail_gets_a_clear_answer_and_is_kept(app: TestApp, _
     let table = text_of(&page, "#reports").unwrap();
     assert!(table.contains("forged or altered"), "{table}");
     assert!(table.contains("user@example.com"), "{table}");
-    let (_, store) = herald::feedback::store::unmatched(&app.state.db, 1)
+    let (latest, store) = herald::feedback::store::unmatched(&app.state.db, 1)
         .await
         .unwrap();
     assert_eq!(store, 4);
+    // Each keeps the start of its message, shown as text.
+    let (status, page) = app
+        .page_with(&client, &format!("/admin/reports/{}", latest[0].id))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text_of(&page, "#raw").unwrap().contains("Earn money"),
+        "{page}"
+    );
+    let (status, _) = app.page_with(&client, "/admin/reports/999999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 async fn settings_take_a_bounce_domain_and_the_rules(app: TestApp) {
