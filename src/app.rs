@@ -409,7 +409,8 @@ fn server(
                                     .configure(crate::pages::admin::preference_center::routes)
                                     .configure(crate::pages::admin::api_keys::routes)
                                     .configure(crate::pages::admin::suppressions::routes)
-                                    .configure(crate::pages::admin::reports::routes),
+                                    .configure(crate::pages::admin::reports::routes)
+                                    .configure(crate::pages::admin::deliverability::routes),
                             )
                             .default_service(web::to(not_found)),
                     ),

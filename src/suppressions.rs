@@ -216,6 +216,25 @@ pub async fn remove(conn: &mut AnyConnection, address: &str) -> Result<bool, sql
     Ok(removed)
 }
 
+/// How many addresses are on the list, by reason (every reason, 0 included).
+pub async fn counts(db: &Db) -> Result<Vec<(Reason, i64)>, sqlx::Error> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason")
+            .fetch_all(db.read())
+            .await?;
+    Ok(Reason::ALL
+        .into_iter()
+        .map(|r| {
+            let n = rows
+                .iter()
+                .filter(|(code, _)| Reason::from_code(code).unwrap_or(Reason::HardBounce) == r)
+                .map(|(_, n)| n)
+                .sum();
+            (r, n)
+        })
+        .collect())
+}
+
 /// The highest list version this process wrote (see [`Checker`]).
 static WRITTEN: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 

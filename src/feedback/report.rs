@@ -313,6 +313,49 @@ mod tests {
         assert_eq!(address_of("rfc822; <Ann@Example.COM>"), "ann@example.com");
     }
 
+    const DSN: &str = "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\
+        --b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n\
+        Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; a@b.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+        Diagnostic-Code: smtp; 550 5.1.1 unknown\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
+        Message-ID: <0123456789abcdef0123@example.com>\r\nTo: a@b.example\r\n\r\nhi\r\n--b--\r\n";
+
+    #[test]
+    fn a_dsn_reads_whole_and_any_cut_of_it_reads_without_a_panic() {
+        let whole = read(DSN.as_bytes());
+        assert_eq!(
+            whole.recipients,
+            [Recipient {
+                notice: Notice::HardBounce,
+                address: "a@b.example".into(),
+                status: "5.1.1".into(),
+                diagnostic: "550 5.1.1 unknown".into(),
+            }]
+        );
+        assert_eq!(
+            whole.original_message_id.as_deref(),
+            Some("<0123456789abcdef0123@example.com>")
+        );
+        for cut in 0..DSN.len() {
+            let _ = read(&DSN.as_bytes()[..cut]);
+        }
+        // And bytes of no kind at all, from a fixed seed.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200 {
+            let bytes: Vec<u8> = (0..512)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x >> 24) as u8
+                })
+                .collect();
+            let mut mixed = DSN.as_bytes()[..DSN.len() / 2].to_vec();
+            mixed.extend_from_slice(&bytes);
+            assert!(read(&bytes).recipients.is_empty());
+            let _ = read(&mixed);
+        }
+    }
+
     #[test]
     fn garbage_is_no_report() {
         assert!(read(b"").recipients.is_empty());

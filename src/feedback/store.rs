@@ -130,6 +130,18 @@ pub async fn unmatched(db: &Db, limit: i64) -> Result<(Vec<Report>, i64), sqlx::
     Ok((rows, count))
 }
 
+/// Reports that matched an email, received per hour from `since` on, as (hour
+/// since the epoch, kind, count).
+pub async fn per_hour(db: &Db, since: i64) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT received_at / 3600000 AS hour, kind, COUNT(*) FROM mail_reports \
+         WHERE received_at >= $1 AND delivery_id IS NOT NULL GROUP BY received_at / 3600000, kind",
+    )
+    .bind(since)
+    .fetch_all(db.read())
+    .await
+}
+
 /// One report, by id.
 pub async fn find(db: &Db, id: i64) -> Result<Option<Report>, sqlx::Error> {
     sqlx::query_as(

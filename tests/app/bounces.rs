@@ -671,6 +671,58 @@ on_both_engines!(
     response_received_filters_by_what_was_said_and_try_it_says_so
 );
 
+async fn the_deliverability_page_counts_bounces_complaints_and_rates(
+    app: TestApp,
+    _smtp: SmtpServer,
+) {
+    let (client, _) = app.signed_in(Role::Admin).await;
+    let message = write_message(&app, &client, "Welcome", "Welcome", "Hello", "").await;
+    let mut ids = Vec::new();
+    for i in 1..=4 {
+        let id = format!("<{}@localhost>", deliveries::new_reference());
+        let sent =
+            Sent::new(Kind::Message, id.clone(), &format!("a{i}@example.com")).of_message(message);
+        deliveries::record(&app.state.db, app.now_ms() - 3_600_000, &[sent])
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    for body in [
+        dsn("a1@example.com", "failed", "5.1.1", &ids[0]),
+        arf("a2@example.com", &ids[1]),
+        dsn("a3@example.com", "failed", "4.2.2", &ids[2]),
+        arf(
+            "user@example.com",
+            "<8787KJKJ3K4J3K4J3K4J3.mail@example.net>",
+        ),
+    ] {
+        let r = deliver(&app, "", &["postmaster@localhost"], body.as_bytes()).await;
+        assert!(r[r.len() - 2].starts_with("250"), "{r:?}");
+    }
+    let (status, page) = app.page_with(&client, "/admin/deliverability").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text_of(&page, "#sent").unwrap(), "4");
+    let desc = text_of(&page, "#chart-desc").unwrap();
+    assert!(
+        desc.contains("Hard bounces: 1. Soft bounces: 1. Complaints: 1."),
+        "{desc}"
+    );
+    // The row's cells, one after another: message, sent, hard, soft, complaints.
+    let rates = text_of(&page, "#rates tbody").unwrap();
+    assert_eq!(rates, "Welcome41 (25.0 %)1 (25.0 %)1 (25.0 %)");
+    assert!(
+        text_of(&page, "#suppressed")
+            .unwrap()
+            .starts_with("2 addresses")
+    );
+    assert!(
+        text_of(&page, "#unmatched")
+            .unwrap()
+            .contains("user@example.com")
+    );
+    assert!(text_of(&page, "#days").unwrap().contains("Sent"));
+}
+
 /// Herald sends through a real Postfix to an address it rejects; Postfix writes
 /// the bounce itself and hands it to Herald's inbound port.
 async fn through_postfix(engine: crate::helpers::Engine) {
@@ -789,6 +841,7 @@ mod a_bounce_postfix_writes_suppresses_and_stops_the_next_message {
 }
 
 with_smtp!(
+    the_deliverability_page_counts_bounces_complaints_and_rates,
     a_hard_bounce_to_the_bounce_address_suppresses_and_fires_response_received,
     a_complaint_found_by_its_message_id_unsubscribes_the_contact,
     soft_bounces_suppress_only_after_the_limit_in_a_row,

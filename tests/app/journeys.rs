@@ -469,6 +469,8 @@ async fn an_admin_creates_an_api_key_and_visits_every_admin_page() {
         ("/admin/preference-center", "preference-center-setup"),
         ("/admin/audit", "audit"),
         ("/admin/suppressions", "suppressions"),
+        ("/admin/deliverability", "deliverability"),
+        ("/admin/reports", "unmatched-reports"),
         ("/password", "change-password"),
         ("/account", "account"),
         ("/contacts?q=example.com", "contacts-found-inside-words"),

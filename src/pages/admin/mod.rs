@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod deliverability;
 pub mod preference_center;
 pub mod reports;
 pub mod settings;

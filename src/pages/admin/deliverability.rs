@@ -1,0 +1,208 @@
+//! The Deliverability page: what the mail system said of Herald's email in the
+//! last 30 days — bounces and complaints per day (a server-rendered chart, read
+//! without JavaScript), the rates per prepared message, the suppression list by
+//! reason and the latest reports that matched no email.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::deliveries::MessageRates;
+use crate::feedback::store::Report;
+use crate::state::AppState;
+use crate::suppressions::Reason;
+use crate::web::{AppError, PageContext, Step, render};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/deliverability", web::get().to(page));
+}
+
+/// Days the page looks back.
+const DAYS: usize = 30;
+const HOUR_MS: i64 = 3_600_000;
+/// The chart's size in its own units: one bar of [`BAR`] in each day's [`SLOT`].
+const HEIGHT: f64 = 120.0;
+const SLOT: i64 = 10;
+const BAR: i64 = 7;
+
+/// What the chart stacks, bottom to top: the report kind, its label, its colour.
+const SERIES: [(&str, &str, &str); 3] = [
+    ("hard_bounce", "Hard bounces", "#c92a2a"),
+    ("soft_bounce", "Soft bounces", "#e8590c"),
+    ("complaint", "Complaints", "#862e9c"),
+];
+
+/// One day of the chart.
+pub struct Day {
+    /// "Mon 7 Dec".
+    pub label: String,
+    pub sent: i64,
+    /// Per series, in [`SERIES`] order.
+    pub counts: [i64; 3],
+}
+
+impl Day {
+    fn total(&self) -> i64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// One rectangle of the chart.
+pub struct Rect {
+    pub x: i64,
+    pub y: String,
+    pub height: String,
+    pub fill: &'static str,
+    pub title: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/deliverability.html")]
+struct Page {
+    ctx: PageContext,
+    days: Vec<Day>,
+    rects: Vec<Rect>,
+    /// The highest day's bounces and complaints (the chart's top).
+    max: i64,
+    width: i64,
+    /// Per series: label, colour, total over the days.
+    totals: Vec<(&'static str, &'static str, i64)>,
+    sent: i64,
+    rates: Vec<MessageRates>,
+    suppressed: Vec<(Reason, i64)>,
+    unmatched: Vec<Report>,
+    unmatched_total: i64,
+}
+
+impl Page {
+    fn suppressed_total(&self) -> i64 {
+        self.suppressed.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The labels under the chart: every fifth day, and the last.
+    fn axis(&self) -> Vec<&str> {
+        self.days
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 5 == 0 || *i + 1 == self.days.len())
+            .map(|(_, d)| d.label.as_str())
+            .collect()
+    }
+
+    /// The days that had a bounce or complaint, newest first (the chart as a table).
+    fn busy_days(&self) -> Vec<&Day> {
+        self.days.iter().rev().filter(|d| d.total() > 0).collect()
+    }
+
+    /// "2.5 %" of `n` in `of`.
+    fn percent(&self, n: &i64, of: &i64) -> String {
+        if *of == 0 {
+            "—".into()
+        } else {
+            format!("{:.1} %", *n as f64 * 100.0 / *of as f64)
+        }
+    }
+}
+
+async fn page(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now_ms();
+    let zone = jiff::tz::TimeZone::get(&ctx.zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let today = jiff::Timestamp::from_millisecond(now)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(zone.clone())
+        .date();
+    // Where each of the 30 days starts in the page's zone, and where tomorrow does.
+    let mut starts = Vec::with_capacity(DAYS + 1);
+    let mut days = Vec::with_capacity(DAYS);
+    for back in (-1..DAYS as i64).rev() {
+        let day = today
+            .checked_sub(jiff::Span::new().days(back))
+            .unwrap_or(today);
+        let start = day
+            .to_zoned(zone.clone())
+            .and_then(|z| z.start_of_day())
+            .map_or(now - back * 24 * HOUR_MS, |z| {
+                z.timestamp().as_millisecond()
+            });
+        starts.push(start);
+        if back >= 0 {
+            days.push(Day {
+                label: day.strftime("%a %-d %b").to_string(),
+                sent: 0,
+                counts: [0; 3],
+            });
+        }
+    }
+    let day_of = |hour: i64| -> Option<usize> {
+        let at = hour * HOUR_MS;
+        (0..DAYS).find(|&i| starts[i] <= at && at < starts[i + 1])
+    };
+    for (hour, n) in crate::deliveries::sent_per_hour(&state.db, starts[0])
+        .await
+        .step("counting the emails sent")?
+    {
+        if let Some(i) = day_of(hour) {
+            days[i].sent += n;
+        }
+    }
+    for (hour, kind, n) in crate::feedback::store::per_hour(&state.db, starts[0])
+        .await
+        .step("counting the bounces and complaints")?
+    {
+        if let (Some(i), Some(s)) = (day_of(hour), SERIES.iter().position(|(k, _, _)| *k == kind)) {
+            days[i].counts[s] += n;
+        }
+    }
+    let max = days.iter().map(Day::total).max().unwrap_or(0);
+    let scale = if max == 0 { 0.0 } else { HEIGHT / max as f64 };
+    let mut rects = Vec::new();
+    for (i, day) in days.iter().enumerate() {
+        let mut top = HEIGHT;
+        for (s, (_, label, fill)) in SERIES.iter().enumerate() {
+            let n = day.counts[s];
+            if n == 0 {
+                continue;
+            }
+            let height = n as f64 * scale;
+            top -= height;
+            rects.push(Rect {
+                x: i as i64 * SLOT + (SLOT - BAR) / 2,
+                y: format!("{top:.2}"),
+                height: format!("{height:.2}"),
+                fill,
+                title: format!("{}: {n} {}", day.label, label.to_lowercase()),
+            });
+        }
+    }
+    let totals = SERIES
+        .iter()
+        .enumerate()
+        .map(|(s, (_, label, fill))| (*label, *fill, days.iter().map(|d| d.counts[s]).sum()))
+        .collect();
+    let sent = days.iter().map(|d| d.sent).sum();
+    let rates = crate::deliveries::rates_per_message(&state.db, starts[0])
+        .await
+        .step("reading the rates per message")?;
+    let suppressed = crate::suppressions::counts(&state.db)
+        .await
+        .step("counting the suppression list")?;
+    let (unmatched, unmatched_total) = crate::feedback::store::unmatched(&state.db, 5)
+        .await
+        .step("reading the unmatched reports")?;
+    render(
+        StatusCode::OK,
+        &Page {
+            ctx,
+            rects,
+            max,
+            width: DAYS as i64 * SLOT,
+            totals,
+            sent,
+            days,
+            rates,
+            suppressed,
+            unmatched,
+            unmatched_total,
+        },
+    )
+}
