@@ -4,6 +4,7 @@ pub mod auth;
 pub mod contacts;
 pub mod event_writer;
 pub mod events;
+pub mod feedback;
 pub mod idempotency;
 pub mod keys;
 pub mod limit;

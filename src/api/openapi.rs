@@ -23,6 +23,7 @@ use crate::state::AppState;
         crate::api::suppressions::add,
         crate::api::suppressions::remove,
         crate::api::try_it_endpoint::try_automation,
+        crate::api::feedback::post,
     ),
     components(schemas(crate::api::problem::Problem)),
     tags(
@@ -31,6 +32,7 @@ use crate::state::AppState;
         (name = "runs", description = "What a scheduled job did, or will do."),
         (name = "suppressions", description = "The suppression list: addresses that get no prepared message."),
         (name = "automations", description = "Ask an automation what it would do with an event."),
+        (name = "feedback", description = "Bounces and complaints from a sending provider's webhook (its own credentials, not an API key)."),
     ),
     modifiers(&BearerKey, &Enums)
 )]
@@ -90,6 +92,10 @@ impl Modify for BearerKey {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "provider_basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }

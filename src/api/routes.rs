@@ -1,7 +1,8 @@
 //! The API's routes: `/api/v1` behind a key, and the OpenAPI document.
 
 use super::{
-    auth, contacts, event_writer, events, limit, openapi, problem, suppressions, try_it_endpoint,
+    auth, contacts, event_writer, events, feedback, limit, openapi, problem, suppressions,
+    try_it_endpoint,
 };
 use actix_web::middleware::from_fn;
 use actix_web::web;
@@ -10,6 +11,20 @@ use actix_web::web;
 /// OpenAPI document, open to all.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/openapi.json", web::get().to(openapi::document));
+    // Providers' webhooks prove themselves with their own credentials, not a key.
+    cfg.service(
+        web::scope("/api/v1/feedback")
+            .app_data(web::PayloadConfig::new(1024 * 1024))
+            .app_data(web::PathConfig::default().error_handler(|_, _| {
+                problem::Problem::new(
+                    actix_web::http::StatusCode::NOT_FOUND,
+                    "Not found",
+                    "There is nothing at this address.",
+                )
+                .into()
+            }))
+            .route("/{provider}", web::post().to(feedback::post)),
+    );
     cfg.service(
         web::scope("/api/v1")
             .app_data(web::PathConfig::default().error_handler(|_, _| {

@@ -227,6 +227,8 @@ pub struct ResponseParams<'a> {
     pub message: Option<i64>,
     pub status: &'a str,
     pub diagnostic: &'a str,
+    /// Who said it: `smtp` (a report to the bounce address) or the provider.
+    pub source: &'a str,
 }
 
 impl Source {
@@ -330,6 +332,7 @@ impl NewEvent {
             "message": p.message,
             "status": p.status,
             "diagnostic": p.diagnostic,
+            "source": p.source,
         });
         e
     }

@@ -149,34 +149,135 @@ pub async fn take(
     for recipient in &report.recipients {
         let found = match &named {
             Some((d, by)) => Some((d.clone(), *by)),
-            None if !recipient.address.is_empty() => deliveries::latest_to(db, &recipient.address)
-                .await?
-                .map(|d| (d, MatchedBy::Address)),
-            None => None,
+            None => by_address(db, &recipient.address).await?,
         };
-        let r = NewReport {
-            kind: recipient.notice.code(),
-            delivery: found.as_ref().map(|(d, by)| (d.id, *by)),
-            address: found
-                .as_ref()
-                .map_or(recipient.address.as_str(), |(d, _)| d.address.as_str()),
-            status: &recipient.status,
-            diagnostic: &recipient.diagnostic,
+        let heard = Heard {
             sender: received.sender,
             raw: received.raw,
+            source: "smtp",
         };
-        store::insert(&mut tx, now_ms, &r).await?;
-        taken.reports += 1;
-        counted.push((recipient.notice.code(), found.is_some()));
-        if let Some((delivery, _)) = found {
-            taken.matched += 1;
-            apply(&mut tx, settings, now_ms, &delivery, recipient).await?;
-        }
+        record(
+            &mut tx, settings, now_ms, recipient, found, &heard, &mut taken,
+        )
+        .await?;
+        counted.push((recipient.notice.code(), taken.matched));
     }
     db.commit(tx).await?;
+    count(counted);
+    Ok(taken)
+}
+
+/// Counts what was recorded: each kind, and whether the matched count grew.
+fn count(counted: Vec<(&'static str, usize)>) {
+    let mut before = 0;
     for (kind, matched) in counted {
-        crate::metrics::mail_report(kind, matched);
+        crate::metrics::mail_report(kind, matched > before);
+        before = matched;
     }
+}
+
+/// The latest delivery to `address`, as a match of last resort.
+async fn by_address(db: &Db, address: &str) -> Result<Option<(Delivery, MatchedBy)>, sqlx::Error> {
+    if address.is_empty() {
+        return Ok(None);
+    }
+    Ok(deliveries::latest_to(db, address)
+        .await?
+        .map(|d| (d, MatchedBy::Address)))
+}
+
+/// Where a report came from.
+struct Heard<'a> {
+    /// The envelope sender, or the provider's name.
+    sender: &'a str,
+    /// The message, kept when it matches nothing.
+    raw: &'a [u8],
+    /// `smtp` or the provider's code, for the event.
+    source: &'a str,
+}
+
+/// Stores one recipient's report and, when it found its email, applies the rules.
+async fn record(
+    tx: &mut crate::db::Tx,
+    settings: &Settings,
+    now_ms: i64,
+    recipient: &Recipient,
+    found: Option<(Delivery, MatchedBy)>,
+    heard: &Heard<'_>,
+    taken: &mut Taken,
+) -> Result<(), sqlx::Error> {
+    let r = NewReport {
+        kind: recipient.notice.code(),
+        delivery: found.as_ref().map(|(d, by)| (d.id, *by)),
+        address: found
+            .as_ref()
+            .map_or(recipient.address.as_str(), |(d, _)| d.address.as_str()),
+        status: &recipient.status,
+        diagnostic: &recipient.diagnostic,
+        sender: heard.sender,
+        raw: heard.raw,
+    };
+    store::insert(tx, now_ms, &r).await?;
+    taken.reports += 1;
+    if let Some((delivery, _)) = found {
+        taken.matched += 1;
+        apply(tx, settings, now_ms, &delivery, recipient, heard.source).await?;
+    }
+    Ok(())
+}
+
+/// Takes a provider's notifications in, like a DSN's recipients: each found by
+/// the original Message-ID when the provider says it, else by the address. A
+/// notification the provider sent before changes nothing.
+pub async fn take_provider(
+    db: &Db,
+    settings: &Settings,
+    now_ms: i64,
+    provider: crate::feedback::providers::Provider,
+    notices: &[crate::feedback::providers::ProviderNotice],
+) -> Result<Taken, sqlx::Error> {
+    let mut taken = Taken::default();
+    let mut counted = Vec::new();
+    let mut tx = db.begin().await?;
+    for n in notices {
+        if !crate::feedback::providers::first_time(&mut tx, provider, &n.id, now_ms).await? {
+            continue;
+        }
+        let by_id = match n.message_id.as_deref().and_then(deliveries::reference_of) {
+            Some(reference) => deliveries::by_reference(db, reference)
+                .await?
+                .filter(|d| {
+                    n.message_id
+                        .as_deref()
+                        .is_some_and(|id| id.eq_ignore_ascii_case(&d.smtp_message_id))
+                })
+                .map(|d| (d, MatchedBy::MessageId)),
+            None => None,
+        };
+        let found = match by_id {
+            Some(found) => Some(found),
+            None => by_address(db, &n.address).await?,
+        };
+        let recipient = Recipient {
+            notice: n.notice,
+            address: n.address.clone(),
+            status: n.status.clone(),
+            diagnostic: n.diagnostic.clone(),
+        };
+        let sender = format!("{} webhook", provider.label());
+        let heard = Heard {
+            sender: &sender,
+            raw: n.diagnostic.as_bytes(),
+            source: provider.code(),
+        };
+        record(
+            &mut tx, settings, now_ms, &recipient, found, &heard, &mut taken,
+        )
+        .await?;
+        counted.push((n.notice.code(), taken.matched));
+    }
+    db.commit(tx).await?;
+    count(counted);
     Ok(taken)
 }
 
@@ -187,6 +288,7 @@ async fn apply(
     now_ms: i64,
     d: &Delivery,
     r: &Recipient,
+    source: &str,
 ) -> Result<(), sqlx::Error> {
     let (fate, response) = match r.notice {
         Notice::Delayed => (Fate::Delayed, None),
@@ -237,6 +339,7 @@ async fn apply(
             message: d.message_id,
             status: &r.status,
             diagnostic: &r.diagnostic,
+            source,
         };
         crate::intake::events::record(tx, now_ms, &NewEvent::response(contact.id, &params)).await?;
     }

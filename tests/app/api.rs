@@ -835,6 +835,7 @@ async fn the_openapi_document_names_its_server_tags_enums_and_times() {
                 ("/api/v1/suppressions", "get", "suppressions"),
                 ("/api/v1/suppressions/{address}", "delete", "suppressions"),
                 ("/api/v1/automations/{id}/try", "get", "automations"),
+                ("/api/v1/feedback/{provider}", "post", "feedback"),
             ] {
                 assert_eq!(
                     doc["paths"][path][method]["tags"][0], tag,
@@ -849,7 +850,14 @@ async fn the_openapi_document_names_its_server_tags_enums_and_times() {
                 .collect();
             assert_eq!(
                 tags,
-                ["events", "contacts", "runs", "suppressions", "automations"]
+                [
+                    "events",
+                    "contacts",
+                    "runs",
+                    "suppressions",
+                    "automations",
+                    "feedback"
+                ]
             );
             let schemas = &doc["components"]["schemas"];
             let values = |schema: &str, field: &str| -> Vec<String> {

@@ -65,6 +65,7 @@ mod helpers;
 mod logs;
 mod preferences;
 mod processes;
+mod providers;
 
 mod admin;
 mod api;

@@ -4,17 +4,36 @@
 //! reason and the latest reports that matched no email.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::deliveries::MessageRates;
+use crate::feedback::providers::{self, Credential, Provider};
 use crate::feedback::store::Report;
 use crate::state::AppState;
 use crate::suppressions::Reason;
-use crate::web::{AppError, PageContext, Step, render};
+use crate::web::{AppError, CurrentUser, PageContext, Step, audited_change, render};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/deliverability", web::get().to(page));
+    cfg.route("/deliverability", web::get().to(page)).route(
+        "/deliverability/providers/{provider}",
+        web::post().to(provider_change),
+    );
+}
+
+/// A provider as the page shows it.
+pub struct ProviderRow {
+    pub provider: Provider,
+    /// Its credential, when it is on.
+    pub on: Option<Credential>,
+}
+
+/// A webhook address just made: shown once.
+pub struct NewWebhook {
+    pub provider: Provider,
+    pub url: String,
+    pub user: &'static str,
+    pub password: String,
 }
 
 /// Days the page looks back.
@@ -72,6 +91,9 @@ struct Page {
     suppressed: Vec<(Reason, i64)>,
     unmatched: Vec<Report>,
     unmatched_total: i64,
+    providers: Vec<ProviderRow>,
+    /// The webhook address made by this request, shown once.
+    made: Option<NewWebhook>,
 }
 
 impl Page {
@@ -105,6 +127,77 @@ impl Page {
 }
 
 async fn page(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
+    show(&state, ctx, None).await
+}
+
+/// The user name a provider's webhook sends with its password.
+const WEBHOOK_USER: &str = "herald";
+
+#[derive(serde::Deserialize)]
+struct ProviderForm {
+    action: String,
+}
+
+/// Makes a provider's webhook credentials (shown once) or turns it off; audited.
+async fn provider_change(
+    state: web::Data<AppState>,
+    ctx: PageContext,
+    me: CurrentUser,
+    req: HttpRequest,
+    provider: web::Path<String>,
+    form: web::Form<ProviderForm>,
+) -> Result<HttpResponse, AppError> {
+    let provider = Provider::from_code(&provider).ok_or(AppError::NotFound)?;
+    let mut secret = None;
+    match form.action.as_str() {
+        "make" => {
+            let made = &mut secret;
+            audited_change(
+                &state,
+                &req,
+                &me,
+                crate::audit::Action::SettingsChanged,
+                provider.label(),
+                "new webhook credentials made",
+                async |tx, now| {
+                    *made = Some(providers::make_credential(tx, provider, now).await?);
+                    Ok(())
+                },
+            )
+            .await?;
+        }
+        "off" => {
+            audited_change(
+                &state,
+                &req,
+                &me,
+                crate::audit::Action::SettingsChanged,
+                provider.label(),
+                "webhook turned off",
+                async |tx, _| providers::remove_credential(tx, provider).await.map(|_| ()),
+            )
+            .await?;
+        }
+        _ => return Err(AppError::NotFound),
+    }
+    let made = secret.map(|password| NewWebhook {
+        provider,
+        url: format!(
+            "{}api/v1/feedback/{}",
+            state.config.base_url,
+            provider.code()
+        ),
+        user: WEBHOOK_USER,
+        password,
+    });
+    show(&state, ctx, made).await
+}
+
+async fn show(
+    state: &AppState,
+    ctx: PageContext,
+    made: Option<NewWebhook>,
+) -> Result<HttpResponse, AppError> {
     let now = state.clock.now_ms();
     let zone = jiff::tz::TimeZone::get(&ctx.zone).unwrap_or(jiff::tz::TimeZone::UTC);
     let today = jiff::Timestamp::from_millisecond(now)
@@ -189,6 +282,16 @@ async fn page(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpRespon
     let (unmatched, unmatched_total) = crate::feedback::store::unmatched(&state.db, 5)
         .await
         .step("reading the unmatched reports")?;
+    let on = providers::credentials(&state.db)
+        .await
+        .step("reading the providers' webhooks")?;
+    let providers = Provider::ALL
+        .into_iter()
+        .map(|p| ProviderRow {
+            provider: p,
+            on: on.iter().find(|c| c.provider == p.code()).cloned(),
+        })
+        .collect();
     render(
         StatusCode::OK,
         &Page {
@@ -203,6 +306,8 @@ async fn page(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpRespon
             suppressed,
             unmatched,
             unmatched_total,
+            providers,
+            made,
         },
     )
 }

@@ -1,0 +1,109 @@
+//! `POST /api/v1/feedback/{provider}`: bounces and complaints from a sending
+//! provider's webhook. Not behind an API key: the provider proves itself with the
+//! credential an admin made for it (Admin → Deliverability), checked before
+//! anything is read; a wrong or missing one is 401 and nothing is recorded.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use crate::api::problem::Problem;
+use crate::feedback::providers::{self, Provider};
+use crate::state::AppState;
+
+/// What Herald did with a notification.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FeedbackTaken {
+    /// Bounces and complaints recorded (0 for a replay, or a record Herald does
+    /// not act on, such as an auto-responder).
+    pub recorded: usize,
+    /// Of them, those that found the email they are about.
+    pub matched: usize,
+}
+
+/// The password of a `Basic` authorization header.
+fn basic_password(req: &HttpRequest) -> Option<String> {
+    use base64::Engine;
+    let value = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
+}
+
+fn refused() -> HttpResponse {
+    let mut r = HttpResponse::from_error(actix_web::Error::from(Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "Not signed",
+        "The webhook's credentials are missing or wrong: copy the address from Admin → Deliverability again.",
+    )));
+    r.headers_mut().insert(
+        actix_web::http::header::WWW_AUTHENTICATE,
+        actix_web::http::header::HeaderValue::from_static("Basic realm=\"Herald feedback\""),
+    );
+    r
+}
+
+/// A provider's bounce or complaint.
+#[utoipa::path(
+    post,
+    path = "/api/v1/feedback/{provider}",
+    tag = "feedback",
+    params(("provider" = String, Path, description = "The sending provider: postmark")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "The provider's webhook body, as it sends it"),
+    responses(
+        (status = 200, description = "Taken (a replay changes nothing)", body = FeedbackTaken),
+        (status = 400, description = "Not a webhook of this provider", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown provider, or not turned on", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Try again", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("provider_basic" = []))
+)]
+pub async fn post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    provider: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let off = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "No such webhook",
+            "Herald takes no webhook from this provider: turn it on in Admin → Deliverability.",
+        )
+    };
+    let provider = Provider::from_code(&provider).ok_or_else(off)?;
+    let now = state.clock.now_ms();
+    let Some(password) = basic_password(&req) else {
+        return Ok(
+            match providers::check(&state.db, provider, "", now).await? {
+                None => return Err(off()),
+                Some(_) => refused(),
+            },
+        );
+    };
+    match providers::check(&state.db, provider, &password, now).await? {
+        None => return Err(off()),
+        Some(false) => return Ok(refused()),
+        Some(true) => {}
+    }
+    let notices = match provider {
+        Provider::Postmark => providers::postmark(&body)
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Not a webhook", e))?,
+    };
+    let settings = state.settings.load(&state.db).await?;
+    let notices: Vec<_> = notices.into_iter().collect();
+    let taken =
+        crate::feedback::take::take_provider(&state.db, &settings, now, provider, &notices).await?;
+    Ok(HttpResponse::Ok().json(FeedbackTaken {
+        recorded: taken.reports,
+        matched: taken.matched,
+    }))
+}

@@ -1,0 +1,144 @@
+//! Bounces and complaints from a sending provider's webhook (Postmark): off until
+//! an admin makes its credentials (shown once); a missing or wrong credential is
+//! 401 and records nothing; a bounce is taken like a DSN and a replay changes
+//! nothing.
+
+use herald::auth::users::Role;
+use herald::suppressions::{self, Reason};
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, text_of};
+use crate::messages::{new_contact, welcome_automation, write_message};
+use crate::smtp::SmtpServer;
+
+fn postmark_bounce(id: i64, kind: &str, email: &str) -> serde_json::Value {
+    serde_json::json!({
+        "RecordType": "Bounce", "ID": id, "Type": kind, "TypeCode": 1, "Name": "Hard bounce",
+        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "Description": "The server was unable to deliver your message (ex: unknown user, mailbox not found).",
+        "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+        "Email": email, "From": "news@herald.test", "BouncedAt": "2026-12-07T16:33:54.9070259Z",
+    })
+}
+
+async fn reports(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM mail_reports")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap()
+}
+
+async fn a_postmark_bounce_is_taken_once_and_only_with_its_credentials(
+    app: TestApp,
+    _smtp: SmtpServer,
+) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let message = write_message(&app, &admin, "Welcome", "Welcome", "Hello", "").await;
+    welcome_automation(&app, &admin, message).await;
+    let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
+    app.drain_due_runs().await;
+    let hook = app.url("/api/v1/feedback/postmark");
+    let body = postmark_bounce(4323372036854775807, "HardBounce", "Ada@Example.com");
+    let post = |password: Option<&str>, body: &serde_json::Value| {
+        let mut r = app.client.post(&hook).json(body);
+        if let Some(p) = password {
+            r = r.basic_auth("herald", Some(p));
+        }
+        r.send()
+    };
+    // Off: no such webhook.
+    assert_eq!(
+        post(Some("x"), &body).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    // On: the credentials are shown once.
+    let page = "/admin/deliverability";
+    let r = app
+        .submit_with(
+            &admin,
+            page,
+            "/admin/deliverability/providers/postmark",
+            &[("action", "make")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    let password = text_of(&html, "#webhook-password").expect("shown once");
+    assert!(
+        text_of(&html, "#webhook-url")
+            .unwrap()
+            .ends_with("/api/v1/feedback/postmark")
+    );
+    let (_, again) = app.page_with(&admin, page).await;
+    assert!(!again.contains(&password), "never shown again");
+    assert!(
+        text_of(&again, "#providers")
+            .unwrap()
+            .contains("nothing received yet")
+    );
+    // Missing or wrong credentials: 401, nothing recorded.
+    let r = post(None, &body).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().contains_key("www-authenticate"));
+    assert_eq!(
+        post(Some("wrong"), &body).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(reports(&app).await, 0);
+    assert!(
+        suppressions::find(&app.state.db, "ada@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The bounce: suppressed, the email's fate, Response Received with the provider.
+    let r = post(Some(&password), &body).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let taken: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(taken, serde_json::json!({"recorded": 1, "matched": 1}));
+    let s = suppressions::find(&app.state.db, "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.reason, Reason::HardBounce);
+    assert!(s.detail.contains("Postmark HardBounce"), "{s:?}");
+    let d = &herald::deliveries::of_contact(&app.state.db, ada, 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(d.fate(), herald::deliveries::Fate::HardBounce);
+    let events = app.events().await;
+    let fired = events
+        .iter()
+        .find(|e| e.0 == "response_received")
+        .expect("the event");
+    assert_eq!(fired.1, Some(ada));
+    assert_eq!(fired.3["source"], "postmark");
+    // A replay changes nothing; a body that is not Postmark's is 400.
+    let r = post(Some(&password), &body).await.unwrap();
+    let taken: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(taken["recorded"], 0, "{taken}");
+    assert_eq!(reports(&app).await, 1);
+    let r = post(Some(&password), &serde_json::json!({"hello": "world"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The page says when it last called; turned off, the webhook is gone.
+    let (_, html) = app.page_with(&admin, page).await;
+    let providers = text_of(&html, "#providers").unwrap();
+    assert!(providers.contains("last call"), "{providers}");
+    let r = app
+        .submit_with(
+            &admin,
+            page,
+            "/admin/deliverability/providers/postmark",
+            &[("action", "off")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        post(Some(&password), &body).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+with_smtp!(a_postmark_bounce_is_taken_once_and_only_with_its_credentials);
