@@ -1,9 +1,10 @@
 -- Bounces and complaints from sending providers' webhooks: each provider's
--- credential (only a hash of it) and what it last sent, and the notifications
+-- credential (only a hash of a secret; a public key as it is) and what it last sent, and the notifications
 -- taken (a replayed one changes nothing).
 CREATE TABLE provider_credentials (
     provider TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL,
+    secret_hash TEXT NOT NULL DEFAULT '',
+    public_key TEXT NOT NULL DEFAULT '',
     created_at BIGINT NOT NULL,
     last_at BIGINT,
     last_ok BIGINT

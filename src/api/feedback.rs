@@ -1,7 +1,8 @@
 //! `POST /api/v1/feedback/{provider}`: bounces and complaints from a sending
-//! provider's webhook. Not behind an API key: the provider proves itself with the
-//! credential an admin made for it (Admin → Deliverability), checked before
-//! anything is read; a wrong or missing one is 401 and nothing is recorded.
+//! provider's webhook. Not behind an API key: the provider proves itself — Postmark
+//! with the credentials an admin made for it, SendGrid with its signature under
+//! the verification key an admin gave (Admin → Deliverability) — before anything
+//! is read; a wrong or missing proof is 401 and nothing is recorded.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -55,12 +56,12 @@ fn refused() -> HttpResponse {
     post,
     path = "/api/v1/feedback/{provider}",
     tag = "feedback",
-    params(("provider" = String, Path, description = "The sending provider: postmark")),
+    params(("provider" = String, Path, description = "The sending provider: postmark or sendgrid")),
     request_body(content = serde_json::Value, content_type = "application/json", description = "The provider's webhook body, as it sends it"),
     responses(
         (status = 200, description = "Taken (a replay changes nothing)", body = FeedbackTaken),
         (status = 400, description = "Not a webhook of this provider", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong credentials (Postmark), or signature (SendGrid)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown provider, or not turned on", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Try again", body = Problem, content_type = "application/problem+json"),
     ),
@@ -81,25 +82,48 @@ pub async fn post(
     };
     let provider = Provider::from_code(&provider).ok_or_else(off)?;
     let now = state.clock.now_ms();
-    let Some(password) = basic_password(&req) else {
-        return Ok(
-            match providers::check(&state.db, provider, "", now).await? {
-                None => return Err(off()),
-                Some(_) => refused(),
-            },
-        );
-    };
-    match providers::check(&state.db, provider, &password, now).await? {
-        None => return Err(off()),
-        Some(false) => return Ok(refused()),
-        Some(true) => {}
-    }
+    let bad = |e: String| Problem::new(StatusCode::BAD_REQUEST, "Not a webhook", e);
     let notices = match provider {
-        Provider::Postmark => providers::postmark(&body)
-            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Not a webhook", e))?,
+        Provider::Postmark => {
+            let password = basic_password(&req).unwrap_or_default();
+            match providers::check(&state.db, provider, &password, now).await? {
+                None => return Err(off()),
+                Some(false) => return Ok(refused()),
+                Some(true) => {}
+            }
+            providers::postmark(&body)
+                .map_err(bad)?
+                .into_iter()
+                .collect::<Vec<_>>()
+        }
+        Provider::SendGrid => {
+            let Some(key) = providers::public_key(&state.db, provider).await? else {
+                return Err(off());
+            };
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let signature = header("x-twilio-email-event-webhook-signature");
+            let timestamp = header("x-twilio-email-event-webhook-timestamp");
+            let ok = !signature.is_empty()
+                && !timestamp.is_empty()
+                && providers::sendgrid_signed(&key, &timestamp, &body, &signature);
+            providers::called(&state.db, provider, ok, now).await?;
+            if !ok {
+                return Err(Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Not signed",
+                    "The Event Webhook's signature is missing or does not check with the verification key in Admin → Deliverability.",
+                ));
+            }
+            providers::sendgrid(&body).map_err(bad)?
+        }
     };
     let settings = state.settings.load(&state.db).await?;
-    let notices: Vec<_> = notices.into_iter().collect();
     let taken =
         crate::feedback::take::take_provider(&state.db, &settings, now, provider, &notices).await?;
     Ok(HttpResponse::Ok().json(FeedbackTaken {

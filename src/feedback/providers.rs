@@ -1,8 +1,9 @@
 //! Bounces and complaints from sending providers' webhooks. A provider is on once
 //! an admin made its credential (only a hash of it is kept); each notification is
 //! read into the same shape as a DSN's recipients and taken like one
-//! (`take::take_provider`). Postmark's bounce and spam-complaint webhooks are read
-//! here (basic auth).
+//! (`take::take_provider`). Read here: Postmark's bounce and spam-complaint
+//! webhooks (basic auth, Herald's own credentials) and SendGrid's signed Event
+//! Webhook (ECDSA P-256 over the timestamp and the body, SendGrid's public key).
 
 use serde::Deserialize;
 use sha2::Digest;
@@ -14,21 +15,29 @@ use crate::feedback::report::Notice;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     Postmark,
+    SendGrid,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 1] = [Provider::Postmark];
+    pub const ALL: [Provider; 2] = [Provider::Postmark, Provider::SendGrid];
 
     pub fn code(self) -> &'static str {
         match self {
             Provider::Postmark => "postmark",
+            Provider::SendGrid => "sendgrid",
         }
     }
 
     pub fn label(self) -> &'static str {
         match self {
             Provider::Postmark => "Postmark",
+            Provider::SendGrid => "SendGrid",
         }
+    }
+
+    /// Whether Herald makes its credentials (else the admin gives its public key).
+    pub fn herald_makes_credentials(self) -> bool {
+        self == Provider::Postmark
     }
 
     pub fn from_code(code: &str) -> Option<Self> {
@@ -94,6 +103,155 @@ pub async fn make_credential(
     Ok(secret)
 }
 
+/// Keeps `provider`'s public key (base64 of its DER), replacing any other.
+pub async fn keep_public_key(
+    conn: &mut sqlx::AnyConnection,
+    provider: Provider,
+    key: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO provider_credentials (provider, public_key, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (provider) DO UPDATE SET public_key = excluded.public_key, secret_hash = '', \
+         created_at = excluded.created_at, last_at = NULL, last_ok = NULL",
+    )
+    .bind(provider.code())
+    .bind(key)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Checks a SendGrid verification key as the admin pasted it: base64 of a P-256
+/// public key (SubjectPublicKeyInfo); returns it without spaces.
+pub fn parse_sendgrid_key(raw: &str) -> Result<String, String> {
+    let key: String = raw
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    p256_point(&key)
+        .map(|_| key)
+        .ok_or_else(|| "This is not a SendGrid verification key: paste the key from Settings → Mail Settings → Signed Event Webhook (base64, it starts with MFkw).".into())
+}
+
+/// The ASN.1 header of a P-256 public key (SubjectPublicKeyInfo) before its point.
+const P256_SPKI_HEADER: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// The uncompressed point of a base64 P-256 SubjectPublicKeyInfo.
+fn p256_point(b64: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let point = der.strip_prefix(&P256_SPKI_HEADER[..])?;
+    (point.len() == 65 && point[0] == 0x04).then(|| point.to_vec())
+}
+
+/// The SPKI of an uncompressed P-256 point, base64 (for tests that make keys).
+pub fn p256_spki_base64(point: &[u8]) -> String {
+    use base64::Engine;
+    let mut der = P256_SPKI_HEADER.to_vec();
+    der.extend_from_slice(point);
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// Whether `signature` (base64 DER) is SendGrid's ECDSA P-256 SHA-256 signature of
+/// `timestamp` followed by `body` under the kept public key `key`.
+pub fn sendgrid_signed(key: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
+    use base64::Engine;
+    let (Some(point), Ok(signature)) = (
+        p256_point(key),
+        base64::engine::general_purpose::STANDARD.decode(signature.trim()),
+    ) else {
+        return false;
+    };
+    let mut signed = timestamp.as_bytes().to_vec();
+    signed.extend_from_slice(body);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
+        .verify(&signed, &signature)
+        .is_ok()
+}
+
+/// The kept public key of `provider`, `None` when it is off.
+pub async fn public_key(db: &Db, provider: Provider) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT public_key FROM provider_credentials WHERE provider = $1")
+        .bind(provider.code())
+        .fetch_optional(db.read())
+        .await
+}
+
+/// Records a call of `provider`: when, and whether it proved itself.
+pub async fn called(db: &Db, provider: Provider, ok: bool, now_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE provider_credentials SET last_at = $1, last_ok = $2 WHERE provider = $3")
+        .bind(now_ms)
+        .bind(i64::from(ok))
+        .bind(provider.code())
+        .execute(db.write())
+        .await?;
+    Ok(())
+}
+
+/// One event of SendGrid's Event Webhook.
+#[derive(Debug, Deserialize)]
+struct SendGridEvent {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    event: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    sg_event_id: String,
+    #[serde(rename = "smtp-id", default)]
+    smtp_id: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// Reads SendGrid's Event Webhook body (an array of events): its bounces, blocks,
+/// deferrals and spam reports; other events (delivered, open…) are left out.
+pub fn sendgrid(body: &[u8]) -> Result<Vec<ProviderNotice>, String> {
+    let events: Vec<SendGridEvent> = serde_json::from_slice(body)
+        .map_err(|e| format!("not a SendGrid Event Webhook body: {e}"))?;
+    let mut out = Vec::new();
+    for e in events {
+        let notice = match (e.event.as_str(), e.kind.as_str()) {
+            ("bounce", "blocked") => Notice::SoftBounce,
+            ("bounce", _) => Notice::HardBounce,
+            ("deferred", _) => Notice::Delayed,
+            ("spamreport", _) => Notice::Complaint,
+            _ => continue,
+        };
+        let address = e.email.trim().to_lowercase();
+        if address.is_empty() || e.sg_event_id.is_empty() {
+            return Err("an event names no address (email) or id (sg_event_id)".into());
+        }
+        let status: String = e
+            .status
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '.')
+            .take(16)
+            .collect();
+        out.push(ProviderNotice {
+            id: e.sg_event_id.chars().take(200).collect(),
+            notice,
+            address,
+            message_id: (!e.smtp_id.is_empty()).then(|| e.smtp_id.trim().to_string()),
+            status,
+            diagnostic: format!("SendGrid {}: {}", e.event, e.reason)
+                .chars()
+                .take(300)
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
 /// Turns `provider` off; returns whether it was on.
 pub async fn remove_credential(
     conn: &mut sqlx::AnyConnection,
@@ -135,13 +293,8 @@ pub async fn check(
         return Ok(None);
     };
     use subtle::ConstantTimeEq;
-    let ok = bool::from(hash(secret).as_bytes().ct_eq(kept.as_bytes()));
-    sqlx::query("UPDATE provider_credentials SET last_at = $1, last_ok = $2 WHERE provider = $3")
-        .bind(now_ms)
-        .bind(i64::from(ok))
-        .bind(provider.code())
-        .execute(db.write())
-        .await?;
+    let ok = !kept.is_empty() && bool::from(hash(secret).as_bytes().ct_eq(kept.as_bytes()));
+    called(db, provider, ok, now_ms).await?;
     Ok(Some(ok))
 }
 
@@ -228,6 +381,44 @@ pub fn postmark(body: &[u8]) -> Result<Option<ProviderNotice>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sendgrid_signatures_and_events_read() {
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let key = p256_spki_base64(pair.public_key().as_ref());
+        assert_eq!(parse_sendgrid_key(&format!(" {key}\n")).unwrap(), key);
+        assert!(parse_sendgrid_key("MFkwEwYHKoZIzj0CAQ").is_err());
+        let body = br#"[{"email":"a@b.example","event":"bounce","type":"bounce","sg_event_id":"e1","smtp-id":"<x@y>","reason":"550 5.1.1 unknown","status":"5.1.1"},{"email":"a@b.example","event":"open","sg_event_id":"e2"}]"#;
+        let sig = pair
+            .sign(&rng, &[b"1700000000".as_slice(), body].concat())
+            .unwrap();
+        use base64::Engine;
+        let sig = base64::engine::general_purpose::STANDARD.encode(sig.as_ref());
+        assert!(sendgrid_signed(&key, "1700000000", body, &sig));
+        assert!(
+            !sendgrid_signed(&key, "1700000001", body, &sig),
+            "another time"
+        );
+        assert!(
+            !sendgrid_signed(&key, "1700000000", b"[]", &sig),
+            "another body"
+        );
+        assert!(!sendgrid_signed(
+            &key,
+            "1700000000",
+            body,
+            "bm90IGEgc2lnbmF0dXJl"
+        ));
+        let notices = sendgrid(body).unwrap();
+        assert_eq!(notices.len(), 1, "the open is left out");
+        assert_eq!(notices[0].notice, Notice::HardBounce);
+        assert_eq!(notices[0].message_id.as_deref(), Some("<x@y>"));
+        assert!(sendgrid(b"{}").is_err());
+    }
 
     #[test]
     fn postmark_records_read_into_notices() {

@@ -141,4 +141,126 @@ async fn a_postmark_bounce_is_taken_once_and_only_with_its_credentials(
     );
 }
 
-with_smtp!(a_postmark_bounce_is_taken_once_and_only_with_its_credentials);
+async fn a_sendgrid_event_is_taken_only_with_its_signature(app: TestApp, smtp: SmtpServer) {
+    use base64::Engine;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let message = write_message(&app, &admin, "Welcome", "Welcome", "Hello", "").await;
+    welcome_automation(&app, &admin, message).await;
+    let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
+    app.drain_due_runs().await;
+    let sent = smtp.last_to("ada@example.com").unwrap();
+    let message_id = sent
+        .data
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    // SendGrid's key pair, made here; the admin pastes the public half.
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let key = herald::feedback::providers::p256_spki_base64(pair.public_key().as_ref());
+    let page = "/admin/deliverability";
+    let action = "/admin/deliverability/providers/sendgrid";
+    let r = app
+        .submit_with(
+            &admin,
+            page,
+            action,
+            &[("public_key", "not a key"), ("action", "make")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(text_of(&html, "#key-sendgrid-error").is_some(), "{html}");
+    let r = app
+        .submit_with(
+            &admin,
+            page,
+            action,
+            &[("public_key", &key), ("action", "make")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // A bounce of Ada's email (its Message-ID as smtp-id) and an open, signed.
+    let body = serde_json::json!([
+        {"email": "ada@example.com", "timestamp": 1_796_000_000, "event": "bounce", "type": "bounce",
+         "sg_event_id": "sg-1", "sg_message_id": "abc.filter", "smtp-id": message_id,
+         "reason": "550 5.1.1 The email account does not exist", "status": "5.1.1"},
+        {"email": "ada@example.com", "timestamp": 1_796_000_000, "event": "open", "sg_event_id": "sg-2"}
+    ])
+    .to_string();
+    let timestamp = "1796000000";
+    let sign = |body: &str| {
+        let sig = pair
+            .sign(&rng, &[timestamp.as_bytes(), body.as_bytes()].concat())
+            .unwrap();
+        base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
+    };
+    let hook = app.url("/api/v1/feedback/sendgrid");
+    let post = |signature: Option<String>, body: String| {
+        let mut r = app
+            .client
+            .post(&hook)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(s) = signature {
+            r = r
+                .header("X-Twilio-Email-Event-Webhook-Signature", s)
+                .header("X-Twilio-Email-Event-Webhook-Timestamp", timestamp);
+        }
+        r.send()
+    };
+    assert_eq!(
+        post(None, body.clone()).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let altered = body.replace("5.1.1", "4.2.2");
+    assert_eq!(
+        post(Some(sign(&body)), altered).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "a signature of another body"
+    );
+    assert_eq!(reports(&app).await, 0);
+    let r = post(Some(sign(&body)), body.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let taken: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(taken, serde_json::json!({"recorded": 1, "matched": 1}));
+    let matched_by: String = sqlx::query_scalar("SELECT matched_by FROM mail_reports")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(
+        matched_by, "message_id",
+        "found by the Message-ID SendGrid returns"
+    );
+    let s = suppressions::find(&app.state.db, "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.reason, Reason::HardBounce);
+    let fired = app.events().await;
+    let fired = fired.iter().find(|e| e.0 == "response_received").unwrap();
+    assert_eq!(
+        (fired.1, fired.3["source"].as_str()),
+        (Some(ada), Some("sendgrid"))
+    );
+    // The same delivery again: nothing new.
+    let r = post(Some(sign(&body)), body.clone()).await.unwrap();
+    let taken: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(taken["recorded"], 0);
+    let (_, html) = app.page_with(&admin, page).await;
+    assert!(
+        text_of(&html, "#providers")
+            .unwrap()
+            .contains("its credentials checked")
+    );
+}
+
+with_smtp!(
+    a_postmark_bounce_is_taken_once_and_only_with_its_credentials,
+    a_sendgrid_event_is_taken_only_with_its_signature
+);

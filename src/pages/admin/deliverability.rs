@@ -94,9 +94,21 @@ struct Page {
     providers: Vec<ProviderRow>,
     /// The webhook address made by this request, shown once.
     made: Option<NewWebhook>,
+    /// A provider's key that was refused, and why.
+    refused: Option<(Provider, String)>,
+    /// The address providers post to, per provider code appended.
+    endpoint: String,
 }
 
 impl Page {
+    /// Why `provider`'s key was refused, if it was.
+    fn refusal(&self, provider: &Provider) -> Option<&str> {
+        self.refused
+            .as_ref()
+            .filter(|(p, _)| p == provider)
+            .map(|(_, why)| why.as_str())
+    }
+
     fn suppressed_total(&self) -> i64 {
         self.suppressed.iter().map(|(_, n)| n).sum()
     }
@@ -127,7 +139,7 @@ impl Page {
 }
 
 async fn page(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpResponse, AppError> {
-    show(&state, ctx, None).await
+    show(&state, ctx, None, None).await
 }
 
 /// The user name a provider's webhook sends with its password.
@@ -136,6 +148,9 @@ const WEBHOOK_USER: &str = "herald";
 #[derive(serde::Deserialize)]
 struct ProviderForm {
     action: String,
+    /// SendGrid's verification key, pasted.
+    #[serde(default)]
+    public_key: String,
 }
 
 /// Makes a provider's webhook credentials (shown once) or turns it off; audited.
@@ -150,6 +165,22 @@ async fn provider_change(
     let provider = Provider::from_code(&provider).ok_or(AppError::NotFound)?;
     let mut secret = None;
     match form.action.as_str() {
+        "make" if !provider.herald_makes_credentials() => {
+            let key = match providers::parse_sendgrid_key(&form.public_key) {
+                Ok(key) => key,
+                Err(why) => return show(&state, ctx, None, Some((provider, why))).await,
+            };
+            audited_change(
+                &state,
+                &req,
+                &me,
+                crate::audit::Action::SettingsChanged,
+                provider.label(),
+                "webhook verification key kept",
+                async |tx, now| providers::keep_public_key(tx, provider, &key, now).await,
+            )
+            .await?;
+        }
         "make" => {
             let made = &mut secret;
             audited_change(
@@ -190,13 +221,14 @@ async fn provider_change(
         user: WEBHOOK_USER,
         password,
     });
-    show(&state, ctx, made).await
+    show(&state, ctx, made, None).await
 }
 
 async fn show(
     state: &AppState,
     ctx: PageContext,
     made: Option<NewWebhook>,
+    refused: Option<(Provider, String)>,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now_ms();
     let zone = jiff::tz::TimeZone::get(&ctx.zone).unwrap_or(jiff::tz::TimeZone::UTC);
@@ -292,9 +324,16 @@ async fn show(
             on: on.iter().find(|c| c.provider == p.code()).cloned(),
         })
         .collect();
+    let status = if refused.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     render(
-        StatusCode::OK,
+        status,
         &Page {
+            refused,
+            endpoint: format!("{}api/v1/feedback/", state.config.base_url),
             ctx,
             rects,
             max,
