@@ -99,6 +99,7 @@ impl Application {
             http: crate::webhook::Client::default(),
             settings: Default::default(),
             suppressed: Default::default(),
+            sealer: crate::sealed::Sealer::new(key.master().to_vec()),
         });
         let event_writer =
             crate::api::event_writer::EventWriter::start(background.clone(), state.clock.clone());

@@ -12,7 +12,6 @@ use lettre::message::dkim::{
     DkimSigningKey,
 };
 use lettre::message::header::HeaderName;
-use ring::aead;
 
 use crate::db::Db;
 
@@ -99,55 +98,15 @@ pub fn generate(algorithm: Algorithm) -> anyhow::Result<(String, String)> {
     }
 }
 
-/// The sealing key, derived from Herald's secret key (HKDF-SHA256).
-fn sealing_key(secret: &[u8]) -> aead::LessSafeKey {
-    struct Len;
-    impl ring::hkdf::KeyType for Len {
-        fn len(&self) -> usize {
-            32
-        }
-    }
-    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"herald");
-    let mut key = [0u8; 32];
-    salt.extract(secret)
-        .expand(&[b"dkim signing key"], Len)
-        .and_then(|okm| okm.fill(&mut key))
-        .expect("32 bytes fit HKDF-SHA256");
-    aead::LessSafeKey::new(
-        aead::UnboundKey::new(&aead::CHACHA20_POLY1305, &key).expect("a 32-byte key"),
-    )
-}
+/// The purpose DKIM keys are sealed for (see [`crate::sealed`]).
+const SEALED_FOR: &[u8] = b"dkim signing key";
 
-/// `plain` sealed: base64 of the nonce and the ciphertext with its tag.
 fn seal(secret: &[u8], plain: &str) -> String {
-    let mut nonce = [0u8; 12];
-    rand::RngExt::fill(&mut rand::rng(), &mut nonce);
-    let mut data = plain.as_bytes().to_vec();
-    sealing_key(secret)
-        .seal_in_place_append_tag(
-            aead::Nonce::assume_unique_for_key(nonce),
-            aead::Aad::empty(),
-            &mut data,
-        )
-        .expect("sealing cannot fail for this size");
-    let mut out = nonce.to_vec();
-    out.extend(data);
-    B64.encode(out)
+    crate::sealed::seal(secret, SEALED_FOR, plain)
 }
 
-/// What [`seal`] sealed, or `None` when another secret sealed it or it was altered.
 fn open(secret: &[u8], sealed: &str) -> Option<String> {
-    let bytes = B64.decode(sealed).ok()?;
-    if bytes.len() < 12 + aead::CHACHA20_POLY1305.tag_len() {
-        return None;
-    }
-    let (nonce, data) = bytes.split_at(12);
-    let mut data = data.to_vec();
-    let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
-    let plain = sealing_key(secret)
-        .open_in_place(nonce, aead::Aad::empty(), &mut data)
-        .ok()?;
-    String::from_utf8(plain.to_vec()).ok()
+    crate::sealed::open(secret, SEALED_FOR, sealed)
 }
 
 /// Makes a key for `domain` and `selector`, keeps it (replacing any other), and

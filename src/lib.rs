@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod pages;
 pub mod retention;
 pub mod scheduler;
+pub mod sealed;
 pub mod settings;
 pub mod smtp_url;
 pub mod state;

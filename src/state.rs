@@ -31,6 +31,8 @@ pub struct AppState {
     pub account_links: LinkSigner,
     /// The suppression list as the check before every send reads it.
     pub suppressed: Arc<crate::suppressions::Checker>,
+    /// Seals the secrets Herald must read again (a provider's signing key).
+    pub sealer: crate::sealed::Sealer,
 }
 
 /// What a job may use while it executes — and nothing of the web application.

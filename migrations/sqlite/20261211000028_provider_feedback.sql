@@ -5,6 +5,7 @@ CREATE TABLE provider_credentials (
     provider TEXT PRIMARY KEY,
     secret_hash TEXT NOT NULL DEFAULT '',
     public_key TEXT NOT NULL DEFAULT '',
+    sealed_secret TEXT NOT NULL DEFAULT '',
     created_at BIGINT NOT NULL,
     last_at BIGINT,
     last_ok BIGINT

@@ -1,8 +1,8 @@
 //! `POST /api/v1/feedback/{provider}`: bounces and complaints from a sending
 //! provider's webhook. Not behind an API key: the provider proves itself — Postmark
-//! with the credentials an admin made for it, SendGrid with its signature under
-//! the verification key an admin gave (Admin → Deliverability) — before anything
-//! is read; a wrong or missing proof is 401 and nothing is recorded.
+//! with the credentials an admin made for it, SendGrid and Mailgun with their
+//! signatures under the keys an admin gave (Admin → Deliverability) — before
+//! anything is recorded; a wrong or missing proof is 401 and nothing is recorded.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -56,12 +56,12 @@ fn refused() -> HttpResponse {
     post,
     path = "/api/v1/feedback/{provider}",
     tag = "feedback",
-    params(("provider" = String, Path, description = "The sending provider: postmark or sendgrid")),
+    params(("provider" = String, Path, description = "The sending provider: postmark, sendgrid or mailgun")),
     request_body(content = serde_json::Value, content_type = "application/json", description = "The provider's webhook body, as it sends it"),
     responses(
         (status = 200, description = "Taken (a replay changes nothing)", body = FeedbackTaken),
         (status = 400, description = "Not a webhook of this provider", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong credentials (Postmark), or signature (SendGrid)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong credentials (Postmark), or signature (SendGrid, Mailgun)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown provider, or not turned on", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Try again", body = Problem, content_type = "application/problem+json"),
     ),
@@ -121,6 +121,28 @@ pub async fn post(
                 ));
             }
             providers::sendgrid(&body).map_err(bad)?
+        }
+        Provider::Mailgun => {
+            let Some(sealed) = providers::sealed_secret(&state.db, provider).await? else {
+                return Err(off());
+            };
+            // A key sealed under another secret key opens as nothing: no signature checks.
+            let key = state
+                .sealer
+                .open(providers::MAILGUN_SEALED_FOR, &sealed)
+                .unwrap_or_default();
+            let read = providers::mailgun(&body, &key);
+            providers::called(&state.db, provider, matches!(read, Ok(Some(_))), now).await?;
+            match read.map_err(bad)? {
+                Some(notices) => notices,
+                None => {
+                    return Err(Problem::new(
+                        StatusCode::UNAUTHORIZED,
+                        "Not signed",
+                        "The webhook's signature does not check with the signing key in Admin → Deliverability.",
+                    ));
+                }
+            }
         }
     };
     let settings = state.settings.load(&state.db).await?;

@@ -16,15 +16,17 @@ use crate::feedback::report::Notice;
 pub enum Provider {
     Postmark,
     SendGrid,
+    Mailgun,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 2] = [Provider::Postmark, Provider::SendGrid];
+    pub const ALL: [Provider; 3] = [Provider::Postmark, Provider::SendGrid, Provider::Mailgun];
 
     pub fn code(self) -> &'static str {
         match self {
             Provider::Postmark => "postmark",
             Provider::SendGrid => "sendgrid",
+            Provider::Mailgun => "mailgun",
         }
     }
 
@@ -32,12 +34,22 @@ impl Provider {
         match self {
             Provider::Postmark => "Postmark",
             Provider::SendGrid => "SendGrid",
+            Provider::Mailgun => "Mailgun",
         }
     }
 
-    /// Whether Herald makes its credentials (else the admin gives its public key).
+    /// What the admin gives to turn it on (none: Herald makes the credentials).
+    pub fn asks_for(self) -> Option<&'static str> {
+        match self {
+            Provider::Postmark => None,
+            Provider::SendGrid => Some("verification key (Mail Settings → Signed Event Webhook)"),
+            Provider::Mailgun => Some("HTTP webhook signing key (Sending → Webhooks)"),
+        }
+    }
+
+    /// Whether Herald makes its credentials (else the admin gives a key).
     pub fn herald_makes_credentials(self) -> bool {
-        self == Provider::Postmark
+        self.asks_for().is_none()
     }
 
     pub fn from_code(code: &str) -> Option<Self> {
@@ -121,6 +133,156 @@ pub async fn keep_public_key(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The purpose Mailgun's signing key is sealed for (see [`crate::sealed`]).
+pub const MAILGUN_SEALED_FOR: &[u8] = b"mailgun webhook signing key";
+
+/// Keeps `provider`'s signing key sealed, replacing any other.
+pub async fn keep_sealed_secret(
+    conn: &mut sqlx::AnyConnection,
+    provider: Provider,
+    sealed: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO provider_credentials (provider, sealed_secret, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (provider) DO UPDATE SET sealed_secret = excluded.sealed_secret, secret_hash = '', \
+         public_key = '', created_at = excluded.created_at, last_at = NULL, last_ok = NULL",
+    )
+    .bind(provider.code())
+    .bind(sealed)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The kept sealed secret of `provider`, `None` when it is off.
+pub async fn sealed_secret(db: &Db, provider: Provider) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT sealed_secret FROM provider_credentials WHERE provider = $1")
+        .bind(provider.code())
+        .fetch_optional(db.read())
+        .await
+}
+
+/// Checks a Mailgun signing key as pasted: one word of letters, digits and `-`.
+pub fn parse_mailgun_key(raw: &str) -> Result<String, String> {
+    let key = raw.trim();
+    if key.len() >= 16
+        && key.len() <= 200
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        Ok(key.to_string())
+    } else {
+        Err("This is not a Mailgun webhook signing key: copy it from Sending → Webhooks (HTTP webhook signing key).".into())
+    }
+}
+
+/// A Mailgun webhook: its signature and its event.
+#[derive(Debug, Deserialize)]
+struct Mailgun {
+    signature: MailgunSignature,
+    #[serde(rename = "event-data")]
+    event: MailgunEvent,
+}
+
+#[derive(Debug, Deserialize)]
+struct MailgunSignature {
+    timestamp: String,
+    token: String,
+    signature: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct MailgunEvent {
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    severity: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    recipient: String,
+    #[serde(default)]
+    message: serde_json::Value,
+    #[serde(rename = "delivery-status", default)]
+    delivery_status: serde_json::Value,
+}
+
+/// Reads a Mailgun webhook and checks its signature (HMAC-SHA256 of the timestamp
+/// and token under the signing `key`, in constant time): `Err` for a body that is
+/// not one, `Ok(None)` for a bad signature, `Ok(Some(notices))` otherwise (empty
+/// for events Herald does not act on).
+pub fn mailgun(body: &[u8], key: &str) -> Result<Option<Vec<ProviderNotice>>, String> {
+    use hmac::{Hmac, Mac};
+    let m: Mailgun =
+        serde_json::from_slice(body).map_err(|e| format!("not a Mailgun webhook: {e}"))?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(m.signature.timestamp.as_bytes());
+    mac.update(m.signature.token.as_bytes());
+    let given = (0..m.signature.signature.len())
+        .step_by(2)
+        .map(|i| {
+            m.signature
+                .signature
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>();
+    let Some(given) = given else {
+        return Ok(None);
+    };
+    if mac.verify_slice(&given).is_err() {
+        return Ok(None);
+    }
+    let e = m.event;
+    let code = e.delivery_status["code"].as_i64().unwrap_or(0);
+    let notice = match (e.event.as_str(), e.severity.as_str()) {
+        ("complained", _) => Notice::Complaint,
+        ("failed", "permanent") if (400..500).contains(&code) => Notice::SoftBounce,
+        ("failed", "permanent") => Notice::HardBounce,
+        ("failed", _) => Notice::Delayed,
+        _ => return Ok(Some(Vec::new())),
+    };
+    let address = e.recipient.trim().to_lowercase();
+    if address.is_empty() {
+        return Err("the event names no recipient".into());
+    }
+    let message_id = e.message["headers"]["message-id"].as_str().map(|id| {
+        format!(
+            "<{}>",
+            id.trim().trim_start_matches('<').trim_end_matches('>')
+        )
+    });
+    let said = [
+        e.delivery_status["message"].as_str().unwrap_or(""),
+        e.delivery_status["description"].as_str().unwrap_or(""),
+    ]
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect::<Vec<_>>()
+    .join(" ");
+    let id = if e.id.is_empty() {
+        m.signature.token
+    } else {
+        e.id
+    };
+    Ok(Some(vec![ProviderNotice {
+        id: id.chars().take(200).collect(),
+        notice,
+        address,
+        message_id,
+        status: if code > 0 {
+            code.to_string()
+        } else {
+            String::new()
+        },
+        diagnostic: format!("Mailgun {}: {said}", e.event)
+            .chars()
+            .take(300)
+            .collect(),
+    }]))
 }
 
 /// Checks a SendGrid verification key as the admin pasted it: base64 of a P-256
@@ -418,6 +580,50 @@ mod tests {
         assert_eq!(notices[0].notice, Notice::HardBounce);
         assert_eq!(notices[0].message_id.as_deref(), Some("<x@y>"));
         assert!(sendgrid(b"{}").is_err());
+    }
+
+    #[test]
+    fn mailgun_signatures_and_events_read() {
+        use hmac::{Hmac, Mac};
+        let key = "key-0123456789abcdef0123456789abcdef";
+        let sign = |timestamp: &str, token: &str| {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(timestamp.as_bytes());
+            mac.update(token.as_bytes());
+            crate::types::hex(&mac.finalize().into_bytes())
+        };
+        let body = |signature: &str| {
+            serde_json::json!({
+                "signature": {"timestamp": "1529006854", "token": "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0", "signature": signature},
+                "event-data": {"event": "failed", "severity": "permanent", "id": "G9Bn5sl1TC6nu79C8C0bwg",
+                    "recipient": "Alice@Example.com", "message": {"headers": {"message-id": "20130503182626.18666.16540@sandbox.mailgun.org"}},
+                    "delivery-status": {"code": 550, "message": "No such user", "description": ""}}
+            })
+            .to_string()
+        };
+        let good = sign(
+            "1529006854",
+            "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0",
+        );
+        let notices = mailgun(body(&good).as_bytes(), key).unwrap().unwrap();
+        assert_eq!(notices[0].notice, Notice::HardBounce);
+        assert_eq!(notices[0].address, "alice@example.com");
+        assert_eq!(
+            notices[0].message_id.as_deref(),
+            Some("<20130503182626.18666.16540@sandbox.mailgun.org>")
+        );
+        assert_eq!(
+            mailgun(body(&sign("1", "2")).as_bytes(), key).unwrap(),
+            None
+        );
+        assert_eq!(mailgun(body("zz").as_bytes(), key).unwrap(), None);
+        assert_eq!(
+            mailgun(body(&good).as_bytes(), "key-another").unwrap(),
+            None
+        );
+        assert!(mailgun(b"[]", key).is_err());
+        assert!(parse_mailgun_key("key-0123456789abcdef").is_ok());
+        assert!(parse_mailgun_key("not a key").is_err());
     }
 
     #[test]

@@ -260,7 +260,81 @@ async fn a_sendgrid_event_is_taken_only_with_its_signature(app: TestApp, smtp: S
     );
 }
 
+async fn a_mailgun_complaint_is_taken_only_with_its_signature(app: TestApp, smtp: SmtpServer) {
+    use hmac::{Hmac, Mac};
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let message = write_message(&app, &admin, "Welcome", "Welcome", "Hello", "").await;
+    welcome_automation(&app, &admin, message).await;
+    let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
+    app.drain_due_runs().await;
+    let sent = smtp.last_to("ada@example.com").unwrap();
+    let message_id = sent
+        .data
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .unwrap()
+        .trim()
+        .trim_matches(['<', '>'])
+        .to_string();
+    let key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
+    let r = app
+        .submit_with(
+            &admin,
+            "/admin/deliverability",
+            "/admin/deliverability/providers/mailgun",
+            &[("public_key", key), ("action", "make")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        !app.all_stored_text().await.contains(key),
+        "the signing key is kept sealed"
+    );
+    let body = |signature: &str| {
+        serde_json::json!({
+            "signature": {"timestamp": "1796000000", "token": "0123456789abcdef0123456789abcdef0123456789abcdef01", "signature": signature},
+            "event-data": {"event": "complained", "id": "-Agny091SquKnsrW2NEKUA", "recipient": "ada@example.com",
+                "message": {"headers": {"message-id": message_id}}}
+        })
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(b"1796000000");
+    mac.update(b"0123456789abcdef0123456789abcdef0123456789abcdef01");
+    let good: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let hook = app.url("/api/v1/feedback/mailgun");
+    let post = |body: serde_json::Value| app.client.post(&hook).json(&body).send();
+    let wrong = good.replace(&good[..4], "0000");
+    assert_eq!(
+        post(body(&wrong)).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(reports(&app).await, 0);
+    let r = post(body(&good)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let taken: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(taken, serde_json::json!({"recorded": 1, "matched": 1}));
+    let s = suppressions::find(&app.state.db, "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.reason, Reason::Complaint);
+    let contact = herald::contacts::find(&app.state.db, ada)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(contact.is_opted_out());
+    let r = post(body(&good)).await.unwrap();
+    let taken: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(taken["recorded"], 0, "a replay changes nothing");
+}
+
 with_smtp!(
+    a_mailgun_complaint_is_taken_only_with_its_signature,
     a_postmark_bounce_is_taken_once_and_only_with_its_credentials,
     a_sendgrid_event_is_taken_only_with_its_signature
 );

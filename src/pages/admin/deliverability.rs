@@ -166,18 +166,28 @@ async fn provider_change(
     let mut secret = None;
     match form.action.as_str() {
         "make" if !provider.herald_makes_credentials() => {
-            let key = match providers::parse_sendgrid_key(&form.public_key) {
+            let parsed = match provider {
+                Provider::Mailgun => providers::parse_mailgun_key(&form.public_key),
+                _ => providers::parse_sendgrid_key(&form.public_key),
+            };
+            let key = match parsed {
                 Ok(key) => key,
                 Err(why) => return show(&state, ctx, None, Some((provider, why))).await,
             };
+            let sealed = state.sealer.seal(providers::MAILGUN_SEALED_FOR, &key);
             audited_change(
                 &state,
                 &req,
                 &me,
                 crate::audit::Action::SettingsChanged,
                 provider.label(),
-                "webhook verification key kept",
-                async |tx, now| providers::keep_public_key(tx, provider, &key, now).await,
+                "webhook key kept",
+                async |tx, now| match provider {
+                    Provider::Mailgun => {
+                        providers::keep_sealed_secret(tx, provider, &sealed, now).await
+                    }
+                    _ => providers::keep_public_key(tx, provider, &key, now).await,
+                },
             )
             .await?;
         }
