@@ -169,7 +169,7 @@ fn arf(recipient: &str, message_id: &str) -> String {
     )
 }
 
-fn message_id_in(data: &str) -> String {
+pub(crate) fn message_id_in(data: &str) -> String {
     data.lines()
         .find_map(|l| l.strip_prefix("Message-ID: "))
         .expect("a Message-ID")

@@ -21,6 +21,20 @@ fn postmark_bounce(id: i64, kind: &str, email: &str) -> serde_json::Value {
     })
 }
 
+/// An admin, and Ada, welcomed with a prepared message: the admin's client, Ada's
+/// id and the Message-ID of her email (with its angle brackets).
+async fn ada_welcomed(app: &TestApp, smtp: &SmtpServer) -> (reqwest::Client, i64, String) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let message = write_message(app, &admin, "Welcome", "Welcome", "Hello", "").await;
+    welcome_automation(app, &admin, message).await;
+    let ada = new_contact(app, &admin, "ada@example.com", "Ada").await;
+    app.drain_due_runs().await;
+    let sent = smtp
+        .last_to("ada@example.com")
+        .expect("the welcome went out");
+    (admin, ada, crate::bounces::message_id_in(&sent.data))
+}
+
 async fn reports(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM mail_reports")
         .fetch_one(app.state.db.read())
@@ -30,13 +44,9 @@ async fn reports(app: &TestApp) -> i64 {
 
 async fn a_postmark_bounce_is_taken_once_and_only_with_its_credentials(
     app: TestApp,
-    _smtp: SmtpServer,
+    smtp: SmtpServer,
 ) {
-    let (admin, _) = app.signed_in(Role::Admin).await;
-    let message = write_message(&app, &admin, "Welcome", "Welcome", "Hello", "").await;
-    welcome_automation(&app, &admin, message).await;
-    let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
-    app.drain_due_runs().await;
+    let (admin, ada, _) = ada_welcomed(&app, &smtp).await;
     let hook = app.url("/api/v1/feedback/postmark");
     let body = postmark_bounce(4323372036854775807, "HardBounce", "Ada@Example.com");
     let post = |password: Option<&str>, body: &serde_json::Value| {
@@ -144,19 +154,7 @@ async fn a_postmark_bounce_is_taken_once_and_only_with_its_credentials(
 async fn a_sendgrid_event_is_taken_only_with_its_signature(app: TestApp, smtp: SmtpServer) {
     use base64::Engine;
     use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
-    let (admin, _) = app.signed_in(Role::Admin).await;
-    let message = write_message(&app, &admin, "Welcome", "Welcome", "Hello", "").await;
-    welcome_automation(&app, &admin, message).await;
-    let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
-    app.drain_due_runs().await;
-    let sent = smtp.last_to("ada@example.com").unwrap();
-    let message_id = sent
-        .data
-        .lines()
-        .find_map(|l| l.strip_prefix("Message-ID: "))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (admin, ada, message_id) = ada_welcomed(&app, &smtp).await;
     // SendGrid's key pair, made here; the admin pastes the public half.
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
@@ -262,20 +260,8 @@ async fn a_sendgrid_event_is_taken_only_with_its_signature(app: TestApp, smtp: S
 
 async fn a_mailgun_complaint_is_taken_only_with_its_signature(app: TestApp, smtp: SmtpServer) {
     use hmac::{Hmac, Mac};
-    let (admin, _) = app.signed_in(Role::Admin).await;
-    let message = write_message(&app, &admin, "Welcome", "Welcome", "Hello", "").await;
-    welcome_automation(&app, &admin, message).await;
-    let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
-    app.drain_due_runs().await;
-    let sent = smtp.last_to("ada@example.com").unwrap();
-    let message_id = sent
-        .data
-        .lines()
-        .find_map(|l| l.strip_prefix("Message-ID: "))
-        .unwrap()
-        .trim()
-        .trim_matches(['<', '>'])
-        .to_string();
+    let (admin, ada, message_id) = ada_welcomed(&app, &smtp).await;
+    let message_id = message_id.trim_matches(['<', '>']).to_string();
     let key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
     let r = app
         .submit_with(

@@ -163,6 +163,7 @@ async fn provider_change(
     form: web::Form<ProviderForm>,
 ) -> Result<HttpResponse, AppError> {
     let provider = Provider::from_code(&provider).ok_or(AppError::NotFound)?;
+    let who: (&AppState, _, _, _) = (&state, &req, &me, provider);
     let mut secret = None;
     match form.action.as_str() {
         "make" if !provider.herald_makes_credentials() => {
@@ -175,14 +176,10 @@ async fn provider_change(
                 Err(why) => return show(&state, ctx, None, Some((provider, why))).await,
             };
             let sealed = state.sealer.seal(providers::MAILGUN_SEALED_FOR, &key);
-            audited_change(
-                &state,
-                &req,
-                &me,
-                crate::audit::Action::SettingsChanged,
-                provider.label(),
+            audited(
+                who,
                 "webhook key kept",
-                async |tx, now| match provider {
+                async |tx: &mut crate::db::Tx, now| match provider {
                     Provider::Mailgun => {
                         providers::keep_sealed_secret(tx, provider, &sealed, now).await
                     }
@@ -193,14 +190,10 @@ async fn provider_change(
         }
         "make" => {
             let made = &mut secret;
-            audited_change(
-                &state,
-                &req,
-                &me,
-                crate::audit::Action::SettingsChanged,
-                provider.label(),
+            audited(
+                who,
                 "new webhook credentials made",
-                async |tx, now| {
+                async |tx: &mut crate::db::Tx, now| {
                     *made = Some(providers::make_credential(tx, provider, now).await?);
                     Ok(())
                 },
@@ -208,14 +201,12 @@ async fn provider_change(
             .await?;
         }
         "off" => {
-            audited_change(
-                &state,
-                &req,
-                &me,
-                crate::audit::Action::SettingsChanged,
-                provider.label(),
+            audited(
+                who,
                 "webhook turned off",
-                async |tx, _| providers::remove_credential(tx, provider).await.map(|_| ()),
+                async |tx: &mut crate::db::Tx, _| {
+                    providers::remove_credential(tx, provider).await.map(|_| ())
+                },
             )
             .await?;
         }
@@ -232,6 +223,24 @@ async fn provider_change(
         password,
     });
     show(&state, ctx, made, None).await
+}
+
+/// `change`, audited as a change of `provider`'s settings by `me`.
+async fn audited(
+    (state, req, me, provider): (&AppState, &HttpRequest, &CurrentUser, Provider),
+    detail: &str,
+    change: impl AsyncFnOnce(&mut crate::db::Tx, i64) -> Result<(), sqlx::Error>,
+) -> Result<(), AppError> {
+    audited_change(
+        state,
+        req,
+        me,
+        crate::audit::Action::SettingsChanged,
+        provider.label(),
+        detail,
+        change,
+    )
+    .await
 }
 
 async fn show(
