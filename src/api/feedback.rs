@@ -51,6 +51,32 @@ fn refused() -> HttpResponse {
     r
 }
 
+/// A body a provider proved it sent but Herald cannot read: kept (its first
+/// 64 KiB) for an admin with the unmatched reports, counted, and answered 400.
+async fn unreadable(state: &AppState, provider: Provider, body: &[u8], why: String) -> Problem {
+    let sender = format!("{} webhook", provider.label());
+    let report = crate::feedback::store::NewReport {
+        kind: "unreadable",
+        delivery: None,
+        address: "",
+        status: "",
+        diagnostic: &why,
+        sender: &sender,
+        raw: body,
+    };
+    let kept = async {
+        let mut tx = state.db.begin().await?;
+        crate::feedback::store::insert(&mut tx, state.clock.now_ms(), &report).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = kept {
+        tracing::warn!(error = %e, "keeping an unreadable webhook body failed");
+    }
+    crate::metrics::mail_report("unreadable", false);
+    Problem::new(StatusCode::BAD_REQUEST, "Not a webhook", why)
+}
+
 /// A provider's bounce or complaint.
 #[utoipa::path(
     post,
@@ -91,10 +117,10 @@ pub async fn post(
                 Some(false) => return Ok(refused()),
                 Some(true) => {}
             }
-            providers::postmark(&body)
-                .map_err(bad)?
-                .into_iter()
-                .collect::<Vec<_>>()
+            match providers::postmark(&body) {
+                Ok(notice) => notice.into_iter().collect::<Vec<_>>(),
+                Err(why) => return Err(unreadable(&state, provider, &body, why).await),
+            }
         }
         Provider::SendGrid => {
             let Some(key) = providers::public_key(&state.db, provider).await? else {
@@ -120,7 +146,10 @@ pub async fn post(
                     "The Event Webhook's signature is missing or does not check with the verification key in Admin → Deliverability.",
                 ));
             }
-            providers::sendgrid(&body).map_err(bad)?
+            match providers::sendgrid(&body) {
+                Ok(notices) => notices,
+                Err(why) => return Err(unreadable(&state, provider, &body, why).await),
+            }
         }
         Provider::Mailgun => {
             let Some(sealed) = providers::sealed_secret(&state.db, provider).await? else {

@@ -132,6 +132,14 @@ async fn a_postmark_bounce_is_taken_once_and_only_with_its_credentials(
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Proved but unreadable: kept for an admin with the unmatched reports.
+    assert_eq!(reports(&app).await, 2);
+    let (_, kept) = app.page_with(&admin, "/admin/reports").await;
+    assert!(
+        text_of(&kept, "#reports")
+            .unwrap()
+            .contains("Postmark webhook")
+    );
     // The page says when it last called; turned off, the webhook is gone.
     let (_, html) = app.page_with(&admin, page).await;
     let providers = text_of(&html, "#providers").unwrap();
