@@ -55,6 +55,34 @@ impl Clock for ManualClock {
     }
 }
 
+/// Where each of the last `days` days (today last) starts in `zone`, and where
+/// tomorrow does: `days + 1` times in milliseconds, oldest first. A day has 23 or
+/// 25 hours when the clocks change; a day whose start cannot be found (far out of
+/// range) is counted as 24 hours back from now.
+pub fn day_starts(now_ms: i64, zone: &jiff::tz::TimeZone, days: usize) -> Vec<i64> {
+    const DAY_MS: i64 = 86_400_000;
+    let today = Timestamp::from_millisecond(now_ms)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_zoned(zone.clone())
+        .date();
+    let start = |back: i64| -> Option<i64> {
+        let day = today.checked_sub(jiff::Span::new().days(back)).ok()?;
+        let start = day.to_zoned(zone.clone()).ok()?.start_of_day().ok()?;
+        Some(start.timestamp().as_millisecond())
+    };
+    (-1..days as i64)
+        .rev()
+        .map(|back| start(back).unwrap_or(now_ms - back * DAY_MS))
+        .collect()
+}
+
+/// The day that starts at `ms` in `zone`, as the charts name it: "Mon 7 Dec".
+pub fn day_label(ms: i64, zone: &jiff::tz::TimeZone) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(zone.clone()).strftime("%a %-d %b").to_string())
+        .unwrap_or_default()
+}
+
 /// Shows a stored millisecond time in the zone `zone` (an IANA name; UTC when
 /// unknown) with the zone's abbreviation: `2026-11-27 15:05 CET`.
 pub fn format_in(ms: i64, zone: &str) -> String {

@@ -134,8 +134,9 @@ impl Sent {
         }
     }
 
-    pub fn to_contact(mut self, contact_id: i64) -> Self {
-        self.contact_id = Some(contact_id);
+    /// To the contact `contact_id`, when the email went to a contact.
+    pub fn to_contact(mut self, contact_id: Option<i64>) -> Self {
+        self.contact_id = contact_id;
         self
     }
 
@@ -456,13 +457,18 @@ pub struct MessageRates {
 }
 
 impl MessageRates {
-    /// `n` of the emails sent, as a percentage with one decimal ("1.5 %").
+    /// `n` of the emails sent, as a percentage (see [`percent`]).
     pub fn rate(&self, n: &i64) -> String {
-        if self.sent == 0 {
-            return "—".into();
-        }
-        format!("{:.1} %", *n as f64 * 100.0 / self.sent as f64)
+        percent(*n, self.sent)
     }
+}
+
+/// `n` of `of` as a percentage with one decimal ("1.5 %"); "—" of nothing.
+pub fn percent(n: i64, of: i64) -> String {
+    if of == 0 {
+        return "—".into();
+    }
+    format!("{:.1} %", n as f64 * 100.0 / of as f64)
 }
 
 /// Per prepared message, the emails sent from `since` on (test sends left out)
@@ -514,14 +520,26 @@ impl BounceAddresses {
     /// The reference a bounce address names, if Herald made it (any case: some
     /// mail systems change the case of the local part).
     pub fn reference(&self, address: &str) -> Option<String> {
-        let address = address.trim().trim_start_matches('<').trim_end_matches('>');
-        let (local, _) = address.rsplit_once('@')?;
-        let token = local
-            .to_ascii_lowercase()
-            .strip_prefix(&format!("{BOUNCE_PREFIX}+"))?
-            .to_string();
+        let token = bounce_token(address)?;
         self.0.verify(&token).map(str::to_string)
     }
+}
+
+/// The token of an address shaped like a bounce address (`bounces+token@…`), in
+/// lower case, whoever made it.
+fn bounce_token(address: &str) -> Option<String> {
+    let address = address.trim().trim_start_matches('<').trim_end_matches('>');
+    let (local, _) = address.rsplit_once('@')?;
+    local
+        .to_ascii_lowercase()
+        .strip_prefix(&format!("{BOUNCE_PREFIX}+"))
+        .map(str::to_string)
+}
+
+/// Whether `address` is shaped like a bounce address, signed or not (one that
+/// [`BounceAddresses::reference`] refuses was forged or altered).
+pub fn is_bounce_address(address: &str) -> bool {
+    bounce_token(address).is_some()
 }
 
 #[cfg(test)]

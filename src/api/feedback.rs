@@ -54,7 +54,7 @@ fn refused() -> HttpResponse {
 /// A body a provider proved it sent but Herald cannot read: kept (its first
 /// 64 KiB) for an admin with the unmatched reports, counted, and answered 400.
 async fn unreadable(state: &AppState, provider: Provider, body: &[u8], why: String) -> Problem {
-    let sender = format!("{} webhook", provider.label());
+    let sender = provider.webhook_name();
     let report = crate::feedback::store::NewReport {
         kind: "unreadable",
         delivery: None,

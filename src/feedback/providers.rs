@@ -38,6 +38,11 @@ impl Provider {
         }
     }
 
+    /// Who sent a report, as the kept reports name it: "Postmark webhook".
+    pub fn webhook_name(self) -> String {
+        format!("{} webhook", self.label())
+    }
+
     /// What the admin gives to turn it on (none: Herald makes the credentials).
     pub fn asks_for(self) -> Option<&'static str> {
         match self {

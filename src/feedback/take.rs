@@ -90,11 +90,10 @@ pub async fn take(
         .iter()
         .find_map(|r| bounces.reference(r));
     let forged = verp.is_none()
-        && received.recipients.iter().any(|r| {
-            r.trim_start_matches('<')
-                .to_ascii_lowercase()
-                .starts_with(&format!("{}+", deliveries::BOUNCE_PREFIX))
-        });
+        && received
+            .recipients
+            .iter()
+            .any(|r| deliveries::is_bounce_address(r));
     // The email the whole message names: by its bounce address, else by the
     // Message-ID it returns (which must be the one recorded).
     let original = report.original_message_id.as_deref();
@@ -113,10 +112,7 @@ pub async fn take(
                 });
             }
             Ok(found) => found
-                .filter(|d| {
-                    by == MatchedBy::BounceAddress
-                        || original.is_some_and(|id| id.eq_ignore_ascii_case(&d.smtp_message_id))
-                })
+                .filter(|d| by == MatchedBy::BounceAddress || sent_as(d, original))
                 .map(|d| (d, by)),
         },
     };
@@ -174,6 +170,12 @@ fn count(counted: Vec<(&'static str, usize)>) {
         crate::metrics::mail_report(kind, matched > before);
         before = matched;
     }
+}
+
+/// Whether `d` went out with the Message-ID `original` (a returned header must
+/// name the email itself, not merely share its reference).
+fn sent_as(d: &Delivery, original: Option<&str>) -> bool {
+    original.is_some_and(|id| id.eq_ignore_ascii_case(&d.smtp_message_id))
 }
 
 /// The latest delivery to `address`, as a match of last resort.
@@ -238,19 +240,17 @@ pub async fn take_provider(
 ) -> Result<Taken, sqlx::Error> {
     let mut taken = Taken::default();
     let mut counted = Vec::new();
+    let sender = provider.webhook_name();
     let mut tx = db.begin().await?;
     for n in notices {
         if !crate::feedback::providers::first_time(&mut tx, provider, &n.id, now_ms).await? {
             continue;
         }
-        let by_id = match n.message_id.as_deref().and_then(deliveries::reference_of) {
+        let original = n.message_id.as_deref();
+        let by_id = match original.and_then(deliveries::reference_of) {
             Some(reference) => deliveries::by_reference(db, reference)
                 .await?
-                .filter(|d| {
-                    n.message_id
-                        .as_deref()
-                        .is_some_and(|id| id.eq_ignore_ascii_case(&d.smtp_message_id))
-                })
+                .filter(|d| sent_as(d, original))
                 .map(|d| (d, MatchedBy::MessageId)),
             None => None,
         };
@@ -264,7 +264,6 @@ pub async fn take_provider(
             status: n.status.clone(),
             diagnostic: n.diagnostic.clone(),
         };
-        let sender = format!("{} webhook", provider.label());
         let heard = Heard {
             sender: &sender,
             raw: n.diagnostic.as_bytes(),

@@ -13,7 +13,7 @@ use crate::jobs::registry::{Choices, Execution, Job, JobForm, Limit, settings_of
 use crate::mail::SendError;
 use crate::messages::compose::{self, Unsubscribe};
 use crate::messages::template::Personal;
-use crate::scheduler::queue::{Claimed, Outcome, RunFor, Target};
+use crate::scheduler::queue::{Claimed, Outcome, Target};
 use crate::state::JobContext;
 use crate::web::form::{FieldErrors, Fields};
 
@@ -240,16 +240,12 @@ async fn send(
         }
     };
     match ctx.mailer.send(&email).await {
-        Ok(id) => {
-            let sent = Sent::new(Kind::Message, id, to).of_message(message.id);
-            Outcome::sent(
-                target,
-                match target.kind {
-                    RunFor::Contact => sent.to_contact(target.id),
-                    _ => sent,
-                },
-            )
-        }
+        Ok(id) => Outcome::sent(
+            target,
+            Sent::new(Kind::Message, id, to)
+                .of_message(message.id)
+                .to_contact(target.contact()),
+        ),
         Err(SendError::Transient(error)) => Outcome::Retry {
             target: Some(target),
             error,

@@ -223,7 +223,11 @@ async fn deliver(
     };
     match ctx.mailer.send(&email).await {
         // The delivery is audited with the run's completion (no write of its own).
-        Ok(message_id) => Outcome::sent(to.target, delivery(&to, message_id)).noted(AuditNote {
+        Ok(message_id) => Outcome::sent(
+            to.target,
+            Sent::new(Kind::Password, message_id, &to.email).to_contact(to.target.contact()),
+        )
+        .noted(AuditNote {
             action: Action::PasswordDelivered,
             target: to.email.clone(),
             detail: format!(
@@ -237,15 +241,6 @@ async fn deliver(
         }),
         Err(SendError::Transient(error)) => Outcome::Retry { target, error },
         Err(SendError::Permanent(error)) => Outcome::Failed { target, error },
-    }
-}
-
-/// The delivery of a password email to `to`.
-fn delivery(to: &Recipient, message_id: String) -> Sent {
-    let sent = Sent::new(Kind::Password, message_id, &to.email);
-    match to.target.kind {
-        RunFor::Contact => sent.to_contact(to.target.id),
-        _ => sent,
     }
 }
 

@@ -106,18 +106,9 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
     // (from the hourly counts, which are kept per UTC hour; a zone half an hour off
     // UTC draws each hour in the bar it started in).
     let zone = jiff::tz::TimeZone::get(&ctx.zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let today = jiff::Timestamp::from_millisecond(now)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_zoned(zone.clone())
-        .date();
-    let day_start_hour = |back: i64| -> Option<i64> {
-        let day = today.checked_sub(jiff::Span::new().days(back)).ok()?;
-        let start = day.to_zoned(zone.clone()).ok()?.start_of_day().ok()?;
-        Some(start.timestamp().as_millisecond().div_euclid(HOUR_MS))
-    };
-    let starts: Vec<i64> = (-1..=6)
-        .rev()
-        .map(|back| day_start_hour(back).unwrap_or_else(|| now / HOUR_MS - back * 24))
+    let starts: Vec<i64> = crate::clock::day_starts(now, &zone, 7)
+        .into_iter()
+        .map(|ms| ms.div_euclid(HOUR_MS))
         .collect();
     let first_hour = starts[0];
     let hours = starts[7] - first_hour;
@@ -159,11 +150,7 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
     }
     let days = starts[..7]
         .iter()
-        .map(|h| {
-            jiff::Timestamp::from_millisecond(h * HOUR_MS)
-                .map(|t| t.to_zoned(zone.clone()).strftime("%a %-d %b").to_string())
-                .unwrap_or_default()
-        })
+        .map(|h| crate::clock::day_label(h * HOUR_MS, &zone))
         .collect();
     let day_lines = starts[1..7]
         .iter()

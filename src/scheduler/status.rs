@@ -131,6 +131,20 @@ impl RunFor {
     }
 }
 
+/// Whom a run was for, once resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub kind: RunFor,
+    pub id: i64,
+}
+
+impl Target {
+    /// The contact it is, if it is one.
+    pub fn contact(&self) -> Option<i64> {
+        (self.kind == RunFor::Contact).then_some(self.id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,11 +130,7 @@ impl Page {
 
     /// "2.5 %" of `n` in `of`.
     fn percent(&self, n: &i64, of: &i64) -> String {
-        if *of == 0 {
-            "—".into()
-        } else {
-            format!("{:.1} %", *n as f64 * 100.0 / *of as f64)
-        }
+        crate::deliveries::percent(*n, *of)
     }
 }
 
@@ -251,32 +247,16 @@ async fn show(
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now_ms();
     let zone = jiff::tz::TimeZone::get(&ctx.zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let today = jiff::Timestamp::from_millisecond(now)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_zoned(zone.clone())
-        .date();
     // Where each of the 30 days starts in the page's zone, and where tomorrow does.
-    let mut starts = Vec::with_capacity(DAYS + 1);
-    let mut days = Vec::with_capacity(DAYS);
-    for back in (-1..DAYS as i64).rev() {
-        let day = today
-            .checked_sub(jiff::Span::new().days(back))
-            .unwrap_or(today);
-        let start = day
-            .to_zoned(zone.clone())
-            .and_then(|z| z.start_of_day())
-            .map_or(now - back * 24 * HOUR_MS, |z| {
-                z.timestamp().as_millisecond()
-            });
-        starts.push(start);
-        if back >= 0 {
-            days.push(Day {
-                label: day.strftime("%a %-d %b").to_string(),
-                sent: 0,
-                counts: [0; 3],
-            });
-        }
-    }
+    let starts = crate::clock::day_starts(now, &zone, DAYS);
+    let mut days: Vec<Day> = starts[..DAYS]
+        .iter()
+        .map(|ms| Day {
+            label: crate::clock::day_label(*ms, &zone),
+            sent: 0,
+            counts: [0; 3],
+        })
+        .collect();
     let day_of = |hour: i64| -> Option<usize> {
         let at = hour * HOUR_MS;
         (0..DAYS).find(|&i| starts[i] <= at && at < starts[i + 1])

@@ -1,5 +1,6 @@
 //! The contact pages: the list with its search, a contact's page and forms
-//! (`people`), and the CSV import's upload and progress (`import`).
+//! (`people`), the editor's contact picker (`picker`), and the CSV import's upload and progress (`import`).
 
 pub mod import;
 pub mod people;
+pub mod picker;

@@ -1,12 +1,12 @@
-//! Contact pages: list and search, create, edit, block, delete, group membership,
-//! and the picker endpoint the automation editor uses.
+//! Contact pages: list and search, create, edit, block, delete, group membership
+//! (the picker endpoint the automation editor uses is `picker.rs`).
 
 use crate::web::Step;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::audit::Action;
 use crate::contacts::groups::{self, Group};
@@ -25,7 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/contacts", web::get().to(list))
         .route("/contacts", web::post().to(create))
         .route("/contacts/new", web::get().to(new_page))
-        .route("/contacts/picker", web::get().to(picker))
+        .route("/contacts/picker", web::get().to(super::picker::picker))
         .configure(crate::pages::contacts::import::routes)
         .route("/contacts/{id}", web::get().to(show))
         .route("/contacts/{id}", web::post().to(update))
@@ -156,45 +156,6 @@ async fn list(
             q,
         },
     )
-}
-
-#[derive(Deserialize)]
-struct PickerQuery {
-    #[serde(default)]
-    q: String,
-}
-
-/// One match of the contact picker.
-#[derive(Serialize)]
-struct PickerItem {
-    id: i64,
-    email: String,
-    name: String,
-    blocked: bool,
-}
-
-/// `GET /contacts/picker?q=…`: at most 20 contacts by email or name prefix, as JSON.
-async fn picker(
-    state: web::Data<AppState>,
-    query: web::Query<PickerQuery>,
-) -> Result<HttpResponse, AppError> {
-    let q: String = query.q.chars().take(200).collect();
-    let items: Vec<PickerItem> = if q.trim().is_empty() {
-        Vec::new()
-    } else {
-        crate::contacts::search::search(&state.db, &q, None, 20)
-            .await?
-            .0
-            .into_iter()
-            .map(|c| PickerItem {
-                id: c.id,
-                name: c.name(),
-                blocked: c.is_blocked(),
-                email: c.email,
-            })
-            .collect()
-    };
-    Ok(HttpResponse::Ok().json(items))
 }
 
 /// One attribute row of the form.
