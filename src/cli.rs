@@ -342,11 +342,18 @@ async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
         ),
         ..Default::default()
     };
-    let message_id = mailer
+    let posted = mailer
         .send(&email)
         .await
         .map_err(|e| anyhow::anyhow!("sending failed: {e}"))?;
-    println!("Sent a test email to {to} (Message-ID {message_id})");
+    let queued = posted
+        .queued_as
+        .map(|id| format!(", the server's id {id}"))
+        .unwrap_or_default();
+    println!(
+        "Sent a test email to {to} (Message-ID {}{queued})",
+        posted.message_id
+    );
     Ok(())
 }
 

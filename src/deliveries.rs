@@ -121,16 +121,19 @@ pub struct Sent {
     pub contact_id: Option<i64>,
     /// The prepared message, for prepared messages.
     pub message_id: Option<i64>,
+    /// The mail server's id for it, when its answer named one.
+    pub queued_as: Option<String>,
 }
 
 impl Sent {
-    pub fn new(kind: Kind, smtp_message_id: String, address: &str) -> Self {
+    pub fn new(kind: Kind, posted: crate::mail::Posted, address: &str) -> Self {
         Self {
             kind,
-            smtp_message_id,
+            smtp_message_id: posted.message_id,
             address: address.trim().to_lowercase(),
             contact_id: None,
             message_id: None,
+            queued_as: posted.queued_as,
         }
     }
 
@@ -187,7 +190,7 @@ pub fn reference_made_at(reference: &str) -> Option<i64> {
 }
 
 /// Columns of one delivery in [`insert_sql`], after the shared time.
-pub const INSERT_COLUMNS: usize = 7;
+pub const INSERT_COLUMNS: usize = 8;
 
 /// The INSERT of `rows` deliveries, all sent at the time bound as `$at`, each
 /// delivery's values bound in turn from `$first` on (see [`bind`]). A delivery
@@ -201,7 +204,7 @@ pub fn insert_sql(rows: usize, at: usize, first: usize) -> String {
         })
         .collect();
     format!(
-        "INSERT INTO deliveries (reference, kind, run_id, contact_id, message_id, address, smtp_message_id, sent_at) \
+        "INSERT INTO deliveries (reference, kind, run_id, contact_id, message_id, address, smtp_message_id, queued_as, sent_at) \
          VALUES {} ON CONFLICT (reference) DO NOTHING",
         values.join(", ")
     )
@@ -220,6 +223,7 @@ pub fn bind<'q>(
         .bind(s.message_id)
         .bind(s.address.clone())
         .bind(s.smtp_message_id.clone())
+        .bind(s.queued_as.clone())
 }
 
 /// Records emails sent outside a run (test sends).
@@ -366,6 +370,17 @@ pub async fn by_reference(db: &Db, reference: &str) -> Result<Option<Delivery>, 
         .bind(reference)
         .fetch_optional(db.read())
         .await
+}
+
+/// The delivery the mail server named `queued_as` (the latest, should two
+/// servers have used one id).
+pub async fn by_queued_as(db: &Db, queued_as: &str) -> Result<Option<Delivery>, sqlx::Error> {
+    sqlx::query_as(select_deliveries!(
+        "WHERE d.queued_as = $1 ORDER BY d.sent_at DESC, d.id DESC LIMIT 1"
+    ))
+    .bind(queued_as)
+    .fetch_optional(db.read())
+    .await
 }
 
 /// The latest delivery to `address` (any case).

@@ -117,7 +117,7 @@ pub async fn post(
                 Some(false) => return Ok(refused()),
                 Some(true) => {}
             }
-            match providers::postmark(&body) {
+            match providers::postmark::read(&body) {
                 Ok(notice) => notice.into_iter().collect::<Vec<_>>(),
                 Err(why) => return Err(unreadable(&state, provider, &body, why).await),
             }
@@ -137,7 +137,7 @@ pub async fn post(
             let timestamp = header("x-twilio-email-event-webhook-timestamp");
             let ok = !signature.is_empty()
                 && !timestamp.is_empty()
-                && providers::sendgrid_signed(&key, &timestamp, &body, &signature);
+                && providers::sendgrid::signed(&key, &timestamp, &body, &signature);
             providers::called(&state.db, provider, ok, now).await?;
             if !ok {
                 return Err(Problem::new(
@@ -146,7 +146,7 @@ pub async fn post(
                     "The Event Webhook's signature is missing or does not check with the verification key in Admin → Deliverability.",
                 ));
             }
-            match providers::sendgrid(&body) {
+            match providers::sendgrid::read(&body) {
                 Ok(notices) => notices,
                 Err(why) => return Err(unreadable(&state, provider, &body, why).await),
             }
@@ -160,7 +160,7 @@ pub async fn post(
                 .sealer
                 .open(providers::MAILGUN_SEALED_FOR, &sealed)
                 .unwrap_or_default();
-            let read = providers::mailgun(&body, &key);
+            let read = providers::mailgun::read(&body, &key);
             providers::called(&state.db, provider, matches!(read, Ok(Some(_))), now).await?;
             match read.map_err(bad)? {
                 Some(notices) => notices,

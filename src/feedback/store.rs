@@ -17,6 +17,8 @@ pub enum MatchedBy {
     BounceAddress,
     /// The headers it returned carry the email's Message-ID.
     MessageId,
+    /// The sending provider's id for the email (its SMTP answer named it).
+    ProviderId,
     /// The latest email to the address it names.
     Address,
 }
@@ -26,6 +28,7 @@ impl MatchedBy {
         match self {
             MatchedBy::BounceAddress => "bounce_address",
             MatchedBy::MessageId => "message_id",
+            MatchedBy::ProviderId => "provider_id",
             MatchedBy::Address => "address",
         }
     }
@@ -107,6 +110,7 @@ impl Report {
         match self.matched_by.as_str() {
             "bounce_address" => "by its bounce address",
             "message_id" => "by the Message-ID it returned",
+            "provider_id" => "by the provider's id for the email",
             "address" => "by the latest email to the address",
             _ => "",
         }

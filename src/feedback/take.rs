@@ -229,7 +229,8 @@ async fn record(
 }
 
 /// Takes a provider's notifications in, like a DSN's recipients: each found by
-/// the original Message-ID when the provider says it, else by the address. A
+/// the provider's id for the email (as its SMTP answer named it), else by the
+/// original Message-ID when the provider says it, else by the address. A
 /// notification the provider sent before changes nothing.
 pub async fn take_provider(
     db: &Db,
@@ -246,15 +247,21 @@ pub async fn take_provider(
         if !crate::feedback::providers::first_time(&mut tx, provider, &n.id, now_ms).await? {
             continue;
         }
+        let by_provider = match n.provider_id.as_deref() {
+            Some(id) => deliveries::by_queued_as(db, id)
+                .await?
+                .map(|d| (d, MatchedBy::ProviderId)),
+            None => None,
+        };
         let original = n.message_id.as_deref();
-        let by_id = match original.and_then(deliveries::reference_of) {
-            Some(reference) => deliveries::by_reference(db, reference)
+        let by_id = match (&by_provider, original.and_then(deliveries::reference_of)) {
+            (None, Some(reference)) => deliveries::by_reference(db, reference)
                 .await?
                 .filter(|d| sent_as(d, original))
                 .map(|d| (d, MatchedBy::MessageId)),
-            None => None,
+            _ => None,
         };
-        let found = match by_id {
+        let found = match by_provider.or(by_id) {
             Some(found) => Some(found),
             None => by_address(db, &n.address).await?,
         };

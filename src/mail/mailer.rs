@@ -29,6 +29,47 @@ pub struct Email {
     pub list_name: Option<String>,
 }
 
+/// What the mail server took: the Message-ID the email carries and, when the
+/// server named it in its answer, its own id for the email (Postfix's "queued as
+/// 4Xyz", Amazon SES's "Ok 0100…-000000"), which a provider's webhooks use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub message_id: String,
+    pub queued_as: Option<String>,
+}
+
+impl Posted {
+    /// An email carrying `message_id` that the server named no id for.
+    pub fn carrying(message_id: String) -> Self {
+        Self {
+            message_id,
+            queued_as: None,
+        }
+    }
+}
+
+/// The id a mail server gave an email in its last answer line: the word after
+/// "queued as", else a last word that looks like an id (letters, digits and
+/// `.-_@`, with a digit, 6 to 100 long) — not "OK" or "success".
+pub fn queued_as<'a>(lines: impl Iterator<Item = &'a str>) -> Option<String> {
+    let last = lines.last()?;
+    let (word, named) = match last.find("queued as ") {
+        Some(at) => (
+            last[at + "queued as ".len()..].split_whitespace().next()?,
+            true,
+        ),
+        None => (last.split_whitespace().last()?, false),
+    };
+    let word = word.trim_matches(|c| matches!(c, '<' | '>' | '[' | ']' | '(' | ')' | ',' | ';'));
+    (word.len() >= if named { 4 } else { 6 }
+        && word.len() <= 100
+        && (named || word.bytes().any(|b| b.is_ascii_digit()))
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'@')))
+    .then(|| word.to_string())
+}
+
 impl std::fmt::Debug for Email {
     // The body may hold a password: never print it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -193,16 +234,16 @@ impl Mailer {
         Ok(Transport::Smtp(builder.build(), timeout * 3, std::sync::Arc::new(trust)).into())
     }
 
-    /// Sends `email`; returns the Message-ID it carried.
+    /// Sends `email`; returns the Message-ID it carried and the server's id for it.
     #[tracing::instrument(name = "smtp", skip_all)]
-    pub async fn send(&self, email: &Email) -> Result<String, SendError> {
+    pub async fn send(&self, email: &Email) -> Result<Posted, SendError> {
         let started = std::time::Instant::now();
         let result = self.send_inner(email).await;
         crate::metrics::email_sent(started.elapsed());
         result
     }
 
-    async fn send_inner(&self, email: &Email) -> Result<String, SendError> {
+    async fn send_inner(&self, email: &Email) -> Result<Posted, SendError> {
         let token = crate::deliveries::new_reference();
         let domain = email
             .from_address
@@ -272,8 +313,11 @@ impl Mailer {
         }
         match &self.transport {
             Transport::Pooled(pool) => {
-                pool.send(message.envelope(), &message.formatted()).await?;
-                Ok(message_id)
+                let answer = pool.send(message.envelope(), &message.formatted()).await?;
+                Ok(Posted {
+                    message_id,
+                    queued_as: queued_as(answer.message()),
+                })
             }
             Transport::Smtp(transport, deadline, trust) => {
                 let sent = tokio::time::timeout(*deadline, transport.send(message)).await;
@@ -281,7 +325,10 @@ impl Mailer {
                     Err(_) => Err(SendError::Transient(
                         "timed out talking to the mail server".into(),
                     )),
-                    Ok(Ok(_)) => Ok(message_id),
+                    Ok(Ok(answer)) => Ok(Posted {
+                        message_id,
+                        queued_as: queued_as(answer.message()),
+                    }),
                     Ok(Err(e)) => Err(trust.judge(e)),
                 }
             }
@@ -301,7 +348,10 @@ impl Mailer {
                     Ok(path) => {
                         // The console line names the file, never its content.
                         println!("Email to {} written to {}", email.to, path.display());
-                        Ok(message_id)
+                        Ok(Posted {
+                            message_id,
+                            queued_as: None,
+                        })
                     }
                     Err(e) => Err(SendError::Transient(format!(
                         "writing to the outbox failed: {e}"
@@ -309,5 +359,33 @@ impl Mailer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queued_as;
+
+    #[test]
+    fn the_servers_id_is_read_from_its_answer() {
+        let read = |line: &str| queued_as(std::iter::once(line));
+        assert_eq!(
+            read("2.0.0 Ok: queued as 4Xyz9PqR1"),
+            Some("4Xyz9PqR1".into())
+        );
+        assert_eq!(
+            read("Ok 0100018c2b9e7f1a-5c3d1e2f-aaaa-bbbb-cccc-1234567890ab-000000"),
+            Some("0100018c2b9e7f1a-5c3d1e2f-aaaa-bbbb-cccc-1234567890ab-000000".into())
+        );
+        assert_eq!(
+            read("Ok: queued as Lj5nXYZaRLeEqkMNrLzg"),
+            Some("Lj5nXYZaRLeEqkMNrLzg".into()),
+            "after 'queued as', no digit is needed"
+        );
+        assert_eq!(read("OK"), None);
+        assert_eq!(read("Great success"), None);
+        assert_eq!(read("2.0.0 Ok"), None, "a status code is not an id");
+        assert_eq!(read("Ok: queued as"), None);
+        assert_eq!(queued_as(std::iter::empty()), None);
     }
 }

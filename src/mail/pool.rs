@@ -11,6 +11,7 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 
 use super::SendError;
@@ -153,7 +154,8 @@ impl SmtpPool {
     /// scheduler's backoff decides when the next try comes — a try again at once,
     /// on a fresh connection, made a server that deferred the message see it twice
     /// per attempt (and a server that took it but whose answer was lost, get it twice).
-    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+    /// Sends `message`; returns the server's answer.
+    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<Response, SendError> {
         let conn = self.take().await?;
         self.send_on(conn, envelope, message).await
     }
@@ -163,14 +165,14 @@ impl SmtpPool {
         mut conn: AsyncSmtpConnection,
         envelope: &Envelope,
         message: &[u8],
-    ) -> Result<(), SendError> {
+    ) -> Result<Response, SendError> {
         match tokio::time::timeout(self.timeout, conn.send(envelope, message)).await {
-            Ok(Ok(_)) => {
+            Ok(Ok(answer)) => {
                 let mut idle = self.idle.lock().expect("smtp pool");
                 if !conn.has_broken() && idle.len() < self.max_idle {
                     idle.push((conn, std::time::Instant::now()));
                 }
-                Ok(())
+                Ok(answer)
             }
             Ok(Err(e)) => {
                 // QUIT waits for an answer: bounded like every other step.

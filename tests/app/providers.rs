@@ -11,10 +11,10 @@ use crate::helpers::{TestApp, text_of};
 use crate::messages::{new_contact, welcome_automation, write_message};
 use crate::smtp::SmtpServer;
 
-fn postmark_bounce(id: i64, kind: &str, email: &str) -> serde_json::Value {
+fn postmark_bounce(id: i64, kind: &str, email: &str, queued_as: &str) -> serde_json::Value {
     serde_json::json!({
         "RecordType": "Bounce", "ID": id, "Type": kind, "TypeCode": 1, "Name": "Hard bounce",
-        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "MessageID": queued_as,
         "Description": "The server was unable to deliver your message (ex: unknown user, mailbox not found).",
         "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
         "Email": email, "From": "news@herald.test", "BouncedAt": "2026-12-07T16:33:54.9070259Z",
@@ -42,13 +42,28 @@ async fn reports(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// How the first report found its email.
+async fn matched_by(app: &TestApp) -> String {
+    sqlx::query_scalar("SELECT matched_by FROM mail_reports ORDER BY id LIMIT 1")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap()
+}
+
 async fn a_postmark_bounce_is_taken_once_and_only_with_its_credentials(
     app: TestApp,
     smtp: SmtpServer,
 ) {
     let (admin, ada, _) = ada_welcomed(&app, &smtp).await;
     let hook = app.url("/api/v1/feedback/postmark");
-    let body = postmark_bounce(4323372036854775807, "HardBounce", "Ada@Example.com");
+    // Postmark names the email by the id its SMTP answer gave ("queued as …").
+    let queued_as = smtp.last_to("ada@example.com").unwrap().queued_as;
+    let body = postmark_bounce(
+        4323372036854775807,
+        "HardBounce",
+        "Ada@Example.com",
+        &queued_as,
+    );
     let post = |password: Option<&str>, body: &serde_json::Value| {
         let mut r = app.client.post(&hook).json(body);
         if let Some(p) = password {
@@ -106,6 +121,7 @@ async fn a_postmark_bounce_is_taken_once_and_only_with_its_credentials(
     assert_eq!(r.status(), StatusCode::OK);
     let taken: serde_json::Value = r.json().await.unwrap();
     assert_eq!(taken, serde_json::json!({"recorded": 1, "matched": 1}));
+    assert_eq!(matched_by(&app).await, "provider_id");
     let s = suppressions::find(&app.state.db, "ada@example.com")
         .await
         .unwrap()
@@ -168,7 +184,7 @@ async fn a_sendgrid_event_is_taken_only_with_its_signature(app: TestApp, smtp: S
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
     let pair =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-    let key = herald::feedback::providers::p256_spki_base64(pair.public_key().as_ref());
+    let key = herald::feedback::providers::sendgrid::p256_spki_base64(pair.public_key().as_ref());
     let page = "/admin/deliverability";
     let action = "/admin/deliverability/providers/sendgrid";
     let r = app
@@ -235,12 +251,9 @@ async fn a_sendgrid_event_is_taken_only_with_its_signature(app: TestApp, smtp: S
     assert_eq!(r.status(), StatusCode::OK);
     let taken: serde_json::Value = r.json().await.unwrap();
     assert_eq!(taken, serde_json::json!({"recorded": 1, "matched": 1}));
-    let matched_by: String = sqlx::query_scalar("SELECT matched_by FROM mail_reports")
-        .fetch_one(app.state.db.read())
-        .await
-        .unwrap();
     assert_eq!(
-        matched_by, "message_id",
+        matched_by(&app).await,
+        "message_id",
         "found by the Message-ID SendGrid returns"
     );
     let s = suppressions::find(&app.state.db, "ada@example.com")

@@ -14,6 +14,8 @@ pub struct Received {
     pub from: String,
     pub to: Vec<String>,
     pub data: String,
+    /// The id its "250" named ("queued as T000001Q").
+    pub queued_as: String,
 }
 
 #[derive(Default)]
@@ -27,6 +29,8 @@ struct Shared {
     defer: Vec<String>,
     /// Every RCPT TO address, in order.
     rcpts: Vec<String>,
+    /// Messages taken so far (each one's id counts from it).
+    taken: u64,
 }
 
 pub struct SmtpServer {
@@ -196,15 +200,22 @@ async fn session(socket: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
                 );
                 data.push('\n');
             }
-            shared.lock().unwrap().messages.push(Received {
-                from: std::mem::take(&mut from),
-                to: std::mem::take(&mut to),
-                data,
-            });
+            let queued_as = {
+                let mut shared = shared.lock().unwrap();
+                shared.taken += 1;
+                let queued_as = format!("T{:06}Q", shared.taken);
+                shared.messages.push(Received {
+                    from: std::mem::take(&mut from),
+                    to: std::mem::take(&mut to),
+                    data,
+                    queued_as: queued_as.clone(),
+                });
+                queued_as
+            };
             while shared.lock().unwrap().hold {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
-            "250 OK queued\r\n".into()
+            format!("250 2.0.0 Ok: queued as {queued_as}\r\n")
         } else if upper == "QUIT" {
             let _ = write.write_all(b"221 Bye\r\n").await;
             return;

@@ -164,8 +164,8 @@ async fn provider_change(
     match form.action.as_str() {
         "make" if !provider.herald_makes_credentials() => {
             let parsed = match provider {
-                Provider::Mailgun => providers::parse_mailgun_key(&form.public_key),
-                _ => providers::parse_sendgrid_key(&form.public_key),
+                Provider::Mailgun => providers::mailgun::parse_key(&form.public_key),
+                _ => providers::sendgrid::parse_key(&form.public_key),
             };
             let key = match parsed {
                 Ok(key) => key,
