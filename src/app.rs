@@ -86,7 +86,10 @@ impl Application {
             None => None,
         };
         let port = listener.local_addr()?.port();
+        let sns =
+            crate::feedback::providers::ses::Certificates::new(config.sns_test_origin.clone());
         let state = web::Data::new(AppState {
+            sns,
             db,
             config,
             clock,

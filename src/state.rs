@@ -33,6 +33,8 @@ pub struct AppState {
     pub suppressed: Arc<crate::suppressions::Checker>,
     /// Seals the secrets Herald must read again (a provider's signing key).
     pub sealer: crate::sealed::Sealer,
+    /// Amazon SNS's signing certificates, fetched once each.
+    pub sns: crate::feedback::providers::ses::Certificates,
 }
 
 /// What a job may use while it executes — and nothing of the web application.

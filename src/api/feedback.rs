@@ -1,7 +1,8 @@
 //! `POST /api/v1/feedback/{provider}`: bounces and complaints from a sending
 //! provider's webhook. Not behind an API key: the provider proves itself — Postmark
 //! with the credentials an admin made for it, SendGrid and Mailgun with their
-//! signatures under the keys an admin gave (Admin → Deliverability) — before
+//! signatures under the keys an admin gave, Amazon SES with SNS's signature on a
+//! message from a topic the admin named (Admin → Deliverability) — before
 //! anything is recorded; a wrong or missing proof is 401 and nothing is recorded.
 
 use actix_web::http::StatusCode;
@@ -13,7 +14,7 @@ use crate::feedback::providers::{self, Provider};
 use crate::state::AppState;
 
 /// What Herald did with a notification.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct FeedbackTaken {
     /// Bounces and complaints recorded (0 for a replay, or a record Herald does
     /// not act on, such as an auto-responder).
@@ -77,17 +78,106 @@ async fn unreadable(state: &AppState, provider: Provider, body: &[u8], why: Stri
     Problem::new(StatusCode::BAD_REQUEST, "Not a webhook", why)
 }
 
+fn not_signed(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "Not signed", detail)
+}
+
+/// An SNS message for Amazon SES: proved (its topic named by the admin, SNS's
+/// signature under the certificate of an SNS host of the topic's region), then a
+/// subscription confirmed (once; `None`) or a notification's bounces and
+/// complaints read.
+async fn ses(
+    state: &AppState,
+    body: &[u8],
+    now: i64,
+) -> Result<Option<Vec<providers::ProviderNotice>>, Problem> {
+    use providers::ses::{self, CertificateError};
+    let off = Provider::Ses;
+    let Some(topics) = providers::topics(&state.db).await? else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "No such webhook",
+            "Herald takes no webhook from Amazon SES: name its SNS topics in Admin → Deliverability.",
+        ));
+    };
+    let message: ses::Envelope = serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Not a webhook",
+            format!("not an Amazon SNS message: {e}"),
+        )
+    })?;
+    let region = ses::region_of(&message.topic_arn).unwrap_or("");
+    if !topics.contains(&message.topic_arn) || region.is_empty() {
+        providers::called(&state.db, off, false, now).await?;
+        return Err(not_signed(format!(
+            "The message is from the SNS topic {}, which is not one of the topics in Admin → Deliverability.",
+            message.topic_arn
+        )));
+    }
+    let unreachable = |why: String| {
+        tracing::warn!(error = %why, "Amazon SNS could not be reached");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            format!("Amazon SNS could not be reached: {why}"),
+        )
+    };
+    let signed = match state.sns.key(&message.signing_cert_url, region, now).await {
+        Ok(key) => message.signed_by(&key),
+        Err(CertificateError::Unreachable(why)) => return Err(unreachable(why)),
+        Err(CertificateError::Refused(why)) => {
+            providers::called(&state.db, off, false, now).await?;
+            return Err(not_signed(format!("The message is refused: {why}.")));
+        }
+    };
+    providers::called(&state.db, off, signed, now).await?;
+    if !signed {
+        return Err(not_signed(
+            "SNS's signature is missing or does not check with its signing certificate.",
+        ));
+    }
+    match message.kind.as_str() {
+        "SubscriptionConfirmation" => {
+            // Visited once: a confirmation sent again changes nothing. (Not in a
+            // transaction: the visit may take seconds, and SQLite has one writer.)
+            let id = format!("subscribe:{}", message.message_id);
+            if !providers::seen(&state.db, off, &id).await? {
+                let url = message.subscribe_url.as_deref().unwrap_or("");
+                match state.sns.confirm(url, region).await {
+                    Ok(()) => {
+                        tracing::info!(topic = %message.topic_arn, "Amazon SNS subscription confirmed")
+                    }
+                    Err(CertificateError::Unreachable(why)) => return Err(unreachable(why)),
+                    Err(CertificateError::Refused(why)) => {
+                        return Err(not_signed(format!("The subscription is refused: {why}.")));
+                    }
+                }
+                let mut tx = state.db.begin().await?;
+                providers::first_time(&mut tx, off, &id, now).await?;
+                state.db.commit(tx).await?;
+            }
+            Ok(None)
+        }
+        "Notification" => match ses::read(&message.message, &message.message_id) {
+            Ok(notices) => Ok(Some(notices)),
+            Err(why) => Err(unreadable(state, off, body, why).await),
+        },
+        _ => Ok(None),
+    }
+}
+
 /// A provider's bounce or complaint.
 #[utoipa::path(
     post,
     path = "/api/v1/feedback/{provider}",
     tag = "feedback",
-    params(("provider" = String, Path, description = "The sending provider: postmark, sendgrid or mailgun")),
+    params(("provider" = String, Path, description = "The sending provider: ses (Amazon SES through SNS), postmark, sendgrid or mailgun")),
     request_body(content = serde_json::Value, content_type = "application/json", description = "The provider's webhook body, as it sends it"),
     responses(
         (status = 200, description = "Taken (a replay changes nothing)", body = FeedbackTaken),
         (status = 400, description = "Not a webhook of this provider", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong credentials (Postmark), or signature (SendGrid, Mailgun)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong credentials (Postmark), or signature (SendGrid, Mailgun, SNS), or an SNS topic not named", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown provider, or not turned on", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Try again", body = Problem, content_type = "application/problem+json"),
     ),
@@ -140,9 +230,7 @@ pub async fn post(
                 && providers::sendgrid::signed(&key, &timestamp, &body, &signature);
             providers::called(&state.db, provider, ok, now).await?;
             if !ok {
-                return Err(Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "Not signed",
+                return Err(not_signed(
                     "The Event Webhook's signature is missing or does not check with the verification key in Admin → Deliverability.",
                 ));
             }
@@ -151,6 +239,10 @@ pub async fn post(
                 Err(why) => return Err(unreadable(&state, provider, &body, why).await),
             }
         }
+        Provider::Ses => match ses(&state, &body, now).await? {
+            Some(notices) => notices,
+            None => return Ok(HttpResponse::Ok().json(FeedbackTaken::default())),
+        },
         Provider::Mailgun => {
             let Some(sealed) = providers::sealed_secret(&state.db, provider).await? else {
                 return Err(off());
@@ -165,9 +257,7 @@ pub async fn post(
             match read.map_err(bad)? {
                 Some(notices) => notices,
                 None => {
-                    return Err(Problem::new(
-                        StatusCode::UNAUTHORIZED,
-                        "Not signed",
+                    return Err(not_signed(
                         "The webhook's signature does not check with the signing key in Admin → Deliverability.",
                     ));
                 }

@@ -87,6 +87,11 @@ pub struct Config {
     /// Unknown keys found in the file or environment, reported once logging is up.
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Tests only, never read from the file or the environment: an origin
+    /// (`http://127.0.0.1:port`) taken as an Amazon SNS host, so a test serves
+    /// its own signing certificate and nothing leaves the machine.
+    #[serde(skip)]
+    pub sns_test_origin: Option<url::Url>,
 }
 
 impl Default for Config {
@@ -113,6 +118,7 @@ impl Default for Config {
             job_timeout: Duration::from_secs(60),
             inbound_smtp_bind: None,
             warnings: Vec::new(),
+            sns_test_origin: None,
         }
     }
 }

@@ -345,3 +345,293 @@ with_smtp!(
     a_postmark_bounce_is_taken_once_and_only_with_its_credentials,
     a_sendgrid_event_is_taken_only_with_its_signature
 );
+
+/// A stand-in for Amazon SNS's host, on 127.0.0.1: it serves the signing
+/// certificate and takes subscription visits, and remembers each path asked.
+struct SnsHost {
+    origin: String,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SnsHost {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let asked: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let seen = asked.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request);
+                    let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+                    seen.lock().unwrap().push(path.clone());
+                    let body = if path.ends_with(".pem") {
+                        include_str!("../fixtures/sns-test-cert.pem").to_string()
+                    } else {
+                        "<ConfirmSubscriptionResponse/>".to_string()
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Self { origin, asked }
+    }
+
+    fn asked(&self, path: &str) -> usize {
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
+    }
+}
+
+const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:ses-feedback";
+
+/// Signs an SNS message as SNS does (written out here from AWS's documentation,
+/// not taken from Herald): each field's name and value on lines of their own, in
+/// SNS's order; version 1 with RSA SHA-1, version 2 with RSA SHA-256.
+fn sns_signed(mut m: serde_json::Value, version: &str) -> serde_json::Value {
+    use base64::Engine;
+    use rsa::pkcs8::DecodePrivateKey;
+    let fields: &[&str] = if m["Type"] == "Notification" {
+        &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ]
+    } else {
+        &[
+            "Message",
+            "MessageId",
+            "SubscribeURL",
+            "Timestamp",
+            "Token",
+            "TopicArn",
+            "Type",
+        ]
+    };
+    let mut text = String::new();
+    for f in fields {
+        if let Some(v) = m[f].as_str() {
+            text.push_str(&format!("{f}\n{v}\n"));
+        }
+    }
+    let key =
+        rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("../fixtures/sns-test-key.pem")).unwrap();
+    let digest_info = match version {
+        "1" => {
+            let mut d = vec![
+                0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+                0x14,
+            ];
+            d.extend_from_slice(
+                ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, text.as_bytes())
+                    .as_ref(),
+            );
+            d
+        }
+        _ => {
+            let mut d = vec![
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ];
+            d.extend_from_slice(
+                ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref(),
+            );
+            d
+        }
+    };
+    let signature = key
+        .sign(rsa::Pkcs1v15Sign::new_unprefixed(), &digest_info)
+        .unwrap();
+    m["SignatureVersion"] = version.into();
+    m["Signature"] = base64::engine::general_purpose::STANDARD
+        .encode(signature)
+        .into();
+    m
+}
+
+async fn ses_notifications_are_taken_only_from_named_topics_with_snss_signature(
+    app: TestApp,
+    smtp: SmtpServer,
+    sns: SnsHost,
+) {
+    let (admin, ada, message_id) = ada_welcomed(&app, &smtp).await;
+    // SES names the email by the id its SMTP answer gave ("Ok <id>").
+    let queued_as = smtp.last_to("ada@example.com").unwrap().queued_as;
+    let hook = app.url("/api/v1/feedback/ses");
+    let post = |m: &serde_json::Value| {
+        app.client
+            .post(&hook)
+            .header("content-type", "text/plain; charset=UTF-8")
+            .header("x-amz-sns-message-type", m["Type"].as_str().unwrap_or(""))
+            .body(m.to_string())
+            .send()
+    };
+    let cert = format!("{}/SimpleNotificationService-test.pem", sns.origin);
+    let confirmation = sns_signed(
+        serde_json::json!({
+            "Type": "SubscriptionConfirmation", "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+            "Token": "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a",
+            "TopicArn": TOPIC,
+            "Message": "You have chosen to subscribe to the topic. To confirm the subscription, visit the SubscribeURL included in this message.",
+            "SubscribeURL": format!("{}/?Action=ConfirmSubscription&Token=2336412f", sns.origin),
+            "Timestamp": "2026-12-07T20:31:17.000Z", "SigningCertURL": cert,
+        }),
+        "1",
+    );
+    assert_eq!(
+        post(&confirmation).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "off until an admin names the topics"
+    );
+    let page = "/admin/deliverability";
+    let action = "/admin/deliverability/providers/ses";
+    let r = app
+        .submit_with(
+            &admin,
+            page,
+            action,
+            &[("public_key", "ses-feedback"), ("action", "make")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(
+        text_of(&html, "#key-ses-error")
+            .unwrap()
+            .contains("not an SNS topic ARN"),
+        "{html}"
+    );
+    let r = app
+        .submit_with(
+            &admin,
+            page,
+            action,
+            &[("public_key", TOPIC), ("action", "make")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // The subscription is confirmed by visiting its URL, once (version 1, SHA-1).
+    let visit = "/?Action=ConfirmSubscription&Token=2336412f";
+    for _ in 0..2 {
+        let r = post(&confirmation).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert_eq!(sns.asked(visit), 1, "visited once: {:?}", sns.asked);
+    // A hard bounce of Ada's email (version 2, SHA-256).
+    let ses = serde_json::json!({
+        "notificationType": "Bounce",
+        "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "feedbackId": "0102017c-fb1",
+            "bouncedRecipients": [{"emailAddress": "ada@example.com", "action": "failed", "status": "5.1.1",
+                "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
+            "timestamp": "2026-12-07T20:40:00.000Z"},
+        "mail": {"messageId": queued_as, "source": "news@herald.test", "destination": ["ada@example.com"],
+            "headers": [{"name": "Message-ID", "value": message_id}]}
+    });
+    let notification = |topic: &str, cert: &str| {
+        sns_signed(
+            serde_json::json!({
+                "Type": "Notification", "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+                "TopicArn": topic, "Message": ses.to_string(),
+                "Timestamp": "2026-12-07T20:40:01.000Z", "SigningCertURL": cert,
+                "UnsubscribeURL": format!("{}/?Action=Unsubscribe", sns.origin),
+            }),
+            "2",
+        )
+    };
+    let good = notification(TOPIC, &cert);
+    let mut unsigned = good.clone();
+    unsigned["Signature"] = "".into();
+    let mut altered = good.clone();
+    altered["Message"] = ses.to_string().replace("Permanent", "Transient").into();
+    let elsewhere = notification(
+        TOPIC,
+        "https://certs.example.org/SimpleNotificationService-x.pem",
+    );
+    let other_topic = notification("arn:aws:sns:eu-west-1:999999999999:someone-else", &cert);
+    for (refused, why) in [
+        (&unsigned, "no signature"),
+        (&altered, "a signature of another message"),
+        (&elsewhere, "a certificate off SNS's hosts"),
+        (&other_topic, "a topic the admin did not name"),
+    ] {
+        let r = post(refused).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{why}");
+    }
+    assert_eq!(reports(&app).await, 0);
+    let r = post(&good).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let taken: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(taken, serde_json::json!({"recorded": 1, "matched": 1}));
+    assert_eq!(matched_by(&app).await, "provider_id");
+    let s = suppressions::find(&app.state.db, "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.reason, Reason::HardBounce);
+    assert!(s.detail.contains("Amazon SES Permanent General"), "{s:?}");
+    let fired = app.events().await;
+    let fired = fired.iter().find(|e| e.0 == "response_received").unwrap();
+    assert_eq!(
+        (fired.1, fired.3["source"].as_str()),
+        (Some(ada), Some("ses"))
+    );
+    // SNS sends it again: nothing new. The certificate was fetched once.
+    let r = post(&good).await.unwrap();
+    let taken: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(taken["recorded"], 0);
+    assert_eq!(sns.asked("/SimpleNotificationService-test.pem"), 1);
+    let (_, html) = app.page_with(&admin, page).await;
+    let providers = text_of(&html, "#providers").unwrap();
+    assert!(providers.contains(TOPIC), "{providers}");
+    assert!(providers.contains("its credentials checked"), "{providers}");
+}
+
+mod ses_notifications_are_taken_only_from_named_topics_with_snss_signature {
+    async fn run(engine: crate::helpers::Engine) {
+        let smtp = crate::smtp::SmtpServer::start().await;
+        let sns = super::SnsHost::start().await;
+        let (url, origin) = (smtp.url(), sns.origin.clone());
+        crate::helpers::TestApp::on(engine)
+            .configure(move |c| {
+                c.smtp_url = Some(herald::config::Secret::from(url));
+                c.sns_test_origin = Some(origin.parse().unwrap());
+            })
+            .run(|app| {
+                super::ses_notifications_are_taken_only_from_named_topics_with_snss_signature(
+                    app, smtp, sns,
+                )
+            })
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(crate::helpers::Engine::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(crate::helpers::Engine::Postgres).await
+    }
+}

@@ -11,6 +11,7 @@ use crate::feedback::report::Notice;
 pub mod mailgun;
 pub mod postmark;
 pub mod sendgrid;
+pub mod ses;
 
 /// The providers Herald reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,16 +19,23 @@ pub enum Provider {
     Postmark,
     SendGrid,
     Mailgun,
+    Ses,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::Postmark, Provider::SendGrid, Provider::Mailgun];
+    pub const ALL: [Provider; 4] = [
+        Provider::Ses,
+        Provider::Postmark,
+        Provider::SendGrid,
+        Provider::Mailgun,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
             Provider::Postmark => "postmark",
             Provider::SendGrid => "sendgrid",
             Provider::Mailgun => "mailgun",
+            Provider::Ses => "ses",
         }
     }
 
@@ -36,6 +44,7 @@ impl Provider {
             Provider::Postmark => "Postmark",
             Provider::SendGrid => "SendGrid",
             Provider::Mailgun => "Mailgun",
+            Provider::Ses => "Amazon SES",
         }
     }
 
@@ -50,6 +59,9 @@ impl Provider {
             Provider::Postmark => None,
             Provider::SendGrid => Some("verification key (Mail Settings → Signed Event Webhook)"),
             Provider::Mailgun => Some("HTTP webhook signing key (Sending → Webhooks)"),
+            Provider::Ses => Some(
+                "SNS topics: the ARN of each topic its bounce and complaint notifications go to",
+            ),
         }
     }
 
@@ -82,6 +94,8 @@ pub struct ProviderNotice {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Credential {
     pub provider: String,
+    /// Amazon SES's SNS topics, one per line.
+    pub topics: String,
     pub created_at: i64,
     pub last_at: Option<i64>,
     pub last_ok: Option<i64>,
@@ -123,43 +137,44 @@ pub async fn make_credential(
     Ok(secret)
 }
 
-/// Keeps `provider`'s public key (base64 of its DER), replacing any other.
-pub async fn keep_public_key(
-    conn: &mut sqlx::AnyConnection,
-    provider: Provider,
-    key: &str,
-    now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO provider_credentials (provider, public_key, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (provider) DO UPDATE SET public_key = excluded.public_key, secret_hash = '', \
-         created_at = excluded.created_at, last_at = NULL, last_ok = NULL",
-    )
-    .bind(provider.code())
-    .bind(key)
-    .bind(now_ms)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// The purpose Mailgun's signing key is sealed for (see [`crate::sealed`]).
 pub const MAILGUN_SEALED_FOR: &[u8] = b"mailgun webhook signing key";
 
-/// Keeps `provider`'s signing key sealed, replacing any other.
-pub async fn keep_sealed_secret(
+/// What an admin gave to turn a provider on.
+#[derive(Debug, Clone, Copy)]
+pub enum Given<'a> {
+    /// SendGrid's public key (base64 of its DER).
+    PublicKey(&'a str),
+    /// Mailgun's signing key, sealed.
+    SealedSecret(&'a str),
+    /// Amazon SNS topic ARNs.
+    Topics(&'a [String]),
+}
+
+/// Keeps what an admin gave for `provider`, replacing whatever it had.
+pub async fn keep(
     conn: &mut sqlx::AnyConnection,
     provider: Provider,
-    sealed: &str,
+    given: Given<'_>,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
+    let (mut public_key, mut sealed, mut topics) = ("", "", String::new());
+    match given {
+        Given::PublicKey(key) => public_key = key,
+        Given::SealedSecret(secret) => sealed = secret,
+        Given::Topics(arns) => topics = arns.join("\n"),
+    }
     sqlx::query(
-        "INSERT INTO provider_credentials (provider, sealed_secret, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (provider) DO UPDATE SET sealed_secret = excluded.sealed_secret, secret_hash = '', \
-         public_key = '', created_at = excluded.created_at, last_at = NULL, last_ok = NULL",
+        "INSERT INTO provider_credentials (provider, public_key, sealed_secret, topics, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider) DO UPDATE SET \
+         public_key = excluded.public_key, sealed_secret = excluded.sealed_secret, \
+         topics = excluded.topics, secret_hash = '', created_at = excluded.created_at, \
+         last_at = NULL, last_ok = NULL",
     )
     .bind(provider.code())
+    .bind(public_key)
     .bind(sealed)
+    .bind(topics)
     .bind(now_ms)
     .execute(conn)
     .await?;
@@ -172,6 +187,16 @@ pub async fn sealed_secret(db: &Db, provider: Provider) -> Result<Option<String>
         .bind(provider.code())
         .fetch_optional(db.read())
         .await
+}
+
+/// The SNS topics Amazon SES's notifications may come from, `None` when it is off.
+pub async fn topics(db: &Db) -> Result<Option<Vec<String>>, sqlx::Error> {
+    let kept: Option<String> =
+        sqlx::query_scalar("SELECT topics FROM provider_credentials WHERE provider = $1")
+            .bind(Provider::Ses.code())
+            .fetch_optional(db.read())
+            .await?;
+    Ok(kept.map(|t| t.lines().map(str::to_string).collect()))
 }
 
 /// The kept public key of `provider`, `None` when it is off.
@@ -211,7 +236,7 @@ pub async fn remove_credential(
 /// The providers that are on.
 pub async fn credentials(db: &Db) -> Result<Vec<Credential>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT provider, created_at, last_at, last_ok FROM provider_credentials ORDER BY provider",
+        "SELECT provider, topics, created_at, last_at, last_ok FROM provider_credentials ORDER BY provider",
     )
     .fetch_all(db.read())
     .await
@@ -237,6 +262,18 @@ pub async fn check(
     let ok = !kept.is_empty() && bool::from(hash(secret).as_bytes().ct_eq(kept.as_bytes()));
     called(db, provider, ok, now_ms).await?;
     Ok(Some(ok))
+}
+
+/// Whether `provider` sent the notification `id` before.
+pub async fn seen(db: &Db, provider: Provider, id: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM provider_notices WHERE provider = $1 AND notice_id = $2",
+    )
+    .bind(provider.code())
+    .bind(id.chars().take(200).collect::<String>())
+    .fetch_one(db.read())
+    .await?;
+    Ok(found > 0)
 }
 
 /// Records that `provider` sent the notification `id`; false when it had already.

@@ -164,23 +164,24 @@ async fn provider_change(
     match form.action.as_str() {
         "make" if !provider.herald_makes_credentials() => {
             let parsed = match provider {
-                Provider::Mailgun => providers::mailgun::parse_key(&form.public_key),
-                _ => providers::sendgrid::parse_key(&form.public_key),
+                Provider::Mailgun => providers::mailgun::parse_key(&form.public_key)
+                    .map(|key| vec![state.sealer.seal(providers::MAILGUN_SEALED_FOR, &key)]),
+                Provider::Ses => providers::ses::parse_topics(&form.public_key),
+                _ => providers::sendgrid::parse_key(&form.public_key).map(|key| vec![key]),
             };
-            let key = match parsed {
-                Ok(key) => key,
+            let given = match parsed {
+                Ok(given) => given,
                 Err(why) => return show(&state, ctx, None, Some((provider, why))).await,
             };
-            let sealed = state.sealer.seal(providers::MAILGUN_SEALED_FOR, &key);
+            let given = match provider {
+                Provider::Mailgun => providers::Given::SealedSecret(&given[0]),
+                Provider::Ses => providers::Given::Topics(&given),
+                _ => providers::Given::PublicKey(&given[0]),
+            };
             audited(
                 who,
                 "webhook key kept",
-                async |tx: &mut crate::db::Tx, now| match provider {
-                    Provider::Mailgun => {
-                        providers::keep_sealed_secret(tx, provider, &sealed, now).await
-                    }
-                    _ => providers::keep_public_key(tx, provider, &key, now).await,
-                },
+                async |tx: &mut crate::db::Tx, now| providers::keep(tx, provider, given, now).await,
             )
             .await?;
         }
