@@ -605,6 +605,13 @@ async fn ses_notifications_are_taken_only_from_named_topics_with_snss_signature(
     let providers = text_of(&html, "#providers").unwrap();
     assert!(providers.contains(TOPIC), "{providers}");
     assert!(providers.contains("its credentials checked"), "{providers}");
+    let (_, settings) = app.page_with(&admin, "/admin/settings").await;
+    assert!(
+        text_of(&settings, "#providers-on")
+            .unwrap()
+            .contains("on: Amazon SES"),
+        "Settings names the providers that are on"
+    );
 }
 
 mod ses_notifications_are_taken_only_from_named_topics_with_snss_signature {

@@ -315,6 +315,8 @@ struct Dns {
     bounce_domain: Option<String>,
     /// Whether Herald receives bounces itself (`inbound_smtp_bind`).
     receiving: bool,
+    /// The sending providers whose webhooks are on (named beside the bounce rules).
+    providers_on: Vec<&'static str>,
 }
 
 impl Dns {
@@ -332,6 +334,12 @@ impl Dns {
             signing: state.dkim.config().is_some(),
             bounce_domain: settings.bounce_domain().map(str::to_string),
             receiving: state.config.inbound_smtp_bind.is_some(),
+            providers_on: crate::feedback::providers::credentials(&state.db)
+                .await?
+                .iter()
+                .filter_map(|c| crate::feedback::providers::Provider::from_code(&c.provider))
+                .map(|p| p.label())
+                .collect(),
         })
     }
 }
