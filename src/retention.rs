@@ -36,7 +36,8 @@ pub async fn prune(db: &Db, now_ms: i64) -> Result<Pruned, sqlx::Error> {
     crate::api::idempotency::prune(db, now_ms).await?;
     // Emails and what was heard of them are kept as long as the runs that sent them.
     let deliveries = crate::deliveries::prune(db, days(settings.run_retention_days)).await?
-        + crate::feedback::store::prune(db, days(settings.run_retention_days)).await?;
+        + crate::feedback::store::prune(db, days(settings.run_retention_days)).await?
+        + crate::feedback::providers::prune(db, days(settings.run_retention_days)).await?;
     let pruned = Pruned {
         runs,
         events,

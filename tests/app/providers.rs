@@ -612,6 +612,16 @@ async fn ses_notifications_are_taken_only_from_named_topics_with_snss_signature(
             .contains("on: Amazon SES"),
         "Settings names the providers that are on"
     );
+    // The notifications' ids are kept as long as the reports, then forgotten.
+    app.advance(std::time::Duration::from_secs(400 * 86_400));
+    herald::retention::prune(&app.state.db, app.now_ms())
+        .await
+        .unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM provider_notices")
+        .fetch_one(app.state.db.read())
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
 }
 
 mod ses_notifications_are_taken_only_from_named_topics_with_snss_signature {

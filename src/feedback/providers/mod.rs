@@ -264,6 +264,18 @@ pub async fn check(
     Ok(Some(ok))
 }
 
+/// Forgets the notifications received before `before` (their reports go too):
+/// a replay that old is taken again.
+pub async fn prune(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
+    crate::db::delete_in_batches(
+        db,
+        "DELETE FROM provider_notices WHERE (provider, notice_id) IN \
+         (SELECT provider, notice_id FROM provider_notices WHERE received_at < $1 LIMIT $2)",
+        before,
+    )
+    .await
+}
+
 /// Whether `provider` sent the notification `id` before.
 pub async fn seen(db: &Db, provider: Provider, id: &str) -> Result<bool, sqlx::Error> {
     let found: i64 = sqlx::query_scalar(
