@@ -34,6 +34,8 @@ pub struct Application {
     /// what reads their bounce addresses.
     inbound: Option<TcpListener>,
     bounces: crate::deliveries::BounceAddresses,
+    /// Writes opens and clicks; flushed at a graceful stop.
+    opens_and_clicks: crate::tracking::writer::Writer,
     pub first_admin: Option<crate::accounts::FirstAdmin>,
 }
 
@@ -90,6 +92,7 @@ impl Application {
             crate::feedback::providers::ses::Certificates::new(config.sns_test_origin.clone());
         let state = web::Data::new(AppState {
             sns,
+            tracking: crate::tracking::Tokens::new(key.master()),
             db,
             config,
             clock,
@@ -106,14 +109,17 @@ impl Application {
         });
         let event_writer =
             crate::api::event_writer::EventWriter::start(background.clone(), state.clock.clone());
+        let opens_and_clicks = crate::tracking::writer::Writer::start(background.clone());
         let server = server(
             state.clone(),
             web::Data::from(jobs.clone()),
             key,
             listener,
             event_writer,
+            opens_and_clicks.clone(),
         )?;
         Ok(Self {
+            opens_and_clicks,
             port,
             server,
             state,
@@ -196,6 +202,8 @@ impl Application {
         let result = self.server.await;
         // Stop claiming; running jobs get the same grace period as requests.
         worker.stop(&self.background, Duration::from_secs(10)).await;
+        // Every open and click answered is written before the database closes.
+        self.opens_and_clicks.flush().await;
         maintenance.abort();
         if let Some(inbound) = inbound {
             inbound.abort();
@@ -309,6 +317,7 @@ fn server(
     key: Key,
     listener: TcpListener,
     event_writer: crate::api::event_writer::EventWriter,
+    opens_and_clicks: crate::tracking::writer::Writer,
 ) -> anyhow::Result<Server> {
     let workers = state.config.workers;
     // One limiter for every worker thread.
@@ -317,6 +326,7 @@ fn server(
     let write_probe = web::Data::new(crate::pages::probes::WriteProbe::default());
     // One writer for every worker thread: calls of all threads are written together.
     let event_writer = web::Data::new(event_writer);
+    let opens_and_clicks = web::Data::new(opens_and_clicks);
     /// Over HTTPS a cookie's name carries the prefix browsers enforce: `__Host-`
     /// (Secure, path `/`, no domain: no subdomain or plain-HTTP page can set or
     /// shadow it) where the path allows, `__Secure-` otherwise.
@@ -357,6 +367,7 @@ fn server(
             .app_data(jobs.clone())
             .app_data(limiter.clone())
             .app_data(event_writer.clone())
+            .app_data(opens_and_clicks.clone())
             .app_data(known_keys.clone())
             .app_data(write_probe.clone())
             .app_data(
@@ -381,6 +392,8 @@ fn server(
             // One-click unsubscribe: the signed link is the authority; no session, no CSRF
             // token (mail providers post to it, RFC 8058).
             .configure(crate::pages::messages::unsubscribe::routes)
+            // Tracked links and open images: the signed token is the authority.
+            .configure(crate::pages::messages::tracked::routes)
             // The public preference center: its own session cookie, nothing of the admin UI.
             .service(
                 web::scope("/preferences")

@@ -123,6 +123,8 @@ pub struct Sent {
     pub message_id: Option<i64>,
     /// The mail server's id for it, when its answer named one.
     pub queued_as: Option<String>,
+    /// The targets of its tracked links (a JSON array), when it was tracked.
+    pub links: Option<String>,
 }
 
 impl Sent {
@@ -134,7 +136,14 @@ impl Sent {
             contact_id: None,
             message_id: None,
             queued_as: posted.queued_as,
+            links: None,
         }
+    }
+
+    /// Tracked, with the targets of its links (in the order their tokens number them).
+    pub fn tracked(mut self, links: &[String]) -> Self {
+        self.links = Some(serde_json::to_string(links).expect("strings"));
+        self
     }
 
     /// To the contact `contact_id`, when the email went to a contact.
@@ -190,7 +199,7 @@ pub fn reference_made_at(reference: &str) -> Option<i64> {
 }
 
 /// Columns of one delivery in [`insert_sql`], after the shared time.
-pub const INSERT_COLUMNS: usize = 8;
+pub const INSERT_COLUMNS: usize = 9;
 
 /// The INSERT of `rows` deliveries, all sent at the time bound as `$at`, each
 /// delivery's values bound in turn from `$first` on (see [`bind`]). A delivery
@@ -204,7 +213,7 @@ pub fn insert_sql(rows: usize, at: usize, first: usize) -> String {
         })
         .collect();
     format!(
-        "INSERT INTO deliveries (reference, kind, run_id, contact_id, message_id, address, smtp_message_id, queued_as, sent_at) \
+        "INSERT INTO deliveries (reference, kind, run_id, contact_id, message_id, address, smtp_message_id, queued_as, links, sent_at) \
          VALUES {} ON CONFLICT (reference) DO NOTHING",
         values.join(", ")
     )
@@ -224,6 +233,7 @@ pub fn bind<'q>(
         .bind(s.address.clone())
         .bind(s.smtp_message_id.clone())
         .bind(s.queued_as.clone())
+        .bind(s.links.clone())
 }
 
 /// Records emails sent outside a run (test sends).
@@ -370,6 +380,44 @@ pub async fn by_reference(db: &Db, reference: &str) -> Result<Option<Delivery>, 
         .bind(reference)
         .fetch_optional(db.read())
         .await
+}
+
+/// A tracked delivery, as a click or open finds it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TrackedDelivery {
+    pub id: i64,
+    pub message_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub sent_at: i64,
+    /// The targets of its links (a JSON array).
+    pub links: Option<String>,
+}
+
+impl TrackedDelivery {
+    /// The target of its link at `position`.
+    pub fn target(&self, position: usize) -> Option<String> {
+        let links: Vec<String> = serde_json::from_str(self.links.as_deref()?).ok()?;
+        links.into_iter().nth(position)
+    }
+
+    /// How many links it has.
+    pub fn link_count(&self) -> usize {
+        self.links
+            .as_deref()
+            .and_then(|l| serde_json::from_str::<Vec<String>>(l).ok())
+            .map_or(0, |l| l.len())
+    }
+}
+
+/// The tracked delivery `reference` names (none when it was not tracked).
+pub async fn tracked(db: &Db, reference: &str) -> Result<Option<TrackedDelivery>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, message_id, contact_id, sent_at, links FROM deliveries \
+         WHERE reference = $1 AND links IS NOT NULL",
+    )
+    .bind(reference)
+    .fetch_optional(db.read())
+    .await
 }
 
 /// The delivery the mail server named `queued_as` (the latest, should two

@@ -33,6 +33,7 @@ pub mod settings;
 pub mod smtp_url;
 pub mod state;
 pub mod suppressions;
+pub mod tracking;
 pub mod types;
 pub mod web;
 pub mod webhook;

@@ -16,6 +16,7 @@ const HTTP_REQUEST: &str = "herald_http_request_seconds";
 const RUN_ATTEMPTS: &str = "herald_run_attempts_total";
 const RUNS: &str = "herald_runs";
 const MAIL_REPORTS: &str = "herald_mail_reports_total";
+const TRACKED: &str = "herald_opens_and_clicks_written_total";
 
 const LATENCY_BOUNDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -48,6 +49,7 @@ fn handle() -> &'static PrometheusHandle {
         );
         describe_histogram!(HTTP_REQUEST, "Time to answer an HTTP request.");
         describe_counter!(RUN_ATTEMPTS, "Attempts started by this process.");
+        describe_counter!(TRACKED, "Opens and clicks written by this process.");
         describe_gauge!(RUNS, "Job runs by status.");
         describe_counter!(
             MAIL_REPORTS,
@@ -94,6 +96,11 @@ pub fn email_sent(took: Duration) {
 pub fn mail_report(kind: &'static str, matched: bool) {
     counter!(MAIL_REPORTS, "kind" => kind, "matched" => if matched { "yes" } else { "no" })
         .increment(1);
+}
+
+/// `n` opens and clicks were written.
+pub fn tracked(n: usize) {
+    counter!(TRACKED).increment(n as u64);
 }
 
 /// A request took `took` to answer.

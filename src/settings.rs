@@ -49,6 +49,45 @@ pub struct Settings {
     pub soft_bounce_limit: i64,
     /// …within this many days.
     pub soft_bounce_days: i64,
+    /// Whether opens and clicks of prepared messages are tracked, and how.
+    pub tracking: Tracking,
+}
+
+/// How opens and clicks are tracked (Settings → Track opens and clicks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tracking {
+    /// Each open and click is kept with the email and the contact, and fires events.
+    #[default]
+    PerContact,
+    /// Counted per message and link only; never kept with the email or the
+    /// contact; no events.
+    Anonymous,
+    /// Links are sent as they are; no image.
+    Off,
+}
+
+impl Tracking {
+    pub const ALL: [Tracking; 3] = [Tracking::PerContact, Tracking::Anonymous, Tracking::Off];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Tracking::PerContact => "per_contact",
+            Tracking::Anonymous => "anonymous",
+            Tracking::Off => "off",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tracking::PerContact => "Per contact: who opened and clicked what",
+            Tracking::Anonymous => "Anonymous: counts per message and link only",
+            Tracking::Off => "Off: links as written, no image",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
+    }
 }
 
 impl Default for Settings {
@@ -75,6 +114,7 @@ impl Default for Settings {
             bounce_domain: String::new(),
             soft_bounce_limit: 3,
             soft_bounce_days: 7,
+            tracking: Tracking::PerContact,
         }
     }
 }
@@ -205,7 +245,7 @@ pub fn zone_choices(default: &str, current: &str) -> ZoneChoices {
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 21] {
+    fn pairs(&self) -> [(&'static str, String); 22] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -246,6 +286,7 @@ impl Settings {
             ("bounce_domain", self.bounce_domain.clone()),
             ("soft_bounce_limit", self.soft_bounce_limit.to_string()),
             ("soft_bounce_days", self.soft_bounce_days.to_string()),
+            ("tracking", self.tracking.code().to_string()),
         ]
     }
 
@@ -283,6 +324,10 @@ impl Settings {
             bounce_domain: text("bounce_domain", d.bounce_domain),
             soft_bounce_limit: int("soft_bounce_limit", d.soft_bounce_limit),
             soft_bounce_days: int("soft_bounce_days", d.soft_bounce_days),
+            tracking: map
+                .get("tracking")
+                .and_then(|v| Tracking::from_code(v))
+                .unwrap_or(d.tracking),
         })
     }
 

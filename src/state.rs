@@ -35,6 +35,8 @@ pub struct AppState {
     pub sealer: crate::sealed::Sealer,
     /// Amazon SNS's signing certificates, fetched once each.
     pub sns: crate::feedback::providers::ses::Certificates,
+    /// Makes and reads the tokens of tracked links and open images.
+    pub tracking: crate::tracking::Tokens,
 }
 
 /// What a job may use while it executes — and nothing of the web application.
@@ -56,6 +58,8 @@ pub struct JobContext {
     settings: Arc<crate::settings::Cached>,
     /// The suppression list's check before every send.
     pub suppressed: Arc<crate::suppressions::Checker>,
+    /// Makes the tokens of tracked links and open images.
+    pub tracking: crate::tracking::Tokens,
 }
 
 impl JobContext {
@@ -72,6 +76,7 @@ impl JobContext {
             http: state.http.clone(),
             settings: state.settings.clone(),
             suppressed: state.suppressed.clone(),
+            tracking: state.tracking.clone(),
         }
     }
 

@@ -230,7 +230,7 @@ async fn send(
         Ok(None) => {}
         Err(e) => return Outcome::database(Some(target), "checking the suppression list", e),
     }
-    let email = match compose::email(message, settings, to, personal, unsubscribe) {
+    let mut email = match compose::email(message, settings, to, personal, unsubscribe) {
         Ok(e) => e,
         Err(e) => {
             return Outcome::Failed {
@@ -239,13 +239,20 @@ async fn send(
             };
         }
     };
+    let links = track(ctx, message, settings, personal, &mut email);
     match ctx.mailer.send(&email).await {
-        Ok(id) => Outcome::sent(
-            target,
-            Sent::new(Kind::Message, id, to)
+        Ok(id) => {
+            let sent = Sent::new(Kind::Message, id, to)
                 .of_message(message.id)
-                .to_contact(target.contact()),
-        ),
+                .to_contact(target.contact());
+            Outcome::sent(
+                target,
+                match &links {
+                    Some(links) => sent.tracked(links),
+                    None => sent,
+                },
+            )
+        }
         Err(SendError::Transient(error)) => Outcome::Retry {
             target: Some(target),
             error,
@@ -255,6 +262,34 @@ async fn send(
             error,
         },
     }
+}
+
+/// Tracks the email's opens and clicks when Settings and the message allow it:
+/// its links and image name a reference made here; returns the links' targets.
+fn track(
+    ctx: &JobContext,
+    message: &crate::messages::store::Message,
+    settings: &crate::settings::Settings,
+    personal: &Personal,
+    email: &mut crate::mail::Email,
+) -> Option<Vec<String>> {
+    if settings.tracking == crate::settings::Tracking::Off || message.track == 0 {
+        return None;
+    }
+    let reference = crate::deliveries::new_reference();
+    let tracked = crate::tracking::track(
+        &email.html,
+        &email.text,
+        ctx.base_url.as_str(),
+        &ctx.tracking,
+        &reference,
+        &[&personal.unsubscribe_url, &personal.preferences_url],
+        true,
+    );
+    email.html = tracked.html;
+    email.text = tracked.text;
+    email.reference = Some(reference);
+    Some(tracked.links)
 }
 
 /// Send Prepared Message to Address (S).

@@ -27,6 +27,9 @@ pub struct Email {
     pub bounce_domain: Option<String>,
     /// The list it belongs to (the brand), for its `List-Id`.
     pub list_name: Option<String>,
+    /// The delivery's reference when the caller made it (its tracked links name
+    /// it); none: the mailer makes one.
+    pub reference: Option<String>,
 }
 
 /// What the mail server took: the Message-ID the email carries and, when the
@@ -244,7 +247,10 @@ impl Mailer {
     }
 
     async fn send_inner(&self, email: &Email) -> Result<Posted, SendError> {
-        let token = crate::deliveries::new_reference();
+        let token = email
+            .reference
+            .clone()
+            .unwrap_or_else(crate::deliveries::new_reference);
         let domain = email
             .from_address
             .rsplit('@')

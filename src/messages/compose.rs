@@ -181,6 +181,7 @@ pub fn email(
         html,
         unsubscribe,
         bounce_domain: settings.bounce_domain().map(str::to_string),
+        reference: None,
         list_name: Some(if settings.brand_name.trim().is_empty() {
             settings.sender_name.clone()
         } else {

@@ -12,6 +12,8 @@ pub struct Message {
     pub text_body: String,
     pub html_body: String,
     pub updated_at: i64,
+    /// 1: its opens and clicks are tracked (when Settings track them); 0: never.
+    pub track: i64,
 }
 
 /// A message as entered, checked.
@@ -24,7 +26,7 @@ pub struct MessageInput {
     pub html_body: String,
 }
 
-const COLUMNS: &str = "id, name, subject, sender_name, text_body, html_body, updated_at";
+const COLUMNS: &str = "id, name, subject, sender_name, text_body, html_body, updated_at, track";
 
 pub async fn find(db: &Db, id: i64) -> Result<Option<Message>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

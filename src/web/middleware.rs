@@ -48,6 +48,11 @@ pub struct RequestId(pub String);
 /// The query string is left out: it may hold tokens. An error that no handler
 /// answered (the session middleware's, when its store cannot write) becomes the
 /// calm page with 503, not an empty 500.
+/// Marks a request that came as HEAD (answered as its GET): a click by HEAD is a
+/// machine's.
+#[derive(Debug, Clone, Copy)]
+pub struct WasHead;
+
 /// A HEAD request is answered as its GET would be, without the body, wherever GET
 /// is allowed (RFC 9110 §9.3.2): health checkers that use HEAD saw `/healthz`
 /// redirect to the sign-in page. The method is changed before routing; HTTP/1's
@@ -58,6 +63,7 @@ pub async fn head_as_get(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     if req.method() == Method::HEAD {
         req.head_mut().method = Method::GET;
+        req.extensions_mut().insert(WasHead);
     }
     next.call(req).await
 }

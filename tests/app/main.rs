@@ -66,6 +66,7 @@ mod logs;
 mod preferences;
 mod processes;
 mod providers;
+mod tracking;
 
 mod admin;
 mod api;

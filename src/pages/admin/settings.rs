@@ -60,6 +60,8 @@ pub struct SettingsForm {
     pub soft_bounce_limit: String,
     #[serde(default)]
     pub soft_bounce_days: String,
+    #[serde(default)]
+    pub tracking: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -86,6 +88,7 @@ impl From<&Settings> for SettingsForm {
             bounce_domain: s.bounce_domain.clone(),
             soft_bounce_limit: s.soft_bounce_limit.to_string(),
             soft_bounce_days: s.soft_bounce_days.to_string(),
+            tracking: s.tracking.code().to_string(),
         }
     }
 }
@@ -266,6 +269,13 @@ impl SettingsForm {
             "soft bounces",
         );
         let soft_bounce_days = number("soft_bounce_days", &self.soft_bounce_days, 1, 60, "days");
+        let tracking = crate::settings::Tracking::from_code(&self.tracking);
+        if tracking.is_none() {
+            errors.insert(
+                "tracking",
+                "Choose how opens and clicks are tracked.".to_string(),
+            );
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -291,6 +301,7 @@ impl SettingsForm {
             temp_password_lifetime_hours: hours.parse().unwrap_or(24),
             holidays,
             self_signup: self.self_signup.is_some(),
+            tracking: tracking.unwrap_or_default(),
         })
     }
 }
@@ -512,6 +523,7 @@ mod tests {
             bounce_domain: "http://bounce.example.com/".into(),
             soft_bounce_limit: "3".into(),
             soft_bounce_days: "0".into(),
+            tracking: "everything".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();
@@ -526,7 +538,8 @@ mod tests {
                 "preference_center_url",
                 "sender_address",
                 "soft_bounce_days",
-                "temp_password_lifetime_hours"
+                "temp_password_lifetime_hours",
+                "tracking"
             ]
         );
     }

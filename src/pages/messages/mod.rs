@@ -3,4 +3,5 @@
 
 pub mod editor;
 pub mod preview;
+pub mod tracked;
 pub mod unsubscribe;

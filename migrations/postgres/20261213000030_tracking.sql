@@ -1,0 +1,36 @@
+-- Opens and clicks. Each tracked email keeps the targets of its links as it was
+-- sent (a JSON array; a click names a position, never a target), and each
+-- message may turn tracking off for itself. Opens and clicks are written raw as
+-- they come ("machine" names why one is not a person's: within 2 s of the send,
+-- a HEAD, a link scanner, an image proxy, a burst of every link); "anonymous"
+-- ones lose their delivery and contact once decided.
+ALTER TABLE deliveries ADD COLUMN links TEXT;
+ALTER TABLE messages ADD COLUMN track BIGINT NOT NULL DEFAULT 1;
+CREATE TABLE clicks (
+    id BIGSERIAL PRIMARY KEY,
+    at BIGINT NOT NULL,
+    delivery_id BIGINT,
+    message_id BIGINT,
+    contact_id BIGINT,
+    position BIGINT NOT NULL,
+    target TEXT NOT NULL,
+    machine TEXT NOT NULL DEFAULT '',
+    anonymous BIGINT NOT NULL DEFAULT 0,
+    decided BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX clicks_delivery ON clicks (delivery_id, at);
+CREATE INDEX clicks_message ON clicks (message_id, at);
+CREATE INDEX clicks_undecided ON clicks (decided, at);
+CREATE TABLE opens (
+    id BIGSERIAL PRIMARY KEY,
+    at BIGINT NOT NULL,
+    delivery_id BIGINT,
+    message_id BIGINT,
+    contact_id BIGINT,
+    machine TEXT NOT NULL DEFAULT '',
+    anonymous BIGINT NOT NULL DEFAULT 0,
+    decided BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX opens_delivery ON opens (delivery_id, at);
+CREATE INDEX opens_message ON opens (message_id, at);
+CREATE INDEX opens_undecided ON opens (decided, at);
