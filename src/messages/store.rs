@@ -24,6 +24,8 @@ pub struct MessageInput {
     pub sender_name: String,
     pub text_body: String,
     pub html_body: String,
+    /// Whether its opens and clicks are tracked (when Settings track them).
+    pub track: bool,
 }
 
 const COLUMNS: &str = "id, name, subject, sender_name, text_body, html_body, updated_at, track";
@@ -85,8 +87,8 @@ pub async fn users_of(
 
 pub async fn create(tx: &mut Tx, m: &MessageInput, now_ms: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO messages (name, subject, sender_name, text_body, html_body, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+        "INSERT INTO messages (name, subject, sender_name, text_body, html_body, created_at, updated_at, track) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
     )
     .bind(&m.name)
     .bind(&m.subject)
@@ -94,6 +96,7 @@ pub async fn create(tx: &mut Tx, m: &MessageInput, now_ms: i64) -> Result<i64, s
     .bind(&m.text_body)
     .bind(&m.html_body)
     .bind(now_ms)
+    .bind(i64::from(m.track))
     .fetch_one(&mut **tx)
     .await
 }
@@ -106,7 +109,7 @@ pub async fn update(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE messages SET name = $1, subject = $2, sender_name = $3, text_body = $4, html_body = $5, \
-         updated_at = $6 WHERE id = $7",
+         updated_at = $6, track = $8 WHERE id = $7",
     )
     .bind(&m.name)
     .bind(&m.subject)
@@ -115,6 +118,7 @@ pub async fn update(
     .bind(&m.html_body)
     .bind(now_ms)
     .bind(id)
+    .bind(i64::from(m.track))
     .execute(&mut **tx)
     .await?;
     Ok(())

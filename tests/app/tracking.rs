@@ -206,6 +206,33 @@ async fn tracking_off_sends_the_links_as_written(app: TestApp, smtp: SmtpServer)
         "{html}"
     );
     assert!(text.contains("https://shop.example/b"), "{text}");
+    // Tracking on again, but the message turns it off for itself.
+    let r = app
+        .submit_with(
+            &admin,
+            "/admin/settings",
+            "/admin/settings",
+            &[("tracking", "per_contact")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = format!("/messages/{message}");
+    let r = app
+        .submit_with(&admin, &page, &page, &[("untracked", "on")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, form) = app.page_with(&admin, &page).await;
+    assert!(
+        form.contains(r#"name="untracked" checked"#),
+        "the box stays ticked"
+    );
+    new_contact(&app, &admin, "bob@example.com", "Bob").await;
+    app.drain_due_runs().await;
+    let (html, _) = parts(&smtp, "bob@example.com");
+    assert!(
+        paths(&html, "l").is_empty() && paths(&html, "o").is_empty(),
+        "{html}"
+    );
 }
 
 with_smtp!(

@@ -95,6 +95,9 @@ fn fields_of(m: &Message) -> Fields {
     f.set("sender_name", &m.sender_name);
     f.set("text_body", &m.text_body);
     f.set("html_body", &m.html_body);
+    if m.track == 0 {
+        f.set("untracked", "on");
+    }
     f
 }
 
@@ -163,6 +166,7 @@ pub fn parse(f: &Fields) -> Result<MessageInput, FieldErrors> {
             sender_name,
             text_body,
             html_body,
+            track: f.get("untracked").is_empty(),
         })
     } else {
         Err(errors)
@@ -263,6 +267,7 @@ async fn copy(
         sender_name: m.sender_name,
         text_body: m.text_body,
         html_body: m.html_body,
+        track: m.track != 0,
     };
     let mut new_id = 0;
     audited_change(
