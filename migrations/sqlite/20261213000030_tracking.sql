@@ -3,7 +3,7 @@
 -- message may turn tracking off for itself. Opens and clicks are written raw as
 -- they come ("machine" names why one is not a person's: within 2 s of the send,
 -- a HEAD, a link scanner, an image proxy, a burst of every link); "anonymous"
--- ones lose their delivery and contact once decided.
+-- ones are kept without their delivery and contact.
 ALTER TABLE deliveries ADD COLUMN links TEXT;
 ALTER TABLE messages ADD COLUMN track BIGINT NOT NULL DEFAULT 1;
 CREATE TABLE clicks (

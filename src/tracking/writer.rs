@@ -15,7 +15,8 @@ use crate::db::Db;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
     pub at: i64,
-    pub delivery_id: i64,
+    /// None when anonymous (likewise the contact).
+    pub delivery_id: Option<i64>,
     pub message_id: Option<i64>,
     pub contact_id: Option<i64>,
     /// The link (its position and target); `None`: an open.

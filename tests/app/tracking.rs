@@ -233,6 +233,37 @@ async fn tracking_off_sends_the_links_as_written(app: TestApp, smtp: SmtpServer)
         paths(&html, "l").is_empty() && paths(&html, "o").is_empty(),
         "{html}"
     );
+    // Anonymous: the click is counted for the message, never kept with the contact.
+    let r = app
+        .submit_with(
+            &admin,
+            "/admin/settings",
+            "/admin/settings",
+            &[("tracking", "anonymous")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = app
+        .submit_with(&admin, &page, &page, &[("untracked", "")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    new_contact(&app, &admin, "cy@example.com", "Cy").await;
+    app.drain_due_runs().await;
+    let (html, _) = parts(&smtp, "cy@example.com");
+    let links = paths(&html, "l");
+    assert_eq!(links.len(), 3, "{html}");
+    app.advance(std::time::Duration::from_secs(3));
+    let r = no_redirects().get(app.url(&links[1])).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    written(&app, "SELECT COUNT(*) FROM clicks", 1).await;
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT COUNT(*) FROM clicks WHERE contact_id IS NULL AND delivery_id IS NULL AND message_id = {message} AND anonymous = 1")
+        )
+        .await,
+        1
+    );
 }
 
 with_smtp!(

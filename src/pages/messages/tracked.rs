@@ -86,14 +86,16 @@ fn hit(
     machine: &'static str,
     tracking: Tracking,
 ) -> Hit {
+    // Anonymous: counted per message and link, never kept with the email or contact.
+    let anonymous = tracking == Tracking::Anonymous;
     Hit {
         at,
-        delivery_id: d.id,
+        delivery_id: (!anonymous).then_some(d.id),
         message_id: d.message_id,
-        contact_id: d.contact_id,
+        contact_id: d.contact_id.filter(|_| !anonymous),
         link,
         machine,
-        anonymous: tracking == Tracking::Anonymous,
+        anonymous,
     }
 }
 
