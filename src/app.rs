@@ -195,7 +195,15 @@ impl Application {
             job_timeout: self.state.config.job_timeout,
             housekeeping: {
                 let (db, clock) = (self.background.clone(), self.state.clock.clone());
-                Arc::new(move || Box::pin(crate::retention::run(db.clone(), clock.clone())))
+                Arc::new(move || {
+                    let (db, clock) = (db.clone(), clock.clone());
+                    Box::pin(async move {
+                        tokio::join!(
+                            crate::retention::run(db.clone(), clock.clone()),
+                            crate::tracking::decide::run(db, clock),
+                        );
+                    })
+                })
             },
         };
         let worker = crate::worker::Worker::start(scheduler);

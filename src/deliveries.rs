@@ -387,6 +387,8 @@ pub async fn by_reference(db: &Db, reference: &str) -> Result<Option<Delivery>, 
 pub struct TrackedDelivery {
     pub id: i64,
     pub message_id: Option<i64>,
+    /// The automation whose run sent it (none for a test send, or a pruned run).
+    pub automation_id: Option<i64>,
     pub contact_id: Option<i64>,
     pub sent_at: i64,
     /// The targets of its links (a JSON array).
@@ -412,8 +414,9 @@ impl TrackedDelivery {
 /// The tracked delivery `reference` names (none when it was not tracked).
 pub async fn tracked(db: &Db, reference: &str) -> Result<Option<TrackedDelivery>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, message_id, contact_id, sent_at, links FROM deliveries \
-         WHERE reference = $1 AND links IS NOT NULL",
+        "SELECT d.id, d.message_id, r.automation_id, d.contact_id, d.sent_at, d.links \
+         FROM deliveries d LEFT JOIN job_runs r ON r.id = d.run_id \
+         WHERE d.reference = $1 AND d.links IS NOT NULL",
     )
     .bind(reference)
     .fetch_optional(db.read())

@@ -19,14 +19,39 @@ pub const MAX_NOTIFY_USERS: usize = 10;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventFilter {
     Any,
-    Source { source: Source },
-    Group { group_id: i64 },
-    Attribute { name: String },
-    Name { name: String },
-    SystemUser { user_id: i64 },
-    Role { role: String },
-    Success { success: bool },
-    Response { response: Response },
+    Source {
+        source: Source,
+    },
+    Group {
+        group_id: i64,
+    },
+    Attribute {
+        name: String,
+    },
+    Name {
+        name: String,
+    },
+    SystemUser {
+        user_id: i64,
+    },
+    Role {
+        role: String,
+    },
+    Success {
+        success: bool,
+    },
+    Response {
+        response: Response,
+    },
+    /// Message Opened / Link Clicked: of one message (none: any), a link whose
+    /// target contains a text (empty: any), the first time only.
+    Engagement {
+        message_id: Option<i64>,
+        #[serde(default)]
+        link: String,
+        #[serde(default)]
+        first_only: bool,
+    },
 }
 
 impl EventFilter {
@@ -45,7 +70,39 @@ impl EventFilter {
             EventFilter::Role { role } => p["role"] == role.as_str(),
             EventFilter::Success { success } => p["success"] == *success,
             EventFilter::Response { response } => p["response"] == response.code(),
+            EventFilter::Engagement {
+                message_id,
+                link,
+                first_only,
+            } => {
+                message_id.is_none_or(|m| p["message_id"] == m)
+                    && (link.is_empty()
+                        || p["link"]
+                            .as_str()
+                            .is_some_and(|t| t.to_lowercase().contains(&link.to_lowercase())))
+                    && (!first_only || p["first"] == true)
+            }
         }
+    }
+}
+
+/// The Message Opened / Link Clicked filter in words ("the message Welcome, a
+/// link containing “pricing”, the first time"), `message` empty for any.
+pub fn engagement_words(message: &str, link: &str, first_only: bool) -> String {
+    let mut words = Vec::new();
+    if !message.is_empty() {
+        words.push(format!("the message {message}"));
+    }
+    if !link.is_empty() {
+        words.push(format!("a link containing “{link}”"));
+    }
+    if first_only {
+        words.push("the first time".to_string());
+    }
+    if words.is_empty() {
+        "any message".into()
+    } else {
+        words.join(", ")
     }
 }
 

@@ -143,6 +143,39 @@ pub fn parse_event(f: &Fields) -> Result<EventPart, FieldErrors> {
                     |response| EventFilter::Response { response },
                 ),
             },
+            FilterKind::Opened | FilterKind::Clicked => {
+                let message_id = match f.get("filter_message") {
+                    "" => None,
+                    raw => match raw.parse::<i64>() {
+                        Ok(id) => Some(id),
+                        Err(_) => {
+                            bad("filter_message");
+                            None
+                        }
+                    },
+                };
+                let link = if event.filter_kind() == FilterKind::Clicked {
+                    f.get("filter_link").trim().to_string()
+                } else {
+                    String::new()
+                };
+                if link.chars().count() > 200 {
+                    errors.insert(
+                        "filter_link",
+                        "At most 200 characters of the link's address.".into(),
+                    );
+                }
+                let first_only = !f.get("filter_first").is_empty();
+                if message_id.is_none() && link.is_empty() && !first_only {
+                    EventFilter::Any
+                } else {
+                    EventFilter::Engagement {
+                        message_id,
+                        link,
+                        first_only,
+                    }
+                }
+            }
             FilterKind::Success => match f.get("filter_success") {
                 "" => EventFilter::Any,
                 "yes" => EventFilter::Success { success: true },

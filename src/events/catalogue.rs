@@ -33,10 +33,12 @@ pub enum EventType {
     ContactImportFinished,
     ExternalHttpRequestReceived,
     ResponseReceived,
+    MessageOpened,
+    LinkClicked,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 13] = [
         EventType::RegisteredToSystem,
         EventType::SubscribedToGroup,
         EventType::UnsubscribedFromGroup,
@@ -48,6 +50,8 @@ impl EventType {
         EventType::ContactImportFinished,
         EventType::ExternalHttpRequestReceived,
         EventType::ResponseReceived,
+        EventType::MessageOpened,
+        EventType::LinkClicked,
     ];
 
     /// The stable code stored in the database.
@@ -64,6 +68,8 @@ impl EventType {
             EventType::ContactImportFinished => "contact_import_finished",
             EventType::ExternalHttpRequestReceived => "external_http_request_received",
             EventType::ResponseReceived => "response_received",
+            EventType::MessageOpened => "message_opened",
+            EventType::LinkClicked => "link_clicked",
         }
     }
 
@@ -81,6 +87,8 @@ impl EventType {
             EventType::ContactImportFinished => "Contact Import Finished (S)",
             EventType::ExternalHttpRequestReceived => "External HTTP Request Received (S)",
             EventType::ResponseReceived => "Response Received (C)",
+            EventType::MessageOpened => "Message Opened (C)",
+            EventType::LinkClicked => "Link Clicked (C)",
         }
     }
 
@@ -92,7 +100,9 @@ impl EventType {
             | EventType::ProfileDataChanged
             | EventType::NewPasswordRequested
             | EventType::ExternalEventReceived
-            | EventType::ResponseReceived => Scope::Contact,
+            | EventType::ResponseReceived
+            | EventType::MessageOpened
+            | EventType::LinkClicked => Scope::Contact,
             EventType::LoggedOnToSystem
             | EventType::SystemUserCreated
             | EventType::ContactImportFinished
@@ -111,6 +121,7 @@ impl EventType {
             EventType::SubscribedToGroup | EventType::UnsubscribedFromGroup => "Groups",
             EventType::NewPasswordRequested => "Preference center",
             EventType::ResponseReceived => "Deliverability",
+            EventType::MessageOpened | EventType::LinkClicked => "Opens and clicks",
             EventType::ExternalEventReceived | EventType::ExternalHttpRequestReceived => {
                 "Integration"
             }
@@ -134,6 +145,8 @@ impl EventType {
             EventType::SystemUserCreated => FilterKind::Role,
             EventType::ContactImportFinished => FilterKind::Success,
             EventType::ResponseReceived => FilterKind::Response,
+            EventType::MessageOpened => FilterKind::Opened,
+            EventType::LinkClicked => FilterKind::Clicked,
         }
     }
 
@@ -177,6 +190,10 @@ pub enum FilterKind {
     Role,
     Success,
     Response,
+    /// Message Opened: the message (any or one), first time only.
+    Opened,
+    /// Link Clicked: the message, a text the link's target contains, first time only.
+    Clicked,
 }
 
 /// What the mail system said of an email (the filter and a parameter of
@@ -334,6 +351,33 @@ impl NewEvent {
             "diagnostic": p.diagnostic,
             "source": p.source,
         });
+        e
+    }
+
+    /// Message Opened or Link Clicked (with `link`: its position and target): a
+    /// person opened the email `delivery` of the message, or clicked its link.
+    pub fn engaged(
+        contact_id: i64,
+        delivery: i64,
+        message: (i64, &str),
+        link: Option<(i64, &str)>,
+        first: bool,
+    ) -> Self {
+        let kind = match link {
+            Some(_) => EventType::LinkClicked,
+            None => EventType::MessageOpened,
+        };
+        let mut e = Self::contact(kind, contact_id);
+        e.params = serde_json::json!({
+            "delivery": delivery,
+            "message_id": message.0,
+            "message": message.1,
+            "first": first,
+        });
+        if let Some((position, target)) = link {
+            e.params["link"] = target.into();
+            e.params["position"] = position.into();
+        }
         e
     }
 

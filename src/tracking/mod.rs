@@ -7,6 +7,7 @@
 //! preference links stay as they are. What a click or open was is written by
 //! [`writer`].
 
+pub mod decide;
 pub mod writer;
 
 use crate::links::LinkSigner;

@@ -18,6 +18,7 @@ pub struct Hit {
     /// None when anonymous (likewise the contact).
     pub delivery_id: Option<i64>,
     pub message_id: Option<i64>,
+    pub automation_id: Option<i64>,
     pub contact_id: Option<i64>,
     /// The link (its position and target); `None`: an open.
     pub link: Option<(usize, String)>,
@@ -100,8 +101,8 @@ async fn insert(db: &Db, hits: &[Hit]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     if !clicks.is_empty() {
         let sql = format!(
-            "INSERT INTO clicks (at, delivery_id, message_id, contact_id, position, target, machine, anonymous) VALUES {}",
-            placeholders(clicks.len(), 8)
+            "INSERT INTO clicks (at, delivery_id, message_id, automation_id, contact_id, position, target, machine, anonymous) VALUES {}",
+            placeholders(clicks.len(), 9)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for h in &clicks {
@@ -110,6 +111,7 @@ async fn insert(db: &Db, hits: &[Hit]) -> Result<(), sqlx::Error> {
                 .bind(h.at)
                 .bind(h.delivery_id)
                 .bind(h.message_id)
+                .bind(h.automation_id)
                 .bind(h.contact_id)
                 .bind(position as i64)
                 .bind(target)
@@ -120,8 +122,8 @@ async fn insert(db: &Db, hits: &[Hit]) -> Result<(), sqlx::Error> {
     }
     if !opens.is_empty() {
         let sql = format!(
-            "INSERT INTO opens (at, delivery_id, message_id, contact_id, machine, anonymous) VALUES {}",
-            placeholders(opens.len(), 6)
+            "INSERT INTO opens (at, delivery_id, message_id, automation_id, contact_id, machine, anonymous) VALUES {}",
+            placeholders(opens.len(), 7)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for h in &opens {
@@ -129,6 +131,7 @@ async fn insert(db: &Db, hits: &[Hit]) -> Result<(), sqlx::Error> {
                 .bind(h.at)
                 .bind(h.delivery_id)
                 .bind(h.message_id)
+                .bind(h.automation_id)
                 .bind(h.contact_id)
                 .bind(h.machine)
                 .bind(i64::from(h.anonymous));

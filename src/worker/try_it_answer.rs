@@ -50,6 +50,15 @@ pub struct TryQuery {
     /// hard_bounce, soft_bounce or complaint (Response Received).
     #[serde(default)]
     pub response: String,
+    /// The prepared message (id) opened or clicked (Message Opened, Link Clicked).
+    #[serde(default)]
+    pub message: String,
+    /// The target of the link clicked (Link Clicked).
+    #[serde(default)]
+    pub link: String,
+    /// yes / no: the contact's first open of the email, or click of the link.
+    #[serde(default)]
+    pub first: String,
 }
 
 /// One Define Selection condition, checked today.
@@ -212,6 +221,17 @@ pub async fn answer(
     }
     if let Some(r) = crate::events::catalogue::Response::from_code(q.response.trim()) {
         params.insert("response".into(), r.code().into());
+    }
+    if let Ok(message) = q.message.trim().parse::<i64>() {
+        params.insert("message_id".into(), message.into());
+    }
+    if !q.link.trim().is_empty() {
+        params.insert("link".into(), q.link.trim().into());
+    }
+    match q.first.trim() {
+        "yes" => drop(params.insert("first".into(), true.into())),
+        "no" => drop(params.insert("first".into(), false.into())),
+        _ => {}
     }
     event.params = serde_json::Value::Object(params);
 
@@ -447,6 +467,19 @@ async fn describe_filter(
         }
         EventFilter::Response { response } => {
             format!("the response {}", response.label().to_lowercase())
+        }
+        EventFilter::Engagement {
+            message_id,
+            link,
+            first_only,
+        } => {
+            let message = match message_id {
+                Some(id) => crate::messages::store::find(&state.db, *id)
+                    .await?
+                    .map_or_else(|| "(deleted)".to_string(), |m| m.name),
+                None => String::new(),
+            };
+            crate::automations::model::engagement_words(&message, link, *first_only)
         }
     };
     Ok(if matches {

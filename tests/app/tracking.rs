@@ -30,6 +30,7 @@ fn paths(body: &str, kind: &str) -> Vec<String> {
                 .split(|c: char| c == '"' || c.is_whitespace())
                 .next()
                 .unwrap()
+                .trim_end_matches(['.', ','])
                 .to_string()
         })
         .collect()
@@ -70,12 +71,13 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         &admin,
         "News",
         "News",
-        "Hello: https://shop.example/b and https://shop.example/d.",
+        "Hello: see https://shop.example/b.",
         HTML,
     )
     .await;
     welcome_automation(&app, &admin, message).await;
-    new_contact(&app, &admin, "ada@example.com", "Ada").await;
+    let clicked_b = on_click(&app, &admin, "/B", "clicked_b").await;
+    let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
     app.drain_due_runs().await;
     let (html, text) = parts(&smtp, "ada@example.com");
     let links = paths(&html, "l");
@@ -88,7 +90,7 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         "the unsubscribe link stays as it is: {html}"
     );
     let text_links = paths(&text, "l");
-    assert_eq!(text_links.len(), 2, "{text}");
+    assert_eq!(text_links.len(), 1, "{text}");
     assert_eq!(
         text_links[0], links[1],
         "one link, one token, in both parts"
@@ -98,29 +100,26 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
     assert!(paths(&text, "o").is_empty());
 
     let client = no_redirects();
-    // Within 2 seconds of the send: followed, but a machine's.
-    let r = client.get(app.url(&links[0])).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::FOUND);
-    assert_eq!(
-        r.headers()["location"],
-        "https://shop.example/a?x=1&y=2",
-        "to where the email pointed"
-    );
-    app.advance(std::time::Duration::from_secs(3));
-    for (i, target) in [
+    let get = |i: usize| client.get(app.url(&links[i])).send();
+    let targets = [
         "https://shop.example/a?x=1&y=2",
         "https://shop.example/b",
         "https://shop.example/c",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let r = client.get(app.url(&links[i])).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::FOUND);
-        assert_eq!(r.headers()["location"], *target);
-        assert_eq!(r.headers()["cache-control"], "no-store");
-    }
+    ];
+    let later = |s| app.advance(std::time::Duration::from_secs(s));
+    // Within 2 seconds of the send: followed, but a machine's.
+    let r = get(0).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(
+        r.headers()["location"],
+        targets[0],
+        "to where the email pointed"
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    later(3);
+    assert_eq!(get(0).await.unwrap().status(), StatusCode::FOUND);
     // A HEAD is a machine's; a scanner's user agent too.
+    later(3);
     let r = client.head(app.url(&links[1])).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
     let r = client
@@ -130,6 +129,17 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
+    // Single clicks 3 seconds apart are a person's.
+    for i in [1, 2] {
+        later(3);
+        let r = get(i).await.unwrap();
+        assert_eq!(r.headers()["location"], targets[i]);
+    }
+    // Every link within 2 seconds: a scanner's burst.
+    later(3);
+    for i in 0..3 {
+        assert_eq!(get(i).await.unwrap().status(), StatusCode::FOUND);
+    }
     // The image: a GIF that is never cached.
     let r = client.get(app.url(&images[0])).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
@@ -149,13 +159,16 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{bad}");
         assert!(r.headers().get("location").is_none());
     }
-    written(&app, "SELECT COUNT(*) FROM clicks", 6).await;
+    written(&app, "SELECT COUNT(*) FROM clicks", 9).await;
     written(&app, "SELECT COUNT(*) FROM opens", 1).await;
+    let opens_contact: i64 = count(&app, "SELECT contact_id FROM opens").await;
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM clicks WHERE machine = ''").await,
-        3,
-        "one person's click per link"
+        opens_contact, ada,
+        "kept with the contact (per contact, the default)"
     );
+    // Settled: decided, counted and the persons' recorded as events.
+    later(3);
+    decided(&app).await;
     let machine: Vec<String> =
         sqlx::query_scalar("SELECT machine FROM clicks WHERE machine <> '' ORDER BY id")
             .fetch_all(app.state.db.read())
@@ -166,11 +179,150 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         [
             "within 2 seconds of the send",
             "a HEAD request",
-            "a link scanner"
+            "a link scanner",
+            herald::tracking::decide::BURST,
+            herald::tracking::decide::BURST,
+            herald::tracking::decide::BURST,
         ]
     );
-    let ada: i64 = count(&app, "SELECT contact_id FROM opens").await;
-    assert!(ada > 0, "kept with the contact (per contact, the default)");
+    let per_link: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT target, clicks, unique_clicks, machine_clicks FROM link_clicks ORDER BY target",
+    )
+    .fetch_all(app.state.db.read())
+    .await
+    .unwrap();
+    assert_eq!(
+        per_link,
+        targets
+            .iter()
+            .map(|t| (t.to_string(), 1, 1, 2))
+            .collect::<Vec<_>>(),
+        "one person's click per link; two machines' each"
+    );
+    let totals: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT CAST(SUM(opens) AS BIGINT), CAST(SUM(unique_opens) AS BIGINT), CAST(SUM(machine_opens) AS BIGINT), CAST(SUM(clicks) AS BIGINT), CAST(SUM(unique_clicks) AS BIGINT), CAST(SUM(machine_clicks) AS BIGINT) FROM engagement_hourly",
+    )
+    .fetch_one(app.state.db.read())
+    .await
+    .unwrap();
+    assert_eq!(
+        totals,
+        (1, 1, 0, 3, 3, 6),
+        "the roll-ups count the raw rows"
+    );
+    let events = app.events().await;
+    let clicked: Vec<&str> = events
+        .iter()
+        .filter(|e| e.0 == "link_clicked")
+        .map(|e| e.3["link"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        clicked.len(),
+        3,
+        "machines' clicks fire nothing: {clicked:?}"
+    );
+    let opened = events.iter().find(|e| e.0 == "message_opened").unwrap();
+    assert_eq!(
+        (opened.1, &opened.3["first"]),
+        (Some(ada), &serde_json::json!(true))
+    );
+    // The automation on Link Clicked (a link containing "/b", the first time)
+    // updated Ada's attribute, once.
+    app.drain_due_runs().await;
+    let attributes = herald::contacts::attributes(&app.state.db, ada)
+        .await
+        .unwrap();
+    assert_eq!(
+        attributes,
+        [("clicked_b".to_string(), "yes".to_string())],
+        "set by the automation on Link Clicked"
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT COUNT(*) FROM job_runs WHERE automation_id = {clicked_b}")
+        )
+        .await,
+        1
+    );
+}
+
+/// Decides every open and click that settled (as the scheduler's instance does).
+async fn decided(app: &TestApp) {
+    for _ in 0..100 {
+        herald::tracking::decide::pass(&app.state.db, app.now_ms())
+            .await
+            .unwrap();
+        let left = count(app, "SELECT COUNT(*) FROM clicks WHERE decided = 0").await
+            + count(app, "SELECT COUNT(*) FROM opens WHERE decided = 0").await;
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("opens and clicks left undecided");
+}
+
+/// An automation on Link Clicked (a link containing `link`, the first time) that
+/// sets the contact's attribute `name` to yes.
+async fn on_click(app: &TestApp, client: &reqwest::Client, link: &str, name: &str) -> i64 {
+    let r = app
+        .submit_with(
+            client,
+            "/automations/new",
+            "/automations",
+            &[
+                ("name", "Clicked"),
+                ("description", "Tell sales"),
+                ("event", "link_clicked"),
+                ("filter_link", link),
+                ("filter_first", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let id: i64 = crate::helpers::location(&r)
+        .trim_start_matches("/automations/")
+        .trim_end_matches("/job")
+        .parse()
+        .unwrap();
+    let r = crate::automations::define_job(
+        app,
+        client,
+        id,
+        &[
+            ("action", "time_frame"),
+            ("job", "update_contact_attribute"),
+            ("use_event_parameter", "on"),
+            ("attribute_name", name),
+            ("attribute_value", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let r = crate::automations::define_time_frame(
+        app,
+        client,
+        id,
+        &[
+            ("start", "2026-01-01T00:00"),
+            ("time_zone", "UTC"),
+            ("action", "activate"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    id
 }
 
 async fn tracking_off_sends_the_links_as_written(app: TestApp, smtp: SmtpServer) {

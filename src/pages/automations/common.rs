@@ -58,12 +58,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub struct Choices {
     pub groups: Vec<Group>,
     pub users: Vec<SystemUser>,
+    /// The prepared messages, for the Message Opened / Link Clicked filter.
+    pub messages: Vec<crate::messages::store::Message>,
 }
 
 pub(super) async fn choices(state: &AppState) -> Result<Choices, AppError> {
     Ok(Choices {
         groups: groups::list(&state.db).await?,
         users: users::list(&state.db).await?,
+        messages: crate::messages::store::list(&state.db).await?,
     })
 }
 

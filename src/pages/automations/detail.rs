@@ -70,6 +70,20 @@ async fn describe_filter(state: &AppState, f: &EventFilter) -> Result<String, Ap
             format!("Success: {}", if *success { "yes" } else { "no" })
         }
         EventFilter::Response { response } => format!("Response: {}", response.label()),
+        EventFilter::Engagement {
+            message_id,
+            link,
+            first_only,
+        } => {
+            let message = match message_id {
+                Some(id) => crate::messages::store::find(&state.db, *id)
+                    .await?
+                    .map_or_else(|| "(deleted)".to_string(), |m| m.name),
+                None => String::new(),
+            };
+            let words = crate::automations::model::engagement_words(&message, link, *first_only);
+            format!("{}{}", words[..1].to_uppercase(), &words[1..])
+        }
     })
 }
 

@@ -65,6 +65,13 @@ impl EventPage {
             "role" => FilterKind::Role,
             "success" => FilterKind::Success,
             "response" => FilterKind::Response,
+            "clicked" => FilterKind::Clicked,
+            // The message and first-time filters are shared by both.
+            "engaged" => {
+                return Self::codes(|e| {
+                    matches!(e.filter_kind(), FilterKind::Opened | FilterKind::Clicked)
+                });
+            }
             _ => FilterKind::None,
         };
         Self::codes(|e| e.filter_kind() == kind)
@@ -105,6 +112,19 @@ fn event_fields(a: &Automation) -> Fields {
             f.set("filter_success", if *success { "yes" } else { "no" })
         }
         EventFilter::Response { response } => f.set("filter_response", response.code()),
+        EventFilter::Engagement {
+            message_id,
+            link,
+            first_only,
+        } => {
+            if let Some(id) = message_id {
+                f.set("filter_message", id.to_string());
+            }
+            f.set("filter_link", link);
+            if *first_only {
+                f.set("filter_first", "yes");
+            }
+        }
     }
     for c in &a.selection {
         match c {

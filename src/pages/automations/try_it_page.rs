@@ -24,6 +24,7 @@ struct TryPage {
     filter: FilterKind,
     groups: Vec<(i64, String)>,
     users: Vec<(i64, String)>,
+    messages: Vec<(i64, String)>,
     sources: [Source; 4],
     answer: Option<Answer>,
     /// A value to correct: (field, message).
@@ -42,6 +43,11 @@ impl TryPage {
                 | (FilterKind::Role, "role")
                 | (FilterKind::Success, "success")
                 | (FilterKind::Response, "response")
+                | (
+                    FilterKind::Opened | FilterKind::Clicked,
+                    "message" | "first"
+                )
+                | (FilterKind::Clicked, "link")
         )
     }
     fn responses(&self) -> [crate::events::catalogue::Response; 3] {
@@ -104,6 +110,11 @@ pub(super) async fn try_page(
         .into_iter()
         .map(|u| (u.id, u.email))
         .collect();
+    let messages = crate::messages::store::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m.name))
+        .collect();
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -119,6 +130,7 @@ pub(super) async fn try_page(
             q,
             groups,
             users,
+            messages,
             sources: Source::ALL,
             answer,
             error,

@@ -92,6 +92,7 @@ fn hit(
         at,
         delivery_id: (!anonymous).then_some(d.id),
         message_id: d.message_id,
+        automation_id: d.automation_id,
         contact_id: d.contact_id.filter(|_| !anonymous),
         link,
         machine,

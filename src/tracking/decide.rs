@@ -1,0 +1,228 @@
+//! Deciding opens and clicks once they have settled (2 s after they came, when a
+//! burst of every link of an email can be seen whole): each is claimed, told a
+//! machine's or a person's, counted in the roll-ups the statistics read, and — a
+//! person's, kept with a contact — recorded as *Message Opened (C)* or *Link
+//! Clicked (C)*, all in one transaction, so the numbers and the events agree.
+//! Runs on the instance that holds the scheduler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::db::{Db, Tx};
+use crate::events::catalogue::NewEvent;
+
+/// How long an open or click waits before it is decided.
+pub const SETTLE_MS: i64 = 2_000;
+/// The most of each decided in one transaction.
+const BATCH: i64 = 500;
+/// Why a click is a machine's when every link of its email came within 2 s.
+pub const BURST: &str = "a burst of every link";
+
+/// Decides every settled open and click, now and then, for as long as it runs.
+pub async fn run(db: Db, clock: Arc<dyn Clock>) {
+    loop {
+        match pass(&db, clock.now_ms()).await {
+            Ok(n) if n as i64 >= BATCH => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "deciding opens and clicks failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    id: i64,
+    at: i64,
+    delivery_id: Option<i64>,
+    message_id: Option<i64>,
+    automation_id: Option<i64>,
+    contact_id: Option<i64>,
+    position: i64,
+    target: String,
+    machine: String,
+}
+
+/// Decides the opens and clicks that settled by `now_ms` (a batch of each);
+/// returns how many.
+pub async fn pass(db: &Db, now_ms: i64) -> Result<usize, sqlx::Error> {
+    let settled = now_ms - SETTLE_MS;
+    let mut tx = db.begin().await?;
+    let clicks: Vec<Row> = claim(&mut tx, "clicks", "position, target", settled).await?;
+    let opens: Vec<Row> = claim(
+        &mut tx,
+        "opens",
+        "CAST(0 AS BIGINT) AS position, '' AS target",
+        settled,
+    )
+    .await?;
+    for row in &clicks {
+        decide(&mut tx, row, true).await?;
+    }
+    for row in &opens {
+        decide(&mut tx, row, false).await?;
+    }
+    let n = clicks.len() + opens.len();
+    if n > 0 {
+        db.commit(tx).await?;
+    }
+    Ok(n)
+}
+
+/// Marks a batch of `table`'s settled rows decided (no other pass takes them) and
+/// returns them, oldest first.
+async fn claim(
+    tx: &mut Tx,
+    table: &str,
+    link: &str,
+    settled: i64,
+) -> Result<Vec<Row>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE {table} SET decided = 1 WHERE decided = 0 AND id IN \
+         (SELECT id FROM {table} WHERE decided = 0 AND at <= $1 ORDER BY id LIMIT $2) \
+         RETURNING id, at, delivery_id, message_id, automation_id, contact_id, {link}, machine"
+    );
+    let mut rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(settled)
+        .bind(BATCH)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
+}
+
+async fn decide(tx: &mut Tx, row: &Row, click: bool) -> Result<(), sqlx::Error> {
+    let mut machine = row.machine.clone();
+    let table = if click { "clicks" } else { "opens" };
+    if click
+        && machine.is_empty()
+        && let Some(delivery) = row.delivery_id
+        && burst(tx, delivery, row.at).await?
+    {
+        machine = BURST.to_string();
+        sqlx::query("UPDATE clicks SET machine = $1 WHERE id = $2")
+            .bind(&machine)
+            .bind(row.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let person = machine.is_empty();
+    // The first of its kind: no earlier person's open of the email, or click of the link.
+    let first = person
+        && match row.delivery_id {
+            None => true,
+            Some(delivery) => {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM {table} WHERE delivery_id = $1 AND machine = '' \
+                     AND decided = 1 AND id < $2{}",
+                    if click { " AND position = $3" } else { "" }
+                );
+                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(delivery)
+                    .bind(row.id);
+                if click {
+                    q = q.bind(row.position);
+                }
+                let earlier: i64 = q.fetch_one(&mut **tx).await?;
+                earlier == 0
+            }
+        };
+    count(tx, row, click, person, first).await?;
+    if let (true, Some(contact), Some(delivery), Some(message)) =
+        (person, row.contact_id, row.delivery_id, row.message_id)
+    {
+        let name: String = sqlx::query_scalar("SELECT name FROM messages WHERE id = $1")
+            .bind(message)
+            .fetch_optional(&mut **tx)
+            .await?
+            .unwrap_or_default();
+        let link = click.then_some((row.position, row.target.as_str()));
+        let event = NewEvent::engaged(contact, delivery, (message, &name), link, first);
+        crate::intake::events::record(tx, row.at, &event).await?;
+    }
+    Ok(())
+}
+
+/// Whether every link of the email `delivery` was asked for within 2 s of `at`.
+async fn burst(tx: &mut Tx, delivery: i64, at: i64) -> Result<bool, sqlx::Error> {
+    let links: Option<String> = sqlx::query_scalar("SELECT links FROM deliveries WHERE id = $1")
+        .bind(delivery)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten();
+    let n = links
+        .as_deref()
+        .and_then(|l| serde_json::from_str::<Vec<String>>(l).ok())
+        .map_or(0, |l| l.len() as i64);
+    if n < 2 {
+        return Ok(false);
+    }
+    let asked: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT position) FROM clicks WHERE delivery_id = $1 AND at >= $2 AND at <= $3",
+    )
+    .bind(delivery)
+    .bind(at - SETTLE_MS)
+    .bind(at + SETTLE_MS)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(asked >= n)
+}
+
+/// Adds the open or click to the hourly roll-up of its message and automation,
+/// and a click to its link's totals.
+async fn count(
+    tx: &mut Tx,
+    row: &Row,
+    click: bool,
+    person: bool,
+    first: bool,
+) -> Result<(), sqlx::Error> {
+    let (person, first, machine) = (i64::from(person), i64::from(first), i64::from(!person));
+    let (opens, clicks) = if click {
+        ([0, 0, 0], [person, first, machine])
+    } else {
+        ([person, first, machine], [0, 0, 0])
+    };
+    let (message, automation) = (row.message_id.unwrap_or(0), row.automation_id.unwrap_or(0));
+    sqlx::query(
+        "INSERT INTO engagement_hourly (message_id, automation_id, hour, opens, unique_opens, \
+         machine_opens, clicks, unique_clicks, machine_clicks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (message_id, automation_id, hour) DO UPDATE SET \
+         opens = engagement_hourly.opens + excluded.opens, \
+         unique_opens = engagement_hourly.unique_opens + excluded.unique_opens, \
+         machine_opens = engagement_hourly.machine_opens + excluded.machine_opens, \
+         clicks = engagement_hourly.clicks + excluded.clicks, \
+         unique_clicks = engagement_hourly.unique_clicks + excluded.unique_clicks, \
+         machine_clicks = engagement_hourly.machine_clicks + excluded.machine_clicks",
+    )
+    .bind(message)
+    .bind(automation)
+    .bind(row.at - row.at.rem_euclid(3_600_000))
+    .bind(opens[0])
+    .bind(opens[1])
+    .bind(opens[2])
+    .bind(clicks[0])
+    .bind(clicks[1])
+    .bind(clicks[2])
+    .execute(&mut **tx)
+    .await?;
+    if click {
+        sqlx::query(
+            "INSERT INTO link_clicks (message_id, automation_id, target, clicks, unique_clicks, machine_clicks) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id, automation_id, target) DO UPDATE SET \
+             clicks = link_clicks.clicks + excluded.clicks, \
+             unique_clicks = link_clicks.unique_clicks + excluded.unique_clicks, \
+             machine_clicks = link_clicks.machine_clicks + excluded.machine_clicks",
+        )
+        .bind(message)
+        .bind(automation)
+        .bind(&row.target)
+        .bind(person)
+        .bind(first)
+        .bind(machine)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
