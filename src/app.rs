@@ -425,6 +425,7 @@ fn server(
                             .configure(crate::pages::automations::routes)
                             .configure(crate::pages::messages::editor::routes)
                             .configure(crate::pages::messages::preview::routes)
+                            .configure(crate::pages::stats::routes)
                             .service(
                                 web::scope("/admin")
                                     .wrap(from_fn(mw::require_admin))

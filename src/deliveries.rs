@@ -209,11 +209,16 @@ pub fn insert_sql(rows: usize, at: usize, first: usize) -> String {
         .map(|r| {
             let k = first + INSERT_COLUMNS * r;
             let cells: Vec<String> = (k..k + INSERT_COLUMNS).map(|i| format!("${i}")).collect();
-            format!("({}, ${at})", cells.join(", "))
+            // The automation, from the run (the third value).
+            let run = k + 2;
+            format!(
+                "({}, (SELECT automation_id FROM job_runs WHERE id = ${run}), ${at})",
+                cells.join(", ")
+            )
         })
         .collect();
     format!(
-        "INSERT INTO deliveries (reference, kind, run_id, contact_id, message_id, address, smtp_message_id, queued_as, links, sent_at) \
+        "INSERT INTO deliveries (reference, kind, run_id, contact_id, message_id, address, smtp_message_id, queued_as, links, automation_id, sent_at) \
          VALUES {} ON CONFLICT (reference) DO NOTHING",
         values.join(", ")
     )

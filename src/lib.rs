@@ -32,6 +32,7 @@ pub mod sealed;
 pub mod settings;
 pub mod smtp_url;
 pub mod state;
+pub mod stats;
 pub mod suppressions;
 pub mod tracking;
 pub mod types;

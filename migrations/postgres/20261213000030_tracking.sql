@@ -6,6 +6,10 @@
 -- are kept without their delivery and contact), then decided 2 s later: counted
 -- in the roll-ups, and a person's recorded as an event, in one transaction.
 ALTER TABLE deliveries ADD COLUMN links TEXT;
+-- The automation whose run sent the email, for its statistics (runs are pruned).
+ALTER TABLE deliveries ADD COLUMN automation_id BIGINT;
+CREATE INDEX deliveries_message ON deliveries (message_id, sent_at);
+CREATE INDEX deliveries_automation ON deliveries (automation_id, sent_at);
 ALTER TABLE messages ADD COLUMN track BIGINT NOT NULL DEFAULT 1;
 CREATE TABLE clicks (
     id BIGSERIAL PRIMARY KEY,

@@ -11,6 +11,7 @@ pub mod limit;
 pub mod openapi;
 pub mod problem;
 mod routes;
+pub mod stats;
 pub mod suppressions;
 pub mod try_it_endpoint;
 

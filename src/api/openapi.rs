@@ -24,6 +24,8 @@ use crate::state::AppState;
         crate::api::suppressions::remove,
         crate::api::try_it_endpoint::try_automation,
         crate::api::feedback::post,
+        crate::api::stats::message,
+        crate::api::stats::automation,
     ),
     components(schemas(crate::api::problem::Problem)),
     tags(
@@ -32,6 +34,7 @@ use crate::state::AppState;
         (name = "runs", description = "What a scheduled job did, or will do."),
         (name = "suppressions", description = "The suppression list: addresses that get no prepared message."),
         (name = "automations", description = "Ask an automation what it would do with an event."),
+        (name = "statistics", description = "Sent, delivered, bounced, opened and clicked, per prepared message and per automation."),
         (name = "feedback", description = "Bounces and complaints from a sending provider's webhook (its own credentials, not an API key)."),
     ),
     modifiers(&BearerKey, &Enums)

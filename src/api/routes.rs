@@ -1,7 +1,7 @@
 //! The API's routes: `/api/v1` behind a key, and the OpenAPI document.
 
 use super::{
-    auth, contacts, event_writer, events, feedback, limit, openapi, problem, suppressions,
+    auth, contacts, event_writer, events, feedback, limit, openapi, problem, stats, suppressions,
     try_it_endpoint,
 };
 use actix_web::middleware::from_fn;
@@ -72,6 +72,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/automations/{id}/try",
                 web::get().to(try_it_endpoint::try_automation),
-            ),
+            )
+            .route("/messages/{id}/stats", web::get().to(stats::message))
+            .route("/automations/{id}/stats", web::get().to(stats::automation)),
     );
 }

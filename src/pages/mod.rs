@@ -10,3 +10,4 @@ pub mod messages;
 pub mod preferences;
 pub mod probes;
 pub mod staff;
+pub mod stats;

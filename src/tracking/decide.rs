@@ -108,27 +108,15 @@ async fn decide(tx: &mut Tx, row: &Row, click: bool) -> Result<(), sqlx::Error> 
             .await?;
     }
     let person = machine.is_empty();
-    // The first of its kind: no earlier person's open of the email, or click of the link.
-    let first = person
-        && match row.delivery_id {
-            None => true,
-            Some(delivery) => {
-                let sql = format!(
-                    "SELECT COUNT(*) FROM {table} WHERE delivery_id = $1 AND machine = '' \
-                     AND decided = 1 AND id < $2{}",
-                    if click { " AND position = $3" } else { "" }
-                );
-                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(delivery)
-                    .bind(row.id);
-                if click {
-                    q = q.bind(row.position);
-                }
-                let earlier: i64 = q.fetch_one(&mut **tx).await?;
-                earlier == 0
-            }
-        };
-    count(tx, row, click, person, first).await?;
+    // The first of its kind: no earlier person's open of the email, or click of
+    // the link; and for a click, of any link of the email (a unique click).
+    let first = person && !earlier(tx, table, row, click).await?;
+    let first_of_email = if click {
+        person && !earlier(tx, table, row, false).await?
+    } else {
+        first
+    };
+    count(tx, row, click, person, (first_of_email, first)).await?;
     if let (true, Some(contact), Some(delivery), Some(message)) =
         (person, row.contact_id, row.delivery_id, row.message_id)
     {
@@ -142,6 +130,32 @@ async fn decide(tx: &mut Tx, row: &Row, click: bool) -> Result<(), sqlx::Error> 
         crate::intake::events::record(tx, row.at, &event).await?;
     }
     Ok(())
+}
+
+/// Whether a person opened the email of `row` before it (or, `same_link`,
+/// clicked its link); never for an open or click kept without its email.
+async fn earlier(
+    tx: &mut Tx,
+    table: &str,
+    row: &Row,
+    same_link: bool,
+) -> Result<bool, sqlx::Error> {
+    let Some(delivery) = row.delivery_id else {
+        return Ok(false);
+    };
+    let sql = format!(
+        "SELECT COUNT(*) FROM {table} WHERE delivery_id = $1 AND machine = '' \
+         AND decided = 1 AND id < $2{}",
+        if same_link { " AND position = $3" } else { "" }
+    );
+    let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(delivery)
+        .bind(row.id);
+    if same_link {
+        q = q.bind(row.position);
+    }
+    let n: i64 = q.fetch_one(&mut **tx).await?;
+    Ok(n > 0)
 }
 
 /// Whether every link of the email `delivery` was asked for within 2 s of `at`.
@@ -169,16 +183,18 @@ async fn burst(tx: &mut Tx, delivery: i64, at: i64) -> Result<bool, sqlx::Error>
     Ok(asked >= n)
 }
 
-/// Adds the open or click to the hourly roll-up of its message and automation,
-/// and a click to its link's totals.
+/// Adds the open or click to the hourly roll-up of its message and automation
+/// (unique: the email's first), and a click to its link's totals (unique: the
+/// link's first in the email).
 async fn count(
     tx: &mut Tx,
     row: &Row,
     click: bool,
     person: bool,
-    first: bool,
+    (first, first_of_link): (bool, bool),
 ) -> Result<(), sqlx::Error> {
     let (person, first, machine) = (i64::from(person), i64::from(first), i64::from(!person));
+    let first_of_link = i64::from(first_of_link);
     let (opens, clicks) = if click {
         ([0, 0, 0], [person, first, machine])
     } else {
@@ -219,7 +235,7 @@ async fn count(
         .bind(automation)
         .bind(&row.target)
         .bind(person)
-        .bind(first)
+        .bind(first_of_link)
         .bind(machine)
         .execute(&mut **tx)
         .await?;

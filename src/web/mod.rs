@@ -2,7 +2,9 @@
 //! context, CSRF, security headers, request ids and static files.
 
 pub mod assets;
+pub mod chart;
 pub mod csrf;
+pub mod download;
 pub mod form;
 pub mod input;
 pub mod middleware;

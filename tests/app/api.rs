@@ -856,6 +856,7 @@ async fn the_openapi_document_names_its_server_tags_enums_and_times() {
                     "runs",
                     "suppressions",
                     "automations",
+                    "statistics",
                     "feedback"
                 ]
             );

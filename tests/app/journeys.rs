@@ -393,6 +393,15 @@ async fn a_contact_gets_a_password_on_a_phone_and_chooses_groups() {
         "the run names the contact"
     );
     staff.check("automation-runs").await;
+    staff
+        .goto(&format!("/automations/{automation}/stats"))
+        .await;
+    assert_eq!(staff.text("#fig-sent").await, "1", "its email counts");
+    assert!(
+        staff.is_displayed("svg.herald-chart").await,
+        "the chart is drawn"
+    );
+    staff.check("automation-stats").await;
     staff.close().await;
 }
 
@@ -435,6 +444,10 @@ async fn a_message_is_written_previewed_and_sent_as_a_test() {
     b.click_and_wait("form[action$='/test'] button[type=submit]")
         .await;
     b.check("test-sent").await;
+    b.goto(&format!("/messages/{id}/stats")).await;
+    assert_eq!(b.text("#fig-sent").await, "0", "test sends are left out");
+    assert!(b.text("#chart-empty").await.contains("No one opened"));
+    b.check("message-stats").await;
     let mail = smtp
         .last_to("marketer-message@example.com")
         .expect("the test email");

@@ -4,7 +4,7 @@
 use herald::auth::users::Role;
 use reqwest::StatusCode;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, text_of};
 use crate::messages::{new_contact, welcome_automation, write_message};
 use crate::smtp::SmtpServer;
 
@@ -75,7 +75,7 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         HTML,
     )
     .await;
-    welcome_automation(&app, &admin, message).await;
+    let welcome = welcome_automation(&app, &admin, message).await;
     let clicked_b = on_click(&app, &admin, "/B", "clicked_b").await;
     let ada = new_contact(&app, &admin, "ada@example.com", "Ada").await;
     app.drain_due_runs().await;
@@ -207,8 +207,8 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
     .unwrap();
     assert_eq!(
         totals,
-        (1, 1, 0, 3, 3, 6),
-        "the roll-ups count the raw rows"
+        (1, 1, 0, 3, 1, 6),
+        "the roll-ups count the raw rows (a unique click: an email clicked)"
     );
     let events = app.events().await;
     let clicked: Vec<&str> = events
@@ -245,6 +245,87 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         .await,
         1
     );
+    statistics_show(&app, &admin, message, welcome).await;
+}
+
+/// The statistics of the message and of the automation that sent it, on their
+/// pages, over the API and as CSV: they add up to the raw records.
+async fn statistics_show(app: &TestApp, admin: &reqwest::Client, message: i64, welcome: i64) {
+    let (status, html) = app
+        .page_with(admin, &format!("/messages/{message}/stats"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    for (id, want) in [
+        ("#fig-sent", "1"),
+        ("#fig-delivered", "1"),
+        ("#fig-unique-opens", "1"),
+        ("#fig-unique-clicks", "1"),
+        ("#fig-machine-clicks", "6"),
+        ("#fig-ctor", "100.0 %"),
+    ] {
+        assert_eq!(text_of(&html, id).as_deref(), Some(want), "{id}");
+    }
+    let links = text_of(&html, "#links").unwrap();
+    assert!(links.contains("https://shop.example/b"), "{links}");
+    assert!(
+        text_of(&html, "#chart-legend")
+            .unwrap()
+            .contains("Unique clicks (1)")
+    );
+    let (status, html) = app
+        .page_with(admin, &format!("/automations/{welcome}/stats?days=7"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text_of(&html, "#fig-unique-clicks").as_deref(), Some("1"));
+    let (status, _) = app.page_with(admin, "/messages/999999/stats").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The API.
+    let key = crate::api::new_key(app, admin, "stats").await;
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/messages/{message}/stats?days=7")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["figures"]["unique_clicks"], 1, "Ada clicked");
+    assert_eq!(body["figures"]["clicks"], 3);
+    assert_eq!(body["figures"]["machine_clicks"], 6);
+    assert_eq!(body["rates"]["open_rate"], 100.0);
+    assert_eq!(body["days"].as_array().unwrap().len(), 7);
+    assert_eq!(body["links"].as_array().unwrap().len(), 3);
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/automations/{welcome}/stats?days=8")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The CSV downloads.
+    let csv = admin
+        .get(app.url(&format!("/messages/{message}/clicks.csv")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "clicked_at,email,first_name,last_name,link");
+    assert_eq!(lines.len(), 4, "one line per person's click: {csv}");
+    assert!(lines[1].contains("ada@example.com"), "{csv}");
+    let days = admin
+        .get(app.url(&format!("/messages/{message}/stats.csv?days=7")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(days.trim_end().ends_with("all 7 days,1,1,1"), "{days}");
 }
 
 /// Decides every open and click that settled (as the scheduler's instance does).

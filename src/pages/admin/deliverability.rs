@@ -12,6 +12,7 @@ use crate::feedback::providers::{self, Credential, Provider};
 use crate::feedback::store::Report;
 use crate::state::AppState;
 use crate::suppressions::Reason;
+use crate::web::chart::{Chart, Series};
 use crate::web::{AppError, CurrentUser, PageContext, Step, audited_change, render};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -39,53 +40,38 @@ pub struct NewWebhook {
 /// Days the page looks back.
 const DAYS: usize = 30;
 const HOUR_MS: i64 = 3_600_000;
-/// The chart's size in its own units: one bar of [`BAR`] in each day's [`SLOT`].
-const HEIGHT: f64 = 120.0;
-const SLOT: i64 = 10;
-const BAR: i64 = 7;
 
-/// What the chart stacks, bottom to top: the report kind, its label, its colour.
-const SERIES: [(&str, &str, &str); 3] = [
-    ("hard_bounce", "Hard bounces", "#c92a2a"),
-    ("soft_bounce", "Soft bounces", "#e8590c"),
-    ("complaint", "Complaints", "#862e9c"),
+/// What the chart stacks, bottom to top: the report kind, and its label and colour.
+const SERIES: [(&str, Series); 3] = [
+    (
+        "hard_bounce",
+        Series {
+            label: "Hard bounces",
+            colour: "#c92a2a",
+        },
+    ),
+    (
+        "soft_bounce",
+        Series {
+            label: "Soft bounces",
+            colour: "#e8590c",
+        },
+    ),
+    (
+        "complaint",
+        Series {
+            label: "Complaints",
+            colour: "#862e9c",
+        },
+    ),
 ];
-
-/// One day of the chart.
-pub struct Day {
-    /// "Mon 7 Dec".
-    pub label: String,
-    pub sent: i64,
-    /// Per series, in [`SERIES`] order.
-    pub counts: [i64; 3],
-}
-
-impl Day {
-    fn total(&self) -> i64 {
-        self.counts.iter().sum()
-    }
-}
-
-/// One rectangle of the chart.
-pub struct Rect {
-    pub x: i64,
-    pub y: String,
-    pub height: String,
-    pub fill: &'static str,
-    pub title: String,
-}
 
 #[derive(Template)]
 #[template(path = "admin/deliverability.html")]
 struct Page {
     ctx: PageContext,
-    days: Vec<Day>,
-    rects: Vec<Rect>,
-    /// The highest day's bounces and complaints (the chart's top).
-    max: i64,
-    width: i64,
-    /// Per series: label, colour, total over the days.
-    totals: Vec<(&'static str, &'static str, i64)>,
+    /// Bounces and complaints per day, with the emails sent.
+    chart: Chart,
     sent: i64,
     rates: Vec<MessageRates>,
     suppressed: Vec<(Reason, i64)>,
@@ -111,21 +97,6 @@ impl Page {
 
     fn suppressed_total(&self) -> i64 {
         self.suppressed.iter().map(|(_, n)| n).sum()
-    }
-
-    /// The labels under the chart: every fifth day, and the last.
-    fn axis(&self) -> Vec<&str> {
-        self.days
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % 5 == 0 || *i + 1 == self.days.len())
-            .map(|(_, d)| d.label.as_str())
-            .collect()
-    }
-
-    /// The days that had a bounce or complaint, newest first (the chart as a table).
-    fn busy_days(&self) -> Vec<&Day> {
-        self.days.iter().rev().filter(|d| d.total() > 0).collect()
     }
 
     /// "2.5 %" of `n` in `of`.
@@ -250,61 +221,43 @@ async fn show(
     let zone = jiff::tz::TimeZone::get(&ctx.zone).unwrap_or(jiff::tz::TimeZone::UTC);
     // Where each of the 30 days starts in the page's zone, and where tomorrow does.
     let starts = crate::clock::day_starts(now, &zone, DAYS);
-    let mut days: Vec<Day> = starts[..DAYS]
+    let labels = starts[..DAYS]
         .iter()
-        .map(|ms| Day {
-            label: crate::clock::day_label(*ms, &zone),
-            sent: 0,
-            counts: [0; 3],
-        })
+        .map(|ms| crate::clock::day_label(*ms, &zone))
         .collect();
+    let series: Vec<Series> = SERIES.iter().map(|(_, s)| *s).collect();
+    let mut chart = Chart::new(
+        format!(
+            "Bounces and complaints per day, last {DAYS} days ({})",
+            ctx.zone
+        ),
+        "No bounce or complaint in these 30 days.",
+        labels,
+        &series,
+    );
     let day_of = |hour: i64| -> Option<usize> {
         let at = hour * HOUR_MS;
         (0..DAYS).find(|&i| starts[i] <= at && at < starts[i + 1])
     };
+    let mut sent_per_day = vec![0; DAYS];
     for (hour, n) in crate::deliveries::sent_per_hour(&state.db, starts[0])
         .await
         .step("counting the emails sent")?
     {
         if let Some(i) = day_of(hour) {
-            days[i].sent += n;
+            sent_per_day[i] += n;
         }
     }
     for (hour, kind, n) in crate::feedback::store::per_hour(&state.db, starts[0])
         .await
         .step("counting the bounces and complaints")?
     {
-        if let (Some(i), Some(s)) = (day_of(hour), SERIES.iter().position(|(k, _, _)| *k == kind)) {
-            days[i].counts[s] += n;
+        if let (Some(i), Some(s)) = (day_of(hour), SERIES.iter().position(|(k, _)| *k == kind)) {
+            chart.add(i, s, n);
         }
     }
-    let max = days.iter().map(Day::total).max().unwrap_or(0);
-    let scale = if max == 0 { 0.0 } else { HEIGHT / max as f64 };
-    let mut rects = Vec::new();
-    for (i, day) in days.iter().enumerate() {
-        let mut top = HEIGHT;
-        for (s, (_, label, fill)) in SERIES.iter().enumerate() {
-            let n = day.counts[s];
-            if n == 0 {
-                continue;
-            }
-            let height = n as f64 * scale;
-            top -= height;
-            rects.push(Rect {
-                x: i as i64 * SLOT + (SLOT - BAR) / 2,
-                y: format!("{top:.2}"),
-                height: format!("{height:.2}"),
-                fill,
-                title: format!("{}: {n} {}", day.label, label.to_lowercase()),
-            });
-        }
-    }
-    let totals = SERIES
-        .iter()
-        .enumerate()
-        .map(|(s, (_, label, fill))| (*label, *fill, days.iter().map(|d| d.counts[s]).sum()))
-        .collect();
-    let sent = days.iter().map(|d| d.sent).sum();
+    let sent = sent_per_day.iter().sum();
+    let chart = chart.with_context("Sent", sent_per_day);
     let rates = crate::deliveries::rates_per_message(&state.db, starts[0])
         .await
         .step("reading the rates per message")?;
@@ -335,12 +288,8 @@ async fn show(
             refused,
             endpoint: format!("{}api/v1/feedback/", state.config.base_url),
             ctx,
-            rects,
-            max,
-            width: DAYS as i64 * SLOT,
-            totals,
+            chart,
             sent,
-            days,
             rates,
             suppressed,
             unmatched,

@@ -4,7 +4,6 @@
 
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::StreamExt;
@@ -240,32 +239,20 @@ async fn export(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let entries = suppressions::all(&state.db)
         .await
         .step("reading the suppression list")?;
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let header = ["address", "reason", "source", "detail", "added_at"];
-    let write = |out: &mut csv::Writer<Vec<u8>>, row: &[&str]| {
-        out.write_record(row)
-            .map_err(|e| AppError::Unexpected(anyhow::anyhow!("writing the CSV: {e}")))
-    };
-    write(&mut out, &header)?;
-    for e in &entries {
+    let header = ["address", "reason", "source", "detail", "added_at"].map(String::from);
+    let rows = entries.iter().map(|e| {
         let added = jiff::Timestamp::from_millisecond(e.created_at)
             .map(|t| t.to_string())
             .unwrap_or_default();
-        write(
-            &mut out,
-            &[&e.address, e.reason.code(), &e.source, &e.detail, &added],
-        )?;
-    }
-    let body = out
-        .into_inner()
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("writing the CSV: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            "attachment; filename=\"suppressions.csv\"",
-        ))
-        .body(body))
+        [
+            e.address.clone(),
+            e.reason.code().to_string(),
+            e.source.clone(),
+            e.detail.clone(),
+            added,
+        ]
+    });
+    crate::web::download::csv("suppressions.csv", std::iter::once(header).chain(rows))
 }
 
 /// What an import found in a file.

@@ -1,0 +1,316 @@
+//! The numbers a marketer reads, per prepared message and per automation: emails
+//! sent, delivered (sent and not bounced), bounced, complained; opens and clicks
+//! (people's, all and unique — machines' apart); the rates; per link; per day.
+//! Sent, bounced and complained are counted from the emails' records, opens and
+//! clicks from the roll-ups written in the transaction that decided them.
+
+use serde::Serialize;
+
+use crate::db::Db;
+
+/// The ranges a reader may choose, in days.
+pub const RANGES: [usize; 4] = [7, 30, 90, 365];
+
+/// What the figures are of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Message(i64),
+    Automation(i64),
+}
+
+impl Scope {
+    fn column(self) -> &'static str {
+        match self {
+            Scope::Message(_) => "message_id",
+            Scope::Automation(_) => "automation_id",
+        }
+    }
+
+    fn id(self) -> i64 {
+        match self {
+            Scope::Message(id) | Scope::Automation(id) => id,
+        }
+    }
+}
+
+/// The figures of a message or automation over a time range.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Figures {
+    /// Emails sent (test sends left out).
+    pub sent: i64,
+    /// Sent and not bounced.
+    pub delivered: i64,
+    pub hard_bounces: i64,
+    pub soft_bounces: i64,
+    pub complaints: i64,
+    /// People's opens, all of them.
+    pub opens: i64,
+    /// Emails opened at least once by a person.
+    pub unique_opens: i64,
+    /// Opens by machines (image proxies, within 2 s of the send), left out above.
+    pub machine_opens: i64,
+    pub clicks: i64,
+    /// Links clicked at least once per email by a person.
+    pub unique_clicks: i64,
+    /// Clicks by machines (link scanners, HEAD, bursts, within 2 s of the send).
+    pub machine_clicks: i64,
+}
+
+impl Figures {
+    /// Unique opens of the delivered emails, in percent.
+    pub fn open_rate(&self) -> f64 {
+        ratio(self.unique_opens, self.delivered)
+    }
+
+    /// Unique clicks of the delivered emails, in percent.
+    pub fn click_rate(&self) -> f64 {
+        ratio(self.unique_clicks, self.delivered)
+    }
+
+    /// Unique clicks of the unique opens, in percent.
+    pub fn click_to_open_rate(&self) -> f64 {
+        ratio(self.unique_clicks, self.unique_opens)
+    }
+}
+
+fn ratio(n: i64, of: i64) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        (n as f64 * 1000.0 / of as f64).round() / 10.0
+    }
+}
+
+/// The figures of `scope` for emails sent, and opens and clicks made, from
+/// `since` to `until` (milliseconds).
+pub async fn figures(
+    db: &Db,
+    scope: Scope,
+    since: i64,
+    until: i64,
+) -> Result<Figures, sqlx::Error> {
+    let col = scope.column();
+    let sql = format!(
+        "SELECT COUNT(*), \
+         CAST(COALESCE(SUM(CASE WHEN fate = 'hard_bounce' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN fate = 'soft_bounce' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN fate = 'complained' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         FROM deliveries WHERE {col} = $1 AND kind <> 'test' AND sent_at >= $2 AND sent_at < $3"
+    );
+    let (sent, hard_bounces, soft_bounces, complaints): (i64, i64, i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(scope.id())
+            .bind(since)
+            .bind(until)
+            .fetch_one(db.read())
+            .await?;
+    let sum = |c: &str| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)");
+    let sql = format!(
+        "SELECT {}, {}, {}, {}, {}, {} FROM engagement_hourly WHERE {col} = $1 AND hour >= $2 AND hour < $3",
+        sum("opens"),
+        sum("unique_opens"),
+        sum("machine_opens"),
+        sum("clicks"),
+        sum("unique_clicks"),
+        sum("machine_clicks"),
+    );
+    let (opens, unique_opens, machine_opens, clicks, unique_clicks, machine_clicks): (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(scope.id())
+        .bind(since - since.rem_euclid(HOUR_MS))
+        .bind(until)
+        .fetch_one(db.read())
+        .await?;
+    Ok(Figures {
+        sent,
+        delivered: sent - hard_bounces - soft_bounces,
+        hard_bounces,
+        soft_bounces,
+        complaints,
+        opens,
+        unique_opens,
+        machine_opens,
+        clicks,
+        unique_clicks,
+        machine_clicks,
+    })
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// One link's clicks (since the message was first sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct LinkClicks {
+    pub target: String,
+    pub clicks: i64,
+    pub unique_clicks: i64,
+    pub machine_clicks: i64,
+}
+
+/// The links of `scope` that were clicked, most clicked first.
+pub async fn links(db: &Db, scope: Scope) -> Result<Vec<LinkClicks>, sqlx::Error> {
+    let sql = format!(
+        "SELECT target, CAST(SUM(clicks) AS BIGINT) AS clicks, \
+         CAST(SUM(unique_clicks) AS BIGINT) AS unique_clicks, \
+         CAST(SUM(machine_clicks) AS BIGINT) AS machine_clicks \
+         FROM link_clicks WHERE {} = $1 GROUP BY target \
+         ORDER BY unique_clicks DESC, clicks DESC, target LIMIT 200",
+        scope.column()
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(scope.id())
+        .fetch_all(db.read())
+        .await
+}
+
+/// Per hour from `since`: (hour number, emails sent, people's unique opens,
+/// people's unique clicks).
+pub async fn per_hour(
+    db: &Db,
+    scope: Scope,
+    since: i64,
+) -> Result<Vec<(i64, i64, i64, i64)>, sqlx::Error> {
+    let col = scope.column();
+    let sent: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT sent_at / 3600000 AS hour, COUNT(*) FROM deliveries \
+         WHERE {col} = $1 AND kind <> 'test' AND sent_at >= $2 GROUP BY sent_at / 3600000"
+    )))
+    .bind(scope.id())
+    .bind(since)
+    .fetch_all(db.read())
+    .await?;
+    let engaged: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT hour / 3600000, CAST(SUM(unique_opens) AS BIGINT), CAST(SUM(unique_clicks) AS BIGINT) \
+         FROM engagement_hourly WHERE {col} = $1 AND hour >= $2 GROUP BY hour"
+    )))
+    .bind(scope.id())
+    .bind(since - since.rem_euclid(HOUR_MS))
+    .fetch_all(db.read())
+    .await?;
+    let mut out: std::collections::BTreeMap<i64, (i64, i64, i64)> = Default::default();
+    for (hour, n) in sent {
+        out.entry(hour).or_default().0 += n;
+    }
+    for (hour, opens, clicks) in engaged {
+        let e = out.entry(hour).or_default();
+        e.1 += opens;
+        e.2 += clicks;
+    }
+    Ok(out.into_iter().map(|(h, (s, o, c))| (h, s, o, c)).collect())
+}
+
+/// One day of a report, in the reader's zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Day {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// "Mon 7 Dec", for charts.
+    #[serde(skip)]
+    pub label: String,
+    pub sent: i64,
+    pub unique_opens: i64,
+    pub unique_clicks: i64,
+}
+
+/// The figures of the last `days` days (today included) in `zone`, with each day.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Report {
+    /// Where the first day starts and the last ends (milliseconds).
+    pub since: i64,
+    pub until: i64,
+    pub figures: Figures,
+    pub days: Vec<Day>,
+    /// Every link clicked since the first email (not only in these days).
+    pub links: Vec<LinkClicks>,
+}
+
+/// The report of `scope` for the last `days` days at `now_ms` in `zone`.
+pub async fn report(
+    db: &Db,
+    scope: Scope,
+    now_ms: i64,
+    days: usize,
+    zone: &jiff::tz::TimeZone,
+) -> Result<Report, sqlx::Error> {
+    let starts = crate::clock::day_starts(now_ms, zone, days);
+    let (since, until) = (starts[0], starts[days]);
+    let mut out: Vec<Day> = starts[..days]
+        .iter()
+        .map(|ms| Day {
+            date: jiff::Timestamp::from_millisecond(*ms)
+                .map(|t| t.to_zoned(zone.clone()).date().to_string())
+                .unwrap_or_default(),
+            label: crate::clock::day_label(*ms, zone),
+            sent: 0,
+            unique_opens: 0,
+            unique_clicks: 0,
+        })
+        .collect();
+    for (hour, sent, opens, clicks) in per_hour(db, scope, since).await? {
+        let at = hour * HOUR_MS;
+        if let Some(d) = (0..days).find(|&i| starts[i] <= at && at < starts[i + 1]) {
+            out[d].sent += sent;
+            out[d].unique_opens += opens;
+            out[d].unique_clicks += clicks;
+        }
+    }
+    Ok(Report {
+        since,
+        until,
+        figures: figures(db, scope, since, until).await?,
+        days: out,
+        links: links(db, scope).await?,
+    })
+}
+
+/// One person's click, for "who clicked what".
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Clicked {
+    pub at: i64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub target: String,
+}
+
+/// The people's clicks of `scope` kept with their contact, oldest first (at most
+/// `limit`).
+pub async fn who_clicked(db: &Db, scope: Scope, limit: i64) -> Result<Vec<Clicked>, sqlx::Error> {
+    let sql = format!(
+        "SELECT k.at, c.email, c.first_name, c.last_name, k.target FROM clicks k \
+         JOIN contacts c ON c.id = k.contact_id \
+         WHERE k.{} = $1 AND k.machine = '' AND k.decided = 1 ORDER BY k.at, k.id LIMIT $2",
+        scope.column()
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(scope.id())
+        .bind(limit)
+        .fetch_all(db.read())
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_shares_of_what_was_delivered_and_opened() {
+        let f = Figures {
+            sent: 10,
+            delivered: 8,
+            unique_opens: 4,
+            unique_clicks: 1,
+            ..Figures::default()
+        };
+        assert_eq!(f.open_rate(), 50.0);
+        assert_eq!(f.click_rate(), 12.5);
+        assert_eq!(f.click_to_open_rate(), 25.0);
+        assert_eq!(Figures::default().open_rate(), 0.0);
+    }
+}
