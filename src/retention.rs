@@ -1,7 +1,8 @@
 //! Retention: one task that asks each table's owner to delete what is past its
 //! keeping period (the periods in Settings) — the queue its finished runs, intake
 //! its events, the audit log its entries, the API its idempotency answers, the
-//! mailer its deliveries and the reports heard back — each
+//! mailer its deliveries and the reports heard back, tracking its opens and
+//! clicks — each
 //! in batches, so the single SQLite writer is never held long and pages stay fast.
 
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Pruned {
     pub audit_entries: u64,
     /// Emails sent, and bounces and complaints received.
     pub deliveries: u64,
+    /// Opens and clicks (their counts stay).
+    pub opens_and_clicks: u64,
 }
 
 /// One pruning pass at `now_ms` with the retention periods from Settings.
@@ -38,11 +41,14 @@ pub async fn prune(db: &Db, now_ms: i64) -> Result<Pruned, sqlx::Error> {
     let deliveries = crate::deliveries::prune(db, days(settings.run_retention_days)).await?
         + crate::feedback::store::prune(db, days(settings.run_retention_days)).await?
         + crate::feedback::providers::prune(db, days(settings.run_retention_days)).await?;
+    let opens_and_clicks =
+        crate::tracking::decide::prune(db, days(settings.engagement_retention_days)).await?;
     let pruned = Pruned {
         runs,
         events,
         audit_entries,
         deliveries,
+        opens_and_clicks,
     };
     if pruned != Pruned::default() {
         tracing::info!(
@@ -50,6 +56,7 @@ pub async fn prune(db: &Db, now_ms: i64) -> Result<Pruned, sqlx::Error> {
             events,
             audit_entries,
             deliveries,
+            opens_and_clicks,
             "retention: deleted records past their keeping period"
         );
     }

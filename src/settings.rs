@@ -51,6 +51,9 @@ pub struct Settings {
     pub soft_bounce_days: i64,
     /// Whether opens and clicks of prepared messages are tracked, and how.
     pub tracking: Tracking,
+    /// Each open and click is deleted this many days after it came (the counts
+    /// per message, automation and link stay).
+    pub engagement_retention_days: i64,
 }
 
 /// How opens and clicks are tracked (Settings → Track opens and clicks).
@@ -115,6 +118,7 @@ impl Default for Settings {
             soft_bounce_limit: 3,
             soft_bounce_days: 7,
             tracking: Tracking::PerContact,
+            engagement_retention_days: 180,
         }
     }
 }
@@ -245,7 +249,7 @@ pub fn zone_choices(default: &str, current: &str) -> ZoneChoices {
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 22] {
+    fn pairs(&self) -> [(&'static str, String); 23] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -287,6 +291,10 @@ impl Settings {
             ("soft_bounce_limit", self.soft_bounce_limit.to_string()),
             ("soft_bounce_days", self.soft_bounce_days.to_string()),
             ("tracking", self.tracking.code().to_string()),
+            (
+                "engagement_retention_days",
+                self.engagement_retention_days.to_string(),
+            ),
         ]
     }
 
@@ -328,6 +336,10 @@ impl Settings {
                 .get("tracking")
                 .and_then(|v| Tracking::from_code(v))
                 .unwrap_or(d.tracking),
+            engagement_retention_days: int(
+                "engagement_retention_days",
+                d.engagement_retention_days,
+            ),
         })
     }
 

@@ -19,6 +19,25 @@ const BATCH: i64 = 500;
 /// Why a click is a machine's when every link of its email came within 2 s.
 pub const BURST: &str = "a burst of every link";
 
+/// Deletes the opens and clicks that came before `before` and were decided (the
+/// roll-ups keep counting them).
+pub async fn prune(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
+    Ok(crate::db::delete_in_batches(
+        db,
+        "DELETE FROM clicks WHERE id IN \
+         (SELECT id FROM clicks WHERE at < $1 AND decided = 1 LIMIT $2)",
+        before,
+    )
+    .await?
+        + crate::db::delete_in_batches(
+            db,
+            "DELETE FROM opens WHERE id IN \
+             (SELECT id FROM opens WHERE at < $1 AND decided = 1 LIMIT $2)",
+            before,
+        )
+        .await?)
+}
+
 /// Decides every settled open and click, now and then, for as long as it runs.
 pub async fn run(db: Db, clock: Arc<dyn Clock>) {
     loop {

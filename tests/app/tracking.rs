@@ -246,6 +246,14 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         1
     );
     statistics_show(&app, &admin, message, welcome).await;
+    // Past their keeping period the opens and clicks go; their counts stay.
+    app.advance(std::time::Duration::from_secs(181 * 86_400));
+    let pruned = herald::retention::prune(&app.state.db, app.now_ms())
+        .await
+        .unwrap();
+    assert_eq!(pruned.opens_and_clicks, 10);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM clicks").await, 0);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM link_clicks").await, 3);
 }
 
 /// The statistics of the message and of the automation that sent it, on their

@@ -62,6 +62,8 @@ pub struct SettingsForm {
     pub soft_bounce_days: String,
     #[serde(default)]
     pub tracking: String,
+    #[serde(default)]
+    pub engagement_retention_days: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -89,6 +91,7 @@ impl From<&Settings> for SettingsForm {
             soft_bounce_limit: s.soft_bounce_limit.to_string(),
             soft_bounce_days: s.soft_bounce_days.to_string(),
             tracking: s.tracking.code().to_string(),
+            engagement_retention_days: s.engagement_retention_days.to_string(),
         }
     }
 }
@@ -240,6 +243,13 @@ impl SettingsForm {
             3650,
             "days",
         );
+        let engagement_retention_days = number(
+            "engagement_retention_days",
+            &self.engagement_retention_days,
+            1,
+            3650,
+            "days",
+        );
         let audit_retention_days = number(
             "audit_retention_days",
             &self.audit_retention_days,
@@ -302,6 +312,7 @@ impl SettingsForm {
             holidays,
             self_signup: self.self_signup.is_some(),
             tracking: tracking.unwrap_or_default(),
+            engagement_retention_days,
         })
     }
 }
@@ -524,6 +535,7 @@ mod tests {
             soft_bounce_limit: "3".into(),
             soft_bounce_days: "0".into(),
             tracking: "everything".into(),
+            engagement_retention_days: "180".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();
