@@ -398,6 +398,8 @@ pub struct TrackedDelivery {
     pub sent_at: i64,
     /// The targets of its links (a JSON array).
     pub links: Option<String>,
+    /// 1 when its contact asked that their opens and clicks are not kept with them.
+    pub untracked: i64,
 }
 
 impl TrackedDelivery {
@@ -419,8 +421,9 @@ impl TrackedDelivery {
 /// The tracked delivery `reference` names (none when it was not tracked).
 pub async fn tracked(db: &Db, reference: &str) -> Result<Option<TrackedDelivery>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT d.id, d.message_id, r.automation_id, d.contact_id, d.sent_at, d.links \
-         FROM deliveries d LEFT JOIN job_runs r ON r.id = d.run_id \
+        "SELECT d.id, d.message_id, d.automation_id, d.contact_id, d.sent_at, d.links, \
+         COALESCE(c.untracked, 0) AS untracked \
+         FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id \
          WHERE d.reference = $1 AND d.links IS NOT NULL",
     )
     .bind(reference)

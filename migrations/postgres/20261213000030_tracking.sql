@@ -11,6 +11,9 @@ ALTER TABLE deliveries ADD COLUMN automation_id BIGINT;
 CREATE INDEX deliveries_message ON deliveries (message_id, sent_at);
 CREATE INDEX deliveries_automation ON deliveries (automation_id, sent_at);
 ALTER TABLE messages ADD COLUMN track BIGINT NOT NULL DEFAULT 1;
+-- 1: the contact asked (in the preference center) that their opens and clicks
+-- are not recorded with them: they are counted anonymously.
+ALTER TABLE contacts ADD COLUMN untracked BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE clicks (
     id BIGSERIAL PRIMARY KEY,
     at BIGINT NOT NULL,

@@ -525,6 +525,25 @@ pub async fn opt_out(tx: &mut Tx, id: i64, now_ms: i64) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// Whether the contact asked that their opens and clicks are not kept with them.
+pub async fn refuses_tracking(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let n: Option<i64> = sqlx::query_scalar("SELECT untracked FROM contacts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.read())
+        .await?;
+    Ok(n.unwrap_or(0) != 0)
+}
+
+/// Records the contact's choice of whether their opens and clicks are kept with them.
+pub async fn set_refuses_tracking(tx: &mut Tx, id: i64, refuses: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE contacts SET untracked = $1 WHERE id = $2")
+        .bind(i64::from(refuses))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// The contact receives prepared messages again.
 pub async fn opt_in(tx: &mut Tx, id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE contacts SET opted_out_at = NULL, updated_at = $1 WHERE id = $2")

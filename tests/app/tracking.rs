@@ -507,7 +507,73 @@ async fn tracking_off_sends_the_links_as_written(app: TestApp, smtp: SmtpServer)
     );
 }
 
+async fn a_contact_who_refuses_tracking_is_counted_but_not_kept(app: TestApp, smtp: SmtpServer) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let message = write_message(&app, &admin, "News", "News", "Hello", HTML).await;
+    welcome_automation(&app, &admin, message).await;
+    let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's long password").await;
+    app.drain_due_runs().await;
+    let (html, _) = parts(&smtp, "cleo@example.com");
+    let links = paths(&html, "l");
+    // Cleo says so in the preference center, which says what applies.
+    let contact = crate::helpers::browser();
+    app.contact_sign_in(&contact, "cleo@example.com", "cleo's long password")
+        .await;
+    let (_, page) = app.page_with(&contact, "/preferences").await;
+    assert!(
+        text_of(&page, "#tracking")
+            .unwrap()
+            .contains("records when you open"),
+        "{page}"
+    );
+    let r = app
+        .submit_with(
+            &contact,
+            "/preferences",
+            "/preferences",
+            &[("untracked", "on")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, page) = app.page_with(&contact, "/preferences").await;
+    assert!(
+        page.contains(r#"name="untracked" checked"#),
+        "the choice is kept"
+    );
+    app.advance(std::time::Duration::from_secs(3));
+    let r = no_redirects().get(app.url(&links[1])).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND, "the link still works");
+    written(&app, "SELECT COUNT(*) FROM clicks", 1).await;
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT COUNT(*) FROM clicks WHERE contact_id = {cleo} OR delivery_id IS NOT NULL"
+            )
+        )
+        .await,
+        0,
+        "not kept with Cleo or her email"
+    );
+    app.advance(std::time::Duration::from_secs(3));
+    decided(&app).await;
+    assert!(
+        !app.events().await.iter().any(|e| e.0 == "link_clicked"),
+        "and no event names her"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT CAST(SUM(clicks) AS BIGINT) FROM engagement_hourly"
+        )
+        .await,
+        1,
+        "counted"
+    );
+}
+
 with_smtp!(
+    a_contact_who_refuses_tracking_is_counted_but_not_kept,
     links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded,
     tracking_off_sends_the_links_as_written
 );

@@ -86,8 +86,9 @@ fn hit(
     machine: &'static str,
     tracking: Tracking,
 ) -> Hit {
-    // Anonymous: counted per message and link, never kept with the email or contact.
-    let anonymous = tracking == Tracking::Anonymous;
+    // Anonymous: counted per message and link, never kept with the email or
+    // contact — also when the contact asked for it in the preference center.
+    let anonymous = tracking == Tracking::Anonymous || d.untracked != 0;
     Hit {
         at,
         delivery_id: (!anonymous).then_some(d.id),

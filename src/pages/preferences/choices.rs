@@ -30,6 +30,9 @@ struct PreferencesPage {
     last_name: String,
     choices: Vec<Choice>,
     errors: FieldErrors,
+    /// How opens and clicks are tracked now, and whether this contact refused it.
+    tracking: crate::settings::Tracking,
+    untracked: bool,
 }
 
 impl PreferencesPage {
@@ -57,6 +60,17 @@ async fn choices(state: &AppState, contact_id: i64) -> Result<Vec<Choice>, AppEr
         .collect())
 }
 
+/// How opens and clicks are tracked, and whether the contact refused it.
+async fn tracking_of(
+    state: &AppState,
+    contact_id: i64,
+) -> Result<(crate::settings::Tracking, bool), AppError> {
+    Ok((
+        state.settings.load(&state.db).await?.tracking,
+        contacts::refuses_tracking(&state.db, contact_id).await?,
+    ))
+}
+
 pub(super) async fn preferences_page(
     state: web::Data<AppState>,
     ctx: PageContext,
@@ -69,6 +83,7 @@ pub(super) async fn preferences_page(
         return Ok(redirect("/preferences/password"));
     }
     let choices = choices(&state, contact.id).await?;
+    let (tracking, untracked) = tracking_of(&state, contact.id).await?;
     render(
         StatusCode::OK,
         &PreferencesPage {
@@ -78,6 +93,8 @@ pub(super) async fn preferences_page(
             contact,
             choices,
             errors: FieldErrors::new(),
+            tracking,
+            untracked,
         },
     )
 }
@@ -113,6 +130,8 @@ pub(super) async fn save_preferences(
                 contact,
                 choices,
                 errors,
+                tracking: state.settings.load(&state.db).await?.tracking,
+                untracked: f.has("untracked"),
             },
         );
     };
@@ -126,6 +145,7 @@ pub(super) async fn save_preferences(
     // transaction holds a connection could wait for ever under load.
     let current = choices(&state, contact.id).await?;
     let attributes = contacts::attributes(&state.db, contact.id).await?;
+    let (_, untracked) = tracking_of(&state, contact.id).await?;
     let mut tx = state.db.begin().await?;
     // Only groups visible here change; hidden memberships are never touched.
     for choice in current {
@@ -141,6 +161,9 @@ pub(super) async fn save_preferences(
         (true, true) => contacts::opt_in(&mut tx, contact.id, now).await?,
         (false, false) => contacts::opt_out(&mut tx, contact.id, now).await?,
         _ => {}
+    }
+    if f.has("untracked") != untracked {
+        contacts::set_refuses_tracking(&mut tx, contact.id, f.has("untracked")).await?;
     }
     if first_name != contact.first_name || last_name != contact.last_name {
         let input = ContactInput {
