@@ -18,19 +18,44 @@ pub enum Scope {
     Automation(i64),
 }
 
-impl Scope {
-    fn column(self) -> &'static str {
+/// The rows counted: a scope's, or every email's (the dashboard).
+#[derive(Debug, Clone, Copy)]
+enum Of {
+    Scope(Scope),
+    All,
+}
+
+impl Of {
+    /// The condition on a row (of `table.` when given) with the scope's id as `$1`.
+    fn filter(self, table: &str) -> String {
         match self {
-            Scope::Message(_) => "message_id",
-            Scope::Automation(_) => "automation_id",
+            Of::Scope(Scope::Message(_)) => format!("{table}message_id = $1"),
+            Of::Scope(Scope::Automation(_)) => format!("{table}automation_id = $1"),
+            Of::All => "$1 = 0".into(),
         }
     }
 
     fn id(self) -> i64 {
         match self {
-            Scope::Message(id) | Scope::Automation(id) => id,
+            Of::Scope(Scope::Message(id) | Scope::Automation(id)) => id,
+            Of::All => 0,
         }
     }
+}
+
+impl Scope {
+    fn filter(self, table: &str) -> String {
+        Of::Scope(self).filter(table)
+    }
+
+    fn id(self) -> i64 {
+        Of::Scope(self).id()
+    }
+}
+
+/// Every email's figures from `since` to `until` (the dashboard's).
+pub async fn all_figures(db: &Db, since: i64, until: i64) -> Result<Figures, sqlx::Error> {
+    figures_of(db, Of::All, since, until).await
 }
 
 /// The figures of a message or automation over a time range.
@@ -89,13 +114,17 @@ pub async fn figures(
     since: i64,
     until: i64,
 ) -> Result<Figures, sqlx::Error> {
-    let col = scope.column();
+    figures_of(db, Of::Scope(scope), since, until).await
+}
+
+async fn figures_of(db: &Db, scope: Of, since: i64, until: i64) -> Result<Figures, sqlx::Error> {
+    let filter = scope.filter("");
     let sql = format!(
         "SELECT COUNT(*), \
          CAST(COALESCE(SUM(CASE WHEN fate = 'hard_bounce' THEN 1 ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN fate = 'soft_bounce' THEN 1 ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN fate = 'complained' THEN 1 ELSE 0 END), 0) AS BIGINT) \
-         FROM deliveries WHERE {col} = $1 AND kind <> 'test' AND sent_at >= $2 AND sent_at < $3"
+         FROM deliveries WHERE {filter} AND kind <> 'test' AND sent_at >= $2 AND sent_at < $3"
     );
     let (sent, hard_bounces, soft_bounces, complaints): (i64, i64, i64, i64) =
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -106,7 +135,7 @@ pub async fn figures(
             .await?;
     let sum = |c: &str| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)");
     let sql = format!(
-        "SELECT {}, {}, {}, {}, {}, {} FROM engagement_hourly WHERE {col} = $1 AND hour >= $2 AND hour < $3",
+        "SELECT {}, {}, {}, {}, {}, {} FROM engagement_hourly WHERE {filter} AND hour >= $2 AND hour < $3",
         sum("opens"),
         sum("unique_opens"),
         sum("machine_opens"),
@@ -159,9 +188,9 @@ pub async fn links(db: &Db, scope: Scope) -> Result<Vec<LinkClicks>, sqlx::Error
         "SELECT target, CAST(SUM(clicks) AS BIGINT) AS clicks, \
          CAST(SUM(unique_clicks) AS BIGINT) AS unique_clicks, \
          CAST(SUM(machine_clicks) AS BIGINT) AS machine_clicks \
-         FROM link_clicks WHERE {} = $1 GROUP BY target \
+         FROM link_clicks WHERE {} GROUP BY target \
          ORDER BY unique_clicks DESC, clicks DESC, target LIMIT 200",
-        scope.column()
+        scope.filter("")
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(scope.id())
@@ -176,10 +205,10 @@ pub async fn per_hour(
     scope: Scope,
     since: i64,
 ) -> Result<Vec<(i64, i64, i64, i64)>, sqlx::Error> {
-    let col = scope.column();
+    let filter = scope.filter("");
     let sent: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT sent_at / 3600000 AS hour, COUNT(*) FROM deliveries \
-         WHERE {col} = $1 AND kind <> 'test' AND sent_at >= $2 GROUP BY sent_at / 3600000"
+         WHERE {filter} AND kind <> 'test' AND sent_at >= $2 GROUP BY sent_at / 3600000"
     )))
     .bind(scope.id())
     .bind(since)
@@ -187,7 +216,7 @@ pub async fn per_hour(
     .await?;
     let engaged: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT hour / 3600000, CAST(SUM(unique_opens) AS BIGINT), CAST(SUM(unique_clicks) AS BIGINT) \
-         FROM engagement_hourly WHERE {col} = $1 AND hour >= $2 GROUP BY hour"
+         FROM engagement_hourly WHERE {filter} AND hour >= $2 GROUP BY hour"
     )))
     .bind(scope.id())
     .bind(since - since.rem_euclid(HOUR_MS))
@@ -285,8 +314,8 @@ pub async fn who_clicked(db: &Db, scope: Scope, limit: i64) -> Result<Vec<Clicke
     let sql = format!(
         "SELECT k.at, c.email, c.first_name, c.last_name, k.target FROM clicks k \
          JOIN contacts c ON c.id = k.contact_id \
-         WHERE k.{} = $1 AND k.machine = '' AND k.decided = 1 ORDER BY k.at, k.id LIMIT $2",
-        scope.column()
+         WHERE {} AND k.machine = '' AND k.decided = 1 ORDER BY k.at, k.id LIMIT $2",
+        scope.filter("k.")
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(scope.id())

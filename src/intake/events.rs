@@ -138,6 +138,20 @@ impl Event {
         if let Some(name) = params["name"].as_str().filter(|n| !n.is_empty()) {
             parts.push(format!("“{name}”"));
         }
+        if matches!(
+            EventType::from_code(&self.kind),
+            Some(EventType::MessageOpened | EventType::LinkClicked)
+        ) {
+            if let Some(message) = params["message"].as_str() {
+                parts.push(format!("the message {message}"));
+            }
+            if let Some(link) = params["link"].as_str() {
+                parts.push(format!("the link {link}"));
+            }
+            if params["first"] == true {
+                parts.push("the first time".into());
+            }
+        }
         if let Some(data) = params["data"].as_object() {
             let values: Vec<String> = data
                 .iter()

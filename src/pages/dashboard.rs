@@ -81,6 +81,8 @@ struct DashboardPage {
     /// Where the lines between the days go (a day has 23 or 25 hours when the
     /// clocks change).
     day_lines: Vec<i64>,
+    /// Every email of the seven days: sent, delivered, opened, clicked.
+    email: crate::stats::Figures,
 }
 
 impl DashboardPage {
@@ -156,6 +158,8 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
         .iter()
         .map(|h| (h - first_hour) * BAR_WIDTH)
         .collect();
+    let email =
+        crate::stats::all_figures(&state.db, starts[0] * HOUR_MS, starts[7] * HOUR_MS).await?;
     let settings = crate::settings::Settings::load(&state.db).await?;
     let sender_setup = (ctx.is_admin() && crate::pages::admin::settings::sender_unset(&settings))
         .then_some(settings);
@@ -170,6 +174,7 @@ async fn dashboard(state: web::Data<AppState>, ctx: PageContext) -> Result<HttpR
             sender_setup,
             ctx,
             figures,
+            email,
             rects,
             totals,
             width: hours * BAR_WIDTH,

@@ -246,6 +246,18 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         1
     );
     statistics_show(&app, &admin, message, welcome).await;
+    // The dashboard's week, and Ada's timeline.
+    let (_, html) = app.page_with(&admin, "/dashboard").await;
+    assert_eq!(text_of(&html, "#week-sent").as_deref(), Some("1"));
+    assert_eq!(text_of(&html, "#week-clicked").as_deref(), Some("1"));
+    let (_, html) = app.page_with(&admin, &format!("/contacts/{ada}")).await;
+    let timeline = text_of(&html, "#timeline").unwrap();
+    assert!(
+        timeline.contains("Link Clicked (C)")
+            && timeline.contains("the link https://shop.example/b; the first time")
+            && timeline.contains("Message Opened (C)"),
+        "{timeline}"
+    );
     // Past their keeping period the opens and clicks go; their counts stay.
     app.advance(std::time::Duration::from_secs(181 * 86_400));
     let pruned = herald::retention::prune(&app.state.db, app.now_ms())
