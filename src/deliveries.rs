@@ -387,6 +387,28 @@ pub async fn by_reference(db: &Db, reference: &str) -> Result<Option<Delivery>, 
         .await
 }
 
+/// Records that the unsubscribe link of the email `reference` was used at
+/// `now_ms`; the first time, counts it for the email's message and automation.
+pub async fn unsubscribed(
+    tx: &mut crate::db::Tx,
+    reference: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let first: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+        "UPDATE deliveries SET unsubscribed_at = $1 WHERE reference = $2 AND unsubscribed_at IS NULL \
+         RETURNING message_id, automation_id",
+    )
+    .bind(now_ms)
+    .bind(reference)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some((message, automation)) = first {
+        let of = (message.unwrap_or(0), automation.unwrap_or(0));
+        crate::tracking::decide::add_up(tx, of, now_ms, [0, 0, 0, 0, 0, 0, 1]).await?;
+    }
+    Ok(())
+}
+
 /// A tracked delivery, as a click or open finds it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TrackedDelivery {

@@ -79,6 +79,8 @@ pub struct Figures {
     pub unique_clicks: i64,
     /// Clicks by machines (link scanners, HEAD, bursts, within 2 s of the send).
     pub machine_clicks: i64,
+    /// Unsubscribes through the emails' links (each email's first).
+    pub unsubscribes: i64,
 }
 
 impl Figures {
@@ -135,7 +137,8 @@ async fn figures_of(db: &Db, scope: Of, since: i64, until: i64) -> Result<Figure
             .await?;
     let sum = |c: &str| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)");
     let sql = format!(
-        "SELECT {}, {}, {}, {}, {}, {} FROM engagement_hourly WHERE {filter} AND hour >= $2 AND hour < $3",
+        "SELECT {}, {}, {}, {}, {}, {}, {} FROM engagement_hourly WHERE {filter} AND hour >= $2 AND hour < $3",
+        sum("unsubscribes"),
         sum("opens"),
         sum("unique_opens"),
         sum("machine_opens"),
@@ -143,7 +146,8 @@ async fn figures_of(db: &Db, scope: Of, since: i64, until: i64) -> Result<Figure
         sum("unique_clicks"),
         sum("machine_clicks"),
     );
-    let (opens, unique_opens, machine_opens, clicks, unique_clicks, machine_clicks): (
+    let (unsubscribes, opens, unique_opens, machine_opens, clicks, unique_clicks, machine_clicks): (
+        i64,
         i64,
         i64,
         i64,
@@ -168,6 +172,7 @@ async fn figures_of(db: &Db, scope: Of, since: i64, until: i64) -> Result<Figure
         clicks,
         unique_clicks,
         machine_clicks,
+        unsubscribes,
     })
 }
 

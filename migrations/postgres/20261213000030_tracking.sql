@@ -8,6 +8,8 @@
 ALTER TABLE deliveries ADD COLUMN links TEXT;
 -- The automation whose run sent the email, for its statistics (runs are pruned).
 ALTER TABLE deliveries ADD COLUMN automation_id BIGINT;
+-- When its unsubscribe link was first used (an unsubscribe counts for its message).
+ALTER TABLE deliveries ADD COLUMN unsubscribed_at BIGINT;
 CREATE INDEX deliveries_message ON deliveries (message_id, sent_at);
 CREATE INDEX deliveries_automation ON deliveries (automation_id, sent_at);
 ALTER TABLE messages ADD COLUMN track BIGINT NOT NULL DEFAULT 1;
@@ -58,6 +60,7 @@ CREATE TABLE engagement_hourly (
     clicks BIGINT NOT NULL DEFAULT 0,
     unique_clicks BIGINT NOT NULL DEFAULT 0,
     machine_clicks BIGINT NOT NULL DEFAULT 0,
+    unsubscribes BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (message_id, automation_id, hour)
 );
 CREATE TABLE link_clicks (

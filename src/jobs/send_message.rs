@@ -177,8 +177,11 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
         Ok(None) => return Outcome::skip(target, "the contact no longer exists"),
         Err(e) => return Outcome::database(target, "reading the contact's values", e),
     };
+    // The email's reference, made here: its unsubscribe link names it (an
+    // unsubscribe counts for the message) and its tracked links do.
+    let reference = crate::deliveries::new_reference();
     let unsubscribe = match Unsubscribe::of(&ctx.db, to.target.id, chosen.group_id).await {
-        Ok(Some(u)) => u.link(&ctx.links, &ctx.base_url),
+        Ok(Some(u)) => u.in_delivery(&reference).link(&ctx.links, &ctx.base_url),
         Ok(None) => return Outcome::skip(target, "the contact no longer exists"),
         Err(e) => return Outcome::database(target, "making the unsubscribe link", e),
     };
@@ -188,16 +191,21 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
         preferences_url: compose::preferences_url(&settings, &ctx.base_url),
         unsubscribe_url: unsubscribe.clone(),
     };
-    send(
-        ctx,
-        &message,
-        &settings,
-        &to.email,
-        &personal,
-        Some(unsubscribe),
-        to.target,
-    )
-    .await
+    let email = Recipient {
+        address: &to.email,
+        reference,
+        unsubscribe: Some(unsubscribe),
+        target: to.target,
+    };
+    send(ctx, &message, &settings, &personal, email).await
+}
+
+/// Whom one email goes to, under which reference, with which unsubscribe link.
+struct Recipient<'a> {
+    address: &'a str,
+    reference: String,
+    unsubscribe: Option<String>,
+    target: Target,
 }
 
 /// The message the job sends; a deleted one fails the run, naming Define Job.
@@ -220,11 +228,15 @@ async fn send(
     ctx: &JobContext,
     message: &crate::messages::store::Message,
     settings: &crate::settings::Settings,
-    to: &str,
     personal: &Personal,
-    unsubscribe: Option<String>,
-    target: Target,
+    recipient: Recipient<'_>,
 ) -> Outcome {
+    let Recipient {
+        address: to,
+        reference,
+        unsubscribe,
+        target,
+    } = recipient;
     match ctx.suppressed.find(&ctx.db, to).await {
         Ok(Some(suppressed)) => return Outcome::skip(Some(target), suppressed.skip_reason()),
         Ok(None) => {}
@@ -239,6 +251,7 @@ async fn send(
             };
         }
     };
+    email.reference = Some(reference);
     let links = track(ctx, message, settings, personal, &mut email);
     match ctx.mailer.send(&email).await {
         Ok(id) => {
@@ -265,7 +278,7 @@ async fn send(
 }
 
 /// Tracks the email's opens and clicks when Settings and the message allow it:
-/// its links and image name a reference made here; returns the links' targets.
+/// its links and image name its reference; returns the links' targets.
 fn track(
     ctx: &JobContext,
     message: &crate::messages::store::Message,
@@ -276,7 +289,10 @@ fn track(
     if settings.tracking == crate::settings::Tracking::Off || message.track == 0 {
         return None;
     }
-    let reference = crate::deliveries::new_reference();
+    let reference = email
+        .reference
+        .get_or_insert_with(crate::deliveries::new_reference)
+        .clone();
     let tracked = crate::tracking::track(
         &email.html,
         &email.text,
@@ -288,7 +304,6 @@ fn track(
     );
     email.html = tracked.html;
     email.text = tracked.text;
-    email.reference = Some(reference);
     Some(tracked.links)
 }
 
@@ -400,7 +415,13 @@ async fn to_address(ctx: &JobContext, run: &Claimed) -> Outcome {
     let mut last = Outcome::skip(Some(target), "no address to send to");
     let mut all = Vec::new();
     for address in &chosen.addresses {
-        match send(ctx, &message, &settings, address, &personal, None, target).await {
+        let email = Recipient {
+            address,
+            reference: crate::deliveries::new_reference(),
+            unsubscribe: None,
+            target,
+        };
+        match send(ctx, &message, &settings, &personal, email).await {
             Outcome::Done { sent, .. } => all.extend(sent),
             skipped @ Outcome::Skipped { .. } => last = skipped,
             other => return other,

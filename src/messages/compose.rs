@@ -22,9 +22,28 @@ pub struct Unsubscribe {
     pub contact_since: Option<i64>,
     pub group: Option<i64>,
     pub group_since: Option<i64>,
+    /// The email the link came in (its reference, 80 bits), so the unsubscribe
+    /// counts for its message; links made before name none.
+    pub delivery: Option<u128>,
 }
 
 impl Unsubscribe {
+    /// The same link, naming the email `reference` it goes in.
+    pub fn in_delivery(mut self, reference: &str) -> Self {
+        self.delivery = u128::from_str_radix(reference, 16).ok();
+        self
+    }
+
+    /// The reference of the email the link came in.
+    pub fn reference(&self) -> Option<String> {
+        self.delivery.map(|d| {
+            format!(
+                "{d:0width$x}",
+                width = crate::deliveries::REFERENCE_BYTES * 2
+            )
+        })
+    }
+
     /// The link for `contact` (and `group`), naming them as they are now; `None`
     /// when the contact no longer exists.
     pub async fn of(
@@ -46,6 +65,7 @@ impl Unsubscribe {
             // A group deleted meanwhile: the link undoes every prepared message.
             group: group.filter(|_| group_since.is_some()),
             group_since,
+            delivery: None,
         }))
     }
 
@@ -60,12 +80,19 @@ impl Unsubscribe {
                 p.push_str(&format!("t{t}"));
             }
         }
+        if let Some(reference) = self.reference() {
+            p.push_str(&format!("r{reference}"));
+        }
         p
     }
 
     /// Reads a payload made by [`payload`](Self::payload), or by a version before
     /// creation times (`c7`, `c7g3`).
     pub fn parse(payload: &str) -> Option<Self> {
+        let (payload, delivery) = match payload.split_once('r') {
+            Some((p, r)) => (p, Some(u128::from_str_radix(r, 16).ok()?)),
+            None => (payload, None),
+        };
         let rest = payload.strip_prefix('c')?;
         let (contact, group) = match rest.split_once('g') {
             Some((c, g)) => (c, Some(g)),
@@ -90,6 +117,7 @@ impl Unsubscribe {
             contact_since,
             group,
             group_since,
+            delivery,
         })
     }
 
@@ -201,6 +229,7 @@ mod tests {
             contact_since,
             group,
             group_since,
+            delivery: None,
         };
         for link in [
             u(42, Some(1_700_000_000_000), None, None),
@@ -208,9 +237,18 @@ mod tests {
             // Made by an older version: ids only.
             u(42, None, None, None),
             u(7, None, Some(3), None),
+            u(7, Some(5), Some(3), Some(9)).in_delivery("0a1b2c3d4e5f60718293"),
         ] {
             assert_eq!(Unsubscribe::parse(&link.payload()), Some(link));
         }
+        assert_eq!(
+            u(1, Some(2), None, None)
+                .in_delivery("00000000000000000001")
+                .reference()
+                .as_deref(),
+            Some("00000000000000000001")
+        );
+        assert_eq!(Unsubscribe::parse("c1t2rzz"), None);
         assert_eq!(
             Unsubscribe::parse("c7g3").unwrap(),
             u(7, None, Some(3), None)

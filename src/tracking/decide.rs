@@ -202,6 +202,48 @@ async fn burst(tx: &mut Tx, delivery: i64, at: i64) -> Result<bool, sqlx::Error>
     Ok(asked >= n)
 }
 
+/// The columns of the hourly roll-up [`add_up`] adds to, in its order.
+const ROLLED_UP: [&str; 7] = [
+    "opens",
+    "unique_opens",
+    "machine_opens",
+    "clicks",
+    "unique_clicks",
+    "machine_clicks",
+    "unsubscribes",
+];
+
+/// Adds `counts` (in [`ROLLED_UP`] order) to the hour of `at` of the message and
+/// automation `of` (0 for none).
+pub async fn add_up(
+    tx: &mut Tx,
+    (message, automation): (i64, i64),
+    at: i64,
+    counts: [i64; 7],
+) -> Result<(), sqlx::Error> {
+    let columns = ROLLED_UP.join(", ");
+    let values: Vec<String> = (4..4 + ROLLED_UP.len()).map(|i| format!("${i}")).collect();
+    let sums: Vec<String> = ROLLED_UP
+        .iter()
+        .map(|c| format!("{c} = engagement_hourly.{c} + excluded.{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO engagement_hourly (message_id, automation_id, hour, {columns}) \
+         VALUES ($1, $2, $3, {}) ON CONFLICT (message_id, automation_id, hour) DO UPDATE SET {}",
+        values.join(", "),
+        sums.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(message)
+        .bind(automation)
+        .bind(at - at.rem_euclid(3_600_000));
+    for n in counts {
+        q = q.bind(n);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Adds the open or click to the hourly roll-up of its message and automation
 /// (unique: the email's first), and a click to its link's totals (unique: the
 /// link's first in the email).
@@ -220,27 +262,14 @@ async fn count(
         ([person, first, machine], [0, 0, 0])
     };
     let (message, automation) = (row.message_id.unwrap_or(0), row.automation_id.unwrap_or(0));
-    sqlx::query(
-        "INSERT INTO engagement_hourly (message_id, automation_id, hour, opens, unique_opens, \
-         machine_opens, clicks, unique_clicks, machine_clicks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (message_id, automation_id, hour) DO UPDATE SET \
-         opens = engagement_hourly.opens + excluded.opens, \
-         unique_opens = engagement_hourly.unique_opens + excluded.unique_opens, \
-         machine_opens = engagement_hourly.machine_opens + excluded.machine_opens, \
-         clicks = engagement_hourly.clicks + excluded.clicks, \
-         unique_clicks = engagement_hourly.unique_clicks + excluded.unique_clicks, \
-         machine_clicks = engagement_hourly.machine_clicks + excluded.machine_clicks",
+    let [o0, o1, o2] = opens;
+    let [c0, c1, c2] = clicks;
+    add_up(
+        tx,
+        (message, automation),
+        row.at,
+        [o0, o1, o2, c0, c1, c2, 0],
     )
-    .bind(message)
-    .bind(automation)
-    .bind(row.at - row.at.rem_euclid(3_600_000))
-    .bind(opens[0])
-    .bind(opens[1])
-    .bind(opens[2])
-    .bind(clicks[0])
-    .bind(clicks[1])
-    .bind(clicks[2])
-    .execute(&mut **tx)
     .await?;
     if click {
         sqlx::query(

@@ -974,6 +974,7 @@ async fn a_link_made_for_a_deleted_contact_or_group_never_acts_on_the_next_one(
             contact_since: None,
             group: None,
             group_since: None,
+            delivery: None,
         }
         .link(&app.state.links, &app.state.config.base_url),
     );

@@ -245,6 +245,15 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
         .await,
         1
     );
+    // Ada unsubscribes with the email's link (twice: it counts once, for the message).
+    let mail = smtp.last_to("ada@example.com").unwrap();
+    let at = mail.data.find("List-Unsubscribe: <").unwrap();
+    let link = &mail.data[at..];
+    let path = &link[link.find("/u/").unwrap()..link.find('>').unwrap()];
+    for _ in 0..2 {
+        let r = app.client.post(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
     statistics_show(&app, &admin, message, welcome).await;
     // The dashboard's week, and Ada's timeline.
     let (_, html) = app.page_with(&admin, "/dashboard").await;
@@ -282,6 +291,7 @@ async fn statistics_show(app: &TestApp, admin: &reqwest::Client, message: i64, w
         ("#fig-unique-clicks", "1"),
         ("#fig-machine-clicks", "6"),
         ("#fig-ctor", "100.0 %"),
+        ("#fig-unsubscribes", "1"),
     ] {
         assert_eq!(text_of(&html, id).as_deref(), Some(want), "{id}");
     }

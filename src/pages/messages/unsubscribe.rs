@@ -111,6 +111,9 @@ async fn unsubscribe(
         }
         _ => crate::contacts::opt_out(&mut tx, u.contact, now).await?,
     }
+    if let Some(reference) = u.reference() {
+        crate::deliveries::unsubscribed(&mut tx, &reference, now).await?;
+    }
     state.db.commit(tx).await?;
     tracing::info!(contact = u.contact, group = ?u.group, "unsubscribed through a link");
     page(&state, token.into_inner(), email, effect, true).await
