@@ -90,7 +90,13 @@ impl Application {
         let port = listener.local_addr()?.port();
         let sns =
             crate::feedback::providers::ses::Certificates::new(config.sns_test_origin.clone());
+        let image_proxies = match &config.image_proxies_file {
+            Some(path) => crate::networks::Networks::parse(&std::fs::read_to_string(path)?)
+                .map_err(|e| anyhow::anyhow!("image_proxies_file {}: {e}", path.display()))?,
+            None => crate::networks::Networks::shipped(),
+        };
         let state = web::Data::new(AppState {
+            image_proxies,
             sns,
             tracking: crate::tracking::Tokens::new(key.master()),
             db,

@@ -25,6 +25,7 @@ pub mod logging;
 pub mod mail;
 pub mod messages;
 pub mod metrics;
+pub mod networks;
 pub mod pages;
 pub mod retention;
 pub mod scheduler;

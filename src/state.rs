@@ -37,6 +37,8 @@ pub struct AppState {
     pub sns: crate::feedback::providers::ses::Certificates,
     /// Makes and reads the tokens of tracked links and open images.
     pub tracking: crate::tracking::Tokens,
+    /// The image proxies whose opens are machines'.
+    pub image_proxies: crate::networks::Networks,
 }
 
 /// What a job may use while it executes — and nothing of the web application.

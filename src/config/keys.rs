@@ -120,6 +120,19 @@ keys! {
             Some(path) => path.display().to_string(),
             None => "(not set: the system's certificate authorities)".into(),
         };
+    networks_file: Option<PathBuf>, secret: false,
+        read: |v| match v {
+            "" => Ok(None),
+            v => match std::fs::read_to_string(v) {
+                Err(e) => Err(format!("cannot be read ({e})")),
+                Ok(text) => crate::networks::Networks::parse(&text)
+                    .map(|_| Some(PathBuf::from(v))),
+            },
+        },
+        show: |v| match v {
+            Some(path) => path.display().to_string(),
+            None => "(not set: the list Herald ships)".into(),
+        };
     secret_key: Option<Secret>, secret: true, read: |v| optional_secret(v, 32), show: redacted;
     metrics_token: Option<Secret>, secret: true, read: |v| optional_secret(v, 16), show: redacted;
     email: String, secret: false,

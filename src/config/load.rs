@@ -84,6 +84,10 @@ pub struct Config {
     /// server that takes the bounce domain's mail); none: it does not.
     #[serde(with = "keys::optional_address")]
     pub inbound_smtp_bind: Option<SocketAddr>,
+    /// A file of image proxy networks (one per line) whose opens are machines';
+    /// none: the list Herald ships.
+    #[serde(with = "keys::networks_file")]
+    pub image_proxies_file: Option<PathBuf>,
     /// Unknown keys found in the file or environment, reported once logging is up.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -117,6 +121,7 @@ impl Default for Config {
             smtp_timeout: Duration::from_secs(15),
             job_timeout: Duration::from_secs(60),
             inbound_smtp_bind: None,
+            image_proxies_file: None,
             warnings: Vec::new(),
             sns_test_origin: None,
         }

@@ -599,3 +599,70 @@ with_smtp!(
     links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded,
     tracking_off_sends_the_links_as_written
 );
+
+/// An open from a network in `image_proxies_file` (here 127.0.0.1, the tests'
+/// own address) is a machine's; a file that is not a list of networks is refused
+/// at start, naming its line.
+async fn opens_through_an_image_proxy_are_machines(app: TestApp, smtp: SmtpServer) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let message = write_message(&app, &admin, "News", "News", "Hello", HTML).await;
+    welcome_automation(&app, &admin, message).await;
+    new_contact(&app, &admin, "ada@example.com", "Ada").await;
+    app.drain_due_runs().await;
+    let (html, _) = parts(&smtp, "ada@example.com");
+    app.advance(std::time::Duration::from_secs(3));
+    let r = no_redirects()
+        .get(app.url(&paths(&html, "o")[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    written(
+        &app,
+        "SELECT COUNT(*) FROM opens WHERE machine = 'an image proxy'",
+        1,
+    )
+    .await;
+    let bad = app.state.config.data_dir.join("proxies-bad.txt");
+    std::fs::write(&bad, "17.0.0.0/8\nnot a network\n").unwrap();
+    let refused = herald::config::Config::load([(
+        "HERALD_IMAGE_PROXIES_FILE".to_string(),
+        bad.display().to_string(),
+    )])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("IMAGE_PROXIES_FILE") && refused.contains("line 2"),
+        "{refused}"
+    );
+}
+
+mod opens_through_an_image_proxy_are_machines {
+    async fn run(engine: crate::helpers::Engine) {
+        let smtp = crate::smtp::SmtpServer::start().await;
+        let url = smtp.url();
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("proxies.txt");
+        std::fs::write(&list, "# the tests' own address\n127.0.0.1\n").unwrap();
+        crate::helpers::TestApp::on(engine)
+            .configure(move |c| {
+                c.smtp_url = Some(herald::config::Secret::from(url));
+                c.image_proxies_file = Some(list);
+            })
+            .run(|app| async move {
+                super::opens_through_an_image_proxy_are_machines(app, smtp).await;
+                drop(dir);
+            })
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(crate::helpers::Engine::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(crate::helpers::Engine::Postgres).await
+    }
+}

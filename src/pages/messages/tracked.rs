@@ -156,9 +156,12 @@ async fn open(
     }
     let now = state.clock.now_ms();
     let agent = user_agent(&req);
+    let from_proxy = crate::web::client_ip(&req, &state.config.trusted_proxies)
+        .parse()
+        .is_ok_and(|ip| state.image_proxies.contains(ip));
     let machine = if now - d.sent_at < TOO_SOON_MS {
         "within 2 seconds of the send"
-    } else if IMAGE_PROXIES.iter().any(|p| agent.contains(p)) {
+    } else if from_proxy || IMAGE_PROXIES.iter().any(|p| agent.contains(p)) {
         "an image proxy"
     } else {
         ""
