@@ -41,42 +41,6 @@ fn script(path: &std::path::Path, key: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// wrk -t2 -c64: requests/s, p99 in ms and the non-2xx count.
-fn wrk(url: &str, script: &std::path::Path, seconds: u32) -> anyhow::Result<(f64, f64, u64)> {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", "-s"])
-        .arg(script)
-        .arg(url)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("wrk printed: {text}"))?;
-    let p99 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .map(|v| {
-            let v = v.trim();
-            let (n, scale) = if let Some(n) = v.strip_suffix("us") {
-                (n, 0.001)
-            } else if let Some(n) = v.strip_suffix("ms") {
-                (n, 1.0)
-            } else {
-                (v.trim_end_matches('s'), 1000.0)
-            };
-            n.parse::<f64>().unwrap_or(f64::NAN) * scale
-        })
-        .unwrap_or(f64::NAN);
-    let errors = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    Ok((rps, p99, errors))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -132,9 +96,9 @@ async fn main() -> anyhow::Result<()> {
     let mut bare_rounds = Vec::new();
     for _ in 0..rounds {
         let herald = common::Herald::start(&url, &dir, &[]).await?;
-        let (rps, p99, errors) = wrk(
+        let (rps, p99, errors, _) = common::wrk(
             &format!("{}/api/v1/events", herald.base),
-            &herald_script,
+            Some(&herald_script),
             seconds,
         )?;
         anyhow::ensure!(
@@ -160,14 +124,14 @@ async fn main() -> anyhow::Result<()> {
         {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let measured = wrk(
+        let measured = common::wrk(
             &format!("http://127.0.0.1:{port}/events"),
-            &bare_script,
+            Some(&bare_script),
             seconds,
         );
         let _ = bare.kill();
         let _ = bare.wait();
-        let (rps, p99, errors) = measured?;
+        let (rps, p99, errors, _) = measured?;
         anyhow::ensure!(
             errors == 0,
             "the bare endpoint answered {errors} requests with an error"

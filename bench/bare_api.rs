@@ -6,6 +6,7 @@
 //! cargo run --release --example bench-bare-api -- <database-url> <address>
 //!   GET /       → "Hello, world!"
 //!   POST /events → one INSERT, 202
+//!   GET /l/{token} → 302 to a fixed target (the clicks' reference)
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,6 +22,14 @@ const SQLITE_TABLE: &str = "CREATE TABLE IF NOT EXISTS bare_events (id INTEGER P
 enum Pool {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
+}
+
+/// The clicks' reference: a 302 to a fixed target, nothing looked up or written.
+async fn redirect() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", "https://shop.example/spring-sale"))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
 }
 
 async fn hello() -> &'static str {
@@ -99,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
             .app_data(data.clone())
             .route("/", web::get().to(hello))
             .route("/events", web::post().to(ingest))
+            .route("/l/{token}", web::get().to(redirect))
     })
     .bind(address)?
     .run()

@@ -277,3 +277,47 @@ impl Drop for Herald {
         }
     }
 }
+
+/// wrk -t2 -c64 for `seconds` (with a Lua `script`): requests/s, p99 in ms, the
+/// non-2xx-or-3xx count and the requests made.
+pub fn wrk(url: &str, script: Option<&Path>, seconds: u32) -> anyhow::Result<(f64, f64, u64, u64)> {
+    let mut cmd = std::process::Command::new("wrk");
+    cmd.args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency"]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let out = cmd.arg(url).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("wrk printed: {text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| {
+            let v = v.trim();
+            let (n, scale) = if let Some(n) = v.strip_suffix("us") {
+                (n, 0.001)
+            } else if let Some(n) = v.strip_suffix("ms") {
+                (n, 1.0)
+            } else {
+                (v.trim_end_matches('s'), 1000.0)
+            };
+            n.parse::<f64>().unwrap_or(f64::NAN) * scale
+        })
+        .unwrap_or(f64::NAN);
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    // "  123456 requests in 10.00s, 12.34MB read"
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(0);
+    Ok((rps, p99, errors, requests))
+}

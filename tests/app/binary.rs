@@ -105,13 +105,23 @@ impl Herald {
         self.output()
     }
 
-    /// SIGTERM, and wait for a graceful exit.
-    pub fn stop(mut self) -> String {
+    /// SIGTERM, without waiting.
+    pub fn terminate(&self) {
         Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
+    }
+
+    /// SIGTERM, and wait for a graceful exit.
+    pub fn stop(self) -> String {
+        self.terminate();
+        self.exited()
+    }
+
+    /// Waits for a graceful exit (after [`Self::terminate`]).
+    pub fn exited(mut self) -> String {
         let status = self.child.wait().unwrap();
         assert!(
             status.success(),
@@ -817,4 +827,65 @@ async fn healthcheck_says_whether_herald_answers() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Clicks answered while Herald stops on SIGTERM are all written before it exits:
+/// the writer that records them without the redirect waiting is flushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_click_answered_before_sigterm_is_recorded() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a secret key for this test only, long enough to be one";
+    let herald = Herald::start(dir.path(), &[("HERALD_SECRET_KEY", secret)]);
+    let base = herald.address.clone();
+    // A tracked email, as a send leaves it, and the token of its one link.
+    let db_url = format!("sqlite://{}", dir.path().join("data/herald.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&db_url).await.unwrap();
+    let reference = "0123456789abcdef0123";
+    sqlx::query(
+        "INSERT INTO deliveries (reference, kind, address, smtp_message_id, sent_at, links) \
+         VALUES ($1, 'message', 'ada@example.com', '<x@y>', $2, '[\"https://example.com/a\"]')",
+    )
+    .bind(reference)
+    .bind(crate::processes::now_ms() - 60_000)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let key = actix_web::cookie::Key::derive_from(secret.as_bytes());
+    let token = herald::tracking::Tokens::new(key.master()).click(reference, 0);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{base}/l/{token}");
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::FOUND
+    );
+    // Many clicks at once; SIGTERM while they are being answered.
+    let clicks: Vec<_> = (0..400)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == StatusCode::FOUND)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    herald.terminate();
+    let mut answered = 1;
+    for c in clicks {
+        answered += i64::from(c.await.unwrap());
+    }
+    herald.exited();
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clicks")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert!(answered > 1, "some clicks were answered");
+    assert_eq!(kept, answered, "every click answered is recorded");
 }

@@ -83,7 +83,7 @@ pub(crate) async fn deliver(app: &TestApp, from: &str, to: &[&str], data: &[u8])
 
 /// A delivery status notification as RFC 3464's examples write it, about
 /// `recipient`, returning the headers of the email `message_id`.
-fn dsn(recipient: &str, action: &str, status: &str, message_id: &str) -> String {
+pub(crate) fn dsn(recipient: &str, action: &str, status: &str, message_id: &str) -> String {
     format!(
         "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n\
          To: postmaster@example.com\r\n\

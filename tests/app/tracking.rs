@@ -594,7 +594,99 @@ async fn a_contact_who_refuses_tracking_is_counted_but_not_kept(app: TestApp, sm
     );
 }
 
+/// After sends, a bounce, people's and machines' opens and clicks and an
+/// unsubscribe, the statistics equal a count of the raw records.
+async fn the_numbers_add_up_to_the_raw_records(app: TestApp, smtp: SmtpServer) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let message = write_message(&app, &admin, "News", "News", "Hello", HTML).await;
+    welcome_automation(&app, &admin, message).await;
+    for (email, name) in [
+        ("ada@example.com", "Ada"),
+        ("bob@example.com", "Bob"),
+        ("cy@example.com", "Cy"),
+    ] {
+        new_contact(&app, &admin, email, name).await;
+    }
+    app.drain_due_runs().await;
+    let bob = smtp.last_to("bob@example.com").unwrap();
+    let id = crate::bounces::message_id_in(&bob.data);
+    let dsn = crate::bounces::dsn("bob@example.com", "failed", "5.1.1", &id);
+    let r = crate::bounces::deliver(&app, "", &["postmaster@localhost"], dsn.as_bytes()).await;
+    assert!(r[r.len() - 2].starts_with("250"), "{r:?}");
+    let client = no_redirects();
+    let (ada_html, _) = parts(&smtp, "ada@example.com");
+    let (cy_html, _) = parts(&smtp, "cy@example.com");
+    let (ada_links, cy_links) = (paths(&ada_html, "l"), paths(&cy_html, "l"));
+    app.advance(std::time::Duration::from_secs(3));
+    for path in [
+        &paths(&ada_html, "o")[0],
+        &paths(&ada_html, "o")[0],
+        &ada_links[0],
+    ] {
+        client.get(app.url(path)).send().await.unwrap();
+    }
+    app.advance(std::time::Duration::from_secs(3));
+    client.get(app.url(&ada_links[1])).send().await.unwrap();
+    client.head(app.url(&cy_links[2])).send().await.unwrap();
+    client
+        .get(app.url(&paths(&cy_html, "o")[0]))
+        .header("user-agent", "Mozilla/5.0 (via ggpht.com GoogleImageProxy)")
+        .send()
+        .await
+        .unwrap();
+    let mail = smtp.last_to("ada@example.com").unwrap();
+    let at = mail.data.find("List-Unsubscribe: <").unwrap();
+    let link = &mail.data[at..];
+    let unsubscribe = &link[link.find("/u/").unwrap()..link.find('>').unwrap()];
+    app.client.post(app.url(unsubscribe)).send().await.unwrap();
+    written(&app, "SELECT COUNT(*) FROM clicks", 3).await;
+    written(&app, "SELECT COUNT(*) FROM opens", 3).await;
+    app.advance(std::time::Duration::from_secs(3));
+    decided(&app).await;
+    let raw = |sql: String| {
+        let app = &app;
+        async move { count(app, &sql).await }
+    };
+    let m = format!("message_id = {message}");
+    let expected = herald::stats::Figures {
+        sent: raw(format!("SELECT COUNT(*) FROM deliveries WHERE {m}")).await,
+        delivered: raw(format!("SELECT COUNT(*) FROM deliveries WHERE {m} AND fate NOT IN ('hard_bounce', 'soft_bounce')")).await,
+        hard_bounces: raw(format!("SELECT COUNT(*) FROM deliveries WHERE {m} AND fate = 'hard_bounce'")).await,
+        soft_bounces: 0,
+        complaints: 0,
+        opens: raw(format!("SELECT COUNT(*) FROM opens WHERE {m} AND machine = ''")).await,
+        unique_opens: raw(format!("SELECT COUNT(DISTINCT delivery_id) FROM opens WHERE {m} AND machine = ''")).await,
+        machine_opens: raw(format!("SELECT COUNT(*) FROM opens WHERE {m} AND machine <> ''")).await,
+        clicks: raw(format!("SELECT COUNT(*) FROM clicks WHERE {m} AND machine = ''")).await,
+        unique_clicks: raw(format!("SELECT COUNT(DISTINCT delivery_id) FROM clicks WHERE {m} AND machine = ''")).await,
+        machine_clicks: raw(format!("SELECT COUNT(*) FROM clicks WHERE {m} AND machine <> ''")).await,
+        unsubscribes: raw(format!("SELECT COUNT(*) FROM deliveries WHERE {m} AND unsubscribed_at IS NOT NULL")).await,
+    };
+    assert_eq!(
+        (
+            expected.sent,
+            expected.hard_bounces,
+            expected.opens,
+            expected.clicks,
+            expected.machine_clicks,
+            expected.unsubscribes
+        ),
+        (3, 1, 2, 2, 1, 1),
+        "the scenario happened"
+    );
+    let figures = herald::stats::figures(
+        &app.state.db,
+        herald::stats::Scope::Message(message),
+        0,
+        app.now_ms() + 3_600_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(figures, expected);
+}
+
 with_smtp!(
+    the_numbers_add_up_to_the_raw_records,
     a_contact_who_refuses_tracking_is_counted_but_not_kept,
     links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded,
     tracking_off_sends_the_links_as_written
