@@ -15,8 +15,6 @@
 #[allow(dead_code)]
 mod common;
 
-use std::process::Command;
-
 use herald::automations::model::Target;
 use herald::automations::time_frame::{Delay, DelayUnit};
 use herald::automations::wizard::JobChoice;
@@ -108,27 +106,8 @@ async fn main() -> anyhow::Result<()> {
         herald_rounds.push(serde_json::json!({ "rps": rps, "p99_ms": p99 }));
         herald.stop()?;
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut bare = Command::new(common::sibling("bench-bare-api")?)
-            .args([&bare_url, &format!("127.0.0.1:{port}")])
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        let probe = reqwest::Client::new();
-        while probe
-            .get(format!("http://127.0.0.1:{port}/"))
-            .send()
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let measured = common::wrk(
-            &format!("http://127.0.0.1:{port}/events"),
-            Some(&bare_script),
-            seconds,
-        );
+        let (mut bare, bare_base) = common::start_bare(&bare_url).await?;
+        let measured = common::wrk(&format!("{bare_base}/events"), Some(&bare_script), seconds);
         let _ = bare.kill();
         let _ = bare.wait();
         let (rps, p99, errors, _) = measured?;

@@ -112,11 +112,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|i| {
                 let id = format!("<{}@example.com>", deliveries::new_reference());
                 dsns.push(dsn(&format!("reader{i}@example.org"), &id));
-                Sent::new(
-                    Kind::Message,
-                    herald::mail::Posted::carrying(id),
-                    &format!("reader{i}@example.org"),
-                )
+                Sent::new(Kind::Message, id, &format!("reader{i}@example.org"))
             })
             .collect();
         deliveries::record(&db, now - 60_000, &sent).await?;

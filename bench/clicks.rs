@@ -154,28 +154,9 @@ async fn main() -> anyhow::Result<()> {
         herald_rounds.push(serde_json::json!({ "rps": rps, "p99_ms": p99 }));
         herald.stop()?;
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
         let bare_db = common::database_url(None, &dir.join("bare.db"));
-        let mut bare = Command::new(common::sibling("bench-bare-api")?)
-            .args([&bare_db, &format!("127.0.0.1:{port}")])
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        let probe = reqwest::Client::new();
-        while probe
-            .get(format!("http://127.0.0.1:{port}/"))
-            .send()
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let measured = common::wrk(
-            &format!("http://127.0.0.1:{port}"),
-            Some(&click_script),
-            seconds,
-        );
+        let (mut bare, bare_base) = common::start_bare(&bare_db).await?;
+        let measured = common::wrk(&bare_base, Some(&click_script), seconds);
         let _ = bare.kill();
         let _ = bare.wait();
         let (rps, p99, errors, _) = measured?;

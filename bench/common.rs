@@ -321,3 +321,21 @@ pub fn wrk(url: &str, script: Option<&Path>, seconds: u32) -> anyhow::Result<(f6
         .unwrap_or(0);
     Ok((rps, p99, errors, requests))
 }
+
+/// The bare actix-web reference (`bench-bare-api`) on `db_url` and a free port,
+/// once it answers; kill it when done.
+pub async fn start_bare(db_url: &str) -> anyhow::Result<(std::process::Child, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let bare = std::process::Command::new(sibling("bench-bare-api")?)
+        .args([db_url, &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let probe = reqwest::Client::new();
+    while probe.get(format!("{base}/")).send().await.is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok((bare, base))
+}

@@ -35,7 +35,7 @@ pub struct Application {
     inbound: Option<TcpListener>,
     bounces: crate::deliveries::BounceAddresses,
     /// Writes opens and clicks; flushed at a graceful stop.
-    opens_and_clicks: crate::tracking::writer::Writer,
+    opens_and_clicks: crate::engagement::writer::Writer,
     pub first_admin: Option<crate::accounts::FirstAdmin>,
 }
 
@@ -88,8 +88,7 @@ impl Application {
             None => None,
         };
         let port = listener.local_addr()?.port();
-        let sns =
-            crate::feedback::providers::ses::Certificates::new(config.sns_test_origin.clone());
+        let sns = crate::sns::Certificates::new(config.sns_test_origin.clone());
         let image_proxies = match &config.image_proxies_file {
             Some(path) => crate::networks::Networks::parse(&std::fs::read_to_string(path)?)
                 .map_err(|e| anyhow::anyhow!("image_proxies_file {}: {e}", path.display()))?,
@@ -115,7 +114,7 @@ impl Application {
         });
         let event_writer =
             crate::api::event_writer::EventWriter::start(background.clone(), state.clock.clone());
-        let opens_and_clicks = crate::tracking::writer::Writer::start(background.clone());
+        let opens_and_clicks = crate::engagement::writer::Writer::start(background.clone());
         let server = server(
             state.clone(),
             web::Data::from(jobs.clone()),
@@ -206,7 +205,7 @@ impl Application {
                     Box::pin(async move {
                         tokio::join!(
                             crate::retention::run(db.clone(), clock.clone()),
-                            crate::tracking::decide::run(db, clock),
+                            crate::engagement::decide::run(db, clock),
                         );
                     })
                 })
@@ -331,7 +330,7 @@ fn server(
     key: Key,
     listener: TcpListener,
     event_writer: crate::api::event_writer::EventWriter,
-    opens_and_clicks: crate::tracking::writer::Writer,
+    opens_and_clicks: crate::engagement::writer::Writer,
 ) -> anyhow::Result<Server> {
     let workers = state.config.workers;
     // One limiter for every worker thread.

@@ -128,16 +128,22 @@ pub struct Sent {
 }
 
 impl Sent {
-    pub fn new(kind: Kind, posted: crate::mail::Posted, address: &str) -> Self {
+    pub fn new(kind: Kind, smtp_message_id: String, address: &str) -> Self {
         Self {
             kind,
-            smtp_message_id: posted.message_id,
+            smtp_message_id,
             address: address.trim().to_lowercase(),
             contact_id: None,
             message_id: None,
-            queued_as: posted.queued_as,
+            queued_as: None,
             links: None,
         }
+    }
+
+    /// With the mail server's id for it, when its answer named one.
+    pub fn queued_as(mut self, id: Option<String>) -> Self {
+        self.queued_as = id;
+        self
     }
 
     /// Tracked, with the targets of its links (in the order their tokens number them).
@@ -385,28 +391,6 @@ pub async fn by_reference(db: &Db, reference: &str) -> Result<Option<Delivery>, 
         .bind(reference)
         .fetch_optional(db.read())
         .await
-}
-
-/// Records that the unsubscribe link of the email `reference` was used at
-/// `now_ms`; the first time, counts it for the email's message and automation.
-pub async fn unsubscribed(
-    tx: &mut crate::db::Tx,
-    reference: &str,
-    now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    let first: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
-        "UPDATE deliveries SET unsubscribed_at = $1 WHERE reference = $2 AND unsubscribed_at IS NULL \
-         RETURNING message_id, automation_id",
-    )
-    .bind(now_ms)
-    .bind(reference)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some((message, automation)) = first {
-        let of = (message.unwrap_or(0), automation.unwrap_or(0));
-        crate::tracking::decide::add_up(tx, of, now_ms, [0, 0, 0, 0, 0, 0, 1]).await?;
-    }
-    Ok(())
 }
 
 /// A tracked delivery, as a click or open finds it.

@@ -42,7 +42,7 @@ pub async fn prune(db: &Db, now_ms: i64) -> Result<Pruned, sqlx::Error> {
         + crate::feedback::store::prune(db, days(settings.run_retention_days)).await?
         + crate::feedback::providers::prune(db, days(settings.run_retention_days)).await?;
     let opens_and_clicks =
-        crate::tracking::decide::prune(db, days(settings.engagement_retention_days)).await?;
+        crate::engagement::decide::prune(db, days(settings.engagement_retention_days)).await?;
     let pruned = Pruned {
         runs,
         events,

@@ -34,7 +34,7 @@ pub struct AppState {
     /// Seals the secrets Herald must read again (a provider's signing key).
     pub sealer: crate::sealed::Sealer,
     /// Amazon SNS's signing certificates, fetched once each.
-    pub sns: crate::feedback::providers::ses::Certificates,
+    pub sns: crate::sns::Certificates,
     /// Makes and reads the tokens of tracked links and open images.
     pub tracking: crate::tracking::Tokens,
     /// The image proxies whose opens are machines'.

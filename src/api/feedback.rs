@@ -91,7 +91,8 @@ async fn ses(
     body: &[u8],
     now: i64,
 ) -> Result<Option<Vec<providers::ProviderNotice>>, Problem> {
-    use providers::ses::{self, CertificateError};
+    use crate::sns::CertificateError;
+    use providers::ses;
     let off = Provider::Ses;
     let Some(topics) = providers::topics(&state.db).await? else {
         return Err(Problem::new(

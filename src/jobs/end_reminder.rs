@@ -127,11 +127,14 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
             };
         };
         match ctx.mailer.send(&email).await {
-            Ok(id) => sent.push(crate::deliveries::Sent::new(
-                crate::deliveries::Kind::Reminder,
-                id,
-                &user.email,
-            )),
+            Ok(id) => sent.push(
+                crate::deliveries::Sent::new(
+                    crate::deliveries::Kind::Reminder,
+                    id.message_id,
+                    &user.email,
+                )
+                .queued_as(id.queued_as),
+            ),
             Err(SendError::Transient(error)) => return Outcome::Retry { target, error },
             Err(SendError::Permanent(error)) => {
                 tracing::warn!(user = user.id, error, "reminder refused for one recipient")

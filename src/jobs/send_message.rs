@@ -255,7 +255,8 @@ async fn send(
     let links = track(ctx, message, settings, personal, &mut email);
     match ctx.mailer.send(&email).await {
         Ok(id) => {
-            let sent = Sent::new(Kind::Message, id, to)
+            let sent = Sent::new(Kind::Message, id.message_id, to)
+                .queued_as(id.queued_as)
                 .of_message(message.id)
                 .to_contact(target.contact());
             Outcome::sent(

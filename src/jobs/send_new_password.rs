@@ -225,7 +225,9 @@ async fn deliver(
         // The delivery is audited with the run's completion (no write of its own).
         Ok(message_id) => Outcome::sent(
             to.target,
-            Sent::new(Kind::Password, message_id, &to.email).to_contact(to.target.contact()),
+            Sent::new(Kind::Password, message_id.message_id, &to.email)
+                .queued_as(message_id.queued_as)
+                .to_contact(to.target.contact()),
         )
         .noted(AuditNote {
             action: Action::PasswordDelivered,

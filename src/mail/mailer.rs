@@ -41,16 +41,6 @@ pub struct Posted {
     pub queued_as: Option<String>,
 }
 
-impl Posted {
-    /// An email carrying `message_id` that the server named no id for.
-    pub fn carrying(message_id: String) -> Self {
-        Self {
-            message_id,
-            queued_as: None,
-        }
-    }
-}
-
 /// The id a mail server gave an email in its last answer line: the word after
 /// "queued as", else a last word that looks like an id (letters, digits and
 /// `.-_@`, with a digit, 6 to 100 long) — not "OK" or "success".

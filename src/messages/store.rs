@@ -40,6 +40,13 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<Message>, sqlx::Error> {
 }
 
 /// Every message by name.
+/// The message's name, or "(deleted)".
+pub async fn name_of(db: &Db, id: i64) -> Result<String, sqlx::Error> {
+    Ok(find(db, id)
+        .await?
+        .map_or_else(|| "(deleted)".to_string(), |m| m.name))
+}
+
 pub async fn list(db: &Db) -> Result<Vec<Message>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM messages ORDER BY LOWER(name), id"

@@ -25,14 +25,7 @@ const SERIES: [(RunStatus, &str, &str); 4] = [
 const CHART_HEIGHT: f64 = 120.0;
 const BAR_WIDTH: i64 = 4;
 
-/// One rectangle of the chart.
-pub struct Rect {
-    pub x: i64,
-    pub y: String,
-    pub height: String,
-    pub fill: &'static str,
-    pub title: String,
-}
+pub use crate::web::chart::Rect;
 
 /// The figures at the top of the dashboard.
 pub struct Figures {

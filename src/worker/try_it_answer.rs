@@ -474,9 +474,7 @@ async fn describe_filter(
             first_only,
         } => {
             let message = match message_id {
-                Some(id) => crate::messages::store::find(&state.db, *id)
-                    .await?
-                    .map_or_else(|| "(deleted)".to_string(), |m| m.name),
+                Some(id) => crate::messages::store::name_of(&state.db, *id).await?,
                 None => String::new(),
             };
             crate::automations::model::engagement_words(&message, link, *first_only)

@@ -360,11 +360,7 @@ async fn a_complaint_found_by_its_message_id_unsubscribes_the_contact(
 /// Records an email to `address` sent `ago_ms` ago; returns its Message-ID.
 async fn sent_email(app: &TestApp, address: &str, ago_ms: i64) -> String {
     let id = format!("<{}@localhost>", deliveries::new_reference());
-    let sent = Sent::new(
-        Kind::Message,
-        herald::mail::Posted::carrying(id.clone()),
-        address,
-    );
+    let sent = Sent::new(Kind::Message, id.clone(), address);
     deliveries::record(&app.state.db, app.now_ms() - ago_ms, &[sent])
         .await
         .unwrap();
@@ -684,12 +680,8 @@ async fn the_deliverability_page_counts_bounces_complaints_and_rates(
     let mut ids = Vec::new();
     for i in 1..=4 {
         let id = format!("<{}@localhost>", deliveries::new_reference());
-        let sent = Sent::new(
-            Kind::Message,
-            herald::mail::Posted::carrying(id.clone()),
-            &format!("a{i}@example.com"),
-        )
-        .of_message(message);
+        let sent =
+            Sent::new(Kind::Message, id.clone(), &format!("a{i}@example.com")).of_message(message);
         deliveries::record(&app.state.db, app.now_ms() - 3_600_000, &[sent])
             .await
             .unwrap();

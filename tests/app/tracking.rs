@@ -180,9 +180,9 @@ async fn links_lead_where_the_email_pointed_and_clicks_and_opens_are_recorded(
             "within 2 seconds of the send",
             "a HEAD request",
             "a link scanner",
-            herald::tracking::decide::BURST,
-            herald::tracking::decide::BURST,
-            herald::tracking::decide::BURST,
+            herald::engagement::decide::BURST,
+            herald::engagement::decide::BURST,
+            herald::engagement::decide::BURST,
         ]
     );
     let per_link: Vec<(String, i64, i64, i64)> = sqlx::query_as(
@@ -361,7 +361,7 @@ async fn statistics_show(app: &TestApp, admin: &reqwest::Client, message: i64, w
 /// Decides every open and click that settled (as the scheduler's instance does).
 async fn decided(app: &TestApp) {
     for _ in 0..100 {
-        herald::tracking::decide::pass(&app.state.db, app.now_ms())
+        herald::engagement::decide::pass(&app.state.db, app.now_ms())
             .await
             .unwrap();
         let left = count(app, "SELECT COUNT(*) FROM clicks WHERE decided = 0").await

@@ -229,8 +229,13 @@ async fn send_test(
             Ok(id) => {
                 sent.push(email.to.as_str());
                 delivered.push(
-                    crate::deliveries::Sent::new(crate::deliveries::Kind::Test, id, &email.to)
-                        .of_message(m.id),
+                    crate::deliveries::Sent::new(
+                        crate::deliveries::Kind::Test,
+                        id.message_id,
+                        &email.to,
+                    )
+                    .queued_as(id.queued_as)
+                    .of_message(m.id),
                 );
             }
             Err(e) => {

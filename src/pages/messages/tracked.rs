@@ -8,9 +8,9 @@
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
+use crate::engagement::writer::{Hit, Writer};
 use crate::settings::Tracking;
 use crate::state::AppState;
-use crate::tracking::writer::{Hit, Writer};
 use crate::web::AppError;
 use crate::web::middleware::WasHead;
 

@@ -112,7 +112,7 @@ async fn unsubscribe(
         _ => crate::contacts::opt_out(&mut tx, u.contact, now).await?,
     }
     if let Some(reference) = u.reference() {
-        crate::deliveries::unsubscribed(&mut tx, &reference, now).await?;
+        crate::engagement::unsubscribed(&mut tx, &reference, now).await?;
     }
     state.db.commit(tx).await?;
     tracing::info!(contact = u.contact, group = ?u.group, "unsubscribed through a link");

@@ -4,11 +4,8 @@
 //! names the delivery and the link's position, and the targets are kept with the
 //! delivery ([`crate::deliveries`]'s `links`), so a click is sent only where the
 //! email pointed and an altered token finds nothing. The unsubscribe and
-//! preference links stay as they are. What a click or open was is written by
-//! [`writer`].
-
-pub mod decide;
-pub mod writer;
+//! preference links stay as they are. What a click or open was is written and
+//! decided by [`crate::engagement`].
 
 use crate::links::LinkSigner;
 
