@@ -11,6 +11,7 @@ use crate::state::AppState;
 use crate::stats::{Report, Scope};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// The range: the last 7, 30 (the default), 90 or 365 days, today included.
     #[serde(default)]
@@ -101,6 +102,7 @@ async fn view(state: &AppState, scope: Scope, days: Option<usize>) -> Result<Sta
     params(("id" = i64, Path, description = "The message's id"), StatsQuery),
     responses(
         (status = 200, description = "The statistics", body = StatsView),
+        (status = 400, description = "A query parameter that is not a number", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown message", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A range other than 7, 30, 90 or 365 days", body = Problem, content_type = "application/problem+json"),
@@ -124,6 +126,7 @@ pub async fn message(
     params(("id" = i64, Path, description = "The automation's id"), StatsQuery),
     responses(
         (status = 200, description = "The statistics", body = StatsView),
+        (status = 400, description = "A query parameter that is not a number", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown automation", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A range other than 7, 30, 90 or 365 days", body = Problem, content_type = "application/problem+json"),
