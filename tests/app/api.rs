@@ -836,11 +836,26 @@ async fn the_openapi_document_names_its_server_tags_enums_and_times() {
                 ("/api/v1/suppressions/{address}", "delete", "suppressions"),
                 ("/api/v1/automations/{id}/try", "get", "automations"),
                 ("/api/v1/feedback/{provider}", "post", "feedback"),
+                ("/api/v1/messages/{id}/stats", "get", "statistics"),
+                ("/api/v1/automations/{id}/stats", "get", "statistics"),
             ] {
                 assert_eq!(
                     doc["paths"][path][method]["tags"][0], tag,
                     "{method} {path}"
                 );
+            }
+            // A path parameter is in its path; every other is a query's.
+            for (path, operations) in doc["paths"].as_object().unwrap() {
+                for (method, operation) in operations.as_object().unwrap() {
+                    for p in operation["parameters"].as_array().into_iter().flatten() {
+                        let name = p["name"].as_str().unwrap();
+                        let in_path = path.contains(&format!("{{{name}}}"));
+                        let place = if in_path { "path" } else { "query" };
+                        if p["in"] != "header" {
+                            assert_eq!(p["in"], place, "{method} {path}: {name}");
+                        }
+                    }
+                }
             }
             let tags: Vec<&str> = doc["tags"]
                 .as_array()
