@@ -95,6 +95,7 @@ impl Application {
             None => crate::networks::Networks::shipped(),
         };
         let state = web::Data::new(AppState {
+            tracked: crate::cache::Recent::new(&crate::contacts::TRACKING_CHOICES),
             image_proxies,
             sns,
             tracking: crate::tracking::Tokens::new(key.master()),

@@ -39,6 +39,9 @@ pub struct AppState {
     pub tracking: crate::tracking::Tokens,
     /// The image proxies whose opens are machines'.
     pub image_proxies: crate::networks::Networks,
+    /// Tracked emails as clicks and opens find them, for a second (a burst of
+    /// clicks on one email reads it once).
+    pub tracked: crate::cache::Recent<String, Option<crate::deliveries::TrackedDelivery>>,
 }
 
 /// What a job may use while it executes — and nothing of the web application.

@@ -534,6 +534,10 @@ pub async fn refuses_tracking(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
     Ok(n.unwrap_or(0) != 0)
 }
 
+/// Counts the contacts' changes of whether their opens and clicks are kept with
+/// them (the clicks' cache of tracked emails trusts nothing read before one).
+pub static TRACKING_CHOICES: crate::cache::Generation = crate::cache::Generation::new();
+
 /// Records the contact's choice of whether their opens and clicks are kept with them.
 pub async fn set_refuses_tracking(tx: &mut Tx, id: i64, refuses: bool) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE contacts SET untracked = $1 WHERE id = $2")
@@ -541,6 +545,7 @@ pub async fn set_refuses_tracking(tx: &mut Tx, id: i64, refuses: bool) -> Result
         .bind(id)
         .execute(&mut **tx)
         .await?;
+    TRACKING_CHOICES.bump();
     Ok(())
 }
 

@@ -72,7 +72,11 @@ async fn found(
     AppError,
 > {
     let named = state.tracking.read(token).ok_or(AppError::NotFound)?;
-    let delivery = crate::deliveries::tracked(&state.db, &named.reference)
+    let delivery = state
+        .tracked
+        .get_or_load(named.reference.clone(), async || {
+            crate::deliveries::tracked(&state.db, &named.reference).await
+        })
         .await?
         .ok_or(AppError::NotFound)?;
     let settings = state.settings.load(&state.db).await?;
