@@ -121,45 +121,38 @@ pub async fn figures(
 
 async fn figures_of(db: &Db, scope: Of, since: i64, until: i64) -> Result<Figures, sqlx::Error> {
     let filter = scope.filter("");
+    let columns = [
+        "sent",
+        "hard_bounces",
+        "soft_bounces",
+        "complaints",
+        "unsubscribes",
+        "opens",
+        "unique_opens",
+        "machine_opens",
+        "clicks",
+        "unique_clicks",
+        "machine_clicks",
+    ];
+    let sums: Vec<String> = columns
+        .iter()
+        .map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)"))
+        .collect();
     let sql = format!(
-        "SELECT COUNT(*), \
-         CAST(COALESCE(SUM(CASE WHEN fate = 'hard_bounce' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(CASE WHEN fate = 'soft_bounce' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(CASE WHEN fate = 'complained' THEN 1 ELSE 0 END), 0) AS BIGINT) \
-         FROM deliveries WHERE {filter} AND kind <> 'test' AND sent_at >= $2 AND sent_at < $3"
+        "SELECT {} FROM engagement_hourly WHERE {filter} AND hour >= $2 AND hour < $3",
+        sums.join(", ")
     );
-    let (sent, hard_bounces, soft_bounces, complaints): (i64, i64, i64, i64) =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(scope.id())
-            .bind(since)
-            .bind(until)
-            .fetch_one(db.read())
-            .await?;
-    let sum = |c: &str| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)");
-    let sql = format!(
-        "SELECT {}, {}, {}, {}, {}, {}, {} FROM engagement_hourly WHERE {filter} AND hour >= $2 AND hour < $3",
-        sum("unsubscribes"),
-        sum("opens"),
-        sum("unique_opens"),
-        sum("machine_opens"),
-        sum("clicks"),
-        sum("unique_clicks"),
-        sum("machine_clicks"),
-    );
-    let (unsubscribes, opens, unique_opens, machine_opens, clicks, unique_clicks, machine_clicks): (
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-    ) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(scope.id())
         .bind(since - since.rem_euclid(HOUR_MS))
         .bind(until)
         .fetch_one(db.read())
         .await?;
+    use sqlx::Row;
+    let n = |i: usize| row.try_get::<i64, _>(i);
+    let (sent, hard_bounces, soft_bounces, complaints) = (n(0)?, n(1)?, n(2)?, n(3)?);
+    let (unsubscribes, opens, unique_opens, machine_opens) = (n(4)?, n(5)?, n(6)?, n(7)?);
+    let (clicks, unique_clicks, machine_clicks) = (n(8)?, n(9)?, n(10)?);
     Ok(Figures {
         sent,
         delivered: sent - hard_bounces - soft_bounces,
@@ -211,32 +204,15 @@ pub async fn per_hour(
     since: i64,
 ) -> Result<Vec<(i64, i64, i64, i64)>, sqlx::Error> {
     let filter = scope.filter("");
-    let sent: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT sent_at / 3600000 AS hour, COUNT(*) FROM deliveries \
-         WHERE {filter} AND kind <> 'test' AND sent_at >= $2 GROUP BY sent_at / 3600000"
-    )))
-    .bind(scope.id())
-    .bind(since)
-    .fetch_all(db.read())
-    .await?;
-    let engaged: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT hour / 3600000, CAST(SUM(unique_opens) AS BIGINT), CAST(SUM(unique_clicks) AS BIGINT) \
-         FROM engagement_hourly WHERE {filter} AND hour >= $2 GROUP BY hour"
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT hour / 3600000, CAST(SUM(sent) AS BIGINT), CAST(SUM(unique_opens) AS BIGINT), \
+         CAST(SUM(unique_clicks) AS BIGINT) FROM engagement_hourly WHERE {filter} AND hour >= $2 \
+         GROUP BY hour ORDER BY hour"
     )))
     .bind(scope.id())
     .bind(since - since.rem_euclid(HOUR_MS))
     .fetch_all(db.read())
-    .await?;
-    let mut out: std::collections::BTreeMap<i64, (i64, i64, i64)> = Default::default();
-    for (hour, n) in sent {
-        out.entry(hour).or_default().0 += n;
-    }
-    for (hour, opens, clicks) in engaged {
-        let e = out.entry(hour).or_default();
-        e.1 += opens;
-        e.2 += clicks;
-    }
-    Ok(out.into_iter().map(|(h, (s, o, c))| (h, s, o, c)).collect())
+    .await
 }
 
 /// One day of a report, in the reader's zone.
