@@ -85,12 +85,15 @@ async fn seed(db: &Db, now: i64, deliveries: i64, clicks: i64) -> anyhow::Result
     .bind(now)
     .execute(db.write())
     .await?;
-    // The roll-ups, as deciding those clicks would have left them.
+    // The roll-ups, as deciding those clicks would have left them (the emails'
+    // own are the triggers').
     sqlx::query(
         "INSERT INTO engagement_hourly (message_id, automation_id, hour, clicks, unique_clicks, machine_clicks) \
          SELECT message_id, 1, at - at % 3600000, \
          SUM(CASE WHEN machine = '' THEN 1 ELSE 0 END), SUM(CASE WHEN machine = '' THEN 1 ELSE 0 END), \
-         SUM(CASE WHEN machine = '' THEN 0 ELSE 1 END) FROM clicks GROUP BY message_id, at - at % 3600000",
+         SUM(CASE WHEN machine = '' THEN 0 ELSE 1 END) FROM clicks GROUP BY message_id, at - at % 3600000 \
+         ON CONFLICT (message_id, automation_id, hour) DO UPDATE SET clicks = excluded.clicks, \
+         unique_clicks = excluded.unique_clicks, machine_clicks = excluded.machine_clicks",
     )
     .execute(db.write())
     .await?;
