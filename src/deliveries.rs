@@ -402,25 +402,28 @@ pub struct TrackedDelivery {
     pub automation_id: Option<i64>,
     pub contact_id: Option<i64>,
     pub sent_at: i64,
-    /// The targets of its links (a JSON array).
-    pub links: Option<String>,
+    /// The targets of its links, read once from their JSON array.
+    #[sqlx(try_from = "String")]
+    pub links: Targets,
     /// 1 when its contact asked that their opens and clicks are not kept with them.
     pub untracked: i64,
+}
+
+/// The targets of a tracked email's links, in the order their tokens number them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets(pub Vec<String>);
+
+impl From<String> for Targets {
+    /// Reads the stored JSON array (none for anything else).
+    fn from(json: String) -> Self {
+        Self(serde_json::from_str(&json).unwrap_or_default())
+    }
 }
 
 impl TrackedDelivery {
     /// The target of its link at `position`.
     pub fn target(&self, position: usize) -> Option<String> {
-        let links: Vec<String> = serde_json::from_str(self.links.as_deref()?).ok()?;
-        links.into_iter().nth(position)
-    }
-
-    /// How many links it has.
-    pub fn link_count(&self) -> usize {
-        self.links
-            .as_deref()
-            .and_then(|l| serde_json::from_str::<Vec<String>>(l).ok())
-            .map_or(0, |l| l.len())
+        self.links.0.get(position).cloned()
     }
 }
 

@@ -48,8 +48,17 @@ impl Scope {
         Of::Scope(self).filter(table)
     }
 
-    fn id(self) -> i64 {
+    /// The message's or automation's id.
+    pub fn id(self) -> i64 {
         Of::Scope(self).id()
+    }
+
+    /// "message" or "automation".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Scope::Message(_) => "message",
+            Scope::Automation(_) => "automation",
+        }
     }
 }
 

@@ -96,7 +96,7 @@ pub fn track(
         r#"<img src="{base}o/{}" width="1" height="1" alt="" style="display:block;width:1px;height:1px;border:0">"#,
         tokens.open(reference)
     );
-    let mut html_out = if html.is_empty() {
+    let html_out = if html.is_empty() {
         String::new()
     } else {
         let placed = std::cell::Cell::new(false);
@@ -131,9 +131,6 @@ pub fn track(
             }
         }
     };
-    if html.is_empty() {
-        html_out.clear();
-    }
     let text_out = track_text(text, kept, &link_of);
     Tracked {
         html: html_out,

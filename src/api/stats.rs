@@ -42,38 +42,33 @@ pub struct StatsView {
     pub report: Report,
 }
 
+/// The name of the message or automation `scope` names; `None` when it is gone.
+pub async fn name_of(db: &crate::db::Db, scope: Scope) -> Result<Option<String>, sqlx::Error> {
+    Ok(match scope {
+        Scope::Message(id) => crate::messages::store::find(db, id).await?.map(|m| m.name),
+        Scope::Automation(id) => {
+            crate::automations::store::find(db, crate::types::AutomationId(id))
+                .await?
+                .map(|a| a.name)
+        }
+    })
+}
+
 async fn view(state: &AppState, scope: Scope, days: Option<usize>) -> Result<StatsView, Problem> {
     let days = days.unwrap_or(30);
     if !crate::stats::RANGES.contains(&days) {
         return Err(Problem::invalid("days", "Ask for 7, 30, 90 or 365 days."));
     }
-    let unknown = |what: &'static str| {
-        let title = if what == "message" {
-            "Unknown message"
-        } else {
-            "Unknown automation"
-        };
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            title,
-            format!("No {what} has this id."),
-        )
+    let title = match scope {
+        Scope::Message(_) => "Unknown message",
+        Scope::Automation(_) => "Unknown automation",
     };
-    let (id, name) = match scope {
-        Scope::Message(id) => (
-            id,
-            crate::messages::store::find(&state.db, id)
-                .await?
-                .ok_or_else(|| unknown("message"))?
-                .name,
-        ),
-        Scope::Automation(id) => (
-            id,
-            crate::automations::store::find(&state.db, crate::types::AutomationId(id))
-                .await?
-                .ok_or_else(|| unknown("automation"))?
-                .name,
-        ),
+    let (id, name) = match name_of(&state.db, scope).await? {
+        Some(name) => (scope.id(), name),
+        None => {
+            let detail = format!("No {} has this id.", scope.noun());
+            return Err(Problem::new(StatusCode::NOT_FOUND, title, detail));
+        }
     };
     let settings = state.settings.load(&state.db).await?;
     let zone =

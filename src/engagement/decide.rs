@@ -197,10 +197,7 @@ async fn burst(tx: &mut Tx, delivery: i64, at: i64) -> Result<bool, sqlx::Error>
         .fetch_optional(&mut **tx)
         .await?
         .flatten();
-    let n = links
-        .as_deref()
-        .and_then(|l| serde_json::from_str::<Vec<String>>(l).ok())
-        .map_or(0, |l| l.len() as i64);
+    let n = links.map_or(0, |l| crate::deliveries::Targets::from(l).0.len() as i64);
     if n < 2 {
         return Ok(false);
     }
@@ -269,21 +266,14 @@ async fn count(
 ) -> Result<(), sqlx::Error> {
     let (person, first, machine) = (i64::from(person), i64::from(first), i64::from(!person));
     let first_of_link = i64::from(first_of_link);
-    let (opens, clicks) = if click {
-        ([0, 0, 0], [person, first, machine])
+    // In ROLLED_UP's order: opens, then clicks, then unsubscribes.
+    let counts = if click {
+        [0, 0, 0, person, first, machine, 0]
     } else {
-        ([person, first, machine], [0, 0, 0])
+        [person, first, machine, 0, 0, 0, 0]
     };
     let (message, automation) = (row.message_id.unwrap_or(0), row.automation_id.unwrap_or(0));
-    let [o0, o1, o2] = opens;
-    let [c0, c1, c2] = clicks;
-    add_up(
-        tx,
-        (message, automation),
-        row.at,
-        [o0, o1, o2, c0, c1, c2, 0],
-    )
-    .await?;
+    add_up(tx, (message, automation), row.at, counts).await?;
     if click {
         sqlx::query(
             "INSERT INTO link_clicks (message_id, automation_id, target, clicks, unique_clicks, machine_clicks) \

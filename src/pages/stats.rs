@@ -85,21 +85,13 @@ impl Page {
 
 /// What `scope` is called, and where it is edited; `NotFound` when it is gone.
 async fn named(state: &AppState, scope: Scope) -> Result<(&'static str, String, String), AppError> {
+    let name = crate::api::stats::name_of(&state.db, scope)
+        .await
+        .step("loading what the statistics are of")?
+        .ok_or(AppError::NotFound)?;
     Ok(match scope {
-        Scope::Message(id) => {
-            let m = crate::messages::store::find(&state.db, id)
-                .await
-                .step("loading the message")?
-                .ok_or(AppError::NotFound)?;
-            ("Message", m.name, format!("/messages/{id}"))
-        }
-        Scope::Automation(id) => {
-            let a = crate::automations::store::find(&state.db, crate::types::AutomationId(id))
-                .await
-                .step("loading the automation")?
-                .ok_or(AppError::NotFound)?;
-            ("Automation", a.name, format!("/automations/{id}"))
-        }
+        Scope::Message(id) => ("Message", name, format!("/messages/{id}")),
+        Scope::Automation(id) => ("Automation", name, format!("/automations/{id}")),
     })
 }
 
@@ -186,19 +178,13 @@ async fn days_csv(
         f.unique_opens.to_string(),
         f.unique_clicks.to_string(),
     ];
-    let name = format!("{}-{}-stats.csv", what.to_lowercase(), scope_id(scope));
+    let name = format!("{}-{}-stats.csv", what.to_lowercase(), scope.id());
     crate::web::download::csv(
         &name,
         std::iter::once(header)
             .chain(rows)
             .chain(std::iter::once(total)),
     )
-}
-
-fn scope_id(scope: Scope) -> i64 {
-    match scope {
-        Scope::Message(id) | Scope::Automation(id) => id,
-    }
 }
 
 /// Who clicked what: each person's click kept with their contact, as CSV.
@@ -219,7 +205,7 @@ async fn clicks_csv(state: &AppState, scope: Scope) -> Result<HttpResponse, AppE
             c.target,
         ]
     });
-    let name = format!("{}-{}-clicks.csv", what.to_lowercase(), scope_id(scope));
+    let name = format!("{}-{}-clicks.csv", what.to_lowercase(), scope.id());
     crate::web::download::csv(&name, std::iter::once(header).chain(rows))
 }
 
