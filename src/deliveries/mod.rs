@@ -8,7 +8,12 @@
 use serde::Serialize;
 
 use crate::db::Db;
-use crate::links::LinkSigner;
+
+mod addresses;
+mod rates;
+
+pub use addresses::*;
+pub use rates::*;
 
 /// What kind of email a delivery was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -516,61 +521,6 @@ pub async fn set_fate(
     Ok(done.rows_affected() > 0)
 }
 
-/// Emails sent per hour from `since` on, as (hour since the epoch, count).
-pub async fn sent_per_hour(db: &Db, since: i64) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT sent_at / 3600000 AS hour, COUNT(*) FROM deliveries \
-         WHERE sent_at >= $1 AND kind <> 'test' GROUP BY sent_at / 3600000",
-    )
-    .bind(since)
-    .fetch_all(db.read())
-    .await
-}
-
-/// What became of one prepared message's emails.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct MessageRates {
-    pub message_id: i64,
-    /// None for a deleted message.
-    pub name: Option<String>,
-    pub sent: i64,
-    pub hard: i64,
-    pub soft: i64,
-    pub complained: i64,
-}
-
-impl MessageRates {
-    /// `n` of the emails sent, as a percentage (see [`percent`]).
-    pub fn rate(&self, n: &i64) -> String {
-        percent(*n, self.sent)
-    }
-}
-
-/// `n` of `of` as a percentage with one decimal ("1.5 %"); "—" of nothing.
-pub fn percent(n: i64, of: i64) -> String {
-    if of == 0 {
-        return "—".into();
-    }
-    format!("{:.1} %", n as f64 * 100.0 / of as f64)
-}
-
-/// Per prepared message, the emails sent from `since` on (test sends left out)
-/// and how many bounced or drew a complaint; the most sent first.
-pub async fn rates_per_message(db: &Db, since: i64) -> Result<Vec<MessageRates>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT d.message_id AS message_id, MIN(m.name) AS name, COUNT(*) AS sent, \
-         SUM(CASE WHEN d.fate = 'hard_bounce' THEN 1 ELSE 0 END) AS hard, \
-         SUM(CASE WHEN d.fate = 'soft_bounce' THEN 1 ELSE 0 END) AS soft, \
-         SUM(CASE WHEN d.fate = 'complained' THEN 1 ELSE 0 END) AS complained \
-         FROM deliveries d LEFT JOIN messages m ON m.id = d.message_id \
-         WHERE d.sent_at >= $1 AND d.kind = 'message' AND d.message_id IS NOT NULL \
-         GROUP BY d.message_id ORDER BY COUNT(*) DESC, d.message_id LIMIT 50",
-    )
-    .bind(since)
-    .fetch_all(db.read())
-    .await
-}
-
 /// Deletes deliveries sent before `before`, a batch at a time.
 pub async fn prune(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
     crate::db::delete_in_batches(
@@ -581,75 +531,9 @@ pub async fn prune(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
     .await
 }
 
-/// Makes and reads bounce addresses (VERP): `bounces+<reference>.<tag>@<domain>`,
-/// the tag an HMAC of the reference under a key derived from the secret key, so
-/// an address cannot be guessed or altered to name another delivery.
-#[derive(Clone, Debug)]
-pub struct BounceAddresses(LinkSigner);
-
-/// The local part before the `+`.
-pub const BOUNCE_PREFIX: &str = "bounces";
-
-impl BounceAddresses {
-    pub fn new(secret: &[u8]) -> Self {
-        Self(LinkSigner::new(secret, "bounce address"))
-    }
-
-    /// The bounce address of the delivery `reference` at `domain`.
-    pub fn address(&self, reference: &str, domain: &str) -> String {
-        format!("{BOUNCE_PREFIX}+{}@{domain}", self.0.sign(reference))
-    }
-
-    /// The reference a bounce address names, if Herald made it (any case: some
-    /// mail systems change the case of the local part).
-    pub fn reference(&self, address: &str) -> Option<String> {
-        let token = bounce_token(address)?;
-        self.0.verify(&token).map(str::to_string)
-    }
-}
-
-/// The token of an address shaped like a bounce address (`bounces+token@…`), in
-/// lower case, whoever made it.
-fn bounce_token(address: &str) -> Option<String> {
-    let address = address.trim().trim_start_matches('<').trim_end_matches('>');
-    let (local, _) = address.rsplit_once('@')?;
-    local
-        .to_ascii_lowercase()
-        .strip_prefix(&format!("{BOUNCE_PREFIX}+"))
-        .map(str::to_string)
-}
-
-/// Whether `address` is shaped like a bounce address, signed or not (one that
-/// [`BounceAddresses::reference`] refuses was forged or altered).
-pub fn is_bounce_address(address: &str) -> bool {
-    bounce_token(address).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bounce_address_names_its_delivery_and_nothing_else() {
-        let b = BounceAddresses::new(b"a secret key of some length");
-        let reference = new_reference();
-        let address = b.address(&reference, "bounce.example.com");
-        let local = address.split('@').next().unwrap();
-        assert!(local.len() <= 64, "{local} is too long for a local part");
-        assert_eq!(b.reference(&address).as_deref(), Some(reference.as_str()));
-        assert_eq!(
-            b.reference(&format!("<{}>", address.to_uppercase()))
-                .as_deref(),
-            Some(reference.as_str()),
-            "case and brackets do not matter"
-        );
-        // Another reference with the same tag, or another key, is refused.
-        let forged = address.replacen(&reference[..4], "0000", 1);
-        assert_eq!(b.reference(&forged), None);
-        let other = BounceAddresses::new(b"another secret key of some length");
-        assert_eq!(other.reference(&address), None);
-        assert_eq!(b.reference("postmaster@bounce.example.com"), None);
-    }
 
     #[test]
     fn a_reference_reads_back_from_its_message_id_only() {
