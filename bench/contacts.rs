@@ -164,16 +164,10 @@ async fn main() -> anyhow::Result<()> {
         group_id: None,
         fire_registered: false,
         started_by: 0,
+        consent_asserted_by: String::new(),
+        file_name: "bench.csv".into(),
     };
-    let id = import::store::start(
-        &db,
-        SystemClock.now_ms(),
-        "bench.csv",
-        &path,
-        &checked,
-        &options,
-    )
-    .await?;
+    let id = import::store::start(&db, SystemClock.now_ms(), &path, &checked, &options, 0).await?;
     let t = Instant::now();
     import::store::run(&db, &SystemClock, id).await?;
     let run = t.elapsed();

@@ -99,6 +99,7 @@ impl Application {
             image_proxies,
             sns,
             tracking: crate::tracking::Tokens::new(key.master()),
+            confirmations: crate::consent::Links::new(key.master()),
             db,
             config,
             clock,
@@ -195,22 +196,25 @@ impl Application {
         let mut ctx = crate::state::JobContext::of(&self.state);
         ctx.db = self.background.clone();
         let scheduler = crate::worker::Scheduler {
-            ctx,
             jobs: self.jobs.clone(),
             database_url: self.state.config.database_url.expose_secret().to_string(),
             job_timeout: self.state.config.job_timeout,
             housekeeping: {
                 let (db, clock) = (self.background.clone(), self.state.clock.clone());
+                let confirmations = ctx.clone();
                 Arc::new(move || {
                     let (db, clock) = (db.clone(), clock.clone());
+                    let confirmations = confirmations.clone();
                     Box::pin(async move {
                         tokio::join!(
                             crate::retention::run(db.clone(), clock.clone()),
                             crate::engagement::decide::run(db, clock),
+                            crate::consent::sender::run(confirmations),
                         );
                     })
                 })
             },
+            ctx,
         };
         let worker = crate::worker::Worker::start(scheduler);
         let result = self.server.await;

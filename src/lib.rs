@@ -12,6 +12,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod contacts;
 pub mod db;
 pub mod deliveries;

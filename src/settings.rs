@@ -54,6 +54,8 @@ pub struct Settings {
     /// Each open and click is deleted this many days after it came (the counts
     /// per message, automation and link stay).
     pub engagement_retention_days: i64,
+    /// How long a double opt-in confirmation link works (days).
+    pub confirmation_lifetime_days: i64,
 }
 
 /// How opens and clicks are tracked (Settings → Track opens and clicks).
@@ -119,6 +121,7 @@ impl Default for Settings {
             soft_bounce_days: 7,
             tracking: Tracking::PerContact,
             engagement_retention_days: 180,
+            confirmation_lifetime_days: 7,
         }
     }
 }
@@ -249,7 +252,7 @@ pub fn zone_choices(default: &str, current: &str) -> ZoneChoices {
 }
 
 impl Settings {
-    fn pairs(&self) -> [(&'static str, String); 23] {
+    fn pairs(&self) -> [(&'static str, String); 24] {
         [
             ("brand_name", self.brand_name.clone()),
             ("sender_name", self.sender_name.clone()),
@@ -295,6 +298,10 @@ impl Settings {
                 "engagement_retention_days",
                 self.engagement_retention_days.to_string(),
             ),
+            (
+                "confirmation_lifetime_days",
+                self.confirmation_lifetime_days.to_string(),
+            ),
         ]
     }
 
@@ -339,6 +346,10 @@ impl Settings {
             engagement_retention_days: int(
                 "engagement_retention_days",
                 d.engagement_retention_days,
+            ),
+            confirmation_lifetime_days: int(
+                "confirmation_lifetime_days",
+                d.confirmation_lifetime_days,
             ),
         })
     }

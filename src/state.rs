@@ -37,6 +37,8 @@ pub struct AppState {
     pub sns: crate::sns::Certificates,
     /// Makes and reads the tokens of tracked links and open images.
     pub tracking: crate::tracking::Tokens,
+    /// Signs the links of double opt-in confirmation emails.
+    pub confirmations: crate::consent::Links,
     /// The image proxies whose opens are machines'.
     pub image_proxies: crate::networks::Networks,
     /// Tracked emails as clicks and opens find them, for a second (a burst of
@@ -65,6 +67,8 @@ pub struct JobContext {
     pub suppressed: Arc<crate::suppressions::Checker>,
     /// Makes the tokens of tracked links and open images.
     pub tracking: crate::tracking::Tokens,
+    /// Signs the links of double opt-in confirmation emails.
+    pub confirmations: crate::consent::Links,
 }
 
 impl JobContext {
@@ -82,6 +86,7 @@ impl JobContext {
             settings: state.settings.clone(),
             suppressed: state.suppressed.clone(),
             tracking: state.tracking.clone(),
+            confirmations: state.confirmations.clone(),
         }
     }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::events::read;
 use crate::api::problem::Problem;
+use crate::consent::{How, Method};
 use crate::contacts::{self, ContactForm};
 use crate::events::catalogue::Source;
 use crate::state::AppState;
@@ -24,7 +25,9 @@ pub struct ContactRequest {
     /// Attributes to set (others stay as they are).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
-    /// Groups to join (memberships not named stay as they are).
+    /// Groups to join (memberships not named stay as they are). A group that asks
+    /// for double opt-in makes the contact a pending member, and emails them a
+    /// confirmation link: see `pending_groups`.
     #[serde(default)]
     pub groups: Vec<i64>,
 }
@@ -46,6 +49,51 @@ pub struct ContactView {
     pub unsubscribed_from_all: bool,
     pub attributes: BTreeMap<String, String>,
     pub groups: Vec<GroupRef>,
+    /// Groups the contact asked to join, waiting for their confirmation (double
+    /// opt-in): not members yet.
+    pub pending_groups: Vec<GroupRef>,
+    /// How the contact's consent to each group was given and withdrawn, newest
+    /// first (never changed).
+    pub consent: Vec<ConsentView>,
+}
+
+/// One consent record.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConsentView {
+    /// The group's name as it was then.
+    pub group: String,
+    pub group_id: Option<i64>,
+    /// requested, confirmed, subscribed, withdrawn or expired.
+    pub action: String,
+    /// preference_center, sign_up, api, import, staff, automation,
+    /// confirmation_link, unsubscribe_link or expiry.
+    pub method: String,
+    /// The API key, the import file and who asserted consent, the staff member, the automation.
+    pub detail: String,
+    pub ip: String,
+    pub user_agent: String,
+    /// The confirmation email's version (0: as shipped), for a confirmation.
+    pub confirmation_email_version: Option<i64>,
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+impl From<crate::consent::ConsentRecord> for ConsentView {
+    fn from(r: crate::consent::ConsentRecord) -> Self {
+        Self {
+            at: jiff::Timestamp::from_millisecond(r.at)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            group: r.group_name,
+            group_id: r.group_id,
+            action: r.action,
+            method: r.method,
+            detail: r.detail,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            confirmation_email_version: r.email_version,
+        }
+    }
 }
 
 async fn view(state: &AppState, id: i64) -> Result<ContactView, Problem> {
@@ -68,6 +116,19 @@ async fn view(state: &AppState, id: i64) -> Result<ContactView, Problem> {
             name: g.name,
         })
         .collect();
+    let pending_groups = crate::consent::pending_of(&state.db, id)
+        .await?
+        .into_iter()
+        .map(|p| GroupRef {
+            id: p.group_id,
+            name: p.group_name,
+        })
+        .collect();
+    let consent = crate::consent::records_of(&state.db, id)
+        .await?
+        .into_iter()
+        .map(ConsentView::from)
+        .collect();
     Ok(ContactView {
         id: c.id,
         status: c.status.code(),
@@ -77,6 +138,8 @@ async fn view(state: &AppState, id: i64) -> Result<ContactView, Problem> {
         last_name: c.last_name,
         attributes,
         groups,
+        pending_groups,
+        consent,
     })
 }
 
@@ -132,6 +195,7 @@ fn first_error(errors: crate::web::form::FieldErrors) -> Problem {
 )]
 pub async fn post_contact(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, Problem> {
     let r: ContactRequest = read(body.into_inner())?;
@@ -186,8 +250,15 @@ pub async fn post_contact(
             StatusCode::CREATED,
         ),
     };
+    let key = actix_web::HttpMessage::extensions(&req)
+        .get::<crate::api::keys::ApiKey>()
+        .map(|k| format!("API key {}", k.name))
+        .unwrap_or_default();
+    let how = How::new(Method::Api)
+        .detail(key)
+        .from_request(&req, &state.config.trusted_proxies);
     for g in &r.groups {
-        contacts::join_group(&mut tx, id, *g, now).await?;
+        crate::consent::subscribe(&mut tx, id, *g, &how, now).await?;
     }
     state.db.commit(tx).await?;
     Ok(HttpResponse::build(status).json(view(&state, id).await?))

@@ -50,7 +50,7 @@ impl Modify for Enums {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
-        let fields: [(&str, &str, Vec<serde_json::Value>); 5] = [
+        let fields: [(&str, &str, Vec<serde_json::Value>); 7] = [
             (
                 "EventRequest",
                 "type",
@@ -75,6 +75,16 @@ impl Modify for Enums {
                 "ContactView",
                 "status",
                 codes(ContactStatus::ALL.iter().map(|s| s.code())),
+            ),
+            (
+                "ConsentView",
+                "action",
+                codes(crate::consent::Action::ALL.iter().map(|a| a.code())),
+            ),
+            (
+                "ConsentView",
+                "method",
+                codes(crate::consent::Method::ALL.iter().map(|m| m.code())),
             ),
         ];
         for (schema, field, values) in fields {

@@ -19,7 +19,9 @@ struct Row {
     name: String,
     description: String,
     visible_in_preference_center: i64,
+    double_opt_in: i64,
     members: i64,
+    pending: i64,
     created_at: i64,
 }
 
@@ -30,7 +32,12 @@ pub struct Group {
     pub name: String,
     pub description: String,
     pub visible_in_preference_center: bool,
+    /// Joining asks for a confirmation by email first (double opt-in).
+    pub double_opt_in: bool,
+    /// Members: confirmed, or joined without a confirmation asked.
     pub members: i64,
+    /// Contacts who asked to join and have not confirmed yet (not members).
+    pub pending: i64,
     pub created_at: i64,
 }
 
@@ -41,14 +48,17 @@ impl From<Row> for Group {
             name: r.name,
             description: r.description,
             visible_in_preference_center: r.visible_in_preference_center != 0,
+            double_opt_in: r.double_opt_in != 0,
             members: r.members,
+            pending: r.pending,
             created_at: r.created_at,
         }
     }
 }
 
-const SELECT: &str = "SELECT g.id, g.name, g.description, g.visible_in_preference_center, \
-     (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS members, g.created_at FROM contact_groups g";
+const SELECT: &str = "SELECT g.id, g.name, g.description, g.visible_in_preference_center, g.double_opt_in, \
+     (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS members, \
+     (SELECT COUNT(*) FROM pending_memberships p WHERE p.group_id = g.id) AS pending, g.created_at FROM contact_groups g";
 
 pub async fn list(db: &Db) -> Result<Vec<Group>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY g.name")))
@@ -94,6 +104,7 @@ pub struct GroupInput {
     pub name: String,
     pub description: String,
     pub visible: bool,
+    pub double_opt_in: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,6 +115,8 @@ pub struct GroupForm {
     pub description: String,
     #[serde(default)]
     pub visible_in_preference_center: Option<String>,
+    #[serde(default)]
+    pub double_opt_in: Option<String>,
 }
 
 impl GroupForm {
@@ -128,6 +141,7 @@ impl GroupForm {
             name: name.to_string(),
             description: self.description.trim().to_string(),
             visible: self.visible_in_preference_center.is_some(),
+            double_opt_in: self.double_opt_in.is_some(),
         })
     }
 }
@@ -146,12 +160,13 @@ fn duplicate_or(e: sqlx::Error) -> Refused<sqlx::Error> {
 
 pub async fn create(tx: &mut Tx, input: &GroupInput, now_ms: i64) -> Checked<i64, sqlx::Error> {
     let r = sqlx::query_scalar(
-        "INSERT INTO contact_groups (name, description, visible_in_preference_center, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+        "INSERT INTO contact_groups (name, description, visible_in_preference_center, double_opt_in, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
     )
     .bind(&input.name)
     .bind(&input.description)
     .bind(i64::from(input.visible))
+    .bind(i64::from(input.double_opt_in))
     .bind(now_ms)
     .fetch_one(&mut **tx)
     .await;
@@ -165,12 +180,13 @@ pub async fn update(
     now_ms: i64,
 ) -> Checked<(), sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE contact_groups SET name = $1, description = $2, visible_in_preference_center = $3, updated_at = $4 \
-         WHERE id = $5",
+        "UPDATE contact_groups SET name = $1, description = $2, visible_in_preference_center = $3, double_opt_in = $4, \
+         updated_at = $5 WHERE id = $6",
     )
     .bind(&input.name)
     .bind(&input.description)
     .bind(i64::from(input.visible))
+    .bind(i64::from(input.double_opt_in))
     .bind(now_ms)
     .bind(id)
     .execute(&mut **tx)
@@ -226,7 +242,11 @@ async fn new_page(ctx: PageContext) -> Result<HttpResponse, AppError> {
         &FormPage {
             ctx,
             id: None,
-            form: GroupForm::default(),
+            // New groups ask for a confirmation unless staff untick it.
+            form: GroupForm {
+                double_opt_in: Some("on".into()),
+                ..GroupForm::default()
+            },
             errors: FieldErrors::new(),
         },
     )
@@ -249,6 +269,7 @@ async fn edit_page(
         name: g.name,
         description: g.description,
         visible_in_preference_center: g.visible_in_preference_center.then(|| "on".to_string()),
+        double_opt_in: g.double_opt_in.then(|| "on".to_string()),
     };
     render(
         StatusCode::OK,
@@ -377,6 +398,8 @@ struct MembersPage {
     members: Vec<(i64, String, String, bool)>,
     page: i64,
     more: bool,
+    /// The first 100 contacts waiting to confirm: (id, name, email, asked at, link ends).
+    pending: Vec<(i64, String, String, String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +436,25 @@ async fn members_page(
             (id, name, email, status == "blocked")
         })
         .collect();
+    let waiting: Vec<(i64, String, String, String, i64, i64)> = if g.pending > 0 {
+        sqlx::query_as(
+            "SELECT c.id, c.first_name, c.last_name, c.email, p.requested_at, p.expires_at FROM pending_memberships p \
+             JOIN contacts c ON c.id = p.contact_id WHERE p.group_id = $1 ORDER BY p.requested_at DESC LIMIT 100",
+        )
+        .bind(g.id)
+        .fetch_all(state.db.read())
+        .await?
+    } else {
+        Vec::new()
+    };
+    let pending = waiting
+        .into_iter()
+        .map(|(id, first, last, email, asked, ends)| {
+            let name = format!("{first} {last}").trim().to_string();
+            let at = |ms| crate::clock::format_in(ms, &ctx.zone);
+            (id, name, email, at(asked), at(ends))
+        })
+        .collect();
     render(
         StatusCode::OK,
         &MembersPage {
@@ -421,6 +463,7 @@ async fn members_page(
             members,
             page,
             more,
+            pending,
         },
     )
 }

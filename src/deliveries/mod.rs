@@ -27,10 +27,18 @@ pub enum Kind {
     Reminder,
     /// A test send from the message editor.
     Test,
+    /// A double opt-in confirmation, to a contact.
+    Confirmation,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Password, Kind::Message, Kind::Reminder, Kind::Test];
+    pub const ALL: [Kind; 5] = [
+        Kind::Password,
+        Kind::Message,
+        Kind::Reminder,
+        Kind::Test,
+        Kind::Confirmation,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -38,6 +46,7 @@ impl Kind {
             Kind::Message => "message",
             Kind::Reminder => "reminder",
             Kind::Test => "test",
+            Kind::Confirmation => "confirmation",
         }
     }
 
@@ -51,6 +60,7 @@ impl Kind {
             Kind::Message => "prepared message",
             Kind::Reminder => "reminder",
             Kind::Test => "test send",
+            Kind::Confirmation => "subscription confirmation",
         }
     }
 }

@@ -1,13 +1,13 @@
 //! The reminder before an automation's end (Define Time Frame's Notifications): a system run, durable like
 //! the others, that emails the configured system users N days before the end.
 
-use askama::Template;
 use jiff::Timestamp;
 
 use crate::automations::model::State;
 use crate::events::catalogue::Scope;
 use crate::jobs::registry::{Choices, Execution, Job};
 use crate::mail::{Email, SendError};
+use crate::messages::system::{self, SystemEmail};
 use crate::scheduler::queue::{Claimed, END_REMINDER, Outcome, Target};
 use crate::state::JobContext;
 
@@ -35,26 +35,6 @@ impl Job for EndReminder {
     fn execute<'a>(&'a self, ctx: &'a JobContext, run: &'a Claimed) -> Execution<'a> {
         Box::pin(execute(ctx, run))
     }
-}
-
-#[derive(Template)]
-#[template(path = "email/reminder.txt")]
-struct TextBody<'a> {
-    name: &'a str,
-    brand: &'a str,
-    automation: &'a str,
-    ends: &'a str,
-    link: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "email/reminder.html")]
-struct HtmlBody<'a> {
-    name: &'a str,
-    brand: &'a str,
-    automation: &'a str,
-    ends: &'a str,
-    link: &'a str,
 }
 
 async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
@@ -92,6 +72,10 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
         })
         .unwrap_or_default();
     let link = format!("{}automations/{}/time-frame", ctx.base_url, a.id);
+    let text = match system::current(&ctx.db, SystemEmail::Reminder).await {
+        Ok(t) => t,
+        Err(e) => return Outcome::database(target, "reading the reminder email", e),
+    };
     let mut sent = Vec::new();
     for user_id in &a.notify {
         let user = match crate::auth::users::find(&ctx.db, *user_id).await {
@@ -99,33 +83,25 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
             Ok(_) => continue,
             Err(e) => return Outcome::database(target, "loading a system user to remind", e),
         };
-        let text = TextBody {
-            name: &user.name,
-            brand: &settings.brand_name,
-            automation: &a.name,
-            ends: &ends,
-            link: &link,
+        let values = serde_json::json!({
+            "name": user.name,
+            "brand": settings.brand_name,
+            "automation": a.name,
+            "ends": ends,
+            "automation_url": link,
+        });
+        let rendered = match system::render(&text, &values) {
+            Ok(r) => r,
+            Err(e) => {
+                return Outcome::Failed {
+                    target,
+                    error: format!(
+                        "the reminder could not be made (Messages → System emails): {e}"
+                    ),
+                };
+            }
         };
-        let html = HtmlBody {
-            name: &user.name,
-            brand: &settings.brand_name,
-            automation: &a.name,
-            ends: &ends,
-            link: &link,
-        };
-        let Ok(email) = Email::from_templates(
-            &settings,
-            &user.name,
-            &user.email,
-            format!("Automation \"{}\" ends on {ends}", a.name),
-            &text,
-            &html,
-        ) else {
-            return Outcome::Failed {
-                target,
-                error: "the email template could not be rendered".into(),
-            };
-        };
+        let email = Email::system(&settings, &user.name, &user.email, rendered);
         match ctx.mailer.send(&email).await {
             Ok(id) => sent.push(
                 crate::deliveries::Sent::new(

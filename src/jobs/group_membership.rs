@@ -6,6 +6,7 @@
 use askama::Template;
 
 use crate::automations::model::TargetKind;
+use crate::consent::{self, How, Method, Subscribed};
 use crate::events::catalogue::{EventType, Scope};
 use crate::jobs::common;
 use crate::jobs::registry::{Choices, Execution, Job, JobForm, settings_of};
@@ -123,23 +124,49 @@ async fn change(ctx: &JobContext, run: &Claimed, join: bool) -> Outcome {
         Err(e) => return Outcome::database(target, "loading the group", e),
     };
     let depth = event.chain_depth() + 1;
-    let detail = format!("{} {}", if join { "joined" } else { "left" }, group.name);
     let contact = to.target.id;
     let now = ctx.clock.now_ms();
-    let changed: Result<bool, sqlx::Error> = async {
+    let how = How::new(Method::Automation)
+        .detail(a.name.clone())
+        .at_depth(depth);
+    let changed: Result<Change, sqlx::Error> = async {
         let mut tx = ctx.db.begin().await?;
-        let changed = if join {
-            crate::contacts::join_group_at_depth(&mut tx, contact, group_id, now, depth).await?
+        let change = if join {
+            match consent::subscribe(&mut tx, contact, group_id, &how, now).await? {
+                Subscribed::Joined => Change::Done(format!("joined {}", group.name)),
+                Subscribed::Pending | Subscribed::StillPending { resent: true } => {
+                    Change::Done(format!("asked to confirm {} (double opt-in)", group.name))
+                }
+                Subscribed::StillPending { resent: false } => Change::Not(format!(
+                    "already waiting for the confirmation of {}",
+                    group.name
+                )),
+                Subscribed::AlreadyMember | Subscribed::NoGroup => {
+                    Change::Not(format!("already a member of {}", group.name))
+                }
+            }
+        } else if consent::unsubscribe(&mut tx, contact, group_id, &how, now).await? {
+            Change::Done(format!("left {}", group.name))
         } else {
-            crate::contacts::leave_group_at_depth(&mut tx, contact, group_id, now, depth).await?
+            Change::Not(format!("not a member of {}", group.name))
         };
-        common::audit_and_commit(ctx, tx, now, &a, &to, &detail, changed).await
+        let (changed, detail) = match &change {
+            Change::Done(d) => (true, d.as_str()),
+            Change::Not(d) => (false, d.as_str()),
+        };
+        common::audit_and_commit(ctx, tx, now, &a, &to, detail, changed).await?;
+        Ok(change)
     }
     .await;
     match changed {
-        Ok(true) => Outcome::done(to.target),
-        Ok(false) if join => Outcome::skip(target, format!("already a member of {}", group.name)),
-        Ok(false) => Outcome::skip(target, format!("not a member of {}", group.name)),
+        Ok(Change::Done(_)) => Outcome::done(to.target),
+        Ok(Change::Not(reason)) => Outcome::skip(target, reason),
         Err(e) => Outcome::database(target, "changing the membership", e),
     }
+}
+
+/// What a run did to the membership, in the words of its audit entry or skip reason.
+enum Change {
+    Done(String),
+    Not(String),
 }

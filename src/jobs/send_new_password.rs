@@ -3,8 +3,6 @@
 //! temporary credential (the old password keeps working until it is used), sent
 //! by email; at most 3 per target per hour.
 
-use askama::Template;
-
 use crate::audit::Action;
 use crate::auth::password::{self, Priority};
 use crate::automations::model::{Automation, TargetKind};
@@ -13,30 +11,11 @@ use crate::events::catalogue::Scope;
 use crate::jobs::common::{self, Recipient};
 use crate::jobs::registry::{Choices, Execution, Job, Limit};
 use crate::mail::{Email, SendError};
+use crate::messages::system::{self, SystemEmail};
 use crate::scheduler::queue::{AuditNote, Claimed, Outcome, RunFor};
 use crate::scheduler::runs;
 use crate::settings::Settings;
 use crate::state::JobContext;
-
-#[derive(Template)]
-#[template(path = "email/password.txt")]
-struct TextBody<'a> {
-    name: &'a str,
-    brand: &'a str,
-    password: &'a str,
-    expires: &'a str,
-    link: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "email/password.html")]
-struct HtmlBody<'a> {
-    name: &'a str,
-    brand: &'a str,
-    password: &'a str,
-    expires: &'a str,
-    link: &'a str,
-}
 
 /// The kind of Send New Password to Contact (C): the job that answers a contact's
 /// "Send me a new password".
@@ -194,33 +173,34 @@ async fn deliver(
     // read from Herald, not in the automation's scheduling zone.
     let expires = crate::clock::format_in(expires_at, &settings.default_time_zone);
     let link = sign_in_link(ctx, settings, to.target.kind);
-    let text = TextBody {
-        name: &to.name,
-        brand: &settings.brand_name,
-        password: plain.expose(),
-        expires: &expires,
-        link: &link,
+    let kind = if to.target.kind == RunFor::Contact {
+        SystemEmail::ContactPassword
+    } else {
+        SystemEmail::StaffPassword
     };
-    let html = HtmlBody {
-        name: &to.name,
-        brand: &settings.brand_name,
-        password: plain.expose(),
-        expires: &expires,
-        link: &link,
+    let text = match system::current(&ctx.db, kind).await {
+        Ok(t) => t,
+        Err(e) => return Outcome::database(target, "reading the password email", e),
     };
-    let Ok(email) = Email::from_templates(
-        settings,
-        &to.name,
-        &to.email,
-        format!("Your new password for {}", settings.brand_name),
-        &text,
-        &html,
-    ) else {
-        return Outcome::Failed {
-            target,
-            error: "the email template could not be rendered".into(),
-        };
+    let values = serde_json::json!({
+        "name": to.name,
+        "brand": settings.brand_name,
+        "password": plain.expose(),
+        "expires": expires,
+        "sign_in_url": link,
+    });
+    let rendered = match system::render(&text, &values) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Failed {
+                target,
+                error: format!(
+                    "the password email could not be made (Messages → System emails): {e}"
+                ),
+            };
+        }
     };
+    let email = Email::system(settings, &to.name, &to.email, rendered);
     match ctx.mailer.send(&email).await {
         // The delivery is audited with the run's completion (no write of its own).
         Ok(message_id) => Outcome::sent(

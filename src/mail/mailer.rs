@@ -74,27 +74,25 @@ impl std::fmt::Debug for Email {
 }
 
 impl Email {
-    /// An email from the configured sender, its bodies rendered from a text and an
-    /// HTML template.
-    pub fn from_templates(
+    /// A system email (a password, a confirmation, a reminder) from the
+    /// configured sender, as [`crate::messages::system::render`] made it.
+    pub fn system(
         settings: &crate::settings::Settings,
         to_name: &str,
         to: &str,
-        subject: String,
-        text: &impl askama::Template,
-        html: &impl askama::Template,
-    ) -> Result<Self, askama::Error> {
-        Ok(Self {
+        rendered: crate::messages::system::Rendered,
+    ) -> Self {
+        Self {
             from_name: settings.sender_name.clone(),
             from_address: settings.sender_address.clone(),
             to_name: to_name.to_string(),
             to: to.to_string(),
-            subject,
-            text: text.render()?,
-            html: html.render()?,
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
             bounce_domain: settings.bounce_domain().map(str::to_string),
             ..Self::default()
-        })
+        }
     }
 }
 

@@ -4,5 +4,6 @@
 pub mod bounds;
 pub mod compose;
 pub mod store;
+pub mod system;
 pub mod template;
 pub mod template_error;

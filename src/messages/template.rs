@@ -51,7 +51,7 @@ fn environment(escape: AutoEscape) -> Environment<'static> {
 }
 
 /// The line of the first mention of `name` in `source` (1 when not found).
-fn line_of(source: &str, name: &str) -> usize {
+pub fn line_of(source: &str, name: &str) -> usize {
     source
         .lines()
         .position(|l| l.contains(name))
@@ -61,21 +61,9 @@ fn line_of(source: &str, name: &str) -> usize {
 /// Checks a template as staff saved it: its syntax, and that it names only the
 /// top-level names and contact fields Herald provides.
 pub fn check(source: &str) -> Result<(), TemplateError> {
-    // What it can allocate, whatever the contact or event (minijinja counts
-    // instructions, not bytes) — first: compiling folds constants, and
-    // `"x" * 100000000` alone would make its 100 MB there.
-    super::bounds::check(source)?;
-    let env = environment(AutoEscape::None);
-    let template = env.template_from_str(source).map_err(unreadable)?;
-    let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
-    names.sort();
-    for name in names {
+    for name in used_names(source)? {
         let mut parts = name.split('.');
         let top = parts.next().unwrap_or_default();
-        // Built-in functions (range, dict, namespace…) are globals, not values.
-        if env.globals().any(|(global, _)| global == top) {
-            continue;
-        }
         if !TOP_LEVEL.contains(&top) {
             return Err(TemplateError {
                 line: line_of(source, top),
@@ -98,6 +86,28 @@ pub fn check(source: &str) -> Result<(), TemplateError> {
     }
     // What only shows when rendering (an include of nothing, a loop without end…).
     render(source, &Personal::default(), false).map(|_| ())
+}
+
+/// The values a template names (`contact.first_name`, `password`), sorted, once
+/// its syntax and what it may allocate are checked; built-in functions (range,
+/// dict…) left out.
+pub fn used_names(source: &str) -> Result<Vec<String>, TemplateError> {
+    // What it can allocate, whatever the contact or event (minijinja counts
+    // instructions, not bytes) — first: compiling folds constants, and
+    // `"x" * 100000000` alone would make its 100 MB there.
+    super::bounds::check(source)?;
+    let env = environment(AutoEscape::None);
+    let template = env.template_from_str(source).map_err(unreadable)?;
+    let mut names: Vec<String> = template
+        .undeclared_variables(true)
+        .into_iter()
+        .filter(|name| {
+            let top = name.split('.').next().unwrap_or_default();
+            !env.globals().any(|(global, _)| global == top)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// Runs template work (a check, a preview) on the blocking threads, not on the
@@ -133,7 +143,7 @@ impl std::io::Write for Bounded {
 
 /// Renders a checked template; `html` escapes every value for HTML. The output is
 /// bounded (1 MiB), like the work (fuel).
-pub fn render(source: &str, values: &Personal, html: bool) -> Result<String, TemplateError> {
+pub fn render(source: &str, values: &impl Serialize, html: bool) -> Result<String, TemplateError> {
     let escape = if html {
         AutoEscape::Html
     } else {
@@ -150,7 +160,7 @@ pub fn render_json(source: &str, values: &Personal) -> Result<String, TemplateEr
 
 fn render_with(
     source: &str,
-    values: &Personal,
+    values: &impl Serialize,
     escape: AutoEscape,
 ) -> Result<String, TemplateError> {
     let failed = |e: minijinja::Error| TemplateError {

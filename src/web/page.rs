@@ -287,6 +287,16 @@ pub struct PageContext {
 }
 
 impl PageContext {
+    /// The signed-in staff member as records name them: "Ada Lovelace
+    /// <ada@example.com>" (the address alone when there is no name).
+    pub fn staff_label(&self) -> String {
+        match &self.user {
+            Some(u) if !u.name.trim().is_empty() => format!("{} <{}>", u.name.trim(), u.email),
+            Some(u) => u.email.clone(),
+            None => String::new(),
+        }
+    }
+
     /// For pages rendered outside a request's normal flow (error pages).
     pub fn bare() -> Self {
         Self {

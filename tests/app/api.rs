@@ -180,11 +180,7 @@ async fn contacts_are_created_then_updated_by_email(app: TestApp) {
     let (_admin, key) = shop_key(&app).await;
     // Contacts: created, then updated by email (the same events as the admin UI).
     let (marketer, _) = app.signed_in(Role::Marketer).await;
-    let r = app
-        .submit_with(&marketer, "/groups/new", "/groups", &[("name", "VIP")])
-        .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let vip = herald::contacts::groups::list(&app.state.db).await.unwrap()[0].id;
+    let vip = app.new_group(&marketer, &[("name", "VIP")], false).await;
     let api = |method: reqwest::Method, path: &str| {
         Client::new()
             .request(method, app.url(path))

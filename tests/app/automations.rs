@@ -140,13 +140,9 @@ const PASSWORD_IN_TEN_MINUTES: &[(&str, &str)] = &[
 /// The group "Newsletter" and the first window's answers posted: the new
 /// automation's id, its Define Job page and the group.
 async fn wizard_draft(app: &TestApp, client: &Client) -> (i64, String, i64) {
-    let group = {
-        let r = app
-            .submit_with(client, "/groups/new", "/groups", &[("name", "Newsletter")])
-            .await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        herald::contacts::groups::list(&app.state.db).await.unwrap()[0].id
-    };
+    let group = app
+        .new_group(client, &[("name", "Newsletter")], false)
+        .await;
     let r = app
         .submit_with(
             client,

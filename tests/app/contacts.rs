@@ -29,17 +29,13 @@ async fn create_contact(
         .unwrap()
 }
 
+/// A group without double opt-in (joining makes a member at once).
 async fn create_group(app: &TestApp, client: &reqwest::Client, name: &str, visible: bool) -> i64 {
     let mut values = vec![("name", name), ("description", "A topic")];
     if visible {
         values.push(("visible_in_preference_center", "on"));
     }
-    let r = app
-        .submit_with(client, "/groups/new", "/groups", &values)
-        .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let groups = contacts::groups::list(&app.state.db).await.unwrap();
-    groups.into_iter().find(|g| g.name == name).unwrap().id
+    app.new_group(client, &values, false).await
 }
 
 async fn a_new_contact_is_checked_next_to_each_field_and_its_email_kept_unique(app: TestApp) {
@@ -665,7 +661,7 @@ async fn an_import_reports_exactly_what_it_did(app: TestApp) {
     );
     assert_eq!(
         text_of(&html, "#report-events").unwrap(),
-        "No events: Registered to System (C) was not chosen for this import."
+        "3 × Subscribed to Group (C): no active automation"
     );
     let (_, list) = app.page_with(&client, "/contacts/import").await;
     let recent = text_of(&list, "table tbody").unwrap();
@@ -715,15 +711,25 @@ async fn an_import_reports_exactly_what_it_did(app: TestApp) {
             .members,
         3
     );
-    // No Registered events unless asked; one Import Finished with the counts.
+    // No Registered events unless asked; Subscribed to Group (C) for each who
+    // joined, like every other way in; one Import Finished with the counts.
     let events = app.events().await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].0, "contact_import_finished");
-    assert_eq!(events[0].3["success"], true);
+    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "subscribed_to_group",
+            "subscribed_to_group",
+            "subscribed_to_group",
+            "contact_import_finished"
+        ]
+    );
+    let finished = &events[3];
+    assert_eq!(finished.3["success"], true);
     assert_eq!(
         (
-            events[0].3["created"].as_i64(),
-            events[0].3["rejected"].as_i64()
+            finished.3["created"].as_i64(),
+            finished.3["rejected"].as_i64()
         ),
         (Some(3), Some(3))
     );
@@ -801,7 +807,7 @@ async fn an_import_report_names_the_automation_its_events_ran_and_members_alread
     );
     assert_eq!(
         text_of(&html, "#report-events").unwrap(),
-        "2 × Registered to System (C): 2 runs of Welcome"
+        "2 × Registered to System (C), 2 × Subscribed to Group (C): 2 runs of Welcome"
     );
     assert!(html.contains(&format!("<a href=\"/automations/{welcome}\">Welcome</a>")));
     assert!(app.all_stored_text().await.contains("contacts.imported"));

@@ -439,6 +439,42 @@ impl TestApp {
         find_form(&html, action)
     }
 
+    /// Creates a group through its form with these values; a new group asks for
+    /// double opt-in unless `double_opt_in` is false (the box unticked). Its id.
+    pub async fn new_group(
+        &self,
+        client: &Client,
+        values: &[(&str, &str)],
+        double_opt_in: bool,
+    ) -> i64 {
+        let mut form = self.form_with(client, "/groups/new", "/groups").await;
+        assert_eq!(
+            form.get("double_opt_in"),
+            Some("on"),
+            "a new group asks for double opt-in unless unticked"
+        );
+        for (k, v) in values {
+            form.set(k, v);
+        }
+        if !double_opt_in {
+            form.remove("double_opt_in");
+        }
+        let r = self.post_form_with(client, &form).await;
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "creating a group"
+        );
+        let name = form.get("name").unwrap_or_default().trim().to_string();
+        herald::contacts::groups::list(&self.state.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|g| g.name == name)
+            .expect("the new group")
+            .id
+    }
+
     pub async fn post_form_with(&self, client: &Client, form: &Form) -> Response {
         client
             .post(self.url(&form.action))
@@ -598,6 +634,21 @@ impl TestApp {
         group_id: Option<i64>,
         fire_registered: bool,
     ) -> Response {
+        let group = group_id.map(|g| g.to_string()).unwrap_or_default();
+        let mut fields = vec![("group_id", group.as_str())];
+        if fire_registered {
+            fields.push(("fire_registered", "on"));
+        }
+        self.upload_csv_with(client, file, &fields).await
+    }
+
+    /// Uploads `file` on the import page with these other fields.
+    pub async fn upload_csv_with(
+        &self,
+        client: &Client,
+        file: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> Response {
         let (status, html) = self.page_with(client, "/contacts/import").await;
         assert_eq!(status, StatusCode::OK);
         let action = {
@@ -611,20 +662,15 @@ impl TestApp {
                 .unwrap()
                 .to_string()
         };
-        let mut form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(file)
-                    .file_name("contacts.csv")
-                    .mime_str("text/csv")
-                    .unwrap(),
-            )
-            .text(
-                "group_id",
-                group_id.map(|g| g.to_string()).unwrap_or_default(),
-            );
-        if fire_registered {
-            form = form.text("fire_registered", "on");
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(file)
+                .file_name("contacts.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
         }
         client
             .post(self.url(&action))
@@ -634,7 +680,6 @@ impl TestApp {
             .expect("upload")
     }
 
-    /// Uploads a CSV and waits for the import to finish.
     pub async fn import_csv(
         &self,
         client: &Client,

@@ -308,19 +308,16 @@ async fn a_contact_gets_a_password_on_a_phone_and_chooses_groups() {
     let (app, smtp) = app_with_mail().await;
     let (marketer, _) = app.signed_in(Role::Marketer).await;
     let automation = crate::scheduler::password_automation(&app, &marketer, &[], &[]).await;
-    let r = app
-        .submit_with(
-            &marketer,
-            "/groups/new",
-            "/groups",
-            &[
-                ("name", "Newsletter"),
-                ("description", "News once a month"),
-                ("visible_in_preference_center", "on"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    app.new_group(
+        &marketer,
+        &[
+            ("name", "Newsletter"),
+            ("description", "News once a month"),
+            ("visible_in_preference_center", "on"),
+        ],
+        false,
+    )
+    .await;
     let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
     let Some(mut b) = Browser::start(&app.address, "preference-center", NARROW).await else {
         return;
@@ -498,4 +495,106 @@ async fn an_admin_creates_an_api_key_and_visits_every_admin_page() {
     b.goto(&format!("/contacts/{ada}")).await;
     b.check("contact").await;
     b.close().await;
+}
+
+/// A contact on a phone signs up for a double opt-in group, reads the
+/// confirmation email, confirms, and only then is a member; the automation on
+/// Subscribed to Group (C) runs once, after the confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_signs_up_on_a_phone_and_joins_only_once_confirmed() {
+    let (app, smtp) = app_with_mail().await;
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    app.submit_with(
+        &admin,
+        "/admin/settings",
+        "/admin/settings",
+        &[("self_signup", "on")],
+    )
+    .await;
+    let news = app
+        .new_group(
+            &admin,
+            &[
+                ("name", "Newsletter"),
+                ("description", "News once a month"),
+                ("visible_in_preference_center", "on"),
+            ],
+            true,
+        )
+        .await;
+    let welcome = crate::messages::automation(
+        &app,
+        &admin,
+        "Welcome to the newsletter",
+        "subscribed_to_group",
+        &[
+            ("job", "update_contact_attribute"),
+            ("use_event_parameter", "on"),
+            ("attribute_name", "welcomed"),
+            ("attribute_value", "yes"),
+        ],
+    )
+    .await;
+    let Some(mut b) = Browser::start(&app.address, "double-opt-in", NARROW).await else {
+        return;
+    };
+    b.goto("/preferences/signup").await;
+    b.check("signup-with-groups").await;
+    b.fill("#email", "lena@example.com").await;
+    b.click(&format!("#group-{news}")).await;
+    b.click("#consent").await;
+    b.click_and_wait("form[action='/preferences/signup'] button[type=submit]")
+        .await;
+    assert!(
+        b.text("#signup-answer")
+            .await
+            .contains("emailed you a link")
+    );
+    b.check("signup-answered").await;
+    let lena = herald::contacts::find_by_email(&app.state.db, "lena@example.com")
+        .await
+        .unwrap()
+        .expect("the new contact")
+        .id;
+    app.drain_due_runs().await;
+    let member = async || {
+        herald::contacts::groups::is_member(&app.state.db, news, lena)
+            .await
+            .unwrap()
+    };
+    assert!(!member().await, "pending is not member");
+    let mail = crate::consent::confirmation_to(&smtp, "lena@example.com", 1).await;
+    b.goto(&crate::consent::confirm_path(&mail)).await;
+    assert!(!member().await, "opening the link confirms nobody");
+    b.check("confirm").await;
+    b.click_and_wait("main form button[type=submit]").await;
+    assert!(
+        b.text("#confirmed")
+            .await
+            .contains("now receives Newsletter")
+    );
+    let (page, window) = b.overflow().await;
+    assert!(
+        page <= window,
+        "the page scrolls sideways at 375 px: {page} > {window}"
+    );
+    b.check("confirmed").await;
+    b.close().await;
+    assert!(member().await, "a member once confirmed");
+    app.drain_due_runs().await;
+    let runs: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM job_runs WHERE automation_id = $1 AND status = 'done'",
+    )
+    .bind(welcome)
+    .fetch_one(app.state.db.read())
+    .await
+    .unwrap();
+    assert_eq!(runs, 1, "the automation ran once, after the confirmation");
+    assert_eq!(
+        herald::contacts::attribute(&app.state.db, lena, "welcomed")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("yes")
+    );
 }

@@ -75,6 +75,7 @@ mod binary;
 mod bounces;
 mod browser;
 mod config;
+mod consent;
 mod contacts;
 mod dkim;
 mod durability;

@@ -96,17 +96,7 @@ pub(crate) async fn automation(
 }
 
 async fn group(app: &TestApp, client: &Client, name: &str) -> i64 {
-    let r = app
-        .submit_with(client, "/groups/new", "/groups", &[("name", name)])
-        .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    herald::contacts::groups::list(&app.state.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|g| g.name == name)
-        .unwrap()
-        .id
+    app.new_group(client, &[("name", name)], false).await
 }
 
 pub(crate) async fn new_contact(

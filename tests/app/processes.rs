@@ -319,8 +319,10 @@ async fn an_import_survives_a_crash(engine: Engine) {
         group_id: None,
         fire_registered: false,
         started_by: 0,
+        consent_asserted_by: String::new(),
+        file_name: "people.csv".into(),
     };
-    let id = import::store::start(&db, now_ms(), "people.csv", &csv, &checked, &options)
+    let id = import::store::start(&db, now_ms(), &csv, &checked, &options, 0)
         .await
         .unwrap();
     let progress = async || import::store::find(&db, id.0).await.unwrap().unwrap();

@@ -165,15 +165,7 @@ async fn three_groups(
         if visible {
             values.push(("visible_in_preference_center", "on"));
         }
-        app.submit_with(staff, "/groups/new", "/groups", &values)
-            .await;
-        let id = contacts::groups::list(&app.state.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|g| g.name == name)
-            .unwrap()
-            .id;
+        let id = app.new_group(staff, &values, false).await;
         groups.insert(name, id);
     }
     groups

@@ -24,6 +24,27 @@ pub struct Options {
     pub group_id: Option<i64>,
     pub fire_registered: bool,
     pub started_by: i64,
+    /// The staff member who asserted that the contacts consented to the group
+    /// (empty: nobody did — a group with double opt-in asks each of them).
+    pub consent_asserted_by: String,
+    /// The file's name, for the consent records.
+    pub file_name: String,
+}
+
+impl Options {
+    /// How the import subscribes its contacts, for their consent records.
+    pub fn how(&self) -> crate::consent::How {
+        let how = crate::consent::How::new(crate::consent::Method::Import);
+        if self.consent_asserted_by.is_empty() {
+            how.detail(format!("file {}", self.file_name))
+        } else {
+            how.detail(format!(
+                "file {}; consent asserted by {}",
+                self.file_name, self.consent_asserted_by
+            ))
+            .asserted()
+        }
+    }
 }
 
 /// A row ready to write.
@@ -104,7 +125,10 @@ pub struct Counts {
     pub rejected: i64,
     /// Contacts new to the import's group.
     pub joined: i64,
-    /// Registered to System (C) events fired.
+    /// Contacts who must confirm the import's group first (double opt-in).
+    pub pending: i64,
+    /// Registered to System (C) events fired (each contact who joined fired
+    /// Subscribed to Group (C)).
     pub events_fired: i64,
     /// The runs the events started, per automation.
     pub started: crate::intake::runs::Started,
@@ -240,35 +264,35 @@ pub async fn write_batch(
         }
         q.execute(&mut **tx).await?;
     }
-    let mut joined = 0;
-    if let Some(group_id) = options.group_id {
-        for chunk in written.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO group_members (group_id, contact_id, created_at) VALUES {} ON CONFLICT DO NOTHING",
-                placeholders(chunk.len(), 3)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(backend.positional(sql)));
-            for (id, _) in chunk {
-                q = q.bind(group_id).bind(*id).bind(now);
-            }
-            joined += q.execute(&mut **tx).await?.rows_affected() as i64;
-        }
-    }
-    let mut started = Default::default();
+    let mut events: Vec<NewEvent> = Vec::new();
     if options.fire_registered {
         // Through the intake, so automations on Registered to System (C) run.
-        let registered: Vec<NewEvent> = new_ids
-            .iter()
-            .map(|id| {
-                let mut event = NewEvent::registered(*id, Source::Import);
-                event.params["import_id"] = serde_json::json!(import_id);
-                event
-            })
-            .collect();
-        started = crate::intake::events::record_many_started(tx, now, &registered)
-            .await?
-            .1;
+        events.extend(new_ids.iter().map(|id| {
+            let mut event = NewEvent::registered(*id, Source::Import);
+            event.params["import_id"] = serde_json::json!(import_id);
+            event
+        }));
     }
+    let (mut joined, mut pending) = (0, 0);
+    if let Some(group_id) = options.group_id {
+        let ids: Vec<i64> = written.iter().map(|(id, _)| *id).collect();
+        let done = crate::consent::subscribe_many(tx, group_id, &ids, &options.how(), now).await?;
+        joined = done.joined.len() as i64;
+        pending = done.pending;
+        // Like every other way in, joining fires Subscribed to Group (C).
+        events.extend(done.joined.iter().map(|id| {
+            let mut event = NewEvent::membership(*id, group_id, true);
+            event.params["import_id"] = serde_json::json!(import_id);
+            event
+        }));
+    }
+    let started = if events.is_empty() {
+        Default::default()
+    } else {
+        crate::intake::events::record_many_started(tx, now, &events)
+            .await?
+            .1
+    };
     for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO import_rejections (import_id, line, email, reason) VALUES {}",
@@ -290,6 +314,7 @@ pub async fn write_batch(
         rejected: rejections.len() as i64,
         started,
         joined,
+        pending,
         events_fired: if options.fire_registered {
             new_ids.len() as i64
         } else {

@@ -151,6 +151,28 @@ pub fn check_file(path: &Path) -> Result<CheckedFile, String> {
     Ok(CheckedFile { columns, rows })
 }
 
+/// The valid addresses in a checked file, lowercased as contacts keep them (an
+/// unreadable file gives none). Runs on a blocking thread.
+pub fn addresses(path: &Path) -> std::collections::HashSet<String> {
+    let mut found = std::collections::HashSet::new();
+    let Ok(mut csv) = open(path, 256 * 1024) else {
+        return found;
+    };
+    let Some(columns) = csv.headers().ok().and_then(|h| parse_header(h).ok()) else {
+        return found;
+    };
+    let mut record = csv::StringRecord::new();
+    while let Ok(true) = csv.read_record(&mut record) {
+        if let Some(email) = record
+            .get(columns.email)
+            .and_then(|e| crate::types::EmailAddress::parse(e.trim()).ok())
+        {
+            found.insert(email.as_str().to_string());
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,29 +19,44 @@ use crate::types::{EventId, ImportId};
 pub const JOB_KIND: &str = "contact_import";
 
 /// Records the import and queues its run, in one transaction: the scheduler imports
-/// the file (`file_path`, deleted at the end) and survives restarts.
+/// the file (`file_path`, deleted at the end) and survives restarts. An import
+/// that will email `confirmations` (> 0) confirmation requests waits instead, until
+/// staff have seen how many and [`go_ahead`].
 pub async fn start(
     db: &Db,
     now: i64,
-    file_name: &str,
     file_path: &Path,
     checked: &CheckedFile,
     options: &Options,
+    confirmations: i64,
 ) -> Result<ImportId, sqlx::Error> {
     let mut tx = db.begin().await?;
+    let waits = confirmations > 0;
     let id: ImportId = sqlx::query_scalar(
         "INSERT INTO imports (file_name, file_path, status, total_rows, group_id, fire_registered, started_by, \
-         started_at, progressed_at) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $7) RETURNING id",
+         started_at, progressed_at, consent_asserted_by, confirmations_expected, waiting) \
+         VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $7, $8, $9, $10) RETURNING id",
     )
-    .bind(file_name)
+    .bind(&options.file_name)
     .bind(file_path.to_string_lossy().into_owned())
     .bind(checked.rows as i64)
     .bind(options.group_id)
     .bind(i64::from(options.fire_registered))
     .bind(options.started_by)
     .bind(now)
+    .bind(&options.consent_asserted_by)
+    .bind(confirmations)
+    .bind(i64::from(waits))
     .fetch_one(&mut *tx)
     .await?;
+    if !waits {
+        queue_run(&mut tx, now, id).await?;
+    }
+    db.commit(tx).await?;
+    Ok(id)
+}
+
+async fn queue_run(tx: &mut Tx, now: i64, id: ImportId) -> Result<(), sqlx::Error> {
     let run = NewRun {
         automation_id: queue::NO_AUTOMATION,
         event_id: EventId(id.0),
@@ -49,9 +64,47 @@ pub async fn start(
         due_at: now,
         skipped_because: None,
     };
-    enqueue::enqueue(&mut tx, now, &[run]).await?;
+    enqueue::enqueue(tx, now, &[run]).await?;
+    Ok(())
+}
+
+/// Starts an import that waited for staff; `false` when it was not waiting.
+pub async fn go_ahead(db: &Db, now: i64, id: ImportId) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let started = sqlx::query(
+        "UPDATE imports SET waiting = 0, started_at = $1, progressed_at = $1 WHERE id = $2 AND waiting = 1",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if started {
+        queue_run(&mut tx, now, id).await?;
+    }
     db.commit(tx).await?;
-    Ok(id)
+    Ok(started)
+}
+
+/// What a cancelled import says.
+pub const CANCELLED: &str = "Cancelled before it started: nothing was imported.";
+
+/// Drops an import that waited for staff, with its file; `false` when it was not waiting.
+pub async fn call_off(db: &Db, now: i64, id: ImportId) -> Result<bool, sqlx::Error> {
+    let path: Option<Option<String>> = sqlx::query_scalar(
+        "UPDATE imports SET status = 'failed', waiting = 0, error = $3, finished_at = $1, progressed_at = $1 \
+         WHERE id = $2 AND waiting = 1 RETURNING file_path",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(CANCELLED)
+    .fetch_optional(db.write())
+    .await?;
+    if let Some(Some(path)) = &path {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    Ok(path.is_some())
 }
 
 /// How an import ended.
@@ -70,25 +123,31 @@ pub async fn run(db: &Db, clock: &dyn Clock, id: ImportId) -> Result<Ended, sqlx
     #[derive(sqlx::FromRow)]
     struct Pending {
         status: String,
+        waiting: i64,
         file_path: Option<String>,
         rows_done: i64,
         group_id: Option<i64>,
         fire_registered: i64,
         started_by: Option<i64>,
+        file_name: String,
+        consent_asserted_by: String,
     }
     let row: Option<Pending> = sqlx::query_as(
-        "SELECT status, file_path, rows_done, group_id, fire_registered, started_by FROM imports WHERE id = $1",
+        "SELECT status, waiting, file_path, rows_done, group_id, fire_registered, started_by, file_name, consent_asserted_by \
+         FROM imports WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(db.read())
     .await?;
-    let Some(row) = row.filter(|r| r.status == "running") else {
+    let Some(row) = row.filter(|r| r.status == "running" && r.waiting == 0) else {
         return Ok(Ended::AlreadyOver);
     };
     let options = Options {
         group_id: row.group_id,
         fire_registered: row.fire_registered != 0,
         started_by: row.started_by.unwrap_or(0),
+        file_name: row.file_name,
+        consent_asserted_by: row.consent_asserted_by,
     };
     let path = PathBuf::from(row.file_path.unwrap_or_default());
     let failure = import_rows(db, clock, id, &path, row.rows_done as usize, &options).await?;
@@ -168,8 +227,8 @@ async fn write_one(
     let counts = write_batch(&mut tx, import_id.0, options, rows, rejections, now).await?;
     sqlx::query(
         "UPDATE imports SET rows_done = rows_done + $1, created = created + $2, updated = updated + $3, \
-         rejected = rejected + $4, progressed_at = $5, joined = joined + $7, events_fired = events_fired + $8 \
-         WHERE id = $6",
+         rejected = rejected + $4, progressed_at = $5, joined = joined + $7, events_fired = events_fired + $8, \
+         pending = pending + $9 WHERE id = $6",
     )
     .bind(batch.len() as i64)
     .bind(counts.created)
@@ -179,6 +238,7 @@ async fn write_one(
     .bind(import_id)
     .bind(counts.joined)
     .bind(counts.events_fired)
+    .bind(counts.pending)
     .execute(&mut *tx)
     .await?;
     for (automation, runs) in &counts.started.by_automation {
@@ -227,6 +287,7 @@ async fn finish(
         updated,
         rejected,
         joined,
+        pending: 0,
         events_fired,
         started: Default::default(),
     };
@@ -282,6 +343,14 @@ pub struct Import {
     /// Contacts new to the import's group, and the group (its name).
     pub joined: i64,
     pub group_name: Option<String>,
+    /// Contacts asked to confirm the group (double opt-in), and how many
+    /// confirmation emails staff were told it would send before it started.
+    pub pending: i64,
+    pub confirmations_expected: i64,
+    /// Who asserted the contacts' consent to the group (empty: nobody).
+    pub consent_asserted_by: String,
+    /// 1: waiting for staff to start it.
+    pub waiting: i64,
     /// Registered to System (C) events fired.
     pub events_fired: i64,
     pub started_at: i64,
@@ -292,7 +361,15 @@ pub struct Import {
 
 impl Import {
     pub fn is_running(&self) -> bool {
-        self.status == "running"
+        self.status == "running" && self.waiting == 0
+    }
+    /// Waiting for staff to start it (it will send confirmation emails).
+    pub fn is_waiting(&self) -> bool {
+        self.waiting != 0
+    }
+    /// Cancelled by staff while it waited.
+    pub fn is_cancelled(&self) -> bool {
+        self.error.as_deref() == Some(CANCELLED)
     }
     /// Rows per second so far.
     pub fn rate(&self) -> i64 {
@@ -310,7 +387,7 @@ impl Import {
 }
 
 const IMPORT_COLUMNS: &str = "i.id, i.file_name, i.status, i.total_rows, i.rows_done, i.created, i.updated, \
-     i.rejected, i.joined, g.name AS group_name, i.events_fired, i.started_at, i.progressed_at, i.finished_at, i.error \
+     i.rejected, i.joined, g.name AS group_name, i.pending, i.confirmations_expected, i.consent_asserted_by, i.waiting, i.events_fired, i.started_at, i.progressed_at, i.finished_at, i.error \
      FROM imports i LEFT JOIN contact_groups g ON g.id = i.group_id";
 
 pub async fn find(db: &Db, id: i64) -> Result<Option<Import>, sqlx::Error> {

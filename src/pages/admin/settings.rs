@@ -64,6 +64,7 @@ pub struct SettingsForm {
     pub tracking: String,
     #[serde(default)]
     pub engagement_retention_days: String,
+    pub confirmation_lifetime_days: String,
 }
 
 impl From<&Settings> for SettingsForm {
@@ -92,6 +93,7 @@ impl From<&Settings> for SettingsForm {
             soft_bounce_days: s.soft_bounce_days.to_string(),
             tracking: s.tracking.code().to_string(),
             engagement_retention_days: s.engagement_retention_days.to_string(),
+            confirmation_lifetime_days: s.confirmation_lifetime_days.to_string(),
         }
     }
 }
@@ -250,6 +252,13 @@ impl SettingsForm {
             3650,
             "days",
         );
+        let confirmation_lifetime_days = number(
+            "confirmation_lifetime_days",
+            &self.confirmation_lifetime_days,
+            1,
+            90,
+            "days",
+        );
         let audit_retention_days = number(
             "audit_retention_days",
             &self.audit_retention_days,
@@ -313,6 +322,7 @@ impl SettingsForm {
             self_signup: self.self_signup.is_some(),
             tracking: tracking.unwrap_or_default(),
             engagement_retention_days,
+            confirmation_lifetime_days,
         })
     }
 }
@@ -536,6 +546,7 @@ mod tests {
             soft_bounce_days: "0".into(),
             tracking: "everything".into(),
             engagement_retention_days: "180".into(),
+            confirmation_lifetime_days: "7".into(),
         };
         let errors = form.parse().unwrap_err();
         let keys: Vec<_> = errors.keys().copied().collect();

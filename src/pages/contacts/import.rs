@@ -24,6 +24,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/contacts/import", web::get().to(upload_page))
         .route("/contacts/import", web::post().to(upload))
         .route("/contacts/imports/{id}", web::get().to(import_page))
+        .route("/contacts/imports/{id}/start", web::post().to(go_ahead))
+        .route("/contacts/imports/{id}/cancel", web::post().to(call_off))
         .route("/contacts/imports/{id}/status", web::get().to(status_json));
 }
 
@@ -78,18 +80,25 @@ enum UploadError {
     Bad(String),
 }
 
+/// The options of an upload besides its file.
+#[derive(Default)]
+struct Chosen {
+    group: Option<String>,
+    fire: bool,
+    consent_asserted: bool,
+}
+
 /// Reads the multipart form: the file to a temporary path, and the options.
 async fn receive(
     dir: &Path,
     mut payload: Multipart,
-) -> Result<(Upload, String, Option<String>, bool), UploadError> {
+) -> Result<(Upload, String, Chosen), UploadError> {
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|_| UploadError::Bad("The upload could not be stored.".into()))?;
     let mut upload = Upload(PathBuf::new());
     let mut file_name = String::new();
-    let mut group = None;
-    let mut fire = false;
+    let mut chosen = Chosen::default();
     let broken = |_| UploadError::Bad("The upload was interrupted or is not a form upload.".into());
     while let Some(field) = payload.next().await {
         let mut field = field.map_err(broken)?;
@@ -135,8 +144,9 @@ async fn receive(
                 }
                 let value = String::from_utf8_lossy(&value).trim().to_string();
                 match other {
-                    "group_id" if !value.is_empty() => group = Some(value),
-                    "fire_registered" => fire = true,
+                    "group_id" if !value.is_empty() => chosen.group = Some(value),
+                    "fire_registered" => chosen.fire = true,
+                    "consent_asserted" => chosen.consent_asserted = true,
                     _ => {}
                 }
             }
@@ -145,7 +155,7 @@ async fn receive(
     if upload.0.as_os_str().is_empty() {
         return Err(UploadError::Bad("Choose a CSV file to import.".into()));
     }
-    Ok((upload, file_name, group, fire))
+    Ok((upload, file_name, chosen))
 }
 
 async fn upload(
@@ -156,7 +166,7 @@ async fn upload(
     payload: Multipart,
 ) -> Result<HttpResponse, AppError> {
     let dir = state.config.data_dir.join("imports");
-    let (upload, file_name, group, fire) = match receive(&dir, payload).await {
+    let (upload, file_name, chosen) = match receive(&dir, payload).await {
         Ok(parts) => parts,
         Err(UploadError::TooLarge) => {
             let msg = format!(
@@ -169,10 +179,10 @@ async fn upload(
             return upload_form(&state, ctx, StatusCode::BAD_REQUEST, Some(msg)).await;
         }
     };
-    let group_id = match group {
+    let group = match chosen.group {
         None => None,
         Some(raw) => match raw.parse::<i64>() {
-            Ok(id) if groups::find(&state.db, id).await?.is_some() => Some(id),
+            Ok(id) if let Some(g) = groups::find(&state.db, id).await? => Some(g),
             _ => {
                 return upload_form(
                     &state,
@@ -194,16 +204,31 @@ async fn upload(
             return upload_form(&state, ctx, StatusCode::UNPROCESSABLE_ENTITY, Some(msg)).await;
         }
     };
+    let asserted = chosen.consent_asserted && group.as_ref().is_some_and(|g| g.double_opt_in);
     let options = Options {
-        group_id,
-        fire_registered: fire,
+        group_id: group.as_ref().map(|g| g.id),
+        fire_registered: chosen.fire,
         started_by: me.id,
+        consent_asserted_by: if asserted {
+            ctx.staff_label()
+        } else {
+            String::new()
+        },
+        file_name: file_name.clone(),
+    };
+    // A group that asks for double opt-in, without the assertion: staff see how
+    // many confirmation emails the import sends before it starts.
+    let confirmations = match &group {
+        Some(g) if g.double_opt_in && !asserted => {
+            confirmations_needed(&state, g.id, upload.0.clone()).await?
+        }
+        _ => 0,
     };
     let now = state.clock.now_ms();
     // From here the queued import run owns the file (and deletes it when done).
     let mut upload = upload;
     let path = std::mem::take(&mut upload.0);
-    let id = match start(&state.db, now, &file_name, &path, &checked, &options).await {
+    let id = match start(&state.db, now, &path, &checked, &options, confirmations).await {
         Ok(id) => id,
         Err(e) => {
             let _ = tokio::fs::remove_file(&path).await;
@@ -224,6 +249,61 @@ async fn upload(
     )
     .await?;
     Ok(redirect(&format!("/contacts/imports/{id}")))
+}
+
+/// How many of the file's addresses are neither members of the group nor
+/// waiting to confirm it: the confirmation emails an import sends.
+async fn confirmations_needed(
+    state: &AppState,
+    group: i64,
+    path: PathBuf,
+) -> Result<i64, AppError> {
+    let addresses =
+        tokio::task::spawn_blocking(move || crate::contacts::import::check::addresses(&path))
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the upload's addresses: {e}"))?;
+    let known: Vec<String> = sqlx::query_scalar(
+        "SELECT c.email FROM contacts c WHERE c.id IN (SELECT contact_id FROM group_members WHERE group_id = $1 \
+         UNION SELECT contact_id FROM pending_memberships WHERE group_id = $1)",
+    )
+    .bind(group)
+    .fetch_all(state.db.read())
+    .await?;
+    let already = known
+        .iter()
+        .filter(|e| addresses.contains(e.as_str()))
+        .count();
+    Ok((addresses.len() - already) as i64)
+}
+
+async fn go_ahead(
+    state: web::Data<AppState>,
+    session: actix_session::Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let import = load(&state, *id).await?;
+    let now = state.clock.now_ms();
+    if !crate::contacts::import::store::go_ahead(&state.db, now, crate::types::ImportId(import.id))
+        .await?
+    {
+        crate::web::flash(
+            &session,
+            crate::web::FlashKind::Info,
+            "This import had started or was cancelled already.",
+        );
+    }
+    Ok(redirect(&format!("/contacts/imports/{}", import.id)))
+}
+
+async fn call_off(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let import = load(&state, *id).await?;
+    let now = state.clock.now_ms();
+    crate::contacts::import::store::call_off(&state.db, now, crate::types::ImportId(import.id))
+        .await?;
+    Ok(redirect(&format!("/contacts/imports/{}", import.id)))
 }
 
 #[derive(Template)]

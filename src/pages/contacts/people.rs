@@ -9,6 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::audit::Action;
+use crate::consent::{self, How, Method, Subscribed};
 use crate::contacts::groups::{self, Group};
 use crate::contacts::search::Cursor;
 use crate::contacts::{Contact, ContactForm, SaveError, Status};
@@ -287,6 +288,10 @@ struct ShowPage {
     suppressed: Option<crate::suppressions::Suppression>,
     /// The zone run times are shown in (Settings).
     zone: String,
+    /// Groups the contact asked to join and has not confirmed yet.
+    pending: Vec<consent::Pending>,
+    /// How the contact's consent to each group was given and withdrawn.
+    consents: Vec<consent::ConsentRecord>,
 }
 
 impl ShowPage {
@@ -308,10 +313,13 @@ async fn show(
     let contact = load(&state, *id).await?;
     let attributes = crate::contacts::attributes(&state.db, contact.id).await?;
     let groups = groups::of_contact(&state.db, contact.id).await?;
+    let pending = consent::pending_of(&state.db, contact.id).await?;
+    let consents = consent::records_of(&state.db, contact.id).await?;
     let other_groups = groups::list(&state.db)
         .await?
         .into_iter()
         .filter(|g| !groups.iter().any(|m| m.id == g.id))
+        .filter(|g| !pending.iter().any(|p| p.group_id == g.id))
         .collect();
     let events = crate::intake::events::for_contact(&state.db, contact.id, 50).await?;
     let runs = crate::scheduler::runs::runs_for_contact(
@@ -338,6 +346,8 @@ async fn show(
             other_groups,
             events,
             runs,
+            pending,
+            consents,
         },
     )
 }
@@ -514,7 +524,9 @@ struct JoinForm {
 
 async fn join(
     state: web::Data<AppState>,
+    ctx: PageContext,
     session: Session,
+    req: HttpRequest,
     id: web::Path<i64>,
     form: web::Form<JoinForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -531,30 +543,59 @@ async fn join(
         );
         return Ok(redirect(&format!("/contacts/{}", contact.id)));
     };
+    let how = staff_how(&state, &ctx, &req);
     let mut tx = state.db.begin().await?;
-    let added =
-        crate::contacts::join_group(&mut tx, contact.id, group.id, state.clock.now_ms()).await?;
+    let now = state.clock.now_ms();
+    let done = consent::subscribe(&mut tx, contact.id, group.id, &how, now).await?;
     state.db.commit(tx).await?;
-    if added {
-        flash(
-            &session,
+    let said = match done {
+        Subscribed::Joined => Some((FlashKind::Success, format!("Added to {}.", group.name))),
+        Subscribed::Pending => Some((
             FlashKind::Success,
-            format!("Added to {}.", group.name),
-        );
+            format!(
+                "{} asks for double opt-in: {} is sent a confirmation email and becomes a member once they confirm.",
+                group.name, contact.email
+            ),
+        )),
+        Subscribed::StillPending { resent } => Some((
+            FlashKind::Info,
+            if resent {
+                format!("The confirmation email for {} is sent again.", group.name)
+            } else {
+                format!(
+                    "{} already waits for {}'s confirmation; a confirmation email went out within the last hour.",
+                    group.name, contact.email
+                )
+            },
+        )),
+        Subscribed::AlreadyMember | Subscribed::NoGroup => None,
+    };
+    if let Some((kind, message)) = said {
+        flash(&session, kind, message);
     }
     Ok(redirect(&format!("/contacts/{}", contact.id)))
 }
 
+/// How staff changed a membership by hand, for its consent record.
+fn staff_how(state: &AppState, ctx: &PageContext, req: &HttpRequest) -> How {
+    How::new(Method::Staff)
+        .detail(ctx.staff_label())
+        .from_request(req, &state.config.trusted_proxies)
+}
+
 async fn leave(
     state: web::Data<AppState>,
+    ctx: PageContext,
     session: Session,
+    req: HttpRequest,
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, group_id) = path.into_inner();
     let contact = load(&state, id).await?;
+    let how = staff_how(&state, &ctx, &req);
     let mut tx = state.db.begin().await?;
     let removed =
-        crate::contacts::leave_group(&mut tx, contact.id, group_id, state.clock.now_ms()).await?;
+        consent::unsubscribe(&mut tx, contact.id, group_id, &how, state.clock.now_ms()).await?;
     state.db.commit(tx).await?;
     if removed {
         flash(&session, FlashKind::Success, "Removed from the group.");

@@ -21,7 +21,9 @@ use crate::web::{
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/messages", web::get().to(list))
+    // Before /messages/{id}: "system" is not an id.
+    cfg.configure(super::system::routes)
+        .route("/messages", web::get().to(list))
         .route("/messages", web::post().to(create))
         .route("/messages/new", web::get().to(new_page))
         .route("/messages/{id}", web::get().to(edit_page))

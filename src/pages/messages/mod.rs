@@ -3,5 +3,6 @@
 
 pub mod editor;
 pub mod preview;
+pub mod system;
 pub mod tracked;
 pub mod unsubscribe;

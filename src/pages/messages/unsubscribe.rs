@@ -100,6 +100,7 @@ async fn page(
 
 async fn unsubscribe(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let (u, email, effect) = resolve(&state, &token).await?;
@@ -107,7 +108,9 @@ async fn unsubscribe(
     let mut tx = state.db.begin().await?;
     match (&effect, u.group) {
         (Effect::LeaveGroup(_), Some(g)) => {
-            crate::contacts::leave_group(&mut tx, u.contact, g, now).await?;
+            let how = crate::consent::How::new(crate::consent::Method::UnsubscribeLink)
+                .from_request(&req, &state.config.trusted_proxies);
+            crate::consent::unsubscribe(&mut tx, u.contact, g, &how, now).await?;
         }
         _ => crate::contacts::opt_out(&mut tx, u.contact, now).await?,
     }

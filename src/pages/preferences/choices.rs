@@ -2,9 +2,10 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use crate::consent::{self, How, Method};
 use crate::contacts::{self, Contact, ContactInput};
 use crate::state::AppState;
 use crate::types::EmailAddress;
@@ -19,6 +20,10 @@ pub struct Choice {
     pub name: String,
     pub description: String,
     pub member: bool,
+    /// Asked for, waiting for the contact's confirmation (double opt-in).
+    pub pending: bool,
+    /// Joining asks for a confirmation by email.
+    pub double_opt_in: bool,
 }
 
 #[derive(Template)]
@@ -41,18 +46,33 @@ impl PreferencesPage {
     }
 }
 
-async fn choices(state: &AppState, contact_id: i64) -> Result<Vec<Choice>, AppError> {
-    let mine: Vec<i64> = crate::contacts::groups::of_contact(&state.db, contact_id)
-        .await?
-        .into_iter()
-        .map(|g| g.id)
-        .collect();
+pub(super) async fn choices(
+    state: &AppState,
+    contact_id: Option<i64>,
+) -> Result<Vec<Choice>, AppError> {
+    let (mine, pending): (Vec<i64>, Vec<i64>) = match contact_id {
+        Some(id) => (
+            crate::contacts::groups::of_contact(&state.db, id)
+                .await?
+                .into_iter()
+                .map(|g| g.id)
+                .collect(),
+            consent::pending_of(&state.db, id)
+                .await?
+                .into_iter()
+                .map(|p| p.group_id)
+                .collect(),
+        ),
+        None => Default::default(),
+    };
     Ok(crate::contacts::groups::list(&state.db)
         .await?
         .into_iter()
         .filter(|g| g.visible_in_preference_center)
         .map(|g| Choice {
             member: mine.contains(&g.id),
+            pending: pending.contains(&g.id),
+            double_opt_in: g.double_opt_in,
             id: g.id,
             name: g.name,
             description: g.description,
@@ -82,7 +102,7 @@ pub(super) async fn preferences_page(
     if must_change(&session) {
         return Ok(redirect("/preferences/password"));
     }
-    let choices = choices(&state, contact.id).await?;
+    let choices = choices(&state, Some(contact.id)).await?;
     let (tracking, untracked) = tracking_of(&state, contact.id).await?;
     render(
         StatusCode::OK,
@@ -103,6 +123,7 @@ pub(super) async fn save_preferences(
     state: web::Data<AppState>,
     ctx: PageContext,
     session: Session,
+    req: HttpRequest,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let Some(contact) = signed_in(&state, &session).await? else {
@@ -120,7 +141,7 @@ pub(super) async fn save_preferences(
         .map_err(|e| errors.insert("last_name", e.0))
         .ok();
     let (Some(first_name), Some(last_name)) = (first, last) else {
-        let choices = choices(&state, contact.id).await?;
+        let choices = choices(&state, Some(contact.id)).await?;
         return render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &PreferencesPage {
@@ -143,17 +164,22 @@ pub(super) async fn save_preferences(
     let now = state.clock.now_ms();
     // Read before the transaction: on PostgreSQL a read through the pool while the
     // transaction holds a connection could wait for ever under load.
-    let current = choices(&state, contact.id).await?;
+    let current = choices(&state, Some(contact.id)).await?;
     let attributes = contacts::attributes(&state.db, contact.id).await?;
     let (_, untracked) = tracking_of(&state, contact.id).await?;
+    let how = How::new(Method::PreferenceCenter).from_request(&req, &state.config.trusted_proxies);
+    let mut asked = false;
     let mut tx = state.db.begin().await?;
-    // Only groups visible here change; hidden memberships are never touched.
+    // Only groups visible here change; hidden memberships are never touched. A
+    // pending one left ticked stays pending (its email is not sent again).
     for choice in current {
         let want = wanted.contains(&choice.id);
-        if want && !choice.member {
-            contacts::join_group(&mut tx, contact.id, choice.id, now).await?;
-        } else if !want && choice.member {
-            contacts::leave_group(&mut tx, contact.id, choice.id, now).await?;
+        let has = choice.member || choice.pending;
+        if want && !has {
+            let done = consent::subscribe(&mut tx, contact.id, choice.id, &how, now).await?;
+            asked |= done == consent::Subscribed::Pending;
+        } else if !want && has {
+            consent::unsubscribe(&mut tx, contact.id, choice.id, &how, now).await?;
         }
     }
     // The global opt-out: set by an unsubscribe link, cleared only here.
@@ -178,6 +204,51 @@ pub(super) async fn save_preferences(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     state.db.commit(tx).await?;
-    flash(&session, FlashKind::Success, "Your preferences are saved.");
+    let said = if asked {
+        "Your preferences are saved. We have emailed you a link to confirm the lists that ask for it: you receive them once you confirm."
+    } else {
+        "Your preferences are saved."
+    };
+    flash(&session, FlashKind::Success, said);
+    Ok(redirect("/preferences"))
+}
+
+/// Sends the confirmation email of a pending group again (at most once an hour).
+pub(super) async fn confirm_again(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    group: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let Some(contact) = signed_in(&state, &session).await? else {
+        return Ok(redirect("/preferences/login"));
+    };
+    let pending = consent::pending_of(&state.db, contact.id).await?;
+    let Some(p) = pending.iter().find(|p| p.group_id == *group) else {
+        return Ok(redirect("/preferences"));
+    };
+    let how = How::new(Method::PreferenceCenter).from_request(&req, &state.config.trusted_proxies);
+    let mut tx = state.db.begin().await?;
+    let done =
+        consent::subscribe(&mut tx, contact.id, p.group_id, &how, state.clock.now_ms()).await?;
+    state.db.commit(tx).await?;
+    let said = if done == (consent::Subscribed::StillPending { resent: true }) {
+        (
+            FlashKind::Success,
+            format!(
+                "We have sent the confirmation email for {} again.",
+                p.group_name
+            ),
+        )
+    } else {
+        (
+            FlashKind::Info,
+            format!(
+                "The confirmation email for {} went out less than an hour ago: please look in your inbox (and your spam folder).",
+                p.group_name
+            ),
+        )
+    };
+    flash(&session, said.0, said.1);
     Ok(redirect("/preferences"))
 }

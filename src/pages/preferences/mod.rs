@@ -4,6 +4,7 @@
 //! (`herald_preferences`, path `/preferences`); nothing of the admin UI.
 
 mod choices;
+mod confirm;
 mod password;
 mod session;
 mod sign_in;

@@ -1,7 +1,7 @@
 //! The preference center's routes and its session: who is signed in, their
 //! credentials, whether they must change their password.
 
-use super::{choices, password, sign_in, signup};
+use super::{choices, confirm, password, sign_in, signup};
 use actix_session::Session;
 use actix_web::{HttpResponse, web};
 
@@ -29,6 +29,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(sign_in::logout))
         .route("/signup", web::get().to(signup::signup_page))
         .route("/signup", web::post().to(signup::signup))
+        .route("/confirm/{token}", web::get().to(confirm::confirm_page))
+        .route("/confirm/{token}", web::post().to(confirm::confirm))
+        .route(
+            "/confirm-again/{group}",
+            web::post().to(choices::confirm_again),
+        )
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(AppError::NotFound)
         }));

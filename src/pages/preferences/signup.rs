@@ -1,10 +1,10 @@
 //! Self sign-up, when Settings allow it: a new contact and *Registered to System (C)*.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
+use crate::consent::{self, How, Method};
 use crate::contacts::{self, ContactInput};
 use crate::events;
 use crate::state::AppState;
@@ -19,6 +19,9 @@ struct SignupPage {
     email: String,
     errors: FieldErrors,
     done: bool,
+    /// The groups visible in the preference center, and those ticked.
+    choices: Vec<super::choices::Choice>,
+    chosen: Vec<i64>,
 }
 
 impl SignupPage {
@@ -50,15 +53,10 @@ pub(super) async fn signup_page(
             email: String::new(),
             errors: FieldErrors::new(),
             done: false,
+            choices: super::choices::choices(&state, None).await?,
+            chosen: Vec::new(),
         },
     )
-}
-
-#[derive(Deserialize)]
-pub(super) struct SignupForm {
-    #[serde(default)]
-    email: String,
-    consent: Option<String>,
 }
 
 /// Self sign-up (when enabled in Settings): creates the contact and records
@@ -67,14 +65,24 @@ pub(super) struct SignupForm {
 pub(super) async fn signup(
     state: web::Data<AppState>,
     ctx: PageContext,
-    form: web::Form<SignupForm>,
+    req: HttpRequest,
+    form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     signup_enabled(&state).await?;
+    let form = crate::web::form::Fields::from_pairs(form.into_inner());
+    let choices = super::choices::choices(&state, None).await?;
+    // Only groups offered here can be chosen.
+    let chosen: Vec<i64> = form
+        .all("group")
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .filter(|id| choices.iter().any(|c| c.id == *id))
+        .collect();
     let mut errors = FieldErrors::new();
-    let email = EmailAddress::parse(&form.email)
+    let email = EmailAddress::parse(form.get("email"))
         .map_err(|e| errors.insert("email", e.0))
         .ok();
-    if form.consent.is_none() {
+    if !form.has("consent") {
         errors.insert(
             "consent",
             "Tick the box to agree to receive our messages.".into(),
@@ -85,9 +93,11 @@ pub(super) async fn signup(
             StatusCode::UNPROCESSABLE_ENTITY,
             &SignupPage {
                 ctx,
-                email: form.email.clone(),
+                email: form.get("email").to_string(),
                 errors,
                 done: false,
+                choices,
+                chosen,
             },
         );
     };
@@ -97,18 +107,36 @@ pub(super) async fn signup(
         last_name: String::new(),
         attributes: Default::default(),
     };
+    let now = state.clock.now_ms();
+    let existing = contacts::find_by_email(&state.db, input.email.as_str()).await?;
     let mut tx = state.db.begin().await?;
-    match contacts::create(
-        &mut tx,
-        &input,
-        events::catalogue::Source::PreferenceCenter,
-        state.clock.now_ms(),
-    )
-    .await
-    {
-        Ok(_) => state.db.commit(tx).await?,
-        Err(contacts::SaveError::Duplicate) => tx.rollback().await?,
-        Err(contacts::SaveError::Database(e)) => return Err(e.into()),
+    let id = match existing {
+        Some(c) => Some(c.id),
+        None => match contacts::create(
+            &mut tx,
+            &input,
+            events::catalogue::Source::PreferenceCenter,
+            now,
+        )
+        .await
+        {
+            Ok(id) => Some(id),
+            // Created at the same moment: that sign-up subscribes it.
+            Err(contacts::SaveError::Duplicate) => None,
+            Err(contacts::SaveError::Database(e)) => return Err(e.into()),
+        },
+    };
+    match id {
+        Some(id) => {
+            // A known address gets the same answer; its lists that ask for a
+            // confirmation change only once its owner confirms.
+            let how = How::new(Method::SignUp).from_request(&req, &state.config.trusted_proxies);
+            for group in &chosen {
+                consent::subscribe(&mut tx, id, *group, &how, now).await?;
+            }
+            state.db.commit(tx).await?;
+        }
+        None => tx.rollback().await?,
     }
     render(
         StatusCode::OK,
@@ -117,6 +145,8 @@ pub(super) async fn signup(
             email: String::new(),
             errors: FieldErrors::new(),
             done: true,
+            choices,
+            chosen: Vec::new(),
         },
     )
 }
