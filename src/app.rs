@@ -99,7 +99,7 @@ impl Application {
             image_proxies,
             sns,
             tracking: crate::tracking::Tokens::new(key.master()),
-            confirmations: crate::consent::Links::new(key.master()),
+            confirmations: crate::links::Links::new(key.master()),
             db,
             config,
             clock,
@@ -209,7 +209,7 @@ impl Application {
                         tokio::join!(
                             crate::retention::run(db.clone(), clock.clone()),
                             crate::engagement::decide::run(db, clock),
-                            crate::consent::sender::run(confirmations),
+                            crate::worker::confirmations::run(confirmations),
                         );
                     })
                 })

@@ -38,7 +38,7 @@ pub struct AppState {
     /// Makes and reads the tokens of tracked links and open images.
     pub tracking: crate::tracking::Tokens,
     /// Signs the links of double opt-in confirmation emails.
-    pub confirmations: crate::consent::Links,
+    pub confirmations: crate::links::Links,
     /// The image proxies whose opens are machines'.
     pub image_proxies: crate::networks::Networks,
     /// Tracked emails as clicks and opens find them, for a second (a burst of
@@ -68,7 +68,7 @@ pub struct JobContext {
     /// Makes the tokens of tracked links and open images.
     pub tracking: crate::tracking::Tokens,
     /// Signs the links of double opt-in confirmation emails.
-    pub confirmations: crate::consent::Links,
+    pub confirmations: crate::links::Links,
 }
 
 impl JobContext {

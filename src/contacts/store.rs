@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, Tx, is_unique_violation};
 use crate::events::catalogue::{NewEvent, Source};
+
+// Memberships are written where consent is: the store reads them.
+pub use crate::consent::{join_group, join_group_at_depth, leave_group, leave_group_at_depth};
 use crate::types::{EmailAddress, Invalid, parse_attribute_name};
 use crate::web::form::FieldErrors;
 
@@ -435,46 +438,6 @@ pub async fn delete(tx: &mut Tx, id: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Adds a membership and records *Subscribed to Group (C)*; `false` when the
-/// contact already was a member (nothing recorded).
-pub async fn join_group(
-    tx: &mut Tx,
-    contact_id: i64,
-    group_id: i64,
-    now_ms: i64,
-) -> Result<bool, sqlx::Error> {
-    join_group_at_depth(tx, contact_id, group_id, now_ms, 0).await
-}
-
-/// [`join_group`] by a run `depth` links down an automation chain.
-pub async fn join_group_at_depth(
-    tx: &mut Tx,
-    contact_id: i64,
-    group_id: i64,
-    now_ms: i64,
-    depth: u64,
-) -> Result<bool, sqlx::Error> {
-    let added = sqlx::query(
-        "INSERT INTO group_members (group_id, contact_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(group_id)
-    .bind(contact_id)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if added {
-        crate::intake::events::record(
-            tx,
-            now_ms,
-            &NewEvent::membership(contact_id, group_id, true).at_depth(depth),
-        )
-        .await?;
-    }
-    Ok(added)
-}
-
 /// Sets one attribute and records *Profile Data Changed (C)* when its value changed
 /// (by a run `depth` links down an automation chain); `false` when it had the value.
 pub async fn set_attribute(
@@ -557,41 +520,4 @@ pub async fn opt_in(tx: &mut Tx, id: i64, now_ms: i64) -> Result<(), sqlx::Error
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// Ends a membership and records *Unsubscribed from Group (C)*; `false` when the
-/// contact was not a member.
-pub async fn leave_group(
-    tx: &mut Tx,
-    contact_id: i64,
-    group_id: i64,
-    now_ms: i64,
-) -> Result<bool, sqlx::Error> {
-    leave_group_at_depth(tx, contact_id, group_id, now_ms, 0).await
-}
-
-/// [`leave_group`] by a run `depth` links down an automation chain.
-pub async fn leave_group_at_depth(
-    tx: &mut Tx,
-    contact_id: i64,
-    group_id: i64,
-    now_ms: i64,
-    depth: u64,
-) -> Result<bool, sqlx::Error> {
-    let removed = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND contact_id = $2")
-        .bind(group_id)
-        .bind(contact_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-        == 1;
-    if removed {
-        crate::intake::events::record(
-            tx,
-            now_ms,
-            &NewEvent::membership(contact_id, group_id, false).at_depth(depth),
-        )
-        .await?;
-    }
-    Ok(removed)
 }

@@ -101,7 +101,7 @@ async fn execute(ctx: &JobContext, run: &Claimed) -> Outcome {
                 };
             }
         };
-        let email = Email::system(&settings, &user.name, &user.email, rendered);
+        let email = Email::system(&settings, &user.name, &user.email, rendered.parts());
         match ctx.mailer.send(&email).await {
             Ok(id) => sent.push(
                 crate::deliveries::Sent::new(

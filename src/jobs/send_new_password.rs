@@ -200,7 +200,7 @@ async fn deliver(
             };
         }
     };
-    let email = Email::system(settings, &to.name, &to.email, rendered);
+    let email = Email::system(settings, &to.name, &to.email, rendered.parts());
     match ctx.mailer.send(&email).await {
         // The delivery is audited with the run's completion (no write of its own).
         Ok(message_id) => Outcome::sent(

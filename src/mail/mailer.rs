@@ -75,21 +75,21 @@ impl std::fmt::Debug for Email {
 
 impl Email {
     /// A system email (a password, a confirmation, a reminder) from the
-    /// configured sender, as [`crate::messages::system::render`] made it.
+    /// configured sender: its subject, text and HTML as rendered.
     pub fn system(
         settings: &crate::settings::Settings,
         to_name: &str,
         to: &str,
-        rendered: crate::messages::system::Rendered,
+        (subject, text, html): (String, String, String),
     ) -> Self {
         Self {
             from_name: settings.sender_name.clone(),
             from_address: settings.sender_address.clone(),
             to_name: to_name.to_string(),
             to: to.to_string(),
-            subject: rendered.subject,
-            text: rendered.text,
-            html: rendered.html,
+            subject,
+            text,
+            html,
             bounce_domain: settings.bounce_domain().map(str::to_string),
             ..Self::default()
         }

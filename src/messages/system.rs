@@ -197,6 +197,13 @@ pub struct Rendered {
     pub html: String,
 }
 
+impl Rendered {
+    /// Subject, text and HTML, as [`crate::mail::Email::system`] takes them.
+    pub fn parts(self) -> (String, String, String) {
+        (self.subject, self.text, self.html)
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     subject: String,

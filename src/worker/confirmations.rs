@@ -12,7 +12,8 @@ use crate::mail::{Email, SendError};
 use crate::messages::system::{self, SystemEmail};
 use crate::state::JobContext;
 
-use super::{CONFIRMATIONS_DUE, ConfirmToken};
+use crate::consent::{CONFIRMATIONS_DUE, FIRST_LIFETIME_MS, expire};
+use crate::links::ConfirmToken;
 
 /// How long a claimed confirmation is this process's to send.
 const LEASE_MS: i64 = 5 * 60_000;
@@ -29,7 +30,7 @@ pub async fn run(ctx: JobContext) {
     loop {
         let now = ctx.clock.now_ms();
         if last_expiry.is_none_or(|at| now.saturating_sub(at) >= 60_000) {
-            match super::expire(&ctx.db, now).await {
+            match expire(&ctx.db, now).await {
                 Ok(n) if n > 0 => tracing::info!(n, "pending memberships expired unconfirmed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "removing expired pending memberships failed"),
@@ -185,7 +186,7 @@ async fn send_one(ctx: &JobContext, due: &Due) -> End {
             return End::Failed { note, expires_at };
         }
     };
-    let email = Email::system(&settings, &name, &due.email, rendered);
+    let email = Email::system(&settings, &name, &due.email, rendered.parts());
     match ctx.mailer.send(&email).await {
         Ok(posted) => End::Sent {
             sent: Sent::new(Kind::Confirmation, posted.message_id, &due.email)
@@ -202,7 +203,7 @@ async fn send_one(ctx: &JobContext, due: &Due) -> End {
 /// Tried again after 1, 4, 9, 16 minutes; given up after [`ATTEMPTS`].
 fn later(due: &Due, now: i64, error: String) -> End {
     if due.attempts >= ATTEMPTS {
-        let expires_at = now + super::FIRST_LIFETIME_MS;
+        let expires_at = now + FIRST_LIFETIME_MS;
         return End::Failed {
             note: error,
             expires_at,
