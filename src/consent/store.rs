@@ -741,3 +741,19 @@ pub async fn subscribe_many(
     }
     Ok(done)
 }
+
+/// The group's name when the contact waits to confirm it; `None` otherwise.
+pub async fn pending_for(
+    db: &Db,
+    contact_id: i64,
+    group_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT g.name FROM pending_memberships p JOIN contact_groups g ON g.id = p.group_id \
+         WHERE p.contact_id = $1 AND p.group_id = $2",
+    )
+    .bind(contact_id)
+    .bind(group_id)
+    .fetch_optional(db.read())
+    .await
+}

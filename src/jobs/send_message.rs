@@ -148,6 +148,20 @@ async fn to_contact(ctx: &JobContext, run: &Claimed) -> Outcome {
         Ok(_) => {}
         Err(e) => return Outcome::database(target, "reading the contact", e),
     }
+    // A contact who asked for the group and has not confirmed it (double
+    // opt-in) has not consented to its messages yet.
+    if let Some(group) = chosen.group_id {
+        match crate::consent::pending_for(&ctx.db, to.target.id, group).await {
+            Ok(Some(name)) => {
+                return Outcome::skip(
+                    target,
+                    format!("waiting for the contact to confirm {name} (double opt-in)"),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => return Outcome::database(target, "reading the contact's consent", e),
+        }
+    }
     let since = now - 24 * 3_600_000;
     match crate::scheduler::runs::done_of_kinds_for_target_since(
         &ctx.db,

@@ -379,6 +379,10 @@ async fn every_way_in_ends_pending_or_active_as_the_group_says(app: TestApp, smt
             .starts_with("2 asked to confirm"),
         "{html}"
     );
+    assert_eq!(
+        text_of(&html, "#report-group").unwrap(),
+        "0 joined the group Letters (1 was a member or waiting to confirm already)"
+    );
     let dee = contacts::find_by_email(&app.state.db, "dee@example.com")
         .await
         .unwrap()
@@ -454,6 +458,43 @@ async fn every_way_in_ends_pending_or_active_as_the_group_says(app: TestApp, smt
             .await
             .unwrap()
             .is_none()
+    );
+    // A message naming the group skips a contact who has not confirmed it.
+    let message = crate::messages::write_message(&app, &admin, "Letter", "News", "Hello", "").await;
+    let letter = crate::messages::automation(
+        &app,
+        &admin,
+        "Letter on change",
+        "profile_data_changed",
+        &[
+            ("job", "send_message_to_contact"),
+            ("use_event_parameter", "on"),
+            ("message", &message.to_string()),
+            ("message_group", &asks.to_string()),
+        ],
+    )
+    .await;
+    let mut tx = app.state.db.begin().await.unwrap();
+    contacts::set_attribute(&mut tx, cy, "city", "Oslo", app.now_ms(), 0)
+        .await
+        .unwrap();
+    app.state.db.commit(tx).await.unwrap();
+    app.drain_due_runs().await;
+    let outcomes: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT outcome FROM job_runs WHERE automation_id = $1")
+            .bind(letter)
+            .fetch_all(app.state.db.read())
+            .await
+            .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Some(
+            "waiting for the contact to confirm Letters (double opt-in)".to_string()
+        )]
+    );
+    assert!(
+        smtp.last_to("cy@example.com")
+            .is_none_or(|m| !m.data.contains("Subject: News"))
     );
     // Pending members receive nothing sent to the group: a selection by group
     // leaves them out.
