@@ -55,9 +55,10 @@ async fn seed(db: &Db, now: i64, deliveries: i64, clicks: i64) -> anyhow::Result
     let links =
         r#"["https://shop.example/a","https://shop.example/b","https://shop.example/spring-sale"]"#;
     let (series, hex) = match db.backend {
-        herald::db::Backend::Postgres => {
-            ("generate_series(1, $1) AS s(i)", "lpad(to_hex(i + $5), 20, '0')")
-        }
+        herald::db::Backend::Postgres => (
+            "generate_series(1, $1) AS s(i)",
+            "lpad(to_hex(i + $5), 20, '0')",
+        ),
         herald::db::Backend::Sqlite => (
             "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) SELECT i FROM n) AS s",
             "printf('%020x', i + $5)",

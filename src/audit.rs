@@ -26,6 +26,7 @@ pub enum Action {
     ContactBlocked,
     ContactUnblocked,
     ContactDeleted,
+    ContactExported,
     ContactsImported,
     AutomationCreated,
     AutomationChanged,
@@ -67,6 +68,7 @@ impl Action {
             Self::ContactBlocked => "contact.blocked",
             Self::ContactUnblocked => "contact.unblocked",
             Self::ContactDeleted => "contact.deleted",
+            Self::ContactExported => "contact.exported",
             Self::ContactsImported => "contacts.imported",
             Self::AutomationCreated => "automation.created",
             Self::AutomationChanged => "automation.changed",
@@ -114,6 +116,7 @@ impl Action {
             Self::ContactBlocked => "Contact blocked",
             Self::ContactUnblocked => "Contact unblocked",
             Self::ContactDeleted => "Contact deleted",
+            Self::ContactExported => "Contact's data exported",
             Self::ContactsImported => "Contacts imported",
             Self::AutomationCreated => "Automation created",
             Self::AutomationChanged => "Automation changed",
@@ -136,7 +139,7 @@ impl Action {
     }
 }
 
-const ALL: [Action; 36] = [
+const ALL: [Action; 37] = [
     Action::SignInSucceeded,
     Action::SignInFailed,
     Action::SignedOut,
@@ -155,6 +158,7 @@ const ALL: [Action; 36] = [
     Action::ContactBlocked,
     Action::ContactUnblocked,
     Action::ContactDeleted,
+    Action::ContactExported,
     Action::ContactsImported,
     Action::AutomationCreated,
     Action::AutomationChanged,

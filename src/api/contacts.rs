@@ -376,3 +376,52 @@ pub async fn get_run(
         last_error: run.last_error,
     }))
 }
+
+/// Everything Herald holds about one contact (the right of access): profile,
+/// attributes, groups and pending ones, consent records, events, runs, emails with
+/// their fates, opens and clicks.
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}/export",
+    tag = "contacts",
+    params(("id" = i64, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The contact's data", body = Object),
+        (status = 400, description = "A control character in the address", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown contact", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn export_contact(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, Problem> {
+    let now = state.clock.now_ms();
+    let data = contacts::export::export(&state.db, *id, now)
+        .await?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "Unknown contact",
+                "No contact has this id.",
+            )
+        })?;
+    let key = actix_web::HttpMessage::extensions(&req)
+        .get::<crate::api::keys::ApiKey>()
+        .map(|k| format!("API key {}", k.name))
+        .unwrap_or_default();
+    let entry = crate::audit::Entry {
+        actor: &crate::audit::Actor::named(key),
+        action: crate::audit::Action::ContactExported,
+        target: &format!("contact #{}", *id),
+        detail: "",
+        ip: &crate::web::client_ip(&req, &state.config.trusted_proxies),
+    };
+    crate::audit::record_now(&state.db, now, entry).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(data))
+}

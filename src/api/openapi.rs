@@ -18,6 +18,7 @@ use crate::state::AppState;
         crate::api::events::post_batch,
         crate::api::contacts::post_contact,
         crate::api::contacts::get_contact,
+        crate::api::contacts::export_contact,
         crate::api::contacts::get_run,
         crate::api::suppressions::list,
         crate::api::suppressions::add,

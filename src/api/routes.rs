@@ -62,6 +62,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/contacts", web::post().to(contacts::post_contact))
             .route("/contacts/{id}", web::get().to(contacts::get_contact))
+            .route(
+                "/contacts/{id}/export",
+                web::get().to(contacts::export_contact),
+            )
             .route("/runs/{id}", web::get().to(contacts::get_run))
             .route("/suppressions", web::get().to(suppressions::list))
             .route("/suppressions", web::post().to(suppressions::add))

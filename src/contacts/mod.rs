@@ -2,6 +2,7 @@
 //! import and the pages live beside it.
 
 pub mod demo;
+pub mod export;
 pub mod groups;
 pub mod import;
 pub mod search;

@@ -1,4 +1,4 @@
-//! Files to download: CSV with a header row.
+//! Files to download: CSV with a header row, JSON documents.
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
@@ -28,4 +28,16 @@ where
             format!("attachment; filename=\"{filename}\""),
         ))
         .body(body))
+}
+
+/// `body` (JSON) as an attachment named `filename`; never cached.
+pub fn json(filename: &str, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
 }

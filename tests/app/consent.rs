@@ -774,3 +774,170 @@ with_smtp!(
     an_expired_link_is_refused_and_a_suppressed_address_gets_no_confirmation,
     a_system_email_that_would_break_is_refused_next_to_the_field,
 );
+
+/// The right of access: staff, the API and the contact herself download one JSON
+/// document with everything Herald holds about her, and nothing about anyone else.
+async fn a_contacts_data_is_exported_whole_and_alone(app: TestApp, smtp: SmtpServer) {
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    let news = app
+        .new_group(
+            &admin,
+            &[
+                ("name", "Newsletter"),
+                ("visible_in_preference_center", "on"),
+            ],
+            true,
+        )
+        .await;
+    crate::scheduler::password_automation(&app, &admin, &[], &[]).await;
+    let cleo = crate::scheduler::contact(&app, "cleo@example.com", "cleo's own password").await;
+    let bob = crate::scheduler::contact(&app, "bob@example.com", "bob's own password").await;
+    for (id, city) in [(cleo, "Lisbon"), (bob, "Bergen")] {
+        let mut tx = app.state.db.begin().await.unwrap();
+        contacts::set_attribute(&mut tx, id, "city", city, app.now_ms(), 0)
+            .await
+            .unwrap();
+        herald::contacts::join_group(&mut tx, id, news, app.now_ms())
+            .await
+            .unwrap();
+        app.state.db.commit(tx).await.unwrap();
+    }
+    let page = format!("/contacts/{cleo}");
+    app.submit_with(&admin, &page, &format!("{page}/groups/{news}/remove"), &[])
+        .await;
+    app.submit_with(
+        &admin,
+        &page,
+        &format!("{page}/groups"),
+        &[("group_id", &news.to_string())],
+    )
+    .await;
+    confirmation_to(&smtp, "cleo@example.com", 1).await;
+    app.submit_with(
+        &browser(),
+        "/preferences/forgot",
+        "/preferences/forgot",
+        &[("email", "cleo@example.com")],
+    )
+    .await;
+    app.events_of("new_password_requested", 1).await;
+    app.drain_due_runs().await;
+    for table in ["opens", "clicks"] {
+        let (columns, values) = if table == "opens" {
+            ("at, contact_id", "$1, $2")
+        } else {
+            (
+                "at, contact_id, position, target",
+                "$1, $2, 0, 'https://shop.example/cleo'",
+            )
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} ({columns}) VALUES ({values})"
+        )))
+        .bind(app.now_ms())
+        .bind(cleo)
+        .execute(app.state.db.write())
+        .await
+        .unwrap();
+    }
+
+    let staff = admin
+        .get(app.url(&format!("/contacts/{cleo}/export")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(staff.status(), StatusCode::OK);
+    assert!(
+        staff.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let staff: serde_json::Value = staff.json().await.unwrap();
+    let key = crate::api::new_key(&app, &admin, "Privacy desk").await;
+    let api: serde_json::Value = reqwest::Client::new()
+        .get(app.url(&format!("/api/v1/contacts/{cleo}/export")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let herself = browser();
+    app.contact_sign_in(&herself, "cleo@example.com", "cleo's own password")
+        .await;
+    let (_, prefs) = app.page_with(&herself, "/preferences").await;
+    assert!(
+        text_of(&prefs, "#my-data").is_some(),
+        "Download my data is offered"
+    );
+    let own: serde_json::Value = herself
+        .get(app.url("/preferences/my-data"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for doc in [&staff, &api, &own] {
+        assert_eq!(doc["contact"]["email"], "cleo@example.com");
+        assert_eq!(doc["attributes"]["city"], "Lisbon");
+        assert_eq!(doc["pending_groups"][0]["name"], "Newsletter");
+        let actions: Vec<&str> = doc["consent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions, ["requested", "withdrawn"], "newest first");
+        let events: Vec<&str> = doc["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert!(
+            events.contains(&"unsubscribed_from_group")
+                && events.contains(&"new_password_requested"),
+            "{events:?}"
+        );
+        assert!(
+            doc["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["status"] == "done")
+        );
+        let kinds: Vec<&str> = doc["emails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert!(
+            kinds.contains(&"confirmation") && kinds.contains(&"password"),
+            "{kinds:?}"
+        );
+        assert_eq!(doc["opens"].as_array().unwrap().len(), 1);
+        assert_eq!(doc["clicks"][0]["target"], "https://shop.example/cleo");
+        let text = doc.to_string();
+        assert!(
+            !text.contains("bob@example.com") && !text.contains("Bergen"),
+            "nobody else's data"
+        );
+        assert!(
+            !text.contains("password_hash") && !text.contains("$argon2"),
+            "no credential"
+        );
+    }
+    assert!(app.all_stored_text().await.contains("contact.exported"));
+    let r = admin
+        .get(app.url("/contacts/999999/export"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+with_smtp!(a_contacts_data_is_exported_whole_and_alone);

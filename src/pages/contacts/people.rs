@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/contacts/picker", web::get().to(super::picker::picker))
         .configure(crate::pages::contacts::import::routes)
         .route("/contacts/{id}", web::get().to(show))
+        .route("/contacts/{id}/export", web::get().to(export))
         .route("/contacts/{id}", web::post().to(update))
         .route("/contacts/{id}/edit", web::get().to(edit_page))
         .route("/contacts/{id}/block", web::post().to(block))
@@ -350,6 +351,31 @@ async fn show(
             consents,
         },
     )
+}
+
+/// The contact's data as one JSON file (the right of access), audited.
+async fn export(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    me: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now_ms();
+    let data = crate::contacts::export::export(&state.db, *id, now)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let entry = crate::audit::Entry {
+        actor: &crate::audit::Actor::user(me.id, &me.email),
+        action: Action::ContactExported,
+        target: &format!("contact #{}", *id),
+        detail: "",
+        ip: &crate::web::client_ip(&req, &state.config.trusted_proxies),
+    };
+    crate::audit::record_now(&state.db, now, entry).await?;
+    Ok(crate::web::download::json(
+        &crate::contacts::export::file_name(*id),
+        crate::contacts::export::to_bytes(&data),
+    ))
 }
 
 async fn edit_page(

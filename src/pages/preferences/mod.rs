@@ -5,6 +5,7 @@
 
 mod choices;
 mod confirm;
+mod my_data;
 mod password;
 mod session;
 mod sign_in;

@@ -1,7 +1,7 @@
 //! The preference center's routes and its session: who is signed in, their
 //! credentials, whether they must change their password.
 
-use super::{choices, confirm, password, sign_in, signup};
+use super::{choices, confirm, my_data, password, sign_in, signup};
 use actix_session::Session;
 use actix_web::{HttpResponse, web};
 
@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/password", web::get().to(password::password_page))
         .route("/password", web::post().to(password::change_password))
         .route("/logout", web::post().to(sign_in::logout))
+        .route("/my-data", web::get().to(my_data::download))
         .route("/signup", web::get().to(signup::signup_page))
         .route("/signup", web::post().to(signup::signup))
         .route("/confirm/{token}", web::get().to(confirm::confirm_page))
