@@ -96,14 +96,27 @@ impl From<crate::consent::ConsentRecord> for ConsentView {
     }
 }
 
+/// The answer for an id no contact has.
+fn unknown_contact() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "Unknown contact",
+        "No contact has this id.",
+    )
+}
+
+/// "API key <name>": who made a request, as records name it.
+fn key_name(req: &actix_web::HttpRequest) -> String {
+    actix_web::HttpMessage::extensions(req)
+        .get::<crate::api::keys::ApiKey>()
+        .map(|k| format!("API key {}", k.name))
+        .unwrap_or_default()
+}
+
 async fn view(state: &AppState, id: i64) -> Result<ContactView, Problem> {
-    let c = contacts::find(&state.db, id).await?.ok_or_else(|| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "Unknown contact",
-            "No contact has this id.",
-        )
-    })?;
+    let c = contacts::find(&state.db, id)
+        .await?
+        .ok_or_else(unknown_contact)?;
     let attributes = contacts::attributes(&state.db, id)
         .await?
         .into_iter()
@@ -250,10 +263,7 @@ pub async fn post_contact(
             StatusCode::CREATED,
         ),
     };
-    let key = actix_web::HttpMessage::extensions(&req)
-        .get::<crate::api::keys::ApiKey>()
-        .map(|k| format!("API key {}", k.name))
-        .unwrap_or_default();
+    let key = key_name(&req);
     let how = How::new(Method::Api)
         .detail(key)
         .from_request(&req, &state.config.trusted_proxies);
@@ -402,17 +412,8 @@ pub async fn export_contact(
     let now = state.clock.now_ms();
     let data = contacts::export::export(&state.db, *id, now)
         .await?
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "Unknown contact",
-                "No contact has this id.",
-            )
-        })?;
-    let key = actix_web::HttpMessage::extensions(&req)
-        .get::<crate::api::keys::ApiKey>()
-        .map(|k| format!("API key {}", k.name))
-        .unwrap_or_default();
+        .ok_or_else(unknown_contact)?;
+    let key = key_name(&req);
     let entry = crate::audit::Entry {
         actor: &crate::audit::Actor::named(key),
         action: crate::audit::Action::ContactExported,

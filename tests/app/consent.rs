@@ -640,61 +640,41 @@ async fn a_system_email_that_would_break_is_refused_next_to_the_field(
             .contains("x7Qp-Rt2m-Lk9w"),
         "previewed with sample values"
     );
-    // Without the password: refused, next to the field, nothing saved.
-    let r = app
-        .submit_with(
-            &staff,
-            page,
-            page,
-            &[("text", "Hello {{ name }}, sign in at {{ sign_in_url }}")],
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = r.text().await.unwrap();
-    assert!(
-        text_of(&html, "#text-error")
-            .unwrap()
-            .contains("{{ password }}"),
-        "{html}"
-    );
-    // Without the link in the HTML part: refused there.
-    let r = app
-        .submit_with(&staff, page, page, &[("html", "<p>{{ password }}</p>")])
-        .await;
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        text_of(&r.text().await.unwrap(), "#html-error")
-            .unwrap()
-            .contains("{{ sign_in_url }}")
-    );
-    // A name it does not have, with its line.
-    let r = app
-        .submit_with(
-            &staff,
-            page,
-            page,
-            &[("subject", "For {{ contact.first_name }}")],
-        )
-        .await;
-    assert!(
-        text_of(&r.text().await.unwrap(), "#subject-error")
-            .unwrap()
-            .contains("\"contact\"")
-    );
+    // Refused next to the field, nothing saved: without the password, without the
+    // link in the HTML part, with a name it does not have, a confirmation without
+    // its link.
     let confirmation = "/messages/system/confirmation";
-    let r = app
-        .submit_with(
-            &staff,
+    for (page, field, value, said) in [
+        (
+            page,
+            "text",
+            "Hello {{ name }}, sign in at {{ sign_in_url }}",
+            "{{ password }}",
+        ),
+        (page, "html", "<p>{{ password }}</p>", "{{ sign_in_url }}"),
+        (
+            page,
+            "subject",
+            "For {{ contact.first_name }}",
+            "\"contact\"",
+        ),
+        (
             confirmation,
-            confirmation,
-            &[("text", "Hi {{ name }}, welcome!")],
-        )
-        .await;
-    assert!(
-        text_of(&r.text().await.unwrap(), "#text-error")
-            .unwrap()
-            .contains("{{ confirm_url }}")
-    );
+            "text",
+            "Hi {{ name }}, welcome!",
+            "{{ confirm_url }}",
+        ),
+    ] {
+        let r = app.submit_with(&staff, page, page, &[(field, value)]).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{page} {field}"
+        );
+        let html = r.text().await.unwrap();
+        let error = text_of(&html, &format!("#{field}-error")).unwrap_or_default();
+        assert!(error.contains(said), "{page} {field}: {error:?}");
+    }
     assert_eq!(
         herald::messages::system::current(
             &app.state.db,
