@@ -409,10 +409,6 @@ pub async fn export_contact(
     req: actix_web::HttpRequest,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, Problem> {
-    let now = state.clock.now_ms();
-    let data = contacts::export::export(&state.db, *id, now)
-        .await?
-        .ok_or_else(unknown_contact)?;
     let key = key_name(&req);
     let entry = crate::audit::Entry {
         actor: &crate::audit::Actor::named(key),
@@ -421,7 +417,9 @@ pub async fn export_contact(
         detail: "",
         ip: &crate::web::client_ip(&req, &state.config.trusted_proxies),
     };
-    crate::audit::record_now(&state.db, now, entry).await?;
+    let data = contacts::export::audited(&state.db, *id, state.clock.now_ms(), entry)
+        .await?
+        .ok_or_else(unknown_contact)?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(data))

@@ -6,7 +6,11 @@
 //! is *Subscribed to Group (C)* recorded. How each step happened is kept in
 //! `consent_records`, never changed.
 
+mod model;
+mod read;
 mod store;
 
 pub use crate::links::{ConfirmToken, Links};
+pub use model::*;
+pub use read::*;
 pub use store::*;

@@ -6,198 +6,13 @@ use crate::links::ConfirmToken;
 use crate::db::{Db, Tx};
 use crate::events::catalogue::NewEvent;
 
+use super::model::{Action, How, Method};
+
 /// How long a pending membership waits when the sender has not said yet (it sets
 /// the lifetime from Settings once it sends).
 pub const FIRST_LIFETIME_MS: i64 = 7 * 86_400_000;
 /// A contact asking again gets a new confirmation email at most this often.
 pub const RESEND_AFTER_MS: i64 = 3_600_000;
-
-/// Where a subscription or its withdrawal came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    PreferenceCenter,
-    SignUp,
-    Api,
-    Import,
-    Staff,
-    Automation,
-    ConfirmationLink,
-    UnsubscribeLink,
-    /// Nobody confirmed within the link's lifetime.
-    Expiry,
-}
-
-impl Method {
-    pub const ALL: [Method; 9] = [
-        Method::PreferenceCenter,
-        Method::SignUp,
-        Method::Api,
-        Method::Import,
-        Method::Staff,
-        Method::Automation,
-        Method::ConfirmationLink,
-        Method::UnsubscribeLink,
-        Method::Expiry,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Method::PreferenceCenter => "preference_center",
-            Method::SignUp => "sign_up",
-            Method::Api => "api",
-            Method::Import => "import",
-            Method::Staff => "staff",
-            Method::Automation => "automation",
-            Method::ConfirmationLink => "confirmation_link",
-            Method::UnsubscribeLink => "unsubscribe_link",
-            Method::Expiry => "expiry",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.code() == code)
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Method::PreferenceCenter => "in the preference center",
-            Method::SignUp => "on the sign-up form",
-            Method::Api => "through the API",
-            Method::Import => "by an import",
-            Method::Staff => "by staff",
-            Method::Automation => "by an automation",
-            Method::ConfirmationLink => "with the emailed confirmation link",
-            Method::UnsubscribeLink => "with an unsubscribe link",
-            Method::Expiry => "not confirmed in time",
-        }
-    }
-}
-
-/// What happened to a contact's consent to a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Asked to join a double opt-in group: pending, a confirmation email owed.
-    Requested,
-    /// Confirmed with the emailed link: a member now.
-    Confirmed,
-    /// A member at once (no confirmation asked, or consent asserted by staff).
-    Subscribed,
-    /// Left the group, or withdrew a pending request.
-    Withdrawn,
-    /// Not confirmed within the link's lifetime.
-    Expired,
-}
-
-impl Action {
-    pub const ALL: [Action; 5] = [
-        Action::Requested,
-        Action::Confirmed,
-        Action::Subscribed,
-        Action::Withdrawn,
-        Action::Expired,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Action::Requested => "requested",
-            Action::Confirmed => "confirmed",
-            Action::Subscribed => "subscribed",
-            Action::Withdrawn => "withdrawn",
-            Action::Expired => "expired",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.code() == code)
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Action::Requested => "Asked to subscribe (confirmation pending)",
-            Action::Confirmed => "Confirmed",
-            Action::Subscribed => "Subscribed",
-            Action::Withdrawn => "Unsubscribed",
-            Action::Expired => "Confirmation expired",
-        }
-    }
-
-    pub fn badge(self) -> &'static str {
-        match self {
-            Action::Requested => "text-bg-warning",
-            Action::Confirmed | Action::Subscribed => "text-bg-success",
-            Action::Withdrawn | Action::Expired => "text-bg-secondary",
-        }
-    }
-}
-
-/// How one subscription or withdrawal came about, as its consent record keeps it.
-#[derive(Debug, Clone)]
-pub struct How {
-    pub method: Method,
-    /// The API key's name, the import file and the staff member who asserted
-    /// consent, the staff member, the automation.
-    pub detail: String,
-    pub ip: String,
-    pub user_agent: String,
-    /// Consent given elsewhere and asserted (an import's "I have their
-    /// consent"): no confirmation is asked.
-    pub asserted: bool,
-    /// A run this many links down an automation chain (0: a person).
-    pub depth: u64,
-}
-
-impl How {
-    pub fn new(method: Method) -> Self {
-        Self {
-            method,
-            detail: String::new(),
-            ip: String::new(),
-            user_agent: String::new(),
-            asserted: false,
-            depth: 0,
-        }
-    }
-
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = detail.into();
-        self
-    }
-
-    /// The client's address and user agent (its first 500 characters).
-    pub fn from_client(mut self, ip: &str, user_agent: &str) -> Self {
-        self.ip = ip.to_string();
-        self.user_agent = user_agent
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(500)
-            .collect();
-        self
-    }
-
-    /// From a request: the client as [`crate::web::client_ip`] finds it, and its user agent.
-    pub fn from_request(
-        self,
-        req: &actix_web::HttpRequest,
-        trusted_proxies: &[std::net::IpAddr],
-    ) -> Self {
-        let agent = req
-            .headers()
-            .get(actix_web::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        self.from_client(&crate::web::client_ip(req, trusted_proxies), agent)
-    }
-
-    pub fn asserted(mut self) -> Self {
-        self.asserted = true;
-        self
-    }
-
-    pub fn at_depth(mut self, depth: u64) -> Self {
-        self.depth = depth;
-        self
-    }
-}
 
 // The memberships themselves, below every way in and out ([`subscribe`],
 // [`unsubscribe`], [`confirm`]); tests and the demo data use them directly.
@@ -279,6 +94,28 @@ pub async fn leave_group_at_depth(
     Ok(removed)
 }
 
+/// A group's name and whether it asks for double opt-in (non-zero), read in the
+/// caller's transaction.
+async fn group_of(tx: &mut Tx, group_id: i64) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT name, double_opt_in FROM contact_groups WHERE id = $1")
+        .bind(group_id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// Whether the contact is a member, read in the caller's transaction (what
+/// [`crate::contacts::groups::is_member`] reads outside one).
+async fn is_member(tx: &mut Tx, group_id: i64, contact_id: i64) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND contact_id = $2",
+    )
+    .bind(group_id)
+    .bind(contact_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n > 0)
+}
+
 /// What [`subscribe`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subscribed {
@@ -308,26 +145,14 @@ pub async fn subscribe(
     how: &How,
     now_ms: i64,
 ) -> Result<Subscribed, sqlx::Error> {
-    let group: Option<(String, i64)> =
-        sqlx::query_as("SELECT name, double_opt_in FROM contact_groups WHERE id = $1")
-            .bind(group_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let group = group_of(tx, group_id).await?;
     let Some((group_name, double_opt_in)) = group else {
         return Ok(Subscribed::NoGroup);
     };
-    let member: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND contact_id = $2",
-    )
-    .bind(group_id)
-    .bind(contact_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    if member > 0 {
+    if is_member(tx, group_id, contact_id).await? {
         return Ok(Subscribed::AlreadyMember);
     }
     let record = Record {
-        contact_id,
         group_id,
         group_name: &group_name,
         how,
@@ -341,7 +166,9 @@ pub async fn subscribe(
             .execute(&mut **tx)
             .await?;
         join_group_at_depth(tx, contact_id, group_id, now_ms, how.depth).await?;
-        record.write(tx, Action::Subscribed, now_ms).await?;
+        record
+            .write(tx, &[contact_id], Action::Subscribed, now_ms)
+            .await?;
         return Ok(Subscribed::Joined);
     }
     let added = sqlx::query(
@@ -359,7 +186,9 @@ pub async fn subscribe(
     .rows_affected()
         == 1;
     if added {
-        record.write(tx, Action::Requested, now_ms).await?;
+        record
+            .write(tx, &[contact_id], Action::Requested, now_ms)
+            .await?;
         CONFIRMATIONS_DUE.notify_one();
         return Ok(Subscribed::Pending);
     }
@@ -393,11 +222,7 @@ pub async fn unsubscribe(
     how: &How,
     now_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    let name: Option<String> = sqlx::query_scalar("SELECT name FROM contact_groups WHERE id = $1")
-        .bind(group_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(group_name) = name else {
+    let Some((group_name, _)) = group_of(tx, group_id).await? else {
         return Ok(false);
     };
     let withdrawn =
@@ -411,13 +236,14 @@ pub async fn unsubscribe(
     let left = leave_group_at_depth(tx, contact_id, group_id, now_ms, how.depth).await?;
     if withdrawn || left {
         let record = Record {
-            contact_id,
             group_id,
             group_name: &group_name,
             how,
             email_version: None,
         };
-        record.write(tx, Action::Withdrawn, now_ms).await?;
+        record
+            .write(tx, &[contact_id], Action::Withdrawn, now_ms)
+            .await?;
     }
     Ok(withdrawn || left)
 }
@@ -452,22 +278,11 @@ pub async fn confirm(
     .bind(token.group)
     .fetch_optional(&mut **tx)
     .await?;
-    let name: Option<String> = sqlx::query_scalar("SELECT name FROM contact_groups WHERE id = $1")
-        .bind(token.group)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(group_name) = name else {
+    let Some((group_name, _)) = group_of(tx, token.group).await? else {
         return Ok(Confirmed::NothingPending);
     };
     let Some((id, email_version)) = pending else {
-        let member: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND contact_id = $2",
-        )
-        .bind(token.group)
-        .bind(token.contact)
-        .fetch_one(&mut **tx)
-        .await?;
-        return Ok(if member > 0 {
+        return Ok(if is_member(tx, token.group, token.contact).await? {
             Confirmed::AlreadyMember(group_name)
         } else {
             Confirmed::NothingPending
@@ -479,13 +294,14 @@ pub async fn confirm(
         .await?;
     join_group_at_depth(tx, token.contact, token.group, now_ms, 0).await?;
     let record = Record {
-        contact_id: token.contact,
         group_id: token.group,
         group_name: &group_name,
         how,
         email_version,
     };
-    record.write(tx, Action::Confirmed, now_ms).await?;
+    record
+        .write(tx, &[token.contact], Action::Confirmed, now_ms)
+        .await?;
     Ok(Confirmed::Joined(group_name))
 }
 
@@ -510,13 +326,14 @@ pub async fn expire(db: &Db, now_ms: i64) -> Result<u64, sqlx::Error> {
                 .execute(&mut *tx)
                 .await?;
             let record = Record {
-                contact_id: *contact_id,
                 group_id: *group_id,
                 group_name,
                 how: &how,
                 email_version: None,
             };
-            record.write(&mut tx, Action::Expired, now_ms).await?;
+            record
+                .write(&mut tx, &[*contact_id], Action::Expired, now_ms)
+                .await?;
         }
         tx.commit().await?;
         total += due.len() as u64;
@@ -526,9 +343,8 @@ pub async fn expire(db: &Db, now_ms: i64) -> Result<u64, sqlx::Error> {
     }
 }
 
-/// One consent record about to be written.
+/// A consent record about to be written, for one or many contacts.
 struct Record<'a> {
-    contact_id: i64,
     group_id: i64,
     group_name: &'a str,
     how: &'a How,
@@ -536,98 +352,39 @@ struct Record<'a> {
 }
 
 impl Record<'_> {
-    async fn write(&self, tx: &mut Tx, action: Action, now_ms: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO consent_records (contact_id, group_id, group_name, action, method, detail, ip, user_agent, email_version, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(self.contact_id)
-        .bind(self.group_id)
-        .bind(self.group_name)
-        .bind(action.code())
-        .bind(self.how.method.code())
-        .bind(&self.how.detail)
-        .bind(&self.how.ip)
-        .bind(&self.how.user_agent)
-        .bind(self.email_version)
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
+    /// Writes the record for each of `contacts`, 100 to a statement.
+    async fn write(
+        &self,
+        tx: &mut Tx,
+        contacts: &[i64],
+        action: Action,
+        now_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        let backend = crate::db::Backend::of(tx);
+        for chunk in contacts.chunks(100) {
+            let sql = format!(
+                "INSERT INTO consent_records (contact_id, group_id, group_name, action, method, detail, ip, \
+                 user_agent, email_version, at) VALUES {}",
+                crate::db::placeholders(chunk.len(), 10)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(backend.positional(sql)));
+            for contact in chunk {
+                q = q
+                    .bind(*contact)
+                    .bind(self.group_id)
+                    .bind(self.group_name.to_string())
+                    .bind(action.code())
+                    .bind(self.how.method.code())
+                    .bind(self.how.detail.clone())
+                    .bind(self.how.ip.clone())
+                    .bind(self.how.user_agent.clone())
+                    .bind(self.email_version)
+                    .bind(now_ms);
+            }
+            q.execute(&mut **tx).await?;
+        }
         Ok(())
     }
-}
-
-/// A consent record as staff read it.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
-pub struct ConsentRecord {
-    pub group_id: Option<i64>,
-    pub group_name: String,
-    pub action: String,
-    pub method: String,
-    pub detail: String,
-    pub ip: String,
-    pub user_agent: String,
-    pub email_version: Option<i64>,
-    pub at: i64,
-}
-
-impl ConsentRecord {
-    pub fn action_label(&self) -> &'static str {
-        Action::from_code(&self.action).map_or("Changed", Action::label)
-    }
-    pub fn badge(&self) -> &'static str {
-        Action::from_code(&self.action).map_or("text-bg-secondary", Action::badge)
-    }
-    pub fn method_label(&self) -> &'static str {
-        Method::from_code(&self.method).map_or("", Method::label)
-    }
-}
-
-/// A contact's consent records, newest first.
-pub async fn records_of(db: &Db, contact_id: i64) -> Result<Vec<ConsentRecord>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT group_id, group_name, action, method, detail, ip, user_agent, email_version, at \
-         FROM consent_records WHERE contact_id = $1 ORDER BY at DESC, id DESC LIMIT 500",
-    )
-    .bind(contact_id)
-    .fetch_all(db.read())
-    .await
-}
-
-/// A pending membership as staff and the contact see it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Pending {
-    pub group_id: i64,
-    pub group_name: String,
-    pub requested_at: i64,
-    pub expires_at: i64,
-    /// due, sending, sent, skipped or failed.
-    pub email_state: String,
-    pub sent_at: Option<i64>,
-    pub email_note: String,
-}
-
-impl Pending {
-    /// What became of the confirmation email, in words.
-    pub fn email_said(&self) -> String {
-        match self.email_state.as_str() {
-            "sent" => "confirmation email sent".into(),
-            "skipped" | "failed" => format!("no confirmation email: {}", self.email_note),
-            _ => "confirmation email on its way".into(),
-        }
-    }
-}
-
-/// The contact's pending memberships, by group name.
-pub async fn pending_of(db: &Db, contact_id: i64) -> Result<Vec<Pending>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT p.group_id, g.name AS group_name, p.requested_at, p.expires_at, p.email_state, p.sent_at, p.email_note \
-         FROM pending_memberships p JOIN contact_groups g ON g.id = p.group_id \
-         WHERE p.contact_id = $1 ORDER BY g.name",
-    )
-    .bind(contact_id)
-    .fetch_all(db.read())
-    .await
 }
 
 /// What [`subscribe_many`] did.
@@ -651,11 +408,7 @@ pub async fn subscribe_many(
     now_ms: i64,
 ) -> Result<Many, sqlx::Error> {
     const ROWS: usize = 100;
-    let group: Option<(String, i64)> =
-        sqlx::query_as("SELECT name, double_opt_in FROM contact_groups WHERE id = $1")
-            .bind(group_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let group = group_of(tx, group_id).await?;
     let Some((group_name, double_opt_in)) = group else {
         return Ok(Many::default());
     };
@@ -712,24 +465,13 @@ pub async fn subscribe_many(
             q.execute(&mut **tx).await?;
             Action::Subscribed
         };
-        let sql = format!(
-            "INSERT INTO consent_records (contact_id, group_id, group_name, action, method, detail, ip, user_agent, at) VALUES {}",
-            crate::db::placeholders(changed.len(), 9)
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(backend.positional(sql)));
-        for id in &changed {
-            q = q
-                .bind(*id)
-                .bind(group_id)
-                .bind(group_name.clone())
-                .bind(action.code())
-                .bind(how.method.code())
-                .bind(how.detail.clone())
-                .bind(how.ip.clone())
-                .bind(how.user_agent.clone())
-                .bind(now_ms);
-        }
-        q.execute(&mut **tx).await?;
+        let record = Record {
+            group_id,
+            group_name: &group_name,
+            how,
+            email_version: None,
+        };
+        record.write(tx, &changed, action, now_ms).await?;
         if asks {
             done.pending += changed.len() as i64;
         } else {

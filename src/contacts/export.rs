@@ -181,6 +181,21 @@ pub async fn export(db: &Db, id: i64, now_ms: i64) -> Result<Option<Value>, sqlx
     })))
 }
 
+/// [`export`], and its entry in the audit log (who asked, from where) once
+/// there is something to give.
+pub async fn audited(
+    db: &Db,
+    id: i64,
+    now_ms: i64,
+    asked: crate::audit::Entry<'_>,
+) -> Result<Option<Value>, sqlx::Error> {
+    let data = export(db, id, now_ms).await?;
+    if data.is_some() {
+        crate::audit::record_now(db, now_ms, asked).await?;
+    }
+    Ok(data)
+}
+
 /// The file name of an export: `herald-data-<id>.json`.
 pub fn file_name(id: i64) -> String {
     format!("herald-data-{id}.json")

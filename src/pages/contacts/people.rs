@@ -1,15 +1,15 @@
 //! Contact pages: list and search, create, edit, block, delete, group membership
 //! (the picker endpoint the automation editor uses is `picker.rs`).
 
-use crate::web::Step;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::memberships::load;
 use crate::audit::Action;
-use crate::consent::{self, How, Method, Subscribed};
+use crate::consent;
 use crate::contacts::groups::{self, Group};
 use crate::contacts::search::Cursor;
 use crate::contacts::{Contact, ContactForm, SaveError, Status};
@@ -36,10 +36,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/contacts/{id}/unblock", web::post().to(unblock))
         .route("/contacts/{id}/delete", web::get().to(confirm_delete))
         .route("/contacts/{id}/delete", web::post().to(delete))
-        .route("/contacts/{id}/groups", web::post().to(join))
+        .route(
+            "/contacts/{id}/groups",
+            web::post().to(super::memberships::join),
+        )
         .route(
             "/contacts/{id}/groups/{group_id}/remove",
-            web::post().to(leave),
+            web::post().to(super::memberships::leave),
         )
         .configure(groups::routes);
 }
@@ -266,13 +269,6 @@ async fn create(
     }
 }
 
-async fn load(state: &AppState, id: i64) -> Result<Contact, AppError> {
-    crate::contacts::find(&state.db, id)
-        .await
-        .step("loading the contact")?
-        .ok_or(AppError::NotFound)
-}
-
 #[derive(Template)]
 #[template(path = "contacts/show.html")]
 struct ShowPage {
@@ -360,10 +356,6 @@ async fn export(
     me: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let now = state.clock.now_ms();
-    let data = crate::contacts::export::export(&state.db, *id, now)
-        .await?
-        .ok_or(AppError::NotFound)?;
     let entry = crate::audit::Entry {
         actor: &crate::audit::Actor::user(me.id, &me.email),
         action: Action::ContactExported,
@@ -371,7 +363,9 @@ async fn export(
         detail: "",
         ip: &crate::web::client_ip(&req, &state.config.trusted_proxies),
     };
-    crate::audit::record_now(&state.db, now, entry).await?;
+    let data = crate::contacts::export::audited(&state.db, *id, state.clock.now_ms(), entry)
+        .await?
+        .ok_or(AppError::NotFound)?;
     Ok(crate::web::download::json(
         &crate::contacts::export::file_name(*id),
         crate::contacts::export::to_bytes(&data),
@@ -540,91 +534,4 @@ async fn delete(
         format!("Contact {} deleted.", contact.email),
     );
     Ok(redirect("/contacts"))
-}
-
-#[derive(Deserialize)]
-struct JoinForm {
-    #[serde(default)]
-    group_id: String,
-}
-
-async fn join(
-    state: web::Data<AppState>,
-    ctx: PageContext,
-    session: Session,
-    req: HttpRequest,
-    id: web::Path<i64>,
-    form: web::Form<JoinForm>,
-) -> Result<HttpResponse, AppError> {
-    let contact = load(&state, *id).await?;
-    let group = match form.group_id.trim().parse::<i64>() {
-        Ok(gid) => groups::find(&state.db, gid).await?,
-        Err(_) => None,
-    };
-    let Some(group) = group else {
-        flash(
-            &session,
-            FlashKind::Error,
-            "Choose a group to add the contact to.",
-        );
-        return Ok(redirect(&format!("/contacts/{}", contact.id)));
-    };
-    let how = staff_how(&state, &ctx, &req);
-    let mut tx = state.db.begin().await?;
-    let now = state.clock.now_ms();
-    let done = consent::subscribe(&mut tx, contact.id, group.id, &how, now).await?;
-    state.db.commit(tx).await?;
-    let said = match done {
-        Subscribed::Joined => Some((FlashKind::Success, format!("Added to {}.", group.name))),
-        Subscribed::Pending => Some((
-            FlashKind::Success,
-            format!(
-                "{} asks for double opt-in: {} is sent a confirmation email and becomes a member once they confirm.",
-                group.name, contact.email
-            ),
-        )),
-        Subscribed::StillPending { resent } => Some((
-            FlashKind::Info,
-            if resent {
-                format!("The confirmation email for {} is sent again.", group.name)
-            } else {
-                format!(
-                    "{} already waits for {}'s confirmation; a confirmation email went out within the last hour.",
-                    group.name, contact.email
-                )
-            },
-        )),
-        Subscribed::AlreadyMember | Subscribed::NoGroup => None,
-    };
-    if let Some((kind, message)) = said {
-        flash(&session, kind, message);
-    }
-    Ok(redirect(&format!("/contacts/{}", contact.id)))
-}
-
-/// How staff changed a membership by hand, for its consent record.
-fn staff_how(state: &AppState, ctx: &PageContext, req: &HttpRequest) -> How {
-    How::new(Method::Staff)
-        .detail(ctx.staff_label())
-        .from_request(req, &state.config.trusted_proxies)
-}
-
-async fn leave(
-    state: web::Data<AppState>,
-    ctx: PageContext,
-    session: Session,
-    req: HttpRequest,
-    path: web::Path<(i64, i64)>,
-) -> Result<HttpResponse, AppError> {
-    let (id, group_id) = path.into_inner();
-    let contact = load(&state, id).await?;
-    let how = staff_how(&state, &ctx, &req);
-    let mut tx = state.db.begin().await?;
-    let removed =
-        consent::unsubscribe(&mut tx, contact.id, group_id, &how, state.clock.now_ms()).await?;
-    state.db.commit(tx).await?;
-    if removed {
-        flash(&session, FlashKind::Success, "Removed from the group.");
-    }
-    Ok(redirect(&format!("/contacts/{}", contact.id)))
 }

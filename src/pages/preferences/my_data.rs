@@ -18,10 +18,6 @@ pub(super) async fn download(
     let Some(contact) = signed_in(&state, &session).await? else {
         return Ok(redirect("/preferences/login"));
     };
-    let now = state.clock.now_ms();
-    let data = crate::contacts::export::export(&state.db, contact.id, now)
-        .await?
-        .ok_or(AppError::NotFound)?;
     let entry = audit::Entry {
         actor: &Actor::contact(&contact.email),
         action: Action::ContactExported,
@@ -29,7 +25,9 @@ pub(super) async fn download(
         detail: "",
         ip: &client_ip(&req, &state.config.trusted_proxies),
     };
-    audit::record_now(&state.db, now, entry).await?;
+    let data = crate::contacts::export::audited(&state.db, contact.id, state.clock.now_ms(), entry)
+        .await?
+        .ok_or(AppError::NotFound)?;
     Ok(crate::web::download::json(
         &crate::contacts::export::file_name(contact.id),
         crate::contacts::export::to_bytes(&data),
